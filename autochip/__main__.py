@@ -1,0 +1,5 @@
+import sys
+
+from autochip.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``autochip`` CLI; see :data:`autochip.cli.COMMANDS`."""

@@ -1,0 +1,106 @@
+"""Reading YAML mappings into typed values while collecting every problem with its path.
+
+Each spec parser builds one :class:`Fields` reader, pulls its values, and calls :meth:`finish`,
+which raises a single :class:`SpecError` listing every problem found (what was expected, what was
+found, and where: ``array.rows``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from autochip.errors import SpecError
+
+__all__ = ["Fields", "load_yaml"]
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+def load_yaml(path: str | Path) -> tuple[Any, str]:
+    """Read a YAML file; a missing file or a syntax error is a :class:`SpecError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), [f"expected a YAML file, found no file at '{p}'"])
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(str(p), [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    return data, str(p)
+
+
+class Fields:
+    """A problem-collecting reader over nested mappings."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def error(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}" if where else message)
+
+    def mapping(self, data: Any, where: str) -> Mapping[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            self.error(where, f"expected a mapping, found {type(data).__name__} {data!r}")
+            return {}
+        return data
+
+    def unknown(self, data: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+        allowed = sorted(known)
+        for key in data:
+            if key not in allowed:
+                self.error(_join(where, str(key)), f"unknown key; expected one of {allowed}")
+
+    def get(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        kind: type[T] | tuple[type, ...],
+        where: str,
+        default: Any = _MISSING,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        choices: Iterable[Any] | None = None,
+    ) -> Any:
+        path = _join(where, key)
+        if key not in data or data[key] is None:
+            if default is _MISSING:
+                self.error(path, "required, not given")
+                return None
+            return default
+        value = data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.error(path, f"expected {names}, found {type(value).__name__} {value!r}")
+            return default if default is not _MISSING else None
+        if choices is not None:
+            options = list(choices)
+            if value not in options:
+                self.error(path, f"expected one of {options}, found {value!r}")
+                return default if default is not _MISSING else None
+        if minimum is not None and value < minimum:
+            self.error(path, f"expected a value >= {minimum}, found {value!r}")
+        if maximum is not None and value > maximum:
+            self.error(path, f"expected a value <= {maximum}, found {value!r}")
+        return value
+
+    def finish(self) -> None:
+        if self.problems:
+            raise SpecError(self.source, self.problems)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
