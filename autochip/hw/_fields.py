@@ -78,11 +78,11 @@ class Fields:
                 self.error(path, "required, not given")
                 return None
             return default
-        value = data[key]
+        value: Any = data[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
             self.error(path, f"expected {names}, found {type(value).__name__} {value!r}")
             return default if default is not _MISSING else None
@@ -91,9 +91,10 @@ class Fields:
             if value not in options:
                 self.error(path, f"expected one of {options}, found {value!r}")
                 return default if default is not _MISSING else None
-        if minimum is not None and value < minimum:
+        num: Any = value
+        if minimum is not None and num < minimum:
             self.error(path, f"expected a value >= {minimum}, found {value!r}")
-        if maximum is not None and value > maximum:
+        if maximum is not None and num > maximum:
             self.error(path, f"expected a value <= {maximum}, found {value!r}")
         return value
 

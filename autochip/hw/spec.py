@@ -27,13 +27,13 @@ from typing import Any
 from autochip.hw._fields import Fields, load_yaml
 
 __all__ = [
+    "DATAFLOWS",
+    "OPERANDS",
+    "PE_KINDS",
     "BufferSpec",
     "DramSpec",
     "HardwareSpec",
     "PESpec",
-    "DATAFLOWS",
-    "PE_KINDS",
-    "OPERANDS",
     "hardware_spec_from_dict",
     "load_hardware_spec",
 ]
@@ -114,10 +114,15 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
     if kind == "xnor":
         w_bits, a_bits = 1, 1
     elif vector != 1:
-        f.error("pe.vector", f"only xnor PEs pack lanes; expected 1 for a {kind} PE, found {vector}")
+        f.error(
+            "pe.vector", f"only xnor PEs pack lanes; expected 1 for a {kind} PE, found {vector}"
+        )
     if kind == "adder" and dtype == "int" and w_bits != a_bits:
-        f.error("pe", f"an adder PE needs one scale for a and w: w_bits == a_bits, "
-                f"found w_bits={w_bits}, a_bits={a_bits}")
+        f.error(
+            "pe",
+            f"an adder PE needs one scale for a and w: w_bits == a_bits, "
+            f"found w_bits={w_bits}, a_bits={a_bits}",
+        )
     if dtype == "float" and kind == "xnor":
         f.error("pe.dtype", "an xnor PE is integer-only, found dtype 'float'")
     pe = PESpec(kind, dtype, w_bits, a_bits, acc_bits, vector)
@@ -137,8 +142,18 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
     dram = DramSpec(f.get(dram_d, "bandwidth", float, "dram", default=8.0, minimum=1e-9))
     clock = f.get(top, "clock_mhz", float, "", default=200.0, minimum=1e-3)
     f.finish()
-    return HardwareSpec(name, pe, rows, cols, dataflow, buffers["ifmap"], buffers["weight"],
-                        buffers["ofmap"], dram, clock)
+    return HardwareSpec(
+        name,
+        pe,
+        rows,
+        cols,
+        dataflow,
+        buffers["ifmap"],
+        buffers["weight"],
+        buffers["ofmap"],
+        dram,
+        clock,
+    )
 
 
 def _buffer(f: Fields, raw: Any, where: str) -> BufferSpec:
@@ -147,4 +162,4 @@ def _buffer(f: Fields, raw: Any, where: str) -> BufferSpec:
     size_kb = f.get(d, "size_kb", float, where, default=64.0, minimum=1e-3)
     banks = f.get(d, "banks", int, where, default=1, minimum=1, maximum=1024)
     bandwidth = f.get(d, "bandwidth", float, where, default=16.0, minimum=1e-9)
-    return BufferSpec(int(round((size_kb or 0) * 1024)), banks or 1, bandwidth or 0.0)
+    return BufferSpec(round((size_kb or 0) * 1024), banks or 1, bandwidth or 0.0)

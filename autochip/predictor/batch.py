@@ -1,0 +1,262 @@
+"""The vectorised model: many hardware configurations x all layers in one numpy pass.
+
+``evaluate(workload, configs)`` returns arrays of shape (configs, layers). The scalar
+:func:`autochip.predictor.predict` is a batch of one through this same function; there is no
+second model. Equations (see docs/predictor.md):
+
+    dataflow   Sr (array rows)   Sc (array cols)   T (streamed)
+    os         M                 F                 Kw'
+    ws         Kw'               F                 M
+    is         Kw'               M                 F          (Kw' = ceil(Kw / vector))
+
+    folds = ceil(Sr / R) * ceil(Sc / C)
+    cycles = G * (folds * (T + R + C - 2) - 1)          os
+    cycles = G * (folds * (2R + C + T - 2) - 1)         ws, is
+
+which is SCALE-Sim 3.0.0's "Total Cycles" of a layer without bandwidth stalls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from autochip.hw.platform import Platform
+from autochip.hw.spec import DATAFLOWS, OPERANDS, HardwareSpec
+from autochip.predictor.workload import VECTOR, Workload
+
+__all__ = ["ENERGY_PARTS", "BatchResult", "ConfigTable", "config_table", "evaluate"]
+
+F64 = npt.NDArray[np.float64]
+
+ENERGY_PARTS = ("compute", "register", "sram_ifmap", "sram_weight", "sram_ofmap", "dram", "leakage")
+
+
+@dataclass(frozen=True)
+class ConfigTable:
+    """Hardware configurations as column arrays of shape (configs, 1), with unit costs resolved."""
+
+    specs: tuple[HardwareSpec, ...]
+    rows: F64
+    cols: F64
+    dataflow: F64  # index into DATAFLOWS
+    vector: F64
+    w_bits: F64
+    a_bits: F64
+    acc_bits: F64
+    buf_bytes: F64  # (configs, 3): ifmap, weight, ofmap
+    buf_bw: F64  # (configs, 3) bytes per cycle, all banks
+    dram_bw: F64
+    clock_hz: F64
+    e_pe_op: F64  # pJ per PE operation
+    e_vec_op: F64  # pJ per post-processing op
+    e_reg_op: F64  # pJ of register traffic per PE operation
+    e_sram_rd: F64  # (configs, 3) pJ per bit read
+    e_sram_wr: F64  # (configs, 3) pJ per bit written
+    e_dram_bit: F64
+    leak_w: F64
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+def _asic_area_um2(hw: HardwareSpec, platform: Platform) -> float:
+    tech = platform.tech
+    pes = hw.num_pes * tech.pe_area_um2(hw.pe)
+    return pes + sum(tech.sram_area_um2(hw.buffer(op).size_bytes) for op in OPERANDS)
+
+
+def config_table(specs: Sequence[HardwareSpec], platform: Platform) -> ConfigTable:
+    """Resolve the unit costs of each configuration on ``platform``."""
+    tech = platform.tech
+
+    def col(values: Sequence[float]) -> F64:
+        return np.asarray(values, dtype=np.float64).reshape(-1, 1)
+
+    def mat(values: Sequence[Sequence[float]]) -> F64:
+        return np.asarray(values, dtype=np.float64).reshape(-1, 3)
+
+    leak = []
+    for hw in specs:
+        if platform.device is not None:
+            leak.append(platform.device.static_power_w)
+        else:
+            leak.append(tech.leakage_w(_asic_area_um2(hw, platform)))
+    return ConfigTable(
+        specs=tuple(specs),
+        rows=col([hw.rows for hw in specs]),
+        cols=col([hw.cols for hw in specs]),
+        dataflow=col([DATAFLOWS.index(hw.dataflow) for hw in specs]),
+        vector=col([hw.pe.vector for hw in specs]),
+        w_bits=col([hw.pe.w_bits for hw in specs]),
+        a_bits=col([hw.pe.a_bits for hw in specs]),
+        acc_bits=col([hw.pe.acc_bits for hw in specs]),
+        buf_bytes=mat([[hw.buffer(op).size_bytes for op in OPERANDS] for hw in specs]),
+        buf_bw=mat(
+            [[hw.buffer(op).bandwidth * hw.buffer(op).banks for op in OPERANDS] for hw in specs]
+        ),
+        dram_bw=col([hw.dram.bandwidth for hw in specs]),
+        clock_hz=col([hw.clock_mhz * 1e6 for hw in specs]),
+        e_pe_op=col([tech.pe_op_energy_pj(hw.pe) for hw in specs]),
+        e_vec_op=col([tech.add_energy_pj(hw.pe.acc_bits, hw.pe.dtype) for hw in specs]),
+        e_reg_op=col(
+            [
+                tech.register_energy_pj(
+                    hw.pe.vector * (hw.pe.w_bits + hw.pe.a_bits) + hw.pe.acc_bits
+                )
+                for hw in specs
+            ]
+        ),
+        e_sram_rd=mat(
+            [
+                [tech.sram_read_pj_per_bit(hw.buffer(op).size_bytes) for op in OPERANDS]
+                for hw in specs
+            ]
+        ),
+        e_sram_wr=mat(
+            [
+                [tech.sram_write_pj_per_bit(hw.buffer(op).size_bytes) for op in OPERANDS]
+                for hw in specs
+            ]
+        ),
+        e_dram_bit=col([tech.dram_pj_per_bit for _ in specs]),
+        leak_w=col(leak),
+    )
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Per (configuration, layer) arrays. Counts are words of the operand; energies pJ."""
+
+    cycles: F64
+    stall_cycles: F64
+    row_folds: F64
+    col_folds: F64
+    mapping_efficiency: F64
+    utilization: F64
+    compute_utilization: F64
+    pe_ops: F64
+    sram_reads_ifmap: F64
+    sram_reads_weight: F64
+    sram_writes_ofmap: F64
+    dram_bytes_ifmap: F64
+    dram_bytes_weight: F64
+    dram_bytes_ofmap: F64
+    energy: dict[str, F64]
+
+    @property
+    def total_cycles(self) -> F64:
+        return self.cycles + self.stall_cycles
+
+    @property
+    def energy_total(self) -> F64:
+        return sum((self.energy[p] for p in ENERGY_PARTS), np.zeros_like(self.cycles))
+
+
+def _ceil_div(a: F64, b: F64) -> F64:
+    return np.floor((a + b - 1) / b)
+
+
+def evaluate(wl: Workload, cfg: ConfigTable) -> BatchResult:
+    """Evaluate every configuration of ``cfg`` on every layer of ``wl`` (arrays (configs, L))."""
+    R, C, V = cfg.rows, cfg.cols, cfg.vector
+    is_os = cfg.dataflow == 0
+    is_ws = cfg.dataflow == 1
+    vec = (wl.kind == VECTOR)[None, :]
+    M = wl.M.astype(np.float64)[None, :]
+    F = wl.F.astype(np.float64)[None, :]
+    G = wl.G.astype(np.float64)[None, :]
+    Kw = _ceil_div(wl.Kw.astype(np.float64)[None, :], V)
+
+    # -- mapping onto the array ---------------------------------------------------------------
+    Sr = np.where(is_os, M, Kw)
+    Sc = np.where(is_os | is_ws, F, M)
+    T = np.where(is_os, Kw, np.where(is_ws, M, F))
+    rf = _ceil_div(Sr, R)
+    cf = _ceil_div(Sc, C)
+    folds = rf * cf
+    per_fold = np.where(is_os, T + R + C - 2, 2 * R + C + T - 2)
+    gemm_cycles = G * (folds * per_fold - 1)
+    pe_ops = G * Sr * Sc * T
+    mapping = Sr * Sc / (folds * R * C)
+    fold_cycles = np.where(is_os, T + R + C - 2, 2 * R + 2 * C + T - 3)
+    compute_util = Sr * Sc * T / (folds * R * C * fold_cycles)
+
+    # -- on-chip accesses (words), SCALE-Sim's counting ---------------------------------------
+    ifm = G * np.where(is_os | is_ws, cf * Sr * T, Sr * Sc)
+    flt = G * np.where(is_os, rf * Sc * T, np.where(is_ws, Sr * Sc, cf * Sr * T))
+    ofm = G * np.where(is_os, Sr * Sc + folds * (R + C), rf * Sc * T)
+
+    ops = wl.ops.astype(np.float64)[None, :]
+    vec_cycles = _ceil_div(ops, C)
+    in_e = wl.in_elems.astype(np.float64)[None, :]
+    out_e = wl.out_elems.astype(np.float64)[None, :]
+    cycles = np.where(vec, vec_cycles, gemm_cycles)
+    ifm = np.where(vec, in_e, ifm)
+    flt = np.where(vec, 0.0, flt)
+    ofm = np.where(vec, out_e, ofm)
+    pe_ops = np.where(vec, 0.0, pe_ops)
+    mapping = np.where(vec, 0.0, mapping)
+    compute_util = np.where(vec, 0.0, compute_util)
+
+    # -- word widths: the layer's precision, never wider than the hardware's ------------------
+    wb = np.minimum(wl.w_bits[None, :], cfg.w_bits)
+    ab = np.minimum(wl.a_bits[None, :], cfg.a_bits)
+    accb = cfg.acc_bits
+
+    # -- DRAM traffic with double-buffered reuse ----------------------------------------------
+    i_u = in_e * ab / 8
+    w_u = wl.w_elems.astype(np.float64)[None, :] * wb / 8
+    o_u = out_e * ab / 8
+    half = cfg.buf_bytes / 2
+    i_pass = np.where(is_os | is_ws, cf, 1.0)
+    w_pass = np.where(is_os, rf, np.where(is_ws, 1.0, cf))
+    dram_i = np.where(i_u <= half[:, 0:1], i_u, i_u * i_pass)
+    dram_w = np.where(w_u <= half[:, 1:2], w_u, w_u * w_pass)
+    psum = out_e * accb / 8
+    spill = np.where(is_os | (psum <= half[:, 2:3]), 0.0, 2 * (rf - 1) * psum)
+    dram_o = o_u + spill
+    dram_i = np.where(vec, i_u, dram_i)
+    dram_w = np.where(vec, 0.0, dram_w)
+    dram_o = np.where(vec, o_u, dram_o)
+
+    # -- stalls: the slowest of DRAM and each buffer port against the compute cycles ----------
+    t_dram = (dram_i + dram_w + dram_o) / cfg.dram_bw
+    t_i = ifm * ab / 8 / cfg.buf_bw[:, 0:1]
+    t_w = flt * wb / 8 / cfg.buf_bw[:, 1:2]
+    t_o = ofm * np.where(vec, ab, accb) / 8 / cfg.buf_bw[:, 2:3]
+    t_mem = np.maximum(np.maximum(t_dram, t_i), np.maximum(t_w, t_o))
+    stall = np.ceil(np.maximum(t_mem - cycles, 0.0))
+    total = cycles + stall
+    util = np.where(vec, 0.0, pe_ops / (total * R * C))
+
+    # -- energy (pJ) --------------------------------------------------------------------------
+    energy = {
+        "compute": pe_ops * cfg.e_pe_op + ops * vec * cfg.e_vec_op,
+        "register": pe_ops * cfg.e_reg_op,
+        "sram_ifmap": ifm * ab * cfg.e_sram_rd[:, 0:1],
+        "sram_weight": flt * wb * cfg.e_sram_rd[:, 1:2],
+        "sram_ofmap": ofm * np.where(vec, ab, accb) * cfg.e_sram_wr[:, 2:3],
+        "dram": (dram_i + dram_w + dram_o) * 8 * cfg.e_dram_bit,
+        "leakage": cfg.leak_w * total / cfg.clock_hz * 1e12,
+    }
+    return BatchResult(
+        cycles=cycles,
+        stall_cycles=stall,
+        row_folds=np.where(vec, 0.0, rf),
+        col_folds=np.where(vec, 0.0, cf),
+        mapping_efficiency=mapping,
+        utilization=util,
+        compute_utilization=compute_util,
+        pe_ops=pe_ops,
+        sram_reads_ifmap=ifm,
+        sram_reads_weight=flt,
+        sram_writes_ofmap=ofm,
+        dram_bytes_ifmap=dram_i,
+        dram_bytes_weight=dram_w,
+        dram_bytes_ofmap=dram_o,
+        energy=energy,
+    )

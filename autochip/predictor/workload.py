@@ -1,0 +1,146 @@
+"""Workload tables: the layers of an AccelGraph as numpy columns, ready for the batch model.
+
+Every compute node (conv2d, linear, matmul) becomes one GEMM row in SCALE-Sim's view of a
+convolution: ``M`` output pixels (N x P x Q per group) by ``F`` filters (K / groups) with a
+reduction window of ``Kw`` = C / groups x R x S, repeated ``G`` = groups times. Nodes that do
+elementwise or window work (pooling, add, activation, normalisation, softmax, concat) become
+``vector`` rows run on the post-processing unit; zero-cost nodes (input, reshape, output) are
+dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from autochip.errors import GraphError
+from autochip.ir.graph import AccelGraph
+from autochip.ir.node import ZERO_COST_KINDS, Node
+
+__all__ = ["GEMM", "VECTOR", "LayerRow", "Workload", "workload_from_graph", "workload_from_rows"]
+
+GEMM = 0
+VECTOR = 1
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer in GEMM form (``kind`` GEMM) or as vector work (``kind`` VECTOR)."""
+
+    name: str
+    op: str
+    kind: int
+    M: int = 1
+    F: int = 1
+    Kw: int = 1
+    G: int = 1
+    in_elems: int = 0
+    w_elems: int = 0
+    out_elems: int = 0
+    ops: int = 0
+    w_bits: int = 32
+    a_bits: int = 32
+    arithmetic: str = "fp32"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Column arrays (one entry per layer) of a list of :class:`LayerRow`."""
+
+    name: str
+    rows: tuple[LayerRow, ...]
+    kind: IntArray
+    M: IntArray
+    F: IntArray
+    Kw: IntArray
+    G: IntArray
+    in_elems: IntArray
+    w_elems: IntArray
+    out_elems: IntArray
+    ops: IntArray
+    w_bits: IntArray
+    a_bits: IntArray
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def workload_from_rows(name: str, rows: Sequence[LayerRow]) -> Workload:
+    def col(attr: str) -> IntArray:
+        return np.array([getattr(r, attr) for r in rows], dtype=np.int64)
+
+    return Workload(
+        name=name,
+        rows=tuple(rows),
+        kind=col("kind"),
+        M=col("M"),
+        F=col("F"),
+        Kw=col("Kw"),
+        G=col("G"),
+        in_elems=col("in_elems"),
+        w_elems=col("w_elems"),
+        out_elems=col("out_elems"),
+        ops=col("ops"),
+        w_bits=col("w_bits"),
+        a_bits=col("a_bits"),
+    )
+
+
+def _row(node: Node, graph: str) -> LayerRow | None:
+    ar = node.arithmetic
+    bits = {"w_bits": ar.w_bits, "a_bits": ar.a_bits, "arithmetic": ar.label}
+    ins = sum(math.prod(s) for s in node.input_shapes)
+    out = math.prod(node.output_shape) if node.output_shape else 0
+    if node.is_compute:
+        d = node.dims
+        if d is None:
+            raise GraphError(
+                f"graph '{graph}': compute node '{node.name}' ({node.kind.value}) has no loop "
+                "dimensions; expected LoopDims(N, K, C, P, Q, R, S, ...)"
+            )
+        g = max(d.groups, 1)
+        if d.K % g or d.C % g:
+            raise GraphError(
+                f"graph '{graph}': node '{node.name}': groups={g} must divide K={d.K} and C={d.C}"
+            )
+        return LayerRow(
+            name=node.name,
+            op=node.kind.value,
+            kind=GEMM,
+            M=d.N * d.P * d.Q,
+            F=d.K // g,
+            Kw=(d.C // g) * d.R * d.S,
+            G=g,
+            in_elems=d.N * d.C * d.H * d.W,
+            w_elems=d.K * (d.C // g) * d.R * d.S,
+            out_elems=d.N * d.K * d.P * d.Q,
+            **bits,  # type: ignore[arg-type]
+        )
+    if node.kind in ZERO_COST_KINDS:
+        return None
+    ops = node.ops if node.ops > 0 else out
+    return LayerRow(
+        name=node.name,
+        op=node.kind.value,
+        kind=VECTOR,
+        in_elems=ins,
+        out_elems=out,
+        ops=ops,
+        **bits,  # type: ignore[arg-type]
+    )
+
+
+def workload_from_graph(graph: AccelGraph) -> Workload:
+    """The graph's layers in topological order (zero-cost nodes dropped)."""
+    rows = [r for r in (_row(n, graph.name) for n in graph) if r is not None]
+    return workload_from_rows(graph.name, rows)
