@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import networkx as nx
 
@@ -18,8 +19,11 @@ class AccelGraph:
     Nodes are immutable; passes build a new graph (or replace nodes with :meth:`replace`).
     """
 
-    def __init__(self, name: str = "model") -> None:
+    def __init__(self, name: str = "model", attrs: dict[str, Any] | None = None) -> None:
         self.name = name
+        #: graph-level facts with JSON-compatible values, e.g. ``model_params`` (the PyTorch
+        #: model's parameter count before any folding) and ``frontend`` (``fx`` or ``export``).
+        self.attrs: dict[str, Any] = dict(attrs or {})
         self._g: nx.DiGraph = nx.DiGraph()
 
     # -- construction -------------------------------------------------------------------------
@@ -81,6 +85,24 @@ class AccelGraph:
     def _order(self, name: str) -> int:
         order: int = self._g.nodes[name]["order"]
         return order
+
+    @property
+    def total_macs(self) -> int:
+        """Multiply-accumulates of all conv, linear and matmul nodes."""
+        return sum(n.macs for n in self)
+
+    @property
+    def total_params(self) -> int:
+        """The PyTorch model's parameter count (``attrs['model_params']``), else the nodes' sum."""
+        value = self.attrs.get("model_params")
+        return int(value) if isinstance(value, int) else sum(n.params for n in self)
+
+    def outputs(self) -> list[Node]:
+        """Nodes of kind ``output``, in order."""
+        return [n for n in self if n.kind.value == "output"]
+
+    def __repr__(self) -> str:
+        return f"AccelGraph({self.name!r}, {len(self)} nodes, {self.total_macs} MACs)"
 
     @property
     def nx(self) -> nx.DiGraph:

@@ -1,0 +1,610 @@
+"""The op table: how each PyTorch / ATen operator becomes AccelGraph nodes.
+
+Every handler takes the :class:`~autochip.ir._lower.Lowering` and one :class:`Call` and returns
+the value of the call. Operators are looked up by a canonical name (``conv2d``, ``add``, ...),
+the same for ``torch.*`` functions, ``Tensor`` methods, ``torch.nn.functional`` and ATen
+overloads, so the fx and the export front ends share this one table. Modules (``call_module``)
+are looked up by class.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from autochip.errors import TraceError
+from autochip.ir._lower import Call, Lowering, unwrap
+from autochip.ir._values import Const, Dyn, Meta, Pieces, TensorInfo
+from autochip.ir.node import Arithmetic, LoopDims, OpKind
+from autochip.ir.validate import EXPAND_OPS, NOOP_OPS, VIEW_OPS
+
+__all__ = ["META_OPS", "handler_for", "op_name", "why_unsupported"]
+
+Handler = Callable[[Lowering, Call], Any]
+
+# Ops that only read metadata (shape, rank) of an activation, or check it.
+META_OPS = frozenset(
+    {"size", "dim", "numel", "getattr", "len", "sym_size", "ndimension", "sym_numel",
+     "assert_tensor_metadata", "assert_async", "assert_scalar", "sym_constrain_range_for_size"}
+)  # fmt: skip
+
+_OPERATOR_NAMES = {
+    operator.add: "add",
+    operator.iadd: "add",
+    operator.sub: "sub",
+    operator.isub: "sub",
+    operator.mul: "mul",
+    operator.imul: "mul",
+    operator.truediv: "div",
+    operator.itruediv: "div",
+    operator.neg: "neg",
+    operator.matmul: "matmul",
+    operator.getitem: "getitem",
+}
+
+
+def op_name(n: fx.Node, module: nn.Module | None) -> tuple[str, str]:
+    """(canonical name, name shown to the user) of a call node."""
+    target = n.target
+    if n.op == "call_module":
+        cls = type(module)
+        prefix = "nn." if cls.__module__.startswith("torch.nn") else f"{cls.__module__}."
+        return "", f"{prefix}{cls.__name__}"
+    if n.op == "call_method":
+        name = str(target)
+        return _canonical(name), f"Tensor.{name}"
+    if isinstance(target, torch._ops.OpOverload):
+        return _canonical(target._schema.name.split("::")[-1]), str(target)
+    if target in _OPERATOR_NAMES:
+        return _OPERATOR_NAMES[target], f"operator.{getattr(target, '__name__', target)}"
+    mod = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", repr(target))
+    shown = {"torch._C._nn": "torch.nn.functional", "torch._C._fft": "torch.fft"}.get(mod, mod)
+    display = f"{shown}.{name}" if shown else name
+    if mod.startswith("torch") or mod in ("builtins", "_operator", "math"):
+        return _canonical(name), display
+    return "", display
+
+
+def _canonical(name: str) -> str:
+    name = name.strip("_")
+    return {"iadd": "add", "truediv": "div", "concat": "cat", "concatenate": "cat"}.get(name, name)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _pair(value: Any, what: str, call: Call) -> tuple[int, int]:
+    value = unwrap(value)
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, tuple | list) and len(value) == 1:
+        return int(value[0]), int(value[0])
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    raise TraceError(
+        f"node '{call.name}' ({call.display}): expected {what} as an int or a pair of ints, "
+        f"found {value!r}"
+    )
+
+
+def _need_dyn(call: Call, value: Any, what: str) -> Dyn:
+    if isinstance(value, Dyn):
+        return value
+    raise TraceError(
+        f"node '{call.name}' ({call.display}): expected the {what} to be an activation tensor, "
+        f"found {type(value).__name__}"
+    )
+
+
+def _need_4d(lo: Lowering, call: Call, x: Dyn) -> None:
+    if len(x.shape) != 4:
+        raise lo.unsupported(
+            call, f"expected a 4-D (N, C, H, W) input, found shape {list(x.shape)}"
+        )
+
+
+def _arith(call: Call) -> tuple[Arithmetic | None, float]:
+    module = call.module
+    if module is None or not hasattr(module, "autochip_arithmetic"):
+        return None, 0.0
+    arith = module.autochip_arithmetic
+    if not isinstance(arith, Arithmetic):
+        raise TraceError(
+            f"module '{call.name}' ({call.display}): expected autochip_arithmetic to be an "
+            f"autochip.ir.node.Arithmetic, found {type(arith).__name__}"
+        )
+    sparsity = getattr(module, "autochip_sparsity", 0.0)
+    if not isinstance(sparsity, int | float) or not 0.0 <= float(sparsity) <= 1.0:
+        raise TraceError(
+            f"module '{call.name}' ({call.display}): expected autochip_sparsity to be a "
+            f"fraction in [0, 1], found {sparsity!r}"
+        )
+    return arith, float(sparsity)
+
+
+def _module_param_count(lo: Lowering, call: Call) -> int:
+    return lo.claim(call, call.extra.get("module_params", frozenset()))
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+# -- convolution -------------------------------------------------------------------------------
+def _conv(
+    lo: Lowering,
+    call: Call,
+    x: Dyn,
+    weight_shape: tuple[int, ...],
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+    params: int,
+) -> Dyn:
+    _need_4d(lo, call, x)
+    if len(weight_shape) != 4:
+        raise lo.unsupported(
+            call, f"expected a 2-D convolution kernel (K, C/groups, R, S), found {weight_shape}"
+        )
+    n, c, h, w = x.shape
+    k, c_per_group, r, s = weight_shape
+    p, q = call.out_shape[2:]
+    sh, sw = _pair(stride, "stride", call)
+    dh, dw = _pair(dilation, "dilation", call)
+    padding = unwrap(padding)
+    if isinstance(padding, str):  # 'same' / 'valid': recover the (leading) padding from shapes
+        ph = max(0, ((p - 1) * sh + dh * (r - 1) + 1 - h) // 2)
+        pw = max(0, ((q - 1) * sw + dw * (s - 1) + 1 - w) // 2)
+    else:
+        ph, pw = _pair(padding, "padding", call)
+    if c != c_per_group * groups:
+        raise TraceError(
+            f"node '{call.name}': expected {c_per_group * groups} input channels "
+            f"(kernel {c_per_group} x groups {groups}), found {c}"
+        )
+    dims = LoopDims(
+        N=n, K=k, C=c, P=p, Q=q, R=r, S=s, H=h, W=w,
+        stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw, groups=groups,
+    )  # fmt: skip
+    arith, sparsity = _arith(call)
+    attrs: dict[str, Any] = {"padding": padding} if isinstance(padding, str) else {}
+    if groups > 1:
+        attrs["depthwise"] = groups == c and k % c == 0
+    return lo.add(
+        call, OpKind.CONV2D, [x], dims=dims, macs=dims.macs, params=params,
+        arithmetic=arith, sparsity=sparsity, attrs=attrs,
+    )  # fmt: skip
+
+
+def _conv_module(lo: Lowering, call: Call) -> Any:
+    m = call.module
+    assert isinstance(m, nn.Conv2d)
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
+    if m.padding_mode != "zeros":
+        call.extra["padding_mode"] = m.padding_mode
+    params = _module_param_count(lo, call)
+    return _conv(lo, call, x, shape, m.stride, m.padding, m.dilation, m.groups, params)
+
+
+def _conv_fn(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    weight = call.arg(1, "weight")
+    if call.op == "convolution":  # aten.convolution(input, weight, bias, stride, padding,
+        if unwrap(call.arg(6, "transposed")):  # dilation, transposed, output_padding, groups)
+            raise lo.unsupported(call, "transposed convolution")
+        stride, padding, dilation = (
+            call.arg(3, "stride"),
+            call.arg(4, "padding"),
+            call.arg(5, "dilation"),
+        )
+        groups = call.plain(8, "groups")
+    else:
+        stride, padding = call.arg(3, "stride", 1), call.arg(4, "padding", 0)
+        dilation, groups = call.arg(5, "dilation", 1), call.plain(6, "groups", 1)
+    if not isinstance(weight, Const) or weight.shape is None:
+        raise lo.unsupported(call, "convolution with a weight computed from the input")
+    return _conv(lo, call, x, weight.shape, stride, padding, dilation, int(groups), lo.claim(call))
+
+
+# -- linear and matmul -------------------------------------------------------------------------
+def _linear(lo: Lowering, call: Call, x: Dyn, c: int, k: int, params: int, **attrs: Any) -> Dyn:
+    out = call.out_shape
+    if not x.shape or (x.shape[-1] != c and attrs.get("weight_side") != "left"):
+        raise TraceError(
+            f"node '{call.name}': expected an input whose last dimension is {c}, found "
+            f"{list(x.shape)}"
+        )
+    dims = LoopDims(N=_numel(out) // k, K=k, C=c)
+    arith, sparsity = _arith(call)
+    return lo.add(
+        call, OpKind.LINEAR, [x], dims=dims, macs=dims.macs, params=params,
+        arithmetic=arith, sparsity=sparsity, attrs=attrs,
+    )  # fmt: skip
+
+
+def _linear_module(lo: Lowering, call: Call) -> Any:
+    m = call.module
+    assert isinstance(m, nn.Linear)
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    return _linear(lo, call, x, m.in_features, m.out_features, _module_param_count(lo, call))
+
+
+def _linear_fn(lo: Lowering, call: Call) -> Any:
+    if call.op == "addmm":  # addmm(bias, mat1, mat2) = bias + mat1 @ mat2
+        return _matmul(lo, call, call.arg(1, "mat1"), call.arg(2, "mat2"))
+    x, weight = call.arg(0, "input"), call.arg(1, "weight")
+    if isinstance(weight, Dyn):  # F.linear with an activation as weight: x @ w.T
+        x = _need_dyn(call, x, "input")
+        return _dynamic_matmul(lo, call, x, weight, weight.shape[-1] if weight.shape else 1)
+    x = _need_dyn(call, x, "input")
+    if not isinstance(weight, Const) or weight.shape is None or len(weight.shape) != 2:
+        raise TraceError(f"node '{call.name}': expected a 2-D weight (K, C), found {weight!r}")
+    k, c = weight.shape
+    return _linear(lo, call, x, c, k, lo.claim(call))
+
+
+def _dynamic_matmul(lo: Lowering, call: Call, a: Dyn, b: Dyn, c: int) -> Dyn:
+    out = call.out_shape
+    k = out[-1] if len(b.shape) >= 2 and out else 1
+    dims = LoopDims(N=_numel(out) // k, K=k, C=c, dynamic_weights=True)
+    return lo.add(call, OpKind.MATMUL, [a, b], dims=dims, macs=dims.macs, params=lo.claim(call))
+
+
+def _matmul(lo: Lowering, call: Call, a: Any, b: Any) -> Any:
+    if isinstance(a, Dyn) and isinstance(b, Dyn):
+        return _dynamic_matmul(lo, call, a, b, a.shape[-1])
+    if isinstance(a, Dyn) and isinstance(b, Const) and b.shape:
+        c = b.shape[-2] if len(b.shape) >= 2 else b.shape[0]
+        k = b.shape[-1] if len(b.shape) >= 2 else 1
+        return _linear(lo, call, a, c, k, lo.claim(call), op=call.op)
+    if isinstance(a, Const) and isinstance(b, Dyn) and a.shape:
+        k = a.shape[-2] if len(a.shape) >= 2 else 1
+        c = a.shape[-1]
+        return _linear(lo, call, b, c, k, lo.claim(call), op=call.op, weight_side="left")
+    raise lo.unsupported(call, "expected two tensor operands")
+
+
+def _matmul_fn(lo: Lowering, call: Call) -> Any:
+    key = "mat2" if call.op in ("mm", "bmm") else "other"
+    return _matmul(lo, call, call.arg(0, "input"), call.arg(1, key))
+
+
+# -- normalisation, activation, softmax --------------------------------------------------------
+def _norm(kind: OpKind, input_index: int) -> Handler:
+    def handler(lo: Lowering, call: Call) -> Any:
+        x = _need_dyn(call, call.arg(input_index, "input"), "input")
+        attrs: dict[str, Any] = {}
+        if kind is OpKind.BATCHNORM:
+            if len(x.shape) < 2:
+                raise lo.unsupported(call, f"batch-norm over shape {list(x.shape)}")
+            attrs["channels"] = x.shape[1]
+        else:
+            m = call.module
+            shape = (
+                m.normalized_shape
+                if isinstance(m, nn.LayerNorm)
+                else call.plain(1, "normalized_shape")
+            )
+            attrs["normalized_shape"] = [int(d) for d in shape]
+        params = _module_param_count(lo, call)
+        out = lo.add(call, kind, [x], ops=_numel(x.shape), params=params, attrs=attrs,
+                     output_shape=x.shape)  # fmt: skip
+        if isinstance(call.out, tuple | list):  # native_batch_norm / native_layer_norm tuples
+            return (out, *(Meta(None) for _ in call.out[1:]))
+        return out
+
+    return handler
+
+
+_ACTIVATION_MODULES: tuple[tuple[type[nn.Module], str], ...] = (
+    (nn.ReLU, "relu"),
+    (nn.ReLU6, "relu6"),
+    (nn.Hardtanh, "hardtanh"),
+    (nn.GELU, "gelu"),
+    (nn.Sigmoid, "sigmoid"),
+    (nn.Tanh, "tanh"),
+    (nn.SiLU, "silu"),
+    (nn.Hardswish, "hardswish"),
+    (nn.Hardsigmoid, "hardsigmoid"),
+    (nn.LeakyReLU, "leaky_relu"),
+    (nn.ELU, "elu"),
+    (nn.PReLU, "prelu"),
+    (nn.Softplus, "softplus"),
+    (nn.Mish, "mish"),
+)
+_ACTIVATION_FNS = frozenset(
+    {name for _, name in _ACTIVATION_MODULES} | {"clamp", "clip", "clamp_min", "threshold"}
+)
+
+
+def _activation(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    function = call.op
+    if call.module is not None:
+        function = next(f for cls, f in _ACTIVATION_MODULES if isinstance(call.module, cls))
+        if isinstance(call.module, nn.Hardtanh) and not isinstance(call.module, nn.ReLU6):
+            lo_, hi = call.module.min_val, call.module.max_val
+            function = "relu6" if (lo_, hi) == (0.0, 6.0) else function
+    elif function == "hardtanh":
+        bounds = (float(call.plain(1, "min_val", -1.0)), float(call.plain(2, "max_val", 1.0)))
+        function = "relu6" if bounds == (0.0, 6.0) else function
+    elif function == "clamp_min" and float(call.plain(1, "min", 1.0)) == 0.0:
+        function = "relu"
+    attrs: dict[str, Any] = {"function": function}
+    if function == "leaky_relu":
+        slope = (
+            call.module.negative_slope
+            if call.module is not None
+            else call.plain(1, "negative_slope", 0.01)
+        )
+        attrs["negative_slope"] = float(slope)
+    return lo.add(call, OpKind.ACTIVATION, [x], ops=_numel(x.shape),
+                  params=_module_param_count(lo, call), attrs=attrs)  # fmt: skip
+
+
+def _softmax(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    dim = call.module.dim if call.module is not None else call.plain(1, "dim", -1)
+    dim = int(dim) % len(x.shape) if dim is not None else len(x.shape) - 1
+    return lo.add(call, OpKind.SOFTMAX, [x], ops=_numel(x.shape),
+                  attrs={"dim": dim, "log": "log" in call.op or "Log" in call.display})  # fmt: skip
+
+
+# -- pooling -----------------------------------------------------------------------------------
+def _pool(
+    lo: Lowering, call: Call, kind: OpKind, kernel: Any, stride: Any, padding: Any,
+    dilation: Any, ceil_mode: bool, extra: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    _need_4d(lo, call, x)
+    n, c, h, w = x.shape
+    p, q = call.out_shape[2:]
+    r, s = _pair(kernel, "kernel_size", call)
+    stride = unwrap(stride)
+    sh, sw = (
+        (r, s) if stride is None or stride == [] or stride == () else _pair(stride, "stride", call)
+    )
+    ph, pw = _pair(padding, "padding", call)
+    dh, dw = _pair(dilation, "dilation", call)
+    dims = LoopDims(N=n, K=c, C=c, P=p, Q=q, R=r, S=s, H=h, W=w, stride_h=sh, stride_w=sw,
+                    pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw, groups=c)  # fmt: skip
+    attrs = {"ceil_mode": bool(ceil_mode), "adaptive": False, **(extra or {})}
+    out = lo.add(call, kind, [x], dims=dims, ops=n * c * p * q * r * s, attrs=attrs)
+    return (out, Meta(None)) if isinstance(call.out, tuple | list) else out
+
+
+def _adaptive_windows(size: int, out: int) -> list[int]:
+    """Window lengths of adaptive pooling: [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [-(-(i + 1) * size // out) - (i * size // out) for i in range(out)]
+
+
+def _adaptive_pool(lo: Lowering, call: Call, kind: OpKind) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    _need_4d(lo, call, x)
+    n, c, h, w = x.shape
+    p, q = call.out_shape[2:]
+    wh, ww = _adaptive_windows(h, p), _adaptive_windows(w, q)
+    regular = h % p == 0 and w % q == 0
+    dims = LoopDims(N=n, K=c, C=c, P=p, Q=q, R=max(wh), S=max(ww), H=h, W=w,
+                    stride_h=max(1, h // p), stride_w=max(1, w // q), groups=c)  # fmt: skip
+    attrs = {"ceil_mode": False, "adaptive": True, "regular": regular}
+    out = lo.add(call, kind, [x], dims=dims, ops=n * c * sum(wh) * sum(ww), attrs=attrs)
+    return (out, Meta(None)) if isinstance(call.out, tuple | list) else out
+
+
+def _maxpool_fn(lo: Lowering, call: Call) -> Any:
+    return _pool(lo, call, OpKind.MAXPOOL, call.arg(1, "kernel_size"), call.arg(2, "stride", None),
+                 call.arg(3, "padding", 0), call.arg(4, "dilation", 1),
+                 bool(call.plain(5, "ceil_mode", False)))  # fmt: skip
+
+
+def _avgpool_fn(lo: Lowering, call: Call) -> Any:
+    include_pad = bool(call.plain(5, "count_include_pad", True))
+    return _pool(lo, call, OpKind.AVGPOOL, call.arg(1, "kernel_size"), call.arg(2, "stride", None),
+                 call.arg(3, "padding", 0), 1, bool(call.plain(4, "ceil_mode", False)),
+                 {"count_include_pad": include_pad})  # fmt: skip
+
+
+def _pool_module(lo: Lowering, call: Call) -> Any:
+    m = call.module
+    if isinstance(m, nn.MaxPool2d):
+        return _pool(lo, call, OpKind.MAXPOOL, m.kernel_size, m.stride, m.padding, m.dilation,
+                     m.ceil_mode)  # fmt: skip
+    if isinstance(m, nn.AvgPool2d):
+        return _pool(lo, call, OpKind.AVGPOOL, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,
+                     {"count_include_pad": bool(m.count_include_pad)})  # fmt: skip
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return _adaptive_pool(lo, call, OpKind.AVGPOOL)
+    return _adaptive_pool(lo, call, OpKind.MAXPOOL)
+
+
+# -- elementwise, concat, reductions -----------------------------------------------------------
+def _json_scalar(value: Any) -> Any:
+    return value if isinstance(value, int | float | bool) else None
+
+
+def _eltwise(lo: Lowering, call: Call) -> Any:
+    operands = [call.arg(0, "input"), call.arg(1, "other", None)]
+    dyn = [v for v in operands if isinstance(v, Dyn)]
+    attrs: dict[str, Any] = {"op": call.op}
+    consts = [v for v in operands if isinstance(v, Const)]
+    if consts:
+        attrs["const_shapes"] = [list(c.shape or ()) for c in consts]
+    scalars = [
+        _json_scalar(unwrap(v))
+        for v in operands[1:]
+        if isinstance(v, Meta) or not isinstance(v, Dyn | Const)
+    ]
+    if scalars and scalars[0] is not None:
+        attrs["scalar"] = scalars[0]
+    kind = OpKind.ADD if call.op in ("add", "sub", "rsub") else OpKind.MUL
+    return lo.add(call, kind, dyn, ops=call.out_numel, attrs=attrs)
+
+
+def _concat(lo: Lowering, call: Call) -> Any:
+    tensors = call.arg(0, "tensors")
+    dim = int(call.plain(1, "dim", 0))
+    rank = len(call.out_shape)
+    dyn = [t for t in tensors if isinstance(t, Dyn)]
+    consts = [list(t.shape or ()) for t in tensors if isinstance(t, Const)]
+    attrs: dict[str, Any] = {"axis": dim % rank, "op": call.op}
+    if consts:
+        attrs["const_shapes"] = consts
+    return lo.add(call, OpKind.CONCAT, dyn, attrs=attrs)
+
+
+def _reduce(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    dims = unwrap(call.arg(1, "dim", None))
+    if isinstance(dims, int):
+        dims = [dims]
+    axes = list(range(len(x.shape))) if not dims else sorted(int(d) % len(x.shape) for d in dims)
+    keepdim = bool(call.plain(2, "keepdim", False))
+    attrs = {"op": call.op, "axes": axes, "keepdim": keepdim}
+    return lo.add(call, OpKind.MEAN, [x], ops=_numel(x.shape), attrs=attrs)
+
+
+# -- zero-cost data movement -------------------------------------------------------------------
+def _reshape(lo: Lowering, call: Call) -> Any:
+    x = call.arg(0, "input")
+    if isinstance(x, Pieces):
+        raise lo.unsupported(call, "reshaping a tuple of tensors")
+    x = _need_dyn(call, x, "input")
+    op = call.op
+    if call.module is not None:
+        op = {nn.Flatten: "flatten", nn.Unflatten: "unflatten", nn.Identity: "identity"}.get(
+            type(call.module), "dropout"
+        )
+    return lo.add(call, OpKind.RESHAPE, [x], attrs={"op": op})
+
+
+def _getitem(lo: Lowering, call: Call) -> Any:
+    base, index = call.args[0], call.args[1]
+    if isinstance(base, tuple | list):
+        return base[unwrap(index)]
+    if isinstance(base, Pieces):
+        i = int(unwrap(index))
+        call.out = TensorInfo(base.shapes[i])
+        return lo.add(call, OpKind.RESHAPE, [base.source], attrs={"op": base.op, "index": i})
+    if isinstance(base, Meta):
+        return Meta(base.value[unwrap(index)])
+    if any(isinstance(v, Dyn) for v in _flat(index)):
+        raise lo.unsupported(call, "indexing with an index computed from the input")
+    return lo.add(call, OpKind.RESHAPE, [_need_dyn(call, base, "input")], attrs={"op": "slice"})
+
+
+def _flat(obj: Any) -> list[Any]:
+    if isinstance(obj, tuple | list):
+        return [x for o in obj for x in _flat(o)]
+    return [obj]
+
+
+def _split(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    out = call.out
+    if not isinstance(out, tuple | list) or not all(isinstance(o, TensorInfo) for o in out):
+        raise lo.unsupported(call, "expected a tuple of tensors")
+    return Pieces(x, call.op, tuple(o.shape for o in out))
+
+
+def _quant_identity(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    attrs: dict[str, Any] = {"op": "quant_identity"}
+    arith = getattr(call.module, "autochip_arithmetic", None)
+    if isinstance(arith, Arithmetic):
+        attrs["a_bits"] = arith.a_bits
+        attrs["dtype"] = arith.dtype
+    return lo.add(call, OpKind.RESHAPE, [x], attrs=attrs, params=_module_param_count(lo, call))
+
+
+# -- tables ------------------------------------------------------------------------------------
+_FUNCTIONS: dict[str, Handler] = {
+    "conv2d": _conv_fn,
+    "convolution": _conv_fn,
+    "linear": _linear_fn,
+    "addmm": _linear_fn,
+    "matmul": _matmul_fn,
+    "mm": _matmul_fn,
+    "bmm": _matmul_fn,
+    "batch_norm": _norm(OpKind.BATCHNORM, 0),
+    "native_batch_norm": _norm(OpKind.BATCHNORM, 0),
+    "native_batch_norm_legit_no_training": _norm(OpKind.BATCHNORM, 0),
+    "layer_norm": _norm(OpKind.LAYERNORM, 0),
+    "native_layer_norm": _norm(OpKind.LAYERNORM, 0),
+    "softmax": _softmax,
+    "log_softmax": _softmax,
+    "max_pool2d": _maxpool_fn,
+    "max_pool2d_with_indices": _maxpool_fn,
+    "avg_pool2d": _avgpool_fn,
+    "adaptive_avg_pool2d": lambda lo, call: _adaptive_pool(lo, call, OpKind.AVGPOOL),
+    "adaptive_max_pool2d": lambda lo, call: _adaptive_pool(lo, call, OpKind.MAXPOOL),
+    "add": _eltwise,
+    "sub": _eltwise,
+    "rsub": _eltwise,
+    "mul": _eltwise,
+    "div": _eltwise,
+    "neg": _eltwise,
+    "cat": _concat,
+    "stack": _concat,
+    "mean": _reduce,
+    "sum": _reduce,
+    "getitem": _getitem,
+    "split": _split,
+    "chunk": _split,
+    "unbind": _split,
+    "tensor_split": _split,
+    "split_with_sizes": _split,
+}
+_FUNCTIONS.update({name: _activation for name in _ACTIVATION_FNS})
+_FUNCTIONS.update({name: _reshape for name in VIEW_OPS | NOOP_OPS | EXPAND_OPS})
+_FUNCTIONS.update({name: _reshape for name in ("slice", "select", "narrow")})
+
+_MODULES: tuple[tuple[type[nn.Module] | tuple[type[nn.Module], ...], Handler], ...] = (
+    (nn.Conv2d, _conv_module),
+    (nn.Linear, _linear_module),
+    ((nn.BatchNorm1d, nn.BatchNorm2d), _norm(OpKind.BATCHNORM, 0)),
+    (nn.LayerNorm, _norm(OpKind.LAYERNORM, 0)),
+    (tuple(cls for cls, _ in _ACTIVATION_MODULES), _activation),
+    ((nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), _pool_module),
+    ((nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd), _reshape),
+    ((nn.Softmax, nn.LogSoftmax), _softmax),
+)
+
+_WHY = {
+    "LSTM": "recurrent layers have no mapping onto the array",
+    "GRU": "recurrent layers have no mapping onto the array",
+    "RNN": "recurrent layers have no mapping onto the array",
+    "sort": "sorting has no hardware mapping",
+    "topk": "sorting has no hardware mapping",
+    "item": "reading a tensor value on the host makes the dataflow data-dependent",
+    "tolist": "reading a tensor value on the host makes the dataflow data-dependent",
+}
+
+
+def handler_for(op: str, module: nn.Module | None) -> Handler | None:
+    if module is None:
+        return _FUNCTIONS.get(op)
+    if getattr(module, "autochip_identity", False) is True:
+        return _quant_identity
+    if hasattr(module, "autochip_arithmetic") and not isinstance(module, nn.Conv2d | nn.Linear):
+        return None
+    for cls, handler in _MODULES:
+        if isinstance(module, cls):
+            return handler
+    return None
+
+
+def why_unsupported(op: str, module: nn.Module | None) -> str:
+    if module is not None:
+        if hasattr(module, "autochip_arithmetic"):
+            return "a module with autochip_arithmetic must be an nn.Conv2d or nn.Linear"
+        return _WHY.get(type(module).__name__, "no hardware mapping for this module")
+    if op.startswith("fft"):
+        return "Fourier transforms have no hardware mapping"
+    return _WHY.get(op, "")

@@ -1,0 +1,181 @@
+"""Graph passes: objects with one contract each; the graph is validated after every pass.
+
+A pass never mutates its input: ``run(graph)`` returns a new :class:`AccelGraph`. The default
+flow (:data:`DEFAULT_FLOW`) is what ``autochip inspect`` shows and the predictor costs:
+
+1. :class:`DropNoOps` removes nodes that leave their input unchanged (dropout, identity,
+   contiguous, dtype casts, same-shape views, activation fake-quantisers). A fake-quantiser's
+   bit width is recorded on its producer as ``attrs['out_bits']``.
+2. :class:`FoldBatchNorm` folds a batch-norm into the conv2d/linear that alone feeds it: the
+   batch-norm node disappears, its parameters (scale and shift) are added to the producer's
+   ``params`` and its name is recorded in ``attrs['folded_batchnorm']``. MACs are unchanged.
+3. :class:`FuseActivation` fuses an activation into the conv2d/linear/matmul/add that alone feeds
+   it: the node disappears, its function is recorded in the producer's ``attrs['activation']``,
+   its ops and parameters (PReLU slopes) move to the producer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from autochip.ir.graph import AccelGraph
+from autochip.ir.node import COMPUTE_KINDS, Node, OpKind
+from autochip.ir.validate import NOOP_OPS, validate
+
+__all__ = [
+    "DEFAULT_FLOW",
+    "DropNoOps",
+    "FoldBatchNorm",
+    "FuseActivation",
+    "Pass",
+    "rebuild",
+    "run_passes",
+]
+
+_SHAPE_KEEPING_VIEWS = frozenset({"view", "reshape", "unsafe_view", "flatten", "squeeze",
+                                  "unsqueeze", "view_as", "reshape_as"})  # fmt: skip
+
+
+def rebuild(graph: AccelGraph, removed: dict[str, str], updated: dict[str, Node]) -> AccelGraph:
+    """A copy of ``graph`` without the ``removed`` nodes (each mapped to the node that replaces it
+    as a producer) and with ``updated`` nodes swapped in. Removed nodes must keep shapes."""
+
+    def resolve(name: str) -> str:
+        while name in removed:
+            name = removed[name]
+        return name
+
+    out = AccelGraph(graph.name, attrs=graph.attrs)
+    for node in graph:
+        if node.name in removed:
+            continue
+        node = updated.get(node.name, node)
+        inputs = tuple(resolve(i) for i in node.inputs)
+        out.add(dataclasses.replace(node, inputs=inputs) if inputs != node.inputs else node)
+    return out
+
+
+def _merge_attrs(node: Node, extra: dict[str, Any]) -> dict[str, Any]:
+    attrs = dict(node.attrs)
+    attrs.update(extra)
+    return attrs
+
+
+class Pass(ABC):
+    """One graph transformation: ``run(graph)`` returns a new, valid graph."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, graph: AccelGraph) -> AccelGraph: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class DropNoOps(Pass):
+    name = "drop-no-ops"
+
+    def run(self, graph: AccelGraph) -> AccelGraph:
+        removed: dict[str, str] = {}
+        updated: dict[str, Node] = {}
+        for node in graph:
+            if node.kind is not OpKind.RESHAPE or len(node.inputs) != 1:
+                continue
+            op = node.attrs.get("op")
+            same = node.input_shapes[0] == node.output_shape
+            if not same or (op not in NOOP_OPS and op not in _SHAPE_KEEPING_VIEWS):
+                continue
+            src = node.inputs[0]
+            while src in removed:
+                src = removed[src]
+            removed[node.name] = src
+            bits = node.attrs.get("a_bits")
+            if op == "quant_identity" and isinstance(bits, int):
+                producer = updated.get(src, graph[src])
+                updated[src] = dataclasses.replace(
+                    producer,
+                    params=producer.params + node.params,
+                    attrs=_merge_attrs(producer, {"out_bits": bits}),
+                )
+        return rebuild(graph, removed, updated)
+
+
+def _sole_producer(graph: AccelGraph, node: Node, kinds: frozenset[OpKind]) -> Node | None:
+    if len(node.inputs) != 1:
+        return None
+    producer = graph[node.inputs[0]]
+    if producer.kind not in kinds or len(graph.consumers(producer.name)) != 1:
+        return None
+    return producer
+
+
+class FoldBatchNorm(Pass):
+    name = "fold-batchnorm"
+    into = frozenset({OpKind.CONV2D, OpKind.LINEAR})
+
+    def run(self, graph: AccelGraph) -> AccelGraph:
+        removed: dict[str, str] = {}
+        updated: dict[str, Node] = {}
+        for node in graph:
+            if node.kind is not OpKind.BATCHNORM:
+                continue
+            producer = _sole_producer(graph, node, self.into)
+            if producer is None or "folded_batchnorm" in producer.attrs:
+                continue
+            if producer.output_shape != node.output_shape or "activation" in producer.attrs:
+                continue
+            extra: dict[str, Any] = {"folded_batchnorm": node.name}
+            if "out_bits" in node.attrs:
+                extra["out_bits"] = node.attrs["out_bits"]
+            updated[producer.name] = dataclasses.replace(
+                producer, params=producer.params + node.params, attrs=_merge_attrs(producer, extra)
+            )
+            removed[node.name] = producer.name
+        return rebuild(graph, removed, updated)
+
+
+class FuseActivation(Pass):
+    name = "fuse-activation"
+    into = COMPUTE_KINDS | {OpKind.ADD}
+
+    def run(self, graph: AccelGraph) -> AccelGraph:
+        removed: dict[str, str] = {}
+        updated: dict[str, Node] = {}
+        for node in graph:
+            if node.kind is not OpKind.ACTIVATION:
+                continue
+            producer = _sole_producer(graph, node, frozenset(self.into))
+            if producer is None or "activation" in producer.attrs:
+                continue
+            producer = updated.get(producer.name, producer)
+            extra: dict[str, Any] = {
+                "activation": node.attrs.get("function", "unknown"),
+                "fused_activation": node.name,
+            }
+            for key in ("negative_slope", "out_bits"):
+                if key in node.attrs:
+                    extra[key] = node.attrs[key]
+            updated[producer.name] = dataclasses.replace(
+                producer,
+                ops=producer.ops + node.ops,
+                params=producer.params + node.params,
+                attrs=_merge_attrs(producer, extra),
+            )
+            removed[node.name] = producer.name
+        return rebuild(graph, removed, updated)
+
+
+DEFAULT_FLOW: tuple[type[Pass], ...] = (DropNoOps, FoldBatchNorm, FuseActivation)
+
+
+def run_passes(graph: AccelGraph, passes: Sequence[Pass | type[Pass]] = DEFAULT_FLOW) -> AccelGraph:
+    """Validate ``graph``, then run each pass and validate its result."""
+    validate(graph)
+    for p in passes:
+        instance = p() if isinstance(p, type) else p
+        graph = validate(instance.run(graph))
+    return graph
