@@ -1,0 +1,399 @@
+"""The integer reference executor: the one definition of autochip's integer semantics.
+
+Pure numpy, integer arithmetic only (int64 intermediates; no floats after the input quantisation).
+The compression export (:mod:`autochip.compress.export`) writes an :class:`IntegerModel`; the RTL
+testbenches compare the generated hardware against :func:`run` with ``dump=True``.
+
+Semantics (DESIGN.md, "Integer semantics"):
+
+* Tensors are integers with zero-point 0. The model input is quantised once:
+  ``x_int = clamp(floor(x / input_scale + 1/2), input_lo, input_hi)`` in float32.
+* ``mac`` layer: ``acc = sum a*w + bias``. ``adder`` layer (a and w share one scale):
+  ``acc = -sum |a - w| + bias``. ``xnor`` layer: a and w are ±1 (bit 1 encodes +1, bit = v > 0);
+  ``acc = n - 2 * popcount(a_bits xor w_bits)`` with ``n`` the window size; zero padding of an
+  xnor layer pads with -1 (bit 0); mac/adder layers pad with 0.
+* Accumulators are signed 32-bit; a value outside the range is an error (widths never wrap).
+* Requantisation per output channel k: ``out = clamp((acc * M_k + 2^(s_k - 1)) >> s_k, lo, hi)``,
+  arithmetic shift (round half up), ``s_k >= 1``; a fused ReLU sets ``lo = 0``.
+* Binary output per channel k: ``bit = (acc >= T_k) xor flip_k``, stored as ±1; batch-norm and
+  sign are folded into ``T_k`` / ``flip_k``.
+* Max pooling: the maximum of the window; padding never wins (pads with the smallest integer).
+* Average pooling is a window **sum** (:class:`SumPoolOp`) followed by a :class:`RescaleOp` whose
+  multiplier folds the ``1/n``: ``out = clamp((sum * M + 2^(s-1)) >> s, lo, hi)``, i.e. the mean
+  rounded half up, rescaled to the output step.
+* Residual add: :class:`RescaleOp` with two inputs, ``out = clamp((a * M_a + b * M_b +
+  2^(s-1)) >> s, lo, hi)``: both operands aligned to the output step in one rounding.
+* Flatten: row-major reshape to ``(N, -1)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from autochip.errors import CompressionError
+
+__all__ = [
+    "ACC_MAX",
+    "ACC_MIN",
+    "ComputeOp",
+    "FlattenOp",
+    "IntegerModel",
+    "MaxPoolOp",
+    "Op",
+    "RescaleOp",
+    "Requant",
+    "SumPoolOp",
+    "Threshold",
+    "load_integer_model",
+    "quantize_input",
+    "requantize",
+    "run",
+    "save_integer_model",
+]
+
+IntArray = NDArray[np.int64]
+ACC_MIN, ACC_MAX = -(2**31), 2**31 - 1
+_INT_MIN = np.iinfo(np.int64).min // 4
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Per-output-channel requantisation ``clamp((acc * M + 2^(s-1)) >> s, lo, hi)``."""
+
+    multiplier: IntArray
+    shift: IntArray
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Per-output-channel binarisation ``bit = (acc >= threshold) xor flip`` (as ±1)."""
+
+    threshold: IntArray
+    flip: IntArray  # 0 / 1
+
+
+@dataclass(frozen=True)
+class ComputeOp:
+    """A conv2d or linear layer of kind ``mac``, ``adder`` or ``xnor`` with its epilogue.
+
+    ``weight`` is [K, C/groups, R, S] (conv) or [K, C] (linear), integers (±1 for xnor).
+    Exactly one of ``requant`` / ``threshold`` is set.
+    """
+
+    name: str
+    input: str
+    output: str
+    kind: str
+    layer: str
+    weight: IntArray
+    bias: IntArray
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    requant: Requant | None = None
+    threshold: Threshold | None = None
+
+
+@dataclass(frozen=True)
+class MaxPoolOp:
+    name: str
+    input: str
+    output: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
+class SumPoolOp:
+    """Window sum (the numerator of an average pooling), no padding."""
+
+    name: str
+    input: str
+    output: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class RescaleOp:
+    """``clamp((sum_i x_i * M_i + 2^(s-1)) >> s, lo, hi)`` over same-shaped inputs."""
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+    multipliers: tuple[int, ...]
+    shift: int
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class FlattenOp:
+    name: str
+    input: str
+    output: str
+
+
+Op = ComputeOp | MaxPoolOp | SumPoolOp | RescaleOp | FlattenOp
+_OP_TYPES: dict[str, type] = {
+    t.__name__: t for t in (ComputeOp, MaxPoolOp, SumPoolOp, RescaleOp, FlattenOp)
+}
+
+
+@dataclass(frozen=True)
+class IntegerModel:
+    """An exported integer network: input quantisation, ops in execution order, output step."""
+
+    input_name: str
+    input_shape: tuple[int, ...]
+    input_scale: float
+    input_lo: int
+    input_hi: int
+    ops: tuple[Op, ...]
+    output: str
+    output_scale: float
+
+
+# -- the input boundary ---------------------------------------------------------------------------
+def quantize_input(model: IntegerModel, x: NDArray[Any]) -> IntArray:
+    """``clamp(floor(x / scale + 1/2), lo, hi)`` computed in float32 (as the fake-quant model)."""
+    xf = np.asarray(x, dtype=np.float32)
+    r = np.floor(xf / np.float32(model.input_scale) + np.float32(0.5))
+    return np.clip(r, model.input_lo, model.input_hi).astype(np.int64)
+
+
+# -- integer primitives ---------------------------------------------------------------------------
+def requantize(acc: IntArray, multiplier: IntArray, shift: IntArray, lo: int, hi: int) -> IntArray:
+    """``clamp((acc * M + 2^(s-1)) >> s, lo, hi)`` with M, s broadcast along axis 1."""
+    shape = (1, -1) + (1,) * (acc.ndim - 2)
+    m = np.asarray(multiplier, dtype=np.int64).reshape(shape)
+    s = np.asarray(shift, dtype=np.int64).reshape(shape)
+    out = (acc * m + (np.int64(1) << (s - 1))) >> s
+    return np.clip(out, lo, hi)
+
+
+def _windows(
+    x: IntArray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> IntArray:
+    """[N, C, H, W] (already padded) -> [N, C, P, Q, R, S] view of the windows."""
+    kh, kw = kernel
+    dh, dw = dilation
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    v = np.lib.stride_tricks.sliding_window_view(x, (eh, ew), axis=(2, 3))
+    v = v[:, :, :: stride[0], :: stride[1], ::dh, ::dw]
+    return v
+
+
+def _pad(x: IntArray, padding: tuple[int, int], value: int) -> IntArray:
+    ph, pw = padding
+    if not (ph or pw):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _accumulate(op: ComputeOp, x: IntArray) -> IntArray:
+    w = np.asarray(op.weight, dtype=np.int64)
+    if op.kind == "xnor" and not np.all(np.abs(x) == 1):
+        raise CompressionError(f"op '{op.name}': xnor layer input must be ±1")
+    if op.layer == "linear":  # a 1x1 convolution over a 1x1 image
+        cols = x.reshape(x.shape[0], 1, -1, 1, 1, 1, 1)
+        wk = w.reshape(w.shape[0], -1, 1, 1)
+        groups = 1
+    else:
+        pad_value = -1 if op.kind == "xnor" else 0
+        xp = _pad(x, op.padding, pad_value)
+        k = (w.shape[2], w.shape[3])
+        win = _windows(xp, k, op.stride, op.dilation)  # N, C, P, Q, R, S
+        n, c, p, q = win.shape[:4]
+        groups = op.groups
+        cols = win.reshape(n, groups, c // groups, p, q, k[0], k[1])
+        wk = w
+    kout = wk.shape[0]
+    kg = kout // groups
+    wg = wk.reshape(groups, kg, *wk.shape[1:])  # G, Kg, Cg, R, S
+    n, _, cg, p, q = cols.shape[:5]
+    acc = np.empty((n, groups, kg, p, q), dtype=np.int64)
+    for g in range(groups):
+        xg = cols[:, g]  # N, Cg, P, Q, R, S
+        if op.kind == "mac":
+            acc[:, g] = np.einsum("ncpqrs,kcrs->nkpq", xg, wg[g], optimize=True)
+            continue
+        if op.kind == "xnor":
+            xb = xg > 0
+            window = cg * wg.shape[3] * wg.shape[4]
+        for k in range(kg):
+            wkk = wg[g, k][None, :, None, None, :, :]
+            if op.kind == "adder":
+                acc[:, g, k] = -np.abs(xg - wkk).sum(axis=(1, 4, 5))
+            else:
+                pop = np.logical_xor(xb, wkk > 0).sum(axis=(1, 4, 5))
+                acc[:, g, k] = window - 2 * pop
+    acc = acc.reshape(n, kout, p, q) + np.asarray(op.bias, dtype=np.int64).reshape(1, -1, 1, 1)
+    if op.layer == "linear":
+        acc = acc.reshape(n, kout)
+    if acc.size and (acc.min() < ACC_MIN or acc.max() > ACC_MAX):
+        raise CompressionError(
+            f"op '{op.name}': accumulator left the signed 32-bit range "
+            f"[{int(acc.min())}, {int(acc.max())}]"
+        )
+    return acc
+
+
+def _compute(op: ComputeOp, x: IntArray) -> tuple[IntArray, IntArray]:
+    acc = _accumulate(op, x)
+    if op.requant is not None:
+        r = op.requant
+        return acc, requantize(acc, r.multiplier, r.shift, r.lo, r.hi)
+    assert op.threshold is not None
+    shape = (1, -1) + (1,) * (acc.ndim - 2)
+    t = np.asarray(op.threshold.threshold, dtype=np.int64).reshape(shape)
+    f = np.asarray(op.threshold.flip, dtype=bool).reshape(shape)
+    bit = (acc >= t) ^ f
+    return acc, np.where(bit, 1, -1).astype(np.int64)
+
+
+def _maxpool(op: MaxPoolOp, x: IntArray) -> IntArray:
+    xp = _pad(x, op.padding, _INT_MIN)
+    win = _windows(xp, op.kernel, op.stride, (1, 1))
+    out: IntArray = win.max(axis=(4, 5))
+    return out
+
+
+def _sumpool(op: SumPoolOp, x: IntArray) -> IntArray:
+    win = _windows(x, op.kernel, op.stride, (1, 1))
+    out: IntArray = win.sum(axis=(4, 5), dtype=np.int64)
+    return out
+
+
+def _rescale(op: RescaleOp, xs: list[IntArray]) -> IntArray:
+    total = np.zeros_like(xs[0])
+    for x, m in zip(xs, op.multipliers, strict=True):
+        total = total + x * np.int64(m)
+    out = (total + (np.int64(1) << np.int64(op.shift - 1))) >> np.int64(op.shift)
+    return np.clip(out, op.lo, op.hi)
+
+
+def run(
+    model: IntegerModel, x_int: NDArray[Any], dump: bool = False
+) -> tuple[IntArray, dict[str, IntArray]]:
+    """Run the integer model on an already quantised input (see :func:`quantize_input`).
+
+    Returns the output tensor and, with ``dump=True``, every intermediate tensor by name
+    (the input, each op's output, and ``<op>.acc`` for compute ops); otherwise an empty dict.
+    """
+    x = np.asarray(x_int)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise CompressionError(
+            f"run: expected an integer input tensor (use quantize_input), found dtype {x.dtype}"
+        )
+    if tuple(x.shape[1:]) != tuple(model.input_shape[1:]):
+        raise CompressionError(
+            f"run: expected input shape (N, {', '.join(map(str, model.input_shape[1:]))}), "
+            f"found {tuple(x.shape)}"
+        )
+    env: dict[str, IntArray] = {model.input_name: x.astype(np.int64)}
+    dumped: dict[str, IntArray] = {}
+    if dump:
+        dumped[model.input_name] = env[model.input_name]
+    for op in model.ops:
+        if isinstance(op, ComputeOp):
+            acc, out = _compute(op, env[op.input])
+            if dump:
+                dumped[f"{op.name}.acc"] = acc
+        elif isinstance(op, MaxPoolOp):
+            out = _maxpool(op, env[op.input])
+        elif isinstance(op, SumPoolOp):
+            out = _sumpool(op, env[op.input])
+        elif isinstance(op, RescaleOp):
+            out = _rescale(op, [env[i] for i in op.inputs])
+        else:
+            src = env[op.input]
+            out = src.reshape(src.shape[0], -1)
+        env[op.output] = out
+        if dump:
+            dumped[op.output] = out
+    return env[model.output], dumped
+
+
+# -- serialisation --------------------------------------------------------------------------------
+def _flatten(prefix: str, obj: Any, arrays: dict[str, NDArray[Any]]) -> Any:
+    if isinstance(obj, np.ndarray):
+        arrays[prefix] = obj
+        return {"__array__": prefix}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            "__type__": type(obj).__name__,
+            **{
+                f.name: _flatten(f"{prefix}.{f.name}", getattr(obj, f.name), arrays)
+                for f in fields(obj)
+            },
+        }
+    if isinstance(obj, tuple | list):
+        return [_flatten(f"{prefix}.{i}", v, arrays) for i, v in enumerate(obj)]
+    return obj
+
+
+_TUPLE_FIELDS = {
+    "stride",
+    "padding",
+    "dilation",
+    "kernel",
+    "inputs",
+    "multipliers",
+    "input_shape",
+    "ops",
+}
+
+
+def _unflatten(obj: Any, arrays: Any) -> Any:
+    if isinstance(obj, dict) and "__array__" in obj:
+        return np.asarray(arrays[obj["__array__"]])
+    if isinstance(obj, dict) and "__type__" in obj:
+        types = {**_OP_TYPES, "Requant": Requant, "Threshold": Threshold}
+        types["IntegerModel"] = IntegerModel
+        cls = types[obj["__type__"]]
+        kwargs = {}
+        for k, v in obj.items():
+            if k == "__type__":
+                continue
+            val = _unflatten(v, arrays)
+            kwargs[k] = tuple(val) if k in _TUPLE_FIELDS else val
+        return cls(**kwargs)
+    if isinstance(obj, list):
+        return [_unflatten(v, arrays) for v in obj]
+    return obj
+
+
+def save_integer_model(model: IntegerModel, path: str | Path) -> None:
+    """Write ``model`` to an ``.npz``: arrays by name plus a JSON header (no pickles)."""
+    arrays: dict[str, NDArray[Any]] = {}
+    header = _flatten("m", model, arrays)
+    meta = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
+    np.savez(path, __header__=meta, **arrays)
+
+
+def load_integer_model(path: str | Path) -> IntegerModel:
+    """Read an ``.npz`` written by :func:`save_integer_model`."""
+    p = Path(path)
+    if not p.is_file():
+        raise CompressionError(f"expected an integer model .npz file, found no file at '{p}'")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            header = json.loads(bytes(data["__header__"]).decode())
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise CompressionError(f"'{p}' is not an autochip integer model: {exc}") from None
+    model = _unflatten(header, arrays)
+    if not isinstance(model, IntegerModel):
+        raise CompressionError(f"'{p}' is not an autochip integer model")
+    return model
