@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import io
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +110,9 @@ def run_scalesim(config: Path, topology: Path, gemm: bool = False) -> list[Scale
         layout = Path(tmp) / "layout.csv"
         layout.write_text("Layer name,\n")
         out = Path(tmp) / "out"
-        with contextlib.redirect_stdout(io.StringIO()):
+        # SCALE-Sim opens its CSV inputs without closing them: silence those ResourceWarnings
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
             sim = scalesim(
                 save_disk_space=True,
                 verbose=False,
@@ -118,6 +122,8 @@ def run_scalesim(config: Path, topology: Path, gemm: bool = False) -> list[Scale
                 input_type_gemm=gemm,
             )
             sim.run_scale(top_path=str(out))
+            del sim
+            gc.collect()
         run_dir = next(p for p in out.iterdir() if p.is_dir())
         compute = _report(run_dir / "COMPUTE_REPORT.csv")
         detail = _report(run_dir / "DETAILED_ACCESS_REPORT.csv")
