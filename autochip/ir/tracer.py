@@ -8,7 +8,11 @@ instead; ``.pt2`` files take that path directly. Where neither works, one :class
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -223,11 +227,25 @@ def trace(model: Any, example_input: Any = None, name: str | None = None) -> Acc
         model.train(was_training)
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.export logs graphs and guard warnings on failure; the user gets one message."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _trace_via_export(
     model: nn.Module, args: tuple[Any, ...], name: str, fx_exc: Exception
 ) -> AccelGraph:
     try:
-        ep = torch.export.export(model, args)
+        with _quiet():
+            ep = torch.export.export(model, args)
     except Exception as exc:
         raise TraceError(
             f"model '{name}' cannot be traced: torch.fx failed{_where(fx_exc)} "

@@ -32,7 +32,9 @@ SLICE_OPS = frozenset(
     {"getitem", "slice", "select", "narrow", "split", "chunk", "unbind", "tensor_split",
      "split_with_sizes"}
 )  # fmt: skip
-EXPAND_OPS = frozenset({"expand", "expand_as", "repeat", "broadcast_to"})
+EXPAND_OPS = frozenset(
+    {"expand", "expand_as", "repeat", "broadcast_to", "pad", "constant_pad_nd", "zero_pad"}
+)
 
 _SAME_SHAPE = {OpKind.BATCHNORM, OpKind.LAYERNORM, OpKind.ACTIVATION, OpKind.SOFTMAX}
 _POOLS = {OpKind.MAXPOOL, OpKind.AVGPOOL}
