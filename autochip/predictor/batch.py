@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from autochip.hw.platform import Platform
-from autochip.hw.spec import DATAFLOWS, OPERANDS, HardwareSpec
+from autochip.hw.spec import DATAFLOWS, OPERANDS, HardwareSpec, PESpec
 from autochip.predictor.workload import VECTOR, Workload
 
 __all__ = ["ENERGY_PARTS", "BatchResult", "ConfigTable", "config_table", "evaluate"]
@@ -63,67 +63,87 @@ class ConfigTable:
         return len(self.specs)
 
 
-def _asic_area_um2(hw: HardwareSpec, platform: Platform) -> float:
-    tech = platform.tech
-    pes = hw.num_pes * tech.pe_area_um2(hw.pe)
-    return pes + sum(tech.sram_area_um2(hw.buffer(op).size_bytes) for op in OPERANDS)
-
-
 def config_table(specs: Sequence[HardwareSpec], platform: Platform) -> ConfigTable:
-    """Resolve the unit costs of each configuration on ``platform``."""
+    """Resolve the unit costs of each configuration on ``platform``.
+
+    Unit costs depend only on the PE and on buffer sizes, so each distinct value is looked up
+    once (a design space repeats them many times)."""
     tech = platform.tech
+    pe_cost: dict[PESpec, tuple[float, float, float, float]] = {}
+    sram_cost: dict[int, tuple[float, float, float]] = {}
 
-    def col(values: Sequence[float]) -> F64:
-        return np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    def pe_costs(pe: PESpec) -> tuple[float, float, float, float]:
+        if pe not in pe_cost:
+            pe_cost[pe] = (
+                tech.pe_op_energy_pj(pe),
+                tech.add_energy_pj(pe.acc_bits, pe.dtype),
+                tech.register_energy_pj(pe.vector * (pe.w_bits + pe.a_bits) + pe.acc_bits),
+                tech.pe_area_um2(pe),
+            )
+        return pe_cost[pe]
 
-    def mat(values: Sequence[Sequence[float]]) -> F64:
-        return np.asarray(values, dtype=np.float64).reshape(-1, 3)
+    def sram_costs(size: int) -> tuple[float, float, float]:
+        if size not in sram_cost:
+            sram_cost[size] = (
+                tech.sram_read_pj_per_bit(size),
+                tech.sram_write_pj_per_bit(size),
+                tech.sram_area_um2(size),
+            )
+        return sram_cost[size]
 
-    leak = []
-    for hw in specs:
-        if platform.device is not None:
-            leak.append(platform.device.static_power_w)
-        else:
-            leak.append(tech.leakage_w(_asic_area_um2(hw, platform)))
+    n = len(specs)
+    sc = np.empty((n, 13), dtype=np.float64)
+    ops = np.empty((n, 4, 3), dtype=np.float64)  # size, bandwidth, read pJ/bit, write pJ/bit
+    static_w = platform.device.static_power_w if platform.device is not None else None
+    for i, hw in enumerate(specs):
+        pe = hw.pe
+        e_pe, e_vec, e_reg, a_pe = pe_costs(pe)
+        area = hw.num_pes * a_pe
+        for j, op in enumerate(OPERANDS):
+            buf = hw.buffer(op)
+            rd, wr, a_sram = sram_costs(buf.size_bytes)
+            ops[i, :, j] = (buf.size_bytes, buf.bandwidth * buf.banks, rd, wr)
+            area += a_sram
+        leak = static_w if static_w is not None else tech.leakage_w(area)
+        sc[i] = (
+            hw.rows,
+            hw.cols,
+            DATAFLOWS.index(hw.dataflow),
+            pe.vector,
+            pe.w_bits,
+            pe.a_bits,
+            pe.acc_bits,
+            hw.dram.bandwidth,
+            hw.clock_mhz * 1e6,
+            e_pe,
+            e_vec,
+            e_reg,
+            leak,
+        )
+
+    def col(k: int) -> F64:
+        return sc[:, k : k + 1].copy()
+
     return ConfigTable(
         specs=tuple(specs),
-        rows=col([hw.rows for hw in specs]),
-        cols=col([hw.cols for hw in specs]),
-        dataflow=col([DATAFLOWS.index(hw.dataflow) for hw in specs]),
-        vector=col([hw.pe.vector for hw in specs]),
-        w_bits=col([hw.pe.w_bits for hw in specs]),
-        a_bits=col([hw.pe.a_bits for hw in specs]),
-        acc_bits=col([hw.pe.acc_bits for hw in specs]),
-        buf_bytes=mat([[hw.buffer(op).size_bytes for op in OPERANDS] for hw in specs]),
-        buf_bw=mat(
-            [[hw.buffer(op).bandwidth * hw.buffer(op).banks for op in OPERANDS] for hw in specs]
-        ),
-        dram_bw=col([hw.dram.bandwidth for hw in specs]),
-        clock_hz=col([hw.clock_mhz * 1e6 for hw in specs]),
-        e_pe_op=col([tech.pe_op_energy_pj(hw.pe) for hw in specs]),
-        e_vec_op=col([tech.add_energy_pj(hw.pe.acc_bits, hw.pe.dtype) for hw in specs]),
-        e_reg_op=col(
-            [
-                tech.register_energy_pj(
-                    hw.pe.vector * (hw.pe.w_bits + hw.pe.a_bits) + hw.pe.acc_bits
-                )
-                for hw in specs
-            ]
-        ),
-        e_sram_rd=mat(
-            [
-                [tech.sram_read_pj_per_bit(hw.buffer(op).size_bytes) for op in OPERANDS]
-                for hw in specs
-            ]
-        ),
-        e_sram_wr=mat(
-            [
-                [tech.sram_write_pj_per_bit(hw.buffer(op).size_bytes) for op in OPERANDS]
-                for hw in specs
-            ]
-        ),
-        e_dram_bit=col([tech.dram_pj_per_bit for _ in specs]),
-        leak_w=col(leak),
+        rows=col(0),
+        cols=col(1),
+        dataflow=col(2),
+        vector=col(3),
+        w_bits=col(4),
+        a_bits=col(5),
+        acc_bits=col(6),
+        buf_bytes=ops[:, 0, :].copy(),
+        buf_bw=ops[:, 1, :].copy(),
+        dram_bw=col(7),
+        clock_hz=col(8),
+        e_pe_op=col(9),
+        e_vec_op=col(10),
+        e_reg_op=col(11),
+        e_sram_rd=ops[:, 2, :].copy(),
+        e_sram_wr=ops[:, 3, :].copy(),
+        e_dram_bit=np.full((n, 1), tech.dram_pj_per_bit),
+        leak_w=col(12),
     )
 
 
