@@ -7,6 +7,7 @@ found, and where: ``array.rows``).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,7 +59,9 @@ class Fields:
         allowed = sorted(known)
         for key in data:
             if key not in allowed:
-                self.error(_join(where, str(key)), f"unknown key; expected one of {allowed}")
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.error(_join(where, str(key)), f"unknown key; expected one of {allowed}{hint}")
 
     def get(
         self,

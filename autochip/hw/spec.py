@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autochip.errors import SpecError
 from autochip.hw._fields import Fields, load_yaml
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
 DATAFLOWS = ("os", "ws", "is")
 PE_KINDS = ("mac", "adder", "xnor")
 OPERANDS = ("ifmap", "weight", "ofmap")
+FLOAT_WIDTHS = (16, 32)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,14 @@ def load_hardware_spec(path: str | Path) -> HardwareSpec:
 
 def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> HardwareSpec:
     f = Fields(source)
+    if data is None:
+        raise SpecError(
+            source,
+            [
+                "expected a hardware description (a YAML mapping with at least "
+                "'array: {rows: R, cols: C}'), found an empty file"
+            ],
+        )
     top = f.mapping(data, "")
     f.unknown(top, ("name", "pe", "array", "dataflow", "buffers", "dram", "clock_mhz"), "")
     name = f.get(top, "name", str, "", default=Path(source).stem)
@@ -105,8 +115,9 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
     f.unknown(pe_d, ("kind", "dtype", "w_bits", "a_bits", "acc_bits", "vector"), "pe")
     kind = f.get(pe_d, "kind", str, "pe", default="mac", choices=PE_KINDS)
     dtype = f.get(pe_d, "dtype", str, "pe", default="int", choices=("int", "float"))
-    w_bits = f.get(pe_d, "w_bits", int, "pe", default=8, minimum=1, maximum=32)
-    a_bits = f.get(pe_d, "a_bits", int, "pe", default=8, minimum=1, maximum=32)
+    width = 32 if dtype == "float" else 8  # fp32 by default, int8 by default
+    w_bits = f.get(pe_d, "w_bits", int, "pe", default=width, minimum=1, maximum=32)
+    a_bits = f.get(pe_d, "a_bits", int, "pe", default=width, minimum=1, maximum=32)
     acc_bits = f.get(pe_d, "acc_bits", int, "pe", default=32, minimum=2, maximum=64)
     vector = f.get(pe_d, "vector", int, "pe", default=1, minimum=1, maximum=1024)
     if kind == "xnor" and (w_bits, a_bits) != (1, 1) and "w_bits" in pe_d:
@@ -123,6 +134,14 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
             f"an adder PE needs one scale for a and w: w_bits == a_bits, "
             f"found w_bits={w_bits}, a_bits={a_bits}",
         )
+    if dtype == "float" and kind != "xnor":
+        for name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
+            if bits not in FLOAT_WIDTHS:
+                f.error(
+                    f"pe.{name}",
+                    f"a float PE is fp16 or fp32: expected one of "
+                    f"{list(FLOAT_WIDTHS)}, found {bits}",
+                )
     if dtype == "float" and kind == "xnor":
         f.error("pe.dtype", "an xnor PE is integer-only, found dtype 'float'")
     pe = PESpec(kind, dtype, w_bits, a_bits, acc_bits, vector)
