@@ -343,14 +343,14 @@ def _activation(lo: Lowering, call: Call) -> Any:
             if call.module is not None
             else call.plain(1, "negative_slope", 0.01)
         )
-        attrs["negative_slope"] = float(slope)
+        attrs["negative_slope"] = float(unwrap(slope))
     return lo.add(call, OpKind.ACTIVATION, [x], ops=_numel(x.shape),
                   params=_module_param_count(lo, call), attrs=attrs)  # fmt: skip
 
 
 def _softmax(lo: Lowering, call: Call) -> Any:
     x = _need_dyn(call, call.arg(0, "input"), "input")
-    dim = call.module.dim if call.module is not None else call.plain(1, "dim", -1)
+    dim: Any = call.module.dim if call.module is not None else call.plain(1, "dim", -1)
     dim = int(dim) % len(x.shape) if dim is not None else len(x.shape) - 1
     return lo.add(call, OpKind.SOFTMAX, [x], ops=_numel(x.shape),
                   attrs={"dim": dim, "log": "log" in call.op or "Log" in call.display})  # fmt: skip

@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SourceLoc", "from_stack_trace", "from_exception"]
+__all__ = ["SourceLoc", "from_exception", "from_stack_trace"]
 
 _FRAME = re.compile(
     r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n(?P<code>[^\n]*)'

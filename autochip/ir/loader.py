@@ -134,7 +134,8 @@ def load_model(spec: str) -> LoadedModel:
     if suffix in (".py", ".pt2", ".pt") or path.exists() or "/" in spec:
         if not path.is_file():
             raise ModelLoadError(
-                f"expected MODEL to be a zoo name, a .py, .pt2 or .pt file; found no file at '{spec}'"
+                "expected MODEL to be a zoo name, a .py, .pt2 or .pt file; "
+                f"found no file at '{spec}'"
             )
         if suffix == ".py":
             return _load_py(path)

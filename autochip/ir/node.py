@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["Arithmetic", "LoopDims", "Node", "OpKind", "COMPUTE_KINDS", "ZERO_COST_KINDS"]
+__all__ = ["COMPUTE_KINDS", "ZERO_COST_KINDS", "Arithmetic", "LoopDims", "Node", "OpKind"]
 
 
-class OpKind(str, Enum):
+class OpKind(str, Enum):  # noqa: UP042 - str() and JSON values are relied upon
     """What a node computes. The value is the name used in JSON and tables."""
 
     INPUT = "input"

@@ -89,9 +89,8 @@ def _node_from_dict(d: Any, where: str) -> Node:
                 else (isinstance(v, int) and not isinstance(v, bool))
             )
             if not ok:
-                raise ValueError(
-                    f"dims.{k}: expected {'a bool' if k == 'dynamic_weights' else 'an integer'}, found {v!r}"
-                )
+                expected = "a bool" if k == "dynamic_weights" else "an integer"
+                raise ValueError(f"dims.{k}: expected {expected}, found {v!r}")
         dims = LoopDims(**dims)
     arith = d["arithmetic"]
     if not isinstance(arith, dict) or set(arith) != set(_ARITH_FIELDS):

@@ -17,21 +17,61 @@ from autochip.errors import GraphError
 from autochip.ir.graph import AccelGraph
 from autochip.ir.node import COMPUTE_KINDS, Node, OpKind
 
-__all__ = ["validate", "VIEW_OPS", "NOOP_OPS", "SLICE_OPS", "EXPAND_OPS"]
+__all__ = ["EXPAND_OPS", "NOOP_OPS", "SLICE_OPS", "VIEW_OPS", "validate"]
 
 VIEW_OPS = frozenset(
-    {"view", "reshape", "unsafe_view", "flatten", "unflatten", "transpose", "permute", "t",
-     "squeeze", "unsqueeze", "swapaxes", "movedim", "view_as", "reshape_as"}
-)  # fmt: skip
+    {
+        "view",
+        "reshape",
+        "unsafe_view",
+        "flatten",
+        "unflatten",
+        "transpose",
+        "permute",
+        "t",
+        "squeeze",
+        "unsqueeze",
+        "swapaxes",
+        "movedim",
+        "view_as",
+        "reshape_as",
+    }
+)
 NOOP_OPS = frozenset(
-    {"contiguous", "clone", "detach", "alias", "dropout", "feature_dropout", "alpha_dropout",
-     "feature_alpha_dropout", "identity", "to", "float", "type_as", "to_copy", "lift_fresh_copy",
-     "quant_identity", "dropout1d", "dropout2d", "dropout3d"}
-)  # fmt: skip
+    {
+        "contiguous",
+        "clone",
+        "detach",
+        "alias",
+        "dropout",
+        "feature_dropout",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "identity",
+        "to",
+        "float",
+        "type_as",
+        "to_copy",
+        "lift_fresh_copy",
+        "quant_identity",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+    }
+)
 SLICE_OPS = frozenset(
-    {"getitem", "slice", "select", "narrow", "split", "chunk", "unbind", "tensor_split",
-     "split_with_sizes"}
-)  # fmt: skip
+    {
+        "getitem",
+        "slice",
+        "select",
+        "narrow",
+        "split",
+        "chunk",
+        "unbind",
+        "tensor_split",
+        "split_with_sizes",
+    }
+)
 EXPAND_OPS = frozenset(
     {"expand", "expand_as", "repeat", "broadcast_to", "pad", "constant_pad_nd", "zero_pad"}
 )
@@ -65,7 +105,7 @@ def _conv_extent(size: int, pad: int, dil: int, kernel: int, stride: int) -> int
     return (size + 2 * pad - dil * (kernel - 1) - 1) // stride + 1
 
 
-def _check_kind(node: Node, problems: list[str]) -> None:  # noqa: C901 - one table of rules
+def _check_kind(node: Node, problems: list[str]) -> None:
     def bad(msg: str) -> None:
         problems.append(f"node '{node.name}' ({node.kind.value}): {msg}")
 
@@ -79,41 +119,49 @@ def _check_kind(node: Node, problems: list[str]) -> None:  # noqa: C901 - one ta
         bad("expected at least one input, found none")
         return
     x = ins[0]
-    if kind in COMPUTE_KINDS or kind in _POOLS:
-        if d is None:
-            bad("expected loop dimensions, found none")
-            return
+    if (kind in COMPUTE_KINDS or kind in _POOLS) and d is None:
+        bad("expected loop dimensions, found none")
+        return
     if kind is OpKind.CONV2D and d is not None:
         if len(x) != 4 or len(out) != 4:
             bad(f"expected 4-D input and output, found {list(x)} -> {list(out)}")
         elif x != (d.N, d.C, d.H, d.W) or out != (d.N, d.K, d.P, d.Q):
-            bad(f"shapes {list(x)} -> {list(out)} do not match dims N={d.N} C={d.C} H={d.H} "
-                f"W={d.W} K={d.K} P={d.P} Q={d.Q}")  # fmt: skip
+            bad(
+                f"shapes {list(x)} -> {list(out)} do not match dims N={d.N} C={d.C} H={d.H} "
+                f"W={d.W} K={d.K} P={d.P} Q={d.Q}"
+            )
         elif node.attrs.get("padding") != "same" and (
             _conv_extent(d.H, d.pad_h, d.dil_h, d.R, d.stride_h) != d.P
             or _conv_extent(d.W, d.pad_w, d.dil_w, d.S, d.stride_w) != d.Q
         ):
-            bad(f"output {d.P}x{d.Q} does not follow from input {d.H}x{d.W}, kernel "
-                f"{d.R}x{d.S}, stride {d.stride_h}, padding {d.pad_h}, dilation {d.dil_h}")  # fmt: skip
+            bad(
+                f"output {d.P}x{d.Q} does not follow from input {d.H}x{d.W}, kernel "
+                f"{d.R}x{d.S}, stride {d.stride_h}, padding {d.pad_h}, dilation {d.dil_h}"
+            )
         if d.C % d.groups or d.K % d.groups:
             bad(f"channels C={d.C}, K={d.K} are not divisible by groups={d.groups}")
     elif kind is OpKind.LINEAR and d is not None:
         left = node.attrs.get("weight_side") == "left"
-        if d.N * d.K != numel:
+        if numel != d.N * d.K:
             bad(f"N*K = {d.N}*{d.K} does not match the output {list(out)}")
         if not left and (x[-1:] != (d.C,) or out[-1:] != (d.K,)):
-            bad(f"expected input [..., {d.C}] and output [..., {d.K}], found {list(x)} -> "
-                f"{list(out)}")  # fmt: skip
+            bad(
+                f"expected input [..., {d.C}] and output [..., {d.K}], found {list(x)} -> "
+                f"{list(out)}"
+            )
     elif kind is OpKind.MATMUL and d is not None:
         if len(ins) != 2 or not d.dynamic_weights:
             bad("expected two activation operands (dynamic_weights)")
-        if d.N * d.K != numel or x[-1:] != (d.C,):
-            bad(f"dims N={d.N} K={d.K} C={d.C} do not match {[list(s) for s in ins]} -> "
-                f"{list(out)}")  # fmt: skip
+        if numel != d.N * d.K or x[-1:] != (d.C,):
+            bad(
+                f"dims N={d.N} K={d.K} C={d.C} do not match {[list(s) for s in ins]} -> {list(out)}"
+            )
     elif kind in _POOLS and d is not None:
         if len(x) != 4 or out != (d.N, d.C, d.P, d.Q) or x != (d.N, d.C, d.H, d.W):
-            bad(f"shapes {list(x)} -> {list(out)} do not match dims N={d.N} C={d.C} "
-                f"{d.H}x{d.W} -> {d.P}x{d.Q}")  # fmt: skip
+            bad(
+                f"shapes {list(x)} -> {list(out)} do not match dims N={d.N} C={d.C} "
+                f"{d.H}x{d.W} -> {d.P}x{d.Q}"
+            )
     elif kind in _SAME_SHAPE or kind is OpKind.OUTPUT:
         if out != x:
             bad(f"expected the output shape to equal the input {list(x)}, found {list(out)}")
@@ -155,16 +203,20 @@ def validate(graph: AccelGraph) -> AccelGraph:
             problems.append(f"{where}: stored under a different name '{node.name}'")
         preds = set(g.predecessors(name))
         if preds != set(node.inputs):
-            problems.append(f"{where}: edges from {sorted(preds)} do not match inputs "
-                            f"{list(node.inputs)}")  # fmt: skip
+            problems.append(
+                f"{where}: edges from {sorted(preds)} do not match inputs {list(node.inputs)}"
+            )
         if len(node.input_shapes) != len(node.inputs):
-            problems.append(f"{where}: {len(node.inputs)} inputs but {len(node.input_shapes)} "
-                            "input shapes")  # fmt: skip
+            problems.append(
+                f"{where}: {len(node.inputs)} inputs but {len(node.input_shapes)} input shapes"
+            )
             continue
         for src, shape in zip(node.inputs, node.input_shapes, strict=True):
             if src in g and g.nodes[src]["node"].output_shape != shape:
-                problems.append(f"{where}: input '{src}' has shape "
-                                f"{list(g.nodes[src]['node'].output_shape)}, recorded as {list(shape)}")  # fmt: skip
+                found = list(g.nodes[src]["node"].output_shape)
+                problems.append(
+                    f"{where}: input '{src}' has shape {found}, recorded as {list(shape)}"
+                )
         for field_name in ("macs", "ops", "params"):
             value = getattr(node, field_name)
             if not isinstance(value, int) or value < 0:
@@ -177,13 +229,16 @@ def validate(graph: AccelGraph) -> AccelGraph:
             problems.append(f"{where}: negative output shape {list(node.output_shape)}")
         if node.is_compute:
             if node.dims is not None and node.macs != node.dims.macs:
-                problems.append(f"{where}: macs {node.macs} differ from the loop nest's "
-                                f"{node.dims.macs}")  # fmt: skip
+                problems.append(
+                    f"{where}: macs {node.macs} differ from the loop nest's {node.dims.macs}"
+                )
         elif node.macs:
             problems.append(f"{where}: only conv2d/linear/matmul count MACs, found {node.macs}")
         if not _json_ok(node.attrs):
-            problems.append(f"{where}: attrs must hold JSON values (str, int, float, bool, None, "
-                            f"list, dict), found {node.attrs!r}")  # fmt: skip
+            problems.append(
+                f"{where}: attrs must hold JSON values (str, int, float, bool, None, "
+                f"list, dict), found {node.attrs!r}"
+            )
         seen_outputs += node.kind is OpKind.OUTPUT
         _check_kind(node, problems)
     if len(graph) and not seen_outputs:
