@@ -135,10 +135,10 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
             f"found w_bits={w_bits}, a_bits={a_bits}",
         )
     if dtype == "float" and kind != "xnor":
-        for name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
+        for field_name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
             if bits not in FLOAT_WIDTHS:
                 f.error(
-                    f"pe.{name}",
+                    f"pe.{field_name}",
                     f"a float PE is fp16 or fp32: expected one of "
                     f"{list(FLOAT_WIDTHS)}, found {bits}",
                 )
