@@ -236,8 +236,19 @@ def evaluate(wl: Workload, cfg: ConfigTable) -> BatchResult:
     w_pass = np.where(is_os, rf, np.where(is_ws, 1.0, cf))
     dram_i = np.where(i_u <= half[:, 0:1], i_u, i_u * i_pass)
     dram_w = np.where(w_u <= half[:, 1:2], w_u, w_u * w_pass)
+    # ws/is accumulate partial sums over the row folds. Two loop orders, the cheaper one wins:
+    # (a) stream all T per fold and spill partial sums that do not fit to DRAM and back;
+    # (b) tile T so one column fold's partial sums stay in the ofmap buffer, and refetch the
+    #     stationary operand (weights for ws, ifmap for is) once per T tile if it does not fit.
     psum = out_e * accb / 8
     spill = np.where(is_os | (psum <= half[:, 2:3]), 0.0, 2 * (rf - 1) * psum)
+    n_t = np.maximum(np.ceil(np.minimum(Sc, C) * T * accb / 8 / half[:, 2:3]), 1.0)
+    tiled_w = np.where(is_ws & (w_u > half[:, 1:2]), w_u * (n_t - 1), 0.0)
+    tiled_i = np.where(~is_os & ~is_ws & (i_u > half[:, 0:1]), i_u * (n_t - 1), 0.0)
+    use_tiles = (tiled_w + tiled_i) < spill
+    spill = np.where(use_tiles, 0.0, spill)
+    dram_w = dram_w + np.where(use_tiles, tiled_w, 0.0)
+    dram_i = dram_i + np.where(use_tiles, tiled_i, 0.0)
     dram_o = o_u + spill
     dram_i = np.where(vec, i_u, dram_i)
     dram_w = np.where(vec, 0.0, dram_w)

@@ -16,7 +16,7 @@ from autochip.hw.spec import HardwareSpec
 from autochip.ir.graph import AccelGraph
 from autochip.predictor.batch import ENERGY_PARTS, BatchResult, config_table, evaluate
 from autochip.predictor.resources import AreaBreakdown, FpgaUsage, asic_area, fpga_usage
-from autochip.predictor.workload import Workload, workload_from_graph
+from autochip.predictor.workload import GEMM, Workload, workload_from_graph
 
 __all__ = ["Estimate", "Totals", "layer_table", "predict", "predict_workload"]
 
@@ -86,7 +86,7 @@ def layer_table(wl: Workload, res: BatchResult, i: int, clock_hz: float) -> pd.D
             "name": [r.name for r in rows],
             "op": [r.op for r in rows],
             "arithmetic": [r.arithmetic for r in rows],
-            "macs": [r.M * r.F * r.Kw * r.G for r in rows],
+            "macs": [r.M * r.F * r.Kw * r.G if r.kind == GEMM else 0 for r in rows],
             "cycles": res.cycles[i].astype(int),
             "stall_cycles": res.stall_cycles[i].astype(int),
             "latency_s": res.total_cycles[i] / clock_hz,

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from autochip.errors import SpecError
 from autochip.hw.platform import BramGeometry, Platform
 from autochip.hw.spec import OPERANDS, BufferSpec, HardwareSpec
 
@@ -112,7 +113,7 @@ def fpga_usage(hw: HardwareSpec, platform: Platform) -> FpgaUsage:
         arr = model.estimate_array_resources(hw, dev.synth_target)
         lut, ff, dsp, array_bram = int(arr.lut), int(arr.ff), int(arr.dsp), int(arr.bram)
         source = "autochip.hw.fpga_model (Yosys-calibrated)"
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, OSError, SpecError) as exc:
         source = f"unavailable: {exc}"
     return FpgaUsage(
         device=dev.name,
