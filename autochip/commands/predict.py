@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autochip.errors import ModelLoadError, SpecError
+from autochip.errors import SpecError
 from autochip.hw.platform import Platform, load_platform
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
+from autochip.ir import graph_for
 from autochip.ir.graph import AccelGraph
 from autochip.predictor.batch import config_table, evaluate
 from autochip.predictor.estimate import Estimate, predict
@@ -72,20 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_graph(spec: str) -> AccelGraph:
-    if spec.endswith(".json"):
-        from autochip.ir import load_graph  # type: ignore[attr-defined]
-
-        graph: AccelGraph = load_graph(spec)
-        return graph
-    try:
-        from autochip.ir import graph_for  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"cannot load MODEL '{spec}': the model loader (autochip.ir.graph_for) is not "
-            f"available in this build ({exc})"
-        ) from None
-    graph = graph_for(spec)
-    return graph
+    """Anything :func:`autochip.ir.graph_for` loads (zoo name, .py, .pt2, .pt, graph .json)."""
+    return graph_for(spec)
 
 
 def _write_outputs(args: argparse.Namespace, est: Estimate) -> None:
