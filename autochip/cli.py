@@ -9,35 +9,56 @@ from collections.abc import Sequence
 
 from autochip.errors import AutochipError
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
 
-# Sub-command name -> module in autochip.commands. Each module defines
-# ``add_arguments(parser)`` and ``run(args) -> int`` and a module docstring whose first line is
-# the command's one-line help.
-COMMANDS: dict[str, str] = {
-    "inspect": "autochip.commands.inspect",
-    "predict": "autochip.commands.predict",
-    "emit": "autochip.commands.emit",
-    "synth": "autochip.commands.synth",
-    "compress": "autochip.commands.compress",
+# Sub-command name -> (module in autochip.commands, one-line help). Each module defines
+# ``add_arguments(parser)`` and ``run(args) -> int``; its docstring is the command's long help.
+# Only the module of the command being run is imported, so ``autochip --help`` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": (
+        "autochip.commands.inspect",
+        "layer table of a model: shapes, MACs, params, arithmetic",
+    ),
+    "predict": (
+        "autochip.commands.predict",
+        "predict latency, energy and area/resources of an accelerator",
+    ),
+    "emit": ("autochip.commands.emit", "render the Verilog of a PE array for a hardware spec"),
+    "synth": (
+        "autochip.commands.synth",
+        "synthesise emitted RTL with Yosys (and nextpnr for Fmax)",
+    ),
+    "compress": (
+        "autochip.commands.compress",
+        "train a quantised, binary or adder network and export it",
+    ),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autochip",
         description="Hardware-aware DNN chip design: PyTorch model -> cost prediction -> "
         "verified Verilog.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_name in COMMANDS.items():
+    chosen = _requested(argv)
+    for name, (module_name, summary) in COMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=summary, add_help=False)
+            continue
         module = importlib.import_module(module_name)
-        doc = (module.__doc__ or "").strip().splitlines()
-        summary = doc[0] if doc else name
         p = sub.add_parser(
             name,
             help=summary,
-            description="\n".join(doc),
+            description=(module.__doc__ or summary).strip(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
@@ -46,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         code: int = args._run(args)
