@@ -81,7 +81,7 @@ def test_bad_specs(tmp_path: Path, text: str, match: str) -> None:
 
 
 def test_missing_file() -> None:
-    with pytest.raises(SpecError, match="expected a YAML file, found no file at 'nope.yaml'"):
+    with pytest.raises(SpecError, match=r"expected a YAML file, found no file at 'nope\.yaml'"):
         load_hardware_spec("nope.yaml")
 
 
