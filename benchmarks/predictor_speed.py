@@ -16,21 +16,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, before numpy loads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import itertools  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import itertools
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-from autochip.hw.platform import load_platform  # noqa: E402
-from autochip.hw.spec import BufferSpec, DramSpec, HardwareSpec, PESpec  # noqa: E402
-from autochip.predictor.batch import config_table, evaluate  # noqa: E402
-from autochip.predictor.scalesim_io import (  # noqa: E402
+from autochip.hw.platform import load_platform
+from autochip.hw.spec import BufferSpec, DramSpec, HardwareSpec, PESpec
+from autochip.predictor.batch import config_table, evaluate
+from autochip.predictor.scalesim_io import (
     read_scalesim_config,
     read_scalesim_topology,
 )
-from autochip.predictor.scalesim_ref import run_scalesim, write_scalesim_config  # noqa: E402
+from autochip.predictor.scalesim_ref import run_scalesim, write_scalesim_config
 
 # ResNet-20 for CIFAR-10 (32x32 input, padding folded into the ifmap as SCALE-Sim expects):
 # stem, 3 stages x 3 basic blocks x 2 convs, two 1x1 downsampling shortcuts, and the classifier.
