@@ -28,6 +28,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "autochip.commands.synth",
         "synthesise emitted RTL with Yosys (and nextpnr for Fmax)",
     ),
+    "build": (
+        "autochip.commands.build",
+        "compile a model into a complete accelerator: RTL, program, DRAM image, testbench",
+    ),
+    "sim": (
+        "autochip.commands.sim",
+        "simulate a built accelerator on a whole network, bit-exact against the reference",
+    ),
     "compress": (
         "autochip.commands.compress",
         "train a quantised, binary or adder network and export it",
