@@ -171,7 +171,10 @@ def read_scalesim_topology(path: str | Path, gemm: bool | None = None) -> Worklo
             )
             continue
         name = cells[0]
+        before = len(problems)
         v = _ints(cells[1 : 1 + len(want)], want, f"{where} ({name})", problems)
+        if len(problems) > before:
+            continue
         if as_gemm:
             m, n, k = v
             rows.append(
