@@ -57,10 +57,19 @@ class _Recorder(fx.Interpreter):
 
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
+        self.extra_traceback = False  # errors name the node and the user's line themselves
         self.info: dict[fx.Node, Any] = {}
 
     def run_node(self, n: fx.Node) -> Any:
-        result = super().run_node(n)
+        try:
+            result = super().run_node(n)
+        except Exception as exc:
+            loc = from_stack_trace(n.stack_trace) or from_exception(exc)
+            where = f" ({loc.long})" if loc else ""
+            raise TraceError(
+                f"running the model on its example input failed at node '{n.name}'{where}: "
+                f"{_first_line(exc)}"
+            ) from None
         self.info[n] = _summarize(result)
         return result
 
@@ -215,6 +224,8 @@ def trace(model: Any, example_input: Any = None, name: str | None = None) -> Acc
             recorder = _Recorder(gm)
             try:
                 recorder.run(*args)
+            except TraceError as exc:
+                raise TraceError(f"model '{name}': {exc}") from None
             except Exception as exc:
                 raise TraceError(
                     f"model '{name}': running it on its example input failed"

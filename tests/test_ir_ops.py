@@ -1,0 +1,260 @@
+"""Per-op counts of the tracer against counts taken independently of it.
+
+The oracle runs the real forward pass: forward hooks on every ``nn.Conv2d`` / ``nn.Linear``
+give per-layer MACs (out.numel() * C/groups * R * S, out.numel() * in_features) and parameter
+counts, and a ``TorchFunctionMode`` sees every conv2d / linear / matmul call (including functional
+ones and ``@``) to total the MACs. The networks below are written here, outside the zoo, and use
+grouped, depthwise, dilated and asymmetric convs, residual adds, concat, ceil-mode pooling,
+views, linear layers over 3-D tensors, layer-norm and matmuls of two activations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+import autochip.ir as ir
+from autochip.ir import OpKind
+from autochip.ir.tracer import trace_exported
+
+
+class MacCounter(TorchFunctionMode):
+    """Totals MACs of conv2d / linear / matmul calls as they execute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.macs = 0
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: Any = (), kwargs: Any = None
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if func in (F.conv2d, torch.conv2d):
+            w = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += out.numel() * w.shape[1] * w.shape[2] * w.shape[3]
+        elif func is F.linear:
+            w = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += out.numel() * w.shape[1]
+        elif getattr(func, "__name__", "") in ("matmul", "__matmul__", "bmm", "mm"):
+            self.macs += out.numel() * args[0].shape[-1]
+        return out
+
+
+def oracle(
+    model: nn.Module, x: torch.Tensor
+) -> tuple[int, dict[str, tuple[int, int, tuple[int, ...]]]]:
+    """(total MACs, {module name: (MACs, params, output shape)}) from a real forward."""
+    per_layer: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+
+            def hook(mod: nn.Module, inp: Any, out: torch.Tensor, name: str = name) -> None:
+                if isinstance(mod, nn.Conv2d):
+                    kh, kw = mod.kernel_size
+                    macs = out.numel() * (mod.in_channels // mod.groups) * kh * kw
+                else:
+                    macs = out.numel() * mod.in_features
+                params = sum(p.numel() for p in mod.parameters())
+                per_layer[name] = (macs, params, tuple(out.shape))
+
+            handles.append(m.register_forward_hook(hook))
+    counter = MacCounter()
+    model.eval()
+    with torch.no_grad(), counter:
+        model(x)
+    for h in handles:
+        h.remove()
+    return counter.macs, per_layer
+
+
+# -- networks written outside the project ------------------------------------------------------
+class ConvZoo(nn.Module):
+    """Grouped, depthwise, dilated, strided, asymmetric and 'same' convolutions, residual add,
+    concat, SE-style channel scaling, ceil-mode max and avg pooling, non-divisible adaptive
+    pooling, flatten and a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 24, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(24)
+        self.grouped = nn.Conv2d(24, 48, 3, padding=1, groups=4)
+        self.dw = nn.Conv2d(48, 48, 5, padding=4, dilation=2, groups=48, bias=False)
+        self.pw = nn.Conv2d(48, 24, 1)
+        self.asym = nn.Conv2d(24, 16, (3, 1), padding=(1, 0))
+        self.same = nn.Conv2d(24, 16, 3, padding="same", dilation=3)
+        self.pool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.avg = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.se = nn.Linear(32, 32)
+        self.adapt = nn.AdaptiveAvgPool2d((3, 3))
+        self.head = nn.Linear(32 * 9, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.stem(x)))
+        y = self.pw(self.dw(F.relu6(self.grouped(x))))
+        x = x + y
+        x = torch.cat([self.asym(x), self.same(x)], dim=1)
+        x = self.avg(self.pool(x))
+        s = torch.sigmoid(self.se(x.mean((2, 3))))
+        x = x * s.view(s.shape[0], -1, 1, 1)
+        return self.head(self.adapt(x).reshape(x.size(0), -1))
+
+
+class TokenNet(nn.Module):
+    """Linear over 3-D tensors, layer-norm, two-activation matmuls, functional conv and
+    x @ W with a parameter, chunk, permute/transpose, GELU, a learned token and position
+    embedding."""
+
+    def __init__(self, d: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Parameter(torch.randn(d, 3, 2, 2))
+        self.token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos = nn.Parameter(torch.zeros(1, 17, d))
+        self.norm = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.w_out = nn.Parameter(torch.randn(d, d))
+        self.mlp = nn.Sequential(
+            nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(0.1), nn.Linear(2 * d, d)
+        )
+        self.head = nn.Linear(d, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.embed, stride=2)  # (B, d, 4, 4)
+        x = x.flatten(2).permute(0, 2, 1)
+        x = torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        q, k, v = self.qkv(self.norm(x)).chunk(3, dim=-1)
+        attn = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
+        x = x + torch.matmul(attn, v) @ self.w_out
+        x = x + self.mlp(x)
+        return self.head(x[:, 0])
+
+
+class BatchedMLP(nn.Module):
+    """Linear layers over (B, T, C) inputs, batch-norm over features, PReLU, bmm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(12, 20)
+        self.act = nn.PReLU()
+        self.fc2 = nn.Linear(20, 12, bias=False)
+        self.bn = nn.BatchNorm1d(7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc2(self.act(self.fc1(x)))
+        h = self.bn(h)
+        return torch.bmm(h, h.transpose(1, 2)).view(x.shape[0], -1)
+
+
+CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "convzoo": (ConvZoo, (2, 3, 33, 29)),
+    "tokennet": (TokenNet, (2, 3, 8, 8)),
+    "batchedmlp": (BatchedMLP, (3, 7, 12)),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> tuple[nn.Module, torch.Tensor, ir.AccelGraph]:
+    torch.manual_seed(0)
+    build, shape = CASES[request.param]
+    model = build()
+    x = torch.randn(*shape)
+    return model, x, ir.trace(model, x, request.param)
+
+
+def test_total_macs_match_the_executed_ops(case: Any) -> None:
+    model, x, graph = case
+    total, _ = oracle(model, x)
+    assert graph.total_macs == total > 0
+
+
+def test_per_layer_macs_params_and_shapes(case: Any) -> None:
+    model, x, graph = case
+    _, per_layer = oracle(model, x)
+    assert per_layer
+    for name, (macs, params, shape) in per_layer.items():
+        node = graph[name]
+        assert (node.macs, node.params, node.output_shape) == (macs, params, shape), name
+
+
+def test_params_add_up_to_the_model(case: Any) -> None:
+    model, _, graph = case
+    total = sum(p.numel() for p in model.parameters())
+    assert graph.total_params == total
+    assert sum(n.params for n in graph) == total
+    assert sum(n.params for n in ir.run_passes(graph)) == total
+
+
+def test_output_shape_matches_pytorch(case: Any) -> None:
+    model, x, graph = case
+    with torch.no_grad():
+        out = model.eval()(x)
+    assert [n.output_shape for n in graph.outputs()] == [tuple(out.shape)]
+
+
+def test_export_path_agrees_with_fx(case: Any) -> None:
+    model, x, graph = case
+    exported = trace_exported(torch.export.export(model.eval(), (x,)), "exported")
+    assert exported.total_macs == graph.total_macs
+    assert exported.total_params == graph.total_params
+    assert sum(n.params for n in exported) == graph.total_params
+
+
+def test_convzoo_loop_dimensions() -> None:
+    model = ConvZoo()
+    graph = ir.trace(model, torch.randn(2, 3, 33, 29))
+    grouped = graph["grouped"].dims
+    assert grouped is not None and (grouped.groups, grouped.C, grouped.K) == (4, 24, 48)
+    dw = graph["dw"]
+    assert dw.dims is not None and dw.attrs["depthwise"] is True
+    assert (dw.dims.groups, dw.dims.R, dw.dims.dil_h, dw.dims.pad_h) == (48, 5, 2, 4)
+    asym = graph["asym"].dims
+    assert asym is not None and (asym.R, asym.S, asym.pad_h, asym.pad_w) == (3, 1, 1, 0)
+    stem = graph["stem"].dims
+    assert stem is not None and (stem.N, stem.H, stem.W, stem.P, stem.Q, stem.stride_h) == (
+        2,
+        33,
+        29,
+        17,
+        15,
+        2,
+    )
+    pool = graph["pool"]
+    assert pool.kind is OpKind.MAXPOOL and pool.attrs["ceil_mode"] is True
+    # ceil mode: floor((17 - 3) / 2) + 1 = 8 without it, 8 with it; for 15: 7 -> 7 ... and the
+    # avg pool after it pads 1: (8 + 2 - 3) / 2 ceil -> 5 (4 without ceil mode)
+    assert graph["avg"].output_shape[2:] == (5, 4)
+    adapt = graph["adapt"]
+    assert adapt.attrs == {"ceil_mode": False, "adaptive": True, "regular": False}
+    se_mul = next(n for n in graph if n.kind is OpKind.MUL)
+    assert se_mul.input_shapes == ((2, 32, 5, 4), (2, 32, 1, 1))
+
+
+def test_tokennet_kinds_and_dims() -> None:
+    graph = ir.trace(TokenNet(), torch.randn(2, 3, 8, 8))
+    matmuls = [n for n in graph if n.kind is OpKind.MATMUL]
+    assert len(matmuls) == 2 and all(n.dims and n.dims.dynamic_weights for n in matmuls)
+    qk = matmuls[0]
+    assert qk.dims is not None and (qk.dims.N, qk.dims.K, qk.dims.C) == (2 * 17, 17, 32)
+    qkv = graph["qkv"].dims
+    assert qkv is not None and (qkv.N, qkv.K, qkv.C) == (2 * 17, 96, 32)
+    w_out = next(n for n in graph if n.kind is OpKind.LINEAR and n.attrs.get("op") == "matmul")
+    assert w_out.params == 32 * 32
+    embed = next(n for n in graph if n.kind is OpKind.CONV2D)
+    assert embed.params == 32 * 3 * 2 * 2
+    cat = next(n for n in graph if n.kind is OpKind.CONCAT)
+    assert cat.params == 32 and cat.attrs["const_shapes"] == [[2, 1, 32]]
+    assert {n.kind for n in graph} >= {OpKind.LAYERNORM, OpKind.SOFTMAX, OpKind.RESHAPE}
+
+
+def test_batch_dimension_scales_macs_linearly() -> None:
+    model = ConvZoo()
+    one = ir.trace(model, torch.randn(1, 3, 33, 29)).total_macs
+    four = ir.trace(model, torch.randn(4, 3, 33, 29)).total_macs
+    assert four == 4 * one
