@@ -5,7 +5,8 @@ flow (:data:`DEFAULT_FLOW`) is what ``autochip inspect`` shows and the predictor
 
 1. :class:`DropNoOps` removes nodes that leave their input unchanged (dropout, identity,
    contiguous, dtype casts, same-shape views, activation fake-quantisers). A fake-quantiser's
-   bit width is recorded on its producer as ``attrs['out_bits']``.
+   bit width is recorded on its producer as ``attrs['out_bits']``; parameters of a dropped node
+   (a quantiser's scale) move to its producer.
 2. :class:`FoldBatchNorm` folds a batch-norm into the conv2d/linear that alone feeds it: the
    batch-norm node disappears, its parameters (scale and shift) are added to the producer's
    ``params`` and its name is recorded in ``attrs['folded_batchnorm']``. MACs are unchanged.
@@ -94,12 +95,13 @@ class DropNoOps(Pass):
                 src = removed[src]
             removed[node.name] = src
             bits = node.attrs.get("a_bits")
-            if op == "quant_identity" and isinstance(bits, int):
+            extra = {"out_bits": bits} if op == "quant_identity" and isinstance(bits, int) else {}
+            if extra or node.params:
                 producer = updated.get(src, graph[src])
                 updated[src] = dataclasses.replace(
                     producer,
                     params=producer.params + node.params,
-                    attrs=_merge_attrs(producer, {"out_bits": bits}),
+                    attrs=_merge_attrs(producer, extra),
                 )
         return rebuild(graph, removed, updated)
 

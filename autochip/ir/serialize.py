@@ -139,6 +139,7 @@ def graph_from_dict(data: Any, source: str = "<dict>") -> AccelGraph:
         raise GraphError(f"{source}: expected 'nodes' to be a list and 'attrs' an object")
     graph = AccelGraph(str(data.get("name", "model")), attrs=data.get("attrs", {}))
     problems = []
+    broken: set[str] = set()  # nodes that failed, so their consumers are skipped, not reported
     for i, d in enumerate(nodes):
         name = d.get("name", f"#{i}") if isinstance(d, dict) else f"#{i}"
         where = f"nodes[{i}] ('{name}')"
@@ -146,6 +147,10 @@ def graph_from_dict(data: Any, source: str = "<dict>") -> AccelGraph:
             node = _node_from_dict(d, where)
         except (ValueError, TypeError) as exc:
             problems.append(f"{where}: {exc}")
+            broken.add(str(name))
+            continue
+        if broken.intersection(node.inputs):
+            broken.add(node.name)
             continue
         try:
             graph.add(node)
