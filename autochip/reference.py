@@ -46,8 +46,8 @@ __all__ = [
     "IntegerModel",
     "MaxPoolOp",
     "Op",
-    "RescaleOp",
     "Requant",
+    "RescaleOp",
     "SumPoolOp",
     "Threshold",
     "load_integer_model",
@@ -169,7 +169,8 @@ def quantize_input(model: IntegerModel, x: NDArray[Any]) -> IntArray:
     """``clamp(floor(x / scale + 1/2), lo, hi)`` computed in float32 (as the fake-quant model)."""
     xf = np.asarray(x, dtype=np.float32)
     r = np.floor(xf / np.float32(model.input_scale) + np.float32(0.5))
-    return np.clip(r, model.input_lo, model.input_hi).astype(np.int64)
+    out: IntArray = np.clip(r, model.input_lo, model.input_hi).astype(np.int64)
+    return out
 
 
 # -- integer primitives ---------------------------------------------------------------------------
@@ -179,7 +180,8 @@ def requantize(acc: IntArray, multiplier: IntArray, shift: IntArray, lo: int, hi
     m = np.asarray(multiplier, dtype=np.int64).reshape(shape)
     s = np.asarray(shift, dtype=np.int64).reshape(shape)
     out = (acc * m + (np.int64(1) << (s - 1))) >> s
-    return np.clip(out, lo, hi)
+    res: IntArray = np.clip(out, lo, hi)
+    return res
 
 
 def _windows(
@@ -189,9 +191,10 @@ def _windows(
     kh, kw = kernel
     dh, dw = dilation
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    v = np.lib.stride_tricks.sliding_window_view(x, (eh, ew), axis=(2, 3))
-    v = v[:, :, :: stride[0], :: stride[1], ::dh, ::dw]
-    return v
+    v: IntArray = np.lib.stride_tricks.sliding_window_view(  # type: ignore[call-overload]
+        x, (eh, ew), axis=(2, 3)
+    )
+    return v[:, :, :: stride[0], :: stride[1], ::dh, ::dw]
 
 
 def _pad(x: IntArray, padding: tuple[int, int], value: int) -> IntArray:
@@ -212,17 +215,17 @@ def _accumulate(op: ComputeOp, x: IntArray) -> IntArray:
     else:
         pad_value = -1 if op.kind == "xnor" else 0
         xp = _pad(x, op.padding, pad_value)
-        k = (w.shape[2], w.shape[3])
-        win = _windows(xp, k, op.stride, op.dilation)  # N, C, P, Q, R, S
+        ksize = (w.shape[2], w.shape[3])
+        win = _windows(xp, ksize, op.stride, op.dilation)  # N, C, P, Q, R, S
         n, c, p, q = win.shape[:4]
         groups = op.groups
-        cols = win.reshape(n, groups, c // groups, p, q, k[0], k[1])
+        cols = win.reshape(n, groups, c // groups, p, q, ksize[0], ksize[1])
         wk = w
     kout = wk.shape[0]
     kg = kout // groups
     wg = wk.reshape(groups, kg, *wk.shape[1:])  # G, Kg, Cg, R, S
     n, _, cg, p, q = cols.shape[:5]
-    acc = np.empty((n, groups, kg, p, q), dtype=np.int64)
+    acc: IntArray = np.empty((n, groups, kg, p, q), dtype=np.int64)
     for g in range(groups):
         xg = cols[:, g]  # N, Cg, P, Q, R, S
         if op.kind == "mac":
@@ -379,7 +382,7 @@ def save_integer_model(model: IntegerModel, path: str | Path) -> None:
     arrays: dict[str, NDArray[Any]] = {}
     header = _flatten("m", model, arrays)
     meta = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
-    np.savez(path, __header__=meta, **arrays)
+    np.savez(path, __header__=meta, **arrays)  # type: ignore[arg-type]
 
 
 def load_integer_model(path: str | Path) -> IntegerModel:

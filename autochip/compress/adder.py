@@ -15,7 +15,7 @@ subtraction): the step of the :class:`~autochip.compress.quant.QuantAct` that fe
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ __all__ = [
     "AdderLinear",
     "adder_matmul",
     "scale_adder_gradients",
+    "shared_input_quant",
+    "shared_integer_weight",
+    "shared_quantized_weight",
 ]
 
 ADDER_ETA = 0.1  # eta of the adaptive learning-rate scaling (AdderNet paper's CIFAR setting)
@@ -71,47 +74,44 @@ class _AdderFunction(torch.autograd.Function):
 
 def adder_matmul(x: Tensor, w: Tensor) -> Tensor:
     """``-sum_c |x[n, c, l] - w[k, c]|`` for ``x`` [N, C, L] and ``w`` [K, C] -> [N, K, L]."""
-    out: Tensor = _AdderFunction.apply(x, w)
+    out: Tensor = _AdderFunction.apply(x, w)  # type: ignore[no-untyped-call]
     return out
 
 
-class _SharedScale:
-    """Mixin: quantise weights with the step of the QuantAct that feeds the layer."""
-
-    bits: int
-    weight: nn.Parameter
-
-    @property
-    def input_quant(self) -> QuantAct | None:
-        q = input_quant(self)  # type: ignore[arg-type]
-        return q if isinstance(q, QuantAct) else None
-
-    def _bias(self, bias: Tensor | None) -> Tensor | None:
-        q = self.input_quant
-        if q is None:
-            return bias
-        k = self.weight.shape[0]
-        return grid_bias(self, q.scale.detach().double().expand(k), bias)  # type: ignore[arg-type]
-
-    def quantized_weight(self) -> Tensor:
-        q = self.input_quant
-        if q is None:
-            return self.weight
-        qn, qp = weight_range(self.bits)
-        g = 1.0 / math.sqrt(self.weight.numel() * qp)
-        return lsq_quantize(self.weight, q.scale, qn, qp, g)
-
-    def integer_weight(self) -> Tensor:
-        """Integer weights in units of the shared step (as a float tensor)."""
-        q = self.input_quant
-        if q is None:
-            raise ValueError("adder layer has no input quantiser; convert() sets one")
-        qn, qp = weight_range(self.bits)
-        r = self.weight.detach() / q.scale.detach()
-        return torch.clamp(torch.floor(r + 0.5), qn, qp)
+def shared_input_quant(layer: nn.Module) -> QuantAct | None:
+    """The QuantAct feeding an adder layer (``convert`` links it); its step is shared."""
+    q = input_quant(layer)
+    return q if isinstance(q, QuantAct) else None
 
 
-class AdderConv2d(_SharedScale, nn.Conv2d):
+def _shared_bias(layer: nn.Module, weight: Tensor, bias: Tensor | None) -> Tensor | None:
+    q = shared_input_quant(layer)
+    if q is None:
+        return bias
+    return grid_bias(layer, q.scale.detach().double().expand(weight.shape[0]), bias)
+
+
+def shared_quantized_weight(layer: nn.Module, weight: Tensor, bits: int) -> Tensor:
+    """Fake-quantised weights on the input quantiser's step (LSQ gradient to that step)."""
+    q = shared_input_quant(layer)
+    if q is None:
+        return weight
+    qn, qp = weight_range(bits)
+    g = 1.0 / math.sqrt(weight.numel() * qp)
+    return lsq_quantize(weight, q.scale, qn, qp, g)
+
+
+def shared_integer_weight(layer: nn.Module, weight: Tensor, bits: int) -> Tensor:
+    """Integer weights in units of the shared step (as a float tensor)."""
+    q = shared_input_quant(layer)
+    if q is None:
+        raise ValueError("adder layer has no input quantiser; convert() links one")
+    qn, qp = weight_range(bits)
+    r = weight.detach() / q.scale.detach()
+    return torch.clamp(torch.floor(r + 0.5), qn, qp)
+
+
+class AdderConv2d(nn.Conv2d):
     """2-D adder layer: ``-sum |x - w|`` over each window (zero padding, groups supported)."""
 
     def __init__(self, *args: Any, bits: int = 8, **kwargs: Any) -> None:
@@ -122,11 +122,11 @@ class AdderConv2d(_SharedScale, nn.Conv2d):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.quantized_weight()
+        w = shared_quantized_weight(self, self.weight, self.bits)
         n, _, h, wd = x.shape
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        ph, pw = self.padding  # type: ignore[misc]
+        ph, pw = cast(tuple[int, int], self.padding)
         dh, dw = self.dilation
         p = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         q = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
@@ -136,11 +136,11 @@ class AdderConv2d(_SharedScale, nn.Conv2d):
         wg = w.reshape(g, self.out_channels // g, -1)
         out = torch.cat([adder_matmul(cols[:, i], wg[i]) for i in range(g)], dim=1)
         out = out.reshape(n, self.out_channels, p, q)
-        bias = self._bias(self.bias)
+        bias = _shared_bias(self, self.weight, self.bias)
         return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
-class AdderLinear(_SharedScale, nn.Linear):
+class AdderLinear(nn.Linear):
     """Fully connected adder layer: ``y[n, k] = -sum_c |x[n, c] - w[k, c]|``."""
 
     def __init__(self, *args: Any, bits: int = 8, **kwargs: Any) -> None:
@@ -151,9 +151,9 @@ class AdderLinear(_SharedScale, nn.Linear):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.quantized_weight()
+        w = shared_quantized_weight(self, self.weight, self.bits)
         out = adder_matmul(x.unsqueeze(-1), w).squeeze(-1)
-        bias = self._bias(self.bias)
+        bias = _shared_bias(self, self.weight, self.bias)
         return out if bias is None else out + bias
 
 

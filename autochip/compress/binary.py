@@ -23,7 +23,7 @@ Binary conv/linear layers use ``alpha_k * sign(w_k)`` with the per-output-channe
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,8 @@ class _SignSte(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
         (v,) = ctx.saved_tensors
-        return grad * (v.abs() <= 1.0).to(grad.dtype)
+        out: Tensor = grad * (v.abs() <= 1.0).to(grad.dtype)
+        return out
 
 
 class _SignFda(torch.autograd.Function):
@@ -93,7 +94,7 @@ class _SignFda(torch.autograd.Function):
 
 def sign_ste(v: Tensor) -> Tensor:
     """Binarise with the clipped straight-through gradient."""
-    out: Tensor = _SignSte.apply(v)
+    out: Tensor = _SignSte.apply(v)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -101,7 +102,7 @@ def sign_fda(
     v: Tensor, omega: float = FDA_OMEGA, terms: int = FDA_TERMS, clip: float = FDA_CLIP
 ) -> Tensor:
     """Binarise with FDA's truncated-sine-series gradient."""
-    out: Tensor = _SignFda.apply(v, omega, terms, clip)
+    out: Tensor = _SignFda.apply(v, omega, terms, clip)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -176,7 +177,7 @@ class BinaryConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         wb = _sign(self.weight, self.estimator)
-        ph, pw = self.padding  # type: ignore[misc]
+        ph, pw = cast(tuple[int, int], self.padding)
         if ph or pw:
             x = F.pad(x, (pw, pw, ph, ph), value=-1.0)
         acc = F.conv2d(x, wb, None, self.stride, 0, self.dilation, self.groups)

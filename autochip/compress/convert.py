@@ -151,9 +151,9 @@ def _make_layer(name: str, m: nn.Module, lp: LayerPolicy, estimator: str) -> nn.
         else:
             new = AdderLinear(**largs, bits=lp.w_bits)
     with torch.no_grad():
-        new.weight.copy_(m.weight)  # type: ignore[operator]
-        if m.bias is not None:
-            new.bias.copy_(m.bias)  # type: ignore[operator, union-attr]
+        new.weight.copy_(m.weight)
+        if m.bias is not None and isinstance(new.bias, torch.Tensor):
+            new.bias.copy_(m.bias)
     if isinstance(new, QuantConv2d | QuantLinear):
         new.w_quant.init_from(new.weight)
     return new
@@ -252,8 +252,8 @@ def convert(model: nn.Module, policy: Policy) -> fx.GraphModule:
     for consumer, idx, (kind, bits) in sites:
         src = consumer.args[idx]
         assert isinstance(src, fx.Node)
-        key = (src.name, kind, bits)
-        if key not in made:
+        made_key = (src.name, kind, bits)
+        if made_key not in made:
             if kind == "binary":
                 _drop_relus(gm, src)
                 src = consumer.args[idx]
@@ -265,9 +265,9 @@ def convert(model: nn.Module, policy: Policy) -> fx.GraphModule:
                 name = _unique_name(gm, f"aq_{src.name}" if bits == 8 else f"aq{bits}_{src.name}")
             gm.add_submodule(name, mod)
             with graph.inserting_after(src):
-                made[key] = graph.call_module(name, (src,))
+                made[made_key] = graph.call_module(name, (src,))
         args = list(consumer.args)
-        args[idx] = made[key]
+        args[idx] = made[made_key]
         consumer.args = tuple(args)
     for node in graph.nodes:
         if node.name in kinds:
@@ -306,6 +306,7 @@ def _ensure_bn(gm: fx.GraphModule, node: fx.Node, layer: nn.Module) -> None:
     users = list(node.users)
     if len(users) == 1 and isinstance(_module(gm, users[0]), nn.BatchNorm2d | nn.BatchNorm1d):
         return
+    assert isinstance(layer, nn.Conv2d | nn.Linear)
     k = layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features
     bn: nn.Module = nn.BatchNorm2d(k) if isinstance(layer, nn.Conv2d) else nn.BatchNorm1d(k)
     name = _unique_name(gm, f"{node.name}_bn")
@@ -321,6 +322,7 @@ def _drop_relus(gm: fx.GraphModule, src: fx.Node) -> None:
     while isinstance(node, fx.Node):
         if is_relu(gm, node) and len(node.users) == 1:
             inp = node.args[0]
+            assert isinstance(inp, fx.Node)
             node.replace_all_uses_with(inp)
             gm.graph.erase_node(node)
             node = inp

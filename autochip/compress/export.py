@@ -23,7 +23,12 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from autochip.compress.adder import AdderConv2d, AdderLinear
+from autochip.compress.adder import (
+    AdderConv2d,
+    AdderLinear,
+    shared_input_quant,
+    shared_integer_weight,
+)
 from autochip.compress.binary import BinaryAct, BinaryConv2d, BinaryLinear, channel_scale
 from autochip.compress.convert import is_add, is_avgpool, is_relu
 from autochip.compress.quant import QuantAct, QuantConv2d, QuantLinear
@@ -36,8 +41,8 @@ from autochip.reference import (
     IntegerModel,
     MaxPoolOp,
     Op,
-    RescaleOp,
     Requant,
+    RescaleOp,
     SumPoolOp,
     Threshold,
 )
@@ -87,7 +92,10 @@ class _Sum:
 
 
 def fixed_point(ratios: np.ndarray) -> tuple[np.ndarray, int]:
-    """Integers ``M`` and one shift ``s >= 1`` with ``M / 2^s ~= ratios`` (``MULT_BITS`` precision)."""
+    """Integers ``M`` and one shift ``s >= 1`` with ``M / 2^s ~= ratios``.
+
+    ``max |M|`` lies in ``[2^(MULT_BITS-2), 2^(MULT_BITS-1))`` unless the shift hits its bounds.
+    """
     top = float(np.max(np.abs(ratios)))
     if top == 0.0 or not math.isfinite(top):
         raise CompressionError(f"requantisation ratio must be finite and non-zero, found {top}")
@@ -165,7 +173,8 @@ class _Exporter:
             self.env[node.name] = _Raw()
             return
         if node.op == "output":
-            d = self.env[node.args[0].name]  # type: ignore[union-attr]
+            src0 = node.args[0]
+            d = self.env[src0.name] if isinstance(src0, fx.Node) else None
             if not isinstance(d, _Int) or self.input_q is None:
                 raise self.fail(node, "the model output must come from an activation quantiser")
             q = self.input_q
@@ -232,8 +241,8 @@ class _Exporter:
         if isinstance(m, nn.MaxPool2d):
             k, s, p, dil, ceil = m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode
         else:
-            args = list(node.args[1:]) + [None] * 5
-            kw = node.kwargs
+            args: list[Any] = [*node.args[1:], None, None, None, None, None]
+            kw: dict[str, Any] = dict(node.kwargs)
             k = kw.get("kernel_size", args[0])
             s = kw.get("stride", args[1]) or k
             p = kw.get("padding", args[2] if args[2] is not None else 0)
@@ -299,7 +308,7 @@ class _Exporter:
                 raise self.fail(node, f"adaptive pooling {h}x{w} -> {ph}x{pw} is not uniform")
             k = s = (h // ph, w // pw)
             if node.target in (torch.mean, "mean"):
-                dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+                dims: Any = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
                 dims_t = tuple(
                     sorted(int(x) % 4 for x in (dims if isinstance(dims, list | tuple) else [dims]))
                 )
@@ -317,30 +326,28 @@ class _Exporter:
         if node.kwargs.get("alpha") is not None:
             raise self.fail(node, "add with alpha is not supported")
         ds = [self.env.get(a.name) for a in node.args[:2] if isinstance(a, fx.Node)]
-        if len(ds) != 2 or not all(isinstance(x, _Int) for x in ds):
+        ints = [x for x in ds if isinstance(x, _Int)]
+        if len(ints) != 2:
             raise self.fail(node, "residual add must read two quantised tensors")
-        return _Sum([(ds[0], 1.0), (ds[1], 1.0)])
+        return _Sum([(ints[0], 1.0), (ints[1], 1.0)])
 
     def compute(self, node: fx.Node, m: nn.Module, d: Any) -> _Pending:
         if not isinstance(d, _Int):
             raise self.fail(node, "a compressed layer must read a quantised tensor")
         conv = isinstance(m, nn.Conv2d)
-        w = m.weight  # type: ignore[union-attr]
-        bias = (
-            m.bias.detach().double().numpy()  # type: ignore[union-attr, operator]
-            if m.bias is not None
-            else np.zeros(w.shape[0])
-        )
+        assert isinstance(m, nn.Conv2d | nn.Linear)
+        w = m.weight
+        bias = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(w.shape[0])
         if isinstance(m, QuantConv2d | QuantLinear):
             kind = "mac"
             wi = m.w_quant.integer(w)
             a = d.scale * m.w_quant.scale.detach().double().numpy()
         elif isinstance(m, AdderConv2d | AdderLinear):
             kind = "adder"
-            q = m.input_quant
+            q = shared_input_quant(m)
             if q is None or float(q.scale.detach().float()) != d.scale:
                 raise self.fail(node, "adder layer must share the step of its input quantiser")
-            wi = m.integer_weight()
+            wi = shared_integer_weight(m, w, m.bits)
             a = np.full(w.shape[0], d.scale)
         else:
             if not d.binary:
@@ -451,7 +458,7 @@ class _Exporter:
         return _Int(out, step)
 
 
-class _Done(Exception):  # noqa: N818 - control flow, never escapes this module
+class _Done(Exception):
     def __init__(self, model: IntegerModel) -> None:
         self.model = model
 

@@ -92,7 +92,7 @@ class LsqFunction(torch.autograd.Function):
 
 def lsq_quantize(v: Tensor, scale: Tensor, qn: int, qp: int, grad_scale: float) -> Tensor:
     """Fake-quantise ``v`` with step ``scale`` (LSQ gradients)."""
-    out: Tensor = LsqFunction.apply(v, scale, qn, qp, grad_scale)
+    out: Tensor = LsqFunction.apply(v, scale, qn, qp, grad_scale)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -179,7 +179,7 @@ class QuantConv2d(nn.Conv2d):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self._conv_forward(x, self.w_quant(self.weight), None)
+        out: Tensor = self._conv_forward(x, self.w_quant(self.weight), None)
         bias = _bias(self, self.w_quant, self.bias)
         return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
@@ -195,7 +195,8 @@ class QuantLinear(nn.Linear):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.w_quant(self.weight), _bias(self, self.w_quant, self.bias))
+        out: Tensor = F.linear(x, self.w_quant(self.weight), _bias(self, self.w_quant, self.bias))
+        return out
 
 
 def _bias(layer: nn.Module, wq: WeightQuantizer, bias: Tensor | None) -> Tensor | None:

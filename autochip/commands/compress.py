@@ -1,0 +1,228 @@
+"""Compress a model (quantise, binarise or adder layers), export integers, check agreement.
+
+Trains the FP32 model first (or loads it: MODEL may be an FP32 checkpoint), converts it with the
+method's policy (first and last layers int8), calibrates, trains the compressed model, exports it
+to the integer model and evaluates all three on the test split. Writes CKPT (the compressed
+checkpoint), CKPT with suffix .npz (the integer model for autochip.reference) and, when it trained
+one, the FP32 model beside it as <stem>.fp32.pt (usable as --kd TEACHER).
+
+  autochip compress lenet_digits --method quant --bits 8/8 --data digits --epochs 30 --out q8.pt
+  autochip compress lenet_digits --method adder --kd q8.fp32.pt --epochs 30 --out adder_kd.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from autochip.compress.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from autochip.compress.convert import convert
+from autochip.compress.data import Dataset, load_data
+from autochip.compress.export import export_integer
+from autochip.compress.policy import parse_bits, policy_for_method
+from autochip.compress.train import TrainConfig, calibrate, evaluate, logits, seed_everything, train
+from autochip.errors import CompressionError, SpecError
+from autochip.reference import quantize_input, save_integer_model
+from autochip.reference import run as run_integer
+
+__all__ = ["add_arguments", "run"]
+
+FP32_LR = 3e-3
+METHOD_LR = {"quant": 1e-3, "binary": 1e-2, "adder": 1e-2}
+CALIBRATION_SAMPLES = 512
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="zoo name, .py file or FP32 checkpoint .pt")
+    p.add_argument("--method", required=True, choices=["quant", "binary", "adder"])
+    p.add_argument("--bits", default="8/8", help="W/A bits 2..8 for quant and adder (8/8)")
+    p.add_argument("--kd", metavar="TEACHER", help="FP32 teacher: checkpoint .pt or MODEL spec")
+    p.add_argument("--data", default="digits", help="digits, or a CIFAR-10 / image folder path")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (30)")
+    p.add_argument("--fp32-epochs", type=int, default=None, help="FP32 epochs (= --epochs)")
+    p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--estimator", choices=["ste", "fda"], default="ste", help="binary gradient")
+    p.add_argument("--calibration", choices=["minmax", "percentile"], default="minmax")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of the compressed model")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
+
+
+def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
+    problems: list[str] = []
+    bits = (8, 8)
+    try:
+        bits = parse_bits(args.bits)
+    except CompressionError as exc:
+        problems.append(str(exc))
+    if args.epochs < 0:
+        problems.append(f"--epochs: expected an integer >= 0, found {args.epochs}")
+    if args.fp32_epochs is not None and args.fp32_epochs < 0:
+        problems.append(f"--fp32-epochs: expected an integer >= 0, found {args.fp32_epochs}")
+    if args.batch_size < 1:
+        problems.append(f"--batch-size: expected an integer >= 1, found {args.batch_size}")
+    if args.threads < 1:
+        problems.append(f"--threads: expected an integer >= 1, found {args.threads}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append(f"--lr: expected a positive number, found {args.lr}")
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        problems.append(f"--out: expected a checkpoint path ending in .pt, found '{args.out}'")
+    if not out.parent.is_dir():
+        problems.append(f"--out: the directory '{out.parent}' does not exist")
+    if out.is_dir():
+        problems.append(f"--out: '{out}' is a directory")
+    if problems:
+        raise SpecError("autochip compress", problems)
+    return bits, out
+
+
+def _load_fp32(spec: str, role: str) -> tuple[nn.Module, torch.Tensor, str, bool]:
+    """(model, example input, model spec, pretrained?) for a MODEL/TEACHER argument."""
+    from autochip.ir import load_model
+
+    if spec.endswith(".pt"):
+        data = read_checkpoint(spec)
+        if data.get("policy") is not None:
+            raise CompressionError(
+                f"{role} '{spec}': expected an FP32 checkpoint (e.g. the <stem>.fp32.pt that "
+                f"autochip compress writes), found a compressed one ({data['meta'].get('method')})"
+            )
+        model, example = load_checkpoint(spec)
+        return model, example, str(data["model"]), True
+    loaded = load_model(spec)
+    if loaded.program is not None:
+        raise CompressionError(
+            f"{role} '{spec}': a torch.export .pt2 program cannot be trained; give the model's "
+            ".py file or zoo name"
+        )
+    if not isinstance(loaded.example_input, torch.Tensor):
+        raise CompressionError(f"{role} '{spec}': expected one example input tensor")
+    return loaded.model, loaded.example_input, spec, False
+
+
+def _same_architecture(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
+
+
+def _fp32(
+    model: nn.Module, pretrained: bool, data: Dataset, args: argparse.Namespace, desc: str
+) -> nn.Module:
+    if not pretrained:
+        epochs = args.epochs if args.fp32_epochs is None else args.fp32_epochs
+        cfg = TrainConfig(epochs=epochs, lr=FP32_LR, batch_size=args.batch_size, seed=args.seed)
+        train(model, data, cfg, desc=desc)
+    model.eval()
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    bits, out = _check(args)
+    policy = policy_for_method(args.method, bits, args.estimator)
+    policy = dataclasses.replace(policy, calibration=args.calibration)
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+
+    model, example, spec, pretrained = _load_fp32(args.model, "MODEL")
+    data = load_data(args.data, tuple(example.shape[1:]))
+    teacher_pretrained = pretrained
+    if args.kd:
+        teacher, _, _, teacher_pretrained = _load_fp32(args.kd, "--kd TEACHER")
+        if not _same_architecture(teacher, model):
+            raise CompressionError(
+                f"--kd TEACHER '{args.kd}' must have the same architecture as MODEL "
+                f"'{args.model}' (distillation matches layers by name and shape)"
+            )
+        fp = _fp32(teacher, teacher_pretrained, data, args, "fp32 teacher")
+    else:
+        fp = _fp32(model, pretrained, data, args, "fp32")
+    acc_fp32 = evaluate(fp, data.x_test, data.y_test)
+
+    seed_everything(args.seed)
+    student = convert(fp, policy)
+    calibrate(student, data.x_train[:CALIBRATION_SAMPLES], policy.calibration)
+    teacher_model = copy.deepcopy(fp) if args.kd else None
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr or METHOD_LR[args.method],
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    train(
+        student,
+        data,
+        cfg,
+        desc=args.method,
+        teacher=teacher_model,
+        pkkd=args.method == "adder" and teacher_model is not None,
+    )
+    acc = evaluate(student, data.x_test, data.y_test)
+
+    integer = export_integer(student, example)
+    fq = logits(student, data.x_test).numpy() / integer.output_scale
+    fq_int = np.rint(fq).astype(np.int64)
+    out_int, _ = run_integer(integer, quantize_input(integer, data.x_test.numpy()))
+    y = data.y_test.numpy()
+    acc_int = float((out_int.argmax(axis=1) == y).mean())
+    agreement = float((out_int.argmax(axis=1) == fq_int.argmax(axis=1)).mean())
+    max_diff = int(np.abs(out_int - fq_int).max())
+
+    meta: dict[str, Any] = {
+        "method": args.method,
+        "bits": "1/1" if args.method == "binary" else f"{bits[0]}/{bits[1]}",
+        "data": args.data,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "kd": args.kd,
+        "accuracy_fp32": acc_fp32,
+        "accuracy": acc,
+        "accuracy_integer": acc_int,
+        "agreement": agreement,
+        "max_logit_diff_lsb": max_diff,
+    }
+    npz = out.with_suffix(".npz")
+    fp_path = out.with_name(out.stem + ".fp32.pt")
+    save_integer_model(integer, npz.with_name(npz.stem + ".tmp.npz"))
+    os.replace(npz.with_name(npz.stem + ".tmp.npz"), npz)
+    save_checkpoint(out, spec, policy, student, meta)
+    written = [str(out), str(npz)]
+    if not teacher_pretrained:
+        save_checkpoint(fp_path, spec, None, fp, {"method": "fp32", "accuracy": acc_fp32})
+        written.append(str(fp_path))
+
+    result = {
+        "accuracy_fp32": round(acc_fp32, 6),
+        "accuracy": round(acc, 6),
+        "accuracy_integer": round(acc_int, 6),
+        "agreement": round(agreement, 6),
+        "max_logit_diff_lsb": max_diff,
+        "checkpoint": str(out),
+        "integer_model": str(npz),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        label = meta["bits"] if args.method != "binary" else "±1"
+        print(f"{spec}: {args.method} {label} on {data.name} ({len(y)} test samples)")
+        print(f"  accuracy fp32        {100 * acc_fp32:6.2f} %")
+        print(f"  accuracy fake-quant  {100 * acc:6.2f} %")
+        print(f"  accuracy integer     {100 * acc_int:6.2f} %")
+        print(
+            f"  integer vs fake-quant class agreement {100 * agreement:.2f} %, "
+            f"max logit difference {max_diff} LSB"
+        )
+        print("  wrote " + ", ".join(written))
+    return 0

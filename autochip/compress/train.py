@@ -1,0 +1,219 @@
+"""Training loops: FP32, quantisation-aware / binary / adder training, KD and PKKD; calibration.
+
+Deterministic: batch order comes from a ``torch.Generator`` seeded per run and epoch, and the CLI
+sets the global seed and a fixed thread count.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from autochip.compress.adder import ADDER_ETA, AdderConv2d, AdderLinear, scale_adder_gradients
+from autochip.compress.data import Dataset
+from autochip.compress.distill import Pkkd, kd_loss
+from autochip.compress.quant import QuantAct, calibrate_scale
+
+MIN_STEP = 1e-6  # quantiser steps stay positive
+
+__all__ = ["TrainConfig", "batches", "calibrate", "evaluate", "logits", "seed_everything", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser settings of one training phase (Adam with a cosine learning-rate decay)."""
+
+    epochs: int
+    lr: float = 3e-3
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    seed: int = 0
+    kd_weight: float = 1.0  # weight of the logit-KD term when a teacher is given
+    feature_weight: float = 1.0  # weight of PKKD's kernel-feature term
+    adder_eta: float = ADDER_ETA
+    # LSQ's gradient scale is meant for SGD; under Adam the step sizes move by ~lr per update,
+    # so they get a smaller learning rate than the weights.
+    step_lr_factor: float = 0.01
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def batches(
+    x: Tensor, y: Tensor, batch_size: int, seed: int, epoch: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Shuffled mini-batches, the order fixed by (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(len(x), generator=g)
+    for i in range(0, len(x), batch_size):
+        idx = perm[i : i + batch_size]
+        yield x[idx], y[idx]
+
+
+@torch.no_grad()
+def logits(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
+    """Eval-mode outputs of ``model`` on ``x``."""
+    was = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was)
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """Top-1 accuracy (fraction) of ``model`` on ``(x, y)``."""
+    return float((logits(model, x).argmax(dim=1) == y).float().mean())
+
+
+@torch.no_grad()
+def _reestimate_bn(model: nn.Module, x: Tensor, batch_size: int) -> None:
+    """Recompute batch-norm running statistics on ``x`` (cumulative average, rest in eval)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)]
+    if not bns:
+        return
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    try:
+        for i in range(0, len(x), batch_size):
+            model(x[i : i + batch_size])
+    finally:
+        for bn, mom in zip(bns, saved, strict=True):
+            bn.momentum = mom
+            bn.eval()
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, x: Tensor, method: str = "minmax", batch_size: int = 256) -> None:
+    """Post-training calibration of every :class:`QuantAct` step, in order of the data flow.
+
+    Each quantiser observes its float input (with the quantisers before it already set), and
+    takes ``max|v| / Qp`` (``minmax``) or the 99.99th percentile of ``|v|`` (``percentile``).
+    Batch-norm statistics are re-estimated on ``x`` first (a converted layer, an adder layer
+    above all, produces other statistics than the float layer it replaced).
+    """
+    quants = [m for m in model.modules() if isinstance(m, QuantAct)]
+    seen: dict[int, list[Tensor]] = {id(q): [] for q in quants}
+    was = model.training
+    model.eval()
+    hooks = []
+    try:
+        # one pass per quantiser so that each one sees inputs quantised by the ones before it
+        for q in quants:
+            _reestimate_bn(model, x, batch_size)
+            hooks = [
+                qq.register_forward_pre_hook(lambda m, inp: seen[id(m)].append(inp[0].detach()))
+                for qq in quants
+            ]
+            for v in seen.values():
+                v.clear()
+            for i in range(0, len(x), batch_size):
+                model(x[i : i + batch_size])
+            for h in hooks:
+                h.remove()
+            hooks = []
+            vals = torch.cat([v.flatten() for v in seen[id(q)]])
+            q.scale.fill_(calibrate_scale(vals, q.qp, method))
+        _reestimate_bn(model, x, batch_size)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+
+
+def _has_adders(model: nn.Module) -> bool:
+    return any(isinstance(m, AdderConv2d | AdderLinear) for m in model.modules())
+
+
+def train(
+    model: nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    desc: str = "train",
+    teacher: nn.Module | None = None,
+    pkkd: bool = False,
+    progress: bool = True,
+) -> None:
+    """Train ``model`` on ``data.x_train``; with ``teacher``, add logit KD (and PKKD features).
+
+    With ``pkkd`` the teacher (same architecture, conv layers where the student has adders) is
+    trained on the labels alongside the student: PKKD's progressive distillation.
+    """
+    if cfg.epochs <= 0:
+        return
+    distill = Pkkd(model, teacher) if (pkkd and teacher is not None) else None
+    named = list(model.named_parameters())
+    steps_ = [p for n, p in named if n.endswith("scale")]
+    others = [p for n, p in named if not n.endswith("scale")]
+    others += list(distill.parameters()) if distill else []
+    groups: list[dict[str, Any]] = [
+        {"params": others},
+        {"params": steps_, "lr": cfg.lr * cfg.step_lr_factor},
+    ]
+    opt = torch.optim.Adam(
+        groups,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+    )
+    steps = cfg.epochs * ((len(data.x_train) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    t_opt = None
+    if teacher is not None and pkkd:
+        t_opt = torch.optim.Adam(teacher.parameters(), lr=cfg.lr * 0.1)
+        teacher.train()
+    elif teacher is not None:
+        teacher.eval()
+    adders = _has_adders(model)
+    model.train()
+    bar = tqdm(
+        total=steps, desc=desc, file=sys.stderr, disable=not progress, leave=False, mininterval=0.5
+    )
+    try:
+        for epoch in range(cfg.epochs):
+            for xb, yb in batches(data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch):
+                out = model(xb)
+                loss = F.cross_entropy(out, yb)
+                if teacher is not None:
+                    if t_opt is not None:
+                        t_out = teacher(xb)
+                        t_loss = F.cross_entropy(t_out, yb)
+                        t_opt.zero_grad()
+                        t_loss.backward()  # type: ignore[no-untyped-call]
+                        t_opt.step()
+                    else:
+                        with torch.no_grad():
+                            t_out = teacher(xb)
+                    loss = loss + cfg.kd_weight * kd_loss(out, t_out.detach())
+                    if distill is not None:
+                        loss = loss + cfg.feature_weight * distill.loss()
+                opt.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                if adders:
+                    scale_adder_gradients(model, cfg.adder_eta)
+                opt.step()
+                with torch.no_grad():
+                    for p in steps_:
+                        p.clamp_(min=MIN_STEP)
+                sched.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+    finally:
+        bar.close()
+        if distill is not None:
+            distill.remove()
+    model.eval()
