@@ -145,6 +145,8 @@ def test_horowitz_45nm_unit_costs() -> None:
     e = [t.sram_read_pj_per_bit(s) for s in sizes]
     assert e == sorted(e)
     assert t.dram_pj_per_bit * 64 == pytest.approx(1300, rel=0.01)  # 1.3 nJ per 64 bits
+    # a register bit: the 8-bit add's energy scaled by DFF_X1 area / 8-bit adder area
+    assert t.register_energy_pj(1) == pytest.approx(0.03 * 4.522 / 36, rel=1e-3)
     # narrower arithmetic is cheaper, in energy and area
     widths = [PESpec(w_bits=b, a_bits=b, acc_bits=32) for b in (2, 4, 8, 16)]
     assert [t.pe_op_energy_pj(p) for p in widths] == sorted(t.pe_op_energy_pj(p) for p in widths)
