@@ -184,8 +184,12 @@ class Lowering:
         self.graph.add(node)
         return Dyn(node.name, node.output_shape)
 
+    def context(self, n: fx.Node) -> str:
+        """Where a node comes from when no line of user code is known."""
+        return "source line unknown"
+
     def unsupported(self, call: Call, reason: str = "") -> UnsupportedOpError:
-        where = call.source.long if call.source else "source line unknown"
+        where = call.source.long if call.source else self.context(call.node)
         return UnsupportedOpError(call.display, call.name, where, reason)
 
     # -- the walk ------------------------------------------------------------------------------

@@ -177,6 +177,14 @@ class _ExportLowering(Lowering):
     def source(self, n: fx.Node) -> SourceLoc | None:
         return from_stack_trace(n.meta.get("stack_trace"))
 
+    def context(self, n: fx.Node) -> str:
+        stack = n.meta.get("nn_module_stack") or {}
+        if not stack:
+            return "source line unknown"
+        path, cls = list(stack.values())[-1]
+        cls_name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+        return f"inside module '{path or '<root>'}' of type {cls_name}; source line unknown"
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
