@@ -1,4 +1,4 @@
-"""``autochip inspect``: table, --json, --csv, --save, errors (exit 2, one message, no traceback)."""
+"""`autochip inspect`: table, --json, --csv, --save; errors exit 2 with one message."""
 
 from __future__ import annotations
 
