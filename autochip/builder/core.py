@@ -1,0 +1,215 @@
+"""Every parameter of the accelerator core (``templates/core_*.v``), computed from a hardware spec.
+
+The core wraps the output-stationary array of ``pe_array_os.v.j2`` (rendered here with
+``core_pe``, whose weight lane carries a PE-mode bit) in buffers, a descriptor-driven controller,
+an AXI4 master and AXI4-Lite registers. :func:`core_params` checks what the core supports and
+raises one :class:`SpecError` listing every problem; :func:`render_core` renders every file in
+memory (deterministic: no timestamps, no paths).
+
+Buffer sizing (the spec's ``buffers.*.size_kb`` is the total storage of each buffer):
+
+* ifmap: ``rows`` copies of one byte RAM (each array row reads its own im2col address every
+  cycle), so one copy holds ``size // rows`` bytes: the largest input feature map of a layer;
+* weight: ``cols`` byte banks of ``size // cols`` words: weight tiles of ``T x cols`` bytes;
+* ofmap: one byte RAM of ``size`` bytes: the outputs of one pass;
+* params: ``PARAM_TILES * cols`` per-channel records (bias, multiplier, shift, flip).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from autochip.builder.params import ArrayParams
+from autochip.builder.render import _environment
+from autochip.builder.tools import templates_dir
+from autochip.errors import SpecError, ToolError
+from autochip.hw.spec import HardwareSpec
+
+__all__ = [
+    "ARRAY_MODULE",
+    "CORE_MODULES",
+    "CORE_TOP",
+    "PARAM_TILES",
+    "CoreParams",
+    "core_params",
+    "render_core",
+]
+
+CORE_TOP = "autochip_core"
+ARRAY_MODULE = "core_array"
+CORE_MODULES = (
+    "core_pe.v",
+    "core_ram.v",
+    "core_axil.v",
+    "core_dma.v",
+    "core_main.v",
+    "autochip_delay.v",
+    "autochip_row_mux.v",
+)
+PARAM_TILES = 16  # weight tiles whose per-channel parameters one pass can hold
+_MAX_BITS = 8  # activations and weights travel as bytes
+
+
+@dataclass(frozen=True)
+class CoreParams:
+    """Everything the core templates and the compiler need; all derived, nothing to compute."""
+
+    spec_name: str
+    top: str
+    array_top: str
+    kind: str  # "mac" (mac + binary-as-mac) or "adder" (mac and adder datapaths)
+    adder: int
+    pe_note: str
+    rows: int
+    cols: int
+    a_bits: int
+    w_bits: int
+    acc_bits: int
+    if_depth: int
+    if_addr: int
+    w_depth: int
+    w_addr: int
+    o_depth: int
+    o_addr: int
+    p_depth: int
+    p_addr: int
+    a_bus_bits: int
+    b_bus_bits: int
+    out_bus_bits: int
+    row_bits: int
+    clock_mhz: float
+
+
+def _bits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+def core_params(hw: HardwareSpec, source: str | None = None) -> CoreParams:
+    """Validate ``hw`` against what the core supports and derive every template parameter."""
+    problems: list[str] = []
+    pe = hw.pe
+    if pe.kind not in ("mac", "adder"):
+        problems.append(
+            f"pe.kind: the core runs 'mac' (int8 and binary layers) or 'adder' (adder and int8 "
+            f"layers) arrays, found {pe.kind!r}; binary layers run exactly on a mac array"
+        )
+    if pe.dtype != "int":
+        problems.append(f"pe.dtype: the core is integer-only, found {pe.dtype!r}")
+    for name, value in (("a_bits", pe.a_bits), ("w_bits", pe.w_bits)):
+        if not 2 <= value <= _MAX_BITS:
+            problems.append(f"pe.{name}: expected 2..{_MAX_BITS} bits for the core, found {value}")
+    if pe.acc_bits != 32:
+        problems.append(
+            f"pe.acc_bits: the core's post-processing takes 32-bit accumulators (the "
+            f"reference's range), found {pe.acc_bits}"
+        )
+    if hw.dataflow != "os":
+        problems.append(
+            f"dataflow: the core uses an output-stationary array, found {hw.dataflow!r}"
+        )
+    if not 1 <= hw.rows <= 64 or not 1 <= hw.cols <= 64:
+        problems.append(f"array: expected 1..64 rows and cols, found {hw.rows} x {hw.cols}")
+    if_depth = hw.ifmap.size_bytes // max(1, hw.rows)
+    w_depth = hw.weight.size_bytes // max(1, hw.cols)
+    o_depth = hw.ofmap.size_bytes
+    for name, depth in (("ifmap", if_depth), ("weight", w_depth), ("ofmap", o_depth)):
+        if depth < 16:
+            problems.append(
+                f"buffers.{name}.size_kb: expected room for at least 16 bytes per bank, "
+                f"found {depth}"
+            )
+    if problems:
+        raise SpecError(source or hw.name, problems)
+    p_depth = PARAM_TILES * hw.cols
+    adder = pe.kind == "adder"
+    note = "int MAC and AdderNet datapaths" if adder else "int MAC datapath (binary layers as +-1)"
+    return CoreParams(
+        spec_name=hw.name,
+        top=CORE_TOP,
+        array_top=ARRAY_MODULE,
+        kind=pe.kind,
+        adder=int(adder),
+        pe_note=note,
+        rows=hw.rows,
+        cols=hw.cols,
+        a_bits=pe.a_bits,
+        w_bits=pe.w_bits,
+        acc_bits=pe.acc_bits,
+        if_depth=if_depth,
+        if_addr=_bits(if_depth),
+        w_depth=w_depth,
+        w_addr=_bits(w_depth),
+        o_depth=o_depth,
+        o_addr=_bits(o_depth),
+        p_depth=p_depth,
+        p_addr=_bits(p_depth),
+        a_bus_bits=hw.rows * pe.a_bits,
+        b_bus_bits=hw.cols * (pe.w_bits + 1),
+        out_bus_bits=hw.cols * pe.acc_bits,
+        row_bits=max(1, (hw.rows - 1).bit_length()),
+        clock_mhz=hw.clock_mhz,
+    )
+
+
+def array_params(p: CoreParams) -> ArrayParams:
+    """The array of the core: ``pe_array_os.v.j2`` with ``core_pe`` and a (w_bits + 1) b lane."""
+    return ArrayParams(
+        spec_name=p.spec_name,
+        top=p.array_top,
+        kind=p.kind,
+        pe_module="core_pe",
+        pe_parameters=(
+            f".A_BITS({p.a_bits})",
+            f".W_BITS({p.w_bits})",
+            f".ACC_BITS({p.acc_bits})",
+            f".ADDER({p.adder})",
+        ),
+        dataflow="os",
+        rows=p.rows,
+        cols=p.cols,
+        a_bits=p.a_bits,
+        w_bits=p.w_bits,
+        vector=1,
+        acc_bits=p.acc_bits,
+        a_width=p.a_bits,
+        b_width=p.w_bits + 1,
+        a_bus_bits=p.a_bus_bits,
+        b_bus_bits=p.b_bus_bits,
+        out_bus_bits=p.out_bus_bits,
+        row_bits=p.row_bits,
+        wait_bits=max(1, (p.cols - 1).bit_length()),
+        drain_cycles=p.cols - 1,
+        max_depth=(2**31 - 1) // 2 ** (p.a_bits + p.w_bits - 2),
+    )
+
+
+def render_core(p: CoreParams) -> dict[str, str]:
+    """Every RTL file of the core plus ``files.f`` and ``manifest.json``, relative path -> text."""
+    env = _environment()
+    base = templates_dir()
+    rtl: dict[str, str] = {}
+    for name in CORE_MODULES:
+        src = base / name
+        if not src.is_file():
+            raise ToolError(f"expected the Verilog module '{src}', found no such file")
+        rtl[f"rtl/{name}"] = src.read_text()
+    rtl[f"rtl/{p.array_top}.v"] = env.get_template("pe_array_os.v.j2").render(
+        **asdict(array_params(p))
+    )
+    rtl[f"rtl/{p.top}.v"] = env.get_template("core_top.v.j2").render(**asdict(p))
+    files = sorted(rtl)
+    out = dict(rtl)
+    out["files.f"] = "".join(f"{f}\n" for f in files)
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "generator": "autochip build",
+        "spec": p.spec_name,
+        "top": p.top,
+        "files": files,
+        "core": asdict(p),
+        "ports": [],
+    }
+    out["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    return out

@@ -1,0 +1,58 @@
+"""The core's layer descriptor: 48 little-endian 32-bit words, one per field of :data:`FIELDS`.
+
+The word order is the contract with ``templates/core_main.v`` (its ``D_*`` localparams; a test
+checks both agree). Word 0 packs the operation:
+
+* bits 1:0 ``op``: 0 end of program, 1 compute (conv / linear), 2 vector (pool / rescale / add)
+* bit 2 PE mode: 1 = AdderNet datapath (``acc -= |a - w|``), 0 = integer MAC
+* bit 3 epilogue: 1 = binary threshold (``(acc >= T) xor flip`` as +-1), 0 = requantisation
+* bits 5:4 vector mode: 0 max pooling, 1 window sum + rescale, 2 two-input rescale (add)
+* bit 6 no bounds check (the add's window spans two tensors)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = [
+    "DESC_BYTES",
+    "FIELDS",
+    "OP_COMPUTE",
+    "OP_END",
+    "OP_VECTOR",
+    "PARAM_RECORD_BYTES",
+    "VMODE_ADD",
+    "VMODE_MAX",
+    "VMODE_SUM",
+    "encode_descriptor",
+    "op_word",
+]
+
+FIELDS = (
+    "op", "in_addr", "in_len", "in2_addr", "out_addr", "w_addr", "p_addr", "h", "w", "hw",
+    "cg_hw", "t", "kr", "ks", "pad", "pq", "q", "a1_x", "a1_ox", "a1_oy", "a1_base", "ar_x",
+    "ar_ox", "ar_oy", "ar_base", "wrap_ox", "sh", "wrap_base", "oy0", "ox0", "base0",
+    "ntiles", "kt", "kg", "tpp", "lo", "hi", "mult0", "mult1", "shift", "c", "p", "wstep",
+    "sw", "tile_w", "npt", "cg", "c_pq",
+)  # fmt: skip
+DESC_BYTES = 4 * len(FIELDS)
+PARAM_RECORD_BYTES = 16  # bias (4, LE), multiplier or threshold (4, LE), shift (1), flip (1)
+OP_END, OP_COMPUTE, OP_VECTOR = 0, 1, 2
+VMODE_MAX, VMODE_SUM, VMODE_ADD = 0, 1, 2
+
+
+def op_word(
+    op: int, adder: bool = False, threshold: bool = False, vmode: int = 0, nobounds: bool = False
+) -> int:
+    return op | int(adder) << 2 | int(threshold) << 3 | vmode << 4 | int(nobounds) << 6
+
+
+def encode_descriptor(values: Mapping[str, int]) -> bytes:
+    """The 192-byte descriptor; missing fields are 0, signed values are two's complement."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown descriptor fields {unknown}")
+    words = np.array([int(values.get(f, 0)) & 0xFFFFFFFF for f in FIELDS], dtype="<u4")
+    return words.tobytes()
