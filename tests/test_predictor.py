@@ -305,6 +305,19 @@ def test_compressed_layers_cost_less() -> None:
     assert fc_b < fc_1 / 10
 
 
+def test_arithmetic_notes() -> None:
+    plat = load_platform("asic-45nm")
+    hw = load_hardware_spec(HW / "os16x16_int8.yaml")
+    fp = predict(small_cnn(), hw, plat)
+    assert fp.notes == (
+        "4 fp32 layers on int8 PEs: costed at the PE's precision (the model must be quantised "
+        "to run as predicted) (conv1, dw2, pw2, fc)",
+    )
+    assert predict(small_cnn(Arithmetic("mac", "int", 8, 8, 32)), hw, plat).notes == ()
+    adder = predict(small_cnn(Arithmetic("adder", "int", 8, 8, 32)), hw, plat)
+    assert adder.notes[0].startswith("4 adder-int8 layers on int8 PEs: costed as the PE's")
+
+
 def test_fpga_resources() -> None:
     plat = load_platform("pynq-z2")
     hw = plat.default_hw
@@ -402,8 +415,30 @@ def test_cli_bad_input_writes_nothing(graph_json: Path, tmp_path: Path) -> None:
         run_cli([str(graph_json), "--platform", "zynq"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("array: {rows: 0, cols: 4}\ndataflow: xs\n")
-    with pytest.raises(SpecError, match=r"2 problems:\n  - array.rows: .*\n  - dataflow: "):
+    with pytest.raises(
+        SpecError,
+        match=r"2 problems:\n  - .*bad.yaml: array.rows: .*\n  - .*bad"
+        r".yaml: dataflow: ",
+    ):
         run_cli([str(graph_json), "--hw", str(bad)])
+    # the command line, the platform and the spec: every problem in one error
+    with pytest.raises(
+        SpecError,
+        match=r"4 problems:\n  - --csv .*found no folder.*\n  - "
+        r"--platform: .*found unknown platform 'pynq' \(did you mean 'pynq-z2'"
+        r"\?\)\n  - .*bad.yaml: array.rows",
+    ):
+        run_cli(
+            [
+                str(graph_json),
+                "--platform",
+                "pynq",
+                "--hw",
+                str(bad),
+                "--csv",
+                str(tmp_path / "no" / "x.csv"),
+            ]
+        )
 
 
 def test_scalesim_inputs_bad(tmp_path: Path) -> None:

@@ -58,12 +58,21 @@ def run(args: argparse.Namespace) -> int:
         problems.append("MODEL: required (or give --scalesim-config and --scalesim-topology)")
     if not args.platform and not args.hw:
         problems.append("expected --platform NAME or --hw HW.yaml (or both), found neither")
-    if problems:
+    problems += _output_problems(args)
+    platform: Platform | None = None
+    hw: HardwareSpec | None = None
+    try:
+        platform = load_platform(args.platform or DEFAULT_ASIC)
+    except SpecError as exc:
+        problems += [f"{exc.source}: {p}" for p in exc.problems]
+    if args.hw:
+        try:
+            hw = load_hardware_spec(args.hw)
+        except SpecError as exc:
+            problems += [f"{exc.source}: {p}" for p in exc.problems]
+    if problems or platform is None:  # every problem of the command line, platform and spec
         raise SpecError("autochip predict", problems)
-    platform = load_platform(args.platform or DEFAULT_ASIC)
-    hw: HardwareSpec = load_hardware_spec(args.hw) if args.hw else platform.default_hw
-    graph = _load_graph(args.model)
-    est = predict(graph, hw, platform)
+    est = predict(_load_graph(args.model), hw or platform.default_hw, platform)
     _write_outputs(args, est)
     if args.json:
         print(json.dumps(_jsonable(est.to_dict()), indent=2))
@@ -77,18 +86,23 @@ def _load_graph(spec: str) -> AccelGraph:
     return graph_for(spec)
 
 
-def _write_outputs(args: argparse.Namespace, est: Estimate) -> None:
-    """Validate output paths first, so nothing is written half-way."""
-    targets = [Path(p) for p in (args.csv, args.plot) if p]
-    bad = [
-        f"{p}: expected a writable path, found no folder '{p.parent}'"
-        for p in targets
-        if not p.parent.is_dir()
-    ]
+def _output_problems(args: argparse.Namespace) -> list[str]:
+    """Check output paths before any work, so that nothing is written half-way."""
+    bad = []
+    for flag, value in (("--csv", args.csv), ("--plot", args.plot)):
+        if not value:
+            continue
+        p = Path(value)
+        if p.is_dir():
+            bad.append(f"{flag} {value}: expected a file name, found a folder")
+        elif not p.parent.is_dir():
+            bad.append(f"{flag} {value}: expected a writable path, found no folder '{p.parent}'")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         bad.append(f"--plot {args.plot}: expected a .png file name")
-    if bad:
-        raise SpecError("autochip predict", bad)
+    return bad
+
+
+def _write_outputs(args: argparse.Namespace, est: Estimate) -> None:
     if args.csv:
         est.layers.to_csv(args.csv, index=False)
     if args.plot:
@@ -158,6 +172,7 @@ def _format(est: Estimate) -> str:
         )
         if r.lut is None:
             lines.append(f"              PE-array resources {r.array_model}")
+    lines += [f"note          {n}" for n in est.notes]
     return "\n".join(lines)
 
 

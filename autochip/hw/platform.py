@@ -5,6 +5,7 @@ Platforms are data (``data/platforms.yaml``): a new board is a new YAML entry, n
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -86,9 +87,14 @@ def load_platform(name: str) -> Platform:
     key = name.strip().lower()
     aliases = _aliases()
     if key not in aliases:
+        close = difflib.get_close_matches(key, platform_names(), n=1, cutoff=0.5)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise SpecError(
             "--platform",
-            [f"expected one of {', '.join(platform_names())}; found unknown platform '{name}'"],
+            [
+                f"expected one of {', '.join(platform_names())}; found unknown platform "
+                f"'{name}'{hint}"
+            ],
         )
     section, entry = aliases[key]
     data, source = _platform_data()

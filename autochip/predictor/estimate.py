@@ -18,7 +18,14 @@ from autochip.predictor.batch import ENERGY_PARTS, BatchResult, config_table, ev
 from autochip.predictor.resources import AreaBreakdown, FpgaUsage, asic_area, fpga_usage
 from autochip.predictor.workload import GEMM, Workload, workload_from_graph
 
-__all__ = ["Estimate", "Totals", "layer_table", "predict", "predict_workload"]
+__all__ = [
+    "Estimate",
+    "Totals",
+    "arithmetic_notes",
+    "layer_table",
+    "predict",
+    "predict_workload",
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Estimate:
     energy_breakdown: dict[str, float] = field(hash=False)
     area: AreaBreakdown | None = None
     resources: FpgaUsage | None = None
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         t = self.total
@@ -67,6 +75,7 @@ class Estimate:
                 "macs": t.macs,
             },
             "energy_breakdown": dict(self.energy_breakdown),
+            "notes": list(self.notes),
         }
         if self.resources is not None:
             out["resources"] = self.resources.to_dict()
@@ -108,6 +117,41 @@ def layer_table(wl: Workload, res: BatchResult, i: int, clock_hz: float) -> pd.D
     return df
 
 
+def _pe_label(hw: HardwareSpec) -> str:
+    pe = hw.pe
+    if pe.kind == "xnor":
+        return f"xnor (V={pe.vector})"
+    base = f"fp{pe.w_bits}" if pe.dtype == "float" else f"int{pe.w_bits}"
+    if pe.dtype == "int" and pe.w_bits != pe.a_bits:
+        base = f"w{pe.w_bits}a{pe.a_bits}"
+    return base if pe.kind == "mac" else f"{pe.kind}-{base}"
+
+
+def arithmetic_notes(wl: Workload, hw: HardwareSpec) -> tuple[str, ...]:
+    """Layers whose arithmetic the PE does not match, grouped: they are costed as the PE's
+    operation at the PE's precision (the hardware decides what an operation costs)."""
+    groups: dict[str, list[str]] = {}
+    pe = hw.pe
+    for r in wl.rows:
+        if r.kind != GEMM:
+            continue
+        if r.arith_kind != pe.kind:
+            why = f"{r.arithmetic} layers on {_pe_label(hw)} PEs: costed as the PE's operation"
+        elif r.dtype != pe.dtype or r.w_bits > pe.w_bits or r.a_bits > pe.a_bits:
+            why = (
+                f"{r.arithmetic} layers on {_pe_label(hw)} PEs: costed at the PE's "
+                "precision (the model must be quantised to run as predicted)"
+            )
+        else:
+            continue
+        groups.setdefault(why, []).append(r.name)
+    notes = []
+    for why, names in groups.items():
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        notes.append(f"{len(names)} {why} ({shown})")
+    return tuple(notes)
+
+
 def predict_workload(wl: Workload, hw: HardwareSpec, platform: Platform) -> Estimate:
     """Cost ``wl`` on ``hw`` placed on ``platform`` (a batch of one)."""
     res = evaluate(wl, config_table([hw], platform))
@@ -141,6 +185,7 @@ def predict_workload(wl: Workload, hw: HardwareSpec, platform: Platform) -> Esti
         energy_breakdown=breakdown,
         area=None if platform.is_fpga else asic_area(hw, platform),
         resources=fpga_usage(hw, platform) if platform.is_fpga else None,
+        notes=arithmetic_notes(wl, hw),
     )
 
 

@@ -192,6 +192,7 @@ def read_scalesim_topology(path: str | Path, gemm: bool | None = None) -> Worklo
                     w_bits=8,
                     a_bits=8,
                     arithmetic="int8",
+                    dtype="int",
                 )
             )
             continue
@@ -223,6 +224,7 @@ def read_scalesim_topology(path: str | Path, gemm: bool | None = None) -> Worklo
                     w_bits=8,
                     a_bits=8,
                     arithmetic="int8",
+                    dtype="int",
                 )
             )
     if problems:

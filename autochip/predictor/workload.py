@@ -47,6 +47,8 @@ class LayerRow:
     w_bits: int = 32
     a_bits: int = 32
     arithmetic: str = "fp32"
+    arith_kind: str = "mac"
+    dtype: str = "float"
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,13 @@ def workload_from_rows(name: str, rows: Sequence[LayerRow]) -> Workload:
 
 def _row(node: Node, graph: str) -> LayerRow | None:
     ar = node.arithmetic
-    bits = {"w_bits": ar.w_bits, "a_bits": ar.a_bits, "arithmetic": ar.label}
+    bits = {
+        "w_bits": ar.w_bits,
+        "a_bits": ar.a_bits,
+        "arithmetic": ar.label,
+        "arith_kind": ar.kind,
+        "dtype": ar.dtype,
+    }
     ins = sum(math.prod(s) for s in node.input_shapes)
     out = math.prod(node.output_shape) if node.output_shape else 0
     if node.is_compute:
