@@ -484,3 +484,23 @@ def test_scalesim_without_trailing_commas(tmp_path: Path) -> None:
     wa, wb = read_scalesim_topology(a), read_scalesim_topology(b)
     assert (wa.M[0], wa.F[0], wa.Kw[0]) == (wb.M[0], wb.F[0], wb.Kw[0]) == (7, 9, 11)
     assert math.isclose(float(wa.in_elems[0]), 77.0)
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_zoo_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``autochip predict`` through the real CLI on a traced zoo model."""
+    from autochip.cli import main
+    from autochip.ir import graph_for
+
+    assert main(["predict", "lenet_digits", "--platform", "pynq-z2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    graph = graph_for("lenet_digits")
+    assert d["total"]["macs"] == sum(n.macs for n in graph)
+    computes = [n.name for n in graph if n.is_compute]
+    assert [x["name"] for x in d["layers"] if x["macs"] > 0] == computes
+    bad = tmp_path / "hw.yaml"
+    bad.write_text("array: {rows: 4, colums: 4}\n")
+    assert main(["predict", "lenet_digits", "--hw", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "colums: unknown key" in err and "did you mean 'cols'" in err
+    assert "Traceback" not in err
