@@ -21,6 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 import autochip.ir as ir
+from autochip.errors import UnsupportedOpError
 from autochip.ir import OpKind
 from autochip.ir.tracer import trace_exported
 
@@ -258,3 +259,84 @@ def test_batch_dimension_scales_macs_linearly() -> None:
     one = ir.trace(model, torch.randn(1, 3, 33, 29)).total_macs
     four = ir.trace(model, torch.randn(4, 3, 33, 29)).total_macs
     assert four == 4 * one
+
+
+class Transformerish(nn.Module):
+    """torch.nn attention modules (traced through, via torch.export) and a direct
+    scaled_dot_product_attention call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.att = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.enc = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.att(x, x, x)
+        y = self.enc(y)
+        q = y.view(2, 10, 4, 8).transpose(1, 2)
+        return F.scaled_dot_product_attention(q, q, q)
+
+
+def test_attention_modules_and_sdpa() -> None:
+    """Hand count for batch 2, 10 tokens, width 32, 4 heads of 8: per attention block the
+    in-projection 20*96*32, q@k^T and attn@v 2*4*10*10*8 each, the out-projection 20*32*32;
+    the encoder adds its 32-64-32 MLP; the last SDPA is the two matmuls again."""
+    model = Transformerish()
+    graph = ir.run_passes(ir.trace(model, torch.randn(2, 10, 32)))
+    attention = 20 * 96 * 32 + 2 * (2 * 4 * 10 * 10 * 8) + 20 * 32 * 32
+    mlp = 20 * 64 * 32 + 20 * 32 * 64
+    assert graph.total_macs == 2 * attention + mlp + 2 * (2 * 4 * 10 * 10 * 8)
+    assert graph.total_params == sum(p.numel() for p in model.parameters())
+    assert sum(n.params for n in graph) == graph.total_params
+    sdpa = [n for n in graph if n.name.startswith("scaled_dot_product_attention")]
+    assert [n.kind for n in sdpa] == [OpKind.MATMUL, OpKind.SOFTMAX, OpKind.MATMUL]
+    assert sdpa[0].output_shape == (2, 4, 10, 10) and sdpa[0].attrs == {"transpose_b": True}
+
+
+def test_direct_sdpa_in_fx_matches_explicit_attention() -> None:
+    class Sdpa(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return F.scaled_dot_product_attention(q, q[:, :, :6], q[:, :, :6])
+
+    graph = ir.trace(Sdpa(), torch.randn(2, 3, 7, 5))
+    assert graph.attrs["frontend"] == "fx"
+    assert graph.total_macs == 2 * 3 * 7 * 6 * 5 * 2
+    assert graph.outputs()[0].output_shape == (2, 3, 7, 5)
+
+
+def test_norms_padding_and_resizing() -> None:
+    class Img(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gn = nn.GroupNorm(4, 8)
+            self.inorm = nn.InstanceNorm2d(8, affine=True)
+            self.up = nn.Upsample(scale_factor=2)
+            self.pad = nn.ZeroPad2d((1, 0, 2, 1))
+            self.conv = nn.Conv2d(8, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.pad(self.up(self.inorm(self.gn(x))))
+            return self.conv(F.interpolate(F.pad(x, (1, 1, 1, 1)), scale_factor=0.5))
+
+    model = Img()
+    x = torch.randn(2, 8, 4, 5)
+    graph = ir.trace(model, x)
+    total, per_layer = oracle(model, x)
+    assert graph.total_macs == total == per_layer["conv"][0]
+    assert graph["gn"].attrs == {"norm": "group", "groups": 4}
+    assert graph["gn"].params == graph["inorm"].params == 16
+    assert graph["pad"].output_shape == (2, 8, 11, 11)
+    assert graph["up"].attrs == {"op": "upsample", "mode": "nearest"}
+
+
+def test_bilinear_resize_is_refused() -> None:
+    class Bilinear(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, scale_factor=2, mode="bilinear")
+
+    with pytest.raises(
+        UnsupportedOpError,
+        match=r"unsupported operator 'torch.nn.functional.interpolate' at node 'interpolate' "
+        r"\(.*\): 'bilinear' interpolation \(nearest-neighbour upsampling is mapped\)",
+    ):
+        ir.trace(Bilinear(), torch.randn(1, 2, 3, 3))

@@ -9,6 +9,7 @@ are looked up by class.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Callable
@@ -270,6 +271,39 @@ def _matmul(lo: Lowering, call: Call, a: Any, b: Any) -> Any:
     raise lo.unsupported(call, "expected two tensor operands")
 
 
+def _baddbmm(lo: Lowering, call: Call) -> Any:
+    """baddbmm(input, batch1, batch2) = beta * input + alpha * batch1 @ batch2."""
+    return _matmul(lo, call, call.arg(1, "batch1"), call.arg(2, "batch2"))
+
+
+def _attention(lo: Lowering, call: Call) -> Any:
+    """scaled_dot_product_attention(q, k, v): two dynamic matmuls around a softmax."""
+    q = _need_dyn(call, call.arg(0, "query"), "query")
+    k = _need_dyn(call, call.arg(1, "key"), "key")
+    v = _need_dyn(call, call.arg(2, "value"), "value")
+    if len(q.shape) < 2 or len(k.shape) < 2 or len(v.shape) < 2:
+        raise lo.unsupported(call, "expected query, key and value with at least 2 dimensions")
+    out = call.out_shape
+    scores_shape = (*out[:-1], k.shape[-2])
+    name = call.name
+    qk_call = dataclasses.replace(call, name=lo.unique(f"{name}.qk"), out=TensorInfo(scores_shape))
+    e, s_len = q.shape[-1], k.shape[-2]
+    qk_dims = LoopDims(N=_numel(scores_shape) // s_len, K=s_len, C=e, dynamic_weights=True)
+    scores = lo.add(qk_call, OpKind.MATMUL, [q, k], dims=qk_dims, macs=qk_dims.macs,
+                    ops=_numel(scores_shape), attrs={"transpose_b": True}, params=0)  # fmt: skip
+    attrs: dict[str, Any] = {"dim": len(scores_shape) - 1, "log": False}
+    if unwrap(call.arg(5, "is_causal", False)):
+        attrs["causal"] = True
+    sm_call = dataclasses.replace(
+        call, name=lo.unique(f"{name}.softmax"), out=TensorInfo(scores_shape)
+    )
+    probs = lo.add(
+        sm_call, OpKind.SOFTMAX, [scores], ops=_numel(scores_shape), attrs=attrs, params=0
+    )
+    av_dims = LoopDims(N=_numel(out) // out[-1], K=out[-1], C=s_len, dynamic_weights=True)
+    return lo.add(call, OpKind.MATMUL, [probs, v], dims=av_dims, macs=av_dims.macs)
+
+
 def _matmul_fn(lo: Lowering, call: Call) -> Any:
     key = "mat2" if call.op in ("mm", "bmm") else "other"
     return _matmul(lo, call, call.arg(0, "input"), call.arg(1, key))
@@ -284,6 +318,18 @@ def _norm(kind: OpKind, input_index: int) -> Handler:
             if len(x.shape) < 2:
                 raise lo.unsupported(call, f"batch-norm over shape {list(x.shape)}")
             attrs["channels"] = x.shape[1]
+        elif call.op in ("group_norm", "native_group_norm") or isinstance(
+            call.module, nn.GroupNorm
+        ):
+            m = call.module
+            groups = m.num_groups if isinstance(m, nn.GroupNorm) else call.plain(1, "num_groups")
+            if call.op == "native_group_norm":  # (input, weight, bias, N, C, HxW, group, eps)
+                groups = call.plain(6, "group")
+            attrs.update({"norm": "group", "groups": int(groups)})
+        elif call.op == "instance_norm" or isinstance(
+            call.module, nn.modules.instancenorm._InstanceNorm
+        ):
+            attrs.update({"norm": "instance", "groups": x.shape[1] if len(x.shape) > 1 else 1})
         else:
             m = call.module
             shape = (
@@ -484,6 +530,36 @@ def _reshape(lo: Lowering, call: Call) -> Any:
     return lo.add(call, OpKind.RESHAPE, [x], attrs={"op": op})
 
 
+def _pad(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    mode = call.plain(2, "mode", "constant")
+    if call.module is not None:
+        mode = {
+            "ReflectionPad": "reflect",
+            "ReplicationPad": "replicate",
+            "CircularPad": "circular",
+        }
+        mode = next(
+            (v for k, v in mode.items() if type(call.module).__name__.startswith(k)), "constant"
+        )
+    return lo.add(call, OpKind.RESHAPE, [x], attrs={"op": "pad", "mode": str(mode)})
+
+
+def _upsample(lo: Lowering, call: Call) -> Any:
+    x = _need_dyn(call, call.arg(0, "input"), "input")
+    if call.module is not None:
+        mode = str(getattr(call.module, "mode", "nearest"))
+    elif call.op.startswith("upsample_"):
+        mode = call.op.removeprefix("upsample_").rstrip("123d")
+    else:
+        mode = str(call.plain(3, "mode", "nearest"))
+    if mode != "nearest":
+        raise lo.unsupported(
+            call, f"'{mode}' interpolation (nearest-neighbour upsampling is mapped)"
+        )
+    return lo.add(call, OpKind.RESHAPE, [x], attrs={"op": "upsample", "mode": mode})
+
+
 def _getitem(lo: Lowering, call: Call) -> Any:
     base, index = call.args[0], call.args[1]
     if isinstance(base, tuple | list):
@@ -544,6 +620,16 @@ _FUNCTIONS: dict[str, Handler] = {
     "avg_pool2d": _avgpool_fn,
     "adaptive_avg_pool2d": lambda lo, call: _adaptive_pool(lo, call, OpKind.AVGPOOL),
     "adaptive_max_pool2d": lambda lo, call: _adaptive_pool(lo, call, OpKind.MAXPOOL),
+    "baddbmm": _baddbmm,
+    "scaled_dot_product_attention": _attention,
+    "group_norm": _norm(OpKind.LAYERNORM, 0),
+    "native_group_norm": _norm(OpKind.LAYERNORM, 0),
+    "instance_norm": _norm(OpKind.LAYERNORM, 0),
+    "pad": _pad,
+    "constant_pad_nd": _pad,
+    "interpolate": _upsample,
+    "upsample_nearest2d": _upsample,
+    "upsample_bilinear2d": _upsample,
     "add": _eltwise,
     "sub": _eltwise,
     "rsub": _eltwise,
@@ -569,7 +655,12 @@ _MODULES: tuple[tuple[type[nn.Module] | tuple[type[nn.Module], ...], Handler], .
     (nn.Conv2d, _conv_module),
     (nn.Linear, _linear_module),
     ((nn.BatchNorm1d, nn.BatchNorm2d), _norm(OpKind.BATCHNORM, 0)),
-    (nn.LayerNorm, _norm(OpKind.LAYERNORM, 0)),
+    (
+        (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm),
+        _norm(OpKind.LAYERNORM, 0),
+    ),
+    ((nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d), _pad),
+    (nn.Upsample, _upsample),
     (tuple(cls for cls, _ in _ACTIVATION_MODULES), _activation),
     ((nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), _pool_module),
     ((nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd), _reshape),

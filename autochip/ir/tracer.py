@@ -23,6 +23,7 @@ from autochip.ir._lower import Lowering, tensor_info
 from autochip.ir._source import SourceLoc, from_exception, from_stack_trace
 from autochip.ir._values import Const, Meta, TensorInfo, Value
 from autochip.ir.graph import AccelGraph
+from autochip.ir.validate import EXPAND_OPS, NOOP_OPS, SLICE_OPS, VIEW_OPS
 
 __all__ = ["trace", "trace_exported"]
 
@@ -39,6 +40,17 @@ def _summarize(value: Any) -> Any:
     return value
 
 
+# torch.nn modules built from mappable ops: their insides are traced rather than refused.
+_COMPOSITE = (
+    nn.MultiheadAttention,
+    nn.TransformerEncoderLayer,
+    nn.TransformerEncoder,
+    nn.TransformerDecoderLayer,
+    nn.TransformerDecoder,
+    nn.Transformer,
+)
+
+
 class _Tracer(fx.Tracer):
     """fx tracer whose leaves are torch.nn modules and autochip's compressed modules."""
 
@@ -49,6 +61,8 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if hasattr(m, "autochip_arithmetic") or getattr(m, "autochip_identity", False) is True:
             return True
+        if isinstance(m, _COMPOSITE):  # traced through (via torch.export: their Python branches)
+            return False
         return bool(super().is_leaf_module(m, module_qualified_name))
 
 
@@ -125,7 +139,7 @@ class _FxLowering(Lowering):
         return from_stack_trace(n.stack_trace)
 
 
-_RESHAPE_LIKE = re.compile(r"^(view|reshape|flatten|t|transpose|permute|clone|expand|.*squeeze)")
+_DATA_MOVEMENT = VIEW_OPS | NOOP_OPS | SLICE_OPS | EXPAND_OPS
 
 
 class _ExportLowering(Lowering):
@@ -165,7 +179,7 @@ class _ExportLowering(Lowering):
 
     def preferred_name(self, n: fx.Node, op: str) -> str:
         stack = n.meta.get("nn_module_stack") or {}
-        if not stack or _RESHAPE_LIKE.match(op):
+        if not stack or op in _DATA_MOVEMENT:
             return n.name
         path, cls = list(stack.values())[-1]
         cls_name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"

@@ -73,7 +73,16 @@ SLICE_OPS = frozenset(
     }
 )
 EXPAND_OPS = frozenset(
-    {"expand", "expand_as", "repeat", "broadcast_to", "pad", "constant_pad_nd", "zero_pad"}
+    {
+        "expand",
+        "expand_as",
+        "repeat",
+        "broadcast_to",
+        "pad",
+        "constant_pad_nd",
+        "zero_pad",
+        "upsample",
+    }
 )
 
 _SAME_SHAPE = {OpKind.BATCHNORM, OpKind.LAYERNORM, OpKind.ACTIVATION, OpKind.SOFTMAX}
