@@ -111,8 +111,46 @@ COLUMNS = (
 )
 
 
-def grid() -> list[dict[str, Any]]:
+# The open FPGA families get a smaller grid (iCE40HX8K has no DSP; ECP5 maps to MULT18X18D).
+OPEN_WIDTHS = (
+    ("mac", 4, 4, 1, 16),
+    ("mac", 4, 8, 1, 32),
+    ("mac", 6, 6, 1, 32),
+    ("mac", 8, 8, 1, 32),
+    ("mac", 16, 16, 1, 48),
+    ("adder", 4, 4, 1, 16),
+    ("adder", 8, 8, 1, 32),
+    ("adder", 12, 12, 1, 32),
+    ("adder", 16, 16, 1, 40),
+    ("xnor", 1, 1, 4, 12),
+    ("xnor", 1, 1, 16, 32),
+    ("xnor", 1, 1, 32, 24),
+    ("xnor", 1, 1, 64, 32),
+)
+OPEN_SIZES = ((1, 1), (2, 2), (2, 3), (3, 3), (4, 4))
+
+
+def grid(targets: tuple[str, ...] = ("xilinx",)) -> list[dict[str, Any]]:
     points = []
+    for target in targets:
+        if target != "xilinx":
+            for kind, a, w, v, acc in OPEN_WIDTHS:
+                for rows, cols in OPEN_SIZES:
+                    points.append(
+                        {
+                            "kind": kind,
+                            "a_bits": a,
+                            "w_bits": w,
+                            "vector": v,
+                            "acc_bits": acc,
+                            "rows": rows,
+                            "cols": cols,
+                            "target": target,
+                            "dsp": target == "ecp5",
+                        }
+                    )
+    if "xilinx" not in targets:
+        return points
     for kind, a, w, v, acc in WIDTHS:
         modes = (True, False) if kind == "mac" else (True,)
         for rows, cols in SIZES:
@@ -138,7 +176,10 @@ def key(p: dict[str, Any]) -> tuple[str, ...]:
 
 
 def target_name(p: dict[str, Any]) -> str:
-    return str(p["target"]) if str(p["dsp"]) == "True" else f"{p['target']}_nodsp"
+    """Model target: ``xilinx`` / ``xilinx_nodsp``, ``ecp5`` (DSPs), ``ice40`` (HX8K, no DSP)."""
+    if p["target"] == "ice40" or str(p["dsp"]) == "True":
+        return str(p["target"])
+    return f"{p['target']}_nodsp"
 
 
 def run_point(p: dict[str, Any], build: Path) -> dict[str, Any]:
@@ -166,12 +207,12 @@ def run_point(p: dict[str, Any], build: Path) -> dict[str, Any]:
     }
 
 
-def synthesise(build: Path, jobs: int) -> None:
+def synthesise(build: Path, jobs: int, targets: tuple[str, ...]) -> None:
     done = set()
     if CSV_PATH.is_file():
         with CSV_PATH.open() as fh:
             done = {key(row) for row in csv.DictReader(fh)}
-    todo = [p for p in grid() if key(p) not in done]
+    todo = [p for p in grid(targets) if key(p) not in done]
     print(f"{len(done)} points in {CSV_PATH.name}, {len(todo)} to synthesise", flush=True)
     new = not CSV_PATH.is_file()
     with CSV_PATH.open("a", newline="") as fh, ProcessPoolExecutor(jobs) as pool:
@@ -229,7 +270,7 @@ def measured(r: dict[str, Any], res: str) -> int:
 def dsp_rule(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Smallest product width (a + w) Yosys mapped to a DSP, per target with DSPs enabled."""
     rule: dict[str, Any] = {}
-    for tgt in sorted({target_name(r) for r in rows if str(r["dsp"]) == "True"}):
+    for tgt in sorted({target_name(r) for r in rows if str(r["dsp"]) == "True"} - {"ice40"}):
         macs = [r for r in rows if target_name(r) == tgt and r["kind"] == "mac"]
         mapped = [r["a_bits"] + r["w_bits"] for r in macs if r["dsp_blocks"] > 0]
         unmapped = [r["a_bits"] + r["w_bits"] for r in macs if r["dsp_blocks"] == 0]
@@ -252,15 +293,15 @@ def fit() -> dict[str, Any]:
         small = r["a_bits"] + r["w_bits"] < rule.get(tgt, {}).get(r["kind"], {}).get(
             "min_product_bits", 0
         )
-        if not small:  # macs too narrow for a DSP are the _nodsp model (same netlist)
-            groups.setdefault((tgt, r["kind"]), []).append(r)
-    # adder and xnor PEs contain no multiplier: synth_xilinx maps no DSP, so the DSP-enabled
-    # runs also serve the -nodsp target (checked: their dsp count is 0).
-    for (_tgt, kind), rs in list(groups.items()):
-        if kind != "mac" and ("xilinx_nodsp", kind) not in groups:
+        # a mac too narrow for a DSP is the same netlist as without DSPs: the _nodsp model
+        groups.setdefault((f"{tgt}_nodsp" if small else tgt, r["kind"]), []).append(r)
+    # adder and xnor PEs contain no multiplier: Yosys maps no DSP, so the DSP-enabled runs
+    # also serve the _nodsp target (checked: their dsp count is 0).
+    for (tgt, kind), rs in list(groups.items()):
+        if kind != "mac" and tgt in rule and (f"{tgt}_nodsp", kind) not in groups:
             if any(r["dsp_blocks"] for r in rs):
                 raise SystemExit(f"{kind} runs used DSPs; run them with -nodsp too")
-            groups[("xilinx_nodsp", kind)] = rs
+            groups[(f"{tgt}_nodsp", kind)] = rs
     targets: dict[str, Any] = {}
     for (tgt, kind), rs in sorted(groups.items()):
         a = np.array([features(r) for r in rs if not held_back(r)])
@@ -283,7 +324,7 @@ def held_back_error(rows: list[dict[str, Any]], model: dict[str, Any]) -> dict[s
     """Relative error of the fitted model on every held-back grid point, per target/kind."""
     out: dict[str, Any] = {}
     cases: list[tuple[str, dict[str, Any]]] = [(target_name(r), r) for r in rows]
-    cases += [("xilinx_nodsp", r) for r in rows if r["kind"] != "mac"]
+    cases += [(f"{t}_nodsp", r) for t, r in cases if r["kind"] != "mac" and t in model["dsp_rule"]]
     for tgt, kind in sorted({(t, r["kind"]) for t, r in cases}):
         test = [r for t, r in cases if t == tgt and r["kind"] == kind and held_back(r)]
         err: dict[str, Any] = {"held_back_points": len(test)}
@@ -399,10 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-only", action="store_true", help="refit from the existing CSV")
     ap.add_argument("--build", default="build/calibrate", help="scratch folder for designs")
     ap.add_argument("--no-pe-table", action="store_true", help="skip the single-PE table")
+    ap.add_argument("--targets", default="xilinx", help="comma list of xilinx, ecp5, ice40")
     args = ap.parse_args(argv)
     build = Path(args.build)
     if not args.fit_only:
-        synthesise(build, args.jobs)
+        synthesise(build, args.jobs, tuple(args.targets.split(",")))
     model = fit()
     write_model(model, yosys_version())
     print(f"wrote {MODEL_PATH}")

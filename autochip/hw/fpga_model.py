@@ -131,8 +131,17 @@ def estimate_from_model(
 
 
 def estimate_array_resources(hw: HardwareSpec, target: str) -> FpgaResources:
-    """Predicted LUT/FF/DSP/BRAM/carry of ``hw``'s PE array on ``target`` (see the module doc)."""
+    """Predicted LUT/FF/DSP/BRAM/carry of ``hw``'s PE array on ``target`` (see the module doc).
+
+    The RTL library builds integer PEs only; a float PE is a :class:`SpecError`. The estimate
+    is for the output-stationary array ``autochip emit`` renders, whatever ``hw.dataflow`` says.
+    """
     pe = hw.pe
+    if pe.dtype != "int":
+        raise SpecError(
+            "estimate_array_resources",
+            [f"pe.dtype: autochip's RTL has integer PEs only, found {pe.dtype!r}"],
+        )
     return estimate_from_model(
         _model(), target, pe.kind, hw.rows, hw.cols, pe.a_bits, pe.w_bits, pe.vector, pe.acc_bits
     )
