@@ -38,7 +38,9 @@ from autochip.reference import run as run_integer
 __all__ = ["add_arguments", "run"]
 
 FP32_LR = 3e-3
-METHOD_LR = {"quant": 1e-3, "binary": 1e-2, "adder": 1e-2}
+METHOD_LR = {"quant": 1e-3, "binary": 1e-2, "adder": 2e-2}
+METHOD_EPOCHS = {"quant": 30, "binary": 30, "adder": 60}
+FP32_EPOCHS = 30
 CALIBRATION_SAMPLES = 512
 
 
@@ -48,8 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", default="8/8", help="W/A bits 2..8 for quant and adder (8/8)")
     p.add_argument("--kd", metavar="TEACHER", help="FP32 teacher: checkpoint .pt or MODEL spec")
     p.add_argument("--data", default="digits", help="digits, or a CIFAR-10 / image folder path")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (30)")
-    p.add_argument("--fp32-epochs", type=int, default=None, help="FP32 epochs (= --epochs)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs of compressed training (quant 30, binary 30, adder 60)",
+    )
+    p.add_argument("--fp32-epochs", type=int, default=FP32_EPOCHS, help="FP32 epochs (30)")
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--seed", type=int, default=0)
@@ -67,9 +74,11 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
         bits = parse_bits(args.bits)
     except CompressionError as exc:
         problems.append(str(exc))
+    if args.epochs is None:
+        args.epochs = METHOD_EPOCHS[args.method]
     if args.epochs < 0:
         problems.append(f"--epochs: expected an integer >= 0, found {args.epochs}")
-    if args.fp32_epochs is not None and args.fp32_epochs < 0:
+    if args.fp32_epochs < 0:
         problems.append(f"--fp32-epochs: expected an integer >= 0, found {args.fp32_epochs}")
     if args.batch_size < 1:
         problems.append(f"--batch-size: expected an integer >= 1, found {args.batch_size}")
@@ -122,8 +131,7 @@ def _fp32(
     model: nn.Module, pretrained: bool, data: Dataset, args: argparse.Namespace, desc: str
 ) -> nn.Module:
     if not pretrained:
-        epochs = args.epochs if args.fp32_epochs is None else args.fp32_epochs
-        cfg = TrainConfig(epochs=epochs, lr=FP32_LR, batch_size=args.batch_size, seed=args.seed)
+        cfg = TrainConfig(epochs=args.fp32_epochs, lr=FP32_LR, batch_size=args.batch_size, seed=args.seed)
         train(model, data, cfg, desc=desc)
     model.eval()
     return model

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 ACC_BITS = 32
+CALIBRATION_MARGIN = 1.0 + 2.0**-7
 
 
 def round_half_up(v: Tensor) -> Tensor:
@@ -100,7 +101,8 @@ def calibrate_scale(v: Tensor, qp: int, method: str = "minmax", percentile: floa
     """Post-training calibration of one step size from observed values ``v``.
 
     ``minmax``: ``max|v| / Qp``; ``percentile``: the ``percentile`` of ``|v|`` divided by ``Qp``
-    (clips rare outliers). Returns a positive step even for an all-zero tensor.
+    (clips rare outliers), times ``1 + 2^-7``. Returns a positive step even for an all-zero
+    tensor.
     """
     a = v.detach().abs().flatten().float()
     if method == "minmax":
@@ -109,7 +111,10 @@ def calibrate_scale(v: Tensor, qp: int, method: str = "minmax", percentile: floa
         top = float(torch.quantile(a[: 1 << 24], percentile / 100.0)) if a.numel() else 0.0
     else:
         raise ValueError(f"calibration method must be 'minmax' or 'percentile', not {method!r}")
-    return max(top, 1e-8) / qp
+    # slightly larger than top / Qp: with steps that are exact fractions of an observed value,
+    # simple ratios of observed values would land exactly on rounding ties (k + 1/2), where the
+    # float fake-quant and the integer requantisation may round apart
+    return max(top, 1e-8) / qp * CALIBRATION_MARGIN
 
 
 class WeightQuantizer(nn.Module):

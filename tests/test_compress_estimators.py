@@ -1,0 +1,184 @@
+"""Gradient estimators of the compression layers against their published formulas.
+
+* LSQ (Esser et al., ICLR 2020, eq. 3): d q / d s = -v/s + round(v/s) inside [Qn, Qp], Qn / Qp
+  outside, times g = 1 / sqrt(N Qp); d q / d v = 1 inside, 0 outside.
+* Clipped STE (Hubara et al. 2016): d sign / d v = 1 for |v| <= 1, else 0.
+* FDA (Xu et al., NeurIPS 2021): d sign / d v ~ 4 w / pi sum_{i<n} cos((2i+1) w v).
+* AdderNet (Chen et al., CVPR 2020, eqs. 5-6 and 11): dY/dW = X - W, dY/dX = HT(W - X),
+  adaptive learning rate eta sqrt(k) / ||grad||_2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from autochip.compress.adder import AdderLinear, adder_matmul, scale_adder_gradients
+from autochip.compress.binary import (
+    BinaryAct,
+    NoiseAdaptation,
+    binarize,
+    fda_grad,
+    sign_fda,
+    sign_ste,
+)
+from autochip.compress.quant import (
+    QuantAct,
+    WeightQuantizer,
+    act_range,
+    calibrate_scale,
+    lsq_quantize,
+    round_half_up,
+    weight_range,
+)
+
+
+def test_round_half_up_rounds_ties_up() -> None:
+    v = torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49, -0.51])
+    assert round_half_up(v).tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 0.0, -1.0]
+
+
+def test_ranges() -> None:
+    assert weight_range(8) == (-127, 127)
+    assert weight_range(2) == (-1, 1)
+    assert act_range(8, signed=True) == (-128, 127)
+    assert act_range(4, signed=False) == (0, 7)
+
+
+def test_lsq_forward_and_gradients_match_formula() -> None:
+    torch.manual_seed(0)
+    v = (torch.randn(200) * 3).requires_grad_()
+    s = torch.tensor(0.37, requires_grad=True)
+    qn, qp, g = -8, 7, 0.123
+    out = lsq_quantize(v, s, qn, qp, g)
+    upstream = torch.randn(200)
+    out.backward(upstream)
+    r = v.detach() / 0.37
+    q = torch.clamp(torch.floor(r + 0.5), qn, qp)
+    assert torch.equal(out.detach(), q * s.detach())
+    inside = (r >= qn) & (r <= qp)
+    assert v.grad is not None and s.grad is not None
+    assert torch.equal(v.grad, upstream * inside.float())
+    ds = torch.where(inside, -r + q, q)
+    assert s.grad.item() == pytest.approx(float((upstream * ds).sum() * g), rel=1e-5)
+    assert inside.any() and (~inside).any()  # both branches exercised
+
+
+def test_lsq_per_channel_step_gradient_reduces_per_channel() -> None:
+    torch.manual_seed(1)
+    wq = WeightQuantizer(3, bits=4)
+    w = torch.randn(3, 2, 3, 3)
+    wq.init_from(w)
+    out = wq(w)
+    out.sum().backward()
+    assert wq.scale.grad is not None and wq.scale.grad.shape == (3,)
+    g = 1.0 / math.sqrt(w[0].numel() * 7)
+    for k in range(3):
+        r = w[k] / wq.scale[k].detach()
+        q = torch.clamp(torch.floor(r + 0.5), -7, 7)
+        inside = (r >= -7) & (r <= 7)
+        expect = torch.where(inside, q - r, q).sum() * g
+        assert wq.scale.grad[k].item() == pytest.approx(expect.item(), rel=1e-5)
+
+
+def test_calibration_minmax_and_percentile() -> None:
+    v = torch.cat([torch.linspace(-1, 1, 10001), torch.tensor([50.0])])
+    assert calibrate_scale(v, 127, "minmax") == pytest.approx(50.0 / 127 * (1 + 2**-7))
+    assert calibrate_scale(v, 127, "percentile") < 2.0 / 127
+    with pytest.raises(ValueError, match="calibration method must be 'minmax' or 'percentile'"):
+        calibrate_scale(v, 127, "mse")
+
+
+def test_quant_act_nonnegative_half() -> None:
+    q = QuantAct(8, signed=False)
+    q.scale.data.fill_(0.1)
+    out = q(torch.tensor([-1.0, 0.04, 0.05, 100.0]))
+    assert (out / 0.1).round().tolist() == [0.0, 0.0, 1.0, 127.0]
+
+
+def test_binarize_maps_zero_to_minus_one() -> None:
+    assert binarize(torch.tensor([-0.3, 0.0, 1e-9, 2.0])).tolist() == [-1.0, -1.0, 1.0, 1.0]
+
+
+def test_ste_clip_gradient() -> None:
+    v = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.7, 1.0, 1.01], requires_grad=True)
+    sign_ste(v).backward(torch.full((7,), 3.0))
+    assert v.grad is not None
+    assert v.grad.tolist() == [0.0, 3.0, 3.0, 3.0, 3.0, 3.0, 0.0]
+
+
+@pytest.mark.parametrize(("omega", "terms", "clip"), [(0.1, 10, 1.0), (math.pi / 2, 4, 2.0)])
+def test_fda_gradient_is_the_derivative_of_the_truncated_sine_series(
+    omega: float, terms: int, clip: float
+) -> None:
+    v = torch.linspace(-clip * 1.5, clip * 1.5, 301, dtype=torch.float64, requires_grad=True)
+    out = sign_fda(v, omega, terms, clip)
+    assert torch.equal(out.detach(), binarize(v.detach()))
+    out.sum().backward()
+    # autograd derivative of the series itself: 4/pi sum sin((2i+1) w v) / (2i+1)
+    vv = v.detach().clone().requires_grad_()
+    series = sum(torch.sin((2 * i + 1) * omega * vv) / (2 * i + 1) for i in range(terms)) * (
+        4 / math.pi
+    )
+    assert isinstance(series, torch.Tensor)
+    series.sum().backward()
+    assert vv.grad is not None and v.grad is not None
+    inside = v.detach().abs() <= clip
+    assert torch.allclose(v.grad[inside], vv.grad[inside])
+    assert torch.all(v.grad[~inside] == 0)
+    assert torch.allclose(fda_grad(v.detach(), omega, terms, clip), v.grad)
+
+
+def test_fda_series_approximates_sign() -> None:
+    """The series itself converges to sign(v) away from 0 (sanity of the formula)."""
+    v = torch.tensor([-2.0, -1.0, 1.0, 2.0], dtype=torch.float64)
+    omega = math.pi / 4  # period 8, so |v| <= 2 is well inside one half-period
+    series = sum(torch.sin((2 * i + 1) * omega * v) / (2 * i + 1) for i in range(200))
+    assert isinstance(series, torch.Tensor)
+    assert torch.allclose(series * 4 / math.pi, torch.sign(v), atol=0.02)
+
+
+def test_noise_adaptation_adds_gradient_not_value() -> None:
+    act = BinaryAct("fda")
+    assert isinstance(act.nam, NoiseAdaptation)
+    with torch.no_grad():
+        act.nam.amp.copy_(torch.linspace(0.1, 0.8, act.nam.amp.numel()))
+    v = torch.linspace(-0.9, 0.9, 50, requires_grad=True)
+    out = act(v)
+    assert torch.equal(out.detach(), binarize(v.detach()))
+    out.sum().backward()
+    freq, amp = act.nam.freq.detach(), act.nam.amp.detach()
+    nam_grad = (torch.cos(v.detach().unsqueeze(-1) * freq) * freq * amp).sum(-1)
+    expect = fda_grad(v.detach(), 0.1, 10, 1.0) + nam_grad
+    assert v.grad is not None
+    assert torch.allclose(v.grad, expect, atol=1e-6)
+    assert act.nam.amp.grad is not None and act.nam.amp.grad.abs().sum() > 0
+
+
+def test_adder_forward_and_gradients() -> None:
+    torch.manual_seed(2)
+    x = torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    out = adder_matmul(x, w)
+    expect = -(x.detach()[:, None, :, :] - w.detach()[None, :, :, None]).abs().sum(dim=2)
+    assert torch.allclose(out.detach(), expect)
+    g = torch.randn_like(out)
+    out.backward(g)
+    diff = x.detach()[:, None, :, :] - w.detach()[None, :, :, None]  # N, K, C, L
+    grad_w = (g[:, :, None, :] * diff).sum(dim=(0, 3))  # dY/dW = X - W
+    grad_x = (g[:, :, None, :] * (-diff).clamp(-1, 1)).sum(dim=1)  # dY/dX = HT(W - X)
+    assert w.grad is not None and x.grad is not None
+    assert torch.allclose(w.grad, grad_w)
+    assert torch.allclose(x.grad, grad_x)
+
+
+def test_adder_adaptive_learning_rate_scaling() -> None:
+    layer = AdderLinear(6, 4, bias=False)
+    layer.weight.grad = torch.arange(24, dtype=torch.float32).reshape(4, 6) - 7.0
+    before = layer.weight.grad.clone()
+    scale_adder_gradients(layer, eta=0.2)
+    expect = before * (0.2 * math.sqrt(24) / before.norm())
+    assert torch.allclose(layer.weight.grad, expect)
+    assert layer.weight.grad.norm().item() == pytest.approx(0.2 * math.sqrt(24), rel=1e-5)
