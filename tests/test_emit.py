@@ -277,5 +277,6 @@ def test_lint_reports_findings(tmp_path: Path) -> None:
     anchor = "    assign in_ready = ~busy;\n"
     assert anchor in text
     top.write_text(text.replace(anchor, anchor + "    wire [1:0] widened = busy;\n"))
-    with pytest.raises(ToolError, match=r"not clean:\n%Warning-WIDTHEXPAND: rtl/autochip_pe_array.v:\d+"):
+    finding = r"not clean:\n%Warning-WIDTHEXPAND: rtl/autochip_pe_array.v:\d+"
+    with pytest.raises(ToolError, match=finding):
         lint_design(tmp_path)

@@ -193,7 +193,7 @@ def synth_design(
     dsp = dsp and target != "ice40"  # the iCE40HX8K nextpnr places on has no SB_MAC16
     manifest, files = _read_design(root)
     top = str(manifest["top"])
-    rel_out = f"synth/{target}" + ("" if dsp else "_nodsp")
+    rel_out = f"synth/{target}" + ("_nodsp" if not dsp and target != "ice40" else "")
     out = root / rel_out
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.ys").write_text(yosys_script(target, top, files, dsp, rel_out))
