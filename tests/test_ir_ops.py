@@ -340,3 +340,40 @@ def test_bilinear_resize_is_refused() -> None:
         r"\(.*\): 'bilinear' interpolation \(nearest-neighbour upsampling is mapped\)",
     ):
         ir.trace(Bilinear(), torch.randn(1, 2, 3, 3))
+
+
+class HandWritten(nn.Module):
+    """A layer-norm written out by hand, a causal mask, comparisons, max/min reductions,
+    ``.values``, ``where``, ``zeros_like`` and clamp as ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(16))
+        self.b = nn.Parameter(torch.zeros(16))
+        self.fc = nn.Linear(16, 16)
+        self.register_buffer("mask", torch.tril(torch.ones(5, 5)).bool())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(-1, keepdim=True)
+        var = ((x - mu) ** 2).mean(-1, keepdim=True)
+        y = (x - mu) / torch.sqrt(var + 1e-5) * self.w + self.b
+        a = (y @ y.transpose(-1, -2)).masked_fill(~self.mask, float("-inf")).softmax(-1)
+        z = torch.clamp(self.fc(torch.zeros_like(y) + a @ y), min=0)
+        m = z.max(dim=1).values + torch.max(z, z).amax(1) + z.std(1)
+        return torch.where(m > 0, m, m.exp())
+
+
+def test_hand_written_ops() -> None:
+    model = HandWritten()
+    x = torch.randn(2, 5, 16)
+    graph = ir.trace(model, x)
+    total, per_layer = oracle(model, x)
+    assert graph.total_macs == total == 2 * (2 * 5 * 5 * 16) + 2 * 5 * 16 * 16
+    assert sum(n.params for n in graph) == graph.total_params == 16 + 16 + 272
+    final = ir.run_passes(graph)
+    assert final["fc"].attrs["activation"] == "relu"  # clamp(min=0)
+    masked = next(n for n in final if n.attrs.get("op") == "masked_fill")
+    assert masked.kind is OpKind.ADD and masked.attrs["const_shapes"] == [[5, 5]]
+    reductions = [n.attrs["op"] for n in final if n.kind is OpKind.MEAN]
+    assert reductions == ["mean", "mean", "max", "amax", "std"]
+    assert final.outputs()[0].output_shape == (2, 16)

@@ -364,8 +364,16 @@ _ACTIVATION_MODULES: tuple[tuple[type[nn.Module], str], ...] = (
     (nn.Softplus, "softplus"),
     (nn.Mish, "mish"),
 )
+# Elementwise functions of one activation (mapped like an activation: one op per element).
+_UNARY_MATH = frozenset(
+    {"exp", "log", "sqrt", "rsqrt", "abs", "reciprocal", "erf", "sin", "cos", "square", "log1p",
+     "expm1", "sign", "round", "floor", "ceil", "softsign", "logsigmoid", "hardshrink",
+     "logical_not", "bitwise_not", "invert"}
+)  # fmt: skip
 _ACTIVATION_FNS = frozenset(
-    {name for _, name in _ACTIVATION_MODULES} | {"clamp", "clip", "clamp_min", "threshold"}
+    {name for _, name in _ACTIVATION_MODULES}
+    | {"clamp", "clip", "clamp_min", "threshold", "relu6"}
+    | _UNARY_MATH
 )
 
 
@@ -382,6 +390,12 @@ def _activation(lo: Lowering, call: Call) -> Any:
         function = "relu6" if bounds == (0.0, 6.0) else function
     elif function == "clamp_min" and float(call.plain(1, "min", 1.0)) == 0.0:
         function = "relu"
+    elif function in ("clamp", "clip"):
+        bounds = (
+            _json_scalar(call.plain(1, "min", None)),
+            _json_scalar(call.plain(2, "max", None)),
+        )
+        function = {(0, None): "relu", (0, 6): "relu6"}.get(bounds, "clamp")  # type: ignore[arg-type]
     attrs: dict[str, Any] = {"function": function}
     if function == "leaky_relu":
         slope = (
@@ -475,8 +489,19 @@ def _json_scalar(value: Any) -> Any:
     return value if isinstance(value, int | float | bool) else None
 
 
+_COMPARE = frozenset({"gt", "lt", "ge", "le", "eq", "ne", "logical_and", "logical_or", "and", "or"})
+_ADD_LIKE = (
+    frozenset({"add", "sub", "rsub", "maximum", "minimum", "masked_fill", "where"}) | _COMPARE
+)
+
+
 def _eltwise(lo: Lowering, call: Call) -> Any:
-    operands = [call.arg(0, "input"), call.arg(1, "other", None)]
+    if call.op == "where":  # where(condition, input, other)
+        operands = [call.arg(1, "input"), call.arg(2, "other"), call.arg(0, "condition")]
+    else:
+        operands = [call.arg(0, "input"), call.arg(1, "other", None)]
+        if call.op == "masked_fill":
+            operands = [call.arg(0, "input"), call.arg(2, "value"), call.arg(1, "mask")]
     dyn = [v for v in operands if isinstance(v, Dyn)]
     attrs: dict[str, Any] = {"op": call.op}
     consts = [v for v in operands if isinstance(v, Const)]
@@ -489,8 +514,25 @@ def _eltwise(lo: Lowering, call: Call) -> Any:
     ]
     if scalars and scalars[0] is not None:
         attrs["scalar"] = scalars[0]
-    kind = OpKind.ADD if call.op in ("add", "sub", "rsub") else OpKind.MUL
+    if call.op == "pow" and len(dyn) == 1 and "scalar" in attrs and not consts:
+        return lo.add(call, OpKind.ACTIVATION, dyn, ops=call.out_numel,
+                      attrs={"function": "pow", "exponent": attrs["scalar"]})  # fmt: skip
+    kind = OpKind.ADD if call.op in _ADD_LIKE else OpKind.MUL
     return lo.add(call, kind, dyn, ops=call.out_numel, attrs=attrs)
+
+
+def _max_min(lo: Lowering, call: Call) -> Any:
+    """max/min: a reduction (with or without ``dim``) or, with two tensors, elementwise."""
+    other = call.arg(1, "other", None)
+    if isinstance(other, Dyn | Const):
+        call.op = {"max": "maximum", "min": "minimum"}[call.op]
+        return _eltwise(lo, call)
+    return _reduce(lo, call)
+
+
+def _like(lo: Lowering, call: Call) -> Any:
+    """zeros_like(x) and friends: a constant of x's shape, not data from x."""
+    return Const(call.out_shape)
 
 
 def _concat(lo: Lowering, call: Call) -> Any:
@@ -507,13 +549,18 @@ def _concat(lo: Lowering, call: Call) -> Any:
 
 def _reduce(lo: Lowering, call: Call) -> Any:
     x = _need_dyn(call, call.arg(0, "input"), "input")
-    dims = unwrap(call.arg(1, "dim", None))
+    dims = unwrap(call.arg(2 if call.op == "norm" else 1, "dim", None))
     if isinstance(dims, int):
         dims = [dims]
+    if not isinstance(dims, list | tuple):
+        dims = []
     axes = list(range(len(x.shape))) if not dims else sorted(int(d) % len(x.shape) for d in dims)
-    keepdim = bool(call.plain(2, "keepdim", False))
+    keepdim = len(call.out_shape) == len(x.shape) and len(x.shape) > 0
     attrs = {"op": call.op, "axes": axes, "keepdim": keepdim}
-    return lo.add(call, OpKind.MEAN, [x], ops=_numel(x.shape), attrs=attrs)
+    out = lo.add(call, OpKind.MEAN, [x], ops=_numel(x.shape), attrs=attrs)
+    if isinstance(call.out, tuple | list):  # max/min with dim: (values, indices)
+        return (out, Meta(None))
+    return out
 
 
 # -- zero-cost data movement -------------------------------------------------------------------
@@ -558,6 +605,14 @@ def _upsample(lo: Lowering, call: Call) -> Any:
             call, f"'{mode}' interpolation (nearest-neighbour upsampling is mapped)"
         )
     return lo.add(call, OpKind.RESHAPE, [x], attrs={"op": "upsample", "mode": mode})
+
+
+def _getattr(lo: Lowering, call: Call) -> Any:
+    """``.values`` / ``.indices`` of a (values, indices) result such as ``x.max(dim=1)``."""
+    base, attr = call.args[0], unwrap(call.args[1])
+    if isinstance(base, tuple) and attr in ("values", "indices"):
+        return base[0 if attr == "values" else 1]
+    raise lo.unsupported(call, f"attribute '{attr}' of an activation")
 
 
 def _getitem(lo: Lowering, call: Call) -> Any:
@@ -640,7 +695,21 @@ _FUNCTIONS: dict[str, Handler] = {
     "stack": _concat,
     "mean": _reduce,
     "sum": _reduce,
+    "amax": _reduce,
+    "amin": _reduce,
+    "var": _reduce,
+    "std": _reduce,
+    "logsumexp": _reduce,
+    "norm": _reduce,
+    "max": _max_min,
+    "min": _max_min,
+    "maximum": _eltwise,
+    "minimum": _eltwise,
+    "masked_fill": _eltwise,
+    "where": _eltwise,
+    "pow": _eltwise,
     "getitem": _getitem,
+    "getattr": _getattr,
     "split": _split,
     "chunk": _split,
     "unbind": _split,
@@ -648,6 +717,11 @@ _FUNCTIONS: dict[str, Handler] = {
     "split_with_sizes": _split,
 }
 _FUNCTIONS.update({name: _activation for name in _ACTIVATION_FNS})
+_FUNCTIONS.update({name: _eltwise for name in _COMPARE})
+_FUNCTIONS.update(
+    {name: _like for name in ("zeros_like", "ones_like", "full_like", "empty_like", "rand_like",
+                              "randn_like", "new_zeros", "new_ones", "new_full", "new_empty")}
+)  # fmt: skip
 _FUNCTIONS.update({name: _reshape for name in VIEW_OPS | NOOP_OPS | EXPAND_OPS})
 _FUNCTIONS.update({name: _reshape for name in ("slice", "select", "narrow")})
 

@@ -39,6 +39,10 @@ VIEW_OPS = frozenset(
 )
 NOOP_OPS = frozenset(
     {
+        "type",
+        "double",
+        "half",
+        "bfloat16",
         "contiguous",
         "clone",
         "detach",
