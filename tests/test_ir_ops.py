@@ -367,7 +367,7 @@ def test_hand_written_ops() -> None:
     model = HandWritten()
     x = torch.randn(2, 5, 16)
     graph = ir.trace(model, x)
-    total, per_layer = oracle(model, x)
+    total, _ = oracle(model, x)
     assert graph.total_macs == total == 2 * (2 * 5 * 5 * 16) + 2 * 5 * 16 * 16
     assert sum(n.params for n in graph) == graph.total_params == 16 + 16 + 272
     final = ir.run_passes(graph)
