@@ -37,9 +37,9 @@ class MacCounter(TorchFunctionMode):
         self, func: Callable[..., Any], types: Any, args: Any = (), kwargs: Any = None
     ) -> Any:
         out = func(*args, **(kwargs or {}))
-        if func in (F.conv2d, torch.conv2d):
+        if func in (F.conv2d, torch.conv2d, F.conv1d, torch.conv1d):
             w = args[1] if len(args) > 1 else kwargs["weight"]
-            self.macs += out.numel() * w.shape[1] * w.shape[2] * w.shape[3]
+            self.macs += out.numel() * math.prod(w.shape[1:])
         elif func is F.linear:
             w = args[1] if len(args) > 1 else kwargs["weight"]
             self.macs += out.numel() * w.shape[1]
@@ -55,12 +55,12 @@ def oracle(
     per_layer: dict[str, tuple[int, int, tuple[int, ...]]] = {}
     handles = []
     for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
+        if isinstance(m, nn.Conv2d | nn.Conv1d | nn.Linear):
 
             def hook(mod: nn.Module, inp: Any, out: torch.Tensor, name: str = name) -> None:
-                if isinstance(mod, nn.Conv2d):
-                    kh, kw = mod.kernel_size
-                    macs = out.numel() * (mod.in_channels // mod.groups) * kh * kw
+                if isinstance(mod, nn.Conv2d | nn.Conv1d):
+                    window = math.prod(mod.kernel_size)
+                    macs = out.numel() * (mod.in_channels // mod.groups) * window
                 else:
                     macs = out.numel() * mod.in_features
                 params = sum(p.numel() for p in mod.parameters())
@@ -153,7 +153,29 @@ class BatchedMLP(nn.Module):
         return torch.bmm(h, h.transpose(1, 2)).view(x.shape[0], -1)
 
 
+class KeywordSpotter(nn.Module):
+    """1-D convolutions (strided, dilated depthwise, pointwise), batch-norm over channels,
+    1-D max/avg/adaptive pooling with ceil mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(10, 32, 5, stride=2, padding=2)
+        self.bn = nn.BatchNorm1d(32)
+        self.dw = nn.Conv1d(32, 32, 3, padding=2, dilation=2, groups=32)
+        self.pw = nn.Conv1d(32, 48, 1)
+        self.pool = nn.MaxPool1d(3, 2, ceil_mode=True)
+        self.avg = nn.AvgPool1d(2)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(48, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.c1(x)))
+        x = self.avg(self.pool(self.pw(self.dw(x))))
+        return self.fc(self.gap(F.max_pool1d(x, 1)).flatten(1))
+
+
 CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "keywordspotter": (KeywordSpotter, (2, 10, 49)),
     "convzoo": (ConvZoo, (2, 3, 33, 29)),
     "tokennet": (TokenNet, (2, 3, 8, 8)),
     "batchedmlp": (BatchedMLP, (3, 7, 12)),

@@ -147,14 +147,19 @@ def _conv(
     groups: int,
     params: int,
 ) -> Dyn:
-    _need_4d(lo, call, x)
-    if len(weight_shape) != 4:
-        raise lo.unsupported(
-            call, f"expected a 2-D convolution kernel (K, C/groups, R, S), found {weight_shape}"
-        )
-    n, c, h, w = x.shape
-    k, c_per_group, r, s = weight_shape
-    p, q = call.out_shape[2:]
+    one_d = len(weight_shape) == 3  # a 1-D convolution runs as a 2-D one with H = R = 1
+    if one_d and len(x.shape) == 3:
+        n, c, w = x.shape
+        h, (k, c_per_group, s), r, p, q = 1, weight_shape, 1, 1, call.out_shape[2]
+    else:
+        _need_4d(lo, call, x)
+        if len(weight_shape) != 4:
+            raise lo.unsupported(
+                call, f"expected a 1-D or 2-D convolution kernel, found {weight_shape}"
+            )
+        n, c, h, w = x.shape
+        k, c_per_group, r, s = weight_shape
+        p, q = call.out_shape[2:]
     sh, sw = _pair(stride, "stride", call)
     dh, dw = _pair(dilation, "dilation", call)
     padding = unwrap(padding)
@@ -163,6 +168,8 @@ def _conv(
         pw = max(0, ((q - 1) * sw + dw * (s - 1) + 1 - w) // 2)
     else:
         ph, pw = _pair(padding, "padding", call)
+    if one_d:
+        sh, dh, ph = 1, 1, 0
     if c != c_per_group * groups:
         raise TraceError(
             f"node '{call.name}': expected {c_per_group * groups} input channels "
@@ -174,6 +181,8 @@ def _conv(
     )  # fmt: skip
     arith, sparsity = _arith(call)
     attrs: dict[str, Any] = {"padding": padding} if isinstance(padding, str) else {}
+    if one_d:
+        attrs["conv1d"] = True
     if groups > 1:
         attrs["depthwise"] = groups == c and k % c == 0
     return lo.add(
@@ -184,7 +193,7 @@ def _conv(
 
 def _conv_module(lo: Lowering, call: Call) -> Any:
     m = call.module
-    assert isinstance(m, nn.Conv2d)
+    assert isinstance(m, nn.Conv2d | nn.Conv1d)
     x = _need_dyn(call, call.arg(0, "input"), "input")
     shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
     if m.padding_mode != "zeros":
@@ -422,9 +431,14 @@ def _pool(
     dilation: Any, ceil_mode: bool, extra: dict[str, Any] | None = None,
 ) -> Any:  # fmt: skip
     x = _need_dyn(call, call.arg(0, "input"), "input")
-    _need_4d(lo, call, x)
-    n, c, h, w = x.shape
-    p, q = call.out_shape[2:]
+    one_d = len(x.shape) == 3 and "1d" in call.op + type(call.module).__name__
+    if one_d:
+        n, c, w = x.shape
+        h, p, q = 1, 1, call.out_shape[2]
+    else:
+        _need_4d(lo, call, x)
+        n, c, h, w = x.shape
+        p, q = call.out_shape[2:]
     r, s = _pair(kernel, "kernel_size", call)
     stride = unwrap(stride)
     sh, sw = (
@@ -432,6 +446,9 @@ def _pool(
     )
     ph, pw = _pair(padding, "padding", call)
     dh, dw = _pair(dilation, "dilation", call)
+    if one_d:
+        r, sh, ph, dh = 1, 1, 0, 1
+        extra = {**(extra or {}), "pool1d": True}
     dims = LoopDims(N=n, K=c, C=c, P=p, Q=q, R=r, S=s, H=h, W=w, stride_h=sh, stride_w=sw,
                     pad_h=ph, pad_w=pw, dil_h=dh, dil_w=dw, groups=c)  # fmt: skip
     attrs = {"ceil_mode": bool(ceil_mode), "adaptive": False, **(extra or {})}
@@ -446,14 +463,20 @@ def _adaptive_windows(size: int, out: int) -> list[int]:
 
 def _adaptive_pool(lo: Lowering, call: Call, kind: OpKind) -> Any:
     x = _need_dyn(call, call.arg(0, "input"), "input")
-    _need_4d(lo, call, x)
-    n, c, h, w = x.shape
-    p, q = call.out_shape[2:]
+    one_d = len(x.shape) == 3 and "1d" in call.op + type(call.module).__name__
+    if one_d:
+        (n, c, w), h, p, q = x.shape, 1, 1, call.out_shape[2]
+    else:
+        _need_4d(lo, call, x)
+        n, c, h, w = x.shape
+        p, q = call.out_shape[2:]
     wh, ww = _adaptive_windows(h, p), _adaptive_windows(w, q)
     regular = h % p == 0 and w % q == 0
     dims = LoopDims(N=n, K=c, C=c, P=p, Q=q, R=max(wh), S=max(ww), H=h, W=w,
                     stride_h=max(1, h // p), stride_w=max(1, w // q), groups=c)  # fmt: skip
-    attrs = {"ceil_mode": False, "adaptive": True, "regular": regular}
+    attrs: dict[str, Any] = {"ceil_mode": False, "adaptive": True, "regular": regular}
+    if one_d:
+        attrs["pool1d"] = True
     out = lo.add(call, kind, [x], dims=dims, ops=n * c * sum(wh) * sum(ww), attrs=attrs)
     return (out, Meta(None)) if isinstance(call.out, tuple | list) else out
 
@@ -473,13 +496,13 @@ def _avgpool_fn(lo: Lowering, call: Call) -> Any:
 
 def _pool_module(lo: Lowering, call: Call) -> Any:
     m = call.module
-    if isinstance(m, nn.MaxPool2d):
+    if isinstance(m, nn.MaxPool2d | nn.MaxPool1d):
         return _pool(lo, call, OpKind.MAXPOOL, m.kernel_size, m.stride, m.padding, m.dilation,
                      m.ceil_mode)  # fmt: skip
-    if isinstance(m, nn.AvgPool2d):
+    if isinstance(m, nn.AvgPool2d | nn.AvgPool1d):
         return _pool(lo, call, OpKind.AVGPOOL, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,
                      {"count_include_pad": bool(m.count_include_pad)})  # fmt: skip
-    if isinstance(m, nn.AdaptiveAvgPool2d):
+    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveAvgPool1d):
         return _adaptive_pool(lo, call, OpKind.AVGPOOL)
     return _adaptive_pool(lo, call, OpKind.MAXPOOL)
 
@@ -657,6 +680,12 @@ def _quant_identity(lo: Lowering, call: Call) -> Any:
 # -- tables ------------------------------------------------------------------------------------
 _FUNCTIONS: dict[str, Handler] = {
     "conv2d": _conv_fn,
+    "conv1d": _conv_fn,
+    "max_pool1d": _maxpool_fn,
+    "max_pool1d_with_indices": _maxpool_fn,
+    "avg_pool1d": _avgpool_fn,
+    "adaptive_avg_pool1d": lambda lo, call: _adaptive_pool(lo, call, OpKind.AVGPOOL),
+    "adaptive_max_pool1d": lambda lo, call: _adaptive_pool(lo, call, OpKind.MAXPOOL),
     "convolution": _conv_fn,
     "linear": _linear_fn,
     "addmm": _linear_fn,
@@ -726,7 +755,7 @@ _FUNCTIONS.update({name: _reshape for name in VIEW_OPS | NOOP_OPS | EXPAND_OPS})
 _FUNCTIONS.update({name: _reshape for name in ("slice", "select", "narrow")})
 
 _MODULES: tuple[tuple[type[nn.Module] | tuple[type[nn.Module], ...], Handler], ...] = (
-    (nn.Conv2d, _conv_module),
+    ((nn.Conv2d, nn.Conv1d), _conv_module),
     (nn.Linear, _linear_module),
     ((nn.BatchNorm1d, nn.BatchNorm2d), _norm(OpKind.BATCHNORM, 0)),
     (
@@ -736,7 +765,19 @@ _MODULES: tuple[tuple[type[nn.Module] | tuple[type[nn.Module], ...], Handler], .
     ((nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d), _pad),
     (nn.Upsample, _upsample),
     (tuple(cls for cls, _ in _ACTIVATION_MODULES), _activation),
-    ((nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), _pool_module),
+    (
+        (
+            nn.MaxPool2d,
+            nn.AvgPool2d,
+            nn.AdaptiveAvgPool2d,
+            nn.AdaptiveMaxPool2d,
+            nn.MaxPool1d,
+            nn.AvgPool1d,
+            nn.AdaptiveAvgPool1d,
+            nn.AdaptiveMaxPool1d,
+        ),
+        _pool_module,
+    ),
     ((nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd), _reshape),
     ((nn.Softmax, nn.LogSoftmax), _softmax),
 )

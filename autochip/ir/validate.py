@@ -136,9 +136,14 @@ def _check_kind(node: Node, problems: list[str]) -> None:
         bad("expected loop dimensions, found none")
         return
     if kind is OpKind.CONV2D and d is not None:
-        if len(x) != 4 or len(out) != 4:
-            bad(f"expected 4-D input and output, found {list(x)} -> {list(out)}")
-        elif x != (d.N, d.C, d.H, d.W) or out != (d.N, d.K, d.P, d.Q):
+        one_d = node.attrs.get("conv1d") is True  # (N, C, W) -> (N, K, Q) with H = P = R = 1
+        in_dims = (d.N, d.C, d.W) if one_d else (d.N, d.C, d.H, d.W)
+        out_dims = (d.N, d.K, d.Q) if one_d else (d.N, d.K, d.P, d.Q)
+        if len(x) != len(in_dims) or len(out) != len(out_dims):
+            bad(f"expected {len(in_dims)}-D input and output, found {list(x)} -> {list(out)}")
+        elif one_d and (d.H, d.P, d.R) != (1, 1, 1):
+            bad(f"a 1-D convolution needs H = P = R = 1, found {d.H}, {d.P}, {d.R}")
+        elif x != in_dims or out != out_dims:
             bad(
                 f"shapes {list(x)} -> {list(out)} do not match dims N={d.N} C={d.C} H={d.H} "
                 f"W={d.W} K={d.K} P={d.P} Q={d.Q}"
@@ -170,7 +175,10 @@ def _check_kind(node: Node, problems: list[str]) -> None:
                 f"dims N={d.N} K={d.K} C={d.C} do not match {[list(s) for s in ins]} -> {list(out)}"
             )
     elif kind in _POOLS and d is not None:
-        if len(x) != 4 or out != (d.N, d.C, d.P, d.Q) or x != (d.N, d.C, d.H, d.W):
+        one_d = node.attrs.get("pool1d") is True
+        in_dims = (d.N, d.C, d.W) if one_d else (d.N, d.C, d.H, d.W)
+        out_dims = (d.N, d.C, d.Q) if one_d else (d.N, d.C, d.P, d.Q)
+        if x != in_dims or out != out_dims:
             bad(
                 f"shapes {list(x)} -> {list(out)} do not match dims N={d.N} C={d.C} "
                 f"{d.H}x{d.W} -> {d.P}x{d.Q}"
