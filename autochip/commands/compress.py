@@ -131,7 +131,9 @@ def _fp32(
     model: nn.Module, pretrained: bool, data: Dataset, args: argparse.Namespace, desc: str
 ) -> nn.Module:
     if not pretrained:
-        cfg = TrainConfig(epochs=args.fp32_epochs, lr=FP32_LR, batch_size=args.batch_size, seed=args.seed)
+        cfg = TrainConfig(
+            epochs=args.fp32_epochs, lr=FP32_LR, batch_size=args.batch_size, seed=args.seed
+        )
         train(model, data, cfg, desc=desc)
     model.eval()
     return model

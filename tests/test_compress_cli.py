@@ -1,0 +1,139 @@
+"""`autochip compress` end to end on the digits set, checkpoints, and bad input.
+
+Training runs are short (a few epochs) but real; thresholds are far above chance (10 %).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from autochip.cli import main
+from autochip.compress.checkpoint import load_checkpoint, read_checkpoint
+from autochip.compress.data import load_digits
+from autochip.compress.train import logits
+from autochip.reference import load_integer_model, quantize_input, run
+
+
+def _compress(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, object]:
+    out = tmp_path / "m.pt"
+    code = main(
+        ["compress", "lenet_digits", "--data", "digits", "--out", str(out), "--json", *extra]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result: dict[str, object] = json.loads(captured.out)
+    return result
+
+
+@pytest.mark.slow
+def test_quant_int8_trains_exports_and_reloads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = _compress(tmp_path, capsys, "--method", "quant", "--fp32-epochs", "12", "--epochs", "2")
+    assert set(r) >= {"accuracy_fp32", "accuracy", "accuracy_integer", "checkpoint"}
+    acc_fp32, acc, acc_int = (
+        float(r[k]) for k in ("accuracy_fp32", "accuracy", "accuracy_integer")
+    )  # type: ignore[arg-type]
+    assert acc_fp32 > 0.85  # chance is 0.10
+    assert acc > acc_fp32 - 0.02
+    assert float(r["agreement"]) >= 0.995  # type: ignore[arg-type]
+    assert abs(acc_int - acc) <= 0.005
+
+    # the checkpoint rebuilds the same fake-quant model; the .npz the same integer model
+    model, example = load_checkpoint(r["checkpoint"])  # type: ignore[arg-type]
+    assert example.shape == (1, 1, 8, 8)
+    data = load_digits()
+    fq = logits(model, data.x_test)
+    assert float((fq.argmax(1) == data.y_test).float().mean()) == pytest.approx(acc, abs=1e-6)
+    im = load_integer_model(r["integer_model"])  # type: ignore[arg-type]
+    out, _ = run(im, quantize_input(im, data.x_test.numpy()))
+    assert float((out.argmax(1) == data.y_test.numpy()).mean()) == pytest.approx(acc_int)
+    assert np.array_equal(out, np.rint(fq.numpy() / im.output_scale).astype(np.int64))
+    meta = read_checkpoint(r["checkpoint"])["meta"]  # type: ignore[arg-type]
+    assert meta["method"] == "quant" and meta["bits"] == "8/8"
+    assert (tmp_path / "m.fp32.pt").is_file()
+
+    # the tracer records the compressed arithmetic
+    from autochip.ir import graph_for
+
+    labels = [n.arithmetic.label for n in graph_for(str(r["checkpoint"])) if n.is_compute]
+    assert labels == ["int8"] * 5
+
+
+@pytest.mark.slow
+def test_binary_and_adder_from_an_fp32_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = _compress(tmp_path, capsys, "--method", "quant", "--fp32-epochs", "30", "--epochs", "0")
+    fp32 = str(tmp_path / "m.fp32.pt")
+    for method, arith, epochs in (("binary", "xnor", "5"), ("adder", "adder-int8", "10")):
+        out = tmp_path / f"{method}.pt"
+        code = main(
+            ["compress", fp32, "--method", method, "--epochs", epochs, "--out", str(out), "--json"]
+        )
+        res = json.loads(capsys.readouterr().out)
+        assert code == 0
+        assert res["accuracy_fp32"] == r["accuracy_fp32"]  # the same FP32 model, not retrained
+        assert res["accuracy"] > 0.8, (method, res)
+        assert res["agreement"] >= 0.995
+        model, _ = load_checkpoint(out)
+        kinds = [
+            m.autochip_arithmetic.label
+            for m in model.modules()
+            if hasattr(m, "autochip_arithmetic")
+            and isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+        ]
+        assert kinds == ["int8", arith, arith, arith, "int8"]
+
+
+@pytest.mark.slow
+def test_runs_are_repeatable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("--method", "quant", "--bits", "4/4", "--fp32-epochs", "2", "--epochs", "1")
+    a = _compress(tmp_path, capsys, *args, "--seed", "3")
+    b = _compress(tmp_path, capsys, *args, "--seed", "3")
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "quant", "--bits", "9/9"], r"--bits: expected W/A with integers 2..8"),
+        (["--method", "adder", "--bits", "4/8"], r"W must equal A, found 4/8"),
+        (["--method", "quant", "--epochs", "-1"], r"--epochs: expected an integer >= 0, found -1"),
+        (["--method", "quant", "--data", "/no/such/dir"], r"expected 'digits' or a dataset folder"),
+        (["--method", "quant", "--kd", "mlp"], r"must have the same architecture as MODEL"),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    out = tmp_path / "x.pt"
+    code = main(["compress", "lenet_digits", "--fp32-epochs", "0", "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("autochip compress: error:")
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_output_and_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["compress", "lenet_digits", "--method", "quant", "--out", str(tmp_path / "a.txt")])
+    assert code == 2
+    assert "--out: expected a checkpoint path ending in .pt, found" in capsys.readouterr().err
+    code = main(["compress", "lenet_digits", "--method", "quant", "--out", "/no/dir/a.pt"])
+    assert code == 2
+    assert "--out: the directory '/no/dir' does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    code = main(["compress", str(bad), "--method", "quant", "--out", str(tmp_path / "b.pt")])
+    assert code == 2
+    assert "is not an autochip checkpoint" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
