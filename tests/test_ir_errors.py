@@ -179,6 +179,18 @@ def test_load_model_resolves_files_and_zoo_names(tmp_path: Path) -> None:
     assert ir.load_model("lenet_digits").name == "lenet_digits"
 
 
+def test_model_files_import_their_neighbours(tmp_path: Path) -> None:
+    (tmp_path / "my_blocks.py").write_text(
+        "import torch\nclass Block(torch.nn.Sequential):\n"
+        "    def __init__(self):\n        super().__init__(torch.nn.Linear(3, 5))\n"
+    )
+    text = GOOD.replace("torch.nn.Linear(3, 2)", "Block()")
+    text = text.replace("import torch\n", "import torch\nfrom my_blocks import Block\n")
+    path = write(tmp_path, "uses_blocks.py", text)
+    assert ir.graph_for(path).total_macs == 4 * 3 * 5
+    assert str(tmp_path) not in sys.path
+
+
 def test_load_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(
         ModelLoadError,

@@ -7,9 +7,11 @@ checkpoint ``.pt`` (read by ``autochip.compress.checkpoint.load_checkpoint``).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,24 @@ def _why(exc: BaseException) -> str:
     return f"{where}: {type(exc).__name__}: {text[0] if text else ''}"
 
 
+@contextlib.contextmanager
+def _importable_from(directory: Path) -> Iterator[None]:
+    """Let a model file import modules that sit next to it (as running it as a script would)."""
+    entry = str(directory.resolve())
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)
+
+
 def _load_py(path: Path) -> LoadedModel:
+    with _importable_from(path.parent):
+        return _load_py_module(path)
+
+
+def _load_py_module(path: Path) -> LoadedModel:
     module_name = f"autochip_model_{path.stem}_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
