@@ -39,7 +39,7 @@ def _cifar_batch(path: Path, n: int, seed: int) -> tuple[np.ndarray, list[int]]:
 def test_cifar10_python_batches(tmp_path: Path) -> None:
     d1, l1 = _cifar_batch(tmp_path / "data_batch_1", 5, 1)
     _cifar_batch(tmp_path / "data_batch_2", 4, 2)
-    dt, lt = _cifar_batch(tmp_path / "test_batch", 3, 3)
+    _, lt = _cifar_batch(tmp_path / "test_batch", 3, 3)
     with (tmp_path / "batches.meta").open("wb") as f:
         pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f)
     ds = load_cifar10(tmp_path)
@@ -99,7 +99,7 @@ def test_data_errors(tmp_path: Path) -> None:
 
 def test_policy_validation_collects_every_problem() -> None:
     with pytest.raises(
-        CompressionError, match="(?s)kind must be one of.*w_bits must be an integer"
+        CompressionError, match=r"(?s)kind must be one of.*w_bits must be an integer"
     ):
         Policy(default=LayerPolicy("ternary"), first=LayerPolicy("mac", 9, 8))
     with pytest.raises(CompressionError, match="adder layers share one scale"):
@@ -113,7 +113,7 @@ def test_policy_validation_collects_every_problem() -> None:
 def test_parse_bits() -> None:
     assert parse_bits("4/4") == (4, 4) and parse_bits("6") == (6, 6) and parse_bits("2/8") == (2, 8)
     for bad in ("9/9", "1/4", "a/b", "4/4/4", ""):
-        with pytest.raises(CompressionError, match="--bits: expected W/A with integers 2..8"):
+        with pytest.raises(CompressionError, match=r"--bits: expected W/A with integers 2\.\.8"):
             parse_bits(bad)
     with pytest.raises(CompressionError, match="W must equal A"):
         policy_for_method("adder", (4, 8))
@@ -180,5 +180,5 @@ def test_convert_errors() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.c(x) if x.sum() > 0 else x
 
-    with pytest.raises(CompressionError, match="could not be traced with torch.fx"):
+    with pytest.raises(CompressionError, match=r"could not be traced with torch\.fx"):
         convert(Branchy(), Policy())
