@@ -1,0 +1,408 @@
+"""Compiler: an exported integer model -> the core's descriptor program, DRAM image and plan.
+
+Every op of :class:`~autochip.reference.IntegerModel` becomes one descriptor (``program.py``):
+
+* ``ComputeOp`` (conv2d / linear; mac, adder or xnor) -> a compute descriptor: an im2col GEMM
+  with output pixels on array rows and output channels of one group on array columns. Binary
+  (xnor) layers run on the MAC datapath with +-1 operands (exact: a*w is the xnor term) and -1
+  padding; adder layers need an ``adder`` core. Weight tiles are split into passes that fit the
+  weight, parameter and output buffers.
+* ``MaxPoolOp`` -> vector max; ``SumPoolOp`` + its ``RescaleOp`` -> vector window-sum + rescale;
+  a two-input ``RescaleOp`` (residual add) -> vector add; a one-input ``RescaleOp`` -> a 1x1 sum.
+* ``FlattenOp`` costs nothing: tensors are NCHW bytes in DRAM, so the flat tensor aliases its
+  input's region.
+
+DRAM layout (byte addresses, all int8 tensors NCHW): descriptors at 0 (the last one ends the
+program), then per layer its parameter records and weight tiles, then one region per tensor.
+What the core cannot run is refused with a :class:`CompileError` naming the op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autochip.builder.core import PARAM_TILES, CoreParams
+from autochip.builder.program import (
+    DESC_BYTES,
+    OP_COMPUTE,
+    OP_END,
+    OP_VECTOR,
+    PARAM_RECORD_BYTES,
+    VMODE_ADD,
+    VMODE_MAX,
+    VMODE_SUM,
+    encode_descriptor,
+    op_word,
+)
+from autochip.errors import AutochipError
+from autochip.reference import (
+    ComputeOp,
+    FlattenOp,
+    IntegerModel,
+    MaxPoolOp,
+    RescaleOp,
+    SumPoolOp,
+    run,
+)
+
+__all__ = ["ALIGN", "CompileError", "CompiledLayer", "Program", "compile_model"]
+
+ALIGN = 16  # byte alignment of every DRAM region
+
+
+class CompileError(AutochipError):
+    """The core cannot run this model (the message names the op and the limit)."""
+
+
+@dataclass(frozen=True)
+class CompiledLayer:
+    """One descriptor: what it computes and the figures the cycle model needs."""
+
+    name: str
+    kind: str  # "conv", "linear", "maxpool", "avgpool", "add"
+    mode: str  # "mac", "adder", "binary" (compute) or "vector"
+    output: str
+    fields: dict[str, int] = field(repr=False)
+
+    def get(self, key: str) -> int:
+        return int(self.fields.get(key, 0))
+
+
+@dataclass(frozen=True)
+class Program:
+    layers: tuple[CompiledLayer, ...]
+    dram: bytes  # the initial DRAM image (program, parameters, weights; tensors zero)
+    program_addr: int
+    input_name: str
+    input_addr: int
+    tensors: dict[str, tuple[int, tuple[int, ...]]]  # name -> (address, shape)
+    output: str
+
+    def plan(self) -> dict[str, Any]:
+        """The tiling plan and memory map as JSON-ready data."""
+        return {
+            "program_addr": self.program_addr,
+            "dram_bytes": len(self.dram),
+            "input": {"name": self.input_name, "addr": self.input_addr},
+            "output": self.output,
+            "tensors": {
+                k: {"addr": a, "shape": list(s), "bytes": int(np.prod(s))}
+                for k, (a, s) in self.tensors.items()
+            },
+            "layers": [
+                {"name": lay.name, "kind": lay.kind, "mode": lay.mode, "output": lay.output,
+                 "descriptor": dict(lay.fields)}
+                for lay in self.layers
+            ],
+        }  # fmt: skip
+
+
+def _align(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def _fits(values: np.ndarray, bits: int) -> bool:
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return bool(values.size == 0 or (values.min() >= lo and values.max() <= hi))
+
+
+def _i32(x: int) -> bytes:
+    return int(x).to_bytes(4, "little", signed=True)
+
+
+class _Compiler:
+    def __init__(self, model: IntegerModel, core: CoreParams) -> None:
+        self.m = model
+        self.core = core
+        x0 = np.zeros((1, *model.input_shape[1:]), dtype=np.int64)
+        _, dumped = run(model, x0, dump=True)
+        self.shapes = {k: tuple(int(d) for d in v.shape) for k, v in dumped.items()}
+        self.alias: dict[str, str] = {}
+        self.layers: list[tuple[CompiledLayer, bytes]] = []  # layer, its param+weight blob
+        self.problems: list[str] = []
+
+    def fail(self, op_name: str, what: str) -> None:
+        self.problems.append(f"op '{op_name}': {what}")
+
+    def root(self, name: str) -> str:
+        while name in self.alias:
+            name = self.alias[name]
+        return name
+
+    # -- compute ------------------------------------------------------------------------
+    def compute(self, op: ComputeOp) -> None:
+        core = self.core
+        shp = self.shapes[op.input]
+        w = np.asarray(op.weight, dtype=np.int64)
+        if op.layer == "linear":
+            cin, h, wd = int(np.prod(shp[1:])), 1, 1
+            k, cg, kr, ks = w.shape[0], w.shape[1], 1, 1
+            sh = sw = 1
+            ph = pw = 0
+            groups = 1
+            w4 = w.reshape(k, cg, 1, 1)
+        else:
+            if len(shp) != 4:
+                self.fail(op.name, f"expected a 4-D input, found shape {shp}")
+                return
+            cin, h, wd = shp[1], shp[2], shp[3]
+            k, cg, kr, ks = w.shape
+            (sh, sw), (ph, pw), groups = op.stride, op.padding, op.groups
+            if tuple(op.dilation) != (1, 1):
+                self.fail(op.name, f"the core runs dilation 1 only, found {op.dilation}")
+                return
+            w4 = w
+        out_shape = self.shapes[op.output]
+        p, q = (out_shape[2], out_shape[3]) if len(out_shape) == 4 else (1, 1)
+        mode = {"mac": "mac", "adder": "adder", "xnor": "binary"}[op.kind]
+        if op.kind == "adder" and not core.adder:
+            self.fail(op.name, "an adder layer needs a core with pe.kind 'adder', found 'mac'")
+        if not _fits(w, core.w_bits):
+            self.fail(
+                op.name,
+                f"weights in [{int(w.min())}, {int(w.max())}] do not fit {core.w_bits}-bit "
+                "signed PE operands",
+            )
+        if op.requant is not None and not (
+            -(2 ** (core.a_bits - 1)) <= op.requant.lo <= op.requant.hi < 2 ** (core.a_bits - 1)
+        ):
+            self.fail(
+                op.name,
+                f"output range [{op.requant.lo}, {op.requant.hi}] does not fit "
+                f"{core.a_bits}-bit activations",
+            )
+        t = cg * kr * ks
+        kg = k // groups
+        kt = -(-kg // core.cols)
+        ntiles = groups * kt
+        pq = p * q
+        in_len = cin * h * wd
+        tile_w = t * core.cols
+        limits = {
+            "parameter buffer": PARAM_TILES,
+            "weight buffer": core.w_depth // t,
+            "ofmap buffer": core.o_depth // (core.cols * pq),
+        }
+        tpp = min(min(limits.values()), ntiles)
+        if in_len > core.if_depth:
+            self.fail(
+                op.name,
+                f"its input feature map ({in_len} bytes) does not fit one ifmap bank "
+                f"({core.if_depth} bytes = buffers.ifmap.size_kb / rows)",
+            )
+        for what, cap in limits.items():
+            if cap < 1:
+                need = t if what == "weight buffer" else core.cols * pq
+                self.fail(
+                    op.name,
+                    f"one weight tile needs {need} entries of the {what}, which holds less; "
+                    "enlarge the buffer in the hardware spec",
+                )
+        if self.problems:
+            return
+        # weight tiles: word j of tile (g, kt) holds W[g*kg + kt*C + c, j] in lane c
+        blob_p = bytearray()
+        blob_w = bytearray()
+        bias = np.asarray(op.bias, dtype=np.int64)
+        for g in range(groups):
+            for tt in range(kt):
+                tile = np.zeros((t, core.cols), dtype=np.int64)
+                for c in range(core.cols):
+                    kk = tt * core.cols + c
+                    if kk >= kg:
+                        blob_p += bytes(PARAM_RECORD_BYTES)
+                        continue
+                    ch = g * kg + kk
+                    tile[:, c] = w4[ch].reshape(-1)
+                    if op.requant is not None:
+                        mult, shift, flip = (int(op.requant.multiplier[ch]),
+                                             int(op.requant.shift[ch]), 0)  # fmt: skip
+                    else:
+                        assert op.threshold is not None
+                        mult, shift = int(op.threshold.threshold[ch]), 1
+                        flip = int(op.threshold.flip[ch])
+                    rec = _i32(int(bias[ch])) + _i32(mult) + bytes([shift, flip])
+                    blob_p += rec + bytes(PARAM_RECORD_BYTES - len(rec))
+                blob_w += (tile & 0xFF).astype(np.uint8).tobytes()
+        a1, b1 = divmod(1, q)
+        ar, br = divmod(core.rows, q)
+        lo, hi = (op.requant.lo, op.requant.hi) if op.requant is not None else (-1, 1)
+        fields = {
+            "op": op_word(OP_COMPUTE, adder=op.kind == "adder", threshold=op.threshold is not None),
+            "in_len": in_len, "h": h, "w": wd, "hw": h * wd, "cg_hw": cg * h * wd, "t": t,
+            "kr": kr, "ks": ks, "pad": -1 if op.kind == "xnor" else 0, "pq": pq, "q": q,
+            "a1_x": b1, "a1_ox": b1 * sw, "a1_oy": a1 * sh, "a1_base": a1 * sh * wd + b1 * sw,
+            "ar_x": br, "ar_ox": br * sw, "ar_oy": ar * sh, "ar_base": ar * sh * wd + br * sw,
+            "wrap_ox": q * sw, "sh": sh, "wrap_base": sh * wd - q * sw, "oy0": -ph, "ox0": -pw,
+            "base0": -ph * wd - pw, "ntiles": ntiles, "kt": kt, "kg": kg, "tpp": tpp, "lo": lo,
+            "hi": hi, "c": k, "p": p, "sw": sw, "tile_w": tile_w,
+            "npt": -(-pq // core.rows), "cg": cg, "c_pq": core.cols * pq,
+        }  # fmt: skip
+        layer = CompiledLayer(op.name, op.layer, mode, op.output, fields)
+        self.layers.append((layer, bytes(blob_p) + bytes(blob_w)))
+        self.inputs[op.name] = (op.input, None, len(blob_p))
+
+    # -- vector ops ------------------------------------------------------------------------
+    def vector(
+        self,
+        name: str,
+        kind: str,
+        src: str,
+        out: str,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        mults: tuple[int, int],
+        shift: int,
+        lo: int,
+        hi: int,
+        src2: str | None = None,
+    ) -> None:
+        core = self.core
+        shp = self.shapes[src]
+        if len(shp) == 2:
+            shp = (shp[0], shp[1], 1, 1)
+        c, h, wd = shp[1], shp[2], shp[3]
+        osh = self.shapes[out]
+        p, q = (osh[2], osh[3]) if len(osh) == 4 else (1, 1)
+        in_len = c * h * wd
+        if in_len * (2 if src2 else 1) > core.if_depth:
+            self.fail(
+                name,
+                f"its input ({in_len * (2 if src2 else 1)} bytes) does not fit one ifmap bank "
+                f"({core.if_depth} bytes)",
+            )
+        if c * p * q > core.o_depth:
+            self.fail(name, f"its output ({c * p * q} bytes) does not fit the ofmap buffer")
+        if not (-(2 ** (core.a_bits - 1)) <= lo <= hi < 2 ** (core.a_bits - 1)):
+            self.fail(name, f"output range [{lo}, {hi}] does not fit {core.a_bits}-bit activations")
+        if any(abs(m) >= 2**31 for m in mults) or not 1 <= shift <= 62:
+            self.fail(name, f"rescale multipliers {mults} / shift {shift} exceed 32 bits / 1..62")
+        (kr, ks), (sh, sw), (ph, pw) = kernel, stride, padding
+        vmode = {"maxpool": VMODE_MAX, "avgpool": VMODE_SUM, "add": VMODE_ADD}[kind]
+        fields = {
+            "op": op_word(OP_VECTOR, vmode=vmode, nobounds=kind == "add"),
+            "in_len": in_len, "h": h, "w": wd, "hw": h * wd, "kr": kr, "ks": ks, "pq": p * q,
+            "q": q, "sh": sh, "sw": sw, "wrap_base": sh * wd - (q - 1) * sw, "oy0": -ph,
+            "ox0": -pw, "base0": -ph * wd - pw, "lo": lo, "hi": hi, "mult0": mults[0],
+            "mult1": mults[1], "shift": shift, "c": c, "p": p,
+            "wstep": in_len if kind == "add" else wd, "c_pq": c * p * q,
+        }  # fmt: skip
+        self.layers.append((CompiledLayer(name, kind, "vector", out, fields), b""))
+        self.inputs[name] = (src, src2, 0)
+
+    # -- the walk ---------------------------------------------------------------------------
+    def compile(self) -> Program:
+        self.inputs: dict[str, tuple[str, str | None, int]] = {}
+        ops = list(self.m.ops)
+        consumers: dict[str, list[str]] = {}
+        for op in ops:
+            srcs = op.inputs if isinstance(op, RescaleOp) else (op.input,)
+            for s in srcs:
+                consumers.setdefault(s, []).append(op.name)
+        pending_sum: dict[str, SumPoolOp] = {}
+        for op in ops:
+            if isinstance(op, ComputeOp):
+                self.compute(op)
+            elif isinstance(op, MaxPoolOp):
+                lo, hi = -(2 ** (self.core.a_bits - 1)), 2 ** (self.core.a_bits - 1) - 1
+                self.vector(op.name, "maxpool", op.input, op.output, op.kernel, op.stride,
+                            op.padding, (0, 0), 1, lo, hi)  # fmt: skip
+            elif isinstance(op, SumPoolOp):
+                users = consumers.get(op.output, [])
+                if len(users) != 1:
+                    self.fail(op.name, "a window sum must feed exactly one rescale")
+                pending_sum[op.output] = op
+            elif isinstance(op, RescaleOp):
+                self.rescale(op, pending_sum)
+            elif isinstance(op, FlattenOp):
+                self.alias[op.output] = op.input
+            else:  # pragma: no cover - IntegerModel has no other op types
+                self.fail(getattr(op, "name", "?"), f"unsupported op {type(op).__name__}")
+        if self.problems:
+            raise CompileError(
+                "the core cannot run this model:\n  " + "\n  ".join(self.problems)
+            )
+        return self.layout()
+
+    def rescale(self, op: RescaleOp, pending_sum: dict[str, SumPoolOp]) -> None:
+        if len(op.inputs) == 2:
+            a, b = op.inputs
+            if self.shapes[self.root(a)] != self.shapes[self.root(b)]:
+                self.fail(op.name, "the two inputs of an add must have one shape")
+            self.vector(op.name, "add", a, op.output, (2, 1), (1, 1), (0, 0),
+                        (op.multipliers[0], op.multipliers[1]), op.shift, op.lo, op.hi,
+                        src2=b)  # fmt: skip
+            return
+        if len(op.inputs) != 1:
+            self.fail(op.name, f"the core adds at most two tensors, found {len(op.inputs)}")
+            return
+        src = op.inputs[0]
+        m = op.multipliers[0]
+        if src in pending_sum:
+            sp = pending_sum.pop(src)
+            self.vector(op.name, "avgpool", sp.input, op.output, sp.kernel, sp.stride, (0, 0),
+                        (m, m), op.shift, op.lo, op.hi)  # fmt: skip
+        else:
+            self.vector(op.name, "avgpool", src, op.output, (1, 1), (1, 1), (0, 0), (m, m),
+                        op.shift, op.lo, op.hi)  # fmt: skip
+
+    def layout(self) -> Program:
+        n_desc = len(self.layers) + 1
+        addr = _align(n_desc * DESC_BYTES)
+        blobs: list[tuple[int, bytes]] = []
+        blob_addr: list[int] = []
+        for _, blob in self.layers:
+            blob_addr.append(addr)
+            blobs.append((addr, blob))
+            addr = _align(addr + len(blob))
+        tensors: dict[str, tuple[int, tuple[int, ...]]] = {}
+        names = [self.m.input_name] + [lay.output for lay, _ in self.layers]
+        for name in names:
+            shape = self.shapes[name]
+            tensors[name] = (addr, shape)
+            addr = _align(addr + int(np.prod(shape)))
+        image = bytearray(addr)
+        final: list[CompiledLayer] = []
+        for i, (lay, _) in enumerate(self.layers):
+            src, src2, p_len = self.inputs[lay.name]
+            f = dict(lay.fields)
+            f["in_addr"] = tensors[self.root(src)][0]
+            f["in2_addr"] = tensors[self.root(src2)][0] if src2 else 0
+            f["out_addr"] = tensors[lay.output][0]
+            if lay.mode != "vector":
+                f["p_addr"] = blob_addr[i]
+                f["w_addr"] = blob_addr[i] + p_len
+            desc = encode_descriptor(f)
+            image[i * DESC_BYTES : (i + 1) * DESC_BYTES] = desc
+            final.append(CompiledLayer(lay.name, lay.kind, lay.mode, lay.output, f))
+        end = encode_descriptor({"op": op_word(OP_END)})
+        image[len(final) * DESC_BYTES : (len(final) + 1) * DESC_BYTES] = end
+        for a, blob in blobs:
+            image[a : a + len(blob)] = blob
+        out = self.root(self.m.output)
+        return Program(
+            layers=tuple(final),
+            dram=bytes(image),
+            program_addr=0,
+            input_name=self.m.input_name,
+            input_addr=tensors[self.m.input_name][0],
+            tensors={k: v for k, v in tensors.items()},
+            output=out,
+        )
+
+
+def compile_model(model: IntegerModel, core: CoreParams) -> Program:
+    """Compile ``model`` for ``core``; deterministic; :class:`CompileError` lists every refusal."""
+    if model.input_shape[0] != 1 and len(model.input_shape) < 2:
+        raise CompileError(f"expected a batched input shape, found {model.input_shape}")
+    lo, hi = -(2 ** (core.a_bits - 1)), 2 ** (core.a_bits - 1) - 1
+    if not lo <= model.input_lo <= model.input_hi <= hi:
+        raise CompileError(
+            f"the model input range [{model.input_lo}, {model.input_hi}] does not fit "
+            f"{core.a_bits}-bit activations"
+        )
+    return _Compiler(model, core).compile()

@@ -1,0 +1,162 @@
+"""The predictor's model of autochip's accelerator core: cycles per layer and FPGA resources.
+
+Cycles follow the structure of ``templates/core_main.v`` state by state (one cycle per control
+state unless noted), for a compiled layer (:class:`autochip.builder.compiler.CompiledLayer`):
+
+* DMA transfer of L bytes at address A (``core_dma.v``): bursts split at 256-byte boundaries,
+  each costing its beats plus a per-burst overhead of the DRAM model (``core_timing.yaml``), plus
+  2 cycles (the controller's issue state and the cycle it sees ``done``).
+* compute layer: descriptor fetch, decode (1), input load, then per pass of ``np`` weight tiles:
+  pass setup (1), weight and parameter loads, lane initialisation (R), and for each of the
+  ``npt`` pixel tiles a setup cycle and ``np`` array tiles of
+  ``T + C + 2 + R * (C + 1) + 1`` cycles: T beats (one per cycle), the array's skew and drain
+  (``rtl_model``: the last beat enters one cycle after its address, row 0 leaves C cycles
+  later), then each of the R accumulator rows is taken and post-processed one lane per cycle
+  (C + 1 cycles a row, the array frozen meanwhile), and one cycle to step to the next tile;
+  pixel tiles after the first cost one lane-advance cycle; then a 6-cycle pipeline flush and
+  one write-back of PQ bytes per valid output channel; finally 1 cycle to step the program.
+* vector layer: fetch, decode, input load(s), one cycle per window element
+  (C * P * Q * KR * KS), flush (6), one write-back of C * P * Q bytes, 1 step cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Protocol
+
+import yaml
+
+from autochip.predictor.rtl_model import os_tile_cycles
+
+__all__ = [
+    "FLUSH_CYCLES",
+    "LayerCycles",
+    "core_cycles",
+    "dma_cycles",
+    "dram_timing",
+]
+
+FLUSH_CYCLES = 6  # core_main.v FLUSH: post-processing pipelines drained before write-back
+DESC_BYTES = 192
+BURST_BOUNDARY = 256
+
+
+class _Layer(Protocol):
+    name: str
+    mode: str
+
+    def get(self, key: str) -> int: ...
+
+
+class _Core(Protocol):
+    rows: int
+    cols: int
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    """Predicted cycles of one descriptor, by phase; ``layer`` is their sum."""
+
+    name: str
+    fetch: int
+    load: int  # input, weight and parameter loads
+    compute: int  # array tiles or the vector engine, lane set-up, flushes
+    writeback: int
+    control: int  # decode, pass set-up, program step
+
+    @property
+    def layer(self) -> int:
+        return self.fetch + self.load + self.compute + self.writeback + self.control
+
+    @property
+    def total(self) -> int:
+        return self.layer
+
+    def as_dict(self) -> dict[str, int]:
+        d: dict[str, Any] = asdict(self)
+        d.pop("name")
+        d["layer"] = self.layer
+        return d
+
+
+@cache
+def dram_timing() -> dict[str, int]:
+    text = resources.files("autochip.predictor").joinpath("core_timing.yaml").read_text()
+    data: dict[str, int] = yaml.safe_load(text)
+    return data
+
+
+def dma_cycles(addr: int, length: int, write: bool) -> int:
+    """Cycles of one DMA command of ``length`` bytes at ``addr``, issue to ``done`` seen."""
+    t = dram_timing()
+    over = t["write_burst_overhead"] if write else t["read_burst_overhead"]
+    cycles = 2
+    a, left = addr, length
+    while left > 0:
+        n = min(left, BURST_BOUNDARY - a % BURST_BOUNDARY)
+        cycles += n + over
+        a += n
+        left -= n
+    return cycles
+
+
+def tile_cycles(rows: int, cols: int, depth: int) -> int:
+    """One array tile in the core: stream, drain (rtl_model) and serial post-processing."""
+    # os_tile_cycles = T + R + C - 1 counts until the last row is on out_data; the core takes
+    # row 0 at T + C + 1 (one cycle of RAM latency) and then spends C + 1 cycles per row.
+    first_row = os_tile_cycles(rows, cols, depth) - (rows - 1) + 1
+    return first_row + rows * (cols + 1) + 1 + 1
+
+
+def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
+    r, c = core.rows, core.cols
+    g = lay.get
+    fetch = dma_cycles(pc, DESC_BYTES, False)
+    load = dma_cycles(g("in_addr"), g("in_len"), False)
+    compute = 0
+    wb = 0
+    control = 1 + 1  # decode, program step
+    ntiles, tpp, kt, kg = g("ntiles"), g("tpp"), g("kt"), g("kg")
+    t_ps = 0
+    while t_ps < ntiles:
+        n = min(tpp, ntiles - t_ps)
+        control += 1
+        load += dma_cycles(g("w_addr") + t_ps * g("tile_w"), n * g("tile_w"), False)
+        load += dma_cycles(g("p_addr") + t_ps * c * 16, n * c * 16, False)
+        compute += r  # lane initialisation
+        npt = g("npt")
+        compute += npt * (1 + n * tile_cycles(r, c, g("t"))) + (npt - 1)
+        compute += FLUSH_CYCLES
+        for tile in range(t_ps, t_ps + n):
+            grp, tt = divmod(tile, kt)
+            lanes = min(c, kg - tt * c)
+            for lane in range(lanes):
+                k = grp * kg + tt * c + lane
+                wb += dma_cycles(g("out_addr") + k * g("pq"), g("pq"), True)
+        t_ps += n
+    return LayerCycles(lay.name, fetch, load, compute, wb, control)
+
+
+def _vector(lay: _Layer, pc: int) -> LayerCycles:
+    g = lay.get
+    fetch = dma_cycles(pc, DESC_BYTES, False)
+    load = dma_cycles(g("in_addr"), g("in_len"), False)
+    if lay.get("in2_addr"):
+        load += dma_cycles(g("in2_addr"), g("in_len"), False)
+    compute = g("c") * g("p") * g("q") * g("kr") * g("ks") + FLUSH_CYCLES
+    wb = dma_cycles(g("out_addr"), g("c_pq"), True)
+    return LayerCycles(lay.name, fetch, load, compute, wb, 2)
+
+
+def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...]:
+    """Predicted cycles of every descriptor of a compiled program, plus the end descriptor."""
+    out: list[LayerCycles] = []
+    for i, lay in enumerate(layers):
+        pc = i * DESC_BYTES
+        out.append(_vector(lay, pc) if lay.mode == "vector" else _compute(core, lay, pc))
+    end = len(layers) * DESC_BYTES
+    out.append(LayerCycles("(end)", dma_cycles(end, DESC_BYTES, False), 0, 0, 0, 1))
+    return tuple(out)
