@@ -147,3 +147,29 @@ def test_reference_golden_alexnet_part_ws32(tmp_path: Path) -> None:
     assert mine["mapping_efficiency"] == pytest.approx(94.531, abs=1e-3)
     assert mine["compute_utilization"] == pytest.approx(90.78, abs=1e-2)
     assert mine["utilization"] == pytest.approx(ref.utilization, rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_stalls_follow_scalesim_memory(tmp_path: Path, dataflow: str) -> None:
+    """Under a USER bandwidth of 10 words/cycle and 64 kB SRAMs, the layers that stall in
+    SCALE-Sim are the layers that stall in the model (an operand matrix larger than half its
+    SRAM, streamed once per pass), and the stall counts agree within a factor of two (SCALE-Sim's
+    read buffer adds each wait twice, read_buffer.py service_reads)."""
+    cfg = tmp_path / "arch.cfg"
+    write_scalesim_config(cfg, 16, 16, dataflow, (64, 64, 64), 10)
+    topo = tmp_path / "topo.csv"
+    rows = [
+        "conv1, 34, 34, 3, 3, 3, 32, 1,",
+        "conv2, 34, 34, 3, 3, 32, 32, 2,",
+        "conv4, 16, 16, 1, 1, 64, 128, 2,",
+    ]
+    topo.write_text("\n".join([CONV_HEADER, *rows]) + "\n")
+    ref = run_scalesim(cfg, topo)
+    mine = _autochip_json(cfg, topo)["layers"]
+    assert isinstance(mine, list)
+    for m, s in zip(mine, ref, strict=True):
+        assert (m["stall_cycles"] == 0) == (s.stall_cycles == 0), m["name"]
+        if s.stall_cycles:
+            assert 0.5 <= m["stall_cycles"] / s.stall_cycles <= 2.0, (m, s)
+    assert sum(s.stall_cycles for s in ref) > 0

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from autochip.errors import SpecError
 from autochip.hw.platform import Platform, load_platform
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
@@ -190,7 +192,7 @@ def _run_scalesim(args: argparse.Namespace) -> int:
     gemm = None if args.scalesim_format == "auto" else args.scalesim_format == "gemm"
     wl = read_scalesim_topology(args.scalesim_topology, gemm)
     platform: Platform = load_platform(args.platform or DEFAULT_ASIC)
-    res = evaluate(wl, config_table([cfg.hw], platform))
+    res = evaluate(wl, config_table([cfg.hw], platform), np.asarray([cfg.ports]))
     layers: list[dict[str, Any]] = []
     for i, name in enumerate(wl.names):
         layers.append(

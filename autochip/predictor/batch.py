@@ -180,8 +180,39 @@ def _ceil_div(a: F64, b: F64) -> F64:
     return np.floor((a + b - 1) / b)
 
 
-def evaluate(wl: Workload, cfg: ConfigTable) -> BatchResult:
-    """Evaluate every configuration of ``cfg`` on every layer of ``wl`` (arrays (configs, L))."""
+def _scalesim_port_time(
+    cfg: ConfigTable,
+    ports: F64,
+    ifmap_words: F64,
+    filter_words: F64,
+    ofmap_words: F64,
+    ifmap_passes: F64,
+    filter_passes: F64,
+) -> F64:
+    """Cycles each SCALE-Sim backing port needs; the slowest one paces the layer.
+
+    SCALE-Sim prefetches an operand matrix (ifmap M x Kw, filter Kw x F, one byte per word)
+    into the half of its SRAM that is not being read; a matrix that fits there is fetched once,
+    one that does not is streamed again on every pass over it (scalesim/memory/read_buffer.py).
+    Its ofmap buffer drains ceil(drain size / bandwidth) trace lines of one array row each per
+    cycle (write_buffer.py, empty_drain_buf), i.e. ``cols`` words per cycle whatever the
+    configured bandwidth, so the ofmap port keeps up with the array.
+    """
+    half = np.ceil(cfg.buf_bytes / 2)
+    w_i = np.where(ifmap_words <= half[:, 0:1], ifmap_words, ifmap_words * ifmap_passes)
+    w_f = np.where(filter_words <= half[:, 1:2], filter_words, filter_words * filter_passes)
+    t = np.maximum(w_i / ports[:, 0:1], w_f / ports[:, 1:2])
+    out: F64 = np.maximum(t, ofmap_words / cfg.cols)
+    return out
+
+
+def evaluate(wl: Workload, cfg: ConfigTable, scalesim_ports: F64 | None = None) -> BatchResult:
+    """Evaluate every configuration of ``cfg`` on every layer of ``wl`` (arrays (configs, L)).
+
+    ``scalesim_ports`` (configs, 2) switches the stall model to SCALE-Sim's memory semantics:
+    the ifmap and filter SRAMs each have their own backing port (words per cycle) and move the
+    operand matrices as the array consumes them (im2col words, no convolutional reuse).
+    """
     R, C, V = cfg.rows, cfg.cols, cfg.vector
     is_os = cfg.dataflow == 0
     is_ws = cfg.dataflow == 1
@@ -260,6 +291,16 @@ def evaluate(wl: Workload, cfg: ConfigTable) -> BatchResult:
     t_w = flt * wb / 8 / cfg.buf_bw[:, 1:2]
     t_o = ofm * np.where(vec, ab, accb) / 8 / cfg.buf_bw[:, 2:3]
     t_mem = np.maximum(np.maximum(t_dram, t_i), np.maximum(t_w, t_o))
+    if scalesim_ports is not None:
+        t_mem = _scalesim_port_time(
+            cfg,
+            scalesim_ports,
+            G * M * Kw,
+            G * Kw * F,
+            ofm,
+            np.where(is_os | is_ws, cf, 1.0),
+            np.where(is_os, rf, np.where(is_ws, 1.0, cf)),
+        )
     stall = np.ceil(np.maximum(t_mem - cycles, 0.0))
     total = cycles + stall
     util = np.where(vec, 0.0, pe_ops / (total * R * C))

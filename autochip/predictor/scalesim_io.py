@@ -28,9 +28,14 @@ __all__ = ["ScaleSimConfig", "read_scalesim_config", "read_scalesim_topology"]
 
 @dataclass(frozen=True)
 class ScaleSimConfig:
+    """``ports``: the backing bandwidth (words per cycle) of the ifmap and filter SRAMs, which
+    SCALE-Sim 3.0.0 takes from ``[layout]`` IfmapSRAMBankBandwidth and FilterSRAMBankBandwidth
+    in USER mode (the first ``Bandwidth`` goes to the ofmap SRAM); infinite in CALC mode."""
+
     run_name: str
     hw: HardwareSpec
     user_bandwidth: bool
+    ports: tuple[float, float] = (math.inf, math.inf)
 
 
 _ARCH_INT = ("ArrayHeight", "ArrayWidth", "IfmapSramSzkB", "FilterSramSzkB", "OfmapSramSzkB")
@@ -71,6 +76,7 @@ def read_scalesim_config(path: str | Path) -> ScaleSimConfig:
     if mode not in ("CALC", "USER"):
         problems.append(f"[run_presets] InterfaceBandwidth: expected CALC or USER, found {mode!r}")
     dram_bw = math.inf
+    ports = (math.inf, math.inf)
     if mode == "USER":
         raw_bw = cp.get(sec, "Bandwidth", fallback="").strip()
         try:
@@ -84,6 +90,17 @@ def read_scalesim_config(path: str | Path) -> ScaleSimConfig:
             )
         else:
             dram_bw = bws[0]
+            bank = []
+            for key in ("IfmapSRAMBankBandwidth", "FilterSRAMBankBandwidth"):
+                raw = cp.get("layout", key, fallback=str(bws[0])).strip()
+                try:
+                    bank.append(float(raw))
+                except ValueError:
+                    problems.append(f"[layout] {key}: expected words per cycle, found {raw!r}")
+                    bank.append(1.0)
+                if bank[-1] <= 0:
+                    problems.append(f"[layout] {key}: expected a positive value, found {raw!r}")
+            ports = (bank[0], bank[1])
     if problems:
         raise SpecError(src, problems)
     run_name = cp.get("general", "run_name", fallback=p.stem).strip()
@@ -102,7 +119,7 @@ def read_scalesim_config(path: str | Path) -> ScaleSimConfig:
         ofmap=buf(vals["OfmapSramSzkB"]),
         dram=DramSpec(bandwidth=dram_bw),
     )
-    return ScaleSimConfig(run_name=run_name, hw=hw, user_bandwidth=mode == "USER")
+    return ScaleSimConfig(run_name=run_name, hw=hw, user_bandwidth=mode == "USER", ports=ports)
 
 
 def _fields(line: str) -> list[str]:
