@@ -399,3 +399,25 @@ def test_hand_written_ops() -> None:
     reductions = [n.attrs["op"] for n in final if n.kind is OpKind.MEAN]
     assert reductions == ["mean", "mean", "max", "amax", "std"]
     assert final.outputs()[0].output_shape == (2, 16)
+
+
+def test_einsum_contractions() -> None:
+    """Hand count, and the export path (where ATen decomposes einsum into bmm) agrees."""
+
+    class Einsum(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(16, 8))
+
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            k = torch.einsum("bhid,de->bhie", q, self.w)
+            a = torch.einsum("bhid,bhjd->bhij", q, q).softmax(-1)
+            return torch.einsum("bhij,bhje->bhie", a, k)
+
+    model, x = Einsum(), torch.randn(2, 3, 5, 16)
+    graph = ir.trace(model, x)
+    expected = 2 * 3 * 5 * 8 * 16 + 2 * 3 * 5 * 5 * 16 + 2 * 3 * 5 * 8 * 5
+    assert graph.total_macs == expected
+    assert trace_exported(torch.export.export(model, (x,))).total_macs == expected
+    assert [n.kind for n in graph if n.macs] == [OpKind.LINEAR, OpKind.MATMUL, OpKind.MATMUL]
+    assert graph["einsum"].params == 16 * 8

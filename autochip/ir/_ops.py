@@ -313,6 +313,39 @@ def _attention(lo: Lowering, call: Call) -> Any:
     return lo.add(call, OpKind.MATMUL, [probs, v], dims=av_dims, macs=av_dims.macs)
 
 
+def _einsum(lo: Lowering, call: Call) -> Any:
+    """A two-operand einsum contraction: MACs = out.numel() x the contracted index sizes."""
+    equation = str(call.plain(0, "equation")).replace(" ", "")
+    operands = list(call.args[1:])
+    if len(operands) == 1 and isinstance(operands[0], list | tuple):
+        operands = list(operands[0])
+    if len(operands) != 2 or "." in equation:
+        raise lo.unsupported(call, "only two-operand einsum without '...' is mapped")
+    a, b = operands
+    if not isinstance(a, Dyn | Const) or not isinstance(b, Dyn | Const):
+        raise lo.unsupported(call, "expected two tensor operands")
+    inputs, _, output = equation.partition("->")
+    terms = inputs.split(",")
+    shapes = [a.shape or (), b.shape or ()]
+    if len(terms) != 2 or any(len(t) != len(sh) for t, sh in zip(terms, shapes, strict=True)):
+        raise TraceError(f"node '{call.name}': einsum '{equation}' does not fit shapes {shapes}")
+    if not _:  # implicit output: the indices that appear once, in alphabetical order
+        output = "".join(sorted(c for c in set(inputs) - {","} if inputs.count(c) == 1))
+    size = {c: d for t, sh in zip(terms, shapes, strict=True) for c, d in zip(t, sh, strict=True)}
+    c = math.prod(size[ch] for ch in set(terms[0] + terms[1]) - set(output))
+    out = call.out_shape
+    k = out[-1] if out else 1
+    dims = LoopDims(
+        N=_numel(out) // k, K=k, C=c, dynamic_weights=isinstance(b, Dyn) and isinstance(a, Dyn)
+    )
+    attrs = {"equation": equation}
+    if dims.dynamic_weights:
+        return lo.add(call, OpKind.MATMUL, [a, b], dims=dims, macs=dims.macs, attrs=attrs)  # type: ignore[list-item]
+    x = a if isinstance(a, Dyn) else b
+    assert isinstance(x, Dyn)
+    return lo.add(call, OpKind.LINEAR, [x], dims=dims, macs=dims.macs, attrs=attrs)
+
+
 def _matmul_fn(lo: Lowering, call: Call) -> Any:
     key = "mat2" if call.op in ("mm", "bmm") else "other"
     return _matmul(lo, call, call.arg(0, "input"), call.arg(1, key))
@@ -705,6 +738,7 @@ _FUNCTIONS: dict[str, Handler] = {
     "adaptive_avg_pool2d": lambda lo, call: _adaptive_pool(lo, call, OpKind.AVGPOOL),
     "adaptive_max_pool2d": lambda lo, call: _adaptive_pool(lo, call, OpKind.MAXPOOL),
     "baddbmm": _baddbmm,
+    "einsum": _einsum,
     "scaled_dot_product_attention": _attention,
     "group_norm": _norm(OpKind.LAYERNORM, 0),
     "native_group_norm": _norm(OpKind.LAYERNORM, 0),

@@ -159,7 +159,7 @@ def _check_kind(node: Node, problems: list[str]) -> None:
         if d.C % d.groups or d.K % d.groups:
             bad(f"channels C={d.C}, K={d.K} are not divisible by groups={d.groups}")
     elif kind is OpKind.LINEAR and d is not None:
-        left = node.attrs.get("weight_side") == "left"
+        left = node.attrs.get("weight_side") == "left" or "equation" in node.attrs
         if numel != d.N * d.K:
             bad(f"N*K = {d.N}*{d.K} does not match the output {list(out)}")
         if not left and (x[-1:] != (d.C,) or out[-1:] != (d.K,)):
@@ -170,7 +170,7 @@ def _check_kind(node: Node, problems: list[str]) -> None:
     elif kind is OpKind.MATMUL and d is not None:
         if len(ins) != 2 or not d.dynamic_weights:
             bad("expected two activation operands (dynamic_weights)")
-        if numel != d.N * d.K or x[-1:] != (d.C,):
+        if numel != d.N * d.K or (x[-1:] != (d.C,) and "equation" not in node.attrs):
             bad(
                 f"dims N={d.N} K={d.K} C={d.C} do not match {[list(s) for s in ins]} -> {list(out)}"
             )
