@@ -19,6 +19,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import BufferSpec, DramSpec, HardwareSpec, PESpec
 from autochip.predictor.batch import config_table, evaluate
@@ -71,6 +73,8 @@ SCALESIM_CASES = [
     ("GEMM", 5, 3, "os", GEMM, True, None, 64),
     ("GEMM", 16, 8, "ws", GEMM, True, None, 64),
     ("GEMM", 3, 9, "is", GEMM, True, None, 64),
+    ("small CNN, USER bandwidth", 16, 16, "os", CNN, False, 10, 64),
+    ("small CNN, USER bandwidth", 16, 16, "ws", CNN, False, 10, 64),
     ("odd layers, starved DRAM", 5, 8, "ws", ODD[:4], False, 2, 1),
     ("odd layers, starved DRAM", 8, 4, "os", ODD[:4], False, 4, 1),
 ]
@@ -92,8 +96,11 @@ def scalesim_rows(tmp: Path) -> list[str]:
         t0 = time.perf_counter()
         ref = run_scalesim(cfg, topo, gemm=gemm)
         t_ref = time.perf_counter() - t0
+        sim_cfg = read_scalesim_config(cfg)
         res = evaluate(
-            read_scalesim_topology(topo), config_table([read_scalesim_config(cfg).hw], plat)
+            read_scalesim_topology(topo),
+            config_table([sim_cfg.hw], plat),
+            np.asarray([sim_cfg.ports]),
         )
         cyc = max(pct(res.cycles[0, j], s.cycles - s.stall_cycles) for j, s in enumerate(ref))
         meff = max(
