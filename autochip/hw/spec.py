@@ -7,7 +7,7 @@ Example (``examples/hw/os16x16_int8.yaml``)::
     array: {rows: 16, cols: 16}
     dataflow: os
     buffers:
-      ifmap:  {size_kb: 64, banks: 1, bandwidth: 16}   # bandwidth: bytes per cycle
+      ifmap:  {size_kb: 64, banks: 1, bandwidth: 16}   # bandwidth: bytes per cycle per bank
       weight: {size_kb: 64, banks: 1, bandwidth: 16}
       ofmap:  {size_kb: 64, banks: 1, bandwidth: 16}
     dram: {bandwidth: 8}                                # bytes per cycle
@@ -57,7 +57,7 @@ class PESpec:
 
 @dataclass(frozen=True)
 class BufferSpec:
-    """One on-chip buffer: capacity, banks, and bytes per cycle it can deliver."""
+    """One on-chip buffer: capacity, banks, and bytes per cycle each bank delivers."""
 
     size_bytes: int
     banks: int = 1

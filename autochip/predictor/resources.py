@@ -92,10 +92,10 @@ def asic_area(hw: HardwareSpec, platform: Platform) -> AreaBreakdown:
 
 
 def bram_blocks(buf: BufferSpec, geom: BramGeometry) -> int:
-    """Blocks for one buffer: each bank is deep enough for its share of the bytes and wide
-    enough for its share of the port bandwidth (bytes per cycle)."""
+    """Blocks for one buffer: each bank is deep enough for its share of the bytes and as wide
+    as its port (``bandwidth`` bytes per cycle per bank)."""
     bank_bits = buf.size_bytes * 8 / buf.banks
-    bank_width = max(buf.bandwidth * 8 / buf.banks, 1.0)
+    bank_width = max(buf.bandwidth * 8, 1.0)
     by_depth = math.ceil(bank_bits / geom.bits)
     by_width = math.ceil(bank_width / geom.max_width)
     return buf.banks * max(by_depth, by_width, 1)
