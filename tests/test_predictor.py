@@ -504,3 +504,15 @@ def test_cli_end_to_end_zoo_model(capsys: pytest.CaptureFixture[str], tmp_path: 
     err = capsys.readouterr().err
     assert "colums: unknown key" in err and "did you mean 'cols'" in err
     assert "Traceback" not in err
+
+
+def test_platform_defaults_fit_their_devices() -> None:
+    from autochip.hw.platform import platform_names
+    from autochip.predictor.resources import fpga_usage
+
+    for name in platform_names():
+        plat = load_platform(name)
+        if not plat.is_fpga:
+            continue
+        use = fpga_usage(plat.default_hw, plat)
+        assert use.over_budget == [], (name, use.over_budget)
