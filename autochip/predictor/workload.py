@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -100,15 +100,16 @@ def workload_from_rows(name: str, rows: Sequence[LayerRow]) -> Workload:
 
 def _row(node: Node, graph: str) -> LayerRow | None:
     ar = node.arithmetic
-    bits = {
-        "w_bits": ar.w_bits,
-        "a_bits": ar.a_bits,
-        "arithmetic": ar.label,
-        "arith_kind": ar.kind,
-        "dtype": ar.dtype,
-    }
-    ins = sum(math.prod(s) for s in node.input_shapes)
-    out = math.prod(node.output_shape) if node.output_shape else 0
+    base = LayerRow(
+        name=node.name,
+        op=node.kind.value,
+        kind=VECTOR,
+        w_bits=ar.w_bits,
+        a_bits=ar.a_bits,
+        arithmetic=ar.label,
+        arith_kind=ar.kind,
+        dtype=ar.dtype,
+    )
     if node.is_compute:
         d = node.dims
         if d is None:
@@ -121,9 +122,8 @@ def _row(node: Node, graph: str) -> LayerRow | None:
             raise GraphError(
                 f"graph '{graph}': node '{node.name}': groups={g} must divide K={d.K} and C={d.C}"
             )
-        return LayerRow(
-            name=node.name,
-            op=node.kind.value,
+        return replace(
+            base,
             kind=GEMM,
             M=d.N * d.P * d.Q,
             F=d.K // g,
@@ -132,19 +132,15 @@ def _row(node: Node, graph: str) -> LayerRow | None:
             in_elems=d.N * d.C * d.H * d.W,
             w_elems=d.K * (d.C // g) * d.R * d.S,
             out_elems=d.N * d.K * d.P * d.Q,
-            **bits,  # type: ignore[arg-type]
         )
     if node.kind in ZERO_COST_KINDS:
         return None
-    ops = node.ops if node.ops > 0 else out
-    return LayerRow(
-        name=node.name,
-        op=node.kind.value,
-        kind=VECTOR,
-        in_elems=ins,
+    out = math.prod(node.output_shape) if node.output_shape else 0
+    return replace(
+        base,
+        in_elems=sum(math.prod(s) for s in node.input_shapes),
         out_elems=out,
-        ops=ops,
-        **bits,  # type: ignore[arg-type]
+        ops=node.ops if node.ops > 0 else out,
     )
 
 
