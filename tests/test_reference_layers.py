@@ -257,3 +257,22 @@ def test_reference_rejects_bad_input(tmp_path: Path) -> None:
         load_integer_model(bad)
     with pytest.raises(CompressionError, match="found no file at"):
         load_integer_model(tmp_path / "missing.npz")
+
+
+def test_export_names_unsupported_operators() -> None:
+    class Sig(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.c(x)).flatten(1)
+
+    gm = convert(Sig(), Policy())
+    with pytest.raises(CompressionError, match=r"node 'sigmoid'.*has no integer implementation"):
+        export_integer(gm, torch.randn(1, 1, 5, 5))
+    fp = torch.fx.symbolic_trace(Sig())
+    with pytest.raises(
+        CompressionError, match=r"node 'c'.*a float layer; compress the model with convert"
+    ):
+        export_integer(fp, torch.randn(1, 1, 5, 5))

@@ -120,6 +120,7 @@ class _Exporter:
         self.names: set[str] = set()
         self.input_q: QuantAct | None = None
         self.input_name = "input"
+        self.result: IntegerModel | None = None
 
     # -- helpers ----------------------------------------------------------------------------
     def fail(self, node: fx.Node, what: str) -> CompressionError:
@@ -164,7 +165,9 @@ class _Exporter:
                 self.visit(node)
         finally:
             self.gm.train(was_training)
-        raise AssertionError("unreachable: the graph has an output node")
+        if self.result is None:
+            raise CompressionError("export: the model has no output")
+        return self.result
 
     def visit(self, node: fx.Node) -> None:
         if node.op == "placeholder":
@@ -178,18 +181,17 @@ class _Exporter:
             if not isinstance(d, _Int) or self.input_q is None:
                 raise self.fail(node, "the model output must come from an activation quantiser")
             q = self.input_q
-            raise _Done(
-                IntegerModel(
-                    input_name=self.input_name,
-                    input_shape=tuple(self.example.shape),
-                    input_scale=float(q.scale.detach().float()),
-                    input_lo=q.qn,
-                    input_hi=q.qp,
-                    ops=tuple(self.ops),
-                    output=d.name,
-                    output_scale=d.scale,
-                )
+            self.result = IntegerModel(
+                input_name=self.input_name,
+                input_shape=tuple(self.example.shape),
+                input_scale=float(q.scale.detach().float()),
+                input_lo=q.qn,
+                input_hi=q.qp,
+                ops=tuple(self.ops),
+                output=d.name,
+                output_scale=d.scale,
             )
+            return
         if node.op == "get_attr":
             raise self.fail(node, "parameters used outside a layer are not supported")
         m = self.module(node)
@@ -199,6 +201,10 @@ class _Exporter:
             self.env[node.name] = self.quantize(node, m, d)
         elif isinstance(m, _COMPUTE):
             self.env[node.name] = self.compute(node, m, d)
+        elif isinstance(m, nn.Conv2d | nn.Linear):
+            raise self.fail(
+                node, "a float layer; compress the model with convert(model, policy) first"
+            )
         elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
             self.env[node.name] = self.batchnorm(node, m, d)
         elif is_relu(self.gm, node):
@@ -458,15 +464,6 @@ class _Exporter:
         return _Int(out, step)
 
 
-class _Done(Exception):
-    def __init__(self, model: IntegerModel) -> None:
-        self.model = model
-
-
 def export_integer(gm: fx.GraphModule, example_input: torch.Tensor) -> IntegerModel:
     """The integer model of a converted ``gm`` (batch-norms in eval mode, as deployed)."""
-    try:
-        _Exporter(gm, example_input).run()
-    except _Done as done:
-        return done.model
-    raise CompressionError("export: the model has no output")
+    return _Exporter(gm, example_input).run()
