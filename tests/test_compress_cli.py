@@ -137,3 +137,62 @@ def test_bad_output_and_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 2
     assert "is not an autochip checkpoint" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
+
+
+TINY_MODEL = """
+import torch
+from torch import nn
+
+
+def build_model() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4 * 8 * 8, 10),
+    )
+
+
+def example_input() -> torch.Tensor:
+    return torch.zeros(1, 3, 32, 32)
+"""
+
+
+def test_cifar10_folder_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pickle
+
+    rng = np.random.default_rng(0)
+    data_dir = tmp_path / "cifar-10-batches-py"
+    data_dir.mkdir()
+    for name, n in (("data_batch_1", 24), ("test_batch", 10)):
+        batch = {
+            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, size=n)],
+        }
+        (data_dir / name).write_bytes(pickle.dumps(batch))
+    model = tmp_path / "tiny.py"
+    model.write_text(TINY_MODEL)
+    out = tmp_path / "tiny_q.pt"
+    code = main(
+        [
+            "compress",
+            str(model),
+            "--method",
+            "quant",
+            "--bits",
+            "6/6",
+            "--data",
+            str(data_dir),
+            "--fp32-epochs",
+            "1",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    res = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert res["agreement"] == 1.0
+    assert out.is_file() and out.with_suffix(".npz").is_file()
+    _, example = load_checkpoint(out)
+    assert example.shape == (1, 3, 32, 32)

@@ -182,3 +182,21 @@ def test_convert_errors() -> None:
 
     with pytest.raises(CompressionError, match=r"could not be traced with torch\.fx"):
         convert(Branchy(), Policy())
+
+
+def test_static_steps_keep_calibrated_scales() -> None:
+    from autochip.compress.data import Dataset
+    from autochip.compress.train import TrainConfig, calibrate, train
+
+    torch.manual_seed(0)
+    gm = convert(
+        nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)),
+        Policy(steps="static"),
+    )
+    x, y = torch.randn(32, 1, 4, 4), torch.randint(0, 3, (32,))
+    calibrate(gm, x)
+    steps = {n: p.detach().clone() for n, p in gm.named_parameters() if n.endswith("scale")}
+    w0 = gm.get_submodule("1").weight.detach().clone()
+    train(gm, Dataset("t", x, y, x, y, ("a", "b", "c")), TrainConfig(epochs=2), progress=False)
+    assert steps and all(torch.equal(p, steps[n]) for n, p in gm.named_parameters() if n in steps)
+    assert not torch.equal(gm.get_submodule("1").weight, w0)

@@ -62,6 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--estimator", choices=["ste", "fda"], default="ste", help="binary gradient")
     p.add_argument("--calibration", choices=["minmax", "percentile"], default="minmax")
+    p.add_argument(
+        "--steps",
+        choices=["lsq", "static"],
+        default="lsq",
+        help="learn quantiser steps (LSQ) or keep the calibrated ones",
+    )
     p.add_argument("--lr", type=float, default=None, help="learning rate of the compressed model")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
@@ -142,7 +148,7 @@ def _fp32(
 def run(args: argparse.Namespace) -> int:
     bits, out = _check(args)
     policy = policy_for_method(args.method, bits, args.estimator)
-    policy = dataclasses.replace(policy, calibration=args.calibration)
+    policy = dataclasses.replace(policy, calibration=args.calibration, steps=args.steps)
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
 

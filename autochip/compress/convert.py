@@ -272,6 +272,10 @@ def convert(model: nn.Module, policy: Policy) -> fx.GraphModule:
     for node in graph.nodes:
         if node.name in kinds:
             _link(gm, node)
+    if policy.steps == "static":
+        for name, p in gm.named_parameters():
+            if name.endswith("scale"):
+                p.requires_grad_(False)
     graph.lint()
     gm.recompile()
     return gm

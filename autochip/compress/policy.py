@@ -19,6 +19,7 @@ KINDS = ("mac", "binary", "adder")
 MIN_BITS, MAX_BITS = 2, 8
 ESTIMATORS = ("ste", "fda")
 CALIBRATIONS = ("minmax", "percentile")
+STEPS = ("lsq", "static")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class Policy:
     (int8 MAC unless given) apply to the first and last compute layer in execution order.
     ``output_bits`` is the width of the model's output (the logits). ``estimator`` is the
     binarisation gradient (``ste`` or ``fda``); ``calibration`` the post-training calibration of
-    activation steps (``minmax`` or ``percentile``).
+    activation steps (``minmax`` or ``percentile``); ``steps`` whether the quantiser steps are
+    learned during training (``lsq``, the default) or stay at their calibrated values
+    (``static``: fake-quant training with straight-through gradients only).
     """
 
     default: LayerPolicy = INT8
@@ -71,6 +74,7 @@ class Policy:
     output_bits: int = 8
     estimator: str = "ste"
     calibration: str = "minmax"
+    steps: str = "lsq"
 
     def __post_init__(self) -> None:
         problems = self.default.problems("default")
@@ -90,6 +94,8 @@ class Policy:
             problems.append(
                 f"calibration must be one of {', '.join(CALIBRATIONS)}, found {self.calibration!r}"
             )
+        if self.steps not in STEPS:
+            problems.append(f"steps must be one of {', '.join(STEPS)}, found {self.steps!r}")
         if problems:
             raise CompressionError("invalid compression policy:\n  - " + "\n  - ".join(problems))
 
@@ -125,6 +131,7 @@ class Policy:
                 output_bits=d.get("output_bits", 8),
                 estimator=d.get("estimator", "ste"),
                 calibration=d.get("calibration", "minmax"),
+                steps=d.get("steps", "lsq"),
             )
         except TypeError as exc:
             raise CompressionError(f"invalid compression policy {dict(d)!r}: {exc}") from None

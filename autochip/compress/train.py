@@ -158,6 +158,7 @@ def train(
         return
     distill = Pkkd(model, teacher) if (pkkd and teacher is not None) else None
     named = list(model.named_parameters())
+    named = [(n, p) for n, p in named if p.requires_grad]
     steps_ = [p for n, p in named if n.endswith("scale")]
     others = [p for n, p in named if not n.endswith("scale")]
     others += list(distill.parameters()) if distill else []
