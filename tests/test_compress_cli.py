@@ -196,3 +196,27 @@ def test_cifar10_folder_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFi
     assert out.is_file() and out.with_suffix(".npz").is_file()
     _, example = load_checkpoint(out)
     assert example.shape == (1, 3, 32, 32)
+
+
+def test_checkpoint_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from autochip.compress import Policy, convert, save_checkpoint
+    from autochip.errors import CompressionError
+    from autochip.ir import load_model
+
+    gm = convert(load_model("lenet_digits").model, Policy())
+    ckpt = tmp_path / "c.pt"
+    save_checkpoint(ckpt, "lenet_digits", Policy(), gm, {"method": "quant"})
+    model, _ = load_checkpoint(ckpt)
+    assert sum(1 for _ in model.modules()) == sum(1 for _ in gm.modules())
+    code = main(["compress", str(ckpt), "--method", "quant", "--out", str(tmp_path / "o.pt")])
+    assert code == 2
+    assert "expected an FP32 checkpoint" in capsys.readouterr().err
+    data = read_checkpoint(ckpt)
+    data["state_dict"].pop("features_0.weight", None)
+    data["state_dict"] = {k: v for k, v in data["state_dict"].items() if "classifier" not in k}
+    torch.save(data, tmp_path / "broken.pt")
+    with pytest.raises(CompressionError, match="the state dict does not fit model 'lenet_digits'"):
+        load_checkpoint(tmp_path / "broken.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(CompressionError, match="expected format 'autochip-checkpoint/1'"):
+        load_checkpoint(tmp_path / "other.pt")
