@@ -220,3 +220,17 @@ def test_checkpoint_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(CompressionError, match="expected format 'autochip-checkpoint/1'"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_model_with_wrong_class_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "five.py"
+    model.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "def build_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 5))\n\n"
+        "def example_input():\n    return torch.zeros(1, 1, 8, 8)\n"
+    )
+    code = main(["compress", str(model), "--method", "quant", "--out", str(tmp_path / "o.pt")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "expected logits of shape (N, 10) for the 10 classes of digits, found (1, 5)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["five.py"]

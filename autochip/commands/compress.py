@@ -128,6 +128,21 @@ def _load_fp32(spec: str, role: str) -> tuple[nn.Module, torch.Tensor, str, bool
     return loaded.model, loaded.example_input, spec, False
 
 
+def _check_outputs(model: nn.Module, example: torch.Tensor, data: Dataset, spec: str) -> None:
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(example)
+    model.train(was)
+    n = len(data.classes)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != n:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise CompressionError(
+            f"MODEL '{spec}': expected logits of shape (N, {n}) for the {n} classes of "
+            f"{data.name}, found {shape}"
+        )
+
+
 def _same_architecture(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
@@ -154,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
     model, example, spec, pretrained = _load_fp32(args.model, "MODEL")
     data = load_data(args.data, tuple(example.shape[1:]))
+    _check_outputs(model, example, data, args.model)
     teacher_pretrained = pretrained
     if args.kd:
         teacher, _, _, teacher_pretrained = _load_fp32(args.kd, "--kd TEACHER")
