@@ -144,13 +144,16 @@ def test_noise_adaptation_adds_gradient_not_value() -> None:
     act = BinaryAct("fda")
     assert isinstance(act.nam, NoiseAdaptation)
     with torch.no_grad():
-        act.nam.amp.copy_(torch.linspace(0.1, 0.8, act.nam.amp.numel()))
-    v = torch.linspace(-0.9, 0.9, 50, requires_grad=True)
+        act.nam.amp.copy_(torch.linspace(-2.0, 3.0, act.nam.amp.numel()))
+    v = torch.linspace(-1.5, 1.5, 61, requires_grad=True)
     out = act(v)
     assert torch.equal(out.detach(), binarize(v.detach()))
     out.sum().backward()
-    freq, amp = act.nam.freq.detach(), act.nam.amp.detach()
-    nam_grad = (torch.cos(v.detach().unsqueeze(-1) * freq) * freq * amp).sum(-1)
+    freq, amp = act.nam.freq, act.nam.amp.detach()
+    h = freq.numel()
+    nam_grad = (torch.cos(v.detach().unsqueeze(-1) * freq) * torch.tanh(amp) / h).sum(-1)
+    nam_grad = torch.where(v.detach().abs() <= 1.0, nam_grad, torch.zeros_like(nam_grad))
+    assert nam_grad.abs().max() <= 1.0 and nam_grad.abs().max() > 0.1
     expect = fda_grad(v.detach(), 0.1, 10, 1.0) + nam_grad
     assert v.grad is not None
     assert torch.allclose(v.grad, expect, atol=1e-6)

@@ -13,7 +13,8 @@ Backward, selectable per layer:
   terms, ``db/dv = 4 w / pi * sum_{i<n} cos((2i+1) w v)``, zero for ``|v| > clip``. The
   noise-adaptation module (:class:`NoiseAdaptation`) learns the residual ``sign(v) - series(v)``
   as a small sine network ``e(v) = sum_j a_j sin(f_j v)``; it adds ``de/dv`` to the gradient and
-  nothing to the forward value (the output stays exactly ±1).
+  nothing to the forward value (the output stays exactly ±1); its gradient contribution is
+  bounded to [-1, 1] so that it cannot take over the series.
 
 Binary conv/linear layers use ``alpha_k * sign(w_k)`` with the per-output-channel scale
 ``alpha_k = mean |w_k|`` (XNOR-Net, Rastegari et al. 2016). Zero padding of a binary conv pads with
@@ -115,22 +116,30 @@ def _sign(v: Tensor, estimator: str) -> Tensor:
 
 
 class NoiseAdaptation(nn.Module):
-    """FDA's noise-adaptation module: ``e(v) = sum_j a_j sin(f_j v)``, learned end to end.
+    """FDA's noise-adaptation module: a learned correction of the truncated series' gradient.
 
-    It contributes ``e(v) - stopgrad(e(v))`` to the activation: zero in the forward pass,
-    ``de/dv`` in the backward pass. ``a`` starts at 0, so training starts from the pure series.
+    ``e(v) = 1/h sum_j tanh(a_j) sin(f_j v) / f_j`` over ``h`` fixed frequencies ``f_j`` (the
+    harmonics the truncation dropped live above the series' last one); its derivative
+    ``1/h sum_j tanh(a_j) cos(f_j v)`` lies in [-1, 1]. It contributes ``e(v) - stopgrad(e(v))``
+    to the activation: zero in the forward pass, ``de/dv`` (zero for ``|v| > clip``) in the
+    backward pass. ``a`` starts at 0, so training starts from the pure series.
     """
 
-    def __init__(self, hidden: int = NAM_HIDDEN) -> None:
+    freq: Tensor
+
+    def __init__(self, hidden: int = NAM_HIDDEN, clip: float = FDA_CLIP) -> None:
         super().__init__()
-        self.freq = nn.Parameter(torch.linspace(0.5, 3.0, hidden))
+        self.clip = clip
+        self.register_buffer("freq", torch.linspace(0.5, 3.0, hidden))
         self.amp = nn.Parameter(torch.zeros(hidden))
 
     def residual(self, v: Tensor) -> Tensor:
-        return (torch.sin(v.unsqueeze(-1) * self.freq) * self.amp).sum(dim=-1)
+        w = torch.tanh(self.amp) / (self.freq * self.freq.numel())
+        return (torch.sin(v.unsqueeze(-1) * self.freq) * w).sum(dim=-1)
 
     def forward(self, v: Tensor) -> Tensor:
-        e = self.residual(v)
+        vc = v.clamp(-self.clip, self.clip)  # no gradient outside the clip range
+        e = self.residual(vc)
         return e - e.detach()
 
 
