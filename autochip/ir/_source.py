@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import linecache
 import re
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SourceLoc", "from_exception", "from_stack_trace"]
+__all__ = ["SourceLoc", "caller", "from_exception", "from_stack_trace"]
 
 _FRAME = re.compile(
     r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n(?P<code>[^\n]*)'
 )
 
 
+@functools.cache
 def _library_dirs() -> tuple[str, ...]:
     import torch
 
@@ -61,3 +65,19 @@ def from_exception(exc: BaseException) -> SourceLoc | None:
         (f.filename, f.lineno or 0, f.line or "") for f in traceback.extract_tb(exc.__traceback__)
     ]
     return _pick(frames)
+
+
+def caller() -> SourceLoc | None:
+    """The innermost frame of the current call stack outside torch and autochip.
+
+    Used while fx traces a model: much cheaper than torch.fx's ``record_stack_traces``.
+    """
+    skip = _library_dirs()
+    frame = sys._getframe(1)
+    while frame is not None:
+        file = frame.f_code.co_filename
+        if not file.startswith(skip) and not file.startswith("<"):
+            line = frame.f_lineno
+            return SourceLoc(file, line, linecache.getline(file, line).strip())
+        frame = frame.f_back  # type: ignore[assignment]
+    return None

@@ -20,7 +20,7 @@ from torch import fx, nn
 
 from autochip.errors import AutochipError, TraceError
 from autochip.ir._lower import Lowering, tensor_info
-from autochip.ir._source import SourceLoc, from_exception, from_stack_trace
+from autochip.ir._source import SourceLoc, caller, from_exception, from_stack_trace
 from autochip.ir._values import Const, Meta, TensorInfo, Value
 from autochip.ir.graph import AccelGraph
 from autochip.ir.validate import EXPAND_OPS, NOOP_OPS, SLICE_OPS, VIEW_OPS
@@ -54,9 +54,10 @@ _COMPOSITE = (
 class _Tracer(fx.Tracer):
     """fx tracer whose leaves are torch.nn modules and autochip's compressed modules."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        node.meta["autochip_source"] = caller()
+        return node
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if hasattr(m, "autochip_arithmetic") or getattr(m, "autochip_identity", False) is True:
@@ -78,7 +79,7 @@ class _Recorder(fx.Interpreter):
         try:
             result = super().run_node(n)
         except Exception as exc:
-            loc = from_stack_trace(n.stack_trace) or from_exception(exc)
+            loc = n.meta.get("autochip_source") or from_exception(exc)
             where = f" ({loc.long})" if loc else ""
             raise TraceError(
                 f"running the model on its example input failed at node '{n.name}'{where}: "
@@ -136,7 +137,8 @@ class _FxLowering(Lowering):
         return str(n.target) if n.op == "call_module" else n.name
 
     def source(self, n: fx.Node) -> SourceLoc | None:
-        return from_stack_trace(n.stack_trace)
+        loc = n.meta.get("autochip_source")
+        return loc if isinstance(loc, SourceLoc) else None
 
 
 _DATA_MOVEMENT = VIEW_OPS | NOOP_OPS | SLICE_OPS | EXPAND_OPS
