@@ -516,3 +516,22 @@ def test_platform_defaults_fit_their_devices() -> None:
             continue
         use = fpga_usage(plat.default_hw, plat)
         assert use.over_budget == [], (name, use.over_budget)
+
+
+def test_rtl_fidelity_matches_rtl_model() -> None:
+    """``fidelity='rtl'`` counts cycles as autochip's own os array runs, per the RTL library's
+    formulas (verified there against cocotb simulation)."""
+    from autochip.predictor.rtl_model import os_gemm_cycles
+
+    wl = workload_from_graph(small_cnn())
+    plat = load_platform("asic-45nm")
+    specs = [s for s in _random_specs(30, seed=3) if s.dataflow == "os"]
+    res = evaluate(wl, config_table(specs, plat), fidelity="rtl")
+    for i, hw in enumerate(specs):
+        for j, row in enumerate(wl.rows):
+            if row.op in ("conv2d", "linear"):
+                want = row.G * os_gemm_cycles(row.M, row.Kw, row.F, hw.rows, hw.cols)
+                assert res.cycles[i, j] == want, (hw, row)
+    ws = [s for s in _random_specs(10, seed=3) if s.dataflow != "os"]
+    with pytest.raises(SpecError, match=r"autochip's RTL array is output-stationary"):
+        evaluate(wl, config_table(ws, plat), fidelity="rtl")

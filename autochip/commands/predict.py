@@ -42,6 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
     p.add_argument("--plot", metavar="FILE", help="write a PNG: per-layer latency + energy")
+    p.add_argument(
+        "--fidelity",
+        choices=("analytic", "rtl"),
+        default="analytic",
+        help="analytic: any array/dataflow (SCALE-Sim cycles); rtl: autochip's own os array",
+    )
     p.add_argument("--scalesim-config", metavar="X.cfg", help="SCALE-Sim config file")
     p.add_argument("--scalesim-topology", metavar="Y.csv", help="SCALE-Sim topology (conv/GEMM)")
     p.add_argument(
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             problems += [f"{exc.source}: {p}" for p in exc.problems]
     if problems or platform is None:  # every problem of the command line, platform and spec
         raise SpecError("autochip predict", problems)
-    est = predict(_load_graph(args.model), hw or platform.default_hw, platform)
+    est = predict(_load_graph(args.model), hw or platform.default_hw, platform, args.fidelity)
     _write_outputs(args, est)
     if args.json:
         print(json.dumps(_jsonable(est.to_dict()), indent=2))

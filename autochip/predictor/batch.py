@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from autochip.errors import SpecError
 from autochip.hw.platform import Platform
 from autochip.hw.spec import DATAFLOWS, OPERANDS, HardwareSpec, PESpec
 from autochip.predictor.workload import VECTOR, Workload
@@ -206,8 +207,17 @@ def _scalesim_port_time(
     return out
 
 
-def evaluate(wl: Workload, cfg: ConfigTable, scalesim_ports: F64 | None = None) -> BatchResult:
+def evaluate(
+    wl: Workload,
+    cfg: ConfigTable,
+    scalesim_ports: F64 | None = None,
+    fidelity: str = "analytic",
+) -> BatchResult:
     """Evaluate every configuration of ``cfg`` on every layer of ``wl`` (arrays (configs, L)).
+
+    ``fidelity="analytic"`` counts compute cycles as SCALE-Sim does; ``"rtl"`` as autochip's
+    own output-stationary RTL runs (``autochip.predictor.rtl_model``: tiles back to back,
+    T + R + C - 1 cycles each), for os configurations only.
 
     ``scalesim_ports`` (configs, 2) switches the stall model to SCALE-Sim's memory semantics:
     the ifmap and filter SRAMs each have their own backing port (words per cycle) and move the
@@ -229,8 +239,22 @@ def evaluate(wl: Workload, cfg: ConfigTable, scalesim_ports: F64 | None = None) 
     rf = _ceil_div(Sr, R)
     cf = _ceil_div(Sc, C)
     folds = rf * cf
-    per_fold = np.where(is_os, T + R + C - 2, 2 * R + C + T - 2)
-    gemm_cycles = G * (folds * per_fold - 1)
+    if fidelity == "rtl":
+        not_os = [hw.name for hw, df in zip(cfg.specs, cfg.dataflow[:, 0], strict=True) if df]
+        if not_os:
+            raise SpecError(
+                "fidelity rtl",
+                [
+                    f"autochip's RTL array is output-stationary; expected dataflow 'os', found "
+                    f"another dataflow in {', '.join(not_os[:5])}"
+                ],
+            )
+        gemm_cycles = G * folds * (T + R + C - 1)
+    elif fidelity == "analytic":
+        per_fold = np.where(is_os, T + R + C - 2, 2 * R + C + T - 2)
+        gemm_cycles = G * (folds * per_fold - 1)
+    else:
+        raise SpecError("fidelity", [f"expected 'analytic' or 'rtl', found {fidelity!r}"])
     pe_ops = G * Sr * Sc * T
     mapping = Sr * Sc / (folds * R * C)
     fold_cycles = np.where(is_os, T + R + C - 2, 2 * R + 2 * C + T - 3)

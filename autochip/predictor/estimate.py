@@ -152,9 +152,11 @@ def arithmetic_notes(wl: Workload, hw: HardwareSpec) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def predict_workload(wl: Workload, hw: HardwareSpec, platform: Platform) -> Estimate:
+def predict_workload(
+    wl: Workload, hw: HardwareSpec, platform: Platform, fidelity: str = "analytic"
+) -> Estimate:
     """Cost ``wl`` on ``hw`` placed on ``platform`` (a batch of one)."""
-    res = evaluate(wl, config_table([hw], platform))
+    res = evaluate(wl, config_table([hw], platform), fidelity=fidelity)
     clock = hw.clock_mhz * 1e6
     layers = layer_table(wl, res, 0, clock)
     compute = int(layers["cycles"].sum())
@@ -189,6 +191,11 @@ def predict_workload(wl: Workload, hw: HardwareSpec, platform: Platform) -> Esti
     )
 
 
-def predict(graph: AccelGraph, hw: HardwareSpec, platform: Platform) -> Estimate:
-    """The predictor's pure function: cost ``graph`` on ``hw`` placed on ``platform``."""
-    return predict_workload(workload_from_graph(graph), hw, platform)
+def predict(
+    graph: AccelGraph, hw: HardwareSpec, platform: Platform, fidelity: str = "analytic"
+) -> Estimate:
+    """The predictor's pure function: cost ``graph`` on ``hw`` placed on ``platform``.
+
+    ``fidelity``: ``analytic`` (any array and dataflow, SCALE-Sim's cycle definition) or
+    ``rtl`` (autochip's own generated output-stationary array)."""
+    return predict_workload(workload_from_graph(graph), hw, platform, fidelity)
