@@ -7,6 +7,7 @@ inputs, and compares every layer's output tensor in DRAM with :func:`autochip.re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -80,18 +81,32 @@ def _build(files: list[Path], top: str, build_dir: Path, simulator: str) -> sim.
             os.environ["MAKEFLAGS"] = old
 
 
+_BUILDS: dict[tuple[str, str], sim.SimBuild] = {}
+
+
 def simulate_core(
     build_dir: Path,
     model: IntegerModel,
     x_int: np.ndarray,
     simulator: str = "verilator",
+    sim_dir: Path | None = None,
 ) -> SimReport:
-    """Simulate the core in ``build_dir`` on the quantised inputs ``x_int`` [N, ...]."""
+    """Simulate the core in ``build_dir`` on the quantised inputs ``x_int`` [N, ...].
+
+    ``sim_dir`` (optional) is a folder shared between build folders: the compiled simulator is
+    reused for every build whose RTL is identical (one Verilator build per core configuration).
+    """
     root = Path(build_dir).resolve()
     plan = json.loads((root / "plan.json").read_text())
     files = [root / f for f in (root / "files.f").read_text().split()]
     top = json.loads((root / "manifest.json").read_text())["top"]
-    build = _build(files, top, root / "sim_build" / simulator, simulator)
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+    where = (Path(sim_dir) / digest / simulator) if sim_dir else root / "sim_build" / simulator
+    key = (str(where.resolve()), digest)
+    build = _BUILDS.get(key)
+    if build is None:
+        build = _build(files, top, where, simulator)
+        _BUILDS[key] = build
     work = root / "sim_build" / simulator / "io"
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "inputs.npy", np.asarray(x_int, dtype=np.int64))
@@ -112,9 +127,10 @@ def simulate_core(
         "results": str(work / "results.json"),
         "max_cycles": 20 * int(plan["cycles_predicted_total"]) + 100_000,
     }
-    tests, failed = sim.run(build, "tb_core", root / "tb", config, "network")
+    (work / "results.json").unlink(missing_ok=True)
+    tests, failed = sim.run(build, "tb_core", root / "tb", config, f"network_{root.name}")
     if failed or not (work / "results.json").is_file():
-        raise ToolError(f"the core testbench failed in '{root / 'sim_build' / simulator}'")
+        raise ToolError(f"the core testbench failed in '{build.build_dir}'")
     results = json.loads((work / "results.json").read_text())
     mism = [0] * len(layers)
     for image, res in zip(x_int, results, strict=True):

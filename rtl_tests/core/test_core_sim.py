@@ -1,0 +1,65 @@
+"""Whole networks on the accelerator core in cocotb + Verilator, bit-exact vs the reference.
+
+Each network is compiled for its core (``autochip.builder.core_build``) and run image after
+image by ``tb_core`` with cocotbext-axi's AxiRam as DRAM. Every layer's output tensor in DRAM
+must equal :func:`autochip.reference.run`'s, and every layer's measured cycles must be within
+2% of :func:`autochip.predictor.core_model.core_cycles`. Cores with the same RTL share one
+Verilator build. The int8, binary and adder LeNets run 20 digits test images each.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from autochip.builder.core_build import build_core
+from autochip.builder.core_sim import simulate_core
+from autochip.hw import load_hardware_spec
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from models import digits_inputs, integer_model  # noqa: E402
+
+MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
+ADDER = HERE / "core_adder8x8.yaml"
+# id, model spec, compression method, hardware spec, test images
+NETWORKS = (
+    ("lenet-int8", "lenet_digits", "quant", MAC, 20),
+    ("lenet-binary", "lenet_digits", "binary", MAC, 20),
+    ("lenet-adder", "lenet_digits", "adder", ADDER, 20),
+    ("resblock-int8", str(ROOT / "models" / "resblock_digits.py"), "quant", MAC, 4),
+    ("dwsep-int8", str(ROOT / "models" / "dwsep_digits.py"), "quant", MAC, 4),
+)
+
+
+@pytest.fixture(scope="session")
+def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("core_sim")
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("name,spec,method,hw,images", NETWORKS, ids=[n[0] for n in NETWORKS])
+def test_network_bit_exact_and_cycles(
+    tmp_path: Path, sim_dir: Path, name: str, spec: str, method: str, hw: Path, images: int
+) -> None:
+    model = integer_model(spec, method)
+    x = digits_inputs(model, images)
+    res = build_core(model, load_hardware_spec(hw), tmp_path / name, x)
+    rep = simulate_core(res.out_dir, model, x, sim_dir=sim_dir)
+    assert rep.images == images
+    assert [lay.name for lay in rep.layers] == [lay.name for lay in res.program.layers]
+    bad = [(lay.name, lay.mismatches) for lay in rep.layers if not lay.bit_exact]
+    assert not bad, f"{name}: outputs differ from autochip.reference: {bad}"
+    assert rep.bit_exact
+    for lay in rep.layers:
+        err = abs(lay.cycles_predicted - lay.cycles_measured) / lay.cycles_measured
+        assert err <= 0.02, f"{name}/{lay.name}: {lay.cycles_measured} measured vs " \
+            f"{lay.cycles_predicted} predicted"
+    assert abs(rep.cycles_predicted_total - rep.cycles_total) <= 0.02 * rep.cycles_total
+    kinds = {lay.mode for lay in res.program.layers}
+    expected = {"quant": "mac", "binary": "binary", "adder": "adder"}[method]
+    assert expected in kinds
