@@ -50,8 +50,12 @@ class Act8(nn.Module):
     autochip_identity = True
     autochip_arithmetic = Arithmetic(dtype="int", w_bits=8, a_bits=8)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(16.0))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.round(x * 16).clamp(-128, 127) / 16
+        return torch.round(x * self.scale).clamp(-128, 127) / self.scale
 
 
 class Net(nn.Module):
@@ -86,6 +90,10 @@ def test_activation_quantisers_are_zero_cost_and_record_bits() -> None:
     graph = ir.run_passes(ir.trace(Net(), torch.randn(1, 3, 6, 6)))
     assert [n.kind.value for n in graph] == ["input", "conv2d", "reshape", "linear", "output"]
     assert graph["x"].attrs["out_bits"] == 8  # the input quantiser
+    # inputs are not layers: the input quantiser's scale goes to the conv it feeds
+    assert graph["x"].params == 0
+    assert graph["conv"].params == 8 * 3 * 9 + 8 + 8 + 1 + 1
+    assert sum(n.params for n in graph) == graph.total_params
     assert graph["conv"].attrs == {"activation": "relu", "fused_activation": "relu", "out_bits": 8}
     assert sum(n.macs for n in graph) == graph.total_macs == 8 * 36 * 27 + 5 * 288
 

@@ -6,7 +6,8 @@ flow (:data:`DEFAULT_FLOW`) is what ``autochip inspect`` shows and the predictor
 1. :class:`DropNoOps` removes nodes that leave their input unchanged (dropout, identity,
    contiguous, dtype casts, same-shape views, activation fake-quantisers). A fake-quantiser's
    bit width is recorded on its producer as ``attrs['out_bits']``; parameters of a dropped node
-   (a quantiser's scale) move to its producer.
+   (a quantiser's scale) move to its producer, or to its first consumer when the producer is
+   the graph's input.
 2. :class:`FoldBatchNorm` folds a batch-norm into the conv2d/linear that alone feeds it: the
    batch-norm node disappears, its parameters (scale and shift) are added to the producer's
    ``params`` and its name is recorded in ``attrs['folded_batchnorm']``. MACs are unchanged.
@@ -83,27 +84,44 @@ class DropNoOps(Pass):
     def run(self, graph: AccelGraph) -> AccelGraph:
         removed: dict[str, str] = {}
         updated: dict[str, Node] = {}
+        # Parameters of a dropped node go to its producer; an input node holds no parameters
+        # (it is not a layer), so there they go to the first consumer instead.
+        pending: dict[str, int] = {}
+
+        def add_to(name: str, params: int, attrs: dict[str, Any]) -> None:
+            node = updated.get(name, graph[name])
+            updated[name] = dataclasses.replace(
+                node, params=node.params + params, attrs=_merge_attrs(node, attrs)
+            )
+
         for node in graph:
-            if node.kind is not OpKind.RESHAPE or len(node.inputs) != 1:
-                continue
-            op = node.attrs.get("op")
-            same = node.input_shapes[0] == node.output_shape
-            if not same or (op not in NOOP_OPS and op not in _SHAPE_KEEPING_VIEWS):
+            params = node.params + pending.pop(node.name, 0)
+            if not self._drops(node):
+                if params != node.params:
+                    add_to(node.name, params - node.params, {})
                 continue
             src = node.inputs[0]
             while src in removed:
                 src = removed[src]
             removed[node.name] = src
             bits = node.attrs.get("a_bits")
-            extra = {"out_bits": bits} if op == "quant_identity" and isinstance(bits, int) else {}
-            if extra or node.params:
-                producer = updated.get(src, graph[src])
-                updated[src] = dataclasses.replace(
-                    producer,
-                    params=producer.params + node.params,
-                    attrs=_merge_attrs(producer, extra),
-                )
+            quant = node.attrs.get("op") == "quant_identity" and isinstance(bits, int)
+            to_input = graph[src].kind is OpKind.INPUT
+            if quant or (params and not to_input):
+                add_to(src, 0 if to_input else params, {"out_bits": bits} if quant else {})
+            if params and to_input:
+                consumers = graph.consumers(node.name)
+                if consumers:
+                    pending[consumers[0].name] = pending.get(consumers[0].name, 0) + params
         return rebuild(graph, removed, updated)
+
+    @staticmethod
+    def _drops(node: Node) -> bool:
+        if node.kind is not OpKind.RESHAPE or len(node.inputs) != 1:
+            return False
+        op = node.attrs.get("op")
+        same = node.input_shapes[0] == node.output_shape
+        return same and (op in NOOP_OPS or op in _SHAPE_KEEPING_VIEWS)
 
 
 def _sole_producer(graph: AccelGraph, node: Node, kinds: frozenset[OpKind]) -> Node | None:
