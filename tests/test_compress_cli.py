@@ -234,3 +234,14 @@ def test_model_with_wrong_class_count(tmp_path: Path, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "expected logits of shape (N, 10) for the 10 classes of digits, found (1, 5)" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["five.py"]
+
+
+def test_table_output_for_people(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "p.pt"
+    args = ["compress", "lenet_digits", "--method", "quant", "--bits", "5/6"]
+    code = main([*args, "--fp32-epochs", "0", "--epochs", "0", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "lenet_digits: quant 5/6 on digits (360 test samples)" in text
+    assert "accuracy integer" in text and "class agreement" in text
+    assert f"wrote {out}, {out.with_suffix('.npz')}, {tmp_path / 'p.fp32.pt'}" in text
