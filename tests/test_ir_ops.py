@@ -421,3 +421,37 @@ def test_einsum_contractions() -> None:
     assert trace_exported(torch.export.export(model, (x,))).total_macs == expected
     assert [n.kind for n in graph if n.macs] == [OpKind.LINEAR, OpKind.MATMUL, OpKind.MATMUL]
     assert graph["einsum"].params == 16 * 8
+
+
+def test_embedding_and_whole_splits() -> None:
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(100, 16)
+            self.fc = nn.Linear(16, 4)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            x = self.emb(tokens)
+            x = torch.cat(x.chunk(2, dim=-1), dim=1)  # the split used whole
+            return self.fc(x.reshape(2, -1, 16))
+
+    model, tokens = Tagger(), torch.randint(0, 100, (2, 7))
+    graph = ir.run_passes(ir.trace(model, tokens))
+    assert graph.total_macs == 2 * 7 * 16 * 4
+    assert graph["emb"].params == 1600 and sum(n.params for n in graph) == 1600 + 68
+    assert [n.name for n in graph if n.attrs.get("op") == "chunk"] == ["emb.chunk0", "emb.chunk1"]
+
+
+def test_an_unmapped_argument_pattern_is_a_clean_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autochip.ir import _ops
+
+    def broken(lo: object, call: object) -> None:
+        raise ValueError("pattern never seen\nsecond line")
+
+    monkeypatch.setitem(_ops._FUNCTIONS, "cat", broken)
+    with pytest.raises(
+        UnsupportedOpError,
+        match=r"^unsupported operator 'torch.cat' at node 'cat' \(.*test_ir_ops.py:\d+: .*\): "
+        r"this use of it is not mapped \(ValueError: pattern never seen\); autochip maps",
+    ):
+        ir.trace(TokenNet(), torch.randn(1, 3, 8, 8))

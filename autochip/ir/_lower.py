@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from autochip.errors import TraceError, UnsupportedOpError
+from autochip.errors import AutochipError, TraceError, UnsupportedOpError
 from autochip.ir._source import SourceLoc
 from autochip.ir._values import Const, Dyn, Meta, Pieces, TensorInfo, Value, iter_values
 from autochip.ir.graph import AccelGraph
@@ -233,6 +233,30 @@ class Lowering:
                 )
             )
 
+    def _materialize(self, obj: Any, n: fx.Node) -> Any:
+        if isinstance(obj, Pieces):
+            pieces = []
+            for i, shape in enumerate(obj.shapes):
+                name = self.unique(f"{obj.source.name}.{obj.op}{i}")
+                self.graph.add(
+                    Node(
+                        name=name,
+                        kind=OpKind.RESHAPE,
+                        inputs=(obj.source.name,),
+                        input_shapes=(obj.source.shape,),
+                        output_shape=shape,
+                        attrs={"op": obj.op, "index": i},
+                        source=s.short if (s := self.source(n)) else "",
+                    )
+                )
+                pieces.append(Dyn(name, shape))
+            return tuple(pieces)
+        if isinstance(obj, tuple | list):
+            return type(obj)(self._materialize(o, n) for o in obj)
+        if isinstance(obj, dict):
+            return {k: self._materialize(v, n) for k, v in obj.items()}
+        return obj
+
     def _call(self, n: fx.Node) -> Any:
         from autochip.ir import _ops
 
@@ -241,6 +265,8 @@ class Lowering:
         out = self.summary(n)
         module = self.module_of(n) if n.op == "call_module" else None
         op, display = _ops.op_name(n, module)
+        if op != "getitem":  # a split used whole (torch.cat(x.chunk(2))): one node per piece
+            args, kwargs = self._materialize(args, n), self._materialize(kwargs, n)
         vals = list(iter_values((args, kwargs)))
         if not any(isinstance(v, Dyn | Pieces) for v in vals):
             keys: set[str] = set()
@@ -277,7 +303,14 @@ class Lowering:
         call.name = self.unique(self.preferred_name(n, op))
         if module is not None:
             call.extra["module_params"] = self.module_params(module, str(n.target))
-        return handler(self, call)
+        try:
+            return handler(self, call)
+        except AutochipError:
+            raise
+        except Exception as exc:  # an argument pattern the handler does not know
+            first = str(exc).strip().splitlines()
+            detail = f"{type(exc).__name__}: {first[0] if first else ''}"
+            raise self.unsupported(call, f"this use of it is not mapped ({detail})") from exc
 
 
 def tensor_info(t: torch.Tensor) -> TensorInfo:

@@ -112,6 +112,15 @@ def _like(lo: Lowering, call: Call) -> Any:
     return Const(call.out_shape)
 
 
+def _embedding(lo: Lowering, call: Call) -> Any:
+    """A table lookup: rows of the weight selected by the (integer) input; no arithmetic."""
+    indices = next((v for v in call.args[:2] if isinstance(v, Dyn)), None)
+    if indices is None:
+        raise lo.unsupported(call, "an embedding whose table is computed from the input")
+    params = module_param_count(lo, call)
+    return lo.add(call, OpKind.RESHAPE, [indices], attrs={"op": "embedding"}, params=params)
+
+
 def quant_identity(lo: Lowering, call: Call) -> Any:
     """An ``autochip_identity`` module (activation fake-quantiser)."""
     return _quant_identity(lo, call)
@@ -125,6 +134,7 @@ FUNCTIONS: dict[str, Handler] = {
     "unbind": _split,
     "tensor_split": _split,
     "split_with_sizes": _split,
+    "embedding": _embedding,
     "pad": _pad,
     "constant_pad_nd": _pad,
     "interpolate": _upsample,
@@ -141,5 +151,6 @@ FUNCTIONS.update(
 MODULES: tuple[tuple[tuple[type[nn.Module], ...], Handler], ...] = (
     ((nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d), _pad),
     ((nn.Upsample,), _upsample),
+    ((nn.Embedding,), _embedding),
     ((nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd), _reshape),
 )
