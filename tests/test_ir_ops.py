@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -385,7 +386,7 @@ class HandWritten(nn.Module):
         return torch.where(m > 0, m, m.exp())
 
 
-def test_hand_written_ops() -> None:
+def test_hand_written_ops(tmp_path: Path) -> None:
     model = HandWritten()
     x = torch.randn(2, 5, 16)
     graph = ir.trace(model, x)
@@ -396,6 +397,8 @@ def test_hand_written_ops() -> None:
     assert final["fc"].attrs["activation"] == "relu"  # clamp(min=0)
     masked = next(n for n in final if n.attrs.get("op") == "masked_fill")
     assert masked.kind is OpKind.ADD and masked.attrs["const_shapes"] == [[5, 5]]
+    assert masked.attrs["scalar"] == "-inf"  # kept as standard JSON
+    assert ir.load_graph(ir.save_graph(final, tmp_path / "g.json")).nodes() == final.nodes()
     reductions = [n.attrs["op"] for n in final if n.kind is OpKind.MEAN]
     assert reductions == ["mean", "mean", "max", "amax", "std"]
     assert final.outputs()[0].output_shape == (2, 16)

@@ -214,13 +214,15 @@ def run(args: argparse.Namespace) -> int:
     graph = _graph(args)
     # Prepare every output first, so that nothing is written if one of them fails.
     csv_text = render_csv(graph) if args.csv else None
-    graph_text = json.dumps(graph_to_dict(graph), indent=1) + "\n" if args.save else None
+    graph_text = (
+        json.dumps(graph_to_dict(graph), indent=1, allow_nan=False) + "\n" if args.save else None
+    )
     if args.csv and csv_text is not None:
         _write_text(args.csv, csv_text)
     if args.save and graph_text is not None:
         _write_text(args.save, graph_text)
     if args.json:
-        print(json.dumps(summary(graph)))
+        print(json.dumps(summary(graph), allow_nan=False))
     else:
         print(render_table(graph), end="")
         for what, path in (("layer table", args.csv), ("graph", args.save)):

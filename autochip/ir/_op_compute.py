@@ -74,6 +74,8 @@ def _conv(
     attrs: dict[str, Any] = {"padding": padding} if isinstance(padding, str) else {}
     if one_d:
         attrs["conv1d"] = True
+    if call.extra.get("padding_mode", "zeros") != "zeros":  # reflect / replicate / circular
+        attrs["padding_mode"] = call.extra["padding_mode"]
     if groups > 1:
         attrs["depthwise"] = groups == c and k % c == 0
     return lo.add(
@@ -87,8 +89,7 @@ def _conv_module(lo: Lowering, call: Call) -> Any:
     assert isinstance(m, nn.Conv2d | nn.Conv1d)
     x = need_dyn(call, call.arg(0, "input"), "input")
     shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
-    if m.padding_mode != "zeros":
-        call.extra["padding_mode"] = m.padding_mode
+    call.extra["padding_mode"] = str(m.padding_mode)
     params = module_param_count(lo, call)
     return _conv(lo, call, x, shape, m.stride, m.padding, m.dilation, m.groups, params)
 

@@ -83,4 +83,7 @@ def numel(shape: tuple[int, ...]) -> int:
 
 
 def json_scalar(value: Any) -> Any:
+    """A number for node attrs; infinities and NaN (a mask's fill value) as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     return value if isinstance(value, int | float | bool) else None

@@ -168,7 +168,7 @@ def graph_from_dict(data: Any, source: str = "<dict>") -> AccelGraph:
 def save_graph(graph: AccelGraph, path: str | os.PathLike[str]) -> Path:
     """Write ``graph`` as JSON (atomically: nothing is left half-written on failure)."""
     p = Path(path)
-    text = json.dumps(graph_to_dict(graph), indent=1) + "\n"
+    text = json.dumps(graph_to_dict(graph), indent=1, allow_nan=False) + "\n"
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:

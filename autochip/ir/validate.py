@@ -94,7 +94,9 @@ _POOLS = {OpKind.MAXPOOL, OpKind.AVGPOOL}
 
 
 def _json_ok(value: Any) -> bool:
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if value is None or isinstance(value, str | int | bool):
         return True
     if isinstance(value, list):
         return all(_json_ok(v) for v in value)
@@ -257,7 +259,7 @@ def validate(graph: AccelGraph) -> AccelGraph:
             problems.append(f"{where}: only conv2d/linear/matmul count MACs, found {node.macs}")
         if not _json_ok(node.attrs):
             problems.append(
-                f"{where}: attrs must hold JSON values (str, int, float, bool, None, "
+                f"{where}: attrs must hold JSON values (str, int, finite float, bool, None, "
                 f"list, dict), found {node.attrs!r}"
             )
         seen_outputs += node.kind is OpKind.OUTPUT
