@@ -14,6 +14,10 @@
 // cycle), weight = C byte RAMs read as one C-lane word, param = per-channel records, ofmap =
 // one byte RAM. All tensors in DRAM are int8 NCHW.
 `default_nettype none
+// Lint waiver: address and index arithmetic is 32-bit and each buffer takes the low bits of its
+// address (the compiler guarantees every address fits), values are clamped to a byte before the
+// ofmap write and record bytes 10..15 are padding, so upper bits are deliberately unused.
+/* verilator lint_off UNUSEDSIGNAL */
 module core_main #(
     parameter integer R        = 8,
     parameter integer C        = 8,
@@ -63,7 +67,9 @@ module core_main #(
     localparam integer DESC_WORDS = 48;
     localparam integer PREC_BYTES = 16;   // bytes of one per-channel parameter record
     localparam integer FLUSH      = 6;    // cycles to drain the post-processing pipelines
-    // descriptor word indices (autochip.builder.program.FIELDS)
+    // descriptor word indices (autochip.builder.program.FIELDS); kt and cg are carried for
+    // the host (plan.json) and not read by the RTL.
+    /* verilator lint_off UNUSEDPARAM */
     localparam integer D_OP = 0, D_IN_ADDR = 1, D_IN_LEN = 2, D_IN2_ADDR = 3, D_OUT_ADDR = 4,
         D_W_ADDR = 5, D_P_ADDR = 6, D_H = 7, D_W = 8, D_HW = 9, D_CG_HW = 10, D_T = 11,
         D_KR = 12, D_KS = 13, D_PAD = 14, D_PQ = 15, D_Q = 16, D_A1_X = 17, D_A1_OX = 18,
@@ -72,6 +78,7 @@ module core_main #(
         D_NTILES = 31, D_KT = 32, D_KG = 33, D_TPP = 34, D_LO = 35, D_HI = 36, D_MULT0 = 37,
         D_MULT1 = 38, D_SHIFT = 39, D_C = 40, D_P = 41, D_WSTEP = 42, D_SW = 43,
         D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47;
+    /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
         S_IN = 5'd4, S_IN_W = 5'd5, S_IN2 = 5'd6, S_IN2_W = 5'd7, S_PASS = 5'd8,
@@ -96,13 +103,14 @@ module core_main #(
 
     assign busy = (st != S_IDLE);
 
+
     // ---------------------------------------------------------------- descriptor loading
     integer di;
     always @(posedge clk) begin
         if (rst) begin
             for (di = 0; di < DESC_WORDS; di = di + 1) desc[di] <= 32'd0;
         end else if (rd_valid && (st == S_FETCH_W)) begin
-            desc[rd_index[31:2]][rd_index[1:0]*8 +: 8] <= rd_data;
+            desc[rd_index[7:2]][rd_index[1:0]*8 +: 8] <= rd_data;
         end
     end
 
@@ -373,14 +381,13 @@ module core_main #(
     reg [31:0] v2_out;
     wire signed [7:0]  v_x = if_rd[7:0];
     wire signed [63:0] v_term = $signed(v_x) * $signed(v1_m1 ? desc[D_MULT1] : desc[D_MULT0]);
-    wire signed [63:0] v_max = (v_x > vacc) ? {{56{v_x[7]}}, v_x} : vacc;
+    wire signed [63:0] v_x64 = {{56{v_x[7]}}, v_x};
     wire signed [63:0] v_init = (vmode == 2'd0) ? -64'sd256 : 64'sd0;
     wire signed [63:0] v_base = v1_first ? v_init : vacc;
     wire signed [63:0] v_next = !v1_in ? v_base
-                              : (vmode == 2'd0) ? ((v_x > v_base) ? {{56{v_x[7]}}, v_x} : v_base)
+                              : (vmode == 2'd0) ? ((v_x64 > v_base) ? v_x64 : v_base)
                               : v_base + v_term;
     wire [7:0] vsh = desc[D_SHIFT][7:0];
-    wire unused_v = &{1'b0, v_max};
 
     always @(posedge clk) begin
         if (rst) begin
@@ -402,8 +409,9 @@ module core_main #(
     // ofmap write port: compute pipeline or vector engine, then clamp to [lo, hi]
     wire signed [63:0] vres = (vmode == 2'd0) ? vacc : ((vacc + (64'sd1 <<< (vsh - 8'd1))) >>> vsh);
     wire signed [63:0] wval = v2_v ? vres : q4_val;
-    wire signed [63:0] cval = (wval < d_lo) ? {{32{d_lo[31]}}, d_lo}
-                            : (wval > d_hi) ? {{32{d_hi[31]}}, d_hi} : wval;
+    wire signed [63:0] lo64 = {{32{d_lo[31]}}, d_lo};
+    wire signed [63:0] hi64 = {{32{d_hi[31]}}, d_hi};
+    wire signed [63:0] cval = (wval < lo64) ? lo64 : (wval > hi64) ? hi64 : wval;
     always @(*) begin
         o_we = q4_v | v2_v;
         o_wa = v2_v ? v2_out[O_ADDR-1:0] : q4_a;
@@ -674,4 +682,5 @@ module core_main #(
         end
     end
 endmodule
+/* verilator lint_on UNUSEDSIGNAL */
 `default_nettype wire

@@ -9,6 +9,7 @@ activations are realistic, not random), converts it with ``autochip.compress``'s
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,9 +20,17 @@ from autochip.compress.export import export_integer
 from autochip.compress.policy import policy_for_method
 from autochip.compress.train import TrainConfig, calibrate, seed_everything, train
 from autochip.ir import load_model
-from autochip.reference import IntegerModel, quantize_input
+from autochip.reference import (
+    ComputeOp,
+    FlattenOp,
+    IntegerModel,
+    MaxPoolOp,
+    RescaleOp,
+    Requant,
+    quantize_input,
+)
 
-__all__ = ["digits_inputs", "integer_model"]
+__all__ = ["digits_inputs", "integer_model", "random_inputs", "random_model"]
 
 
 @cache
@@ -43,3 +52,44 @@ def digits_inputs(model: IntegerModel, n: int, offset: int = 0) -> np.ndarray:
     """``n`` quantised digits test images."""
     x = load_digits().x_test[offset : offset + n].numpy()
     return quantize_input(model, x)
+
+
+def _requant(rng: np.random.Generator, k: int, relu: bool) -> Requant:
+    mult = rng.integers(2**14, 2**16, size=k)
+    shift = rng.integers(23, 26, size=k)
+    return Requant(mult.astype(np.int64), shift.astype(np.int64), 0 if relu else -128, 127)
+
+
+def random_model(seed: int = 0) -> IntegerModel:
+    """A hand-made integer network of awkward shapes with random parameters: odd channel
+    counts, a 5x5 stride-2 convolution with padding 2, a grouped convolution (groups 3), a
+    depthwise 3x3 stride-2, max pooling 3x3 stride 2 padding 1, a residual add, a 1x1
+    convolution, a non-square input (3 x 11 x 9) and a linear layer."""
+    rng = np.random.default_rng(seed)
+
+    def conv(name: str, src: str, k: int, c: int, kh: int, kw: int, **kw_: Any) -> ComputeOp:
+        groups = kw_.pop("groups", 1)
+        w = rng.integers(-127, 128, size=(k, c // groups, kh, kw)).astype(np.int64)
+        b = rng.integers(-2000, 2000, size=k).astype(np.int64)
+        return ComputeOp(name, src, name, "mac", "conv", w, b, groups=groups,
+                         requant=_requant(rng, k, kw_.pop("relu", True)), **kw_)  # fmt: skip
+
+    ops: list[Any] = [
+        conv("c5", "input", 6, 3, 5, 5, stride=(2, 2), padding=(2, 2)),  # 6 x 6 x 5
+        conv("grp", "c5", 9, 6, 3, 3, padding=(1, 1), groups=3),  # 9 x 6 x 5
+        conv("dw", "grp", 9, 9, 3, 3, stride=(2, 1), padding=(1, 1), groups=9),  # 9 x 3 x 5
+        conv("pw", "dw", 9, 9, 1, 1, relu=False),
+        RescaleOp("add", ("dw", "pw"), "add", (3 << 20, 5 << 19), 22, 0, 127),
+        MaxPoolOp("mp", "add", "mp", (3, 3), (2, 2), (1, 1)),  # 9 x 2 x 3
+        FlattenOp("flat", "mp", "flat"),
+    ]
+    w = rng.integers(-127, 128, size=(7, 54)).astype(np.int64)
+    ops.append(ComputeOp("fc", "flat", "fc", "mac", "linear", w,
+                         rng.integers(-500, 500, size=7).astype(np.int64),
+                         requant=_requant(rng, 7, False)))  # fmt: skip
+    return IntegerModel("input", (1, 3, 11, 9), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
+
+
+def random_inputs(model: IntegerModel, n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(model.input_lo, model.input_hi + 1, size=(n, *model.input_shape[1:]))

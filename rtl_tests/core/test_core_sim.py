@@ -21,7 +21,7 @@ from autochip.hw import load_hardware_spec
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from models import digits_inputs, integer_model  # noqa: E402
+from models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
 
 MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
@@ -32,6 +32,7 @@ NETWORKS = (
     ("lenet-adder", "lenet_digits", "adder", ADDER, 20),
     ("resblock-int8", str(ROOT / "models" / "resblock_digits.py"), "quant", MAC, 4),
     ("dwsep-int8", str(ROOT / "models" / "dwsep_digits.py"), "quant", MAC, 4),
+    ("odd-shapes", "random", "quant", MAC, 3),
 )
 
 
@@ -46,8 +47,12 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_network_bit_exact_and_cycles(
     tmp_path: Path, sim_dir: Path, name: str, spec: str, method: str, hw: Path, images: int
 ) -> None:
-    model = integer_model(spec, method)
-    x = digits_inputs(model, images)
+    if spec == "random":  # odd channels, 5x5 stride 2, groups, depthwise, add, 3x3/2 pooling
+        model = random_model()
+        x = random_inputs(model, images)
+    else:
+        model = integer_model(spec, method)
+        x = digits_inputs(model, images)
     res = build_core(model, load_hardware_spec(hw), tmp_path / name, x)
     rep = simulate_core(res.out_dir, model, x, sim_dir=sim_dir)
     assert rep.images == images

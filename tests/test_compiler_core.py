@@ -1,0 +1,169 @@
+"""The core's compiler, descriptor format, cycle model and build/sim commands (no simulator).
+
+Authorities: the weights and parameters decoded back out of the DRAM image must equal the
+integer model's; the descriptor word order must equal the D_* indices of core_main.v; the cycle
+model must equal a direct evaluation of its documented formula; bad input gives one clear error.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autochip.builder.compiler import CompileError, compile_model
+from autochip.builder.core import CoreParams, core_params, render_core
+from autochip.builder.program import DESC_BYTES, FIELDS, PARAM_RECORD_BYTES
+from autochip.cli import main
+from autochip.errors import SpecError
+from autochip.hw import hardware_spec_from_dict, load_hardware_spec
+from autochip.predictor.core_model import core_cycles, dma_cycles, dram_timing, tile_cycles
+from autochip.reference import ComputeOp, IntegerModel, save_integer_model
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "rtl_tests" / "core"))
+from models import random_model  # noqa: E402
+
+DEMO = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
+
+
+def _core(**over: object) -> CoreParams:
+    return replace(core_params(load_hardware_spec(DEMO)), **over)  # type: ignore[arg-type]
+
+
+def test_descriptor_fields_match_the_rtl() -> None:
+    text = (ROOT / "templates" / "core_main.v").read_text()
+    found = dict((m[0].lower(), int(m[1])) for m in re.findall(r"D_(\w+)\s*=\s*(\d+)", text))
+    assert found == {name: i for i, name in enumerate(FIELDS)}
+    assert f"DESC_WORDS = {len(FIELDS)}" in text
+    assert f"PREC_BYTES = {PARAM_RECORD_BYTES}" in text
+
+
+def test_compile_is_deterministic_and_images_hold_the_weights() -> None:
+    model = random_model()
+    core = _core()
+    a, b = compile_model(model, core), compile_model(model, core)
+    assert a.dram == b.dram and a.plan() == b.plan()
+    ops = {op.name: op for op in model.ops if isinstance(op, ComputeOp)}
+    for lay in a.layers:
+        if lay.mode == "vector":
+            continue
+        op = ops[lay.name]
+        f = lay.fields
+        w = np.asarray(op.weight).reshape(op.weight.shape[0], -1)
+        kg = w.shape[0] // (op.groups if op.layer == "conv" else 1)
+        c = core.cols
+        tiles = np.frombuffer(a.dram, np.int8, f["ntiles"] * f["tile_w"], f["w_addr"])
+        tiles = tiles.reshape(f["ntiles"], f["t"], c)
+        recs = np.frombuffer(a.dram, np.uint8, f["ntiles"] * c * PARAM_RECORD_BYTES, f["p_addr"])
+        recs = recs.reshape(f["ntiles"], c, PARAM_RECORD_BYTES)
+        for t in range(f["ntiles"]):
+            g, kt = divmod(t, f["kt"])
+            for lane in range(c):
+                k = kt * c + lane
+                if k >= kg:
+                    assert not tiles[t, :, lane].any()
+                    continue
+                ch = g * kg + k
+                assert np.array_equal(tiles[t, :, lane], w[ch])
+                bias = int.from_bytes(recs[t, lane, 0:4].tobytes(), "little", signed=True)
+                mult = int.from_bytes(recs[t, lane, 4:8].tobytes(), "little", signed=True)
+                assert bias == op.bias[ch]
+                assert op.requant is not None
+                assert mult == op.requant.multiplier[ch]
+                assert recs[t, lane, 8] == op.requant.shift[ch]
+    # the program ends with an op-0 descriptor
+    end = len(a.layers) * DESC_BYTES
+    assert a.dram[end : end + 4] == bytes(4)
+
+
+def test_compiler_refuses_what_the_core_cannot_run() -> None:
+    model = random_model()
+    ops = list(model.ops)
+    adder = replace(ops[0], kind="adder")
+    with pytest.raises(CompileError, match=r"op 'c5': an adder layer needs a core with pe.kind"):
+        compile_model(replace(model, ops=(adder, *ops[1:])), _core())
+    with pytest.raises(CompileError, match=r"op 'c5': its input feature map \(297 bytes\) does "
+                       r"not fit one ifmap bank \(64 bytes"):  # fmt: skip
+        compile_model(model, _core(if_depth=64))
+    dil = replace(ops[3], dilation=(2, 2))  # a 1x1 convolution keeps its shape
+    with pytest.raises(CompileError, match=r"op 'pw': the core runs dilation 1 only"):
+        compile_model(replace(model, ops=(*ops[:3], dil, *ops[4:])), _core())
+    big = replace(ops[0], weight=ops[0].weight * 4)
+    with pytest.raises(CompileError, match=r"weights in \[-508, 508\] do not fit 8-bit"):
+        compile_model(replace(model, ops=(big, *ops[1:])), _core())
+    with pytest.raises(CompileError, match=r"one weight tile needs 75 entries of the weight"):
+        compile_model(model, _core(w_depth=40))
+
+
+def test_core_params_reject_unsupported_specs() -> None:
+    spec = hardware_spec_from_dict(
+        {"pe": {"kind": "xnor", "vector": 8}, "array": {"rows": 4, "cols": 4}, "dataflow": "ws"},
+        "bad.yaml",
+    )
+    with pytest.raises(SpecError, match=r"pe.kind: the core runs 'mac'.*found 'xnor'") as info:
+        core_params(spec)
+    assert "dataflow: the core uses an output-stationary array, found 'ws'" in str(info.value)
+
+
+def test_render_is_deterministic_and_sized_by_the_spec() -> None:
+    core = _core()
+    a, b = render_core(core), render_core(core)
+    assert a == b
+    top = a["rtl/autochip_core.v"]
+    assert f".IF_DEPTH({16 * 1024 // 8})" in top and f".O_DEPTH({16 * 1024})" in top
+    assert "/tmp" not in "".join(a.values())
+
+
+def test_cycle_model_follows_its_formula() -> None:
+    t = dram_timing()
+    # a 300-byte read from address 200 is split at the 256-byte boundary: bursts of 56 and 244
+    assert dma_cycles(200, 300, False) == 2 + 56 + 244 + 2 * t["read_burst_overhead"]
+    assert dma_cycles(0, 600, False) == 2 + 600 + 3 * t["read_burst_overhead"]
+    assert dma_cycles(0, 1, True) == 2 + 1 + t["write_burst_overhead"]
+    assert tile_cycles(8, 8, 9) == 9 + 8 + 2 + 8 * 9 + 1
+    prog = compile_model(random_model(), _core())
+    cyc = core_cycles(_core(), prog.layers)
+    assert len(cyc) == len(prog.layers) + 1
+    assert all(c.layer > 0 for c in cyc)
+    mp = next(c for c, lay in zip(cyc, prog.layers, strict=False) if lay.kind == "maxpool")
+    assert mp.compute == 9 * 2 * 3 * 9 + 6  # C * P * Q * KR * KS + flush
+
+
+def test_build_command_writes_a_complete_folder(tmp_path: Path) -> None:
+    npz = tmp_path / "m.npz"
+    save_integer_model(random_model(), npz)
+    # digits-shaped inputs are not needed: this model has a 3 x 11 x 9 input
+    out = tmp_path / "b"
+    assert main(["build", str(npz), "--hw", str(DEMO), "--out", str(out), "--images", "2"]) == 0
+    for name in ("rtl/autochip_core.v", "files.f", "manifest.json", "dram.bin", "program.bin",
+                 "plan.json", "model.npz", "inputs.npy", "tb/tb_core.py", "report.md"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert np.load(out / "inputs.npy").shape == (2, 3, 11, 9)
+
+
+def test_build_and_sim_commands_reject_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", str(tmp_path / "x.txt"), "--hw", str(DEMO), "--out", str(tmp_path)]) == 2
+    assert "expected an integer model .npz" in capsys.readouterr().err
+    npz = tmp_path / "m.npz"
+    save_integer_model(random_model(), npz)
+    assert main(["build", str(npz), "--out", str(tmp_path / "o")]) == 2
+    assert "expected exactly one of --hw HW.yaml or --platform NAME" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main(["sim", str(tmp_path)]) == 2
+    assert "expected a folder written by `autochip build` (plan.json)" in capsys.readouterr().err
+
+
+def test_integer_model_roundtrip_keeps_compile_identical(tmp_path: Path) -> None:
+    from autochip.reference import load_integer_model
+
+    m: IntegerModel = random_model()
+    save_integer_model(m, tmp_path / "m.npz")
+    again = load_integer_model(tmp_path / "m.npz")
+    assert compile_model(m, _core()).dram == compile_model(again, _core()).dram
