@@ -11,6 +11,7 @@ views, linear layers over 3-D tensors, layer-norm and matmuls of two activations
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -458,3 +459,25 @@ def test_an_unmapped_argument_pattern_is_a_clean_refusal(monkeypatch: pytest.Mon
         r"this use of it is not mapped \(ValueError: pattern never seen\); autochip maps",
     ):
         ir.trace(TokenNet(), torch.randn(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["resnet20", "vit_tiny"])
+def test_core_aten_program_matches_fx(name: str, tmp_path: Path) -> None:
+    """A ``.pt2`` saved after ``run_decompositions()`` (core ATen: convolution, addmm,
+    _native_batch_norm_legit_no_training, native_layer_norm, _softmax ...) gives the same
+    totals as tracing the module with fx."""
+    loaded = ir.load_model(name)
+    model = loaded.model.eval()
+    program = torch.export.export(model, (loaded.example_input,))
+    with warnings.catch_warnings():  # torch's own pytree deprecation inside run_decompositions
+        warnings.simplefilter("ignore", FutureWarning)
+        program = program.run_decompositions()
+    path = tmp_path / f"{name}.pt2"
+    torch.export.save(program, str(path))
+    from_file = ir.graph_for(str(path))
+    from_fx = ir.run_passes(ir.trace(model, loaded.example_input, name))
+    assert (from_file.total_macs, from_file.total_params) == (
+        from_fx.total_macs,
+        from_fx.total_params,
+    )
+    assert sum(n.params for n in from_file) == from_fx.total_params
