@@ -167,3 +167,19 @@ def test_stillmaker_baas_scaling_to_16nm() -> None:
     assert t16.sram_read_pj_per_bit(65536) < base.sram_read_pj_per_bit(65536)
     with pytest.raises(SpecError, match="expected a node between 7 and 45 nm, found 90"):
         load_technology(90, 1.2)
+
+
+def test_new_user_mistakes(tmp_path: Path) -> None:
+    p = _write(tmp_path, "array: {rows: 8, cols: 8}\ndataflow: WS\npe: {kind: MAC}\n")
+    with pytest.raises(
+        SpecError,
+        match=r"pe.kind: .*found 'MAC' \(did you mean 'mac'\?\)\n"
+        r"  - dataflow: .*found 'WS' \(did you mean 'ws'\?\)",
+    ):
+        load_hardware_spec(p)
+    p.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SpecError, match=r"expected a UTF-8 text file"):
+        load_hardware_spec(p)
+    p.write_text("array: 16x16\n")
+    with pytest.raises(SpecError, match=r"array: expected a mapping, found str '16x16'"):
+        load_hardware_spec(p)

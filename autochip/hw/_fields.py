@@ -29,7 +29,11 @@ def load_yaml(path: str | Path) -> tuple[Any, str]:
     if not p.is_file():
         raise SpecError(str(p), [f"expected a YAML file, found no file at '{p}'"])
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            str(p), [f"expected a UTF-8 text file, found bytes that are not: {exc}"]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -92,7 +96,9 @@ class Fields:
         if choices is not None:
             options = list(choices)
             if value not in options:
-                self.error(path, f"expected one of {options}, found {value!r}")
+                close = difflib.get_close_matches(str(value).lower(), [str(o) for o in options], 1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.error(path, f"expected one of {options}, found {value!r}{hint}")
                 return default if default is not _MISSING else None
         num: Any = value
         if minimum is not None and num < minimum:
