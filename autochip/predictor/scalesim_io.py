@@ -169,7 +169,12 @@ def read_scalesim_topology(path: str | Path, gemm: bool | None = None) -> Worklo
     src = str(p)
     if not p.is_file():
         raise SpecError(src, [f"expected a SCALE-Sim topology CSV, found no file at '{p}'"])
-    lines = p.read_text().splitlines()
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            src, [f"expected a UTF-8 CSV file, found bytes that are not: {exc}"]
+        ) from None
     numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
     if not numbered:
         raise SpecError(src, ["expected a header row and at least one layer, found an empty file"])
