@@ -535,3 +535,24 @@ def test_rtl_fidelity_matches_rtl_model() -> None:
     ws = [s for s in _random_specs(10, seed=3) if s.dataflow != "os"]
     with pytest.raises(SpecError, match=r"autochip's RTL array is output-stationary"):
         evaluate(wl, config_table(ws, plat), fidelity="rtl")
+
+
+def test_scalesim_topology_quirks_of_real_files(tmp_path: Path) -> None:
+    """Forms found in SCALE-Sim's own topologies/ (mobilnet_paper.csv, sparsity/gemm.csv): a
+    blank line after the header, tab-indented rows, a '#dw' comment after the last comma, a row
+    without its trailing comma, and a GEMM sparsity column."""
+    conv = tmp_path / "m.csv"
+    conv.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+        "Num Filter, Strides,\n\nConv1, 224, 224, 3, 3, 3, 32, 2,\n"
+        "Conv2_dw, 112, 112, 3, 3, 1, 1, 1,#dw\n\tConv15_0,14,14,1,1,512,512,1,\n"
+        "Conv11,28,28,1,1,256,256,1\n"
+    )
+    wl = read_scalesim_topology(conv)
+    assert wl.names == ["Conv1", "Conv2_dw", "Conv15_0", "Conv11"]
+    assert list(wl.M) == [112 * 112, 110 * 110, 14 * 14, 28 * 28]
+    assert list(wl.Kw) == [27, 9, 512, 256]
+    gemm = tmp_path / "g.csv"
+    gemm.write_text("Layer Name, M, N, K, Sparsity,\nGEMM_1, 3, 5, 16, 3:4,\n")
+    g = read_scalesim_topology(gemm)
+    assert (g.M[0], g.F[0], g.Kw[0]) == (3, 5, 16)
