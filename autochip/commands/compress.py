@@ -170,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     model, example, spec, pretrained = _load_fp32(args.model, "MODEL")
     data = load_data(args.data, tuple(example.shape[1:]))
     _check_outputs(model, example, data, args.model)
+    export_integer(convert(model, policy), example)  # fail before training if it cannot export
     teacher_pretrained = pretrained
     if args.kd:
         teacher, _, _, teacher_pretrained = _load_fp32(args.kd, "--kd TEACHER")
