@@ -176,7 +176,35 @@ class KeywordSpotter(nn.Module):
         return self.fc(self.gap(F.max_pool1d(x, 1)).flatten(1))
 
 
+class ShuffleConvNeXt(nn.Module):
+    """ConvNeXt-style block (7x7 depthwise, channels-last layer-norm and linears on 4-D
+    tensors, layer scale), channel shuffle by view/transpose and by module, roll, pixel
+    shuffle, L2 normalisation, a head called twice (shared weights) and a tuple output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+        self.ln = nn.LayerNorm(16)
+        self.pw1 = nn.Linear(16, 64)
+        self.pw2 = nn.Linear(64, 16)
+        self.gamma = nn.Parameter(torch.ones(16) * 1e-6)
+        self.ps = nn.PixelShuffle(2)
+        self.cs = nn.ChannelShuffle(2)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.pw2(F.gelu(self.pw1(self.ln(y))))
+        x = x + (self.gamma * y).permute(0, 3, 1, 2)
+        b, c, h, w = x.shape
+        x = x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+        x = self.ps(self.cs(torch.roll(x, shifts=1, dims=2)))
+        v = F.normalize(x.mean((2, 3)), dim=-1)
+        return self.head(v).argmax(-1), self.head(v)
+
+
 CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "shuffleconvnext": (ShuffleConvNeXt, (2, 16, 8, 8)),
     "keywordspotter": (KeywordSpotter, (2, 10, 49)),
     "convzoo": (ConvZoo, (2, 3, 33, 29)),
     "tokennet": (TokenNet, (2, 3, 8, 8)),
@@ -220,7 +248,8 @@ def test_output_shape_matches_pytorch(case: Any) -> None:
     model, x, graph = case
     with torch.no_grad():
         out = model.eval()(x)
-    assert [n.output_shape for n in graph.outputs()] == [tuple(out.shape)]
+    outs = out if isinstance(out, tuple) else (out,)
+    assert [n.output_shape for n in graph.outputs()] == [tuple(o.shape) for o in outs]
 
 
 def test_export_path_agrees_with_fx(case: Any) -> None:

@@ -24,9 +24,14 @@ def _reshape(lo: Lowering, call: Call) -> Any:
     x = need_dyn(call, x, "input")
     op = call.op
     if call.module is not None:
-        op = {nn.Flatten: "flatten", nn.Unflatten: "unflatten", nn.Identity: "identity"}.get(
-            type(call.module), "dropout"
-        )
+        op = {
+            nn.Flatten: "flatten",
+            nn.Unflatten: "unflatten",
+            nn.Identity: "identity",
+            nn.PixelShuffle: "pixel_shuffle",
+            nn.PixelUnshuffle: "pixel_unshuffle",
+            nn.ChannelShuffle: "channel_shuffle",
+        }.get(type(call.module), "dropout")
     return lo.add(call, OpKind.RESHAPE, [x], attrs={"op": op})
 
 
@@ -153,4 +158,5 @@ MODULES: tuple[tuple[tuple[type[nn.Module], ...], Handler], ...] = (
     ((nn.Upsample,), _upsample),
     ((nn.Embedding,), _embedding),
     ((nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd), _reshape),
+    ((nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle), _reshape),
 )

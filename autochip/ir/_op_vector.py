@@ -32,6 +32,8 @@ def _norm(kind: OpKind, input_index: int) -> Handler:
             if call.op == "native_group_norm":  # (input, weight, bias, N, C, HxW, group, eps)
                 groups = call.plain(6, "group")
             attrs.update({"norm": "group", "groups": int(groups)})
+        elif call.op == "normalize":  # F.normalize: x / max(||x||_p, eps) along dim
+            attrs.update({"norm": "lp", "p": float(call.plain(1, "p", 2.0))})
         elif call.op == "instance_norm" or isinstance(
             call.module, nn.modules.instancenorm._InstanceNorm
         ):
@@ -178,7 +180,7 @@ def _concat(lo: Lowering, call: Call) -> Any:
 
 def _reduce(lo: Lowering, call: Call) -> Any:
     x = need_dyn(call, call.arg(0, "input"), "input")
-    dims = unwrap(call.arg(2 if call.op == "norm" else 1, "dim", None))
+    dims = unwrap(call.arg(2 if "norm" in call.op else 1, "dim", None))
     if isinstance(dims, int):
         dims = [dims]
     if not isinstance(dims, list | tuple):
@@ -226,6 +228,10 @@ FUNCTIONS: dict[str, Handler] = {
     "std": _reduce,
     "logsumexp": _reduce,
     "norm": _reduce,
+    "linalg_vector_norm": _reduce,
+    "argmax": _reduce,
+    "argmin": _reduce,
+    "normalize": _norm(OpKind.LAYERNORM, 0),
 }
 FUNCTIONS.update({name: _activation for name in _ACTIVATION_FNS})
 FUNCTIONS.update({name: _eltwise for name in _COMPARE})

@@ -35,6 +35,12 @@ VIEW_OPS = frozenset(
         "movedim",
         "view_as",
         "reshape_as",
+        "roll",
+        "flip",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "channel_shuffle",
+        "native_channel_shuffle",
     }
 )
 NOOP_OPS = frozenset(
