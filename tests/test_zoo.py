@@ -139,3 +139,12 @@ def test_meta_and_real_tensors_give_the_same_graph(zoo_graphs: dict[str, ir.Acce
     real = ir.graph_for("resnet18")
     assert real.nodes() == zoo_graphs["resnet18"].nodes()
     assert real.total_params == zoo_graphs["resnet18"].total_params
+
+
+def test_names_follow_the_module_hierarchy(zoo_graphs: dict[str, ir.AccelGraph]) -> None:
+    resnet = zoo_graphs["resnet18"]
+    assert "layer1.0.conv1" in resnet and "layer1.0.add" in resnet  # the residual add
+    assert resnet["layer1.0.conv1"].attrs["folded_batchnorm"] == "layer1.0.bn1"
+    vit = zoo_graphs["vit_tiny"]
+    assert vit["blocks.0.attn.matmul"].kind is ir.OpKind.MATMUL
+    assert vit["blocks.3.attn.matmul_1"].kind is ir.OpKind.MATMUL

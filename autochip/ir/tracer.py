@@ -57,6 +57,8 @@ class _Tracer(fx.Tracer):
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
         node.meta["autochip_source"] = caller()
+        scope = next(reversed(self.module_stack), "") if self.module_stack else ""
+        node.meta["autochip_scope"] = str(scope)  # the module whose forward() made this node
         return node
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -134,7 +136,12 @@ class _FxLowering(Lowering):
         return frozenset(self._by_id[id(p)] for p in module.parameters() if id(p) in self._by_id)
 
     def preferred_name(self, n: fx.Node, op: str) -> str:
-        return str(n.target) if n.op == "call_module" else n.name
+        """A module's path (``layer1.0.conv1``); a function inside a module's forward() gets
+        that module's path as prefix (``blocks.0.attn.matmul``), so names read like the model."""
+        if n.op == "call_module":
+            return str(n.target)
+        scope = n.meta.get("autochip_scope", "")
+        return f"{scope}.{op or n.name}" if scope else n.name
 
     def source(self, n: fx.Node) -> SourceLoc | None:
         loc = n.meta.get("autochip_source")
