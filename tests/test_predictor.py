@@ -556,3 +556,22 @@ def test_scalesim_topology_quirks_of_real_files(tmp_path: Path) -> None:
     gemm.write_text("Layer Name, M, N, K, Sparsity,\nGEMM_1, 3, 5, 16, 3:4,\n")
     g = read_scalesim_topology(gemm)
     assert (g.M[0], g.F[0], g.Kw[0]) == (3, 5, 16)
+
+
+def test_first_tile_fill_is_exposed() -> None:
+    """Double buffering hides transfers behind compute except the first fold's operands."""
+    g = AccelGraph("one")
+    g.add(Node("x", OpKind.INPUT, (), (), (1, 1, 10, 10)))
+    g.add(conv("c", "x", 1, 4, 10, 3, ar=Arithmetic("mac", "int", 8, 8, 32)))
+    wl = workload_from_graph(g)
+    plat = load_platform("asic-45nm")
+    big = BufferSpec(1 << 20, 1, 1e6)
+    specs = [
+        HardwareSpec(f"bw{bw}", PESpec(), 4, 4, "os", big, big, big, DramSpec(bw))
+        for bw in (1.0, 1e9)
+    ]
+    r = evaluate(wl, config_table(specs, plat))
+    # os: the first fold needs R x T ifmap words and T x C weights (T = 9): 36 + 36 bytes
+    assert r.stall_cycles[0, 0] >= 72
+    assert r.stall_cycles[1, 0] <= 1
+    assert r.cycles[0, 0] == r.cycles[1, 0]

@@ -204,11 +204,18 @@ def _gemm(wl: Workload, cols: I64, c: _Cfg, df: int, fidelity: str) -> dict[str,
     if c.ports is not None:
         t_mem = _scalesim_port_time(c, c.ports, df, G * M * Kw, G * Kw * F, ofm, rf, cf)
     else:
+        # double buffering overlaps transfers with compute, except the first fold's operands (at
+        # most one buffer half), which must be on chip before the array starts
+        first = {OS: (R * T, T * C), WS: (T * R, R * C), IS: (R * C, R * T)}[df]
+        fill_i = np.minimum(np.minimum(first[0] * ab / 8, i_u), c.half[:, 0:1])
+        fill_w = np.minimum(np.minimum(first[1] * wb / 8, w_u), c.half[:, 1:2])
+        fill = (fill_i + fill_w) / c.dram_bw
         t_dram = (dram_i + dram_w + dram_o) / c.dram_bw
         t_i = ifm * ab / 8 / c.buf_bw[:, 0:1]
         t_w = flt * wb / 8 / c.buf_bw[:, 1:2]
         t_o = ofm * accb / 8 / c.buf_bw[:, 2:3]
         t_mem = np.maximum(np.maximum(t_dram, t_i), np.maximum(t_w, t_o))
+        t_mem = np.maximum(t_mem, cycles + fill)
     stall = np.ceil(np.maximum(t_mem - cycles, 0.0))
     total = cycles + stall
     energy = {
