@@ -23,7 +23,8 @@ Semantics (DESIGN.md, "Integer semantics"):
   rounded half up, rescaled to the output step.
 * Residual add: :class:`RescaleOp` with two inputs, ``out = clamp((a * M_a + b * M_b +
   2^(s-1)) >> s, lo, hi)``: both operands aligned to the output step in one rounding.
-* Flatten: row-major reshape to ``(N, -1)``.
+* Flatten: row-major reshape to ``(N, -1)``; strided subsampling ``x[:, :, ::s, ::s]`` and zero
+  padding (ResNet option-A shortcuts) are layout operations on integer tensors.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ __all__ = [
     "IntegerModel",
     "MaxPoolOp",
     "Op",
+    "PadOp",
     "Requant",
     "RescaleOp",
+    "SubsampleOp",
     "SumPoolOp",
     "Threshold",
     "load_integer_model",
@@ -138,15 +141,36 @@ class RescaleOp:
 
 
 @dataclass(frozen=True)
+class SubsampleOp:
+    """Strided subsampling ``x[:, :, ::s_h, ::s_w]`` (ResNet option-A shortcuts)."""
+
+    name: str
+    input: str
+    output: str
+    stride: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class PadOp:
+    """Zero padding ``(c_before, c_after, h_before, h_after, w_before, w_after)``."""
+
+    name: str
+    input: str
+    output: str
+    pads: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class FlattenOp:
     name: str
     input: str
     output: str
 
 
-Op = ComputeOp | MaxPoolOp | SumPoolOp | RescaleOp | FlattenOp
+Op = ComputeOp | MaxPoolOp | SumPoolOp | RescaleOp | SubsampleOp | PadOp | FlattenOp
 _OP_TYPES: dict[str, type] = {
-    t.__name__: t for t in (ComputeOp, MaxPoolOp, SumPoolOp, RescaleOp, FlattenOp)
+    t.__name__: t
+    for t in (ComputeOp, MaxPoolOp, SumPoolOp, RescaleOp, SubsampleOp, PadOp, FlattenOp)
 }
 
 
@@ -319,6 +343,11 @@ def run(
             out = _sumpool(op, env[op.input])
         elif isinstance(op, RescaleOp):
             out = _rescale(op, [env[i] for i in op.inputs])
+        elif isinstance(op, SubsampleOp):
+            out = env[op.input][:, :, :: op.stride[0], :: op.stride[1]]
+        elif isinstance(op, PadOp):
+            c0, c1, h0, h1, w0, w1 = op.pads
+            out = np.pad(env[op.input], ((0, 0), (c0, c1), (h0, h1), (w0, w1)))
         else:
             src = env[op.input]
             out = src.reshape(src.shape[0], -1)
@@ -355,6 +384,7 @@ _TUPLE_FIELDS = {
     "multipliers",
     "input_shape",
     "ops",
+    "pads",
 }
 
 

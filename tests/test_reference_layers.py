@@ -276,3 +276,31 @@ def test_export_names_unsupported_operators() -> None:
         CompressionError, match=r"node 'c'.*a float layer; compress the model with convert"
     ):
         export_integer(fp, torch.randn(1, 1, 5, 5))
+
+
+class OptionA(nn.Module):
+    """A ResNet basic block with an option-A shortcut: subsample and zero-pad channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv1 = nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        s = torch.nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 1, 1))
+        x = torch.relu(y + s)
+        return self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def test_option_a_shortcut_subsample_and_channel_pad() -> None:
+    torch.manual_seed(13)
+    diff, equal = _compare(
+        OptionA(), Policy(default=LayerPolicy("mac", 6, 6)), torch.randn(8, 3, 8, 8), 8
+    )
+    assert diff <= 1 and equal >= 0.99, (diff, equal)

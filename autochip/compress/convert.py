@@ -48,7 +48,7 @@ __all__ = [
 RELU_FUNCS = (F.relu, torch.relu, torch.relu_)
 ADD_FUNCS = (operator.add, operator.iadd, torch.add)
 AVGPOOL_FUNCS = (F.avg_pool2d, F.adaptive_avg_pool2d, torch.mean)
-PASS_FUNCS = (F.max_pool2d, torch.flatten, F.dropout)
+PASS_FUNCS = (F.max_pool2d, torch.flatten, F.dropout, F.pad, operator.getitem)
 _PASS_METHODS = ("flatten", "view", "reshape", "contiguous")
 _PASS_MODULES = (nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 

@@ -14,7 +14,9 @@ quantiser and are applied after it. At the next quantiser the affine map becomes
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +43,10 @@ from autochip.reference import (
     IntegerModel,
     MaxPoolOp,
     Op,
+    PadOp,
     Requant,
     RescaleOp,
+    SubsampleOp,
     SumPoolOp,
     Threshold,
 )
@@ -149,6 +153,10 @@ class _Exporter:
             out = self.fresh(f"{base}.{kind}")
             if kind == "maxpool":
                 self.ops.append(MaxPoolOp(out, src, out, *params))
+            elif kind == "subsample":
+                self.ops.append(SubsampleOp(out, src, out, params))
+            elif kind == "pad":
+                self.ops.append(PadOp(out, src, out, params))
             else:
                 self.ops.append(FlattenOp(out, src, out))
             src = out
@@ -217,6 +225,10 @@ class _Exporter:
             node.op == "call_function" and node.target is torch.nn.functional.max_pool2d
         ):
             self.env[node.name] = self.layout(node, d, ("maxpool", self.maxpool_params(node, m)))
+        elif node.op == "call_function" and node.target is operator.getitem:
+            self.env[node.name] = self.layout(node, d, ("subsample", self.subsample_params(node)))
+        elif node.op == "call_function" and node.target is torch.nn.functional.pad:
+            self.env[node.name] = self.layout(node, d, ("pad", self.pad_params(node)))
         elif isinstance(m, nn.Flatten) or self.is_flatten_call(node):
             self.env[node.name] = self.layout(node, d, ("flatten", None))
         elif isinstance(m, nn.Dropout | nn.Identity) or (
@@ -243,6 +255,34 @@ class _Exporter:
             return True
         raise self.fail(node, f"only flattening to (N, -1) is supported, found {inp} -> {out}")
 
+    def subsample_params(self, node: fx.Node) -> tuple[int, int]:
+        idx = node.args[1]
+        full = slice(None, None, None)
+        ok = isinstance(idx, tuple) and len(idx) == 4 and idx[0] == full and idx[1] == full
+        steps: list[int] = []
+        if ok:
+            assert isinstance(idx, tuple)
+            for sl in idx[2:]:
+                if not (isinstance(sl, slice) and sl.start is None and sl.stop is None):
+                    ok = False
+                    break
+                steps.append(1 if sl.step is None else int(sl.step))
+        if not ok:
+            raise self.fail(node, "only strided subsampling x[:, :, ::s, ::s] is supported")
+        return steps[0], steps[1]
+
+    def pad_params(self, node: fx.Node) -> tuple[int, ...]:
+        pads = node.kwargs.get("pad", node.args[1] if len(node.args) > 1 else None)
+        mode = node.kwargs.get("mode", node.args[2] if len(node.args) > 2 else "constant")
+        value = node.kwargs.get("value", node.args[3] if len(node.args) > 3 else None)
+        if mode != "constant" or value not in (None, 0, 0.0) or not isinstance(pads, list | tuple):
+            raise self.fail(node, "only constant zero padding is supported")
+        p = [int(v) for v in pads] + [0] * (6 - len(pads))
+        if len(pads) > 6 or len(pads) % 2 or min(p) < 0:
+            raise self.fail(node, f"padding {pads}: expected up to 6 non-negative values")
+        # F.pad lists the last dim first: (w0, w1, h0, h1, c0, c1) -> (c0, c1, h0, h1, w0, w1)
+        return p[4], p[5], p[2], p[3], p[0], p[1]
+
     def maxpool_params(self, node: fx.Node, m: nn.Module | None) -> tuple[Any, ...]:
         if isinstance(m, nn.MaxPool2d):
             k, s, p, dil, ceil = m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode
@@ -263,14 +303,12 @@ class _Exporter:
             out = self.emit_post(d.name, [post], d.name)
             return _Int(out, d.scale, d.binary)
         if isinstance(d, _Raw | _Pending | _Sum):
-            d.post.append(post)
-            return d
+            return dataclasses.replace(d, post=[*d.post, post])
         raise self.fail(node, "unsupported input")
 
     def relu(self, node: fx.Node, d: Any) -> Any:
         if isinstance(d, _Pending | _Sum):
-            d.relu = True
-            return d
+            return dataclasses.replace(d, relu=True)
         if isinstance(d, _Int):
             return _Sum([(d, 1.0)], relu=True)
         raise self.fail(node, "ReLU on the raw model input is not supported")
@@ -284,9 +322,7 @@ class _Exporter:
         g = m.weight.detach().double().numpy() if m.weight is not None else np.ones_like(mean)
         beta = m.bias.detach().double().numpy() if m.bias is not None else np.zeros_like(mean)
         k = g / np.sqrt(var + m.eps)
-        d.a = d.a * k
-        d.b = (d.b - mean) * k + beta
-        return d
+        return dataclasses.replace(d, a=d.a * k, b=(d.b - mean) * k + beta)
 
     def avgpool(self, node: fx.Node, m: nn.Module | None, d: Any) -> Any:
         if not isinstance(d, _Int):

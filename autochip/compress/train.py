@@ -79,60 +79,40 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor) -> float:
 
 
 @torch.no_grad()
-def _reestimate_bn(model: nn.Module, x: Tensor, batch_size: int) -> None:
-    """Recompute batch-norm running statistics on ``x`` (cumulative average, rest in eval)."""
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)]
-    if not bns:
-        return
-    saved = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-        bn.train()
-    try:
-        for i in range(0, len(x), batch_size):
-            model(x[i : i + batch_size])
-    finally:
-        for bn, mom in zip(bns, saved, strict=True):
-            bn.momentum = mom
-            bn.eval()
+def calibrate(model: nn.Module, x: Tensor, method: str = "minmax") -> None:
+    """Post-training calibration of every :class:`QuantAct` step, in one pass over ``x``.
 
-
-@torch.no_grad()
-def calibrate(model: nn.Module, x: Tensor, method: str = "minmax", batch_size: int = 256) -> None:
-    """Post-training calibration of every :class:`QuantAct` step, in order of the data flow.
-
-    Each quantiser observes its float input (with the quantisers before it already set), and
-    takes ``max|v| / Qp`` (``minmax``) or the 99.99th percentile of ``|v|`` (``percentile``).
-    Batch-norm statistics are re-estimated on ``x`` first (a converted layer, an adder layer
-    above all, produces other statistics than the float layer it replaced).
+    Each quantiser takes its step from the float values it receives, ``max|v| / Qp``
+    (``minmax``) or the 99.99th percentile of ``|v|`` (``percentile``), just before it quantises
+    them, so every quantiser sees inputs quantised by the ones before it. The batch-norms
+    re-estimate their statistics in the same pass (a converted layer, an adder layer above all,
+    produces other statistics than the float layer it replaced).
     """
     quants = [m for m in model.modules() if isinstance(m, QuantAct)]
-    seen: dict[int, list[Tensor]] = {id(q): [] for q in quants}
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)]
+
+    def observe(q: nn.Module, inp: tuple[Tensor, ...]) -> None:
+        assert isinstance(q, QuantAct)
+        q.scale.fill_(calibrate_scale(inp[0], q.qp, method))
+
+    hooks = [q.register_forward_pre_hook(observe) for q in quants]
     was = model.training
+    saved = [bn.momentum for bn in bns]
     model.eval()
-    hooks = []
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: the running statistics of this batch
+        bn.train()
+    for m in model.modules():
+        if "_grid_bias" in m.__dict__:
+            m.train()  # float bias: the grid-rounded one depends on the statistics measured here
     try:
-        # one pass per quantiser so that each one sees inputs quantised by the ones before it
-        for q in quants:
-            _reestimate_bn(model, x, batch_size)
-            hooks = [
-                qq.register_forward_pre_hook(lambda m, inp: seen[id(m)].append(inp[0].detach()))
-                for qq in quants
-            ]
-            for v in seen.values():
-                v.clear()
-            for i in range(0, len(x), batch_size):
-                model(x[i : i + batch_size])
-            for h in hooks:
-                h.remove()
-            hooks = []
-            vals = torch.cat([v.flatten() for v in seen[id(q)]])
-            q.scale.fill_(calibrate_scale(vals, q.qp, method))
-        _reestimate_bn(model, x, batch_size)
+        model(x)
     finally:
         for h in hooks:
             h.remove()
+        for bn, mom in zip(bns, saved, strict=True):
+            bn.momentum = mom
         model.train(was)
 
 
