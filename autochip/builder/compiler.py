@@ -323,9 +323,7 @@ class _Compiler:
             else:  # pragma: no cover - IntegerModel has no other op types
                 self.fail(getattr(op, "name", "?"), f"unsupported op {type(op).__name__}")
         if self.problems:
-            raise CompileError(
-                "the core cannot run this model:\n  " + "\n  ".join(self.problems)
-            )
+            raise CompileError("the core cannot run this model:\n  " + "\n  ".join(self.problems))
         return self.layout()
 
     def rescale(self, op: RescaleOp, pending_sum: dict[str, SumPoolOp]) -> None:

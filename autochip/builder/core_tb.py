@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import cocotb
 import numpy as np
@@ -26,7 +26,7 @@ from autochip.builder.sim import testbench_config
 REG_CTRL, REG_STATUS, REG_PROG, REG_CYCLES, REG_LAYERS = 0x00, 0x04, 0x08, 0x0C, 0x10
 
 
-async def _watch_layers(dut: Any, marks: list[int]) -> None:
+async def _watch_layers(dut: Any, marks: list[int]) -> NoReturn:
     while True:
         await dut.u_main.layers.value_change
         marks.append(int(dut.u_main.cycles.value))
@@ -35,7 +35,7 @@ async def _watch_layers(dut: Any, marks: list[int]) -> None:
 @cocotb.test()
 async def run_network(dut: Any) -> None:
     cfg: dict[str, Any] = testbench_config()
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    Clock(dut.clk, 10, unit="ns").start()
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=cfg["dram_size"])
     axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
     for bus in ("m_axi", "s_axil"):

@@ -61,7 +61,9 @@ def _integer_model(spec: str) -> IntegerModel:
 
 def _hardware(args: argparse.Namespace, model: IntegerModel) -> tuple[HardwareSpec, str]:
     if bool(args.hw) == bool(args.platform):
-        raise SpecError("autochip build", ["expected exactly one of --hw HW.yaml or --platform NAME"])
+        raise SpecError(
+            "autochip build", ["expected exactly one of --hw HW.yaml or --platform NAME"]
+        )
     if args.hw:
         return load_hardware_spec(args.hw), str(args.hw)
     from autochip.hw.platform import load_platform
@@ -111,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     c = res.core
-    print(f"built {c.top} for '{c.spec_name}' in {res.out_dir}: {c.rows}x{c.cols} {c.kind} array, "
-          f"{len(res.program.layers)} layers, DRAM image {len(res.program.dram)} bytes")  # fmt: skip
+    print(
+        f"built {c.top} for '{c.spec_name}' in {res.out_dir}: {c.rows}x{c.cols} {c.kind} "
+        f"array, {len(res.program.layers)} layers, DRAM image {len(res.program.dram)} bytes"
+    )
     print(f"{'layer':<24}{'kind':<9}{'mode':<8}{'cycles (predicted)':>20}")
     for lay, cyc in zip(res.program.layers, res.cycles[:-1], strict=True):
         print(f"{lay.name:<24}{lay.kind:<9}{lay.mode:<8}{cyc.layer:>20}")

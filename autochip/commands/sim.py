@@ -29,7 +29,9 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("build", metavar="DIR", help="folder written by `autochip build`")
-    p.add_argument("--input", metavar="X.npy", help="input images [N, ...] (default: DIR/inputs.npy)")
+    p.add_argument(
+        "--input", metavar="X.npy", help="input images [N, ...] (default: DIR/inputs.npy)"
+    )
     p.add_argument("--simulator", default="verilator", choices=SIMULATORS)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -39,14 +41,15 @@ def _inputs(args: argparse.Namespace, root: Path, shape: tuple[int, ...]) -> np.
     if not path.is_file():
         raise SpecError(str(path), ["expected a .npy file of input images, found no such file"])
     try:
-        x = np.load(path, allow_pickle=False)
+        x: np.ndarray = np.asarray(np.load(path, allow_pickle=False))
     except (OSError, ValueError) as exc:
         raise SpecError(str(path), [f"expected a .npy array, found: {exc}"]) from None
     if tuple(x.shape) == shape:
         x = x[None]
     if tuple(x.shape[1:]) != shape:
         raise SpecError(
-            str(path), [f"expected images of shape [N, {', '.join(map(str, shape))}], found {x.shape}"]
+            str(path),
+            [f"expected images of shape [N, {', '.join(map(str, shape))}], found {x.shape}"],
         )
     return x
 

@@ -45,15 +45,18 @@ BURST_BOUNDARY = 256
 
 
 class _Layer(Protocol):
-    name: str
-    mode: str
-
+    @property
+    def name(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
     def get(self, key: str) -> int: ...
 
 
 class _Core(Protocol):
-    rows: int
-    cols: int
+    @property
+    def rows(self) -> int: ...
+    @property
+    def cols(self) -> int: ...
 
 
 @dataclass(frozen=True)

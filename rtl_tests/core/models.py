@@ -25,8 +25,8 @@ from autochip.reference import (
     FlattenOp,
     IntegerModel,
     MaxPoolOp,
-    RescaleOp,
     Requant,
+    RescaleOp,
     quantize_input,
 )
 

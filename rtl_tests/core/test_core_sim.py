@@ -62,8 +62,9 @@ def test_network_bit_exact_and_cycles(
     assert rep.bit_exact
     for lay in rep.layers:
         err = abs(lay.cycles_predicted - lay.cycles_measured) / lay.cycles_measured
-        assert err <= 0.02, f"{name}/{lay.name}: {lay.cycles_measured} measured vs " \
-            f"{lay.cycles_predicted} predicted"
+        assert err <= 0.02, (
+            f"{name}/{lay.name}: {lay.cycles_measured} measured vs {lay.cycles_predicted} predicted"
+        )
     assert abs(rep.cycles_predicted_total - rep.cycles_total) <= 0.02 * rep.cycles_total
     kinds = {lay.mode for lay in res.program.layers}
     expected = {"quant": "mac", "binary": "binary", "adder": "adder"}[method]
