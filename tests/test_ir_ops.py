@@ -510,3 +510,42 @@ def test_core_aten_program_matches_fx(name: str, tmp_path: Path) -> None:
         from_fx.total_params,
     )
     assert sum(n.params for n in from_file) == from_fx.total_params
+
+
+POOL_CONFIGS = [
+    (size, kernel, stride, pad, dil, ceil)
+    for size in (5, 6, 7)
+    for kernel in (2, 3)
+    for stride in (1, 2, 3)
+    for pad in (0, 1)
+    for dil in (1, 2)
+    for ceil in (False, True)
+    if pad <= kernel // 2
+]
+
+
+def test_pool_windows_agree_with_pytorch_output_sizes() -> None:
+    """Every pooling configuration traces to a node whose window arithmetic (checked by
+    ``validate``) reproduces PyTorch's output size, ceil mode included."""
+
+    class Pools(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pools = nn.ModuleList(
+                nn.MaxPool2d(k, s, p, dilation=d, ceil_mode=c) for _, k, s, p, d, c in POOL_CONFIGS
+            )
+
+        def forward(self, xs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+            return tuple(
+                pool(xs[cfg[0] - 5]) for pool, cfg in zip(self.pools, POOL_CONFIGS, strict=True)
+            )
+
+    model = Pools()
+    # meta tensors: PyTorch's own shape functions, without 144 tiny kernels on a busy CPU
+    xs = [torch.randn(1, 2, size, size + 1, device="meta") for size in (5, 6, 7)]
+    graph = ir.validate(ir.trace(model, (xs,)))
+    outs = model(xs)
+    for i, (cfg, out) in enumerate(zip(POOL_CONFIGS, outs, strict=True)):
+        node = graph[f"pools.{i}"]
+        assert node.output_shape == tuple(out.shape), cfg
+        assert node.ops == out.numel() * cfg[1] ** 2, cfg

@@ -114,10 +114,12 @@ class _FxLowering(Lowering):
     def summary(self, n: fx.Node) -> Any:
         return self.info.get(n)
 
-    def placeholder(self, n: fx.Node) -> Value:
+    def placeholder(self, n: fx.Node) -> Any:
         info = self.info.get(n)
         if isinstance(info, TensorInfo):
             return self.add_input(n.name, info.shape)
+        if isinstance(info, tuple | list) and info and all(isinstance(i, TensorInfo) for i in info):
+            return tuple(self.add_input(f"{n.name}_{k}", i.shape) for k, i in enumerate(info))
         return Meta(info)
 
     def get_attr(self, n: fx.Node) -> Value:

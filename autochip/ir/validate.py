@@ -126,6 +126,16 @@ def _conv_extent(size: int, pad: int, dil: int, kernel: int, stride: int) -> int
     return (size + 2 * pad - dil * (kernel - 1) - 1) // stride + 1
 
 
+def _pool_extent(size: int, pad: int, dil: int, kernel: int, stride: int, ceil: bool) -> int:
+    """PyTorch's pooling output size; in ceil mode the last window must start inside the
+    input or its left padding."""
+    span = size + 2 * pad - dil * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
 def _check_kind(node: Node, problems: list[str]) -> None:
     def bad(msg: str) -> None:
         problems.append(f"node '{node.name}' ({node.kind.value}): {msg}")
@@ -186,10 +196,19 @@ def _check_kind(node: Node, problems: list[str]) -> None:
         one_d = node.attrs.get("pool1d") is True
         in_dims = (d.N, d.C, d.W) if one_d else (d.N, d.C, d.H, d.W)
         out_dims = (d.N, d.C, d.Q) if one_d else (d.N, d.C, d.P, d.Q)
+        ceil = node.attrs.get("ceil_mode") is True
         if x != in_dims or out != out_dims:
             bad(
                 f"shapes {list(x)} -> {list(out)} do not match dims N={d.N} C={d.C} "
                 f"{d.H}x{d.W} -> {d.P}x{d.Q}"
+            )
+        elif not node.attrs.get("adaptive") and (
+            _pool_extent(d.H, d.pad_h, d.dil_h, d.R, d.stride_h, ceil) != d.P
+            or _pool_extent(d.W, d.pad_w, d.dil_w, d.S, d.stride_w, ceil) != d.Q
+        ):
+            bad(
+                f"output {d.P}x{d.Q} does not follow from input {d.H}x{d.W}, window "
+                f"{d.R}x{d.S}, stride {d.stride_h}, padding {d.pad_h}, ceil_mode {ceil}"
             )
     elif kind in _SAME_SHAPE or kind is OpKind.OUTPUT:
         if out != x:
