@@ -549,3 +549,42 @@ def test_pool_windows_agree_with_pytorch_output_sizes() -> None:
         node = graph[f"pools.{i}"]
         assert node.output_shape == tuple(out.shape), cfg
         assert node.ops == out.numel() * cfg[1] ** 2, cfg
+
+
+CONV_CONFIGS = [
+    (size, kernel, stride, pad, dil, groups)
+    for size in (7, 8)
+    for kernel in (1, 3, (3, 5))
+    for stride in (1, 2, 3)
+    for pad in (0, 1, "same")
+    for dil in (1, 2)
+    for groups in (1, 2, 4)
+    if not (pad == "same" and stride > 1)
+]
+
+
+def test_conv_dims_agree_with_pytorch_over_configurations() -> None:
+    """Every configuration: output shape as PyTorch computes it, MACs = out.numel() x
+    C/groups x R x S from the module's own attributes, and ``validate`` accepts the dims."""
+
+    class Convs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.convs = nn.ModuleList(
+                nn.Conv2d(8, 4, k, s, p, dilation=d, groups=g) for _, k, s, p, d, g in CONV_CONFIGS
+            )
+
+        def forward(self, xs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+            return tuple(c(xs[cfg[0] - 7]) for c, cfg in zip(self.convs, CONV_CONFIGS, strict=True))
+
+    with torch.device("meta"):  # shapes only: PyTorch's shape functions, no kernels
+        model = Convs()
+        xs = [torch.randn(2, 8, size, size + 2) for size in (7, 8)]
+    graph = ir.validate(ir.trace(model, (xs,)))
+    outs = model(xs)
+    for i, (conv, out) in enumerate(zip(model.convs, outs, strict=True)):
+        node = graph[f"convs.{i}"]
+        window = conv.kernel_size[0] * conv.kernel_size[1]
+        assert node.output_shape == tuple(out.shape), CONV_CONFIGS[i]
+        assert node.macs == out.numel() * (8 // conv.groups) * window, CONV_CONFIGS[i]
+        assert node.params == 4 * (8 // conv.groups) * window + 4
