@@ -198,8 +198,11 @@ def test_load_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         r".*vit_tiny\) or a path to a .py, .pt2 or .pt file$",
     ):
         ir.load_model("resnet19")
-    with pytest.raises(ModelLoadError, match=r"found no file at '/nonexistent/m.py'"):
+    with pytest.raises(ModelLoadError, match=r"found no file at '/nonexistent/m.py'$"):
         ir.load_model("/nonexistent/m.py")
+    with pytest.raises(ModelLoadError, match=r"found no file at '/no/resnet18.py' \(the zoo has "
+                       r"'resnet18'\)$"):  # fmt: skip
+        ir.load_model("/no/resnet18.py")
     no_fn = write(tmp_path, "nofn.py", "import torch\ndef build_model():\n    return None\n")
     with pytest.raises(
         ModelLoadError,

@@ -152,9 +152,10 @@ def load_model(spec: str) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix in (".py", ".pt2", ".pt") or path.exists() or "/" in spec:
         if not path.is_file():
+            hint = f" (the zoo has '{path.stem}')" if path.stem in zoo_names() else ""
             raise ModelLoadError(
                 "expected MODEL to be a zoo name, a .py, .pt2 or .pt file; "
-                f"found no file at '{spec}'"
+                f"found no file at '{spec}'{hint}"
             )
         if suffix == ".py":
             return _load_py(path)
