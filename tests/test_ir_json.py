@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,17 @@ def test_loaded_graph_is_validated(graphs: list[ir.AccelGraph], tmp_path: Path) 
     with pytest.raises(GraphError, match=r"bad.json: graph 'mixed': 1 problem:\n  - node 'conv': "
                        r"macs \d+ differ from the loop nest's \d+"):  # fmt: skip
         ir.load_graph(_write(tmp_path, {**good, "nodes": nodes}))
+
+
+def test_saved_graphs_load_without_torch(graphs: list[ir.AccelGraph], tmp_path: Path) -> None:
+    """The predictor side reads graphs in a process that never imports torch."""
+    path = ir.save_graph(graphs[2], tmp_path / "r20.json")
+    code = (
+        "import sys, autochip.ir as ir\n"
+        f"g = ir.load_graph({str(path)!r})\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print(g.total_macs, g.total_params)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(graphs[2].total_macs), str(graphs[2].total_params)]
