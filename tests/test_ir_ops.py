@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.flop_counter import FlopCounterMode
 
 import autochip.ir as ir
 from autochip.errors import UnsupportedOpError
@@ -250,6 +251,14 @@ def test_output_shape_matches_pytorch(case: Any) -> None:
         out = model.eval()(x)
     outs = out if isinstance(out, tuple) else (out,)
     assert [n.output_shape for n in graph.outputs()] == [tuple(o.shape) for o in outs]
+
+
+def test_macs_equal_pytorchs_flop_counter(case: Any) -> None:
+    """``torch.utils.flop_counter`` counts 2 FLOPs per MAC of conv/mm/bmm/addmm/attention."""
+    model, x, graph = case
+    with FlopCounterMode(display=False) as counter:
+        model.eval()(x)
+    assert counter.get_total_flops() == 2 * graph.total_macs
 
 
 def test_export_path_agrees_with_fx(case: Any) -> None:

@@ -14,6 +14,7 @@ import math
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import autochip.ir as ir
 from autochip.ir.loader import zoo_names
@@ -148,3 +149,14 @@ def test_names_follow_the_module_hierarchy(zoo_graphs: dict[str, ir.AccelGraph])
     vit = zoo_graphs["vit_tiny"]
     assert vit["blocks.0.attn.matmul"].kind is ir.OpKind.MATMUL
     assert vit["blocks.3.attn.matmul_1"].kind is ir.OpKind.MATMUL
+
+
+def test_macs_equal_pytorchs_flop_counter(zoo_graphs: dict[str, ir.AccelGraph]) -> None:
+    """PyTorch's own counter (``torch.utils.flop_counter``: 2 FLOPs per multiply-accumulate of
+    conv, mm, addmm, bmm, attention) agrees exactly with every zoo model's total MACs."""
+    for name, graph in zoo_graphs.items():
+        with torch.device("meta"):
+            loaded = ir.load_model(name)
+        with FlopCounterMode(display=False) as counter:
+            loaded.model.eval()(loaded.example_input)
+        assert counter.get_total_flops() == 2 * graph.total_macs, name
