@@ -163,3 +163,123 @@ def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...
     end = len(layers) * DESC_BYTES
     out.append(LayerCycles("(end)", dma_cycles(end, DESC_BYTES, False), 0, 0, 0, 1))
     return tuple(out)
+
+
+# -- FPGA resources ---------------------------------------------------------------------------
+CONTROL_FEATURES = ("one", "rows", "cols")
+_XILINX_LUTRAM_MAX_BITS = 2048  # memories up to this size become LUT RAM (observed in Yosys)
+_XILINX_BRAM18_BITS = 2048 * 9  # RAMB18E1: 2K x 9 (UG473, 7 Series FPGAs Memory Resources)
+_XILINX_BRAM36_DEPTH = 4096  # RAMB36E1: 4K x 9 (UG473)
+
+
+@dataclass(frozen=True)
+class CoreResources:
+    """Predicted resources of a whole core: array + buffers + control (see core_resources)."""
+
+    target: str
+    lut: int
+    ff: int
+    dsp: int
+    bram: int
+    array_lut: int
+    array_ff: int
+    array_dsp: int
+    control_lut: int
+    control_ff: int
+
+    def as_dict(self) -> dict[str, int | str]:
+        return dict(asdict(self))
+
+
+class _Sized(Protocol):
+    @property
+    def rows(self) -> int: ...
+    @property
+    def cols(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def a_bits(self) -> int: ...
+    @property
+    def w_bits(self) -> int: ...
+    @property
+    def acc_bits(self) -> int: ...
+    @property
+    def if_depth(self) -> int: ...
+    @property
+    def w_depth(self) -> int: ...
+    @property
+    def o_depth(self) -> int: ...
+    @property
+    def p_depth(self) -> int: ...
+
+
+def xilinx_bram_blocks(depth: int, width: int = 8) -> int:
+    """Block RAM cells Yosys maps one ``depth x width`` core_ram to on 7-series parts."""
+    if depth * width <= _XILINX_LUTRAM_MAX_BITS:
+        return 0
+    if depth * width <= _XILINX_BRAM18_BITS and width <= 9:
+        return 1
+    return -(-depth // _XILINX_BRAM36_DEPTH) * -(-width // 9)
+
+
+def buffer_brams(core: _Sized) -> int:
+    """Block RAMs of the core's buffers: ifmap R copies, weight C banks, ofmap, 10 param RAMs."""
+    return (
+        core.rows * xilinx_bram_blocks(core.if_depth)
+        + core.cols * xilinx_bram_blocks(core.w_depth)
+        + xilinx_bram_blocks(core.o_depth)
+        + 10 * xilinx_bram_blocks(core.p_depth)
+    )
+
+
+@cache
+def _control_model() -> dict[str, Any]:
+    text = resources.files("autochip.predictor").joinpath("core_resources.yaml").read_text()
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def control_features(core: _Sized) -> dict[str, float]:
+    return {"one": 1.0, "rows": float(core.rows), "cols": float(core.cols)}
+
+
+def core_resources(core: _Sized, target: str = "xilinx") -> CoreResources:
+    """Predicted LUT/FF/DSP/BRAM of the whole core on ``target`` (``xilinx``: 7-series).
+
+    The array comes from :func:`autochip.hw.fpga_model.estimate_array_resources` (a mac array
+    of the core's size and widths: the core's PE is the RTL library's MAC PE plus a mode bit);
+    buffers from the block RAM geometry (:func:`buffer_brams`); the controller, DMA,
+    post-processing and vector engine from a linear model in (1, rows, cols) fitted to Yosys
+    runs of whole cores by ``scripts/validate_core.py --calibrate`` (``core_resources.yaml``).
+    """
+    from autochip.hw.fpga_model import estimate_array_resources
+    from autochip.hw.spec import hardware_spec_from_dict
+
+    hw = hardware_spec_from_dict(
+        {
+            "pe": {"kind": "mac", "a_bits": core.a_bits, "w_bits": core.w_bits,
+                   "acc_bits": core.acc_bits},
+            "array": {"rows": core.rows, "cols": core.cols},
+        },  # fmt: skip
+        "core",
+    )
+    arr = estimate_array_resources(hw, target)
+    coefs: dict[str, dict[str, float]] = _control_model()["targets"][target]
+    x = control_features(core)
+    ctrl = {
+        res: max(0, round(sum(coefs[res].get(f, 0.0) * x[f] for f in CONTROL_FEATURES)))
+        for res in ("lut", "ff", "dsp")
+    }
+    return CoreResources(
+        target=target,
+        lut=arr.lut + ctrl["lut"],
+        ff=arr.ff + ctrl["ff"],
+        dsp=arr.dsp + ctrl["dsp"],
+        bram=buffer_brams(core),
+        array_lut=arr.lut,
+        array_ff=arr.ff,
+        array_dsp=arr.dsp,
+        control_lut=ctrl["lut"],
+        control_ff=ctrl["ff"],
+    )

@@ -1,0 +1,203 @@
+"""Validate autochip's accelerator core: bit-exact networks, cycles and FPGA resources.
+
+  .venv/bin/python scripts/validate_core.py [--images N] [--networks] [--synth] [--calibrate]
+
+--networks  builds and simulates every test network (LeNet int8 / binary / adder on the digits,
+            the residual block, the depthwise-separable block, the odd-shape network) on N
+            images and prints, per layer, bit-exactness and measured vs predicted cycles
+--synth     synthesises the demo core (examples/hw/demo_os8x8_int8.yaml) and the validation
+            cores with Yosys for xilinx (LUT/FF/DSP/BRAM vs autochip.predictor.core_model) and
+            the demo core for ecp5 with nextpnr Fmax
+--calibrate synthesises the calibration cores and fits the control-logic coefficients of
+            core_model.core_resources (writes autochip/predictor/core_resources.yaml)
+
+Prints Markdown tables (the ones in docs/core.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "rtl_tests" / "core"))
+
+from models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
+
+from autochip.builder.core import core_params, render_core  # noqa: E402
+from autochip.builder.core_build import build_core  # noqa: E402
+from autochip.builder.core_sim import simulate_core  # noqa: E402
+from autochip.builder.render import write_design  # noqa: E402
+from autochip.builder.synth import synth_design  # noqa: E402
+from autochip.hw import hardware_spec_from_dict, load_hardware_spec  # noqa: E402
+from autochip.predictor.core_model import (  # noqa: E402
+    CONTROL_FEATURES,
+    control_features,
+    core_resources,
+)
+
+DEMO = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
+ADDER = ROOT / "rtl_tests" / "core" / "core_adder8x8.yaml"
+NETWORKS = (
+    ("LeNet int8", "lenet_digits", "quant", DEMO),
+    ("LeNet binary", "lenet_digits", "binary", DEMO),
+    ("LeNet adder", "lenet_digits", "adder", ADDER),
+    ("residual block", str(ROOT / "models" / "resblock_digits.py"), "quant", DEMO),
+    ("depthwise-separable", str(ROOT / "models" / "dwsep_digits.py"), "quant", DEMO),
+    ("odd shapes", "random", "quant", DEMO),
+)
+CALIBRATION = ((4, 4), (4, 12), (12, 6))  # (rows, cols) fitted
+VALIDATION = ((8, 8),)  # held out: never used in the fit
+
+
+def _grid_core(rows: int, cols: int):  # type: ignore[no-untyped-def]
+    hw = hardware_spec_from_dict(
+        {
+            "name": f"core{rows}x{cols}",
+            "pe": {"kind": "mac"},
+            "array": {"rows": rows, "cols": cols},
+            "buffers": {k: {"size_kb": 16} for k in ("ifmap", "weight", "ofmap")},
+        },
+        "validate_core",
+    )
+    return core_params(hw)
+
+
+def networks(images: int, work: Path) -> None:
+    sim_dir = work / "sim"
+    print("| network | layers | images | bit-exact | cycles measured | predicted | max layer error |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    details = []
+    for name, spec, method, hw in NETWORKS:
+        if spec == "random":
+            model = random_model()
+            x = random_inputs(model, images)
+        else:
+            model = integer_model(spec, method)
+            x = digits_inputs(model, images)
+        res = build_core(model, load_hardware_spec(hw), work / name.replace(" ", "_"), x)
+        rep = simulate_core(res.out_dir, model, x, sim_dir=sim_dir)
+        errs = [
+            100.0 * (lay.cycles_predicted - lay.cycles_measured) / lay.cycles_measured
+            for lay in rep.layers
+        ]
+        worst = max(errs, key=abs)
+        print(
+            f"| {name} | {len(rep.layers)} | {rep.images} | {rep.bit_exact} | "
+            f"{rep.cycles_total} | {rep.cycles_predicted_total} | {worst:+.2f}% |",
+            flush=True,
+        )
+        details.append((name, rep))
+    for name, rep in details:
+        print(f"\n{name}:\n")
+        print("| layer | outputs | cycles measured | predicted | error |")
+        print("|---|---|---:|---:|---:|")
+        for lay in rep.layers:
+            err = 100.0 * (lay.cycles_predicted - lay.cycles_measured) / lay.cycles_measured
+            ok = "exact" if lay.bit_exact else f"{lay.mismatches} differ"
+            print(
+                f"| {lay.name} | {ok} | {lay.cycles_measured} | {lay.cycles_predicted} | "
+                f"{err:+.2f}% |"
+            )
+
+
+def _synth(rows: int, cols: int, work: Path, target: str = "xilinx") -> dict[str, float]:
+    core = _grid_core(rows, cols)
+    d = work / f"core{rows}x{cols}"
+    write_design(render_core(core), d)
+    r = synth_design(d, target, fmax=target != "xilinx")
+    return {"lut": r.lut, "ff": r.ff, "dsp": r.dsp_blocks, "bram": r.bram,
+            "fmax": r.fmax_mhz or 0.0}  # fmt: skip
+
+
+def calibrate(work: Path) -> None:
+    rows_x, ys = [], {"lut": [], "ff": [], "dsp": []}
+    for r, c in CALIBRATION:
+        t = time.time()
+        got = _synth(r, c, work)
+        core = _grid_core(r, c)
+        pred = core_resources_array_only(core)
+        x = control_features(core)
+        rows_x.append([x[f] for f in CONTROL_FEATURES])
+        for k in ys:
+            ys[k].append(got[k] - pred[k])
+        print(f"synthesised {r}x{c} in {time.time() - t:.0f} s: {got}", flush=True)
+    a = np.asarray(rows_x)
+    lines = [
+        "# Control logic of autochip's core (everything but the PE array and the buffers):",
+        "# resource = sum(coefficient * feature), features (1, rows, cols). Fitted by",
+        "# scripts/validate_core.py --calibrate: least squares on Yosys `stat -json` counts of",
+        f"# whole cores {list(CALIBRATION)} (16 KB buffers) minus the array model",
+        "# (autochip.hw.fpga_model). Validation cores never used in the fit: "
+        f"{list(VALIDATION)}.",
+        "targets:",
+        "  xilinx:",
+    ]
+    for k, y in ys.items():
+        coef = np.linalg.lstsq(a, np.asarray(y, dtype=float), rcond=None)[0]
+        lines.append(f"    {k}:")
+        lines += [f"      {f}: {v:.3f}" for f, v in zip(CONTROL_FEATURES, coef, strict=True)]
+    path = ROOT / "autochip" / "predictor" / "core_resources.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+
+
+def core_resources_array_only(core) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from autochip.hw.fpga_model import estimate_array_resources
+
+    hw = hardware_spec_from_dict(
+        {"pe": {"kind": "mac", "a_bits": core.a_bits, "w_bits": core.w_bits},
+         "array": {"rows": core.rows, "cols": core.cols}},
+        "core",
+    )  # fmt: skip
+    arr = estimate_array_resources(hw, "xilinx")
+    return {"lut": arr.lut, "ff": arr.ff, "dsp": arr.dsp}
+
+
+def synth(work: Path) -> None:
+    print("| core | set | resource | Yosys | predicted | error |")
+    print("|---|---|---|---:|---:|---:|")
+    for (r, c), kind in [(rc, "validation") for rc in VALIDATION] + [
+        (rc, "calibration") for rc in CALIBRATION
+    ]:
+        got = _synth(r, c, work)
+        pred = core_resources(_grid_core(r, c), "xilinx").as_dict()
+        for k in ("lut", "ff", "dsp", "bram"):
+            p = float(pred[k])
+            err = 100.0 * (p - got[k]) / got[k] if got[k] else 0.0
+            print(f"| {r}x{c} | {kind} | {k.upper()} | {got[k]:.0f} | {p:.0f} | {err:+.1f}% |",
+                  flush=True)  # fmt: skip
+    e = _synth(8, 8, work, "ecp5")
+    print(
+        f"\necp5 (LFE5U-85F, out of context), 8x8 core: LUT4 {e['lut']:.0f}, FF {e['ff']:.0f}, "
+        f"MULT18 {e['dsp']:.0f}, DP16KD {e['bram']:.0f}, nextpnr Fmax {e['fmax']:.1f} MHz"
+    )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--images", type=int, default=20)
+    p.add_argument("--networks", action="store_true")
+    p.add_argument("--synth", action="store_true")
+    p.add_argument("--calibrate", action="store_true")
+    p.add_argument("--work", help="work folder (default: a temporary one)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="validate_core_") as tmp:
+        work = Path(args.work or tmp)
+        if args.calibrate:
+            calibrate(work)
+        if args.networks:
+            networks(args.images, work)
+        if args.synth:
+            synth(work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
