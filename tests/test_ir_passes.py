@@ -149,3 +149,20 @@ def test_validate_checks_shapes_against_dims(raw: ir.AccelGraph) -> None:
         ir.validate(bad)
     with pytest.raises(GraphError, match=r"only conv2d/linear/matmul count MACs, found 7"):
         ir.validate(_broken(raw, "pool", macs=7))
+
+
+def test_batchnorm_folds_only_over_output_channels() -> None:
+    class Heads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(6, 5)
+            self.bn = nn.BatchNorm1d(5)  # (N, 5): the linear's output features -> folds
+            self.seq = nn.Linear(6, 5)
+            self.bn_seq = nn.BatchNorm1d(4)  # (N, 4 tokens, 5): normalises tokens -> stays
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.bn(self.fc(x)), self.bn_seq(self.seq(t))
+
+    graph = ir.run_passes(ir.trace(Heads(), (torch.randn(2, 6), torch.randn(2, 4, 6))))
+    assert "bn" not in graph and graph["fc"].attrs["folded_batchnorm"] == "bn"
+    assert "bn_seq" in graph and "folded_batchnorm" not in graph["seq"].attrs

@@ -8,8 +8,9 @@ flow (:data:`DEFAULT_FLOW`) is what ``autochip inspect`` shows and the predictor
    bit width is recorded on its producer as ``attrs['out_bits']``; parameters of a dropped node
    (a quantiser's scale) move to its producer, or to its first consumer when the producer is
    the graph's input.
-2. :class:`FoldBatchNorm` folds a batch-norm into the conv2d/linear that alone feeds it: the
-   batch-norm node disappears, its parameters (scale and shift) are added to the producer's
+2. :class:`FoldBatchNorm` folds a batch-norm into the conv2d/linear that alone feeds it and
+   whose output channels it normalises (a linear's only on a 2-D output): the batch-norm node
+   disappears, its parameters (scale and shift) are added to the producer's
    ``params`` and its name is recorded in ``attrs['folded_batchnorm']``. MACs are unchanged.
 3. :class:`FuseActivation` fuses an activation into the conv2d/linear/matmul/add that alone feeds
    it: the node disappears, its function is recorded in the producer's ``attrs['activation']``,
@@ -148,6 +149,8 @@ class FoldBatchNorm(Pass):
                 continue
             if producer.output_shape != node.output_shape or "activation" in producer.attrs:
                 continue
+            if not self._per_output_channel(producer, node):
+                continue
             extra: dict[str, Any] = {"folded_batchnorm": node.name}
             if "out_bits" in node.attrs:
                 extra["out_bits"] = node.attrs["out_bits"]
@@ -156,6 +159,15 @@ class FoldBatchNorm(Pass):
             )
             removed[node.name] = producer.name
         return rebuild(graph, removed, updated)
+
+    @staticmethod
+    def _per_output_channel(producer: Node, bn: Node) -> bool:
+        """A batch-norm folds into the weights only if its channels (axis 1) are the producer's
+        output channels: always for a conv, for a linear only on a 2-D (N, K) output."""
+        dims = producer.dims
+        if dims is None or bn.attrs.get("channels") != dims.K:
+            return False
+        return producer.kind is OpKind.CONV2D or len(producer.output_shape) == 2
 
 
 class FuseActivation(Pass):
