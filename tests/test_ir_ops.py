@@ -204,7 +204,136 @@ class ShuffleConvNeXt(nn.Module):
         return self.head(v).argmax(-1), self.head(v)
 
 
+# -- a mix of published architectures' building blocks ------------------------------------------
+class Inception(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.b1 = nn.Conv2d(c, 16, 1)
+        self.b2 = nn.Sequential(nn.Conv2d(c, 8, 1), nn.ReLU(True), nn.Conv2d(8, 16, 3, padding=1))
+        self.b3 = nn.Sequential(nn.Conv2d(c, 4, 1), nn.ReLU(True), nn.Conv2d(4, 8, 5, padding=2))
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), nn.Conv2d(c, 8, 1))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+class Dense(nn.Module):
+    def __init__(self, c, g=8, n=3):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.BatchNorm2d(c + i * g),
+                nn.ReLU(),
+                nn.Conv2d(c + i * g, g, 3, padding=1, bias=False),
+            )
+            for i in range(n)
+        )
+
+    def forward(self, x):
+        feats = [x]
+        for l in self.layers:
+            feats.append(l(torch.cat(feats, 1)))
+        return torch.cat(feats, 1)
+
+
+class Shuffle(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        h = c // 2
+        self.branch = nn.Sequential(
+            nn.Conv2d(h, h, 1, bias=False),
+            nn.BatchNorm2d(h),
+            nn.ReLU(True),
+            nn.Conv2d(h, h, 3, 1, 1, groups=h, bias=False),
+            nn.BatchNorm2d(h),
+            nn.Conv2d(h, h, 1, bias=False),
+            nn.BatchNorm2d(h),
+            nn.ReLU(True),
+        )
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        out = torch.cat((a, self.branch(b)), 1)
+        n, c, h, w = out.size()
+        return out.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class MBv3(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.exp = nn.Conv2d(c, 4 * c, 1, bias=False)
+        self.bn = nn.BatchNorm2d(4 * c)
+        self.dw = nn.Conv2d(4 * c, 4 * c, 5, 2, 2, groups=4 * c, bias=False)
+        self.se1 = nn.Conv2d(4 * c, c, 1)
+        self.se2 = nn.Conv2d(c, 4 * c, 1)
+        self.proj = nn.Conv2d(4 * c, c, 1, bias=False)
+
+    def forward(self, x):
+        y = F.hardswish(self.bn(self.exp(x)))
+        y = F.hardswish(self.dw(y))
+        w = F.hardsigmoid(self.se2(F.relu(self.se1(F.adaptive_avg_pool2d(y, 1)))))
+        return self.proj(y * w)
+
+
+class UNetish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(32, 32, 3, 2, 1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.fuse = nn.Conv2d(64, 16, 3, padding=1)
+
+    def forward(self, x):
+        return self.fuse(torch.cat([x, self.up(self.down(x))], 1))
+
+
+class Mixer(nn.Module):
+    def __init__(self, t=16, c=32):
+        super().__init__()
+        self.n1 = nn.LayerNorm(c)
+        self.tok = nn.Sequential(nn.Linear(t, 2 * t), nn.GELU(), nn.Linear(2 * t, t))
+        self.n2 = nn.LayerNorm(c)
+        self.ch = nn.Sequential(nn.Linear(c, 2 * c), nn.GELU(), nn.Linear(2 * c, c))
+
+    def forward(self, x):
+        x = x + self.tok(self.n1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.ch(self.n2(x))
+
+
+class Zoo2(nn.Module):
+    """Inception (4 branches, ceil-mode 3x3/1 pool), DenseNet concat growth, ShuffleNet-V2
+    unit (chunk, channel shuffle), MobileNet-V3 block (hardswish, SE with hardsigmoid),
+    nearest upsampling + skip concat, MLP-Mixer block (token mixing over transposed tensors)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.inc = Inception(32)
+        self.dense = Dense(48)
+        self.red = nn.Conv2d(72, 32, 1)
+        self.shuf = Shuffle(32)
+        self.mb = MBv3(32)
+        self.unet = UNetish()
+        self.pool = nn.AvgPool2d(2, ceil_mode=True)
+        self.proj = nn.Conv2d(32, 32, 2, stride=2)
+        self.mix = Mixer()
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = self.inc(x)
+        x = self.red(self.dense(x))
+        x = self.shuf(x)
+        y = self.mb(x)  # 32 x 8 x 8
+        x = self.unet(x)  # 16 ch, 16x16
+        x = torch.cat([x, x], 1)  # 32
+        x = self.proj(x) + y  # 32 x 8 x 8 -> 32x 8 x8
+        t = self.pool(x).flatten(2).transpose(1, 2)  # (b, 16, 32)
+        t = self.mix(t)
+        return self.head(t.mean(1))
+
+
 CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "zoo2": (Zoo2, (2, 3, 16, 16)),
     "shuffleconvnext": (ShuffleConvNeXt, (2, 16, 8, 8)),
     "keywordspotter": (KeywordSpotter, (2, 10, 49)),
     "convzoo": (ConvZoo, (2, 3, 33, 29)),
