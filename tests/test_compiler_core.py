@@ -167,3 +167,17 @@ def test_integer_model_roundtrip_keeps_compile_identical(tmp_path: Path) -> None
     save_integer_model(m, tmp_path / "m.npz")
     again = load_integer_model(tmp_path / "m.npz")
     assert compile_model(m, _core()).dram == compile_model(again, _core()).dram
+
+
+def test_build_with_a_platform_uses_its_default_array(tmp_path: Path) -> None:
+    npz = tmp_path / "m.npz"
+    save_integer_model(random_model(), npz)
+    out = tmp_path / "p"
+    assert (
+        main(["build", str(npz), "--platform", "pynq-z2", "--out", str(out), "--images", "1"]) == 0
+    )
+    import json
+
+    core = json.loads((out / "manifest.json").read_text())["core"]
+    assert (core["rows"], core["cols"], core["kind"]) == (12, 16, "mac")  # xc7z020's default
+    assert core["if_depth"] == 65536 // 12
