@@ -62,7 +62,13 @@ def render(rows: list[tuple[str, str, dict[str, object]]]) -> str:
             f"| {label} | {_pct(r['accuracy'])} | {_pct(r['accuracy_integer'])} "
             f"| {_pct(r['agreement'])} | {r['max_logit_diff_lsb']} |"
         )
-    lines += ["", "Commands (each also trains its FP32 model first, same seed):", "", "```"]
+    lines += [
+        "",
+        "Commands (each trains its FP32 model first, with the same seed, except the PKKD row, "
+        "which distils from the FP32 model that the int8 run wrote):",
+        "",
+        "```",
+    ]
     lines += [cmd for _label, cmd, _r in rows]
     lines += ["```", "", END]
     return "\n".join(lines)
