@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,21 @@ class Tile:
         return int(self.a.shape[1])
 
 
+class Ports:
+    """The ports of one array inside the test wrapper: ``PREFIX + port name``."""
+
+    def __init__(self, dut: Any, prefix: str) -> None:
+        self._dut = dut
+        self._prefix = prefix
+        self.clk = dut.clk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dut, self._prefix + name)
+
+
 class ArrayTB:
     def __init__(self, dut: Any, cfg: dict[str, Any]) -> None:
-        self.dut = dut
+        self.dut = Ports(dut, cfg["prefix"])
         self.cfg = cfg
         self.r = cfg["rows"]
         self.c = cfg["cols"]
@@ -88,7 +101,6 @@ class ArrayTB:
 
     # ---- protocol --------------------------------------------------------------------------
     async def reset(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
         dut = self.dut
         await FallingEdge(dut.clk)
         for name, value in (
@@ -176,23 +188,30 @@ class ArrayTB:
             got = np.array([tile.rows[r] for r in range(self.r)], dtype=np.int64)
             assert sorted(tile.rows) == list(range(self.r)), f"tile {i}: rows {sorted(tile.rows)}"
             assert np.array_equal(got, want), (
-                f"tile {i} ({tile.m}x{tile.depth}x{tile.n}):\nA=\n{tile.a}\nB=\n{tile.b}\n"
+                f"{self.cfg['prefix']} tile {i} ({tile.m}x{tile.depth}x{tile.n}):\n"
+                f"A=\n{tile.a}\nB=\n{tile.b}\n"
                 f"got\n{got}\nexpected\n{want}"
             )
             formula = os_tile_cycles(self.r, self.c, tile.depth)
             measured = tile.last - tile.first - tile.idle_edges
             assert measured == formula, (
-                f"tile {i}: T={tile.depth} on {self.r}x{self.c}: measured {measured} cycles "
+                f"{self.cfg['prefix']} tile {i}: T={tile.depth} on {self.r}x{self.c}: "
+                f"measured {measured} cycles "
                 f"({tile.last} - {tile.first} - {tile.idle_edges} idle), formula {formula}"
             )
             if exact_cycles:
                 assert tile.idle_edges == 0 and tile.last - tile.first == formula
 
 
-@cocotb.test()
-async def gemm_tiles_back_to_back(dut: Any) -> None:
-    """Random tiles (incl. smaller than the array, T = 1) and corner tiles, no gaps."""
-    tb = ArrayTB(dut, testbench_config())
+async def each_array(dut: Any, body: Callable[[ArrayTB], Awaitable[None]]) -> None:
+    """Run ``body`` on every array of the wrapper at the same time (one shared clock)."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    tasks = [cocotb.start_soon(body(ArrayTB(dut, cfg))) for cfg in testbench_config()["arrays"]]
+    for task in tasks:
+        await task
+
+
+async def _back_to_back(tb: ArrayTB) -> None:
     await tb.reset()
     r, c = tb.r, tb.c
     tiles = [tb.tile(r, c, 1), tb.tile(r, c, r + c)]
@@ -204,13 +223,16 @@ async def gemm_tiles_back_to_back(dut: Any) -> None:
     await tb.stream(tiles)
     tb.check(tiles, exact_cycles=True)
     for prev, nxt in itertools.pairwise(tiles):  # the next first beat is taken as out_last shows
-        assert nxt.first == prev.last, (prev.last, nxt.first)
+        assert nxt.first == prev.last, (tb.cfg["prefix"], prev.last, nxt.first)
 
 
 @cocotb.test()
-async def bubbles_and_stalls(dut: Any) -> None:
-    """Random empty beats (in_valid low) and stalls (en low) change timing, never results."""
-    tb = ArrayTB(dut, testbench_config())
+async def gemm_tiles_back_to_back(dut: Any) -> None:
+    """Random tiles (incl. smaller than the array, T = 1) and corner tiles, no gaps."""
+    await each_array(dut, _back_to_back)
+
+
+async def _bubbles_and_stalls(tb: ArrayTB) -> None:
     await tb.reset()
     tiles = [tb.random_tile() for _ in range(tb.cfg["random_tiles"])]
     await tb.stream(tiles, bubble=0.25, stall=0.2)
@@ -218,10 +240,14 @@ async def bubbles_and_stalls(dut: Any) -> None:
 
 
 @cocotb.test()
-async def clear_and_reset(dut: Any) -> None:
-    """clear zeroes idle accumulators; rst in the middle of a tile leaves nothing behind."""
-    tb = ArrayTB(dut, testbench_config())
+async def bubbles_and_stalls(dut: Any) -> None:
+    """Random empty beats (in_valid low) and stalls (en low) change timing, never results."""
+    await each_array(dut, _bubbles_and_stalls)
+
+
+async def _clear_and_reset(tb: ArrayTB) -> None:
     await tb.reset()
+    dut = tb.dut
     dut.clear.value = 1
     await FallingEdge(dut.clk)
     dut.clear.value = 0
@@ -247,3 +273,9 @@ async def clear_and_reset(dut: Any) -> None:
     tile = tb.random_tile()
     await tb.stream([tile])
     tb.check([tile], exact_cycles=True)
+
+
+@cocotb.test()
+async def clear_and_reset(dut: Any) -> None:
+    """clear zeroes idle accumulators; rst in the middle of a tile leaves nothing behind."""
+    await each_array(dut, _clear_and_reset)

@@ -86,7 +86,11 @@ PE_TABLE = (
     ("int8 mac, DSP", "mac", 8, 8, 1, 32, True),
     ("int8 mac, no DSP", "mac", 8, 8, 1, 32, False),
     ("int4 mac, no DSP", "mac", 4, 4, 1, 32, False),
+    ("int16 mac, no DSP", "mac", 16, 16, 1, 32, False),
+    ("int16 mac, no DSP", "mac", 16, 16, 1, 32, False),
     ("int8 adder", "adder", 8, 8, 1, 32, False),
+    ("int16 adder", "adder", 16, 16, 1, 32, False),
+    ("int16 adder", "adder", 16, 16, 1, 32, False),
     ("xnor V=1", "xnor", 1, 1, 1, 32, False),
     ("xnor V=16", "xnor", 1, 1, 16, 32, False),
     ("xnor V=64", "xnor", 1, 1, 64, 32, False),
@@ -168,6 +172,24 @@ def grid(targets: tuple[str, ...] = ("xilinx",)) -> list[dict[str, Any]]:
                         "dsp": dsp,
                     }
                 )
+    # cheapest first (adder and xnor, then mac by multiplier size), so that a run cut short
+    # still covers every kind; the large arrays last
+    cost = {"adder": 0, "xnor": 0, "mac": 1}
+    points.sort(key=lambda p: (cost[p["kind"]], p["a_bits"] * p["w_bits"]))
+    for kind, a, w, v, acc, rows, cols, dsp in LARGE:
+        points.append(
+            {
+                "kind": kind,
+                "a_bits": a,
+                "w_bits": w,
+                "vector": v,
+                "acc_bits": acc,
+                "rows": rows,
+                "cols": cols,
+                "target": "xilinx",
+                "dsp": dsp,
+            }
+        )
     return points
 
 

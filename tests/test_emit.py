@@ -280,3 +280,18 @@ def test_lint_reports_findings(tmp_path: Path) -> None:
     finding = r"not clean:\n%Warning-WIDTHEXPAND: rtl/autochip_pe_array.v:\d+"
     with pytest.raises(ToolError, match=finding):
         lint_design(tmp_path)
+
+
+def test_top_name(tmp_path: Path) -> None:
+    result = emit_design(spec("mac", 2, 2), tmp_path, top="my_array")
+    assert result.manifest["top"] == "my_array"
+    assert "module my_array (" in (tmp_path / "rtl" / "my_array.v").read_text()
+    lint_design(tmp_path)
+    with pytest.raises(
+        SpecError,
+        match=r"top: expected a Verilog identifier not used by the "
+        r"library, found '9x'",
+    ):
+        array_params(spec("mac"), top="9x")
+    with pytest.raises(SpecError, match=r"found 'autochip_pe_mac'"):
+        array_params(spec("mac"), top="autochip_pe_mac")

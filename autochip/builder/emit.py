@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autochip.builder.params import ArrayParams, array_params
+from autochip.builder.params import TOP_MODULE, ArrayParams, array_params
 from autochip.builder.render import MANIFEST, render_design, write_design
 from autochip.hw.spec import HardwareSpec
 
@@ -23,10 +23,14 @@ class EmitResult:
 
 
 def emit_design(
-    hw: HardwareSpec, out_dir: str | Path, depth: int | None = None, source: str | None = None
+    hw: HardwareSpec,
+    out_dir: str | Path,
+    depth: int | None = None,
+    source: str | None = None,
+    top: str = TOP_MODULE,
 ) -> EmitResult:
     """Validate ``hw``, render every file in memory, then write them all under ``out_dir``."""
-    params = array_params(hw, depth, source)
+    params = array_params(hw, depth, source, top)
     files = render_design(params)
     write_design(files, out_dir)
     return EmitResult(Path(out_dir), params, tuple(sorted(files)), json.loads(files[MANIFEST]))

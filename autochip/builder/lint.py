@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
-from autochip.builder.render import FILE_LIST
+from autochip.builder.render import FILE_LIST, MANIFEST
 from autochip.builder.tools import find_tool
 from autochip.errors import ToolError
 
 __all__ = ["lint_design"]
 
 
-def lint_design(design_dir: str | Path, top: str = "autochip_pe_array") -> str:
-    """Lint every file of ``design_dir/files.f``; returns Verilator's output when clean."""
+def lint_design(design_dir: str | Path) -> str:
+    """Lint every file of ``design_dir/files.f`` (top from the manifest); returns Verilator's
+    output when clean."""
     root = Path(design_dir)
-    if not (root / FILE_LIST).is_file():
-        raise ToolError(f"expected an emitted design in '{root}' ({FILE_LIST}), found none")
+    if not (root / FILE_LIST).is_file() or not (root / MANIFEST).is_file():
+        raise ToolError(
+            f"expected an emitted design in '{root}' ({FILE_LIST}, {MANIFEST}), found none"
+        )
+    top = str(json.loads((root / MANIFEST).read_text())["top"])
     argv = [find_tool("verilator"), "--lint-only", "-Wall", "-f", FILE_LIST, "--top-module", top]
     proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=600)
     text = proc.stdout + proc.stderr

