@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,28 @@ def _build(files: list[Path], top: str, build_dir: Path, simulator: str) -> sim.
 _BUILDS: dict[tuple[str, str], sim.SimBuild] = {}
 
 
+@contextmanager
+def _logged(log: Path) -> Iterator[None]:
+    """Send this process's stdout/stderr (and its children's: make, Verilator, the simulator)
+    to ``log`` so that the command prints only its result."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def simulate_core(
     build_dir: Path,
     model: IntegerModel,
@@ -103,11 +128,21 @@ def simulate_core(
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     where = (Path(sim_dir) / digest / simulator) if sim_dir else root / "sim_build" / simulator
     key = (str(where.resolve()), digest)
-    build = _BUILDS.get(key)
-    if build is None:
-        build = _build(files, top, where, simulator)
-        _BUILDS[key] = build
     work = root / "sim_build" / simulator / "io"
+    log = work / "sim.log"
+    build = _BUILDS.get(key)
+    stamp = where / "rtl.sha256"
+    if build is None and stamp.is_file() and stamp.read_text() == digest:
+        build = sim.SimBuild(simulator, top, where.resolve())  # compiled by an earlier run
+    if build is None:
+        stamp.unlink(missing_ok=True)
+        try:
+            with _logged(log):
+                build = _build(files, top, where, simulator)
+        except (RuntimeError, SystemExit) as exc:
+            raise ToolError(f"building the {simulator} model failed ({exc}); see {log}") from None
+        stamp.write_text(digest)
+    _BUILDS[key] = build
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "inputs.npy", np.asarray(x_int, dtype=np.int64))
     layers = plan["layers"]
@@ -129,11 +164,12 @@ def simulate_core(
     }
     (work / "results.json").unlink(missing_ok=True)
     try:
-        _, failed = sim.run(build, "tb_core", root / "tb", config, f"network_{root.name}")
+        with _logged(log):
+            _, failed = sim.run(build, "tb_core", root / "tb", config, f"network_{root.name}")
     except SystemExit:  # cocotb's runner exits when the test fails
         failed = 1
     if failed or not (work / "results.json").is_file():
-        raise ToolError(f"the core testbench failed in '{build.build_dir}'")
+        raise ToolError(f"the core testbench failed in '{build.build_dir}'; see {log}")
     results = json.loads((work / "results.json").read_text())
     mism = [0] * len(layers)
     for image, res in zip(x_int, results, strict=True):
