@@ -144,8 +144,8 @@ def render_table(graph: AccelGraph) -> str:
         rule,
         line(total),
         "",
-        f"{len(rows)} layers, {graph.total_macs / 1e9:.4f} G MACs (conv, linear, matmul), "
-        f"{graph.total_params / 1e6:.4f} M parameters",
+        f"{len(rows)} layers, {_si(graph.total_macs)} MACs (conv, linear, matmul), "
+        f"{_si(graph.total_params)} parameters",
     ]
     if layer_params != graph.total_params:
         lines.append(
@@ -229,3 +229,11 @@ def run(args: argparse.Namespace) -> int:
             if path:
                 print(f"wrote {what} to {path}")
     return 0
+
+
+def _si(value: int) -> str:
+    """``35,880`` -> ``35.88 k``; ``1,814,073,344`` -> ``1.814 G`` (4 significant digits)."""
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.4g} {prefix}"
+    return str(value)
