@@ -19,9 +19,17 @@ import numpy.typing as npt
 
 from autochip.errors import GraphError
 from autochip.ir.graph import AccelGraph
-from autochip.ir.node import ZERO_COST_KINDS, Node
+from autochip.ir.node import ZERO_COST_KINDS, Arithmetic, Node
 
-__all__ = ["GEMM", "VECTOR", "LayerRow", "Workload", "workload_from_graph", "workload_from_rows"]
+__all__ = [
+    "GEMM",
+    "VECTOR",
+    "LayerRow",
+    "Workload",
+    "data_bits",
+    "workload_from_graph",
+    "workload_from_rows",
+]
 
 GEMM = 0
 VECTOR = 1
@@ -98,8 +106,39 @@ def workload_from_rows(name: str, rows: Sequence[LayerRow]) -> Workload:
     )
 
 
-def _row(node: Node, graph: str) -> LayerRow | None:
+def data_bits(graph: AccelGraph) -> dict[str, int]:
+    """Bits of each node's output tensor, as the hardware stores it.
+
+    A node's recorded ``out_bits`` (an activation quantiser) wins. Otherwise an integer compute
+    node's output is requantised to its activation width (DESIGN.md, integer semantics), a float
+    one keeps its float width, and a vector or zero-cost node passes its widest input through.
+    """
+    bits: dict[str, int] = {}
+    for node in graph:
+        recorded = node.attrs.get("out_bits")
+        if isinstance(recorded, int) and recorded > 0:
+            bits[node.name] = recorded
+        elif node.is_compute:
+            ar = node.arithmetic
+            bits[node.name] = ar.a_bits if ar.dtype == "int" else max(ar.a_bits, ar.w_bits)
+        else:
+            widths = [bits[p] for p in node.inputs if p in bits]
+            bits[node.name] = max(widths) if widths else Arithmetic().a_bits
+    return bits
+
+
+def _row(node: Node, graph: str, in_bits: int) -> LayerRow | None:
     ar = node.arithmetic
+    if not node.is_compute:
+        # Vector work moves and compares data of the width its producers deliver.
+        dtype = "float" if in_bits >= 16 and ar.dtype == "float" else "int"
+        ar = Arithmetic(
+            kind="mac",
+            dtype=dtype,
+            w_bits=in_bits,
+            a_bits=in_bits,
+            acc_bits=max(in_bits, ar.acc_bits if dtype == "float" else in_bits),
+        )
     base = LayerRow(
         name=node.name,
         op=node.kind.value,
@@ -146,5 +185,11 @@ def _row(node: Node, graph: str) -> LayerRow | None:
 
 def workload_from_graph(graph: AccelGraph) -> Workload:
     """The graph's layers in topological order (zero-cost nodes dropped)."""
-    rows = [r for r in (_row(n, graph.name) for n in graph) if r is not None]
+    bits = data_bits(graph)
+    rows = []
+    for n in graph:
+        in_bits = max((bits[p] for p in n.inputs), default=bits[n.name])
+        row = _row(n, graph.name, in_bits)
+        if row is not None:
+            rows.append(row)
     return workload_from_rows(graph.name, rows)
