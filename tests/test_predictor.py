@@ -575,3 +575,13 @@ def test_first_tile_fill_is_exposed() -> None:
     assert r.stall_cycles[0, 0] >= 72
     assert r.stall_cycles[1, 0] <= 1
     assert r.cycles[0, 0] == r.cycles[1, 0]
+
+
+def test_vector_layers_take_their_producers_data_width() -> None:
+    """Pooling in an int4 network moves int4 data; in a float network, fp32."""
+    int4 = Arithmetic(kind="mac", dtype="int", w_bits=4, a_bits=4, acc_bits=32)
+    rows = {r.name: r for r in workload_from_graph(small_cnn(int4)).rows}
+    assert (rows["relu1"].a_bits, rows["relu1"].arithmetic) == (4, "int4")
+    assert (rows["pool1"].a_bits, rows["pool1"].arithmetic) == (4, "int4")
+    rows = {r.name: r for r in workload_from_graph(small_cnn()).rows}
+    assert (rows["pool1"].a_bits, rows["pool1"].arithmetic) == (32, "fp32")
