@@ -185,3 +185,37 @@ def test_adder_adaptive_learning_rate_scaling() -> None:
     expect = before * (0.2 * math.sqrt(24) / before.norm())
     assert torch.allclose(layer.weight.grad, expect)
     assert layer.weight.grad.norm().item() == pytest.approx(0.2 * math.sqrt(24), rel=1e-5)
+
+
+def test_kd_loss_formula() -> None:
+    from autochip.compress.distill import kd_loss
+
+    torch.manual_seed(3)
+    s, t = torch.randn(5, 10), torch.randn(5, 10)
+    p_t = torch.softmax(t / 4, dim=1)
+    log_p_s = torch.log_softmax(s / 4, dim=1)
+    expect = (p_t * (p_t.log() - log_p_s)).sum(dim=1).mean() * 16
+    assert kd_loss(s, t, 4.0).item() == pytest.approx(expect.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_pkkd_kernels_match_brute_force_distances(groups: int) -> None:
+    """Gaussian kernel of a conv from its output vs exp(-||x - w||^2 / 2 sigma^2) directly."""
+    from autochip.compress.distill import gaussian_kernel_features, laplace_features
+
+    torch.manual_seed(4)
+    conv = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=groups)
+    x = torch.randn(2, 4, 5, 5)
+    feats = gaussian_kernel_features(conv, x, conv(x))
+    cols = torch.nn.functional.unfold(x, 3, padding=1, stride=2)  # N, C*9, L
+    cg = 4 // groups
+    d2 = torch.empty(2, 6, cols.shape[-1])
+    for k in range(6):
+        g = k // (6 // groups)
+        xs = cols[:, g * cg * 9 : (g + 1) * cg * 9]
+        d2[:, k] = ((xs - conv.weight[k].reshape(-1, 1)) ** 2).sum(dim=1)
+    d2 = d2.reshape(2, 6, 3, 3)
+    expect = torch.exp(-d2 / (2 * d2.mean()))
+    assert torch.allclose(feats, expect, atol=1e-4)
+    y = -torch.rand(3, 4) * 10
+    assert torch.allclose(laplace_features(y), torch.exp(y / (-y).mean()))
