@@ -219,3 +219,34 @@ def test_pkkd_kernels_match_brute_force_distances(groups: int) -> None:
     assert torch.allclose(feats, expect, atol=1e-4)
     y = -torch.rand(3, 4) * 10
     assert torch.allclose(laplace_features(y), torch.exp(y / (-y).mean()))
+
+
+def test_pkkd_pairs_adder_layers_with_teacher_convs() -> None:
+    from autochip.compress import Policy, convert
+    from autochip.compress.distill import Pkkd
+    from autochip.compress.policy import LayerPolicy
+
+    torch.manual_seed(5)
+    teacher = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 3),
+    )
+    student = convert(teacher, Policy(default=LayerPolicy("adder", 8, 8)))
+    pk = Pkkd(student, teacher)
+    assert [name for name, _, _ in pk.pairs] == ["2", "5"]
+    x = torch.rand(3, 1, 4, 4)
+    student(x)
+    teacher(x)
+    loss = pk.loss()
+    assert loss.item() > 0 and torch.isfinite(loss)
+    loss.backward()
+    assert student.get_submodule("2").weight.grad is not None
+    pk.remove()
+    student(x)
+    assert pk.loss().item() == 0.0  # hooks removed: nothing recorded
