@@ -87,9 +87,7 @@ PE_TABLE = (
     ("int8 mac, no DSP", "mac", 8, 8, 1, 32, False),
     ("int4 mac, no DSP", "mac", 4, 4, 1, 32, False),
     ("int16 mac, no DSP", "mac", 16, 16, 1, 32, False),
-    ("int16 mac, no DSP", "mac", 16, 16, 1, 32, False),
     ("int8 adder", "adder", 8, 8, 1, 32, False),
-    ("int16 adder", "adder", 16, 16, 1, 32, False),
     ("int16 adder", "adder", 16, 16, 1, 32, False),
     ("xnor V=1", "xnor", 1, 1, 1, 32, False),
     ("xnor V=16", "xnor", 1, 1, 16, 32, False),
@@ -463,8 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", default="build/calibrate", help="scratch folder for designs")
     ap.add_argument("--no-pe-table", action="store_true", help="skip the single-PE table")
     ap.add_argument("--targets", default="xilinx", help="comma list of xilinx, ecp5, ice40")
+    ap.add_argument("--pe-table-only", action="store_true", help="only the single-PE table")
     args = ap.parse_args(argv)
     build = Path(args.build)
+    if args.pe_table_only:
+        pe_table(build / "pe")
+        return 0
     if not args.fit_only:
         synthesise(build, args.jobs, tuple(args.targets.split(",")))
     model = fit()
