@@ -269,7 +269,11 @@ def test_export_names_unsupported_operators() -> None:
             return torch.sigmoid(self.c(x)).flatten(1)
 
     gm = convert(Sig(), Policy())
-    with pytest.raises(CompressionError, match=r"node 'sigmoid'.*has no integer implementation"):
+    with pytest.raises(
+        CompressionError,
+        match=r"node 'sigmoid' \(call_function sigmoid\) at test_reference_layers\.py:\d+: "
+        r"'sigmoid' has no integer implementation",
+    ):
         export_integer(gm, torch.randn(1, 1, 5, 5))
     fp = torch.fx.symbolic_trace(Sig())
     with pytest.raises(

@@ -167,7 +167,12 @@ def _set_module(gm: fx.GraphModule, target: str, new: nn.Module) -> None:
 
 def _trace(model: nn.Module) -> fx.GraphModule:
     try:
-        return fx.symbolic_trace(copy.deepcopy(model))
+        root = copy.deepcopy(model)
+        tracer = fx.Tracer()
+        tracer.record_stack_traces = True  # errors can then name the model's source line
+        graph = tracer.trace(root)
+        name = type(root).__name__
+        return fx.GraphModule(tracer.root, graph, name)
     except Exception as exc:  # fx raises many kinds; the user gets one message
         raise CompressionError(
             f"convert: the model could not be traced with torch.fx ({type(exc).__name__}: "

@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,7 @@ from autochip.reference import (
 
 __all__ = ["MULT_BITS", "export_integer", "fixed_point"]
 
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 MULT_BITS = 24  # signed multiplier width of the requantisation: |M| < 2^(MULT_BITS-1)
 MAX_SHIFT = 62
 
@@ -128,7 +131,13 @@ class _Exporter:
 
     # -- helpers ----------------------------------------------------------------------------
     def fail(self, node: fx.Node, what: str) -> CompressionError:
-        return CompressionError(f"export: node '{node.name}' ({node.format_node()}): {what}")
+        target = (
+            node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+        )
+        lib = (str(Path(torch.__file__).parent), str(Path(__file__).parents[1]))
+        frames = [f for f in _FRAME.findall(node.stack_trace or "") if not f[0].startswith(lib)]
+        where = f" at {Path(frames[-1][0]).name}:{frames[-1][1]}" if frames else ""
+        return CompressionError(f"export: node '{node.name}' ({node.op} {target}){where}: {what}")
 
     def fresh(self, base: str) -> str:
         name, i = base, 1
@@ -240,7 +249,8 @@ class _Exporter:
         elif node.op == "call_function" and node.target is torch.nn.functional.dropout:
             self.env[node.name] = d
         else:
-            what = type(m).__name__ if m is not None else str(node.target)
+            what = type(m).__name__ if m is not None else getattr(node.target, "__name__", "")
+            what = what or str(node.target)
             raise self.fail(node, f"'{what}' has no integer implementation in autochip.reference")
 
     def is_flatten_call(self, node: fx.Node) -> bool:
