@@ -25,7 +25,7 @@ from autochip.builder.program import DESC_BYTES
 from autochip.builder.render import write_design
 from autochip.errors import ToolError
 from autochip.hw.spec import HardwareSpec
-from autochip.predictor.core_model import LayerCycles, core_cycles
+from autochip.predictor.core_model import LayerCycles, core_cycles, core_resources
 from autochip.reference import IntegerModel, save_integer_model
 
 __all__ = ["BuildResult", "build_core"]
@@ -49,6 +49,7 @@ def _report(core: CoreParams, prog: Program, cycles: tuple[LayerCycles, ...]) ->
         f"- buffers: ifmap {core.rows} x {core.if_depth} B, weight {core.cols} x "
         f"{core.w_depth} B, ofmap {core.o_depth} B, params {core.p_depth} records",
         f"- DRAM image: {len(prog.dram)} bytes, {len(prog.layers)} layer descriptors",
+        _resources_line(core),
         "",
         "| layer | kind | mode | cycles (predicted) |",
         "|---|---|---|---:|",
@@ -58,6 +59,15 @@ def _report(core: CoreParams, prog: Program, cycles: tuple[LayerCycles, ...]) ->
     total = sum(c.total for c in cycles)
     lines += [f"| total (+ end descriptor) | | | {total} |", ""]
     return "\n".join(lines)
+
+
+def _resources_line(core: CoreParams) -> str:
+    res = core_resources(core, "xilinx")
+    note = "" if core.kind == "mac" else " (AdderNet datapath not included)"
+    return (
+        f"- predicted xilinx resources{note}: LUT {res.lut}, FF {res.ff}, DSP {res.dsp}, "
+        f"BRAM {res.bram} (autochip.predictor.core_model.core_resources)"
+    )
 
 
 def build_core(
