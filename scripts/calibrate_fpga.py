@@ -78,6 +78,7 @@ LARGE = (
     ("xnor", 1, 1, 16, 32, 8, 8, True),
     ("xnor", 1, 1, 16, 32, 6, 6, True),
 )
+MIN_TRAIN = 10  # more training points than the 7 features, per fitted (target, kind)
 HELD_SIZE = (3, 3)
 HELD_LARGE = (6, 6)
 HELD_WIDTHS = {("mac", 6, 6, 1, 32), ("adder", 12, 12, 1, 32), ("xnor", 1, 1, 32, 24)}
@@ -288,13 +289,14 @@ def measured(r: dict[str, Any], res: str) -> int:
 
 
 def dsp_rule(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Smallest product width (a + w) Yosys mapped to a DSP, per target with DSPs enabled."""
+    """Smallest product width (a + w) Yosys mapped to a DSP, per target with DSPs enabled
+    (and the largest it built from LUTs; between the two the model assumes LUTs)."""
     rule: dict[str, Any] = {}
     for tgt in sorted({target_name(r) for r in rows if str(r["dsp"]) == "True"} - {"ice40"}):
         macs = [r for r in rows if target_name(r) == tgt and r["kind"] == "mac"]
         mapped = [r["a_bits"] + r["w_bits"] for r in macs if r["dsp_blocks"] > 0]
         unmapped = [r["a_bits"] + r["w_bits"] for r in macs if r["dsp_blocks"] == 0]
-        if mapped:
+        if mapped and unmapped:  # only where the grid saw both: narrow macs go to LUTs
             rule[tgt] = {
                 "mac": {
                     "min_product_bits": min(mapped),
@@ -324,6 +326,9 @@ def fit() -> dict[str, Any]:
             groups[(f"{tgt}_nodsp", kind)] = rs
     targets: dict[str, Any] = {}
     for (tgt, kind), rs in sorted(groups.items()):
+        if sum(not held_back(r) for r in rs) < MIN_TRAIN:
+            print(f"not fitted: {tgt} {kind} has fewer than {MIN_TRAIN} training points")
+            continue
         a = np.array([features(r) for r in rs if not held_back(r)])
         coefs: dict[str, dict[str, float]] = {}
         for res in RESOURCES:
@@ -346,6 +351,8 @@ def held_back_error(rows: list[dict[str, Any]], model: dict[str, Any]) -> dict[s
     cases: list[tuple[str, dict[str, Any]]] = [(target_name(r), r) for r in rows]
     cases += [(f"{t}_nodsp", r) for t, r in cases if r["kind"] != "mac" and t in model["dsp_rule"]]
     for tgt, kind in sorted({(t, r["kind"]) for t, r in cases}):
+        if kind not in model["targets"].get(tgt, {}):
+            continue
         test = [r for t, r in cases if t == tgt and r["kind"] == kind and held_back(r)]
         err: dict[str, Any] = {"held_back_points": len(test)}
         for res in RESOURCES:
