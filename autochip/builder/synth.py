@@ -113,7 +113,13 @@ def yosys_script(target: str, top: str, files: list[str], dsp: bool, out: str) -
         synth = f"synth_ice40 -top {top}"  # iCE40HX8K: no DSP blocks, dsp is ignored
     else:
         synth = f"synth_ecp5 -top {top}" + ("" if dsp else " -nodsp")
-    lines = [reads, f"hierarchy -check -top {top}", synth, f"tee -q -o {out}/stat.json stat -json"]
+    lines = [
+        reads,
+        f"hierarchy -check -top {top}",
+        synth,
+        "check -assert",  # undriven / multiply driven nets, combinational loops: an error
+        f"tee -q -o {out}/stat.json stat -json",
+    ]
     if target in _NEXTPNR:
         lines.append(f"write_json {out}/netlist.json")
     return "\n".join(lines) + "\n"
