@@ -171,12 +171,13 @@ def grid(targets: tuple[str, ...] = ("xilinx",)) -> list[dict[str, Any]]:
                         "dsp": dsp,
                     }
                 )
-    # cheapest first (adder and xnor, then mac by multiplier size), so that a run cut short
-    # still covers every kind; the large arrays last
+    # the large arrays (size extrapolation) first, then the cheapest (adder and xnor, then mac
+    # by multiplier size), so that a run cut short still covers every kind
     cost = {"adder": 0, "xnor": 0, "mac": 1}
     points.sort(key=lambda p: (cost[p["kind"]], p["a_bits"] * p["w_bits"]))
-    for kind, a, w, v, acc, rows, cols, dsp in LARGE:
-        points.append(
+    for kind, a, w, v, acc, rows, cols, dsp in reversed(LARGE):  # size extrapolation first
+        points.insert(
+            0,
             {
                 "kind": kind,
                 "a_bits": a,
@@ -187,7 +188,7 @@ def grid(targets: tuple[str, ...] = ("xilinx",)) -> list[dict[str, Any]]:
                 "cols": cols,
                 "target": "xilinx",
                 "dsp": dsp,
-            }
+            },
         )
     return points
 
@@ -252,7 +253,10 @@ def synthesise(build: Path, jobs: int, targets: tuple[str, ...]) -> None:
 
 def load_rows() -> list[dict[str, Any]]:
     with CSV_PATH.open() as fh:
-        rows = list(csv.DictReader(fh))
+        unique: dict[tuple[str, ...], dict[str, Any]] = {}
+        for r in csv.DictReader(fh):
+            unique.setdefault(key(r), r)  # a point synthesised twice: the first run counts
+    rows = list(unique.values())
     for r in rows:
         for c in (
             "a_bits",

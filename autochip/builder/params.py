@@ -56,13 +56,11 @@ class ArrayParams:
     max_depth: int  # largest reduction depth T whose sum cannot overflow the accumulator
     cycles_formula: str = OS_TILE_CYCLES_FORMULA
 
+    pe_values: tuple[tuple[str, int], ...] = ()  # the same parameters as (name, value)
+
     @property
     def pe_parameter_map(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for text in self.pe_parameters:
-            name, value = text[1:-1].split("(")
-            out[name] = int(value)
-        return out
+        return dict(self.pe_values)
 
 
 def max_reduction_depth(kind: str, a_bits: int, w_bits: int, vector: int, acc_bits: int) -> int:
@@ -148,19 +146,20 @@ def array_params(
     if problems:
         raise SpecError(source or hw.name, problems)
 
-    pe_parameters: tuple[str, ...]
+    values: tuple[tuple[str, int], ...]
     if pe.kind == "mac":
-        pe_parameters = (f".A_BITS({pe.a_bits})", f".W_BITS({pe.w_bits})")
+        values = (("A_BITS", pe.a_bits), ("W_BITS", pe.w_bits))
     elif pe.kind == "adder":
-        pe_parameters = (f".BITS({pe.a_bits})",)
+        values = (("BITS", pe.a_bits),)
     else:
-        pe_parameters = (f".V({pe.vector})",)
+        values = (("V", pe.vector),)
+    values = (*values, ("ACC_BITS", pe.acc_bits))
     return ArrayParams(
         spec_name=hw.name,
         top=top,
         kind=pe.kind,
         pe_module=_PE_MODULES[pe.kind],
-        pe_parameters=(*pe_parameters, f".ACC_BITS({pe.acc_bits})"),
+        pe_parameters=tuple(f".{name}({value})" for name, value in values),
         dataflow=hw.dataflow,
         rows=hw.rows,
         cols=hw.cols,
@@ -177,6 +176,7 @@ def array_params(
         wait_bits=max(1, (hw.cols - 1).bit_length()),
         drain_cycles=hw.cols - 1,
         max_depth=max_depth,
+        pe_values=values,
     )
 
 
