@@ -10,6 +10,7 @@
             the demo core for ecp5 with nextpnr Fmax
 --calibrate synthesises the calibration cores and fits the control-logic coefficients of
             core_model.core_resources (writes autochip/predictor/core_resources.yaml)
+--reuse     with --work DIR: read the Yosys/nextpnr results an earlier run left in DIR
 
 Prints Markdown tables (the ones in docs/core.md).
 """
@@ -17,6 +18,7 @@ Prints Markdown tables (the ones in docs/core.md).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -32,7 +34,7 @@ from autochip.builder.core import core_params, render_core  # noqa: E402
 from autochip.builder.core_build import build_core  # noqa: E402
 from autochip.builder.core_sim import simulate_core  # noqa: E402
 from autochip.builder.render import write_design  # noqa: E402
-from autochip.builder.synth import synth_design  # noqa: E402
+from autochip.builder.synth import classify_cells, parse_fmax, synth_design  # noqa: E402
 from autochip.hw import hardware_spec_from_dict, load_hardware_spec  # noqa: E402
 from autochip.predictor.core_model import (  # noqa: E402
     CONTROL_FEATURES,
@@ -52,6 +54,7 @@ NETWORKS = (
     ("odd shapes", "random", "quant", DEMO),
 )
 CALIBRATION = ((4, 4), (4, 12), (12, 6))  # (rows, cols) fitted
+REUSE = False  # --reuse: read Yosys results already in WORK instead of synthesising again
 VALIDATION = ((8, 8), (6, 10))  # held out: never used in the fit
 
 
@@ -111,6 +114,13 @@ def networks(images: int, work: Path) -> None:
 def _synth(rows: int, cols: int, work: Path, target: str = "xilinx") -> dict[str, float]:
     core = _grid_core(rows, cols)
     d = work / f"core{rows}x{cols}"
+    stat = d / "synth" / target / "stat.json"
+    if REUSE and stat.is_file():  # a Yosys run of this folder from an earlier invocation
+        cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+        cats = classify_cells(target, {k: int(v) for k, v in cells.items()})
+        fmax = parse_fmax((stat.parent / "nextpnr.log").read_text()) if target == "ecp5" else {}
+        return {"lut": cats["lut"], "ff": cats["ff"], "dsp": cats["dsp"], "bram": cats["bram"],
+                "fmax": min(fmax.values()) if fmax else 0.0}  # fmt: skip
     write_design(render_core(core), d)
     r = synth_design(d, target, fmax=target != "xilinx")
     return {"lut": r.lut, "ff": r.ff, "dsp": r.dsp_blocks, "bram": r.bram,
@@ -199,7 +209,10 @@ def main() -> int:
     p.add_argument("--synth", action="store_true")
     p.add_argument("--calibrate", action="store_true")
     p.add_argument("--work", help="work folder (default: a temporary one)")
+    p.add_argument("--reuse", action="store_true", help="reuse Yosys results found in --work")
     args = p.parse_args()
+    global REUSE
+    REUSE = args.reuse
     with tempfile.TemporaryDirectory(prefix="validate_core_") as tmp:
         work = Path(args.work or tmp)
         if args.calibrate:
