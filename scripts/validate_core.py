@@ -5,9 +5,9 @@
 --networks  builds and simulates every test network (LeNet int8 / binary / adder on the digits,
             the residual block, the depthwise-separable block, the odd-shape network) on N
             images and prints, per layer, bit-exactness and measured vs predicted cycles
---synth     synthesises the demo core (examples/hw/demo_os8x8_int8.yaml) and the validation
-            cores with Yosys for xilinx (LUT/FF/DSP/BRAM vs autochip.predictor.core_model) and
-            the demo core for ecp5 with nextpnr Fmax
+--synth     synthesises the validation cores (8x8 = the demo core's configuration, 6x10) and the
+            calibration cores with Yosys for xilinx (LUT/FF/DSP/BRAM vs
+            autochip.predictor.core_model); with --ecp5 also the 8x8 core for ecp5 + nextpnr Fmax
 --calibrate synthesises the calibration cores and fits the control-logic coefficients of
             core_model.core_resources (writes autochip/predictor/core_resources.yaml)
 --reuse     with --work DIR: read the Yosys/nextpnr results an earlier run left in DIR
@@ -182,7 +182,7 @@ def core_resources_array_only(core) -> dict[str, float]:  # type: ignore[no-unty
     return {"lut": arr.lut, "ff": arr.ff, "dsp": arr.dsp}
 
 
-def synth(work: Path) -> None:
+def synth(work: Path, ecp5: bool) -> None:
     print("| core | set | resource | Yosys | predicted | error |")
     print("|---|---|---|---:|---:|---:|")
     for (r, c), kind in [(rc, "validation") for rc in VALIDATION] + [
@@ -195,6 +195,8 @@ def synth(work: Path) -> None:
             err = 100.0 * (p - got[k]) / got[k] if got[k] else 0.0
             print(f"| {r}x{c} | {kind} | {k.upper()} | {got[k]:.0f} | {p:.0f} | {err:+.1f}% |",
                   flush=True)  # fmt: skip
+    if not ecp5:
+        return
     e = _synth(8, 8, work, "ecp5")
     print(
         f"\necp5 (LFE5U-85F, out of context), 8x8 core: LUT4 {e['lut']:.0f}, FF {e['ff']:.0f}, "
@@ -208,6 +210,7 @@ def main() -> int:
     p.add_argument("--networks", action="store_true")
     p.add_argument("--synth", action="store_true")
     p.add_argument("--calibrate", action="store_true")
+    p.add_argument("--ecp5", action="store_true", help="with --synth: the 8x8 core on ecp5 too")
     p.add_argument("--work", help="work folder (default: a temporary one)")
     p.add_argument("--reuse", action="store_true", help="reuse Yosys results found in --work")
     args = p.parse_args()
@@ -220,7 +223,7 @@ def main() -> int:
         if args.networks:
             networks(args.images, work)
         if args.synth:
-            synth(work)
+            synth(work, args.ecp5)
     return 0
 
 
