@@ -258,10 +258,14 @@ def core_resources(core: _Sized, target: str = "xilinx") -> CoreResources:
 
     hw = hardware_spec_from_dict(
         {
-            "pe": {"kind": "mac", "a_bits": core.a_bits, "w_bits": core.w_bits,
-                   "acc_bits": core.acc_bits},
+            "pe": {
+                "kind": "mac",
+                "a_bits": core.a_bits,
+                "w_bits": core.w_bits,
+                "acc_bits": core.acc_bits,
+            },
             "array": {"rows": core.rows, "cols": core.cols},
-        },  # fmt: skip
+        },
         "core",
     )
     arr = estimate_array_resources(hw, target)
