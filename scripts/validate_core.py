@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "rtl_tests" / "core"))
 
+from core_models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
+
 from autochip.builder.core import core_params, render_core  # noqa: E402
 from autochip.builder.core_build import build_core  # noqa: E402
 from autochip.builder.core_sim import simulate_core  # noqa: E402
@@ -41,7 +43,6 @@ from autochip.predictor.core_model import (  # noqa: E402
     control_features,
     core_resources,
 )
-from models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
 
 DEMO = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = ROOT / "rtl_tests" / "core" / "core_adder8x8.yaml"

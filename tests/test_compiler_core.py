@@ -26,7 +26,7 @@ from autochip.reference import ComputeOp, IntegerModel, save_integer_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "rtl_tests" / "core"))
-from models import random_model  # noqa: E402
+from core_models import random_model  # noqa: E402
 
 DEMO = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 

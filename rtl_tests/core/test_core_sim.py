@@ -21,7 +21,7 @@ from autochip.hw import load_hardware_spec
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
+from core_models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
 
 MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
