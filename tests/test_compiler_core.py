@@ -214,3 +214,19 @@ def test_xilinx_bram_geometry() -> None:
     assert xilinx_bram_blocks(2048) == 1  # RAMB18 2K x 9
     assert xilinx_bram_blocks(4096) == 1  # RAMB36 4K x 9
     assert xilinx_bram_blocks(16384) == 4
+
+
+def test_build_refuses_an_adder_model_on_a_mac_core(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = random_model()
+    ops = list(model.ops)
+    npz = tmp_path / "adder.npz"
+    save_integer_model(replace(model, ops=(replace(ops[0], kind="adder"), *ops[1:])), npz)
+    out = tmp_path / "o"
+    assert main(["build", str(npz), "--hw", str(DEMO), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the core cannot run this model" in err
+    assert "op 'c5': an adder layer needs a core with pe.kind 'adder', found 'mac'" in err
+    assert "Traceback" not in err
+    assert not out.exists()  # nothing written half-way
