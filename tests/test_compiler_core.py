@@ -230,3 +230,21 @@ def test_build_refuses_an_adder_model_on_a_mac_core(
     assert "op 'c5': an adder layer needs a core with pe.kind 'adder', found 'mac'" in err
     assert "Traceback" not in err
     assert not out.exists()  # nothing written half-way
+
+
+def test_the_bit_exact_check_catches_one_wrong_value() -> None:
+    from autochip.builder.core_sim import compare_outputs
+    from autochip.reference import run
+
+    model = random_model()
+    x = np.random.default_rng(1).integers(-128, 128, size=(2, 3, 11, 9))
+    names = ["c5", "add", "fc"]
+    results = []
+    for image in x:
+        _, ref = run(model, image[None], dump=True)
+        results.append({"tensors": {n: [int(v) for v in ref[n].reshape(-1)] for n in names}})
+    assert compare_outputs(model, x, names, results) == [0, 0, 0]
+    results[1]["tensors"]["add"][17] += 1
+    assert compare_outputs(model, x, names, results) == [0, 1, 0]
+    results[0]["tensors"]["fc"] = results[0]["tensors"]["fc"][:-1]  # a short read counts too
+    assert compare_outputs(model, x, names, results)[2] == 7

@@ -23,7 +23,7 @@ from autochip.builder import sim
 from autochip.errors import ToolError
 from autochip.reference import IntegerModel, run
 
-__all__ = ["LayerResult", "SimReport", "simulate_core"]
+__all__ = ["LayerResult", "SimReport", "compare_outputs", "simulate_core"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,27 @@ def _build(files: list[Path], top: str, build_dir: Path, simulator: str) -> sim.
 
 
 _BUILDS: dict[tuple[str, str], sim.SimBuild] = {}
+
+
+def compare_outputs(
+    model: IntegerModel,
+    x_int: np.ndarray,
+    outputs: list[str],
+    results: list[dict[str, Any]],
+) -> list[int]:
+    """Per output tensor: how many values the simulated DRAM holds that differ from
+    :func:`autochip.reference.run` (summed over the inputs; NCHW order, flattened)."""
+    mism = [0] * len(outputs)
+    for image, res in zip(x_int, results, strict=True):
+        _, ref = run(model, np.asarray(image)[None], dump=True)
+        for i, name in enumerate(outputs):
+            want = np.asarray(ref[name]).reshape(-1)
+            got = np.asarray(res["tensors"][name], dtype=np.int64)
+            if got.shape != want.shape:
+                mism[i] += max(want.size, got.size)
+                continue
+            mism[i] += int(np.count_nonzero(want != got))
+    return mism
 
 
 @contextmanager
@@ -171,13 +192,7 @@ def simulate_core(
     if failed or not (work / "results.json").is_file():
         raise ToolError(f"the core testbench failed in '{build.build_dir}'; see {log}")
     results = json.loads((work / "results.json").read_text())
-    mism = [0] * len(layers)
-    for image, res in zip(x_int, results, strict=True):
-        _, ref = run(model, np.asarray(image)[None], dump=True)
-        for i, lay in enumerate(layers):
-            want = np.asarray(ref[lay["output"]]).reshape(-1)
-            got = np.asarray(res["tensors"][lay["output"]], dtype=np.int64)
-            mism[i] += int(np.count_nonzero(want != got))
+    mism = compare_outputs(model, x_int, [lay["output"] for lay in layers], results)
     first = results[0]
     marks = [0, *first["marks"]]
     out: list[LayerResult] = []
