@@ -10,6 +10,9 @@ DEMO_OUT ?= build/demo
 .PHONY: setup demo test lint pytest bench clean
 
 $(STAMP): pyproject.toml
+	@# Icarus Verilog, the second simulator, has no PyPI package: Debian's is the one dependency
+	@# installed outside pip (needs root, as on CI and the developer machines).
+	command -v iverilog >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -86,7 +86,7 @@ def pe_bank(
 ) -> sim.SimBuild:
     simulator = request.param
     if simulator == "icarus" and shutil.which("iverilog") is None:
-        pytest.skip("Icarus Verilog (iverilog) is not installed")
+        pytest.fail("Icarus Verilog (iverilog) is not installed: `make setup` installs it")
     folder = tmp_path_factory.mktemp(f"pe_bank_{simulator}")
     wrapper = folder / "pe_bank.v"
     wrapper.write_text(_bank_verilog(_pes()))

@@ -19,8 +19,6 @@ import pytest
 from autochip.commands import predict as predict_cmd
 from autochip.predictor.scalesim_ref import run_scalesim, write_scalesim_config
 
-pytest.importorskip("scalesim")
-
 CONV_HEADER = (
     "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
     "Num Filter, Strides,"
