@@ -21,8 +21,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import jinja2
+
 from autochip.builder.params import ArrayParams
-from autochip.builder.render import _environment
 from autochip.builder.tools import templates_dir
 from autochip.errors import SpecError, ToolError
 from autochip.hw.spec import HardwareSpec
@@ -182,6 +183,15 @@ def array_params(p: CoreParams) -> ArrayParams:
         wait_bits=max(1, (p.cols - 1).bit_length()),
         drain_cycles=p.cols - 1,
         max_depth=(2**31 - 1) // 2 ** (p.a_bits + p.w_bits - 2),
+    )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
     )
 
 
