@@ -4,11 +4,14 @@ Run with ``make demo`` (which sets up ``.venv`` first). Each step is a real ``au
 printed before it runs, so the output doubles as a walk-through of the CLI:
 
 1. ``inspect``   the model's layer table (MACs, params, arithmetic)
-2. ``compress``  int8 quantisation-aware training on scikit-learn's digits, integer export
+2. ``compress``  FP32 training, then int8 quantisation-aware training on scikit-learn's digits,
+                 integer export, and the integer model checked against the fake-quant one
 3. ``inspect``   the compressed checkpoint: the IR now records int8 arithmetic
-4. ``predict``   latency, energy and FPGA resources of an accelerator on a PYNQ-Z2 (XC7Z020)
-5. ``emit``      Verilog of the PE array for that accelerator
-6. ``synth``     Yosys synthesis of the emitted RTL (LUT/FF/DSP/BRAM, no latches, Fmax on ECP5)
+4. ``predict``   latency, energy and FPGA resources of an 8x8 int8 accelerator on a PYNQ-Z2
+5. ``build``     the complete accelerator core for that spec: RTL, program, DRAM image, testbench
+6. ``sim``       the whole network on 20 test digits in cocotb + Verilator, bit-exact against the
+                 integer reference, measured cycles per layer beside the predicted ones
+7. ``synth``     Yosys synthesis of the core for Xilinx 7-series (LUT/FF/DSP/BRAM, no latches)
 """
 
 from __future__ import annotations
@@ -36,27 +39,42 @@ def run(step: str, args: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    parser.add_argument(
+        "--epochs", type=int, default=30, help="FP32 and int8 training epochs (default 30)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "lenet_digits_int8.pt"
-    hw = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
-    rtl = out / "accel"
+    hw = "examples/hw/demo_os8x8_int8.yaml"
+    core = out / "core"
+    epochs = str(args.epochs)
 
     run("1. inspect the model", ["inspect", "lenet_digits"])
     run(
         "2. int8 quantisation-aware training on digits + integer export",
-        ["compress", "lenet_digits", "--method", "quant", "--bits", "8/8", "--data", "digits",
-         "--epochs", str(args.epochs), "--out", str(ckpt)],
+        [
+            *("compress", "lenet_digits", "--method", "quant", "--bits", "8/8"),
+            *("--data", "digits", "--epochs", epochs, "--fp32-epochs", epochs),
+            *("--out", str(ckpt)),
+        ],
     )
     run("3. inspect the compressed checkpoint", ["inspect", str(ckpt)])
-    run("4. predict cost on a PYNQ-Z2", ["predict", str(ckpt), "--platform", "pynq-z2",
-                                         "--hw", str(hw), "--plot", str(out / "predict.png")])
-    run("5. emit the PE array's Verilog", ["emit", "--hw", str(hw), "--out", str(rtl)])
-    run("6. synthesise for ECP5 (Yosys + nextpnr)", ["synth", str(rtl), "--target", "ecp5"])
+    run(
+        "4. predict its cost on a PYNQ-Z2",
+        [
+            *("predict", str(ckpt), "--platform", "pynq-z2", "--hw", hw),
+            *("--plot", str(out / "predict.png")),
+        ],
+    )
+    run("5. build the accelerator core", ["build", str(ckpt), "--hw", hw, "--out", str(core)])
+    run("6. simulate the whole network (Verilator)", ["sim", str(core)])
+    run(
+        "7. synthesise the core for Xilinx 7-series (Yosys)",
+        ["synth", str(core), "--target", "xilinx"],
+    )
     print(f"\ndemo finished; outputs in {out}/")
 
 
