@@ -332,7 +332,28 @@ class Zoo2(nn.Module):
         return self.head(t.mean(1))
 
 
+class CropPad(nn.Module):
+    """Padding by negative amounts (PyTorch crops), mixed grow/crop, after dilated grouped convs,
+    a depthwise residual and a ceil-mode pool; a linear over the cropped 3-D token tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 12, 5, stride=2, padding=2)
+        self.g = nn.Conv2d(12, 24, 3, padding=2, dilation=2, groups=4)
+        self.dw = nn.Conv2d(24, 24, 3, padding=1, groups=24, bias=False)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.fc = nn.Linear(40, 17)
+
+    def forward(self, x):
+        z = self.g(torch.relu(self.c1(x)))
+        z = self.pool(z + self.dw(z))
+        z = F.pad(z, (-1, 2, 1, -2))  # crop and grow in one call
+        t = F.pad(z.flatten(2), (0, 40 - z.shape[2] * z.shape[3]))  # negative: crop to 40
+        return self.fc(t)
+
+
 CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "croppad": (CropPad, (2, 3, 29, 31)),
     "zoo2": (Zoo2, (2, 3, 16, 16)),
     "shuffleconvnext": (ShuffleConvNeXt, (2, 16, 8, 8)),
     "keywordspotter": (KeywordSpotter, (2, 10, 49)),

@@ -23,7 +23,7 @@ from autochip.ir._lower import Lowering, tensor_info
 from autochip.ir._source import SourceLoc, caller, from_exception, from_stack_trace
 from autochip.ir._values import Const, Meta, TensorInfo, Value
 from autochip.ir.graph import AccelGraph
-from autochip.ir.validate import EXPAND_OPS, NOOP_OPS, SLICE_OPS, VIEW_OPS
+from autochip.ir.validate import EXPAND_OPS, NOOP_OPS, PAD_OPS, SLICE_OPS, VIEW_OPS
 
 __all__ = ["trace", "trace_exported"]
 
@@ -150,7 +150,7 @@ class _FxLowering(Lowering):
         return loc if isinstance(loc, SourceLoc) else None
 
 
-_DATA_MOVEMENT = VIEW_OPS | NOOP_OPS | SLICE_OPS | EXPAND_OPS
+_DATA_MOVEMENT = VIEW_OPS | NOOP_OPS | SLICE_OPS | EXPAND_OPS | PAD_OPS
 
 
 class _ExportLowering(Lowering):

@@ -88,12 +88,11 @@ EXPAND_OPS = frozenset(
         "expand_as",
         "repeat",
         "broadcast_to",
-        "pad",
-        "constant_pad_nd",
-        "zero_pad",
         "upsample",
     }
 )
+# Padding grows or, with negative amounts (PyTorch crops then), shrinks each dimension.
+PAD_OPS = frozenset({"pad", "constant_pad_nd", "zero_pad"})
 
 _SAME_SHAPE = {OpKind.BATCHNORM, OpKind.LAYERNORM, OpKind.ACTIVATION, OpKind.SOFTMAX}
 _POOLS = {OpKind.MAXPOOL, OpKind.AVGPOOL}
@@ -235,6 +234,8 @@ def _check_kind(node: Node, problems: list[str]) -> None:
             bad(f"slice '{op}' cannot grow {list(x)} to {list(out)}")
         elif op in EXPAND_OPS and numel < n_in:
             bad(f"'{op}' cannot shrink {list(x)} to {list(out)}")
+        elif op in PAD_OPS and len(out) != len(x):
+            bad(f"'{op}' must keep the rank of {list(x)}, found {list(out)}")
 
 
 def validate(graph: AccelGraph) -> AccelGraph:
