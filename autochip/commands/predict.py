@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         except SpecError as exc:
             problems += [f"{exc.source}: {p}" for p in exc.problems]
     if problems or platform is None:  # every problem of the command line, platform and spec
-        raise SpecError("autochip predict", problems)
+        raise SpecError("command line and specs", problems)
     est = predict(_load_graph(args.model), hw or platform.default_hw, platform, args.fidelity)
     _write_outputs(args, est)
     if args.json:
@@ -193,7 +193,7 @@ def _run_scalesim(args: argparse.Namespace) -> int:
     if args.model or args.hw:
         problems.append("MODEL and --hw do not combine with --scalesim-config/--scalesim-topology")
     if problems:
-        raise SpecError("autochip predict", problems)
+        raise SpecError("command line", problems)
     cfg = read_scalesim_config(args.scalesim_config)
     gemm = None if args.scalesim_format == "auto" else args.scalesim_format == "gemm"
     wl = read_scalesim_topology(args.scalesim_topology, gemm)
