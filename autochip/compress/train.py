@@ -161,8 +161,14 @@ def train(
         teacher.eval()
     adders = _has_adders(model)
     model.train()
+    # Bars are for people at a terminal; a log file would get a \r update every half second.
     bar = tqdm(
-        total=steps, desc=desc, file=sys.stderr, disable=not progress, leave=False, mininterval=0.5
+        total=steps,
+        desc=desc,
+        file=sys.stderr,
+        disable=not (progress and sys.stderr.isatty()),
+        leave=False,
+        mininterval=0.5,
     )
     try:
         for epoch in range(cfg.epochs):
