@@ -53,7 +53,12 @@ def test_quant_int8_trains_exports_and_reloads(
     im = load_integer_model(r["integer_model"])  # type: ignore[arg-type]
     out, _ = run(im, quantize_input(im, data.x_test.numpy()))
     assert float((out.argmax(1) == data.y_test.numpy()).mean()) == pytest.approx(acc_int)
-    assert np.array_equal(out, np.rint(fq.numpy() / im.output_scale).astype(np.int64))
+    # The integer requantisation (M_k, shift) and the float fake-quant round the same real value;
+    # they may land on different sides of a rounding tie, by one step, on a few elements (seen on
+    # one CPU's BLAS, not another's). Anything more is a bug.
+    diff = np.abs(out - np.rint(fq.numpy() / im.output_scale).astype(np.int64))
+    assert int(diff.max()) <= 1, int(diff.max())
+    assert float((diff > 0).mean()) <= 0.002, float((diff > 0).mean())
     meta = read_checkpoint(r["checkpoint"])["meta"]  # type: ignore[arg-type]
     assert meta["method"] == "quant" and meta["bits"] == "8/8"
     assert (tmp_path / "m.fp32.pt").is_file()
