@@ -69,7 +69,7 @@ class _SafeLoader(yaml.SafeLoader):
         self.duplicates: list[str] = []
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             raise _YamlRefused(
                 f"expected plain data, found the alias '*{event.anchor}' (anchors and aliases "
