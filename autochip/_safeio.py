@@ -206,8 +206,12 @@ def _writable_dir_problem(d: Path) -> str | None:
         return f"found no folder '{d}'"
     if not d.is_dir():
         return f"found a file at '{d}' where a folder is needed"
-    if not os.access(d, os.W_OK | os.X_OK):
-        return f"found the folder '{d}' not writable"
+    try:  # the one reliable test (root ignores permission bits; /proc refuses everyone)
+        fd, probe = tempfile.mkstemp(dir=d, prefix=".autochip-probe.")
+    except OSError as exc:
+        return f"found the folder '{d}' not writable ({exc.strerror})"
+    os.close(fd)
+    os.unlink(probe)
     return None
 
 
@@ -234,9 +238,8 @@ def output_dir_problems(flag: str, value: str | os.PathLike[str] | None) -> list
     if p.exists():
         if not p.is_dir():
             return [f"{flag} {value}: expected a folder, found a file"]
-        if not os.access(p, os.W_OK | os.X_OK):
-            return [f"{flag} {value}: expected a writable folder, found it read-only"]
-        return []
+        why = _writable_dir_problem(p)
+        return [f"{flag} {value}: expected a writable folder, {why}"] if why else []
     parent = p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.core_sim import simulate_core
 from autochip.builder.sim import SIMULATORS
 from autochip.errors import SpecError
@@ -56,6 +57,7 @@ def _inputs(args: argparse.Namespace, root: Path, shape: tuple[int, ...]) -> np.
 
 def run(args: argparse.Namespace) -> int:
     root = Path(args.build)
+    raise_output_problems("autochip sim", output_dir_problems("DIR", args.build))
     for name in ("plan.json", "model.npz", "files.f", "tb/tb_core.py"):
         if not (root / name).is_file():
             raise SpecError(
