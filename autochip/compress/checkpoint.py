@@ -53,6 +53,15 @@ def save_checkpoint(
         torch.save(data, tmp)
 
 
+def _first_line(exc: BaseException) -> str:
+    """The line of torch's (long, multi-line) message that says what was refused."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    refused = [ln for ln in lines if "Unsupported global" in ln]
+    line = (refused or lines or [""])[0]
+    line = line.removeprefix("WeightsUnpickler error: ")
+    return line[:300] + (" (a pickled Python object: refused)" if refused else "")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's data, validated."""
     p = Path(path)
@@ -62,7 +71,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle/zip/runtime errors for foreign files
         raise CompressionError(
-            f"'{p}' is not an autochip checkpoint ({type(exc).__name__}: {exc})"
+            f"'{p}' is not an autochip checkpoint ({type(exc).__name__}: {_first_line(exc)})"
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
