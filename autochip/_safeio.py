@@ -116,8 +116,9 @@ def load_yaml_text(text: str, source: str) -> Any:
             [f"expected a YAML file of at most {MAX_YAML_BYTES} bytes (MAX_YAML_BYTES), "
              f"found {len(text)} characters"],
         )  # fmt: skip
-    loader = _SafeLoader(text)
+    loader: _SafeLoader | None = None
     try:
+        loader = _SafeLoader(text)
         data = loader.get_single_data()
     except _YamlRefused as exc:
         where = _mark(exc.mark)
@@ -129,7 +130,8 @@ def load_yaml_text(text: str, source: str) -> Any:
     except (RecursionError, ValueError, OverflowError) as exc:  # e.g. huge ints, deep nesting
         raise SpecError(source, [f"invalid YAML: {type(exc).__name__}: {exc}"[:200]]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if loader.duplicates:
         raise SpecError(source, loader.duplicates)
     return data
