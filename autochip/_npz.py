@@ -30,6 +30,7 @@ __all__ = [
     "MAX_WINDOW",
     "check_archive",
     "check_model",
+    "npy_problem",
 ]
 
 MAX_NPZ_BYTES = 1 << 30  # the whole file
@@ -65,7 +66,7 @@ def check_archive(path: Path) -> list[str]:
         return [f"expected an .npz (zip) archive, found: {exc}"]
 
 
-def _member_problem(info: zipfile.ZipInfo, f: Any) -> str | None:
+def _member_problem(info: zipfile.ZipInfo, f: Any, kinds: str = "biu") -> str | None:
     if not info.filename.endswith(".npy"):
         return "expected a .npy member"
     try:
@@ -78,8 +79,9 @@ def _member_problem(info: zipfile.ZipInfo, f: Any) -> str | None:
             return f"expected .npy format 1.0 or 2.0, found {version}"
     except (ValueError, SyntaxError, TypeError, EOFError, OSError) as exc:
         return f"unreadable .npy header ({exc})"
-    if dtype.hasobject or dtype.kind not in "biu":
-        return f"expected an integer or boolean array, found dtype {dtype}"
+    if dtype.hasobject or dtype.kind not in kinds:
+        wanted = "a numeric" if "f" in kinds else "an integer or boolean"
+        return f"expected {wanted} array, found dtype {dtype}"
     count = math.prod(shape)
     if count > MAX_ARRAY_ELEMS:
         return f"expected at most {MAX_ARRAY_ELEMS} elements (MAX_ARRAY_ELEMS), found {count}"
@@ -87,6 +89,17 @@ def _member_problem(info: zipfile.ZipInfo, f: Any) -> str | None:
     if stored != count * dtype.itemsize:
         return f"its header announces {count * dtype.itemsize} bytes, the file holds {stored}"
     return None
+
+
+def npy_problem(path: Path) -> str | None:
+    """Why a standalone ``.npy`` file may not be loaded (its header checked first), or None."""
+    size = path.stat().st_size
+    if size > MAX_NPZ_BYTES:
+        return f"expected at most {MAX_NPZ_BYTES} bytes (MAX_NPZ_BYTES), found {size}"
+    info = zipfile.ZipInfo(path.name + ".npy")
+    info.file_size = size
+    with path.open("rb") as f:
+        return _member_problem(info, f, kinds="biuf")
 
 
 class _Checker:

@@ -214,6 +214,14 @@ def _huge_shape(items: dict[str, bytes]) -> None:
     items[k] = buf.getvalue() + np.zeros(12, np.int64).tobytes()
 
 
+def _forged_npy() -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<i8", "fortran_order": False, "shape": (90_000, 100_000)}
+    )
+    return buf.getvalue() + bytes(64)
+
+
 def _object_array(items: dict[str, bytes]) -> None:
     k = next(n for n in items if "weight" in n)
     items[k] = _npy(np.array([_Evil(Path("/nonexistent/x"))], dtype=object))
@@ -400,6 +408,11 @@ CASES = [
          str(d / "o")], "expected a name"),
     Case("npz-sim-tampered", lambda d, g: ["sim", str(_build_dir(d, _npz(d, _huge_shape)))],
          "(MAX_ARRAY_ELEMS)"),
+    Case("npy-sim-input-huge", lambda d, g: ["sim", str(_build_dir(d, _npz(d))), "--input",
+         str(_write(d, "x.npy", _forged_npy()))], "(MAX_ARRAY_ELEMS)"),
+    Case("npy-sim-input-nan", lambda d, g: ["sim", str(_build_dir(d, _npz(d))), "--input",
+         str(_write(d, "x.npy", _npy(np.full((1, 4), np.nan, np.float32))))],
+         "expected finite values"),
     # output paths, checked before any work
     Case("out-csv-unwritable", lambda d, g: ["predict", "mlp", "--platform", "zedboard",
          "--csv", f"{UNWRITABLE}/x.csv"], "not writable"),
