@@ -498,6 +498,22 @@ def test_good_pt2_still_loads(good_pt2: Path, capsys: pytest.CaptureFixture[str]
     assert json.loads(capsys.readouterr().out)["total_macs"] == 12
 
 
+def test_dynamic_shape_pt2_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """torch writes symbolic sizes as sympy reprs (``Symbol('s0', positive=True, ...)``,
+    ``Mul(Integer(4), Pow(...))``): the restricted loader accepts exactly that grammar."""
+    batch = torch.export.Dim("batch", min=1, max=64)
+    ep = torch.export.export(_Tiny(), (torch.zeros(2, 4),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(ep, str(tmp_path / "dyn.pt2"))
+    assert (
+        "Symbol("
+        in zipfile.ZipFile(tmp_path / "dyn.pt2")
+        .read(next(n for n in zipfile.ZipFile(tmp_path / "dyn.pt2").namelist() if "models/" in n))
+        .decode()
+    )
+    assert cli.main(["inspect", str(tmp_path / "dyn.pt2"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_params"] == 15
+
+
 def test_ir_does_not_import_compress() -> None:
     """DESIGN.md's one-way flow: the IR's loader names nothing of autochip.compress."""
     import autochip.ir.loader as loader

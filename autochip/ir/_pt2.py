@@ -89,8 +89,24 @@ _SYMPY_NAMES = frozenset(
         "Integer",
         "floor",
         "ceiling",
+        "Symbol",
+        "Mul",
+        "Add",
+        "Pow",
+        "Rational",
+        "positive",
+        "negative",
+        "nonnegative",
+        "nonpositive",
+        "integer",
+        "real",
+        "finite",
+        "zero",
+        "even",
+        "odd",
     ]
 )
+_QUOTED_SYMBOL = re.compile(r"'([a-z]{1,5}[0-9]{1,7})'")
 _UNSAFE_ENTRY = re.compile(r"(^|/)data/aotinductor/|\.(so|dll|dylib|pyd)$")
 
 
@@ -102,30 +118,60 @@ def _refuse(what: str) -> _Refused:
     return _Refused(what)
 
 
+def _pow_exponents(text: str) -> list[str]:
+    """The second argument of every ``Pow(base, exponent)`` in ``text``."""
+    out = []
+    for m in re.finditer(r"\bPow\(", text):
+        depth, start, comma = 1, m.end(), -1
+        for i in range(start, len(text)):
+            ch = text[i]
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth == 0:
+                    out.append(text[comma + 1 : i].strip() if comma >= 0 else "")
+                    break
+            elif ch == "," and depth == 1:
+                comma = i
+    return out
+
+
 def _check_expr(text: str) -> None:
+    """Accept only what torch writes for a symbolic shape: ``s0 + 1``, ``2*s77``,
+    ``Symbol('s0', positive=True, integer=True)``, ``Mul(Integer(3), Pow(Symbol(...),
+    Integer(2)))``, ``FloorDiv(s0, 2)`` ... (sympify would ``eval`` anything else)."""
     if len(text) > MAX_SYMBOLIC_EXPR:
         raise _refuse(
             f"a symbolic shape expression of {len(text)} characters (more than "
             f"MAX_SYMBOLIC_EXPR={MAX_SYMBOLIC_EXPR})"
         )
+    plain = _QUOTED_SYMBOL.sub(r"\1", text)  # Symbol('s0', ...) names its symbol in quotes
     bad_name = next(
         (
             t
-            for t in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", text)
+            for t in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", plain)
             if t not in _SYMPY_NAMES and not _SYMBOL.fullmatch(t)
         ),
         None,
     )
-    powers = text.count("**")
-    if not _EXPR_CHARS.fullmatch(text) or bad_name is not None or powers > 3:
-        shown = text if len(text) <= 60 else text[:60] + "..."
+    shown = text if len(text) <= 60 else text[:60] + "..."
+    attribute = re.search(r"(?<![0-9])\.|\.(?![0-9])", plain)  # a dot only inside a number
+    if not _EXPR_CHARS.fullmatch(plain) or bad_name is not None or attribute:
         why = f" (the name '{bad_name}')" if bad_name else ""
         raise _refuse(
             f"the symbolic shape expression {shown!r}{why}, which is not a shape formula "
             "(symbols, integers and arithmetic only)"
         )
-    if re.search(r"\*\*\s*(\d{3,}|\()", text):
-        raise _refuse(f"the symbolic shape expression {text[:60]!r} with a large power")
+    small = re.compile(r"\s*(Integer\(\s*-?\d{1,2}\s*\)|-?\d{1,2})\s*")
+    powers = re.findall(r"\*\*\s*(\(|[^\s(]+)", plain)
+    if (
+        re.search(r"\d{21,}", plain)
+        or len(powers) + plain.count("Pow(") > 3
+        or any(not re.fullmatch(r"-?\d{1,2}", p) for p in powers)
+        or any(not small.fullmatch(e) for e in _pow_exponents(plain))
+    ):
+        raise _refuse(f"the symbolic shape expression {shown!r} with a large number or power")
 
 
 @contextlib.contextmanager
