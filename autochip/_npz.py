@@ -26,6 +26,7 @@ __all__ = [
     "MAX_MACS",
     "MAX_NPZ_BYTES",
     "MAX_OPS",
+    "MAX_PAD",
     "MAX_TENSOR_ELEMS",
     "MAX_WINDOW",
     "check_archive",
@@ -40,6 +41,7 @@ MAX_HEADER_BYTES = 1 << 24  # the JSON header
 MAX_OPS = 4096
 MAX_TENSOR_ELEMS = 1 << 24  # elements of one tensor of one image (C x H x W)
 MAX_WINDOW = 256  # kernel, stride, dilation, padding
+MAX_PAD = 4096  # zero padding of a PadOp (channels included)
 MAX_MACS = 1 << 34  # multiply-accumulates of one image through the whole model
 MAX_PROBLEMS = 20
 _I32 = (-(2**31), 2**31 - 1)
@@ -254,7 +256,7 @@ def _op_shape(
             return None
         return (x[0], -(-x[1] // op.stride[0]), -(-x[2] // op.stride[1]))
     if isinstance(op, r.PadOp):
-        if not c.ints(op.pads, 6, 0, w, f"{where}.pads", "MAX_WINDOW"):
+        if not c.ints(op.pads, 6, 0, MAX_PAD, f"{where}.pads", "MAX_PAD"):
             return None
         p = op.pads
         return (x[0] + p[0] + p[1], x[1] + p[2] + p[3], x[2] + p[4] + p[5])
