@@ -12,6 +12,7 @@ import builtins
 import io
 import json
 import os
+import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -278,6 +279,46 @@ def _build_dir(d: Path, model_npz: Path) -> Path:
     return b
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real build folder (tiny linear model) to tamper with."""
+    d = tmp_path_factory.mktemp("built")
+    out = d / "b"
+    assert cli.main(["build", str(_npz(d)), "--platform", "zedboard", "--out", str(out),
+                     "--images", "1", "--json"]) == 0  # fmt: skip
+    return out
+
+
+_BUILT: list[Path] = []  # set by the test from the fixture (the table's lambdas take (d, g))
+
+
+def _tampered(d: Path, edit: Callable[[Path], None]) -> Path:
+    b = d / "b"
+    shutil.copytree(_BUILT[0], b)
+    edit(b)
+    return b
+
+
+def _rtl_system(b: Path) -> None:
+    rtl = next((b / "rtl").glob("*.v"))
+    rtl.write_text(rtl.read_text() + f'\nmodule evil; initial $system("touch {b.parent / MARK}"); '
+                   "endmodule\n")  # fmt: skip
+
+
+def _tb_code(b: Path) -> None:
+    (b / "tb" / "tb_core.py").write_text(f"open({str(b.parent / MARK)!r}, 'w')\n")
+
+
+def _files_outside(b: Path) -> None:
+    (b / "files.f").write_text("../../../../etc/passwd\n")
+
+
+def _top_injection(b: Path) -> None:
+    m = json.loads((b / "manifest.json").read_text())
+    m["top"] = "autochip_core\nshell touch PWNED"
+    (b / "manifest.json").write_text(json.dumps(m))
+
+
 # -- the table --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Case:
@@ -413,6 +454,15 @@ CASES = [
     Case("npy-sim-input-nan", lambda d, g: ["sim", str(_build_dir(d, _npz(d))), "--input",
          str(_write(d, "x.npy", _npy(np.full((1, 4), np.nan, np.float32))))],
          "expected finite values"),
+    # design and build folders: RTL and the testbench run in a simulator
+    Case("sim-rtl-system-task", lambda d, g: ["sim", str(_tampered(d, _rtl_system))],
+         "refusing RTL that uses '$system'"),
+    Case("sim-testbench-replaced", lambda d, g: ["sim", str(_tampered(d, _tb_code))],
+         "tb/tb_core.py: expected the testbench autochip writes"),
+    Case("synth-files-outside", lambda d, g: ["synth", str(_tampered(d, _files_outside)),
+         "--target", "ice40"], "expected paths inside the folder"),
+    Case("synth-top-injection", lambda d, g: ["synth", str(_tampered(d, _top_injection)),
+         "--target", "xilinx"], "top: expected a Verilog identifier"),
     # output paths, checked before any work
     Case("out-csv-unwritable", lambda d, g: ["predict", "mlp", "--platform", "zedboard",
          "--csv", f"{UNWRITABLE}/x.csv"], "not writable"),
@@ -437,8 +487,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_message_exit_2_nothing_written_no_code_run(
-    case: Case, good_pt2: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: Case, good_pt2: Path, built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _BUILT[:] = [built]
     d = tmp_path / "case"
     d.mkdir()
     argv = case.make(d, good_pt2)

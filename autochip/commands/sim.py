@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autochip._builddir import design_problems
 from autochip._npz import npy_problem
 from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.core_sim import simulate_core
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             raise SpecError(
                 str(root), [f"expected a folder written by `autochip build` ({name}), found none"]
             )
+    raise_output_problems(str(root), design_problems(root, testbench=True))
     model = load_integer_model(root / "model.npz")
     x = _inputs(args, root, tuple(model.input_shape[1:]))
     if not np.issubdtype(x.dtype, np.integer):
