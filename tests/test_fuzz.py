@@ -58,7 +58,7 @@ settings.register_profile(
     "autochip-fuzz",
     derandomize=True,
     database=None,
-    deadline=5000,  # ms per example
+    deadline=20_000,  # ms per example: the time bound (generous: CI machines are shared)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     print_blob=False,
 )

@@ -17,7 +17,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -245,8 +244,7 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     }
     npz = out.with_suffix(".npz")
     fp_path = out.with_name(out.stem + ".fp32.pt")
-    save_integer_model(integer, npz.with_name(npz.stem + ".tmp.npz"))
-    os.replace(npz.with_name(npz.stem + ".tmp.npz"), npz)
+    save_integer_model(integer, npz)  # atomic (temp + rename), as the checkpoints
     save_checkpoint(out, spec, policy, student, meta)
     written = [str(out), str(npz)]
     if not teacher_pretrained:
