@@ -52,6 +52,7 @@ EXAMPLES = {
     "npz": 300,
     "cli": 150,
     "cli_graph": 150,
+    "predict_spec": 200,
 }
 MEMORY_HEADROOM = 2 << 30  # bytes of address space a target may add
 settings.register_profile(
@@ -494,6 +495,66 @@ def test_fuzz_cli_on_graphs(
         json.loads(out)
     else:
         assert code == 0 or err.startswith(f"autochip {argv[0]}: error: "), err
+
+
+_SPEC_NUMS = st.one_of(
+    st.sampled_from([1, 2, 3, 4, 16, 64, 1024, 4096, 0.001, 1 / 1024, 2**20]),
+    st.floats(min_value=1 / 1024, max_value=2**20),
+    st.integers(1, 4096),
+)
+
+
+@_examples("predict_spec")
+@given(
+    st.fixed_dictionaries(
+        {
+            "array": st.fixed_dictionaries(
+                {"rows": st.integers(1, 4096), "cols": st.integers(1, 4096)}
+            )
+        },
+        optional={
+            "pe": st.fixed_dictionaries(
+                {},
+                optional={
+                    "kind": st.sampled_from(["mac", "adder", "xnor"]),
+                    "dtype": st.sampled_from(["int", "float"]),
+                    "w_bits": st.integers(1, 32),
+                    "a_bits": st.integers(1, 32),
+                    "acc_bits": st.integers(2, 64),
+                    "vector": st.integers(1, 1024),
+                },
+            ),
+            "dataflow": st.sampled_from(["os", "ws", "is"]),
+            "buffers": st.dictionaries(
+                st.sampled_from(["ifmap", "weight", "ofmap"]),
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "size_kb": _SPEC_NUMS,
+                        "banks": st.integers(1, 1024),
+                        "bandwidth": _SPEC_NUMS,
+                    },
+                ),
+            ),
+            "dram": st.fixed_dictionaries({"bandwidth": _SPEC_NUMS}),
+            "clock_mhz": st.floats(min_value=0.001, max_value=100_000),
+        },
+    ),
+    st.sampled_from(["zedboard", "asic-45nm", "asic-16nm"]),
+    st.sampled_from(["analytic", "rtl"]),
+)
+def test_fuzz_valid_specs_predict_sane_numbers(data: Any, platform: str, fidelity: str) -> None:
+    """Every spec the reader accepts gives finite, non-negative predictions (no -9.2e18 cycles)."""
+    from autochip.predictor.estimate import predict
+
+    def target() -> None:
+        hw = hardware_spec_from_dict(data, "fuzz.yaml")
+        est = predict(graph_from_dict(_GRAPH), hw, load_platform(platform), fidelity)
+        t = est.total
+        for v in (t.cycles, t.latency_s, t.energy_pj, t.power_w):
+            assert math.isfinite(float(v)) and float(v) >= 0, (data, t)
+
+    _result_or_error(target)
 
 
 def test_profile_is_fixed() -> None:

@@ -48,6 +48,7 @@ FLOAT_WIDTHS = (16, 32)
 MAX_ARRAY_DIM = 4096  # rows, cols
 MAX_BUFFER_KB = 1 << 20  # 1 GiB per on-chip buffer
 MAX_BANDWIDTH = 1 << 20  # bytes per cycle (buffers and DRAM)
+MIN_BANDWIDTH = 1 / 1024  # bytes per cycle: below it, cycle counts of real models overflow int64
 MAX_CLOCK_MHZ = 100_000.0
 
 
@@ -180,7 +181,7 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
             float,
             "dram",
             default=8.0,
-            minimum=1e-9,
+            minimum=MIN_BANDWIDTH,
             maximum=MAX_BANDWIDTH,
             limit="MAX_BANDWIDTH",
         )
@@ -230,7 +231,7 @@ def _buffer(f: Fields, raw: Any, where: str) -> BufferSpec:
         float,
         where,
         default=16.0,
-        minimum=1e-9,
+        minimum=MIN_BANDWIDTH,
         maximum=MAX_BANDWIDTH,
         limit="MAX_BANDWIDTH",
     )
