@@ -128,6 +128,30 @@ def _pt2_sympy_eval(d: Path, src: Path) -> Path:
     return d / "m.pt2"
 
 
+def _pt2_guard_code(d: Path, src: Path) -> Path:
+    """An input guard: ep.module() compiles it into Python that runs on every call."""
+
+    def edit(items: dict[str, bytes]) -> None:
+        k = _key(items, "models/model.json")
+        doc = json.loads(items[k])
+        doc["guards_code"] = [f"__import__('builtins').open({str(d / MARK)!r}, 'w') != 0"]
+        items[k] = json.dumps(doc).encode()
+
+    _rewrite_pt2(src, d / "m.pt2", edit)
+    return d / "m.pt2"
+
+
+def _pt2_os_target(d: Path, src: Path) -> Path:
+    """A call target resolved by getattr on torch: torch.os.system."""
+
+    def edit(items: dict[str, bytes]) -> None:
+        k = _key(items, "models/model.json")
+        items[k] = items[k].replace(b"torch.ops.aten.relu.default", b"torch.os.system")
+
+    _rewrite_pt2(src, d / "m.pt2", edit)
+    return d / "m.pt2"
+
+
 def _pt2_aoti(d: Path, src: Path) -> Path:
     def edit(items: dict[str, bytes]) -> None:
         base = _key(items, "archive_version").rsplit("/", 1)[0]
@@ -339,6 +363,10 @@ CASES = [
          "refusing to load a pickled Python object"),
     Case("pt2-sympy-eval", lambda d, g: ["inspect", str(_pt2_sympy_eval(d, g)), "--json"],
          "not a shape formula"),
+    Case("pt2-guard-code", lambda d, g: ["inspect", str(_pt2_guard_code(d, g))],
+         "refusing the input guard"),
+    Case("pt2-os-system-target", lambda d, g: ["inspect", str(_pt2_os_target(d, g))],
+         "system"),
     Case("pt2-aotinductor-so", lambda d, g: ["inspect", str(_pt2_aoti(d, g))],
          "refusing compiled code"),
     Case("pt2-legacy-zip", lambda d, g: ["inspect", str(_pt2_legacy(d, g))],

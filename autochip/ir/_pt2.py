@@ -12,14 +12,16 @@
 * ``data/aotinductor/`` holds compiled shared libraries that are loaded (``dlopen``);
 * symbolic shapes (``expr_str`` and range-constraint keys in ``models/<model>.json``) are parsed
   with ``sympy.sympify``, which calls ``eval``;
-* call targets named ``torch.<anything>`` are resolved with ``getattr`` (``torch.os.system``).
+* call targets named ``torch.<anything>`` are resolved with ``getattr`` (``torch.os.system``);
+* ``guards_code`` strings are compiled into Python by ``ep.module()`` (run on every call).
 
 :func:`load_pt2` refuses all of these: it checks the archive's entries first, then runs
 ``torch.export.load`` with every unpickler restricted to tensors (``weights_only=True``), the
 other unpicklers and the AOTInductor loader replaced by a refusal, and ``sympify`` given only
 strings from a small grammar (shape symbols, integers, arithmetic, the sympy functions torch
 uses); finally every call target must be an ATen/higher-order operator or from ``operator`` /
-``math``. A refusal is a :class:`ModelLoadError` that says what was found and where.
+``math``, and every input guard a comparison of input sizes and integers. A refusal is a
+:class:`ModelLoadError` that says what was found and where.
 """
 
 from __future__ import annotations
@@ -265,6 +267,21 @@ def _prescan(path: Path) -> None:
         )
 
 
+_GUARD_VALUE = re.compile(
+    r"L(\[('[A-Za-z_][A-Za-z0-9_]*'|\"[A-Za-z_][A-Za-z0-9_]*\"|\d+)\])+"
+    r"(\.(size|stride)\(\)\[\d+\]|\.(storage_offset|dim)\(\))?"
+)
+_GUARD_REST = re.compile(r"(v|\d{1,12}|\s|[-+*/%<>=!()]|\band\b|\bor\b|\bnot\b)*")
+
+
+def _guard_ok(code: str) -> bool:
+    """A runtime input guard ``ep.module()`` compiles into Python: only input sizes, integers
+    and comparisons (``L['x'].size()[3] == L['x'].size()[2]``), nothing that could call code."""
+    return len(code) <= MAX_SYMBOLIC_EXPR and bool(
+        _GUARD_REST.fullmatch(_GUARD_VALUE.sub("v", code))
+    )
+
+
 def _allowed_target(target: Any) -> bool:
     import torch
 
@@ -302,6 +319,12 @@ def load_pt2(path: str | Path) -> Any:
         raise ModelLoadError(
             f"'{p}': refusing to load {refusals[0]} from the archive; autochip reads .pt2 files "
             "as data (tensors and the graph), never as code (see docs/security.md)"
+        )
+    bad_guard = next((g for g in getattr(ep, "_guards_code", []) if not _guard_ok(str(g))), None)
+    if bad_guard is not None:
+        raise ModelLoadError(
+            f"'{p}': refusing the input guard {str(bad_guard)[:60]!r}: ep.module() would compile "
+            "it into Python; expected input sizes, integers and comparisons only"
         )
     for node in ep.graph.nodes:
         if node.op == "call_function" and not _allowed_target(node.target):
