@@ -152,6 +152,26 @@ def _pt2_os_target(d: Path, src: Path) -> Path:
     return d / "m.pt2"
 
 
+def _pt2_pytree_import(d: Path, src: Path) -> Path:
+    """A defaultdict in the input spec names its factory's module: torch imports it."""
+    (d / "autochip_pt2_evil.py").write_text(f"open({str(d / MARK)!r}, 'w')\nx = list\n")
+    ctx = {"default_factory_module": "autochip_pt2_evil", "default_factory_name": "x",
+           "dict_context": []}  # fmt: skip
+    leaf = {"type": None, "context": None, "children_spec": []}
+    spec = [1, {"type": "builtins.tuple", "context": "null", "children_spec": [
+        {"type": "builtins.tuple", "context": "null", "children_spec": [leaf]},
+        {"type": "collections.defaultdict", "context": ctx, "children_spec": []}]}]  # fmt: skip
+
+    def edit(items: dict[str, bytes]) -> None:
+        k = _key(items, "models/model.json")
+        doc = json.loads(items[k])
+        doc["graph_module"]["module_call_graph"][0]["signature"]["in_spec"] = json.dumps(spec)
+        items[k] = json.dumps(doc).encode()
+
+    _rewrite_pt2(src, d / "m.pt2", edit)
+    return d / "m.pt2"
+
+
 def _pt2_aoti(d: Path, src: Path) -> Path:
     def edit(items: dict[str, bytes]) -> None:
         base = _key(items, "archive_version").rsplit("/", 1)[0]
@@ -367,6 +387,8 @@ CASES = [
          "refusing the input guard"),
     Case("pt2-os-system-target", lambda d, g: ["inspect", str(_pt2_os_target(d, g))],
          "system"),
+    Case("pt2-pytree-import", lambda d, g: ["inspect", str(_pt2_pytree_import(d, g))],
+         "refusing to load the Python module 'autochip_pt2_evil'"),
     Case("pt2-aotinductor-so", lambda d, g: ["inspect", str(_pt2_aoti(d, g))],
          "refusing compiled code"),
     Case("pt2-legacy-zip", lambda d, g: ["inspect", str(_pt2_legacy(d, g))],
@@ -515,11 +537,17 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_message_exit_2_nothing_written_no_code_run(
-    case: Case, good_pt2: Path, built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: Case,
+    good_pt2: Path,
+    built: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _BUILT[:] = [built]
     d = tmp_path / "case"
     d.mkdir()
+    monkeypatch.syspath_prepend(str(d))  # a module beside the input is importable, as from cwd
     argv = case.make(d, good_pt2)
     before = sorted(str(p) for p in d.rglob("*"))
     capsys.readouterr()

@@ -13,7 +13,9 @@
 * symbolic shapes (``expr_str`` and range-constraint keys in ``models/<model>.json``) are parsed
   with ``sympy.sympify``, which calls ``eval``;
 * call targets named ``torch.<anything>`` are resolved with ``getattr`` (``torch.os.system``);
-* ``guards_code`` strings are compiled into Python by ``ep.module()`` (run on every call).
+* ``guards_code`` strings are compiled into Python by ``ep.module()`` (run on every call);
+* pytree specs (``in_spec``/``out_spec``) name modules that ``importlib.import_module`` imports
+  (a ``defaultdict`` factory, an enum): a module beside the archive or in the working folder runs.
 
 :func:`load_pt2` refuses all of these: it checks the archive's entries first, then runs
 ``torch.export.load`` with every unpickler restricted to tensors (``weights_only=True``), the
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import re
+import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -108,6 +111,7 @@ _SYMPY_NAMES = frozenset(
         "odd",
     ]
 )
+_SPEC_MODULES = frozenset({"builtins", "collections", "enum", "torch"})
 _QUOTED_SYMBOL = re.compile(r"'([a-z]{1,5}[0-9]{1,7})'")
 _UNSAFE_ENTRY = re.compile(r"(^|/)data/aotinductor/|\.(so|dll|dylib|pyd)$")
 
@@ -187,6 +191,24 @@ def _restricted(refusals: list[str]) -> Iterator[None]:
     orig_pickle = getattr(_package, "pickle")  # noqa: B009 (not re-exported by torch)
     orig_aoti = _package._load_aoti
     orig_script = torch._C._pickle_load_obj
+    from torch.utils import _pytree
+
+    orig_importlib = getattr(_pytree, "importlib")  # noqa: B009 (not re-exported by torch)
+
+    class _Imports:
+        """``importlib`` for pytree specs: only modules already imported (no code runs)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(orig_importlib, name)
+
+        @staticmethod
+        def import_module(name: str, package: str | None = None) -> Any:
+            root = name.split(".")[0]
+            if name in sys.modules and root in _SPEC_MODULES:
+                return sys.modules[name]
+            what = f"the Python module '{name[:60]}' a pytree spec names (importing it runs it)"
+            refusals.append(what)
+            raise _refuse(what)
 
     def fail(what: str) -> Callable[..., Any]:
         def refuse(*args: Any, **kwargs: Any) -> Any:
@@ -222,6 +244,7 @@ def _restricted(refusals: list[str]) -> Iterator[None]:
         setattr(_package, "pickle", _NoPickle)  # noqa: B010
         _package._load_aoti = fail("compiled AOTInductor code")
         torch._C._pickle_load_obj = fail("a TorchScript custom object")
+        setattr(_pytree, "importlib", _Imports())  # noqa: B010
         try:
             yield
         finally:
@@ -230,6 +253,7 @@ def _restricted(refusals: list[str]) -> Iterator[None]:
             setattr(_package, "pickle", orig_pickle)  # noqa: B010
             _package._load_aoti = orig_aoti
             torch._C._pickle_load_obj = orig_script
+            setattr(_pytree, "importlib", orig_importlib)  # noqa: B010
 
 
 def _prescan(path: Path) -> None:
