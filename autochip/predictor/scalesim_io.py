@@ -144,16 +144,16 @@ def read_scalesim_config(path: str | Path) -> ScaleSimConfig:
             ports = (bank[0], bank[1])
     if problems:
         raise SpecError(src, problems)
-    run_name = cp.get("general", "run_name", fallback=safe_name(p.stem)).strip()
-    why = name_problem(run_name)
-    if why:
-        raise SpecError(src, [f"[general] run_name: {why}"])
+    run_name = cp.get("general", "run_name", fallback=p.stem).strip()[:MAX_NAME_CHARS]
+    # SCALE-Sim names its output folder after run_name; the hardware spec's name (which may
+    # reach generated files) is its safe form.
+    spec_name = run_name if name_problem(run_name) is None else safe_name(run_name or "run")
 
     def buf(kb: int) -> BufferSpec:
         return BufferSpec(size_bytes=kb * 1024, banks=1, bandwidth=math.inf)
 
     hw = HardwareSpec(
-        name=run_name,
+        name=spec_name,
         pe=PESpec(kind="mac", dtype="int", w_bits=8, a_bits=8, acc_bits=8),
         rows=vals["ArrayHeight"],
         cols=vals["ArrayWidth"],
