@@ -3,8 +3,8 @@
 * :func:`load_yaml_text` / :func:`load_yaml_file`: YAML parsed with a safe loader that refuses
   anchors and aliases (no expansion bombs), reports duplicate keys, bounds the size and nesting
   depth, and turns every problem into one :class:`SpecError`.
-* :func:`check_finite`, :data:`MAX_INT`: numbers from files are finite and bounded.
-* :func:`check_name`: a name that reaches generated Verilog, reports or file names.
+* :data:`MAX_INT`: the largest integer a spec field holds (NaN/Inf are refused by the readers).
+* :func:`name_problem` / :func:`safe_name`: names that reach generated Verilog, reports, files.
 * :func:`output_file_problems` / :func:`output_dir_problems`: output paths checked before work.
 * :func:`atomic_write_text` / :func:`atomic_write_bytes` / :func:`atomic_path`: temp + rename.
 * :func:`user_code`: runs model code with its stdout sent to stderr and ``sys.exit`` refused.
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import sys
@@ -34,8 +33,6 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
-    "check_finite",
-    "check_name",
     "load_yaml_file",
     "load_yaml_text",
     "name_problem",
@@ -169,11 +166,6 @@ def load_yaml_file(path: str | Path, what: str = "a YAML file") -> tuple[Any, st
 
 
 # -- numbers and names ----------------------------------------------------------------------------
-def check_finite(value: float) -> bool:
-    """True for a finite number (NaN and +-Inf are refused everywhere a number is read)."""
-    return isinstance(value, int) or math.isfinite(value)
-
-
 def name_problem(name: Any) -> str | None:
     """Why ``name`` is not a safe name, or None. Safe: 1..64 of ``[A-Za-z0-9_.+-]``, no leading
     ``.``, ``+`` or ``-`` (names reach Verilog comments, reports and file names)."""
@@ -186,14 +178,6 @@ def name_problem(name: Any) -> str | None:
             f"'_.+-' (not starting with '.', '+' or '-'), found {shown!r}"
         )
     return None
-
-
-def check_name(name: Any, source: str, where: str) -> str:
-    """``name`` if it is safe, else a :class:`SpecError` at ``source: where``."""
-    problem = name_problem(name)
-    if problem:
-        raise SpecError(source, [f"{where}: {problem}"])
-    return str(name)
 
 
 def safe_name(text: str) -> str:
