@@ -75,17 +75,42 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; bad input is one message on stderr and exit code 2, never a traceback.
+
+    Model code run by a command (a user's ``.py`` file) cannot end autochip: a ``SystemExit``
+    raised while the command runs is reported as an error, and stdout is restored afterwards.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    stdout = sys.stdout
     try:
         code: int = args._run(args)
     except AutochipError as exc:
         print(f"autochip {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:
+        print(
+            f"autochip {args.command}: error: code run by the command called "
+            f"sys.exit({exc.code!r}); expected it to return",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:  # the file system refused a read or write (full disk, permissions)
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(
+            f"autochip {args.command}: error: file system error{where}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("autochip: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
     return code
 
 

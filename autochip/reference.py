@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from autochip._safeio import atomic_path
 from autochip.errors import CompressionError
 
 __all__ = [
@@ -388,45 +389,106 @@ _TUPLE_FIELDS = {
 }
 
 
-def _unflatten(obj: Any, arrays: Any) -> Any:
+class _HeaderError(ValueError):
+    pass
+
+
+def _unflatten(obj: Any, arrays: Any, where: str = "header") -> Any:
+    """Rebuild the dataclasses of a header; anything unexpected is a :class:`_HeaderError`."""
     if isinstance(obj, dict) and "__array__" in obj:
-        return np.asarray(arrays[obj["__array__"]])
+        key = obj["__array__"]
+        if len(obj) != 1 or not isinstance(key, str) or key not in arrays:
+            raise _HeaderError(f"{where}: expected a stored array name, found {key!r}"[:200])
+        return np.asarray(arrays[key])
     if isinstance(obj, dict) and "__type__" in obj:
         types = {**_OP_TYPES, "Requant": Requant, "Threshold": Threshold}
         types["IntegerModel"] = IntegerModel
-        cls = types[obj["__type__"]]
+        name = obj["__type__"]
+        if not isinstance(name, str) or name not in types:
+            raise _HeaderError(f"{where}: expected one of {sorted(types)}, found {name!r}"[:200])
+        cls = types[name]
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in obj if k != "__type__" and k not in names)
+        if unknown:
+            raise _HeaderError(f"{where}: {name} has no field(s) {unknown}"[:200])
         kwargs = {}
         for k, v in obj.items():
             if k == "__type__":
                 continue
-            val = _unflatten(v, arrays)
-            kwargs[k] = tuple(val) if k in _TUPLE_FIELDS else val
-        return cls(**kwargs)
+            val = _unflatten(v, arrays, f"{where}.{k}")
+            if k in _TUPLE_FIELDS:
+                if not isinstance(val, list):
+                    raise _HeaderError(f"{where}.{k}: expected a list, found {val!r}"[:200])
+                val = tuple(val)
+            kwargs[k] = val
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise _HeaderError(f"{where}: {name}: {exc}") from None
+    if isinstance(obj, dict):
+        raise _HeaderError(
+            f"{where}: expected an array, a typed object or a value, found {obj!r}"[:200]
+        )
     if isinstance(obj, list):
-        return [_unflatten(v, arrays) for v in obj]
+        return [_unflatten(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
     return obj
 
 
+def _no_constant(name: str) -> Any:
+    raise _HeaderError(f"header: expected finite numbers, found {name}")
+
+
 def save_integer_model(model: IntegerModel, path: str | Path) -> None:
-    """Write ``model`` to an ``.npz``: arrays by name plus a JSON header (no pickles)."""
+    """Write ``model`` to an ``.npz``: arrays by name plus a JSON header (no pickles), atomically
+    (a temporary file renamed into place: never half-written)."""
     arrays: dict[str, NDArray[Any]] = {}
     header = _flatten("m", model, arrays)
     meta = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
-    np.savez(path, __header__=meta, **arrays)  # type: ignore[arg-type]
+    target = Path(path) if str(path).endswith(".npz") else Path(f"{path}.npz")
+    with atomic_path(target) as tmp:
+        np.savez(tmp, __header__=meta, **arrays)  # type: ignore[arg-type]
 
 
 def load_integer_model(path: str | Path) -> IntegerModel:
-    """Read an ``.npz`` written by :func:`save_integer_model`."""
+    """Read an ``.npz`` written by :func:`save_integer_model`, validated before use.
+
+    The archive is checked first (no pickles, bounded array sizes that match the stored bytes:
+    :func:`autochip._npz.check_archive`), then loaded with ``allow_pickle=False``, then the
+    model is checked as a whole (names, shapes, strides, ranges: :func:`autochip._npz.check_model`).
+    """
+    from autochip._npz import MAX_HEADER_BYTES, check_archive, check_model
+
     p = Path(path)
     if not p.is_file():
         raise CompressionError(f"expected an integer model .npz file, found no file at '{p}'")
+    problems = check_archive(p)
+    if problems:
+        raise CompressionError(f"'{p}' is not an autochip integer model: {problems[0]}")
     try:
         with np.load(p, allow_pickle=False) as data:
-            header = json.loads(bytes(data["__header__"]).decode())
+            if "__header__" not in data.files:
+                raise _HeaderError("expected a __header__ array, found none")
+            raw = data["__header__"]
+            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_HEADER_BYTES:
+                raise _HeaderError(
+                    f"__header__: expected at most {MAX_HEADER_BYTES} bytes of JSON "
+                    f"(MAX_HEADER_BYTES), found dtype {raw.dtype} shape {raw.shape}"
+                )
+            header = json.loads(bytes(raw).decode(), parse_constant=_no_constant)
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, KeyError) as exc:
-        raise CompressionError(f"'{p}' is not an autochip integer model: {exc}") from None
-    model = _unflatten(header, arrays)
+        model = _unflatten(header, arrays)
+    except (OSError, ValueError, KeyError, RecursionError, EOFError) as exc:
+        text = str(exc).strip().splitlines()
+        raise CompressionError(
+            f"'{p}' is not an autochip integer model: {text[0][:300] if text else exc}"
+        ) from None
     if not isinstance(model, IntegerModel):
         raise CompressionError(f"'{p}' is not an autochip integer model")
+    problems = check_model(model)
+    if problems:
+        n = len(problems)
+        lines = "\n".join(f"  - {x}" for x in problems)
+        raise CompressionError(
+            f"'{p}': integer model with {n} problem{'s' if n != 1 else ''}:\n{lines}"
+        )
     return model

@@ -199,7 +199,7 @@ def test_cifar10_folder_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0
     assert res["agreement"] == 1.0
     assert out.is_file() and out.with_suffix(".npz").is_file()
-    _, example = load_checkpoint(out)
+    _, example = load_checkpoint(out, model_code=model)  # a checkpoint's .py runs only if given
     assert example.shape == (1, 3, 32, 32)
 
 

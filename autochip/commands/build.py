@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.core_build import build_core
 from autochip.errors import SpecError
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
@@ -93,6 +94,7 @@ def default_inputs(model: IntegerModel, n: int) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     if args.images < 1:
         raise SpecError("autochip build", [f"--images: expected >= 1, found {args.images}"])
+    raise_output_problems("autochip build", output_dir_problems("--out", args.out))
     model = _integer_model(args.model)
     hw, source = _hardware(args, model)
     res = build_core(model, hw, args.out, default_inputs(model, args.images), source)

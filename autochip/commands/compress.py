@@ -17,14 +17,15 @@ import copy
 import dataclasses
 import json
 import math
-import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
 from torch import nn
 
+from autochip._safeio import output_file_problems, user_code
 from autochip.compress.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from autochip.compress.convert import convert
 from autochip.compress.data import Dataset, load_data
@@ -58,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fp32-epochs", type=int, default=FP32_EPOCHS, help="FP32 epochs (30)")
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
+    p.add_argument(
+        "--model-code",
+        metavar="FILE.py",
+        help="the model's Python file, when a checkpoint given as MODEL or --kd names one",
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--estimator", choices=["ste", "fda"], default="ste", help="binary gradient")
@@ -99,12 +105,16 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
         problems.append(f"--out: the directory '{out.parent}' does not exist")
     if out.is_dir():
         problems.append(f"--out: '{out}' is a directory")
+    if not problems:
+        problems += output_file_problems("--out", args.out)
     if problems:
         raise SpecError("autochip compress", problems)
     return bits, out
 
 
-def _load_fp32(spec: str, role: str) -> tuple[nn.Module, torch.Tensor, str, bool]:
+def _load_fp32(
+    spec: str, role: str, model_code: str | None = None
+) -> tuple[nn.Module, torch.Tensor, str, bool]:
     """(model, example input, model spec, pretrained?) for a MODEL/TEACHER argument."""
     from autochip.ir import load_model
 
@@ -115,8 +125,8 @@ def _load_fp32(spec: str, role: str) -> tuple[nn.Module, torch.Tensor, str, bool
                 f"{role} '{spec}': expected an FP32 checkpoint (e.g. the <stem>.fp32.pt that "
                 f"autochip compress writes), found a compressed one ({data['meta'].get('method')})"
             )
-        model, example = load_checkpoint(spec)
-        return model, example, str(data["model"]), True
+        model, example = load_checkpoint(spec, model_code)
+        return model, example, model_code or str(data["model"]), True
     loaded = load_model(spec)
     if loaded.program is not None:
         raise CompressionError(
@@ -161,19 +171,25 @@ def _fp32(
 
 
 def run(args: argparse.Namespace) -> int:
+    stdout = sys.stdout  # the model's own prints go to stderr while its code runs
+    with user_code(f"MODEL '{args.model}'"):
+        return _run(args, stdout)
+
+
+def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     bits, out = _check(args)
     policy = policy_for_method(args.method, bits, args.estimator)
     policy = dataclasses.replace(policy, calibration=args.calibration, steps=args.steps)
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
 
-    model, example, spec, pretrained = _load_fp32(args.model, "MODEL")
+    model, example, spec, pretrained = _load_fp32(args.model, "MODEL", args.model_code)
     data = load_data(args.data, tuple(example.shape[1:]))
     _check_outputs(model, example, data, args.model)
     export_integer(convert(model, policy), example)  # fail before training if it cannot export
     teacher_pretrained = pretrained
     if args.kd:
-        teacher, _, _, teacher_pretrained = _load_fp32(args.kd, "--kd TEACHER")
+        teacher, _, _, teacher_pretrained = _load_fp32(args.kd, "--kd TEACHER", args.model_code)
         if not _same_architecture(teacher, model):
             raise CompressionError(
                 f"--kd TEACHER '{args.kd}' must have the same architecture as MODEL "
@@ -228,8 +244,7 @@ def run(args: argparse.Namespace) -> int:
     }
     npz = out.with_suffix(".npz")
     fp_path = out.with_name(out.stem + ".fp32.pt")
-    save_integer_model(integer, npz.with_name(npz.stem + ".tmp.npz"))
-    os.replace(npz.with_name(npz.stem + ".tmp.npz"), npz)
+    save_integer_model(integer, npz)  # atomic (temp + rename), as the checkpoints
     save_checkpoint(out, spec, policy, student, meta)
     written = [str(out), str(npz)]
     if not teacher_pretrained:
@@ -246,16 +261,17 @@ def run(args: argparse.Namespace) -> int:
         "integer_model": str(npz),
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2), file=stdout)
     else:
         label = meta["bits"] if args.method != "binary" else "±1"
-        print(f"{spec}: {args.method} {label} on {data.name} ({len(y)} test samples)")
-        print(f"  accuracy fp32        {100 * acc_fp32:6.2f} %")
-        print(f"  accuracy fake-quant  {100 * acc:6.2f} %")
-        print(f"  accuracy integer     {100 * acc_int:6.2f} %")
+        print(f"{spec}: {args.method} {label} on {data.name} ({len(y)} test samples)", file=stdout)
+        print(f"  accuracy fp32        {100 * acc_fp32:6.2f} %", file=stdout)
+        print(f"  accuracy fake-quant  {100 * acc:6.2f} %", file=stdout)
+        print(f"  accuracy integer     {100 * acc_int:6.2f} %", file=stdout)
         print(
             f"  integer vs fake-quant class agreement {100 * agreement:.2f} %, "
-            f"max logit difference {max_diff} LSB"
+            f"max logit difference {max_diff} LSB",
+            file=stdout,
         )
-        print("  wrote " + ", ".join(written))
+        print("  wrote " + ", ".join(written), file=stdout)
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.emit import emit_design
 from autochip.builder.lint import lint_design
 from autochip.hw.spec import load_hardware_spec
@@ -29,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    raise_output_problems("autochip emit", output_dir_problems("--out", args.out))
     hw = load_hardware_spec(args.hw)
     result = emit_design(hw, args.out, depth=args.depth, source=args.hw)
     if args.lint:

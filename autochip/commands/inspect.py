@@ -13,11 +13,15 @@ import argparse
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from autochip._safeio import (
+    atomic_write_text,
+    output_file_problems,
+    raise_output_problems,
+    user_code,
+)
 from autochip.errors import SpecError
 from autochip.ir.graph import AccelGraph
 from autochip.ir.node import Node, OpKind
@@ -35,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", metavar="FILE", help="also write the layer table as CSV")
     parser.add_argument("--save", metavar="FILE", help="also save the AccelGraph as JSON")
     parser.add_argument("--raw", action="store_true", help="show the traced graph before passes")
+    parser.add_argument(
+        "--model-code",
+        metavar="FILE.py",
+        help="the model's Python file, when a checkpoint names one",
+    )
 
 
 def _layers(graph: AccelGraph) -> list[Node]:
@@ -167,15 +176,7 @@ def _check_path(path_arg: str, what: str) -> None:
 
 
 def _write_text(path_arg: str, text: str) -> None:
-    path = Path(path_arg)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path_arg, text)
 
 
 def render_csv(graph: AccelGraph) -> str:
@@ -193,14 +194,14 @@ def render_csv(graph: AccelGraph) -> str:
 
 
 def _graph(args: argparse.Namespace) -> AccelGraph:
-    from autochip import ir
+    from autochip import ir, modelio
 
     spec = str(args.model)
     if spec.lower().endswith(".json"):
         return ir.run_passes(ir.load_graph(spec), ())
     if not args.raw:
-        return ir.graph_for(spec)
-    loaded = ir.load_model(spec)
+        return modelio.graph_for(spec, args.model_code)
+    loaded = modelio.load_model(spec, args.model_code)
     model = loaded.program if loaded.program is not None else loaded.model
     return ir.validate(ir.trace(model, loaded.example_input, loaded.name))
 
@@ -211,7 +212,11 @@ def run(args: argparse.Namespace) -> int:
     for what in ("csv", "save"):
         if getattr(args, what):
             _check_path(getattr(args, what), what)
-    graph = _graph(args)
+            raise_output_problems(
+                f"--{what}", output_file_problems(f"--{what}", getattr(args, what))
+            )
+    with user_code(f"MODEL '{args.model}'"):
+        graph = _graph(args)
     # Prepare every output first, so that nothing is written if one of them fails.
     csv_text = render_csv(graph) if args.csv else None
     graph_text = (

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from autochip._safeio import atomic_path, atomic_write_text, output_file_problems, user_code
 from autochip.errors import SpecError
 from autochip.hw.platform import Platform, load_platform
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
-from autochip.ir import graph_for
 from autochip.ir.graph import AccelGraph
+from autochip.modelio import graph_for
 from autochip.predictor.batch import config_table, evaluate
 from autochip.predictor.estimate import Estimate, predict
 from autochip.predictor.scalesim_io import read_scalesim_config, read_scalesim_topology
@@ -47,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("analytic", "rtl"),
         default="analytic",
         help="analytic: any array/dataflow (SCALE-Sim cycles); rtl: autochip's own os array",
+    )
+    p.add_argument(
+        "--model-code",
+        metavar="FILE.py",
+        help="the model's Python file, when a checkpoint names one",
     )
     p.add_argument("--scalesim-config", metavar="X.cfg", help="SCALE-Sim config file")
     p.add_argument("--scalesim-topology", metavar="Y.csv", help="SCALE-Sim topology (conv/GEMM)")
@@ -80,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
             problems += [f"{exc.source}: {p}" for p in exc.problems]
     if problems or platform is None:  # every problem of the command line, platform and spec
         raise SpecError("command line and specs", problems)
-    est = predict(_load_graph(args.model), hw or platform.default_hw, platform, args.fidelity)
+    with user_code(f"MODEL '{args.model}'"):
+        graph = _load_graph(args.model, args.model_code)
+    est = predict(graph, hw or platform.default_hw, platform, args.fidelity)
     _write_outputs(args, est)
     if args.json:
         print(json.dumps(_jsonable(est.to_dict()), indent=2))
@@ -89,22 +97,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_graph(spec: str) -> AccelGraph:
-    """Anything :func:`autochip.ir.graph_for` loads (zoo name, .py, .pt2, .pt, graph .json)."""
-    return graph_for(spec)
+def _load_graph(spec: str, model_code: str | None = None) -> AccelGraph:
+    """Anything :func:`autochip.modelio.graph_for` loads (zoo name, .py, .pt2, .pt, .json)."""
+    return graph_for(spec, model_code)
 
 
 def _output_problems(args: argparse.Namespace) -> list[str]:
     """Check output paths before any work, so that nothing is written half-way."""
     bad = []
     for flag, value in (("--csv", args.csv), ("--plot", args.plot)):
-        if not value:
-            continue
-        p = Path(value)
-        if p.is_dir():
-            bad.append(f"{flag} {value}: expected a file name, found a folder")
-        elif not p.parent.is_dir():
-            bad.append(f"{flag} {value}: expected a writable path, found no folder '{p.parent}'")
+        bad += output_file_problems(flag, value)
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         bad.append(f"--plot {args.plot}: expected a .png file name")
     return bad
@@ -112,11 +114,12 @@ def _output_problems(args: argparse.Namespace) -> list[str]:
 
 def _write_outputs(args: argparse.Namespace, est: Estimate) -> None:
     if args.csv:
-        est.layers.to_csv(args.csv, index=False)
+        atomic_write_text(args.csv, est.layers.to_csv(index=False))
     if args.plot:
         from autochip.predictor.plot import plot_estimate
 
-        plot_estimate(est, Path(args.plot))
+        with atomic_path(args.plot) as tmp:
+            plot_estimate(est, tmp)
 
 
 def _jsonable(x: Any) -> Any:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from autochip._builddir import design_problems
+from autochip._npz import npy_problem
+from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.core_sim import simulate_core
 from autochip.builder.sim import SIMULATORS
 from autochip.errors import SpecError
@@ -40,6 +43,9 @@ def _inputs(args: argparse.Namespace, root: Path, shape: tuple[int, ...]) -> np.
     path = Path(args.input) if args.input else root / "inputs.npy"
     if not path.is_file():
         raise SpecError(str(path), ["expected a .npy file of input images, found no such file"])
+    why = npy_problem(path)  # a forged header must not make numpy allocate gigabytes
+    if why:
+        raise SpecError(str(path), [why])
     try:
         x: np.ndarray = np.asarray(np.load(path, allow_pickle=False))
     except (OSError, ValueError) as exc:
@@ -56,14 +62,20 @@ def _inputs(args: argparse.Namespace, root: Path, shape: tuple[int, ...]) -> np.
 
 def run(args: argparse.Namespace) -> int:
     root = Path(args.build)
+    raise_output_problems("autochip sim", output_dir_problems("DIR", args.build))
     for name in ("plan.json", "model.npz", "files.f", "tb/tb_core.py"):
         if not (root / name).is_file():
             raise SpecError(
                 str(root), [f"expected a folder written by `autochip build` ({name}), found none"]
             )
+    raise_output_problems(str(root), design_problems(root, testbench=True))
     model = load_integer_model(root / "model.npz")
     x = _inputs(args, root, tuple(model.input_shape[1:]))
     if not np.issubdtype(x.dtype, np.integer):
+        if not np.all(np.isfinite(x)):
+            raise SpecError(
+                str(args.input or "--input"), ["expected finite values, found NaN or Inf"]
+            )
         x = quantize_input(model, x)
     rep = simulate_core(root, model, x, args.simulator)
     if args.json:

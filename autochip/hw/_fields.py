@@ -8,12 +8,12 @@ found, and where: ``array.rows``).
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from autochip._safeio import MAX_INT, load_yaml_file
 from autochip.errors import SpecError
 
 __all__ = ["Fields", "load_yaml"]
@@ -24,21 +24,9 @@ _MISSING = object()
 
 
 def load_yaml(path: str | Path) -> tuple[Any, str]:
-    """Read a YAML file; a missing file or a syntax error is a :class:`SpecError`."""
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), [f"expected a YAML file, found no file at '{p}'"])
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SpecError(
-            str(p), [f"expected a UTF-8 text file, found bytes that are not: {exc}"]
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(str(p), [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
-    return data, str(p)
+    """Read a YAML file safely (:func:`autochip._safeio.load_yaml_file`): a missing file, a
+    syntax error, an alias, a duplicate key or an oversized file is a :class:`SpecError`."""
+    return load_yaml_file(path)
 
 
 class Fields:
@@ -78,6 +66,7 @@ class Fields:
         minimum: float | None = None,
         maximum: float | None = None,
         choices: Iterable[Any] | None = None,
+        limit: str | None = None,
     ) -> Any:
         path = _join(where, key)
         if key not in data or data[key] is None:
@@ -100,11 +89,18 @@ class Fields:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 self.error(path, f"expected one of {options}, found {value!r}{hint}")
                 return default if default is not _MISSING else None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.error(path, f"expected a finite number, found {value!r}")
+            return default if default is not _MISSING else None
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            self.error(path, f"expected an integer of magnitude <= 2**53 (MAX_INT), found {value}")
+            return default if default is not _MISSING else None
         num: Any = value
         if minimum is not None and num < minimum:
             self.error(path, f"expected a value >= {minimum}, found {value!r}")
         if maximum is not None and num > maximum:
-            self.error(path, f"expected a value <= {maximum}, found {value!r}")
+            named = f" ({limit})" if limit else ""
+            self.error(path, f"expected a value <= {maximum}{named}, found {value!r}")
         return value
 
     def finish(self) -> None:

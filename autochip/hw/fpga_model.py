@@ -22,8 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from autochip._safeio import load_yaml_text
 from autochip.errors import SpecError
 from autochip.hw.spec import HardwareSpec
 
@@ -76,7 +75,7 @@ def array_features(
 @cache
 def _model() -> dict[str, Any]:
     text = resources.files("autochip.hw").joinpath("data", MODEL_FILE).read_text()
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = load_yaml_text(text, f"autochip/hw/data/{MODEL_FILE}")
     return data
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autochip._safeio import name_problem, safe_name
 from autochip.errors import SpecError
 from autochip.hw._fields import Fields, load_yaml
 
@@ -43,6 +44,12 @@ DATAFLOWS = ("os", "ws", "is")
 PE_KINDS = ("mac", "adder", "xnor")
 OPERANDS = ("ifmap", "weight", "ofmap")
 FLOAT_WIDTHS = (16, 32)
+# Upper bounds of the spec's numbers (each is named in the message of a value above it).
+MAX_ARRAY_DIM = 4096  # rows, cols
+MAX_BUFFER_KB = 1 << 20  # 1 GiB per on-chip buffer
+MAX_BANDWIDTH = 1 << 20  # bytes per cycle (buffers and DRAM)
+MIN_BANDWIDTH = 1 / 1024  # bytes per cycle: below it, cycle counts of real models overflow int64
+MAX_CLOCK_MHZ = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,12 @@ class HardwareSpec:
     dram: DramSpec
     clock_mhz: float = 200.0
 
+    def __post_init__(self) -> None:
+        # The name reaches generated Verilog (a comment) and reports: never a newline in it.
+        problem = name_problem(self.name)
+        if problem:
+            raise SpecError("hardware spec", [f"name: {problem}"])
+
     @property
     def num_pes(self) -> int:
         return self.rows * self.cols
@@ -109,7 +122,10 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
         )
     top = f.mapping(data, "")
     f.unknown(top, ("name", "pe", "array", "dataflow", "buffers", "dram", "clock_mhz"), "")
-    name = f.get(top, "name", str, "", default=Path(source).stem)
+    name = f.get(top, "name", str, "", default=safe_name(Path(source).stem))
+    if isinstance(name, str) and name_problem(name):
+        f.error("name", str(name_problem(name)))
+        name = safe_name(name)
 
     pe_d = f.mapping(top.get("pe"), "pe")
     f.unknown(pe_d, ("kind", "dtype", "w_bits", "a_bits", "acc_bits", "vector"), "pe")
@@ -148,8 +164,8 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
 
     arr = f.mapping(top.get("array"), "array")
     f.unknown(arr, ("rows", "cols"), "array")
-    rows = f.get(arr, "rows", int, "array", minimum=1, maximum=4096)
-    cols = f.get(arr, "cols", int, "array", minimum=1, maximum=4096)
+    rows = f.get(arr, "rows", int, "array", minimum=1, maximum=MAX_ARRAY_DIM, limit="MAX_ARRAY_DIM")
+    cols = f.get(arr, "cols", int, "array", minimum=1, maximum=MAX_ARRAY_DIM, limit="MAX_ARRAY_DIM")
     dataflow = f.get(top, "dataflow", str, "", default="os", choices=DATAFLOWS)
 
     bufs = f.mapping(top.get("buffers"), "buffers")
@@ -158,8 +174,28 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
 
     dram_d = f.mapping(top.get("dram"), "dram")
     f.unknown(dram_d, ("bandwidth",), "dram")
-    dram = DramSpec(f.get(dram_d, "bandwidth", float, "dram", default=8.0, minimum=1e-9))
-    clock = f.get(top, "clock_mhz", float, "", default=200.0, minimum=1e-3)
+    dram = DramSpec(
+        f.get(
+            dram_d,
+            "bandwidth",
+            float,
+            "dram",
+            default=8.0,
+            minimum=MIN_BANDWIDTH,
+            maximum=MAX_BANDWIDTH,
+            limit="MAX_BANDWIDTH",
+        )
+    )
+    clock = f.get(
+        top,
+        "clock_mhz",
+        float,
+        "",
+        default=200.0,
+        minimum=1e-3,
+        maximum=MAX_CLOCK_MHZ,
+        limit="MAX_CLOCK_MHZ",
+    )
     f.finish()
     return HardwareSpec(
         name,
@@ -178,7 +214,25 @@ def hardware_spec_from_dict(data: Any, source: str = "<hardware spec>") -> Hardw
 def _buffer(f: Fields, raw: Any, where: str) -> BufferSpec:
     d: Mapping[str, Any] = f.mapping(raw, where)
     f.unknown(d, ("size_kb", "banks", "bandwidth"), where)
-    size_kb = f.get(d, "size_kb", float, where, default=64.0, minimum=1e-3)
+    size_kb = f.get(
+        d,
+        "size_kb",
+        float,
+        where,
+        default=64.0,
+        minimum=1e-3,
+        maximum=MAX_BUFFER_KB,
+        limit="MAX_BUFFER_KB",
+    )
     banks = f.get(d, "banks", int, where, default=1, minimum=1, maximum=1024)
-    bandwidth = f.get(d, "bandwidth", float, where, default=16.0, minimum=1e-9)
+    bandwidth = f.get(
+        d,
+        "bandwidth",
+        float,
+        where,
+        default=16.0,
+        minimum=MIN_BANDWIDTH,
+        maximum=MAX_BANDWIDTH,
+        limit="MAX_BANDWIDTH",
+    )
     return BufferSpec(round((size_kb or 0) * 1024), banks or 1, bandwidth or 0.0)

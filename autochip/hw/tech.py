@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from autochip._safeio import load_yaml_text
 from autochip.errors import SpecError
 from autochip.hw._fields import Fields
 from autochip.hw.spec import PESpec
@@ -140,7 +139,8 @@ class Technology:
 
 def _read_package_yaml(name: str) -> tuple[Any, str]:
     ref = resources.files("autochip.hw") / "data" / name
-    return yaml.safe_load(ref.read_text()), f"autochip/hw/data/{name}"
+    source = f"autochip/hw/data/{name}"
+    return load_yaml_text(ref.read_text(), source), source
 
 
 def _energy_factor(coeffs: tuple[float, float, float], vdd: float) -> float:

@@ -2,16 +2,21 @@
 
 MODEL is a zoo name (file stem in ``models/`` of the checkout), a ``.py`` file defining
 ``build_model()`` and ``example_input()``, a ``torch.export`` ``.pt2`` file, or a compressed
-checkpoint ``.pt`` (read by ``autochip.compress.checkpoint.load_checkpoint``).
+checkpoint ``.pt`` (read by the loader that ``autochip.compress.checkpoint`` registers with
+:func:`register_loader`: the IR itself imports nothing above it).
+
+A ``.py`` file is code and runs (the user names it knowingly); its prints go to stderr and a
+``sys.exit`` in it is an error. A ``.pt2`` file is data: :mod:`autochip.ir._pt2` reads it
+without unpickling Python objects or running code from it (see docs/security.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
+import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +25,14 @@ import torch
 from torch import nn
 
 import autochip
+from autochip._safeio import user_code
 from autochip.errors import ModelLoadError
 from autochip.ir._source import from_exception
 
-__all__ = ["LoadedModel", "load_model", "zoo_dir", "zoo_names"]
+__all__ = ["MAX_EXAMPLE_ELEMS", "LoadedModel", "load_model", "register_loader", "zoo_dir",
+           "zoo_names"]  # fmt: skip
+
+MAX_EXAMPLE_ELEMS = 1 << 26  # elements of one example input of a .pt2 program
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ def _importable_from(directory: Path) -> Iterator[None]:
 
 
 def _load_py(path: Path) -> LoadedModel:
-    with _importable_from(path.parent):
+    with _importable_from(path.parent), user_code(f"'{path}'"):
         return _load_py_module(path)
 
 
@@ -114,36 +123,54 @@ def _load_py_module(path: Path) -> LoadedModel:
 
 
 def _load_pt2(path: Path) -> LoadedModel:
-    try:
-        ep = torch.export.load(str(path))
-    except Exception as exc:
-        raise ModelLoadError(
-            f"'{path}': expected a torch.export program saved by torch.export.save, "
-            f"reading it failed: {type(exc).__name__}: {str(exc).strip().splitlines()[:1]}"
-        ) from None
     from torch.export.graph_signature import InputKind
 
+    from autochip.ir._pt2 import load_pt2
+
+    ep = load_pt2(path)
     inputs = []
     user = {s.arg.name for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT}
     for n in ep.graph.nodes:
         if n.op == "placeholder" and n.name in user:
             val = n.meta.get("val")
             if isinstance(val, torch.Tensor):
-                inputs.append(torch.zeros(tuple(int(d) for d in val.shape), dtype=val.dtype))
+                shape = tuple(int(d) for d in val.shape)
+                if math.prod(shape) > MAX_EXAMPLE_ELEMS:
+                    raise ModelLoadError(
+                        f"'{path}': input '{n.name}' has shape {shape}, more than "
+                        f"{MAX_EXAMPLE_ELEMS} elements (MAX_EXAMPLE_ELEMS)"
+                    )
+                inputs.append(torch.zeros(shape, dtype=val.dtype))
     example = inputs[0] if len(inputs) == 1 else tuple(inputs)
-    return LoadedModel(ep.module(), example, path.stem, program=ep)
-
-
-def _load_checkpoint(path: Path) -> LoadedModel:
     try:
-        checkpoint = importlib.import_module("autochip.compress.checkpoint")
-    except ImportError as exc:
+        module = ep.module()
+    except Exception as exc:
         raise ModelLoadError(
-            f"'{path}': a .pt file is read as a compressed checkpoint, but "
-            f"autochip.compress.checkpoint is not available ({exc})"
+            f"'{path}': the exported program cannot be rebuilt: {type(exc).__name__}: "
+            f"{str(exc).strip()[:200]}"
         ) from None
-    model, x = checkpoint.load_checkpoint(path)
-    return LoadedModel(model, x, path.stem)
+    return LoadedModel(module, example, path.stem, program=ep)
+
+
+# Loaders of other file kinds, registered by the layers above the IR (one-way flow: the IR
+# imports nothing of them). ``autochip.compress.checkpoint`` registers ``.pt`` checkpoints.
+_LOADERS: dict[str, Callable[[Path], LoadedModel]] = {}
+
+
+def register_loader(suffix: str, loader: Callable[[Path], LoadedModel]) -> None:
+    """Let ``load_model`` read files ending in ``suffix`` with ``loader`` (used by layers above
+    the IR: ``autochip.compress.checkpoint`` registers ``.pt``)."""
+    _LOADERS[suffix.lower()] = loader
+
+
+def _load_registered(path: Path, suffix: str) -> LoadedModel:
+    loader = _LOADERS.get(suffix)
+    if loader is None:
+        raise ModelLoadError(
+            f"'{path}': a {suffix} file is a compressed checkpoint, read by "
+            "autochip.compress (import it, or use autochip.modelio.load_model as the CLI does)"
+        )
+    return loader(path)
 
 
 def load_model(spec: str) -> LoadedModel:
@@ -162,7 +189,7 @@ def load_model(spec: str) -> LoadedModel:
         if suffix == ".pt2":
             return _load_pt2(path)
         if suffix == ".pt":
-            return _load_checkpoint(path)
+            return _load_registered(path, suffix)
         raise ModelLoadError(
             f"'{spec}': expected a .py, .pt2 or .pt file, found a '{suffix or 'no'}' suffix"
         )

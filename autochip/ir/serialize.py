@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from autochip._safeio import atomic_write_text
 from autochip.errors import GraphError
 from autochip.ir.graph import AccelGraph
 from autochip.ir.node import Arithmetic, LoopDims, Node, OpKind
@@ -24,6 +25,13 @@ __all__ = ["FORMAT", "VERSION", "graph_from_dict", "graph_to_dict", "load_graph"
 
 FORMAT = "autochip.accelgraph"
 VERSION = 1
+# Upper bounds of what a graph file may hold (named in the messages).
+MAX_GRAPH_BYTES = 1 << 26  # 64 MiB of JSON
+MAX_NODES = 100_000
+MAX_DIM = 1 << 31  # one tensor dimension or loop bound
+MAX_RANK = 8  # dimensions of one tensor
+MAX_COUNT = 1 << 53  # macs, ops, params of one node
+MAX_BITS = 64  # w_bits, a_bits, acc_bits
 _NODE_FIELDS = [f.name for f in dataclasses.fields(Node)]
 _DIM_FIELDS = {f.name: f.type for f in dataclasses.fields(LoopDims)}
 _ARITH_FIELDS = [f.name for f in dataclasses.fields(Arithmetic)]
@@ -58,14 +66,21 @@ def graph_to_dict(graph: AccelGraph) -> dict[str, Any]:
 
 
 def _shape(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(isinstance(d, int) and d >= 0 for d in value):
-        raise ValueError(f"expected a list of non-negative integers, found {value!r}")
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise ValueError(f"expected a list of non-negative integers, found {value!r}"[:300])
+    if len(value) > MAX_RANK or any(d > MAX_DIM for d in value):
+        raise ValueError(
+            f"expected at most {MAX_RANK} dimensions (MAX_RANK) of at most {MAX_DIM} (MAX_DIM), "
+            f"found {value!r}"[:300]
+        )
     return tuple(value)
 
 
 def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"expected an integer, found {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+        raise ValueError(f"expected an integer in [0, {MAX_COUNT}] (MAX_COUNT), found {value!r}")
     return value
 
 
@@ -88,16 +103,30 @@ def _node_from_dict(d: Any, where: str) -> Node:
                 if k == "dynamic_weights"
                 else (isinstance(v, int) and not isinstance(v, bool))
             )
+            if ok and not isinstance(v, bool) and not 0 <= v <= MAX_DIM:
+                ok = False
             if not ok:
-                expected = "a bool" if k == "dynamic_weights" else "an integer"
+                expected = "a bool" if k == "dynamic_weights" else f"an integer in [0, {MAX_DIM}]"
                 raise ValueError(f"dims.{k}: expected {expected}, found {v!r}")
         dims = LoopDims(**dims)
     arith = d["arithmetic"]
     if not isinstance(arith, dict) or set(arith) != set(_ARITH_FIELDS):
         raise ValueError(f"arithmetic: expected the fields {_ARITH_FIELDS}, found {arith!r}")
+    for k in ("w_bits", "a_bits", "acc_bits"):
+        bits = arith[k]
+        if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
+            raise ValueError(f"arithmetic.{k}: expected 1..{MAX_BITS} (MAX_BITS), found {bits!r}")
+    if not all(isinstance(arith[k], str) for k in ("kind", "dtype")):
+        raise ValueError(f"arithmetic: expected kind and dtype as text, found {arith!r}")
     sparsity = d["sparsity"]
-    if not isinstance(sparsity, int | float) or isinstance(sparsity, bool):
-        raise ValueError(f"sparsity: expected a number, found {sparsity!r}")
+    if (
+        not isinstance(sparsity, int | float)
+        or isinstance(sparsity, bool)
+        or not 0 <= sparsity <= 1
+    ):
+        raise ValueError(f"sparsity: expected a number in [0, 1], found {sparsity!r}")
+    if not isinstance(d["name"], str) or not d["name"]:
+        raise ValueError(f"name: expected a non-empty string, found {d['name']!r}")
     if not isinstance(d["attrs"], dict) or not isinstance(d["source"], str):
         raise ValueError("attrs: expected an object and source: a string")
     if not isinstance(d["inputs"], list) or not all(isinstance(i, str) for i in d["inputs"]):
@@ -137,6 +166,9 @@ def graph_from_dict(data: Any, source: str = "<dict>") -> AccelGraph:
     nodes = data.get("nodes")
     if not isinstance(nodes, list) or not isinstance(data.get("attrs", {}), dict):
         raise GraphError(f"{source}: expected 'nodes' to be a list and 'attrs' an object")
+    if len(nodes) > MAX_NODES:
+        raise GraphError(f"{source}: expected at most {MAX_NODES} nodes (MAX_NODES), "
+                         f"found {len(nodes)}")  # fmt: skip
     graph = AccelGraph(str(data.get("name", "model")), attrs=data.get("attrs", {}))
     problems = []
     broken: set[str] = set()  # nodes that failed, so their consumers are skipped, not reported
@@ -163,30 +195,43 @@ def graph_from_dict(data: Any, source: str = "<dict>") -> AccelGraph:
         return validate(graph)
     except GraphError as exc:
         raise GraphError(f"{source}: {exc}") from None
+    except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as exc:
+        # a combination of fields the validator's own checks did not foresee: still bad input
+        raise GraphError(f"{source}: invalid graph: {type(exc).__name__}: {exc}"[:400]) from None
 
 
 def save_graph(graph: AccelGraph, path: str | os.PathLike[str]) -> Path:
     """Write ``graph`` as JSON (atomically: nothing is left half-written on failure)."""
-    p = Path(path)
     text = json.dumps(graph_to_dict(graph), indent=1, allow_nan=False) + "\n"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return atomic_write_text(path, text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"expected finite numbers, found {text[:40]}")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"expected finite numbers, found {text}")
 
 
 def load_graph(path: str | os.PathLike[str]) -> AccelGraph:
     p = Path(path)
     if not p.is_file():
         raise GraphError(f"expected an AccelGraph JSON file, found no file at '{p}'")
+    size = p.stat().st_size
+    if size > MAX_GRAPH_BYTES:
+        raise GraphError(
+            f"{p}: expected at most {MAX_GRAPH_BYTES} bytes (MAX_GRAPH_BYTES), found {size}"
+        )
     try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GraphError(f"{p}: invalid JSON: {exc}") from None
+        data = json.loads(
+            p.read_text(encoding="utf-8"), parse_float=_finite, parse_constant=_no_constant
+        )
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise GraphError(f"{p}: invalid JSON: {str(exc)[:200]}") from None
+    except OSError as exc:
+        raise GraphError(f"{p}: expected a readable file, found: {exc.strerror}") from None
     return graph_from_dict(data, str(p))

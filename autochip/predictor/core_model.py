@@ -27,8 +27,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Protocol
 
-import yaml
-
+from autochip._safeio import load_yaml_text
 from autochip.predictor.rtl_model import os_tile_cycles
 
 __all__ = [
@@ -88,7 +87,7 @@ class LayerCycles:
 @cache
 def dram_timing() -> dict[str, int]:
     text = resources.files("autochip.predictor").joinpath("core_timing.yaml").read_text()
-    data: dict[str, int] = yaml.safe_load(text)
+    data: dict[str, int] = load_yaml_text(text, "autochip/predictor/core_timing.yaml")
     return data
 
 
@@ -236,7 +235,7 @@ def buffer_brams(core: _Sized) -> int:
 @cache
 def _control_model() -> dict[str, Any]:
     text = resources.files("autochip.predictor").joinpath("core_resources.yaml").read_text()
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = load_yaml_text(text, "autochip/predictor/core_resources.yaml")
     return data
 
 
