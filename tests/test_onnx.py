@@ -1,0 +1,207 @@
+"""The ONNX front end against the PyTorch tracer.
+
+Authority: the PyTorch trace of the same model. Zoo models are exported with the TorchScript
+exporter (``torch.onnx.export(..., dynamo=False)``; batch-norm kept as a node) at small input
+sizes, and the ONNX graph must have the same total MACs and parameters, and the same MACs per
+named layer, as the PyTorch trace after the same passes. Parameters are randomised before export
+so that the exporter cannot merge identical tensors (untrained batch-norms are all ones and
+zeros). Unsupported operators are refused by op type and node name.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from autochip.cli import main
+from autochip.errors import ModelLoadError, TraceError, UnsupportedOpError
+from autochip.ir import graph_for, load_model, run_passes, trace
+from autochip.ir.node import OpKind
+
+
+def _randomised(model: nn.Module) -> nn.Module:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen))
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+    return model.eval()
+
+
+def _export(model: nn.Module, x: torch.Tensor, path: Path, **kwargs: object) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (x,), str(path), dynamo=False, **kwargs)  # type: ignore[arg-type]
+    return path
+
+
+def _small_vgg16() -> nn.Module:
+    """VGG-16's 13 convolutions and 5 max-pools at 32x32, with a CIFAR-sized classifier (the
+    ImageNet classifier's 7x7 adaptive pool does not export below 224x224)."""
+    m = load_model("vgg16").model
+    m.avgpool = nn.AdaptiveAvgPool2d(1)  # type: ignore[assignment]
+    m.classifier = nn.Sequential(  # type: ignore[assignment]
+        nn.Linear(512, 256), nn.ReLU(), nn.Dropout(), nn.Linear(256, 10)
+    )
+    return m
+
+
+CASES = {  # model -> input height/width (None: the zoo's example input)
+    "lenet_digits": None,
+    "resnet20": None,
+    "squeezenet1_1": 64,
+    "mobilenet_v2": 32,
+    "resnet18": 32,
+    "vgg16": 32,
+    "vit_tiny": None,
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_onnx_export_costs_like_the_pytorch_trace(name: str, tmp_path: Path) -> None:
+    loaded = load_model(name)
+    model = _randomised(_small_vgg16() if name == "vgg16" else loaded.model)
+    x = loaded.example_input
+    if CASES[name]:
+        x = torch.zeros(1, x.shape[1], CASES[name], CASES[name])
+    want = run_passes(trace(model, x, name))
+    got = graph_for(str(_export(model, x, tmp_path / f"{name}.onnx", do_constant_folding=False)))
+    assert got.attrs["frontend"] == "onnx"
+    assert got.total_macs == want.total_macs > 0
+    assert got.total_params == want.total_params
+    assert sum(n.params for n in got) == sum(n.params for n in want)
+    if name != "vit_tiny":  # its attention is functional code: the exporter names it otherwise
+        layers = {n.name: n.macs for n in want if n.macs}
+        assert {n.name: n.macs for n in got if n.macs} == layers
+    kinds = sorted(n.kind.value for n in want if n.is_compute)
+    assert sorted(n.kind.value for n in got if n.is_compute) == kinds
+
+
+def test_exporter_folded_batchnorm_keeps_the_macs(tmp_path: Path) -> None:
+    """The exporter's default constant folding merges batch-norm into the convolution (whose
+    new bias is then a parameter of the file): same MACs, no batch-norm node."""
+    loaded = load_model("resnet20")
+    model = _randomised(loaded.model)
+    want = run_passes(trace(model, loaded.example_input, "resnet20"))
+    got = graph_for(str(_export(model, loaded.example_input, tmp_path / "r20.onnx")))
+    assert got.total_macs == want.total_macs
+    assert not [n for n in got if n.kind is OpKind.BATCHNORM]
+    convs = [n for n in got if n.kind is OpKind.CONV2D]
+    assert len(convs) == 19 and all(n.params == n.dims.K * (n.dims.C * 9 + 1) for n in convs[1:2])
+
+
+def _model(nodes: list[onnx.NodeProto], inits: list[TensorProto] | None = None) -> bytes:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=inits or [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+def test_unsupported_operator_is_refused_by_type_and_node(tmp_path: Path) -> None:
+    k = onnx.numpy_helper.from_array(__import__("numpy").array([2], dtype="int64"), "k")
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="act"),
+        helper.make_node("TopK", ["r", "k"], ["y", "idx"], name="my_topk", axis=3),
+    ]
+    path = tmp_path / "topk.onnx"
+    path.write_bytes(_model(nodes, [k]))
+    with pytest.raises(
+        UnsupportedOpError,
+        match=r"unsupported operator 'ONNX TopK' at node 'my_topk' \(ONNX file 'topk.onnx'\): "
+        r"sorting has no hardware mapping",
+    ):
+        graph_for(str(path))
+
+    custom = tmp_path / "custom.onnx"
+    custom.write_bytes(
+        _model([helper.make_node("FusedThing", ["x"], ["y"], name="f0", domain="com.vendor")])
+    )
+    with pytest.raises(UnsupportedOpError, match=r"'ONNX FusedThing' at node 'f0'.*'com.vendor'"):
+        graph_for(str(custom))
+
+
+def test_recurrent_export_is_refused_by_name(tmp_path: Path) -> None:
+    class Rnn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lstm(x)[0]
+
+    path = _export(Rnn().eval(), torch.zeros(4, 1, 8), tmp_path / "rnn.onnx")
+    with pytest.raises(UnsupportedOpError, match=r"'ONNX LSTM' at node '/lstm/LSTM'.*recurrent"):
+        graph_for(str(path))
+
+
+def test_handler_refusal_names_the_onnx_node(tmp_path: Path) -> None:
+    """A mapped operator used in a way the op table refuses (a transposed convolution) is
+    reported with the ONNX op type and node name too; so is a non-nearest resize."""
+    w = onnx.numpy_helper.from_array(__import__("numpy").ones((3, 2, 3, 3), "float32"), "w")
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv", strides=[2, 2])
+    path = tmp_path / "deconv.onnx"
+    path.write_bytes(_model([node], [w]))
+    with pytest.raises(
+        UnsupportedOpError, match=r"'ONNX ConvTranspose' at node 'deconv'.*transposed convolution"
+    ):
+        graph_for(str(path))
+    scales = onnx.numpy_helper.from_array(
+        __import__("numpy").array([1, 1, 2, 2], dtype="float32"), "scales"
+    )
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="linear")
+    path = tmp_path / "resize.onnx"
+    path.write_bytes(_model([node], [scales]))
+    with pytest.raises(UnsupportedOpError, match=r"'ONNX Resize' at node 'up'.*'linear'"):
+        graph_for(str(path))
+
+
+def test_external_data_is_never_read(tmp_path: Path) -> None:
+    """Weights in an external file are not opened: shapes are in the model (the file here is
+    deleted before loading, and a path outside the folder cannot be used to read anything)."""
+    model = _randomised(load_model("lenet_digits").model)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), buf, dynamo=False)
+    proto = onnx.load_from_string(buf.getvalue())
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(proto, str(path), save_as_external_data=True, location="ext.bin",
+                    size_threshold=0)  # fmt: skip
+    (tmp_path / "ext.bin").unlink()
+    for t in proto.graph.initializer:
+        t.ClearField("raw_data")
+    graph = graph_for(str(path))
+    assert graph.total_macs == run_passes(trace(model, torch.zeros(1, 1, 8, 8))).total_macs
+
+
+def test_bad_onnx_files_give_one_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07garbage that is not a protobuf \xff\xff\xff")
+    with pytest.raises(ModelLoadError, match=r"junk.onnx': expected an ONNX model"):
+        graph_for(str(junk))
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="expected an ONNX model with a graph"):
+        graph_for(str(empty))
+    spatial = tmp_path / "dyn.onnx"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    spatial.write_bytes(helper.make_model(g).SerializeToString())
+    with pytest.raises(TraceError, match=r"fixed size in dimension 2.*found 'h'"):
+        graph_for(str(spatial))
+    assert main(["inspect", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("autochip inspect: error: ") and err.count("\n") == 1
