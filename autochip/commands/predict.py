@@ -3,7 +3,8 @@
   autochip predict MODEL (--platform NAME | --hw HW.yaml) [--json] [--csv FILE] [--plot FILE]
   autochip predict --scalesim-config X.cfg --scalesim-topology Y.csv [--json]
 
-MODEL is a zoo name, a Python file, a .pt2 file, a compressed checkpoint, or an AccelGraph JSON.
+MODEL is a zoo name, a Python file, a .pt2 file, an ONNX .onnx file, a compressed checkpoint,
+or an AccelGraph JSON.
 --platform picks the device or technology (and its default accelerator); --hw gives the
 accelerator (on asic-45nm unless --platform is also given). With --scalesim-* the SCALE-Sim
 config and topology (conv or GEMM M,N,K format) are costed instead, with SCALE-Sim's own
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_graph(spec: str) -> AccelGraph:
-    """Anything :func:`autochip.ir.graph_for` loads (zoo name, .py, .pt2, .pt, graph .json)."""
+    """Anything :func:`autochip.ir.graph_for` loads (zoo name, .py, .pt2, .onnx, .pt, .json)."""
     return graph_for(spec)
 
 
