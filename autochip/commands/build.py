@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autochip._progress import Stages
 from autochip.builder.core_build import build_core
 from autochip.errors import SpecError
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
@@ -95,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("autochip build", [f"--images: expected >= 1, found {args.images}"])
     model = _integer_model(args.model)
     hw, source = _hardware(args, model)
-    res = build_core(model, hw, args.out, default_inputs(model, args.images), source)
+    with Stages("build", 3) as progress:  # drawn only on a terminal
+        res = build_core(model, hw, args.out, default_inputs(model, args.images), source,
+                         progress=progress)  # fmt: skip
     total = sum(c.total for c in res.cycles)
     if args.json:
         out = {

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autochip._progress import Stages
 from autochip.builder.core_sim import simulate_core
 from autochip.builder.sim import SIMULATORS
 from autochip.errors import SpecError
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     x = _inputs(args, root, tuple(model.input_shape[1:]))
     if not np.issubdtype(x.dtype, np.integer):
         x = quantize_input(model, x)
-    rep = simulate_core(root, model, x, args.simulator)
+    with Stages("sim", 3) as progress:  # drawn only on a terminal
+        rep = simulate_core(root, model, x, args.simulator, progress=progress)
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2, sort_keys=True))
         return 0 if rep.bit_exact else 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from autochip._progress import Stages
 from autochip.builder.synth import TARGETS, synth_design
 
 __all__ = ["add_arguments", "run"]
@@ -27,7 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = synth_design(args.design, args.target, dsp=not args.no_dsp, fmax=not args.no_fmax)
+    with Stages("synth", 1 if args.no_fmax else 2) as progress:  # drawn only on a terminal
+        result = synth_design(
+            args.design, args.target, dsp=not args.no_dsp, fmax=not args.no_fmax,
+            progress=progress,
+        )  # fmt: skip
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
         return 0
