@@ -201,6 +201,10 @@ def _graph(args: argparse.Namespace) -> AccelGraph:
         return ir.run_passes(ir.load_graph(spec), ())
     if not args.raw:
         return ir.graph_for(spec)
+    if spec.lower().endswith(".onnx"):
+        from autochip.ir._onnx import trace_onnx
+
+        return ir.validate(trace_onnx(spec))
     loaded = ir.load_model(spec)
     model = loaded.program if loaded.program is not None else loaded.model
     return ir.validate(ir.trace(model, loaded.example_input, loaded.name))

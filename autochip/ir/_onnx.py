@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from autochip.errors import ModelLoadError, TraceError, UnsupportedOpError
+from autochip.errors import AutochipError, ModelLoadError, TraceError, UnsupportedOpError
 from autochip.ir._lower import Call, Lowering
 from autochip.ir._values import Const, Meta, TensorInfo, Value
 from autochip.ir.graph import AccelGraph
@@ -63,6 +63,7 @@ def _read(path: Path) -> Any:
         ) from None
     if not model.HasField("graph") or not model.graph.node:
         raise ModelLoadError(f"'{path}': expected an ONNX model with a graph, found none")
+    _check_text(model, path)
     if model.functions:
         try:
             from onnx import inliner
@@ -73,6 +74,25 @@ def _read(path: Path) -> Any:
                 f"'{path}': inlining the model's local functions failed: {_first(exc)}"
             ) from None
     return model
+
+
+def _check_text(model: Any, path: Path) -> None:
+    """Every name autochip reads must be text (protobuf hands over bytes that are not UTF-8)."""
+    g = model.graph
+    fields: list[tuple[str, Any]] = [("graph input", v.name) for v in g.input]
+    fields += [("graph output", v.name) for v in g.output]
+    fields += [("initializer", t.name) for t in g.initializer]
+    for i, node in enumerate(g.node):
+        where = f"node {i}"
+        fields += [(where, node.name), (where, node.op_type), (where, node.domain)]
+        fields += [(where, v) for v in (*node.input, *node.output)]
+        fields += [(where, a.name) for a in node.attribute]
+    fields += [("opset import", o.domain) for o in model.opset_import]
+    for where, value in fields:
+        if not isinstance(value, str):
+            raise ModelLoadError(
+                f"'{path}': expected UTF-8 text for every name, found {value[:40]!r} in {where}"
+            )
 
 
 def _first(exc: BaseException) -> str:
@@ -145,13 +165,54 @@ def _infer(model: Any, path: Path) -> Any:
 _FOLD_LIMIT = 65536
 
 
+# Shape arithmetic that may be folded, with how its output size follows from its inputs: no
+# operator outside this list is evaluated, and none whose output would exceed _FOLD_LIMIT.
+_FOLD_SAME = frozenset(
+    {"Cast", "Identity", "Neg", "Abs", "Sign", "Floor", "Ceil", "Not", "Squeeze", "Unsqueeze",
+     "Reshape", "Flatten", "Transpose", "Slice", "ReduceProd", "ReduceSum", "ReduceMax",
+     "ReduceMin", "Size", "Constant"}
+)  # fmt: skip
+_FOLD_BROADCAST = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Mod", "Min", "Max", "Equal", "Less", "Greater",
+     "LessOrEqual", "GreaterOrEqual", "And", "Or", "Where"}
+)  # fmt: skip
+
+
+def _fold_size(op: str, args: list[Any]) -> int | None:
+    """Elements the folded node would produce (an upper bound), ``None`` if it is not folded."""
+    import numpy as np
+
+    try:
+        if op in _FOLD_SAME:
+            return max([1, *(int(a.size) for a in args)])
+        if op in _FOLD_BROADCAST:
+            return math.prod(np.broadcast_shapes(*(a.shape for a in args)))
+        if op == "Concat":
+            return sum(int(a.size) for a in args)
+        if op == "Gather":
+            return int(args[0].size) * max(1, int(args[1].size))
+        if op == "ConstantOfShape":
+            return math.prod(max(0, int(d)) for d in args[0].reshape(-1))
+        if op == "Range":
+            start, limit, delta = (int(a.reshape(-1)[0]) for a in args)
+            return max(0, -(-(limit - start) // delta)) if delta else None
+        if op == "Expand":
+            return math.prod(np.broadcast_shapes(args[0].shape, tuple(args[1].reshape(-1))))
+        if op == "Tile":
+            return int(args[0].size) * math.prod(max(0, int(r)) for r in args[1].reshape(-1))
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+    return None
+
+
 def _fold_shapes(model: Any, path: Path) -> Any:
     """Shape inference, with the input-independent integer arithmetic folded to constants.
 
     ``torch.onnx`` computes some shapes at run time (``Shape -> Gather -> Concat -> Slice``);
     ONNX shape inference cannot always follow that, so such integer values (``Shape`` of a
-    tensor of known shape, and nodes whose inputs are all known small integer constants) are
-    evaluated with ``onnx.reference`` (numpy, standard operators only), become initializers,
+    tensor of known shape, and shape-arithmetic nodes whose inputs are all known small integer
+    constants and whose result is small) are evaluated with ``onnx.reference`` (numpy, standard
+    operators only), become initializers,
     and inference runs again. Float tensors and everything that depends on the input's values
     are never evaluated.
     """
@@ -169,8 +230,11 @@ def _fold_shapes(model: Any, path: Path) -> Any:
                 static[vi.name] = tuple(int(d.dim_value) for d in dims)
         known: dict[str, Any] = {}
         for t in g.initializer:
-            if math.prod(t.dims) <= _FOLD_LIMIT and t.data_location != 1:
-                value = numpy_helper.to_array(t)
+            if 0 <= math.prod(t.dims) <= _FOLD_LIMIT and t.data_location != 1:
+                try:
+                    value = numpy_helper.to_array(t)
+                except Exception:  # data that does not match its dims: not a usable constant
+                    continue
                 if value.dtype.kind in "iub":
                     known[t.name] = value
         folded: dict[str, Any] = {}
@@ -187,6 +251,10 @@ def _fold_shapes(model: Any, path: Path) -> Any:
                 values: Any = [np.array(shape[start:end], dtype=np.int64)]
             elif (not inputs and node.op_type != "Constant") or any(i not in known for i in inputs):
                 continue
+            elif (
+                not 0 <= (_fold_size(node.op_type, [known[i] for i in inputs]) or -1) <= _FOLD_LIMIT
+            ):
+                continue  # not shape arithmetic, or a result too large to evaluate
             else:
                 try:
                     single = helper.make_model(
@@ -245,7 +313,7 @@ class _Node:
         for a in self.proto.attribute:
             if a.name == key:
                 value = onnx.helper.get_attribute_value(a)
-                return value.decode() if isinstance(value, bytes) else value
+                return value.decode(errors="replace") if isinstance(value, bytes) else value
         return default
 
     def has(self, i: int) -> bool:
@@ -687,9 +755,9 @@ class _Builder:
         if not isinstance(info, TensorInfo) or any(d < 0 for d in info.shape):
             shown = list(info.shape) if isinstance(info, TensorInfo) else "unknown"
             raise TraceError(
-                f"{self.where}: node '{n.proto.name or n.name}' ({n.op}): shape inference left "
-                f"output '{n.proto.output[i]}' with shape {shown}; export the model with a "
-                "fixed input size"
+                f"{self.where}: node '{n.proto.name or n.name}' ({n.op}): expected a known shape "
+                f"with non-negative sizes for output '{n.proto.output[i]}', found {shown} after "
+                "shape inference (-1: unknown); export the model with a fixed input size"
             )
         return info
 
@@ -725,7 +793,14 @@ class _Builder:
         translate = _TABLE.get(n.op)
         if translate is None:
             raise n.refuse(_WHY.get(n.op, "no mapping for this ONNX operator"))
-        target, args = translate(n)
+        try:
+            target, args = translate(n)
+        except AutochipError:
+            raise
+        except Exception as exc:  # an attribute pattern the translation does not know
+            raise n.refuse(
+                f"this use of it is not mapped ({type(exc).__name__}: {_first(exc)})"
+            ) from None
         call = self.graph.call_function(target, args)
         outputs = [o for o in proto.output if o]
         call.meta.update(onnx_op=n.op, onnx_name=n.name, onnx_raw=proto.name)
