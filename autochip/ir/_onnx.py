@@ -64,6 +64,7 @@ def _read(path: Path) -> Any:
     if not model.HasField("graph") or not model.graph.node:
         raise ModelLoadError(f"'{path}': expected an ONNX model with a graph, found none")
     _check_text(model, path)
+    _drop_weight_values(model)
     if model.functions:
         try:
             from onnx import inliner
@@ -74,6 +75,16 @@ def _read(path: Path) -> Any:
                 f"'{path}': inlining the model's local functions failed: {_first(exc)}"
             ) from None
     return model
+
+
+def _drop_weight_values(model: Any) -> None:
+    """Free the values of large initializers: only their dims and type are ever read, and
+    shape inference then copies a model of kilobytes instead of the weights (VGG-16: 553 MB)."""
+    for t in model.graph.initializer:
+        if math.prod(t.dims) > _FOLD_LIMIT:
+            for name in ("raw_data", "float_data", "double_data", "int32_data", "int64_data",
+                         "uint64_data", "string_data"):  # fmt: skip
+                t.ClearField(name)
 
 
 def _check_text(model: Any, path: Path) -> None:
