@@ -265,3 +265,34 @@ def test_corrupted_files_give_a_graph_or_one_error(tmp_path: Path) -> None:
         except AutochipError:
             outcomes["error"] += 1
     assert outcomes["graph"] > 0 and outcomes["error"] > 0, outcomes
+
+
+def test_tensorflow_style_same_padding(tmp_path: Path) -> None:
+    """NHWC input transposed to NCHW, stride-2 convolutions and a max-pool with auto_pad SAME
+    (asymmetric: the extra padding row is at the end): shapes from ONNX, MACs by hand count
+    (out.numel() x C/groups x R x S)."""
+    import numpy as np
+
+    w = onnx.numpy_helper.from_array(np.ones((8, 3, 3, 3), "float32"), "w")
+    dw = onnx.numpy_helper.from_array(np.ones((8, 1, 3, 3), "float32"), "dw")
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["t", "w"], ["c"], auto_pad="SAME_UPPER", strides=[2, 2]),
+        helper.make_node("Conv", ["c", "dw"], ["d"], group=8, auto_pad="SAME_LOWER"),
+        helper.make_node("MaxPool", ["d"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+    ]  # fmt: skip
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "tf", [x], [y], initializer=[w, dw])
+    path = tmp_path / "tf.onnx"
+    path.write_bytes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    )
+    g = graph_for(str(path))
+    convs = [n for n in g if n.kind is OpKind.CONV2D]
+    assert [n.output_shape for n in convs] == [(1, 8, 4, 4), (1, 8, 4, 4)]
+    assert [n.macs for n in convs] == [8 * 16 * 3 * 9, 8 * 16 * 1 * 9]
+    assert convs[1].attrs["depthwise"] is True
+    (pool,) = [n for n in g if n.kind is OpKind.MAXPOOL]
+    assert pool.output_shape == (1, 8, 2, 2) and pool.ops == 8 * 4 * 9

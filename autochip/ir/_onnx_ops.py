@@ -75,8 +75,11 @@ class OnnxNode:
 Translation = Callable[[OnnxNode], tuple[Any, tuple[Any, ...]]]
 
 
-def _window(n: OnnxNode, spatial: int) -> tuple[list[int], list[int], list[int], list[int]]:
-    """kernel, strides, leading pads, dilations of a conv/pool node (``auto_pad`` resolved)."""
+def _window(
+    n: OnnxNode, spatial: int
+) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """kernel, strides, leading pads, trailing pads, dilations of a conv/pool node (``auto_pad``
+    resolved from the inferred shapes)."""
     x = n.shape(0)
     kernel = list(n.attr("kernel_shape") or [])
     if not kernel and n.has(1):  # Conv: the kernel is the weight's trailing dimensions
@@ -91,20 +94,31 @@ def _window(n: OnnxNode, spatial: int) -> tuple[list[int], list[int], list[int],
             total = max(
                 0, (out[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - x[2 + i]
             )
-            pads[i] = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            small, large = total // 2, total - total // 2  # SAME_UPPER puts the extra one last
+            pads[i], pads[spatial + i] = (small, large) if auto == "SAME_UPPER" else (large, small)
     elif auto == "VALID":
         pads = [0] * (2 * spatial)
-    return kernel, strides, pads[:spatial], dilations
+    return kernel, strides, pads[:spatial], pads[spatial:], dilations
 
 
 def _conv(n: OnnxNode) -> tuple[Any, tuple[Any, ...]]:
     spatial = len(n.shape(0)) - 2
-    _, strides, pads, dilations = _window(n, spatial)
+    _, strides, begin, end, dilations = _window(n, spatial)
+    # Asymmetric padding (TensorFlow's SAME with an even total) has no (pad_h, pad_w) form: it
+    # is passed as 'same', and the op table recovers the leading padding from the shapes.
+    padding: Any = begin if begin == end else "same"
     transposed = n.op == "ConvTranspose"
     return aten.convolution.default, (
-        n.t(0), n.t(1), n.t(2), strides, pads, dilations, transposed, [0] * spatial,
+        n.t(0), n.t(1), n.t(2), strides, padding, dilations, transposed, [0] * spatial,
         int(n.attr("group", 1)),
     )  # fmt: skip
+
+
+def _extent(size: int, pad: int, dil: int, k: int, stride: int, ceil: bool) -> int:
+    """Output length of a pooling window (PyTorch's rule, ceil mode included)."""
+    num = size + 2 * pad - dil * (k - 1) - 1
+    out = (-(-num // stride) if ceil else num // stride) + 1
+    return out - 1 if ceil and (out - 1) * stride >= size + pad else out
 
 
 def _gemm(n: OnnxNode) -> tuple[Any, tuple[Any, ...]]:
@@ -119,8 +133,15 @@ def _pool(n: OnnxNode) -> tuple[Any, tuple[Any, ...]]:
     spatial = len(n.shape(0)) - 2
     if spatial not in (1, 2):
         raise n.refuse(f"expected a 1-D or 2-D pooling, found a {spatial}-D one")
-    kernel, strides, pads, dilations = _window(n, spatial)
+    kernel, strides, pads, end, dilations = _window(n, spatial)
     ceil = bool(n.attr("ceil_mode", 0))
+    if pads != end:  # asymmetric: the one extra trailing row/column is ceil mode's extra window
+        x, out = n.shape(0)[2:], n.out_shape()[2:]
+        fits = [_extent(x[i], pads[i], dilations[i], kernel[i], strides[i], True) == out[i]
+                for i in range(spatial)]  # fmt: skip
+        if not all(fits):
+            raise n.refuse(f"asymmetric padding {pads} + {end} of this window and stride")
+        ceil = True
     if n.op == "MaxPool":
         target = aten.max_pool2d.default if spatial == 2 else aten.max_pool1d.default
         return target, (n.t(0), kernel, strides, pads, dilations, ceil)
