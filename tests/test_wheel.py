@@ -30,11 +30,15 @@ _COPY = ("pyproject.toml", "README.md", "autochip", "models", "templates")
 
 def test_the_wheel_package_list_names_every_package_on_disk() -> None:
     """``[tool.setuptools] packages`` is an explicit list (it maps models/ and templates/ into
-    the package); a sub-package added on disk but not listed would be missing from the wheel."""
+    the package); a sub-package or data folder added on disk but not listed would be missing
+    from the wheel."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
+    folders = [ROOT / "autochip", *(ROOT / "autochip").rglob("*")]
     on_disk = {
-        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "autochip").rglob("__init__.py")
+        ".".join(p.relative_to(ROOT).parts)
+        for p in folders
+        if p.is_dir() and p.name != "__pycache__" and any(f.is_file() for f in p.iterdir())
     }
     assert on_disk - listed == set(), "add these packages to pyproject.toml"
     mapped = {k: v for k, v in config["package-dir"].items()}
