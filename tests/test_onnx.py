@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 from onnx import TensorProto, helper
 from torch import nn
 
@@ -296,3 +297,119 @@ def test_tensorflow_style_same_padding(tmp_path: Path) -> None:
     assert convs[1].attrs["depthwise"] is True
     (pool,) = [n for n in g if n.kind is OpKind.MAXPOOL]
     assert pool.output_shape == (1, 8, 2, 2) and pool.ops == 8 * 4 * 9
+
+
+# -- building blocks of networks outside the zoo ---------------------------------------------
+class _SqueezeExcite(nn.Module):  # EfficientNet / MobileNet-V3: SiLU, global pool, sigmoid gate
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 16, 3, padding=1)
+        self.reduce, self.expand, self.act = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1), nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.conv(x))
+        gate = torch.sigmoid(self.expand(self.act(self.reduce(F.adaptive_avg_pool2d(y, 1)))))
+        return y * gate
+
+
+class _ChannelShuffle(nn.Module):  # ShuffleNet: chunk, concat, view-transpose-reshape
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        n, _, h, w = x.shape
+        y = torch.cat([a, self.conv(b)], 1)
+        return y.view(n, 2, 4, h, w).transpose(1, 2).reshape(n, 8, h, w)
+
+
+class _ConvNeXtBlock(nn.Module):  # depthwise 7x7, channels-last LayerNorm and MLP, layer scale
+    def __init__(self) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+        self.norm, self.fc1, self.fc2 = nn.LayerNorm(8), nn.Linear(8, 32), nn.Linear(32, 8)
+        self.scale = nn.Parameter(torch.ones(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc2(F.gelu(self.fc1(self.norm(self.dw(x).permute(0, 2, 3, 1)))))
+        return x + (y * self.scale).permute(0, 3, 1, 2)
+
+
+class _Activations(nn.Module):  # MobileNet-V3's hard activations, PReLU, LeakyReLU, ELU
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.acts = nn.Sequential(nn.Hardswish(), nn.Hardsigmoid(), nn.PReLU(8),
+                                  nn.LeakyReLU(0.2), nn.ELU())  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.acts(self.conv(x))
+
+
+class _Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class _UNetStep(nn.Module):  # stride-2 conv, nearest upsampling (module and F.interpolate), pools
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.up = nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.Upsample(scale_factor=2)
+        self.merge = nn.Conv2d(16, 8, 3, padding=1)
+        self.mp = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.ap = nn.AvgPool2d(3, 2, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.down(x)
+        y = self.merge(torch.cat([x, F.interpolate(d, scale_factor=2.0) + self.up(d)], 1))
+        return self.mp(y) + self.ap(y)
+
+
+class _Conv1d(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv1d(8, 16, 5, stride=2, padding=2), nn.BatchNorm1d(16)
+        self.pool, self.drop, self.fc = nn.MaxPool1d(2), nn.Dropout(0.3), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(torch.flatten(self.pool(F.relu(self.bn(self.conv(x)))), 1)))
+
+
+class _Norms(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.gn, self.inorm = nn.GroupNorm(2, 8), nn.InstanceNorm2d(8, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inorm(self.gn(self.conv(x))).mean(dim=(2, 3))
+
+
+BLOCKS = {
+    "squeeze_excite": (_SqueezeExcite, (1, 8, 8, 8)),
+    "channel_shuffle": (_ChannelShuffle, (1, 8, 6, 6)),
+    "convnext_block": (_ConvNeXtBlock, (1, 8, 8, 8)),
+    "activations": (_Activations, (1, 8, 8, 8)),
+    "attention": (_Attention, (1, 5, 16)),
+    "unet_step": (_UNetStep, (1, 8, 8, 8)),
+    "conv1d": (_Conv1d, (1, 8, 16)),
+    "norms": (_Norms, (1, 8, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_onnx_building_blocks_cost_like_the_pytorch_trace(name: str, tmp_path: Path) -> None:
+    cls, shape = BLOCKS[name]
+    model = _randomised(cls())
+    x = torch.zeros(shape)
+    want = run_passes(trace(model, x, name))
+    got = graph_for(str(_export(model, x, tmp_path / f"{name}.onnx", do_constant_folding=False)))
+    assert got.total_macs == want.total_macs
+    assert got.total_params == want.total_params == sum(n.params for n in got)
+    kinds = sorted(n.kind.value for n in want if n.is_compute)
+    assert sorted(n.kind.value for n in got if n.is_compute) == kinds

@@ -202,7 +202,7 @@ def _fold_shapes(model: Any, path: Path) -> Any:
     ONNX shape inference cannot always follow that, so such integer values (``Shape`` of a
     tensor of known shape, and shape-arithmetic nodes whose inputs are all known small integer
     constants and whose result is small) are evaluated with ``onnx.reference`` (numpy, standard
-    operators only), become initializers,
+    operators only), become ``Constant`` nodes,
     and inference runs again. Float tensors and everything that depends on the input's values
     are never evaluated.
     """
@@ -211,6 +211,7 @@ def _fold_shapes(model: Any, path: Path) -> Any:
     from onnx.reference import ReferenceEvaluator
 
     model = _infer(model, path)
+    weights = {t.name for t in model.graph.initializer}  # parameters: never folded into others
     for _ in range(16):
         g = model.graph
         static: dict[str, tuple[int, ...]] = {}
@@ -225,7 +226,7 @@ def _fold_shapes(model: Any, path: Path) -> Any:
                     value = numpy_helper.to_array(t)
                 except Exception:  # data that does not match its dims: not a usable constant
                     continue
-                if value.dtype.kind in "iub":
+                if value.dtype.kind in "iub" or (value.dtype.kind == "f" and t.name not in weights):
                     known[t.name] = value
         folded: dict[str, Any] = {}
         for node in g.node:
@@ -256,20 +257,29 @@ def _fold_shapes(model: Any, path: Path) -> Any:
                 except Exception:
                     continue
             arrays = [np.asarray(v) for v in values]
-            if any(a.dtype.kind not in "iub" or a.size > _FOLD_LIMIT for a in arrays):
+            # float results (Resize scales made by Concat of Constants) only from Constant
+            # nodes and folded values, never from the file's initializers (the weights)
+            floats_ok = not any(i in weights for i in inputs)
+            kinds = "iubf" if floats_ok else "iub"
+            if any(a.dtype.kind not in kinds or a.size > _FOLD_LIMIT for a in arrays):
                 continue
             for out, a in zip(node.output, arrays, strict=False):
                 if out:
                     known[out] = a
-                    folded[out] = a
+                    if node.op_type != "Constant":  # already a constant: kept as it is
+                        folded[out] = a
         if not folded:
             return model
         keep = [n for n in g.node if not all(o in folded for o in n.output if o)]
         used = {i for n in keep for i in n.input} | {o.name for o in g.output}
-        new_inits = [numpy_helper.from_array(a, name) for name, a in folded.items() if name in used]
+        # folded values become Constant nodes, not initializers: they are not parameters
+        consts = [
+            helper.make_node("Constant", [], [name], value=numpy_helper.from_array(a, name))
+            for name, a in folded.items()
+            if name in used
+        ]
         del g.node[:]
-        g.node.extend(keep)
-        g.initializer.extend(new_inits)
+        g.node.extend([*consts, *keep])
         del g.value_info[:]
         model = _infer(model, path)
     return model
