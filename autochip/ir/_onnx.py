@@ -63,6 +63,8 @@ def _pretty(raw: str, op: str, index: int) -> str:
         if last in module_ops or path.rsplit(".", 1)[-1].lower() == last.lower():
             return path
         return f"{path}.{parts[-1].lower()}"
+    if raw.startswith("/") and len(parts) == 1:  # a function at the top: /Transpose_1
+        return parts[0].lower()
     return re.sub(r"[^\w.]", "_", raw.strip("/")) or f"{op.lower()}_{index}"
 
 
