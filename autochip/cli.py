@@ -40,7 +40,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "autochip.commands.compress",
         "train a quantised, binary or adder network and export it",
     ),
+    "list": ("autochip.commands.list", "list target platforms or the models of the zoo"),
 }
+
+
+def _version() -> str:
+    """The installed distribution's version (package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autochip")
+    except PackageNotFoundError:
+        return "(not installed: no package metadata)"
 
 
 def _requested(argv: Sequence[str]) -> str | None:
@@ -56,6 +67,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Hardware-aware DNN chip design: PyTorch model -> cost prediction -> "
         "verified Verilog.",
     )
+    parser.add_argument("--version", action="version", version=f"autochip {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = _requested(argv)
     for name, (module_name, summary) in COMMANDS.items():

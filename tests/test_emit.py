@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-import autochip
 from autochip.builder import array_params, emit_design, max_reduction_depth
 from autochip.builder.lint import lint_design
 from autochip.builder.tools import templates_dir
@@ -169,8 +168,11 @@ def test_cli_zero_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_missing_templates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(autochip, "__file__", str(tmp_path / "pkg" / "autochip" / "__init__.py"))
-    with pytest.raises(ToolError, match=r"expected the Verilog template folder at .*templates"):
+    from autochip import _resources
+
+    monkeypatch.setattr(_resources, "_PACKAGE", tmp_path / "pkg" / "autochip")
+    monkeypatch.setattr(_resources.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ToolError, match=r"expected the Verilog templates inside the package"):
         templates_dir()
 
 

@@ -111,13 +111,14 @@ def test_agrees_with_scalesim(
         compute = s.cycles - s.stall_cycles  # SCALE-Sim's Total Cycles include stalls
         assert m["cycles"] == pytest.approx(compute, rel=0.01), m["name"]
         assert m["cycles"] == compute, m["name"]  # in fact exact
-        assert m["mapping_efficiency"] == pytest.approx(s.mapping_efficiency, rel=1e-9)
-        assert m["compute_utilization"] == pytest.approx(s.compute_utilization, rel=1e-9)
+        # autochip's JSON has fractions, SCALE-Sim's report percent
+        assert 100 * m["mapping_efficiency"] == pytest.approx(s.mapping_efficiency, rel=1e-9)
+        assert 100 * m["compute_utilization"] == pytest.approx(s.compute_utilization, rel=1e-9)
         assert m["sram_reads"]["ifmap"] == s.sram_ifmap_reads
         assert m["sram_reads"]["filter"] == s.sram_filter_reads
         assert m["sram_writes"]["ofmap"] == s.sram_ofmap_writes
         if s.stall_cycles == 0 and m["stall_cycles"] == 0:
-            assert m["utilization"] == pytest.approx(s.utilization, rel=1e-9)
+            assert 100 * m["utilization"] == pytest.approx(s.utilization, rel=1e-9)
     if bandwidth is None:  # CALC mode: SCALE-Sim sizes the bandwidth, nothing stalls
         assert all(m["stall_cycles"] == 0 for m in mine)
         assert all(s.stall_cycles == 0 for s in ref)
@@ -142,9 +143,9 @@ def test_reference_golden_alexnet_part_ws32(tmp_path: Path) -> None:
     assert ref.compute_utilization == pytest.approx(90.78, abs=1e-2)
     (mine,) = _autochip_json(cfg, topo)["layers"]  # type: ignore[misc]
     assert mine["cycles"] == 112283 and mine["stall_cycles"] == 0
-    assert mine["mapping_efficiency"] == pytest.approx(94.531, abs=1e-3)
-    assert mine["compute_utilization"] == pytest.approx(90.78, abs=1e-2)
-    assert mine["utilization"] == pytest.approx(ref.utilization, rel=1e-9)
+    assert mine["mapping_efficiency"] == pytest.approx(0.94531, abs=1e-5)
+    assert mine["compute_utilization"] == pytest.approx(0.9078, abs=1e-4)
+    assert 100 * mine["utilization"] == pytest.approx(ref.utilization, rel=1e-9)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +77,18 @@ def build_core(
     out_dir: str | Path,
     inputs: np.ndarray,
     source: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Compile ``model`` for ``hw`` and write the build folder (see the module docstring)."""
+    """Compile ``model`` for ``hw`` and write the build folder (see the module docstring).
+
+    ``progress`` (optional) is called with a label as each of the 3 stages starts.
+    """
+    step = progress or (lambda label: None)
+    step("compile")
     core = core_params(hw, source)
     prog = compile_model(model, core)
     cycles = core_cycles(core, prog.layers)
+    step("render RTL")
     files = render_core(core)
     plan = prog.plan()
     for lay, cyc in zip(plan["layers"], cycles[:-1], strict=True):
@@ -94,6 +102,7 @@ def build_core(
     root = Path(out_dir)
     if root.exists() and not root.is_dir():
         raise ToolError(f"expected an output folder at '{root}', found a file")
+    step("write")
     write_design(files, root)
     (root / "dram.bin").write_bytes(prog.dram)
     (root / "program.bin").write_bytes(prog.dram[: (len(prog.layers) + 1) * DESC_BYTES])

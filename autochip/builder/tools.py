@@ -24,14 +24,14 @@ __all__ = [
 
 
 def templates_dir() -> Path:
-    """The repository's ``templates/`` folder of Jinja2 templates and hand-written Verilog."""
-    import autochip
+    """The folder of Jinja2 templates and hand-written Verilog (see :mod:`autochip._resources`)."""
+    from autochip import _resources
 
-    path = Path(autochip.__file__).resolve().parents[1] / "templates"
-    if not path.is_dir():
+    path = _resources.templates_dir()
+    if path is None:
         raise ToolError(
-            f"expected the Verilog template folder at '{path}', found nothing there; "
-            "autochip's RTL library needs a source checkout (templates/ next to autochip/)"
+            "expected the Verilog templates inside the package (autochip/_templates) or in "
+            "the source checkout (templates/ beside autochip/), found neither; reinstall autochip"
         )
     return path
 

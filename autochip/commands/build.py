@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autochip._progress import Stages
 from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.core_build import build_core
 from autochip.errors import SpecError
@@ -97,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
     raise_output_problems("autochip build", output_dir_problems("--out", args.out))
     model = _integer_model(args.model)
     hw, source = _hardware(args, model)
-    res = build_core(model, hw, args.out, default_inputs(model, args.images), source)
+    with Stages("build", 3) as progress:  # drawn only on a terminal
+        res = build_core(model, hw, args.out, default_inputs(model, args.images), source,
+                         progress=progress)  # fmt: skip
     total = sum(c.total for c in res.cycles)
     if args.json:
         out = {

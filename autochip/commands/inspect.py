@@ -1,7 +1,8 @@
 """Show a model's AccelGraph: per-layer shapes, MACs, parameters and arithmetic.
 
 MODEL is a zoo name (see models/), a .py file defining build_model() and example_input(),
-a torch.export .pt2 file, a compressed checkpoint .pt, or a saved AccelGraph .json.
+a torch.export .pt2 file, an ONNX .onnx file, a compressed checkpoint .pt, or a saved
+AccelGraph .json.
 The graph is shown after the default passes (batch-norm folded, activations fused, no-ops
 dropped) unless --raw is given. MACs count conv, linear and matmul layers; total_params is the
 PyTorch model's parameter count before folding.
@@ -201,6 +202,10 @@ def _graph(args: argparse.Namespace) -> AccelGraph:
         return ir.run_passes(ir.load_graph(spec), ())
     if not args.raw:
         return modelio.graph_for(spec, args.model_code)
+    if spec.lower().endswith(".onnx"):
+        from autochip.ir._onnx import trace_onnx
+
+        return ir.validate(trace_onnx(spec))
     loaded = modelio.load_model(spec, args.model_code)
     model = loaded.program if loaded.program is not None else loaded.model
     return ir.validate(ir.trace(model, loaded.example_input, loaded.name))

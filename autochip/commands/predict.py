@@ -3,7 +3,8 @@
   autochip predict MODEL (--platform NAME | --hw HW.yaml) [--json] [--csv FILE] [--plot FILE]
   autochip predict --scalesim-config X.cfg --scalesim-topology Y.csv [--json]
 
-MODEL is a zoo name, a Python file, a .pt2 file, a compressed checkpoint, or an AccelGraph JSON.
+MODEL is a zoo name, a Python file, a .pt2 file, an ONNX .onnx file, a compressed checkpoint,
+or an AccelGraph JSON.
 --platform picks the device or technology (and its default accelerator); --hw gives the
 accelerator (on asic-45nm unless --platform is also given). With --scalesim-* the SCALE-Sim
 config and topology (conv or GEMM M,N,K format) are costed instead, with SCALE-Sim's own
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from autochip._progress import Stages
 from autochip._safeio import atomic_path, atomic_write_text, output_file_problems, user_code
 from autochip.errors import SpecError
 from autochip.hw.platform import Platform, load_platform
@@ -42,7 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hw", metavar="HW.yaml", help="accelerator description (YAML)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", metavar="FILE", help="write the per-layer table as CSV")
-    p.add_argument("--plot", metavar="FILE", help="write a PNG: per-layer latency + energy")
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="write a PNG: per-layer latency (compute/stall) and energy (by part)",
+    )
     p.add_argument(
         "--fidelity",
         choices=("analytic", "rtl"),
@@ -86,10 +92,14 @@ def run(args: argparse.Namespace) -> int:
             problems += [f"{exc.source}: {p}" for p in exc.problems]
     if problems or platform is None:  # every problem of the command line, platform and spec
         raise SpecError("command line and specs", problems)
-    with user_code(f"MODEL '{args.model}'"):
-        graph = _load_graph(args.model, args.model_code)
-    est = predict(graph, hw or platform.default_hw, platform, args.fidelity)
-    _write_outputs(args, est)
+    with Stages("predict", 3) as progress:  # drawn only on a terminal
+        progress(f"load {args.model}")
+        with user_code(f"MODEL '{args.model}'"):
+            graph = _load_graph(args.model, args.model_code)
+        progress(f"cost {len(graph)} nodes")
+        est = predict(graph, hw or platform.default_hw, platform, args.fidelity)
+        progress("write outputs")
+        _write_outputs(args, est)
     if args.json:
         print(json.dumps(_jsonable(est.to_dict()), indent=2))
     else:
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_graph(spec: str, model_code: str | None = None) -> AccelGraph:
-    """Anything :func:`autochip.modelio.graph_for` loads (zoo name, .py, .pt2, .pt, .json)."""
+    """Anything :func:`autochip.modelio.graph_for` loads (zoo, .py, .pt2, .onnx, .pt, .json)."""
     return graph_for(spec, model_code)
 
 
@@ -210,9 +220,9 @@ def _run_scalesim(args: argparse.Namespace) -> int:
                 "cycles": int(res.cycles[0, i]),
                 "stall_cycles": int(res.stall_cycles[0, i]),
                 "total_cycles": int(res.total_cycles[0, i]),
-                "utilization": float(100 * res.utilization[0, i]),
-                "mapping_efficiency": float(100 * res.mapping_efficiency[0, i]),
-                "compute_utilization": float(100 * res.compute_utilization[0, i]),
+                "utilization": float(res.utilization[0, i]),
+                "mapping_efficiency": float(res.mapping_efficiency[0, i]),
+                "compute_utilization": float(res.compute_utilization[0, i]),
                 "sram_reads": {
                     "ifmap": int(res.sram_reads_ifmap[0, i]),
                     "filter": int(res.sram_reads_weight[0, i]),
@@ -224,8 +234,8 @@ def _run_scalesim(args: argparse.Namespace) -> int:
         "run_name": cfg.run_name,
         "array": [cfg.hw.rows, cfg.hw.cols],
         "dataflow": cfg.hw.dataflow,
-        "units": "cycles; utilization, mapping_efficiency, compute_utilization in percent "
-        "(as in SCALE-Sim's COMPUTE_REPORT); SRAM accesses in words",
+        "units": "cycles; utilization, mapping_efficiency, compute_utilization as fractions "
+        "(0..1; SCALE-Sim's COMPUTE_REPORT shows percent); SRAM accesses in words",
         "layers": layers,
         "total_cycles": int(res.total_cycles[0].sum()),
         "total_compute_cycles": int(res.cycles[0].sum()),
@@ -246,7 +256,7 @@ def _run_scalesim(args: argparse.Namespace) -> int:
     for row in layers:
         print(
             f"{row['name']:<{w}}  {row['cycles']:>12,} {row['stall_cycles']:>10,} "
-            f"{row['utilization']:>8.2f} {row['mapping_efficiency']:>9.3f} "
+            f"{100 * row['utilization']:>8.2f} {100 * row['mapping_efficiency']:>9.3f} "
             f"{row['sram_reads']['ifmap']:>12,} {row['sram_reads']['filter']:>12,} "
             f"{row['sram_writes']['ofmap']:>12,}"
         )

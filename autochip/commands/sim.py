@@ -21,6 +21,7 @@ import numpy as np
 
 from autochip._builddir import design_problems
 from autochip._npz import npy_problem
+from autochip._progress import Stages
 from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.core_sim import simulate_core
 from autochip.builder.sim import SIMULATORS
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                 str(args.input or "--input"), ["expected finite values, found NaN or Inf"]
             )
         x = quantize_input(model, x)
-    rep = simulate_core(root, model, x, args.simulator)
+    with Stages("sim", 3) as progress:  # drawn only on a terminal
+        rep = simulate_core(root, model, x, args.simulator, progress=progress)
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2, sort_keys=True))
         return 0 if rep.bit_exact else 1

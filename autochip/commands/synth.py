@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from autochip._builddir import design_problems
+from autochip._progress import Stages
 from autochip._safeio import output_dir_problems, raise_output_problems
 from autochip.builder.synth import TARGETS, synth_design
 
@@ -32,7 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     raise_output_problems("autochip synth", output_dir_problems("DIR", args.design))
     raise_output_problems(str(args.design), design_problems(Path(args.design), testbench=False))
-    result = synth_design(args.design, args.target, dsp=not args.no_dsp, fmax=not args.no_fmax)
+    with Stages("synth", 1 if args.no_fmax else 2) as progress:  # drawn only on a terminal
+        result = synth_design(
+            args.design, args.target, dsp=not args.no_dsp, fmax=not args.no_fmax,
+            progress=progress,
+        )  # fmt: skip
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
         return 0

@@ -7,7 +7,6 @@ sets the global seed and a fixed thread count.
 from __future__ import annotations
 
 import random
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
+from autochip._progress import bar as progress_bar
 from autochip.compress.adder import ADDER_ETA, AdderConv2d, AdderLinear, scale_adder_gradients
 from autochip.compress.data import Dataset
 from autochip.compress.distill import Pkkd, kd_loss
@@ -162,14 +161,7 @@ def train(
     adders = _has_adders(model)
     model.train()
     # Bars are for people at a terminal; a log file would get a \r update every half second.
-    bar = tqdm(
-        total=steps,
-        desc=desc,
-        file=sys.stderr,
-        disable=not (progress and sys.stderr.isatty()),
-        leave=False,
-        mininterval=0.5,
-    )
+    bar = progress_bar(steps, desc, enabled=progress)  # drawn only on a terminal
     try:
         for epoch in range(cfg.epochs):
             for xb, yb in batches(data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch):

@@ -61,9 +61,14 @@ def load_model(spec: str) -> LoadedModel:
 
 
 def graph_for(spec: str) -> AccelGraph:
-    """Load + trace + the default pass flow. ``spec`` may also be a saved graph ``.json``."""
+    """Load + trace + the default pass flow. ``spec`` may also be a saved graph ``.json`` or an
+    ONNX file (``.onnx``)."""
     if spec.lower().endswith(".json"):
         return run_passes(load_graph(spec), ())
+    if spec.lower().endswith(".onnx"):  # data, not code: parsed by autochip.ir._onnx
+        from autochip.ir._onnx import trace_onnx
+
+        return run_passes(trace_onnx(spec))
     loaded = load_model(spec)
     model = loaded.program if loaded.program is not None else loaded.model
     return run_passes(trace(model, loaded.example_input, loaded.name))

@@ -131,6 +131,12 @@ class Lowering:
     def source(self, n: fx.Node) -> SourceLoc | None:
         return None
 
+    def op_name(self, n: fx.Node, module: nn.Module | None) -> tuple[str, str]:
+        """(canonical name in the op table, name shown to the user) of a call node."""
+        from autochip.ir import _ops
+
+        return _ops.op_name(n, module)
+
     # -- naming, parameters, node creation ------------------------------------------------------
     def unique(self, base: str) -> str:
         name, i = base, 1
@@ -264,7 +270,7 @@ class Lowering:
         kwargs = fx.node.map_arg(n.kwargs, self.values.__getitem__)
         out = self.summary(n)
         module = self.module_of(n) if n.op == "call_module" else None
-        op, display = _ops.op_name(n, module)
+        op, display = self.op_name(n, module)
         if op != "getitem":  # a split used whole (torch.cat(x.chunk(2))): one node per piece
             args, kwargs = self._materialize(args, n), self._materialize(kwargs, n)
         vals = list(iter_values((args, kwargs)))

@@ -46,7 +46,9 @@ class LoadedModel:
 
 
 def zoo_dir() -> Path:
-    return Path(autochip.__file__).resolve().parents[1] / "models"
+    from autochip._resources import zoo_dir as _zoo_dir
+
+    return _zoo_dir() or Path(autochip.__file__).resolve().parent / "_zoo"  # missing: empty zoo
 
 
 def zoo_names() -> list[str]:

@@ -1,0 +1,119 @@
+"""Progress bars on stderr, drawn only when stderr is a terminal (one mechanism for all commands).
+
+A log file or a CI job gets nothing (no ``\\r`` updates every half second); ``--json`` output on
+stdout is never touched. Two shapes:
+
+- :func:`bar`: a ``tqdm`` bar over a known number of steps (training batches, images).
+- :class:`Stages`: a bar over named stages of one long job (Verilator build, simulation, Yosys,
+  nextpnr). Library functions take it as an optional callback ``progress(label)``, called
+  when a stage starts; while a stage runs, the bar's clock keeps ticking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import threading
+from types import TracebackType
+from typing import IO, Any
+
+from tqdm import tqdm
+
+__all__ = ["Stages", "bar", "on_terminal"]
+
+
+def on_terminal() -> bool:
+    """Whether progress may be drawn: stderr is an interactive terminal."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def bar(
+    total: int,
+    desc: str,
+    *,
+    unit: str = "it",
+    enabled: bool = True,
+    file: IO[str] | None = None,
+    bar_format: str | None = None,
+) -> tqdm[Any]:
+    """A bar over ``total`` steps on stderr (disabled unless stderr is a terminal)."""
+    return tqdm(
+        bar_format=bar_format,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=file or sys.stderr,
+        disable=not (enabled and on_terminal()),
+        leave=False,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
+
+
+class Stages:
+    """A bar over the ``total`` stages of one job; call it with a stage's label as it starts.
+
+    ``with Stages("sim", 2) as progress: simulate_core(..., progress=progress)``: each call
+    completes the stage before it and shows the new label; leaving the ``with`` block completes
+    the bar and removes it from the terminal.
+    """
+
+    def __init__(self, desc: str, total: int, *, enabled: bool = True) -> None:
+        self.desc = desc
+        self.total = total
+        self.started = 0
+        # The bar draws on its own copy of the terminal's descriptor: tool runs redirect fd 2
+        # to their log files (autochip.builder.core_sim), and the bar must not end up there.
+        self._own: IO[str] | None = None
+        if enabled and on_terminal():
+            with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+                self._own = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        fmt = "{desc} |{bar}| {n_fmt}/{total_fmt} stages [{elapsed}]"
+        self._bar = bar(total, desc, unit="stage", enabled=enabled, file=self._own, bar_format=fmt)
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if not self._bar.disable:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            self._bar.refresh()  # keeps the elapsed time moving during a long stage
+
+    def __call__(self, label: str) -> None:
+        if self.started and self._bar.n < self.total:
+            self._bar.update(1)
+        self.started += 1
+        self._bar.set_description_str(f"{self.desc}: {label}", refresh=True)
+
+    @property
+    def drawn(self) -> bool:
+        return not self._bar.disable
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2)
+        if self._bar.n < self.total:
+            self._bar.update(self.total - self._bar.n)
+        self._bar.close()
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+    def __enter__(self) -> Stages:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
