@@ -1,0 +1,670 @@
+"""The core model, vectorised: many core configurations x every layer of one network at once.
+
+:mod:`autochip.predictor.core_model` walks the compiled program of one core layer by layer; this
+module evaluates the same cycle and resource model for a table of configurations with numpy,
+in closed form, and is checked to equal it exactly (``tests/test_core_batch.py``):
+
+* A network becomes a :class:`CoreWorkload`: the layers as the compiler sees them (descriptor
+  fields that do not depend on the core, tensor sizes, which tensor each layer reads), derived
+  from the AccelGraph without compiling (:func:`core_workload`).
+* Per configuration the compiler's tiling (``kt``, ``ntiles``, ``tpp``, ``npt``) and DRAM layout
+  (descriptors, per-layer parameter and weight blobs, then 16-byte aligned tensors) follow from
+  rows, cols and buffer sizes; every DMA command's bursts (split at 256-byte boundaries) are
+  counted in closed form: a transfer of L bytes at A touches ``(A+L-1)//256 - A//256 + 1``
+  blocks, and a run of back-to-back transfers of s bytes each adds one burst per cut that is
+  not on a 256-byte boundary (counted with a modular inverse, :func:`_boundary_hits`).
+* Energy from the platform's technology tables (the analytic model's unit costs): PE operations
+  and post-processing, SRAM bytes read and written per buffer, DRAM bytes, static power.
+
+Infeasible configurations (a layer the compiler would refuse: input larger than one ifmap copy,
+a weight tile larger than the weight buffer, ...) get ``feasible = False`` and infinite latency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from autochip.errors import SpecError
+from autochip.hw.platform import Platform
+from autochip.hw.spec import HardwareSpec, PESpec
+from autochip.ir.graph import AccelGraph
+from autochip.ir.node import OpKind
+from autochip.predictor.core_model import (
+    _XILINX_BRAM18_BITS,
+    _XILINX_BRAM36_DEPTH,
+    _XILINX_LUTRAM_MAX_BITS,
+    CONTROL_FEATURES,
+    DESC_BYTES,
+    FLUSH_CYCLES,
+    _control_model,
+    dram_timing,
+)
+
+__all__ = [
+    "CoreConfigs",
+    "CoreResult",
+    "CoreWorkload",
+    "core_configs",
+    "core_plan",
+    "core_workload",
+    "evaluate_core",
+    "planned_layers",
+]
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+B = 256  # DMA burst boundary (core_model.BURST_BOUNDARY)
+ALIGN = 16  # compiler.ALIGN
+PARAM_TILES = 16  # core.PARAM_TILES
+PARAM_RECORD_BYTES = 16  # program.PARAM_RECORD_BYTES
+_MAX_BITS = 8
+
+
+@dataclass(frozen=True)
+class CoreWorkload:
+    """A network's layers as the core's compiler sees them (arrays of one entry per layer).
+
+    ``src``/``src2`` index ``tensor_bytes`` (0 is the network input, layer i writes tensor
+    i + 1; ``src2`` is -1 without a second input). ``problems`` lists what the core cannot run
+    at all (then no configuration is feasible)."""
+
+    name: str
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]  # conv, linear, maxpool, avgpool, add
+    vector: npt.NDArray[np.bool_]
+    in_len: I64
+    t: I64
+    kg: I64
+    groups: I64
+    c: I64  # output channels
+    p: I64
+    q: I64
+    kr: I64
+    ks: I64
+    src: I64
+    src2: I64
+    tensor_bytes: I64
+    macs: I64
+    w_bits: int  # operand widths the layers need (float layers: int8 after quantisation)
+    a_bits: int
+    adder: bool
+    problems: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def pq(self) -> I64:
+        out: I64 = self.p * self.q
+        return out
+
+
+def _prod(shape: Sequence[int]) -> int:
+    return math.prod(shape[1:]) if len(shape) > 1 else int(math.prod(shape))
+
+
+def core_workload(graph: AccelGraph) -> CoreWorkload:
+    """The core's layer table for ``graph`` (what ``compile_model`` would emit for it)."""
+    tensor: dict[str, int] = {}
+    sizes: list[int] = []
+    rows: list[dict[str, int]] = []
+    names: list[str] = []
+    kinds: list[str] = []
+    problems: list[str] = []
+    w_bits = a_bits = 2
+    adder = False
+    for node in graph:
+        k = node.kind
+        if k == OpKind.INPUT:
+            tensor[node.name] = len(sizes)
+            sizes.append(_prod(node.output_shape))
+            continue
+        if k == OpKind.OUTPUT:
+            continue
+        srcs = [tensor.get(i, 0) for i in node.inputs]
+        if k == OpKind.RESHAPE:
+            if _prod(node.output_shape) != _prod(node.input_shapes[0]):
+                problems.append(
+                    f"node '{node.name}': a reshape that changes the element count "
+                    f"({node.input_shapes[0]} -> {node.output_shape}) is not a core operation"
+                )
+            tensor[node.name] = srcs[0] if srcs else 0
+            continue
+        out_shape = node.output_shape
+        p, q = (out_shape[2], out_shape[3]) if len(out_shape) == 4 else (1, 1)
+        in_shape = node.input_shapes[0] if node.input_shapes else ()
+        row = {"src": srcs[0] if srcs else 0, "src2": -1, "p": p, "q": q, "macs": 0}
+        d = node.dims
+        if node.is_compute and k in (OpKind.CONV2D, OpKind.LINEAR) and d is not None:
+            ar = node.arithmetic
+            if ar.dtype == "int" and ar.kind != "xnor":
+                w_bits, a_bits = max(w_bits, ar.w_bits), max(a_bits, ar.a_bits)
+            else:  # float layers run as int8 after quantisation; binary as +-1 on a mac
+                w_bits, a_bits = max(w_bits, 8 if ar.kind != "xnor" else 2), max(a_bits, 8)
+            adder = adder or ar.kind == "adder"
+            g = max(d.groups, 1)
+            if k == OpKind.LINEAR:
+                cin, t, kgv, g = _prod(in_shape), d.C, d.K, 1
+            else:
+                cin, t, kgv = d.C * d.H * d.W, (d.C // g) * d.R * d.S, d.K // g
+                if (d.dil_h, d.dil_w) != (1, 1):
+                    problems.append(f"node '{node.name}': the core runs dilation 1 only")
+            row.update(vec=0, in_len=cin, t=t, kg=kgv, groups=g, c=d.K, kr=d.R, ks=d.S)
+            row["macs"] = d.N * d.K * d.P * d.Q * (d.C // g) * d.R * d.S
+            kinds.append("linear" if k == OpKind.LINEAR else "conv")
+        elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MEAN) and len(in_shape) == 4:
+            c = in_shape[1]
+            if k == OpKind.MEAN or d is None:
+                kr, ks = in_shape[2], in_shape[3]
+            else:
+                kr, ks = d.R, d.S
+            row.update(vec=1, in_len=_prod(in_shape), c=c, kr=kr, ks=ks)
+            kinds.append("maxpool" if k == OpKind.MAXPOOL else "avgpool")
+        elif k == OpKind.ADD and len(srcs) == 2:
+            c = out_shape[1] if len(out_shape) > 1 else 1
+            row.update(vec=1, in_len=_prod(in_shape), c=c, kr=2, ks=1, src2=srcs[1])
+            kinds.append("add")
+        else:
+            problems.append(f"node '{node.name}': the core has no {k.value} operation")
+            tensor[node.name] = srcs[0] if srcs else 0
+            continue
+        tensor[node.name] = len(sizes)
+        sizes.append(_prod(out_shape))
+        names.append(node.name)
+        rows.append(row)
+
+    def col(key: str, default: int = 0) -> I64:
+        return np.array([r.get(key, default) for r in rows], dtype=np.int64)
+
+    return CoreWorkload(
+        name=graph.name,
+        names=tuple(names),
+        kinds=tuple(kinds),
+        vector=col("vec").astype(bool),
+        in_len=col("in_len"),
+        t=col("t", 1),
+        kg=col("kg", 1),
+        groups=col("groups", 1),
+        c=col("c"),
+        p=col("p", 1),
+        q=col("q", 1),
+        kr=col("kr", 1),
+        ks=col("ks", 1),
+        src=col("src"),
+        src2=col("src2", -1),
+        tensor_bytes=np.array(sizes, dtype=np.int64),
+        macs=col("macs"),
+        w_bits=w_bits,
+        a_bits=a_bits,
+        adder=adder,
+        problems=tuple(problems),
+    )
+
+
+# -- configurations ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoreConfigs:
+    """Core configurations as columns of shape (H,): the fields of a core hardware spec."""
+
+    rows: I64
+    cols: I64
+    a_bits: I64
+    w_bits: I64
+    adder: I64  # 1: pe.kind adder (mac and adder datapaths), 0: mac
+    if_bytes: I64  # buffers.*.size_kb * 1024 (ifmap holds `rows` copies)
+    w_bytes: I64
+    o_bytes: I64
+    clock_mhz: F64
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def take(self, idx: I64) -> CoreConfigs:
+        return CoreConfigs(*(getattr(self, f)[idx] for f in _CFG_FIELDS))
+
+    def spec(self, i: int, name: str = "core") -> dict[str, object]:
+        """Configuration ``i`` as a hardware spec dict (the ``--hw`` YAML schema)."""
+        kb = {
+            "ifmap": int(self.if_bytes[i]) / 1024,
+            "weight": int(self.w_bytes[i]) / 1024,
+            "ofmap": int(self.o_bytes[i]) / 1024,
+        }
+        return {
+            "name": name,
+            "pe": {
+                "kind": "adder" if self.adder[i] else "mac",
+                "dtype": "int",
+                "w_bits": int(self.w_bits[i]),
+                "a_bits": int(self.a_bits[i]),
+                "acc_bits": 32,
+            },
+            "array": {"rows": int(self.rows[i]), "cols": int(self.cols[i])},
+            "dataflow": "os",
+            "buffers": {k: {"size_kb": v} for k, v in kb.items()},
+            "clock_mhz": float(self.clock_mhz[i]),
+        }
+
+
+_CFG_FIELDS = ("rows", "cols", "a_bits", "w_bits", "adder", "if_bytes", "w_bytes", "o_bytes",
+               "clock_mhz")  # fmt: skip
+
+
+def core_configs(specs: Sequence[HardwareSpec], source: str = "core") -> CoreConfigs:
+    """Configurations from hardware specs; what the core cannot build is one :class:`SpecError`
+    (the same checks as :func:`autochip.builder.core.core_params`)."""
+    from autochip.builder.core import core_params
+
+    problems: list[str] = []
+    for hw in specs:
+        try:
+            core_params(hw)
+        except SpecError as exc:
+            problems += [f"{hw.name}: {p}" for p in exc.problems]
+    if problems:
+        raise SpecError(source, problems)
+
+    def col(fn: object) -> I64:
+        return np.array([fn(hw) for hw in specs], dtype=np.int64)  # type: ignore[operator]
+
+    return CoreConfigs(
+        rows=col(lambda h: h.rows),
+        cols=col(lambda h: h.cols),
+        a_bits=col(lambda h: h.pe.a_bits),
+        w_bits=col(lambda h: h.pe.w_bits),
+        adder=col(lambda h: h.pe.kind == "adder"),
+        if_bytes=col(lambda h: h.ifmap.size_bytes),
+        w_bytes=col(lambda h: h.weight.size_bytes),
+        o_bytes=col(lambda h: h.ofmap.size_bytes),
+        clock_mhz=np.array([hw.clock_mhz for hw in specs], dtype=np.float64),
+    )
+
+
+# -- DMA bursts in closed form -------------------------------------------------------------------
+def _cdiv(a: I64, b: I64 | int) -> I64:
+    out: I64 = -(-a // b)
+    return out
+
+
+def _blocks(addr: I64, length: I64) -> I64:
+    """Bursts of one DMA command: 256-byte blocks touched by [addr, addr + length)."""
+    out: I64 = np.where(length > 0, (addr + length - 1) // B - addr // B + 1, 0)
+    return out
+
+
+_INV = np.zeros(B, dtype=np.int64)
+_INV[1::2] = [pow(int(x), -1, B) for x in range(1, B, 2)]
+
+
+def _boundary_hits(a: I64, s: I64, n: I64) -> I64:
+    """#{j in 1..n : (a + j*s) % 256 == 0}, element-wise (s > 0)."""
+    s_m = s % B
+    g = np.gcd(s_m, B)  # gcd(0, 256) = 256: every or no j hits
+    m = B // g
+    ok = (a % g == 0) & (n > 0)
+    # j*s/g = -a/g (mod m), s/g odd part invertible mod m (a power of two)
+    sg = s_m // g
+    odd = np.where(sg % 2 == 1, sg, 1)
+    j0 = ((-(a // g)) % m * (_INV[odd % B] % m)) % m
+    j0 = np.where(j0 == 0, m, j0)
+    out: I64 = np.where(ok & (j0 <= n), (n - j0) // m + 1, 0)
+    return out
+
+
+def _dma(addr: I64, length: I64, over: int) -> I64:
+    out: I64 = 2 + length + over * _blocks(addr, length)
+    return out
+
+
+def _dma_run(addr: I64, each: I64, total: I64, count: I64, over: int) -> I64:
+    """Cycles of ``count`` back-to-back commands covering [addr, addr + total), every cut at
+    addr + j*each (j = 1..count-1)."""
+    cuts = count - 1
+    bursts = _blocks(addr, total) + cuts - _boundary_hits(addr, each, cuts)
+    out: I64 = 2 * count + total + over * bursts
+    return out
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoreResult:
+    """Per (configuration, layer) cycles and energy, per configuration totals and resources."""
+
+    fetch: I64
+    load: I64
+    compute: I64
+    writeback: I64
+    control: I64
+    energy_pj: F64  # (H, L)
+    end_cycles: int  # the end-of-program descriptor
+    feasible: npt.NDArray[np.bool_]  # (H,)
+    resources: dict[str, I64]  # lut ff dsp bram, (H,); empty for ASIC platforms
+    area_um2: F64 | None  # (H,) for ASIC platforms
+    static_w: F64  # (H,)
+
+    @property
+    def cycles(self) -> I64:
+        out: I64 = self.fetch + self.load + self.compute + self.writeback + self.control
+        return out
+
+    @property
+    def total_cycles(self) -> I64:
+        out: I64 = self.cycles.sum(axis=1) + self.end_cycles
+        return out
+
+
+def _tile_cycles(r: I64, c: I64, t: I64) -> I64:
+    # core_model.tile_cycles: first row at (T + R + C - 1) - (R - 1) + 1, R (C + 1), 1 + 1
+    out: I64 = t + c + 1 + r * (c + 1) + 2
+    return out
+
+
+def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
+    """The compiler's tiling and DRAM layout for every (configuration, layer), arrays (H, L):
+    the descriptor fields the cycle model reads (``in_addr``, ``tpp``, ``w_addr``, ...) and
+    ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
+    H, L = len(cfg), len(wl)
+    R = cfg.rows[:, None]
+    C = cfg.cols[:, None]
+    if_depth = (cfg.if_bytes // cfg.rows)[:, None]
+    w_depth = (cfg.w_bytes // cfg.cols)[:, None]
+    o_depth = cfg.o_bytes[:, None]
+    comp = ~wl.vector[None, :]
+    t, kg, grp = wl.t[None, :], wl.kg[None, :], wl.groups[None, :]
+    pq = wl.pq[None, :]
+    in_len = wl.in_len[None, :]
+    kt = _cdiv(kg, C)
+    ntiles = np.where(comp, grp * kt, 0)
+    tile_w = t * C
+    lim = np.minimum(np.minimum(w_depth // t, o_depth // (C * pq)), PARAM_TILES)
+    tpp = np.minimum(lim, ntiles)
+    c_pq = wl.c[None, :] * pq
+    two = np.where(wl.src2 >= 0, 2, 1)[None, :]
+    ok_layer = np.where(
+        comp, (in_len <= if_depth) & (lim >= 1), (in_len * two <= if_depth) & (c_pq <= o_depth)
+    )
+    feasible = ok_layer.all(axis=1)
+    feasible &= (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits)
+    if wl.adder:
+        feasible &= cfg.adder == 1
+    if wl.problems:
+        feasible[:] = False
+    # DRAM layout: descriptors, per-layer blobs (params then weights), tensors
+    p_len = ntiles * C * PARAM_RECORD_BYTES
+    blob = p_len + ntiles * tile_w
+    blob_al = _cdiv(blob, ALIGN) * ALIGN
+    start = -(-(L + 1) * DESC_BYTES // ALIGN) * ALIGN
+    p_addr = start + np.cumsum(blob_al, axis=1) - blob_al
+    t_al = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
+    t_off = np.cumsum(t_al) - t_al
+    base = (start + blob_al.sum(axis=1))[:, None]
+    full = (H, L)
+    return {
+        "feasible": feasible,
+        "in_addr": base + t_off[wl.src][None, :],
+        "in2_addr": np.where(wl.src2 >= 0, base + t_off[np.maximum(wl.src2, 0)][None, :], 0),
+        "out_addr": base + t_off[np.arange(1, L + 1)][None, :],
+        "p_addr": np.where(comp, p_addr, 0),
+        "w_addr": np.where(comp, p_addr + p_len, 0),
+        "in_len": np.broadcast_to(in_len, full),
+        "ntiles": ntiles,
+        "kt": np.where(comp, kt, 0),
+        "tpp": np.where(comp, tpp, 0),
+        "tile_w": np.where(comp, tile_w, 0),
+        "npt": np.where(comp, _cdiv(pq, R), 0),
+        "c_pq": np.where(comp, C * pq, c_pq),
+        "blob": np.where(comp, blob, 0),
+    }
+
+
+def evaluate_core(
+    wl: CoreWorkload,
+    cfg: CoreConfigs,
+    platform: Platform | None = None,
+    *,
+    energy: bool = True,
+) -> CoreResult:
+    """Cycles per (configuration, layer) of every configuration of ``cfg`` on ``wl``."""
+    H, L = len(cfg), len(wl)
+    tm = dram_timing()
+    rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
+    plan = core_plan(wl, cfg)
+    feasible = plan["feasible"].astype(bool)
+    R = cfg.rows[:, None]
+    C = cfg.cols[:, None]
+    comp = ~wl.vector[None, :]
+    t = wl.t[None, :]
+    pq = wl.pq[None, :]
+    in_len = wl.in_len[None, :]
+    ntiles, tile_w = plan["ntiles"], plan["tile_w"]
+    tpp_s = np.maximum(plan["tpp"], 1)
+    npass = np.where(comp, _cdiv(ntiles, tpp_s), 0)
+    npt = plan["npt"]
+    c_pq = wl.c[None, :] * pq
+    two = np.where(wl.src2 >= 0, 2, 1)[None, :]
+    p_len = ntiles * C * PARAM_RECORD_BYTES
+    blob = plan["blob"]
+    in_addr, in2_addr, out_addr = plan["in_addr"], plan["in2_addr"], plan["out_addr"]
+    p_addr, w_addr = plan["p_addr"], plan["w_addr"]
+
+    pc = (np.arange(L, dtype=np.int64) * DESC_BYTES)[None, :]
+    fetch = np.broadcast_to(_dma(pc, np.full_like(pc, DESC_BYTES), rd), (H, L))
+    load = _dma(in_addr, np.broadcast_to(in_len, (H, L)), rd)
+    load = load + np.where(wl.src2[None, :] >= 0, _dma(in2_addr, in_len + 0 * in2_addr, rd), 0)
+    w_load = _dma_run(w_addr, tpp_s * tile_w, ntiles * tile_w, npass, rd)
+    p_load = _dma_run(p_addr, tpp_s * C * PARAM_RECORD_BYTES, p_len, npass, rd)
+    load = load + np.where(comp, w_load + p_load, 0)
+    cmp_c = npass * (R + 2 * npt - 1 + FLUSH_CYCLES) + npt * ntiles * _tile_cycles(R, C, t)
+    vec_c = c_pq * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
+    compute = np.where(comp, cmp_c, vec_c)
+    K = wl.c[None, :]
+    pq_b = np.broadcast_to(pq, (H, L))
+    wb_c = K * (2 + pq) + wr * (
+        _blocks(out_addr, K * pq) + (K - 1) - _boundary_hits(out_addr, pq_b, K - 1)
+    )
+    wb = np.where(comp, wb_c, _dma(out_addr, np.broadcast_to(c_pq, (H, L)), wr))
+    control = np.where(comp, 2 + npass, 2)
+    end_addr = np.array([L * DESC_BYTES], dtype=np.int64)
+    end_cycles = int(_dma(end_addr, np.array([DESC_BYTES]), rd)[0]) + 1
+
+    res: dict[str, I64] = {}
+    area: F64 | None = None
+    static = np.zeros(H)
+    e = np.zeros((H, L))
+    if platform is not None:
+        if platform.is_fpga:
+            assert platform.device is not None
+            res = core_resources_batch(cfg, platform.device.synth_target)
+            static = np.full(H, platform.device.static_power_w)
+        else:
+            area = core_area_um2(cfg, platform)
+            static = _leak_vec(platform, area)
+        if energy:
+            dram_bytes = (
+                DESC_BYTES + in_len * two + np.where(comp, blob, 0)
+                + np.where(comp, K * pq, c_pq)
+            )  # fmt: skip
+            beats = npt * ntiles * t  # array beats of the layer
+            e = _energy(cfg, platform, wl, beats, dram_bytes, in_len * two, ntiles * tile_w, comp,
+                        K * pq, c_pq)  # fmt: skip
+            cyc = fetch + load + compute + wb + control
+            e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
+    return CoreResult(
+        fetch=np.ascontiguousarray(fetch),
+        load=load,
+        compute=compute,
+        writeback=wb,
+        control=control,
+        energy_pj=e,
+        end_cycles=end_cycles,
+        feasible=feasible,
+        resources=res,
+        area_um2=area,
+        static_w=static,
+    )
+
+
+def _leak_vec(platform: Platform, area: F64) -> F64:
+    u, inv = np.unique(area, return_inverse=True)
+    vals = np.array([platform.tech.leakage_w(float(a)) for a in u])
+    out: F64 = vals[inv]
+    return out
+
+
+def _per_unique(values: I64, fn: object) -> F64:
+    u, inv = np.unique(values, return_inverse=True)
+    vals = np.array([fn(int(v)) for v in u], dtype=np.float64)  # type: ignore[operator]
+    out: F64 = vals[inv.reshape(values.shape)]
+    return out
+
+
+def _pe(adder: int, a: int, w: int) -> PESpec:
+    return PESpec("adder" if adder else "mac", "int", w, a, 32, 1)
+
+
+def _energy(
+    cfg: CoreConfigs,
+    platform: Platform,
+    wl: CoreWorkload,
+    beats: I64,
+    dram_bytes: I64,
+    if_written: I64,
+    w_written: I64,
+    comp: npt.NDArray[np.bool_],
+    k_pq: I64,
+    c_pq: I64,
+) -> F64:
+    """Dynamic energy (pJ) per (configuration, layer) from the technology tables."""
+    tech = platform.tech
+    key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
+    e_pe = _per_unique(
+        key, lambda k: tech.pe_op_energy_pj(_pe(k // 10000, k // 100 % 100, k % 100))
+    )
+    e_reg = _per_unique(key, lambda k: tech.register_energy_pj((k // 100 % 100) + k % 100 + 32))
+    e_post = tech.add_energy_pj(32, "int")
+    depths = (("i", cfg.if_bytes // cfg.rows), ("w", cfg.w_bytes // cfg.cols), ("o", cfg.o_bytes))
+    rd = {n: _per_unique(b, tech.sram_read_pj_per_bit) for n, b in depths}
+    wr = {n: _per_unique(b, tech.sram_write_pj_per_bit) for n, b in depths}
+    R = cfg.rows[:, None].astype(np.float64)
+    C = cfg.cols[:, None].astype(np.float64)
+    b = beats.astype(np.float64)
+    pe_ops = b * R * C
+    post = np.where(comp, b / wl.t[None, :] * R * C, c_pq * wl.kr[None, :] * wl.ks[None, :])
+    out_bytes = np.where(comp, k_pq, c_pq).astype(np.float64)
+    e = pe_ops * (e_pe + e_reg)[:, None] + post * e_post
+    e += 8 * b * R * rd["i"][:, None] + 8 * if_written * R * wr["i"][:, None]
+    e += 8 * b * C * rd["w"][:, None] + 8 * w_written * wr["w"][:, None]
+    e += 8 * out_bytes * (wr["o"] + rd["o"])[:, None]
+    e += 8 * dram_bytes * tech.dram_pj_per_bit
+    out: F64 = e
+    return out
+
+
+# -- resources and area ------------------------------------------------------------------------
+def _xilinx_bram_blocks(depth: I64, width: int = 8) -> I64:
+    bits = depth * width
+    big = _cdiv(depth, _XILINX_BRAM36_DEPTH) * -(-width // 9)
+    out: I64 = np.where(
+        bits <= _XILINX_LUTRAM_MAX_BITS,
+        0,
+        np.where((bits <= _XILINX_BRAM18_BITS) & (width <= 9), 1, big),
+    )
+    return out
+
+
+def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
+    """:func:`autochip.predictor.core_model.core_resources` for every configuration."""
+    from autochip.hw.fpga_model import FEATURES, RESOURCES, _model, coefficients_for
+
+    ctrl_model = _control_model()["targets"]
+    if target not in ctrl_model:
+        raise SpecError(
+            "core resources",
+            [
+                f"target: the whole-core resource model is calibrated for "
+                f"{sorted(ctrl_model)}, found {target!r} (scripts/validate_core.py --calibrate)"
+            ],
+        )
+    H = len(cfg)
+    r, c = cfg.rows.astype(np.float64), cfg.cols.astype(np.float64)
+    n = r * c
+    out = {k: np.zeros(H, dtype=np.int64) for k in ("lut", "ff", "dsp", "bram")}
+    model = _model()
+    pairs = cfg.a_bits * 100 + cfg.w_bits
+    for pair in np.unique(pairs):
+        sel = pairs == pair
+        a, w = int(pair // 100), int(pair % 100)
+        coefs = coefficients_for(model, target, "mac", a, w)
+        rr, cc, nn = r[sel], c[sel], n[sel]
+        moves = rr * (cc - 1) * (a + 1) + (rr - 1) * cc * w
+        moves += (rr * (rr - 1) // 2) * (a + 1) + (cc * (cc - 1) // 2) * w
+        x = {
+            "pe_core": nn * (a * w),
+            "pe_ops": nn * (a + w),
+            "pe_acc": nn * 32,
+            "pe": nn,
+            "moves": moves,
+            "out": cc * 32,
+            "one": np.ones_like(rr),
+        }
+        for res in RESOURCES:
+            if res not in ("lut", "ff", "dsp"):
+                continue
+            acc = np.zeros_like(rr)
+            for f in FEATURES:
+                acc = acc + coefs.get(res, {}).get(f, 0.0) * x[f]
+            out[res][sel] += np.maximum(0, np.round(acc)).astype(np.int64)
+    coefs_c: dict[str, dict[str, float]] = ctrl_model[target]
+    xc = {"one": np.ones(H), "rows": r, "cols": c}
+    for res in ("lut", "ff", "dsp"):
+        acc = np.zeros(H)
+        for f in CONTROL_FEATURES:
+            acc = acc + coefs_c[res].get(f, 0.0) * xc[f]
+        out[res] += np.maximum(0, np.round(acc)).astype(np.int64)
+    out["bram"] = (
+        cfg.rows * _xilinx_bram_blocks(cfg.if_bytes // cfg.rows)
+        + cfg.cols * _xilinx_bram_blocks(cfg.w_bytes // cfg.cols)
+        + _xilinx_bram_blocks(cfg.o_bytes)
+        + 10 * _xilinx_bram_blocks(PARAM_TILES * cfg.cols)
+    )
+    return out
+
+
+def core_area_um2(cfg: CoreConfigs, platform: Platform) -> F64:
+    """ASIC area: PEs and the three buffers from the technology tables (as ``asic_area``)."""
+    tech = platform.tech
+    key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
+    pe = _per_unique(key, lambda k: tech.pe_area_um2(_pe(k // 10000, k // 100 % 100, k % 100)))
+    area: F64 = cfg.rows * cfg.cols * pe
+    for b in (cfg.if_bytes, cfg.w_bytes, cfg.o_bytes):
+        area = area + _per_unique(b, tech.sram_area_um2)
+    return area
+
+
+@dataclass(frozen=True)
+class PlannedLayer:
+    """One layer of configuration ``i`` as the scalar model reads it (``CompiledLayer``'s
+    ``name``/``mode``/``get``), from :func:`core_plan`: lets ``core_model.core_cycles`` cost
+    a network that was never compiled."""
+
+    name: str
+    mode: str
+    fields: dict[str, int]
+
+    def get(self, key: str) -> int:
+        return int(self.fields.get(key, 0))
+
+
+def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLayer, ...]:
+    plan = core_plan(wl, cfg.take(np.array([i])))
+    out = []
+    for j, name in enumerate(wl.names):
+        f = {k: int(v[0, j]) for k, v in plan.items() if k != "feasible"}
+        f.update(t=int(wl.t[j]), kg=int(wl.kg[j]), pq=int(wl.pq[j]), c=int(wl.c[j]))
+        f.update(p=int(wl.p[j]), q=int(wl.q[j]), kr=int(wl.kr[j]), ks=int(wl.ks[j]))
+        out.append(PlannedLayer(name, "vector" if wl.vector[j] else "mac", f))
+    return tuple(out)
