@@ -54,6 +54,7 @@ __all__ = [
     "core_workload",
     "evaluate_core",
     "planned_layers",
+    "why_infeasible",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -668,3 +669,32 @@ def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedL
         f.update(p=int(wl.p[j]), q=int(wl.q[j]), kr=int(wl.kr[j]), ks=int(wl.ks[j]))
         out.append(PlannedLayer(name, "vector" if wl.vector[j] else "mac", f))
     return tuple(out)
+
+
+def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
+    """What keeps configuration ``i`` from running ``wl`` (empty when it is feasible)."""
+    one = cfg.take(np.array([i]))
+    out = list(wl.problems)
+    r, c = int(one.rows[0]), int(one.cols[0])
+    if_depth, w_depth = int(one.if_bytes[0]) // r, int(one.w_bytes[0]) // c
+    o_depth = int(one.o_bytes[0])
+    if int(one.w_bits[0]) < wl.w_bits or int(one.a_bits[0]) < wl.a_bits:
+        out.append(f"the network needs w_bits >= {wl.w_bits} and a_bits >= {wl.a_bits}")
+    if wl.adder and not one.adder[0]:
+        out.append("the network has adder layers: expected pe.kind 'adder'")
+    for j, name in enumerate(wl.names):
+        need = int(wl.in_len[j]) * (2 if wl.src2[j] >= 0 else 1)
+        if need > if_depth:
+            out.append(
+                f"layer '{name}': its input ({need} bytes) does not fit one ifmap copy "
+                f"({if_depth} bytes = buffers.ifmap.size_kb / rows)"
+            )
+        if wl.vector[j]:
+            if int(wl.c[j] * wl.pq[j]) > o_depth:
+                out.append(f"layer '{name}': its output does not fit the ofmap buffer")
+        elif int(wl.t[j]) > w_depth or c * int(wl.pq[j]) > o_depth:
+            out.append(
+                f"layer '{name}': one weight tile needs {int(wl.t[j])} weight words per bank and "
+                f"{c * int(wl.pq[j])} ofmap bytes (have {w_depth} and {o_depth})"
+            )
+    return out
