@@ -50,6 +50,7 @@ __all__ = [
     "CoreResult",
     "CoreWorkload",
     "core_configs",
+    "core_feasible",
     "core_plan",
     "core_workload",
     "evaluate_core",
@@ -293,26 +294,31 @@ def _cdiv(a: I64, b: I64 | int) -> I64:
 
 def _blocks(addr: I64, length: I64) -> I64:
     """Bursts of one DMA command: 256-byte blocks touched by [addr, addr + length)."""
-    out: I64 = np.where(length > 0, (addr + length - 1) // B - addr // B + 1, 0)
+    out: I64 = np.where(length > 0, ((addr + length - 1) >> 8) - (addr >> 8) + 1, 0)
     return out
 
 
-_INV = np.zeros(B, dtype=np.int64)
-_INV[1::2] = [pow(int(x), -1, B) for x in range(1, B, 2)]
+def _hit_tables() -> tuple[I64, I64]:
+    """For a = addr % 256 and s = step % 256: the first j >= 1 with (a + j s) % 256 == 0
+    (0 if none) and the period 256 / gcd(s, 256) of the hits."""
+    a = np.arange(B)[:, None]
+    s = np.arange(B)[None, :]
+    first = np.zeros((B, B), dtype=np.int64)
+    period = B // np.gcd(np.arange(B), B)
+    for j in range(B, 0, -1):  # the smallest j wins
+        first = np.where((a + j * s) % B == 0, j, first)
+    return first.ravel(), period.astype(np.int64)
+
+
+_FIRST, _PERIOD = _hit_tables()
 
 
 def _boundary_hits(a: I64, s: I64, n: I64) -> I64:
-    """#{j in 1..n : (a + j*s) % 256 == 0}, element-wise (s > 0)."""
-    s_m = s % B
-    g = np.gcd(s_m, B)  # gcd(0, 256) = 256: every or no j hits
-    m = B // g
-    ok = (a % g == 0) & (n > 0)
-    # j*s/g = -a/g (mod m), s/g odd part invertible mod m (a power of two)
-    sg = s_m // g
-    odd = np.where(sg % 2 == 1, sg, 1)
-    j0 = ((-(a // g)) % m * (_INV[odd % B] % m)) % m
-    j0 = np.where(j0 == 0, m, j0)
-    out: I64 = np.where(ok & (j0 <= n), (n - j0) // m + 1, 0)
+    """#{j in 1..n : (a + j*s) % 256 == 0}, element-wise, from :func:`_hit_tables`."""
+    sm = s & (B - 1)
+    j0 = _FIRST[((a & (B - 1)) << 8) | sm]
+    m = _PERIOD[sm]
+    out: I64 = np.where((j0 > 0) & (j0 <= n), (n - j0) // m + 1, 0)
     return out
 
 
@@ -340,7 +346,7 @@ class CoreResult:
     compute: I64
     writeback: I64
     control: I64
-    energy_pj: F64  # (H, L)
+    energy_pj: F64  # (H, L), or (H, 1) summed over layers
     end_cycles: int  # the end-of-program descriptor
     feasible: npt.NDArray[np.bool_]  # (H,)
     resources: dict[str, I64]  # lut ff dsp bram, (H,); empty for ASIC platforms
@@ -364,37 +370,16 @@ def _tile_cycles(r: I64, c: I64, t: I64) -> I64:
     return out
 
 
-def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
-    """The compiler's tiling and DRAM layout for every (configuration, layer), arrays (H, L):
-    the descriptor fields the cycle model reads (``in_addr``, ``tpp``, ``w_addr``, ...) and
-    ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
-    H, L = len(cfg), len(wl)
-    R = cfg.rows[:, None]
-    C = cfg.cols[:, None]
-    if_depth = (cfg.if_bytes // cfg.rows)[:, None]
-    w_depth = (cfg.w_bytes // cfg.cols)[:, None]
-    o_depth = cfg.o_bytes[:, None]
+def _layout(wl: CoreWorkload, ucols: I64) -> dict[str, I64]:
+    """What depends on the array's columns alone, arrays (U, L) for the distinct ``ucols``:
+    weight tiling and the whole DRAM layout (descriptors, per-layer parameter and weight blobs,
+    then the 16-byte aligned tensors)."""
+    L = len(wl)
+    C = ucols[:, None]
     comp = ~wl.vector[None, :]
-    t, kg, grp = wl.t[None, :], wl.kg[None, :], wl.groups[None, :]
-    pq = wl.pq[None, :]
-    in_len = wl.in_len[None, :]
-    kt = _cdiv(kg, C)
-    ntiles = np.where(comp, grp * kt, 0)
-    tile_w = t * C
-    lim = np.minimum(np.minimum(w_depth // t, o_depth // (C * pq)), PARAM_TILES)
-    tpp = np.minimum(lim, ntiles)
-    c_pq = wl.c[None, :] * pq
-    two = np.where(wl.src2 >= 0, 2, 1)[None, :]
-    ok_layer = np.where(
-        comp, (in_len <= if_depth) & (lim >= 1), (in_len * two <= if_depth) & (c_pq <= o_depth)
-    )
-    feasible = ok_layer.all(axis=1)
-    feasible &= (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits)
-    if wl.adder:
-        feasible &= cfg.adder == 1
-    if wl.problems:
-        feasible[:] = False
-    # DRAM layout: descriptors, per-layer blobs (params then weights), tensors
+    kt = _cdiv(wl.kg[None, :], C)
+    ntiles = np.where(comp, wl.groups[None, :] * kt, 0)
+    tile_w = wl.t[None, :] * C
     p_len = ntiles * C * PARAM_RECORD_BYTES
     blob = p_len + ntiles * tile_w
     blob_al = _cdiv(blob, ALIGN) * ALIGN
@@ -403,23 +388,79 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     t_al = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
     t_off = np.cumsum(t_al) - t_al
     base = (start + blob_al.sum(axis=1))[:, None]
-    full = (H, L)
     return {
-        "feasible": feasible,
         "in_addr": base + t_off[wl.src][None, :],
         "in2_addr": np.where(wl.src2 >= 0, base + t_off[np.maximum(wl.src2, 0)][None, :], 0),
         "out_addr": base + t_off[np.arange(1, L + 1)][None, :],
         "p_addr": np.where(comp, p_addr, 0),
         "w_addr": np.where(comp, p_addr + p_len, 0),
-        "in_len": np.broadcast_to(in_len, full),
         "ntiles": ntiles,
         "kt": np.where(comp, kt, 0),
-        "tpp": np.where(comp, tpp, 0),
         "tile_w": np.where(comp, tile_w, 0),
-        "npt": np.where(comp, _cdiv(pq, R), 0),
-        "c_pq": np.where(comp, C * pq, c_pq),
+        "p_len": p_len,
         "blob": np.where(comp, blob, 0),
     }
+
+
+def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
+    """Whether ``compile_model`` accepts the network on each configuration, (H,): every
+    layer's input fits one ifmap copy, one weight tile fits the weight and ofmap buffers, the
+    operand widths and PE kind suit the network (the per-layer limits reduce over layers)."""
+    cm = ~wl.vector
+    two = np.where(wl.src2 >= 0, 2, 1)
+    need_if = int((wl.in_len * np.where(cm, 1, two)).max(initial=0))
+    w_depth = cfg.w_bytes // cfg.cols
+    feasible: npt.NDArray[np.bool_] = cfg.if_bytes // cfg.rows >= need_if
+    if cm.any():
+        feasible &= w_depth >= int(wl.t[cm].max())
+        feasible &= cfg.o_bytes >= cfg.cols * int(wl.pq[cm].max())
+    if (~cm).any():
+        feasible &= cfg.o_bytes >= int((wl.c * wl.pq)[~cm].max())
+    feasible &= (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits)
+    if wl.adder:
+        feasible &= cfg.adder == 1
+    if wl.problems:
+        feasible[:] = False
+    return feasible
+
+
+def _tiling(
+    wl: CoreWorkload, cfg: CoreConfigs, ntiles: I64
+) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
+    """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
+    configuration (``feasible``, (H,))."""
+    R = cfg.rows[:, None]
+    C = cfg.cols[:, None]
+    w_depth = (cfg.w_bytes // cfg.cols)[:, None]
+    o_depth = cfg.o_bytes[:, None]
+    comp = ~wl.vector[None, :]
+    pq = wl.pq[None, :]
+    lim = np.minimum(np.minimum(w_depth // wl.t[None, :], o_depth // (C * pq)), PARAM_TILES)
+    tpp = np.where(comp, np.minimum(lim, ntiles), 0)
+    feasible = core_feasible(wl, cfg)
+    npt_ = np.where(comp, _cdiv(pq, R), 0)
+    return tpp, npt_, feasible
+
+
+def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
+    """The compiler's tiling and DRAM layout for every (configuration, layer), arrays (H, L):
+    the descriptor fields the cycle model reads (``in_addr``, ``tpp``, ``w_addr``, ...) and
+    ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
+    H, L = len(cfg), len(wl)
+    ucols, inv = np.unique(cfg.cols, return_inverse=True)
+    lay = {k: v[inv] for k, v in _layout(wl, ucols).items()}
+    tpp, npt_, feasible = _tiling(wl, cfg, lay["ntiles"])
+    comp = ~wl.vector[None, :]
+    pq = wl.pq[None, :]
+    return {
+        "feasible": feasible,
+        **{k: lay[k] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "ntiles",
+                               "kt", "tile_w", "blob")},
+        "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
+        "tpp": tpp,
+        "npt": npt_,
+        "c_pq": np.where(comp, cfg.cols[:, None] * pq, wl.c[None, :] * pq),
+    }  # fmt: skip
 
 
 def evaluate_core(
@@ -428,49 +469,52 @@ def evaluate_core(
     platform: Platform | None = None,
     *,
     energy: bool = True,
+    per_layer: bool = True,
 ) -> CoreResult:
-    """Cycles per (configuration, layer) of every configuration of ``cfg`` on ``wl``."""
+    """Cycles per (configuration, layer) of every configuration of ``cfg`` on ``wl``; energy
+    (pJ) per layer, or with ``per_layer=False`` its sum over layers (shape (H, 1))."""
     H, L = len(cfg), len(wl)
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
-    plan = core_plan(wl, cfg)
-    feasible = plan["feasible"].astype(bool)
+    ucols, inv = np.unique(cfg.cols, return_inverse=True)
+    lu = _layout(wl, ucols)
+    comp_u = ~wl.vector[None, :]
+    in_len = wl.in_len[None, :]
+    pq = wl.pq[None, :]
+    K = wl.c[None, :]
+    c_pq = K * pq
+    # what depends on the columns alone: input loads and write-backs
+    in_u = _dma(lu["in_addr"], in_len + 0 * lu["in_addr"], rd)
+    in_u = in_u + np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len + 0 * in_u, rd), 0)
+    out_a = lu["out_addr"]
+    pq_u = pq + 0 * out_a
+    wb_c = K * (2 + pq) + wr * (
+        _blocks(out_a, K * pq) + (K - 1) - _boundary_hits(out_a, pq_u, K - 1)
+    )
+    wb_u = np.where(comp_u, wb_c, _dma(out_a, c_pq + 0 * out_a, wr))
+    ntiles, tile_w = lu["ntiles"][inv], lu["tile_w"][inv]
+    tpp, npt, feasible = _tiling(wl, cfg, ntiles)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    comp = ~wl.vector[None, :]
+    comp = comp_u
     t = wl.t[None, :]
-    pq = wl.pq[None, :]
-    in_len = wl.in_len[None, :]
-    ntiles, tile_w = plan["ntiles"], plan["tile_w"]
-    tpp_s = np.maximum(plan["tpp"], 1)
+    tpp_s = np.maximum(tpp, 1)
     npass = np.where(comp, _cdiv(ntiles, tpp_s), 0)
-    npt = plan["npt"]
-    c_pq = wl.c[None, :] * pq
     two = np.where(wl.src2 >= 0, 2, 1)[None, :]
-    p_len = ntiles * C * PARAM_RECORD_BYTES
-    blob = plan["blob"]
-    in_addr, in2_addr, out_addr = plan["in_addr"], plan["in2_addr"], plan["out_addr"]
-    p_addr, w_addr = plan["p_addr"], plan["w_addr"]
-
+    w_addr, p_addr = lu["w_addr"][inv], lu["p_addr"][inv]
+    w_load = _dma_run(w_addr, tpp_s * tile_w, ntiles * tile_w, npass, rd)
+    p_load = _dma_run(p_addr, tpp_s * C * PARAM_RECORD_BYTES, lu["p_len"][inv], npass, rd)
+    load = in_u[inv] + np.where(comp, w_load + p_load, 0)
     pc = (np.arange(L, dtype=np.int64) * DESC_BYTES)[None, :]
     fetch = np.broadcast_to(_dma(pc, np.full_like(pc, DESC_BYTES), rd), (H, L))
-    load = _dma(in_addr, np.broadcast_to(in_len, (H, L)), rd)
-    load = load + np.where(wl.src2[None, :] >= 0, _dma(in2_addr, in_len + 0 * in2_addr, rd), 0)
-    w_load = _dma_run(w_addr, tpp_s * tile_w, ntiles * tile_w, npass, rd)
-    p_load = _dma_run(p_addr, tpp_s * C * PARAM_RECORD_BYTES, p_len, npass, rd)
-    load = load + np.where(comp, w_load + p_load, 0)
     cmp_c = npass * (R + 2 * npt - 1 + FLUSH_CYCLES) + npt * ntiles * _tile_cycles(R, C, t)
     vec_c = c_pq * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
     compute = np.where(comp, cmp_c, vec_c)
-    K = wl.c[None, :]
-    pq_b = np.broadcast_to(pq, (H, L))
-    wb_c = K * (2 + pq) + wr * (
-        _blocks(out_addr, K * pq) + (K - 1) - _boundary_hits(out_addr, pq_b, K - 1)
-    )
-    wb = np.where(comp, wb_c, _dma(out_addr, np.broadcast_to(c_pq, (H, L)), wr))
+    wb = wb_u[inv]
     control = np.where(comp, 2 + npass, 2)
     end_addr = np.array([L * DESC_BYTES], dtype=np.int64)
     end_cycles = int(_dma(end_addr, np.array([DESC_BYTES]), rd)[0]) + 1
+    blob = lu["blob"][inv]
 
     res: dict[str, I64] = {}
     area: F64 | None = None
@@ -485,14 +529,21 @@ def evaluate_core(
             area = core_area_um2(cfg, platform)
             static = _leak_vec(platform, area)
         if energy:
-            dram_bytes = (
-                DESC_BYTES + in_len * two + np.where(comp, blob, 0)
-                + np.where(comp, K * pq, c_pq)
-            )  # fmt: skip
-            beats = npt * ntiles * t  # array beats of the layer
-            e = _energy(cfg, platform, wl, beats, dram_bytes, in_len * two, ntiles * tile_w, comp,
-                        K * pq, c_pq)  # fmt: skip
+            beats = (npt * ntiles * t).astype(np.float64)  # array beats of the layer
+            qty = {
+                "b": beats,
+                "post_rc": np.where(comp, beats / t, 0.0),
+                "post_1": np.where(comp, 0, c_pq * wl.kr[None, :] * wl.ks[None, :]) + 0.0 * beats,
+                "if_written": in_len * two + 0.0 * beats,
+                "w_written": (ntiles * tile_w).astype(np.float64),
+                "out_bytes": c_pq + 0.0 * beats,
+                "dram_bytes": DESC_BYTES + in_len * two + blob + c_pq + 0.0 * beats,
+            }
             cyc = fetch + load + compute + wb + control
+            if not per_layer:
+                qty = {k: v.sum(axis=1, keepdims=True) for k, v in qty.items()}
+                cyc = cyc.sum(axis=1, keepdims=True)
+            e = _energy(cfg, platform, qty)
             e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
     return CoreResult(
         fetch=np.ascontiguousarray(fetch),
@@ -527,19 +578,11 @@ def _pe(adder: int, a: int, w: int) -> PESpec:
     return PESpec("adder" if adder else "mac", "int", w, a, 32, 1)
 
 
-def _energy(
-    cfg: CoreConfigs,
-    platform: Platform,
-    wl: CoreWorkload,
-    beats: I64,
-    dram_bytes: I64,
-    if_written: I64,
-    w_written: I64,
-    comp: npt.NDArray[np.bool_],
-    k_pq: I64,
-    c_pq: I64,
-) -> F64:
-    """Dynamic energy (pJ) per (configuration, layer) from the technology tables."""
+def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
+    """Dynamic energy (pJ) from the technology tables. ``q`` holds per-(configuration, layer)
+    counts, or their sums over layers (the model is linear in them): array beats ``b``,
+    post-processing ops ``post_rc`` (times R*C) and ``post_1``, bytes written to the ifmap
+    (each of R copies) and weight buffers, output bytes, DRAM bytes."""
     tech = platform.tech
     key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
     e_pe = _per_unique(
@@ -548,19 +591,15 @@ def _energy(
     e_reg = _per_unique(key, lambda k: tech.register_energy_pj((k // 100 % 100) + k % 100 + 32))
     e_post = tech.add_energy_pj(32, "int")
     depths = (("i", cfg.if_bytes // cfg.rows), ("w", cfg.w_bytes // cfg.cols), ("o", cfg.o_bytes))
-    rd = {n: _per_unique(b, tech.sram_read_pj_per_bit) for n, b in depths}
-    wr = {n: _per_unique(b, tech.sram_write_pj_per_bit) for n, b in depths}
+    rd = {n: _per_unique(b, tech.sram_read_pj_per_bit)[:, None] for n, b in depths}
+    wr = {n: _per_unique(b, tech.sram_write_pj_per_bit)[:, None] for n, b in depths}
     R = cfg.rows[:, None].astype(np.float64)
     C = cfg.cols[:, None].astype(np.float64)
-    b = beats.astype(np.float64)
-    pe_ops = b * R * C
-    post = np.where(comp, b / wl.t[None, :] * R * C, c_pq * wl.kr[None, :] * wl.ks[None, :])
-    out_bytes = np.where(comp, k_pq, c_pq).astype(np.float64)
-    e = pe_ops * (e_pe + e_reg)[:, None] + post * e_post
-    e += 8 * b * R * rd["i"][:, None] + 8 * if_written * R * wr["i"][:, None]
-    e += 8 * b * C * rd["w"][:, None] + 8 * w_written * wr["w"][:, None]
-    e += 8 * out_bytes * (wr["o"] + rd["o"])[:, None]
-    e += 8 * dram_bytes * tech.dram_pj_per_bit
+    b = q["b"]
+    e = b * (R * C * (e_pe + e_reg)[:, None] + 8 * R * rd["i"] + 8 * C * rd["w"])
+    e = e + (q["post_rc"] * R * C + q["post_1"]) * e_post
+    e = e + 8 * q["if_written"] * R * wr["i"] + 8 * q["w_written"] * wr["w"]
+    e = e + 8 * q["out_bytes"] * (wr["o"] + rd["o"]) + 8 * q["dram_bytes"] * tech.dram_pj_per_bit
     out: F64 = e
     return out
 
