@@ -149,3 +149,22 @@ def test_energy_and_area_from_the_technology_tables() -> None:
     # FPGA unit energies carry the FPGA/ASIC gap (platforms.yaml), so the same work costs more
     assert fpga.energy_pj.sum() > asic.energy_pj.sum()
     assert asic.area_um2[1] > asic.area_um2[0]
+
+
+def test_vectorised_unit_costs_equal_the_technology_tables() -> None:
+    from autochip.predictor.core_batch import _leak_vec, core_area_um2, sram_read_pj_per_bit
+
+    sizes = np.unique(np.geomspace(1, 64 << 20, 300).astype(np.int64))
+    for name in ("asic-45nm", "asic-16nm", "xc7z020"):
+        tech = load_platform(name).tech
+        got = sram_read_pj_per_bit(tech, sizes)
+        ref = np.array([tech.sram_read_pj_per_bit(int(s)) for s in sizes])
+        np.testing.assert_allclose(got, ref, rtol=1e-12)
+    plat = load_platform("asic-16nm")
+    specs = [_spec(4, 8, 16, 8, 4), _spec(16, 16, 200, 64, 32)]
+    area = core_area_um2(core_configs(specs), plat)  # type: ignore[arg-type]
+    from autochip.predictor.resources import asic_area
+
+    ref_area = [asic_area(hw, plat).total for hw in specs]  # type: ignore[arg-type]
+    np.testing.assert_allclose(area, ref_area, rtol=1e-12)
+    np.testing.assert_allclose(_leak_vec(plat, area), [plat.tech.leakage_w(a) for a in area])

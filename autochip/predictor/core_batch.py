@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -561,9 +562,8 @@ def evaluate_core(
 
 
 def _leak_vec(platform: Platform, area: F64) -> F64:
-    u, inv = np.unique(area, return_inverse=True)
-    vals = np.array([platform.tech.leakage_w(float(a)) for a in u])
-    out: F64 = vals[inv]
+    tech = platform.tech  # Technology.leakage_w, linear in the area
+    out: F64 = area * tech.scalars["leakage_nw_per_um2"] * 1e-9 * tech.leakage_scale
     return out
 
 
@@ -576,6 +576,19 @@ def _per_unique(values: I64, fn: object) -> F64:
 
 def _pe(adder: int, a: int, w: int) -> PESpec:
     return PESpec("adder" if adder else "mac", "int", w, a, 32, 1)
+
+
+def sram_read_pj_per_bit(tech: Any, size_bytes: I64) -> F64:
+    """``Technology.sram_read_pj_per_bit`` for an array of sizes (log-log interpolation of the
+    same table, the same equations; ``tests/test_core_batch.py`` checks they agree)."""
+    pts = tech.sram_points
+    xs = np.array([math.log(sz) for sz, _ in pts])
+    ys = np.array([math.log(e) for _, e in pts])
+    x = np.log(np.maximum(size_bytes.astype(np.float64), 1.0))
+    i = np.clip(np.searchsorted(xs, x, side="left"), 1, len(xs) - 1)
+    slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+    out: F64 = np.exp(ys[i - 1] + slope * (x - xs[i - 1])) / 64.0 * tech.energy_scale
+    return out
 
 
 def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
@@ -591,8 +604,9 @@ def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
     e_reg = _per_unique(key, lambda k: tech.register_energy_pj((k // 100 % 100) + k % 100 + 32))
     e_post = tech.add_energy_pj(32, "int")
     depths = (("i", cfg.if_bytes // cfg.rows), ("w", cfg.w_bytes // cfg.cols), ("o", cfg.o_bytes))
-    rd = {n: _per_unique(b, tech.sram_read_pj_per_bit)[:, None] for n, b in depths}
-    wr = {n: _per_unique(b, tech.sram_write_pj_per_bit)[:, None] for n, b in depths}
+    ratio = tech.scalars["sram_write_over_read"]
+    rd = {n: sram_read_pj_per_bit(tech, b)[:, None] for n, b in depths}
+    wr = {n: v * ratio for n, v in rd.items()}
     R = cfg.rows[:, None].astype(np.float64)
     C = cfg.cols[:, None].astype(np.float64)
     b = q["b"]
@@ -680,8 +694,8 @@ def core_area_um2(cfg: CoreConfigs, platform: Platform) -> F64:
     key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
     pe = _per_unique(key, lambda k: tech.pe_area_um2(_pe(k // 10000, k // 100 % 100, k % 100)))
     area: F64 = cfg.rows * cfg.cols * pe
-    for b in (cfg.if_bytes, cfg.w_bytes, cfg.o_bytes):
-        area = area + _per_unique(b, tech.sram_area_um2)
+    per_byte = 8 * tech.scalars["sram_um2_per_bit"] * tech.area_scale
+    area = area + (cfg.if_bytes + cfg.w_bytes + cfg.o_bytes) * per_byte
     return area
 
 
