@@ -78,7 +78,7 @@ def main() -> None:
     base = default_space(wl, plat)
     space = space_from_dict(
         {
-            "rows": [1, 2, 3, 4, 5, 6, 8, 10],
+            "rows": [1, 2, 3, 4, 5, 6, 8, 10, 12, 16],
             "cols": list(range(4, 65, 4)),
             "ifmap_kb": [2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576],
             "weight_kb": [16, 32, 64, 128, 256, 512, 1024, 2048],

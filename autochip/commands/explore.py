@@ -71,6 +71,11 @@ def _problems(args: argparse.Namespace) -> list[str]:
         bad.append(f"--samples: expected at least 1, found {args.samples}")
     if args.top_k < 1:
         bad.append(f"--top-k: expected at least 1, found {args.top_k}")
+    if args.simulate and not args.model.lower().endswith((".npz", ".pt")):
+        bad.append(
+            f"--simulate: expected an integer model (.npz from `autochip compress`, or its .pt), "
+            f"found '{args.model}'"
+        )
     if args.time is not None and not args.time > 0:
         bad.append(f"--time: expected a positive number of seconds, found {args.time}")
     return bad
@@ -112,7 +117,13 @@ def search(
                 )
     if problems or platform is None or budget is None:
         raise SpecError("command line", problems)
-    wl = core_workload(graph_for(model))
+    if model.lower().endswith(".npz"):  # an integer model: its workload from the compiler
+        from autochip.builder.explore_build import integer_workload
+        from autochip.reference import load_integer_model
+
+        wl = integer_workload(load_integer_model(model), Path(model).stem)
+    else:
+        wl = core_workload(graph_for(model))
     space = default_space(wl, platform)
     if space_file:
         space = load_space(space_file, space)
