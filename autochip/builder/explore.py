@@ -81,7 +81,7 @@ def evaluate_designs(
         for k in ("lut", "ff", "dsp", "bram"):
             out[k] = used[k]
             frac = np.maximum(frac, used[k] / caps[k])
-            ok &= used[k] <= caps[k]
+            ok &= used[k] * (1.0 + budget.margin) <= caps[k]
         out["res"] = frac
     else:
         out["area_mm2"] = core_area_um2(cfg, plat) / 1e6

@@ -87,7 +87,8 @@ def choose_core(
     platform = load_platform(platform_name)
     wl = integer_workload(model, name)
     space = default_space(wl, platform)
-    res = explore(wl, platform, space, parse_budget(None, platform), "latency", progress=False)
+    res = explore(wl, platform, space, parse_budget(None, platform, 0.05), "latency",
+                  progress=False)  # fmt: skip
     d = design_dict(space, res.metrics, res.chosen, platform, f"{platform.name}-searched")
     return hardware_spec_from_dict(d["hw"], f"search for {platform_name}"), d
 

@@ -233,19 +233,24 @@ class Budget:
     """Caps a design must meet: FPGA resources (the device's unless lowered), ASIC area, power."""
 
     caps: dict[str, float]
+    margin: float = 0.0  # predicted FPGA resources are scaled by 1 + margin before the check
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.caps)
 
 
-def parse_budget(text: str | None, platform: Platform) -> Budget:
-    """``lut=30000,dsp=200`` or ``area_mm2=2,power_w=1`` on top of the platform's device."""
+def parse_budget(text: str | None, platform: Platform, margin: float = 0.0) -> Budget:
+    """``lut=30000,dsp=200`` or ``area_mm2=2,power_w=1`` on top of the platform's device;
+    ``margin``: the fraction by which predicted FPGA resources are raised before they are
+    compared with the caps (the resource model's error, docs/core.md)."""
     caps: dict[str, float] = {}
     if platform.device is not None:
         d = platform.device
         caps = {"lut": d.lut, "ff": d.ff, "dsp": d.dsp, "bram": d.bram.count}
+    if not 0.0 <= margin < 1.0:
+        raise SpecError("--margin", [f"expected a fraction in [0, 1), found {margin}"])
     if not text:
-        return Budget(caps)
+        return Budget(caps, margin)
     problems: list[str] = []
     allowed = (*FPGA_KEYS, "power_w") if platform.is_fpga else ("area_mm2", "power_w")
     seen: set[str] = set()
@@ -281,4 +286,4 @@ def parse_budget(text: str | None, platform: Platform) -> Budget:
         caps[key] = v
     if problems:
         raise SpecError("--budget", problems)
-    return Budget(caps)
+    return Budget(caps, margin)

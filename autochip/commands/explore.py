@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="model to build a core for")
     p.add_argument("--platform", required=True, metavar="NAME", help="FPGA device/board or ASIC")
     p.add_argument("--budget", metavar="K=V,...", help="lut=,ff=,dsp=,bram= | area_mm2=,power_w=")
+    p.add_argument("--margin", type=float, default=0.05,
+                   help="raise predicted FPGA resources by this fraction against the budget "
+                   "(0.05: the core model's error vs Yosys)")  # fmt: skip
     p.add_argument("--objective", choices=OBJECTIVES, default="latency", help="what to optimise")
     p.add_argument("--space", metavar="SPACE.yaml", help="narrow or widen the design space")
     p.add_argument("--samples", type=int, default=200_000, help="design budget (200000)")
@@ -94,6 +97,7 @@ def search(
     scheduler: str | None = None,
     announce: Any = None,
     extra_problems: list[str] | None = None,
+    margin: float = 0.05,
 ) -> dict[str, Any]:
     """The whole search as the JSON the command prints (also used by ``autochip build``)."""
     problems = list(extra_problems or [])
@@ -105,7 +109,7 @@ def search(
         problems += [f"{exc.source}: {p}" for p in exc.problems]
     if platform is not None:
         try:
-            budget = parse_budget(budget_text, platform)
+            budget = parse_budget(budget_text, platform, margin)
         except SpecError as exc:
             problems += [f"{exc.source}: {p}" for p in exc.problems]
         if platform.is_fpga and platform.device is not None:
@@ -158,6 +162,7 @@ def report(res: ExploreResult, wl: Any, platform: Platform, budget: Budget) -> d
         "platform": platform.name,
         "objective": res.objective,
         "budget": budget.as_dict(),
+        "margin": budget.margin,
         "space": res.space.describe(),
         "space_size": res.space.size,
         "strategy": res.strategy,
@@ -184,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = search(args.model, args.platform, args.budget, args.objective, args.space,
                  samples=args.samples, seed=args.seed, time_s=args.time,
-                 scheduler=args.scheduler, announce=announce,
+                 scheduler=args.scheduler, announce=announce, margin=args.margin,
                  extra_problems=_problems(args))  # fmt: skip
     if args.synth:
         from autochip.builder.finalists import verify_finalists
