@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from autochip.builder.explore import evaluate_designs
-from autochip.builder.space import PARAMETERS, Budget, DesignSpace
+from autochip.builder.space import PARAMETERS, Budget, DesignSpace, buffer_needs
 from autochip.hw.platform import Platform
 from autochip.predictor.core_batch import CoreWorkload
 
@@ -46,14 +46,7 @@ class Baseline:
 
 def expert_buffers(wl: CoreWorkload, rows: int, cols: int) -> tuple[float, float, float]:
     """Smallest ifmap/weight/ofmap sizes (KB, whole KB) that let the core run every layer."""
-    two = np.where(wl.src2 >= 0, 2, 1)
-    comp = ~wl.vector
-    need_i = rows * int((wl.in_len * two).max(initial=1))
-    need_w = cols * int(wl.t[comp].max(initial=1))
-    need_o = max(
-        cols * int(wl.pq[comp].max(initial=1)), int((wl.c * wl.pq)[wl.vector].max(initial=1))
-    )
-    return tuple(float(max(1, -(-n // 1024))) for n in (need_i, need_w, need_o))  # type: ignore[return-value]
+    return buffer_needs(wl, rows, cols)
 
 
 def _one(space: DesignSpace, **over: float) -> DesignSpace:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from autochip.builder.space import Budget, DesignSpace
+from autochip.builder.space import Budget, DesignSpace, expert_designs
 from autochip.errors import AutochipError
 from autochip.hw.platform import Platform, load_platform
 from autochip.predictor.core_batch import (
@@ -216,7 +216,7 @@ def explore(
     runner = _Runner(wl, platform, space, budget, scheduler)
     t0 = time.perf_counter()
     # a short timing run sizes the expected time
-    probe = np.arange(min(512, space.size), dtype=np.int64)
+    probe = np.unique(np.random.default_rng(seed).integers(0, space.size, 512))
     tp = time.perf_counter()
     evaluate_designs(wl, platform, space, budget, probe)
     rate = len(probe) / max(time.perf_counter() - tp, 1e-9)
@@ -243,7 +243,11 @@ def explore(
         rng = np.random.default_rng(seed)
         seen: set[int] = set()
         first = min(total, max(256, total // 4)) if strategy == "evolve" else total
-        batch = _fresh(rng.integers(0, space.size, size=first * 2), seen, first)
+        warm = np.zeros(0, dtype=np.int64)
+        if strategy == "evolve":  # expert-sized buffers for every array shape: the warm start
+            warm = _fresh(expert_designs(wl, space), seen, first)
+        rand = _fresh(rng.integers(0, space.size, size=first * 2), seen, first - len(warm))
+        batch = np.union1d(warm, rand)
         best: dict[str, Any] = {}
         while len(batch) and evaluated < total:
             ms = runner.map([batch[s : s + CHUNK] for s in range(0, len(batch), CHUNK)])

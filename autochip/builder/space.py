@@ -33,7 +33,9 @@ __all__ = [
     "PARAMETERS",
     "Budget",
     "DesignSpace",
+    "buffer_needs",
     "default_space",
+    "expert_designs",
     "load_space",
     "parse_budget",
 ]
@@ -107,17 +109,68 @@ def _num(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
+def buffer_needs(wl: CoreWorkload, rows: int, cols: int) -> tuple[float, float, float]:
+    """Smallest ifmap/weight/ofmap sizes (whole KB) that let an R x C core run every layer of
+    ``wl`` (each buffer just large enough for the network's largest layer)."""
+    two = np.where(wl.src2 >= 0, 2, 1)
+    comp = ~wl.vector
+    need_i = rows * int((wl.in_len * np.where(comp, 1, two)).max(initial=1))
+    need_w = cols * int(wl.t[comp].max(initial=1))
+    need_o = max(
+        cols * int(wl.pq[comp].max(initial=1)), int((wl.c * wl.pq)[wl.vector].max(initial=1))
+    )
+    return (
+        float(max(1, -(-need_i // 1024))),
+        float(max(1, -(-need_w // 1024))),
+        float(max(1, -(-need_o // 1024))),
+    )
+
+
+def expert_designs(wl: CoreWorkload, space: DesignSpace) -> npt.NDArray[np.int64]:
+    """Flat indices of the designs whose buffers are the smallest of the space that hold the
+    network (:func:`buffer_needs`), one per array shape and other parameter: the warm start of
+    the model-guided search."""
+    shape = space.shape
+    grids = [np.arange(n) for n in shape]
+    names = list(PARAMETERS)
+    out: list[int] = []
+    kb = {k: np.asarray(space.of(k)) for k in ("ifmap_kb", "weight_kb", "ofmap_kb")}
+    for r_i, r in enumerate(space.of("rows")):
+        for c_i, c in enumerate(space.of("cols")):
+            need = buffer_needs(wl, int(r), int(c))
+            pick = []
+            for k, n in zip(("ifmap_kb", "weight_kb", "ofmap_kb"), need, strict=True):
+                ok = np.flatnonzero(kb[k] >= n)
+                pick.append(int(ok[0]) if ok.size else -1)
+            if min(pick) < 0:
+                continue
+            idx = [g[:1] for g in grids]  # first value of the fixed parameters
+            for name, v in (("rows", r_i), ("cols", c_i), ("ifmap_kb", pick[0]),
+                            ("weight_kb", pick[1]), ("ofmap_kb", pick[2])):  # fmt: skip
+                idx[names.index(name)] = np.array([v])
+            for combo in np.array(np.meshgrid(*idx, indexing="ij")).reshape(len(shape), -1).T:
+                out.append(int(np.ravel_multi_index(tuple(combo), shape)))
+    return np.array(sorted(set(out)), dtype=np.int64)
+
+
 def default_space(wl: CoreWorkload, platform: Platform) -> DesignSpace:
     """The default space for ``wl`` on ``platform`` (see the module docstring)."""
+    sized = [buffer_needs(wl, r, c) for r in _DIM_DEFAULT for c in _DIM_DEFAULT]
+    lo, hi = _LIMITS["ifmap_kb"]
+
+    def grid(j: int) -> tuple[float, ...]:
+        need = {s[j] for s in sized if lo <= s[j] <= hi}
+        return tuple(sorted(set(map(float, _KB_DEFAULT)) | need))
+
     vals: dict[str, tuple[float, ...]] = {
         "pe_kind": (1.0,) if wl.adder else (0.0,),
         "a_bits": (float(wl.a_bits),),
         "w_bits": (float(wl.w_bits),),
         "rows": tuple(map(float, _DIM_DEFAULT)),
         "cols": tuple(map(float, _DIM_DEFAULT)),
-        "ifmap_kb": tuple(map(float, _KB_DEFAULT)),
-        "weight_kb": tuple(map(float, _KB_DEFAULT)),
-        "ofmap_kb": tuple(map(float, _KB_DEFAULT)),
+        "ifmap_kb": grid(0),
+        "weight_kb": grid(1),
+        "ofmap_kb": grid(2),
         "clock_mhz": (float(platform.default_hw.clock_mhz),),
     }
     return DesignSpace(tuple(vals[n] for n in PARAMETERS))
