@@ -28,7 +28,8 @@ def test_chosen_core_synthesises_within_its_budget(
     assert syn["fits"], syn["summary"]
     caps = {"lut": 7000, "dsp": 40, "bram": 16, "ff": 106400}
     assert all(syn["synthesised"][k] <= caps[k] for k in caps)
-    assert syn["hw"] == out["chosen"]["hw"]
+    same = ("pe", "array", "buffers", "clock_mhz")
+    assert {k: syn["hw"][k] for k in same} == {k: out["chosen"]["hw"][k] for k in same}
     # the core model's whole-core prediction within 15% of Yosys (docs/core.md's bound)
     for k in ("lut", "ff"):
         assert abs(syn["error"][k]) <= 0.15, (k, syn["predicted"][k], syn["synthesised"][k])
