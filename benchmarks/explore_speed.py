@@ -11,7 +11,7 @@ Prints
   sweep_designs=<n>      designs in that sweep
   speedup_vs_best_baseline=<x>  geometric mean over the suite of scripts/explore_results.py
                          (searched design's latency gain over the best expert baseline), run
-                         here with --samples (default 50,000)
+                         here with --samples (default 50,000), or read from --suite-json
 
 Run: ``.venv/bin/python benchmarks/explore_speed.py [--designs N] [--samples N] [--no-suite]``.
 """
@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--designs", type=int, default=100_000)
     ap.add_argument("--samples", type=int, default=50_000)
     ap.add_argument("--no-suite", action="store_true")
+    ap.add_argument("--suite-json", metavar="FILE",
+                    help="take the suite from `scripts/explore_results.py --json FILE`")  # fmt: skip
     args = ap.parse_args()
     plat = load_platform("vcu118")
     wl = core_workload(graph_for("resnet18"))
@@ -96,9 +98,14 @@ def main() -> None:
     print(f"sweep_s={sweep:.2f}")
 
     if not args.no_suite:
+        import json
+
         from explore_results import geomean, run_suite
 
-        rows_ = run_suite(args.samples)
+        if args.suite_json:
+            rows_ = json.loads(Path(args.suite_json).read_text())
+        else:
+            rows_ = run_suite(args.samples)
         ok = [r["speedup"] for r in rows_ if r.get("speedup")]
         print(f"# suite: {len(ok)} (model, platform) pairs with a feasible baseline")
         print(f"speedup_vs_best_baseline={geomean(ok):.3f}")
