@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50_000)
     ap.add_argument("--no-suite", action="store_true")
     ap.add_argument("--suite-json", metavar="FILE",
-                    help="take the suite from `scripts/explore_results.py --json FILE`")  # fmt: skip
+                    help="the suite from scripts/explore_results.py --json FILE")  # fmt: skip
     args = ap.parse_args()
     plat = load_platform("vcu118")
     wl = core_workload(graph_for("resnet18"))
