@@ -171,12 +171,17 @@ def _progress(enabled: bool) -> Callable[[int, int], None]:
     if not enabled:
         return lambda done, total: None
 
+    state = {"ended": False}
+
     def show(done: int, total: int) -> None:
+        if state["ended"]:
+            return
         w = 30
-        f = done / max(total, 1)
+        f = min(1.0, done / max(total, 1))
         sys.stderr.write(f"\r  [{'#' * int(w * f):<{w}}] {done:,}/{total:,} designs")
         if done >= total:
             sys.stderr.write("\n")
+            state["ended"] = True
         sys.stderr.flush()
 
     return show
@@ -268,7 +273,7 @@ def explore(
             batch = _children(rng, space, best, objective, seen, min(left, max(256, total // 8)))
             if not len(batch):
                 batch = _fresh(rng.integers(0, space.size, size=left * 2), seen, left)
-    show(total, total)
+    show(max(evaluated, total), total)
     m = _concat(acc)
     if not len(m.get("flat", [])):
         raise ExploreError(
