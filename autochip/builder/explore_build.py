@@ -86,6 +86,9 @@ def choose_core(
 
     platform = load_platform(platform_name)
     wl = integer_workload(model, name)
+    dev = platform.device
+    if dev is not None and dev.synth_target != "xilinx":
+        return _default_core(wl, platform, platform_name)
     space = default_space(wl, platform)
     res = explore(wl, platform, space, parse_budget(None, platform, 0.05), "latency",
                   progress=False)  # fmt: skip
@@ -93,10 +96,35 @@ def choose_core(
     return hardware_spec_from_dict(d["hw"], f"search for {platform_name}"), d
 
 
+def _default_core(
+    wl: CoreWorkload, platform: Any, platform_name: str
+) -> tuple[HardwareSpec, dict[str, Any]]:
+    """Devices without a whole-core resource model (ECP5, iCE40): the platform default's array
+    (at most 16 x 16) and buffers as an output-stationary int8 core, not searched."""
+    d = platform.default_hw
+    spec = {
+        "name": f"{platform.name}-default-core",
+        "pe": {"kind": "adder" if wl.adder else "mac", "dtype": "int", "w_bits": 8, "a_bits": 8,
+               "acc_bits": 32},
+        "array": {"rows": min(d.rows, 16), "cols": min(d.cols, 16)},
+        "dataflow": "os",
+        "buffers": {k: {"size_kb": d.buffer(k).size_bytes / 1024}
+                    for k in ("ifmap", "weight", "ofmap")},
+        "clock_mhz": d.clock_mhz,
+    }  # fmt: skip
+    note = {"hw": spec, "latency_s": float("nan"), "energy_j": float("nan"),
+            "note": "no whole-core resource model for this device: the platform default, "
+                    "not searched"}  # fmt: skip
+    return hardware_spec_from_dict(spec, f"--platform {platform_name}"), note
+
+
 def spec_yaml(d: dict[str, Any]) -> str:
     """The chosen design's ``hw`` as an editable ``--hw`` YAML file."""
-    head = (
-        f"# chosen by autochip's design-space search: latency {d['latency_s'] * 1e3:.4g} ms, "
-        f"energy {d['energy_j'] * 1e3:.4g} mJ per inference (core model)\n"
-    )
+    if "note" in d:
+        head = f"# {d['note']}\n"
+    else:
+        head = (
+            f"# chosen by autochip's design-space search: latency {d['latency_s'] * 1e3:.4g} ms, "
+            f"energy {d['energy_j'] * 1e3:.4g} mJ per inference (core model)\n"
+        )
     return head + yaml.safe_dump(d["hw"], sort_keys=False)

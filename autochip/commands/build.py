@@ -6,7 +6,8 @@ MODEL is the integer model written by `autochip compress` (CKPT.npz), or its che
 with the .npz beside it. --hw gives the core's array, precision and buffer sizes; --platform
 searches the core's design space for the platform (`autochip explore`, objective latency,
 the device as budget) and builds the chosen core, writing its spec as hw.yaml in DIR to edit
-and rebuild with --hw; AdderNet datapaths when the model has adder layers.
+and rebuild with --hw (ECP5/iCE40, which have no whole-core resource model: the platform's
+default array, at most 16 x 16); AdderNet datapaths when the model has adder layers.
 DIR receives rtl/ (the core), files.f and manifest.json (for `autochip synth DIR`),
 dram.bin, program.bin, plan.json (memory map, tiling plan, predicted cycles), model.npz,
 inputs.npy (N quantised test inputs: digits test images for 8x8 models, else seeded random),
