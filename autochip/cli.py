@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "autochip.commands.synth",
         "synthesise emitted RTL with Yosys (and nextpnr for Fmax)",
     ),
+    "explore": (
+        "autochip.commands.explore",
+        "search the core's design space: Pareto front, chosen",
+    ),
     "build": (
         "autochip.commands.build",
         "compile a model into a complete accelerator: RTL, program, DRAM image, testbench",

@@ -169,7 +169,7 @@ def test_integer_model_roundtrip_keeps_compile_identical(tmp_path: Path) -> None
     assert compile_model(m, _core()).dram == compile_model(again, _core()).dram
 
 
-def test_build_with_a_platform_uses_its_default_array(tmp_path: Path) -> None:
+def test_build_with_a_platform_builds_the_searched_core(tmp_path: Path) -> None:
     npz = tmp_path / "m.npz"
     save_integer_model(random_model(), npz)
     out = tmp_path / "p"
@@ -178,9 +178,14 @@ def test_build_with_a_platform_uses_its_default_array(tmp_path: Path) -> None:
     )
     import json
 
+    import yaml
+
     core = json.loads((out / "manifest.json").read_text())["core"]
-    assert (core["rows"], core["cols"], core["kind"]) == (12, 16, "mac")  # xc7z020's default
-    assert core["if_depth"] == 65536 // 12
+    chosen = yaml.safe_load((out / "hw.yaml").read_text())  # the search's choice, editable
+    assert (core["rows"], core["cols"], core["kind"]) == (
+        chosen["array"]["rows"], chosen["array"]["cols"], "mac"
+    )  # fmt: skip
+    assert core["if_depth"] == round(chosen["buffers"]["ifmap"]["size_kb"] * 1024) // core["rows"]
 
 
 # Yosys 0.70 synth_xilinx counts of whole cores (16 KB buffers, DSPs on) of this revision of

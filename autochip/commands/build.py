@@ -4,9 +4,11 @@
 
 MODEL is the integer model written by `autochip compress` (CKPT.npz), or its checkpoint CKPT.pt
 with the .npz beside it. --hw gives the core's array, precision and buffer sizes; --platform
-takes the platform's default accelerator as an output-stationary core (a fixed configuration:
-the design-space search is a later step), with AdderNet datapaths when the model has adder
-layers. DIR receives rtl/ (the core), files.f and manifest.json (for `autochip synth DIR`),
+searches the core's design space for the platform (`autochip explore`, objective latency,
+the device as budget) and builds the chosen core, writing its spec as hw.yaml in DIR to edit
+and rebuild with --hw (ECP5/iCE40, which have no whole-core resource model: the platform's
+default array, at most 16 x 16); AdderNet datapaths when the model has adder layers.
+DIR receives rtl/ (the core), files.f and manifest.json (for `autochip synth DIR`),
 dram.bin, program.bin, plan.json (memory map, tiling plan, predicted cycles), model.npz,
 inputs.npy (N quantised test inputs: digits test images for 8x8 models, else seeded random),
 tb/tb_core.py (the cocotb testbench of `autochip sim DIR`) and report.md.
@@ -22,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from autochip._progress import Stages
-from autochip._safeio import output_dir_problems, raise_output_problems
+from autochip._safeio import atomic_write_text, output_dir_problems, raise_output_problems
 from autochip.builder.core_build import build_core
 from autochip.errors import SpecError
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
-from autochip.reference import ComputeOp, IntegerModel, load_integer_model, quantize_input
+from autochip.reference import IntegerModel, load_integer_model, quantize_input
 
 __all__ = ["add_arguments", "run"]
 
@@ -68,16 +70,10 @@ def _hardware(args: argparse.Namespace, model: IntegerModel) -> tuple[HardwareSp
         )
     if args.hw:
         return load_hardware_spec(args.hw), str(args.hw)
-    from autochip.hw.platform import load_platform
+    from autochip.builder.explore_build import choose_core
 
-    hw = load_platform(args.platform).default_hw
-    adder = any(isinstance(op, ComputeOp) and op.kind == "adder" for op in model.ops)
-    pe = dataclasses.replace(hw.pe, kind="adder" if adder else "mac", dtype="int", w_bits=8,
-                             a_bits=8, acc_bits=32, vector=1)  # fmt: skip
-    rows, cols = min(hw.rows, 16), min(hw.cols, 16)
-    core = dataclasses.replace(hw, name=f"{args.platform}-core", pe=pe, dataflow="os",
-                               rows=rows, cols=cols)  # fmt: skip
-    return core, f"--platform {args.platform}"
+    hw, args.chosen_design = choose_core(model, args.platform, Path(args.model).stem)
+    return hw, f"--platform {args.platform} (design-space search, hw.yaml)"
 
 
 def default_inputs(model: IntegerModel, n: int) -> np.ndarray:
@@ -101,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     with Stages("build", 3) as progress:  # drawn only on a terminal
         res = build_core(model, hw, args.out, default_inputs(model, args.images), source,
                          progress=progress)  # fmt: skip
+    if getattr(args, "chosen_design", None):
+        from autochip.builder.explore_build import spec_yaml
+
+        atomic_write_text(Path(args.out) / "hw.yaml", spec_yaml(args.chosen_design))
     total = sum(c.total for c in res.cycles)
     if args.json:
         out = {

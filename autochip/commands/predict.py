@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fidelity",
         choices=("analytic", "rtl"),
         default="analytic",
-        help="analytic: any array/dataflow (SCALE-Sim cycles); rtl: autochip's own os array",
+        help="analytic: any array/dataflow (SCALE-Sim cycles); rtl: the whole core autochip "
+        "build emits (core model: cycles, energy, whole-core resources)",
     )
     p.add_argument(
         "--model-code",

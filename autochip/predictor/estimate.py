@@ -197,5 +197,9 @@ def predict(
     """The predictor's pure function: cost ``graph`` on ``hw`` placed on ``platform``.
 
     ``fidelity``: ``analytic`` (any array and dataflow, SCALE-Sim's cycle definition) or
-    ``rtl`` (autochip's own generated output-stationary array)."""
+    ``rtl`` (the whole core ``autochip build`` emits: ``core_model`` through ``core_batch``)."""
+    if fidelity == "rtl":
+        from autochip.predictor.core_estimate import predict_core
+
+        return predict_core(graph, hw, platform)
     return predict_workload(workload_from_graph(graph), hw, platform, fidelity)

@@ -1,0 +1,168 @@
+"""Expert baselines for the Chip Builder, and designs as JSON-ready dicts.
+
+Each baseline is a configuration an engineer would pick by hand, sized to the same budget and
+clock as the search and with buffers sized as an expert would for the network (each buffer just
+large enough for the network's largest layer, :func:`expert_buffers`):
+
+* ``largest-square``: the largest n x n array that fits the budget (on FPGAs usually the DSPs);
+* ``tpu-like``: a weight-bound square (TPU v1 style): the largest power-of-two square, with the
+  largest weight buffer of the space that still fits;
+* ``shidiannao-like``: an 8 x 8 array (ShiDianNao, Du et al., ISCA 2015: 8 x 8 PEs);
+* ``platform-default``: the platform's default accelerator (rows and cols capped at the core's
+  64), its buffers raised to the network's needs where they are too small;
+* ``tensil-pynq-z1`` / ``tensil-ultra96``: Tensil's published architectures
+  (tensil-ai/tensil ``drivers/tcu_pynq/architecture.py``): array 8 with 8192 x 8 local and
+  2048 x 8 accumulator words, and array 16 with 20480 x 16 and 4096 x 16; 16-bit words, so
+  local memory 128 KB / 640 KB (split evenly between ifmap and weights here) and accumulators
+  32 KB / 128 KB (the ofmap buffer).
+
+A baseline that does not fit the budget is shrunk (square arrays by one row and column at a
+time) until it does; one that cannot fit at all is reported as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autochip.builder.explore import evaluate_designs
+from autochip.builder.space import PARAMETERS, Budget, DesignSpace, buffer_needs
+from autochip.hw.platform import Platform
+from autochip.predictor.core_batch import CoreWorkload
+
+__all__ = ["Baseline", "baselines", "design_dict", "expert_buffers"]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    rule: str
+    metrics: dict[str, Any] | None  # one design's metrics (scalars), None if none fits
+    space: DesignSpace | None
+    note: str = ""
+
+
+def expert_buffers(wl: CoreWorkload, rows: int, cols: int) -> tuple[float, float, float]:
+    """Smallest ifmap/weight/ofmap sizes (KB, whole KB) that let the core run every layer."""
+    return buffer_needs(wl, rows, cols)
+
+
+def _one(space: DesignSpace, **over: float) -> DesignSpace:
+    vals = list(space.values)
+    for k, v in over.items():
+        vals[PARAMETERS.index(k)] = (float(v),)
+    return DesignSpace(tuple(vals))
+
+
+def _eval(wl: CoreWorkload, platform: Platform, sp: DesignSpace, budget: Budget) -> dict[str, Any]:
+    m = evaluate_designs(wl, platform, sp, budget, np.zeros(1, dtype=np.int64))
+    return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in m.items()}
+
+
+def _fixed(wl: CoreWorkload, base: DesignSpace, r: int, c: int, **bufs: float) -> DesignSpace:
+    i, w, o = expert_buffers(wl, r, c)
+    vals = {"ifmap_kb": max(i, bufs.get("ifmap_kb", 0.0)),
+            "weight_kb": max(w, bufs.get("weight_kb", 0.0)),
+            "ofmap_kb": max(o, bufs.get("ofmap_kb", 0.0))}  # fmt: skip
+    return _one(base, rows=r, cols=c, **vals)
+
+
+def baselines(
+    wl: CoreWorkload, platform: Platform, base: DesignSpace, budget: Budget
+) -> list[Baseline]:
+    """Every baseline, evaluated with the same model, budget and clock as the search."""
+    d = platform.default_hw
+    square: list[tuple[str, str, int, int, dict[str, float], bool]] = [
+        ("largest-square", "largest n x n that fits the budget", 64, 64, {}, True),
+        ("shidiannao-like", "8 x 8 array (ShiDianNao)", 8, 8, {}, True),
+        ("platform-default", f"the platform default {d.rows} x {d.cols}",
+         min(d.rows, 64), min(d.cols, 64),
+         {"ifmap_kb": d.ifmap.size_bytes / 1024, "weight_kb": d.weight.size_bytes / 1024,
+          "ofmap_kb": d.ofmap.size_bytes / 1024}, True),
+        ("tensil-pynq-z1", "Tensil PYNQ-Z1: 8 x 8, 64+64 KB local, 32 KB accumulators", 8, 8,
+         {"ifmap_kb": 64.0, "weight_kb": 64.0, "ofmap_kb": 32.0}, True),
+        ("tensil-ultra96", "Tensil Ultra96: 16 x 16, 320+320 KB local, 128 KB accumulators",
+         16, 16, {"ifmap_kb": 320.0, "weight_kb": 320.0, "ofmap_kb": 128.0}, True),
+    ]  # fmt: skip
+    out: list[Baseline] = []
+    for name, rule, r, c, bufs, _ in square:
+        out.append(_shrink(wl, platform, base, budget, name, rule, r, c, bufs))
+    # TPU-like: largest power-of-two square, then the largest weight buffer that fits
+    best: Baseline | None = None
+    n = 64
+    while n >= 1 and best is None:
+        sp = _fixed(wl, base, n, n)
+        m = _eval(wl, platform, sp, budget)
+        if m["ok"]:
+            for wkb in sorted(base.of("weight_kb"), reverse=True):
+                if wkb < sp.of("weight_kb")[0]:
+                    break
+                sp2 = _one(sp, weight_kb=wkb)
+                m2 = _eval(wl, platform, sp2, budget)
+                if m2["ok"]:
+                    best = Baseline("tpu-like", f"weight-bound {n} x {n}, weight buffer {wkb:g} KB",
+                                    m2, sp2)  # fmt: skip
+                    break
+            if best is None:
+                best = Baseline("tpu-like", f"weight-bound {n} x {n}", m, sp)
+        n //= 2
+    out.insert(1, best or Baseline("tpu-like", "weight-bound square", None, None, "nothing fits"))
+    return out
+
+
+def _shrink(
+    wl: CoreWorkload,
+    platform: Platform,
+    base: DesignSpace,
+    budget: Budget,
+    name: str,
+    rule: str,
+    r: int,
+    c: int,
+    bufs: dict[str, float],
+) -> Baseline:
+    r0, c0 = r, c
+    while r >= 1 and c >= 1:
+        sp = _fixed(wl, base, r, c, **bufs)
+        m = _eval(wl, platform, sp, budget)
+        if m["ok"]:
+            notes = [f"shrunk to {r} x {c} to fit the budget"] if (r, c) != (r0, c0) else []
+            grown = [k for k, v in bufs.items() if sp.of(k)[0] > v]
+            if grown:
+                notes.append("buffers raised to the network's needs: " + ", ".join(grown))
+            return Baseline(name, rule, m, sp, "; ".join(notes))
+        r, c = r - 1, c - 1
+    return Baseline(name, rule, None, None, "no size fits the budget")
+
+
+def design_dict(
+    space: DesignSpace, metrics: dict[str, Any], i: int | None, platform: Platform, ident: str
+) -> dict[str, Any]:
+    """One design as JSON: ``hw`` (a ``--hw`` spec), latency, energy, throughput, resources."""
+
+    def get(k: str) -> Any:
+        v = metrics[k]
+        return v if i is None else v[i]
+
+    flat = int(get("flat"))
+    cfg = space.configs(np.array([flat], dtype=np.int64))
+    hw = cfg.spec(0, ident)
+    lat, en = float(get("latency_s")), float(get("energy_j"))
+    out: dict[str, Any] = {
+        "id": ident,
+        "hw": hw,
+        "latency_s": lat,
+        "energy_j": en,
+        "throughput_ips": 1.0 / lat,
+        "edp_js": lat * en,
+        "power_w": float(get("power_w")),
+        "cycles": int(get("cycles")),
+    }
+    if platform.is_fpga:
+        out["resources"] = {k: int(get(k)) for k in ("lut", "ff", "dsp", "bram")}
+        out["budget_fraction"] = float(get("res"))
+    else:
+        out["area_mm2"] = float(get("area_mm2"))
+    return out

@@ -1,0 +1,130 @@
+"""``autochip build MODEL --platform NAME`` without ``--hw``: search, then build the chosen core.
+
+An integer model (``.npz``) has no AccelGraph, so its core workload is read from the compiler
+itself: the model is compiled once for a probe core (1 x 1 array, buffers large enough for any
+layer) and the descriptor fields that do not depend on the core (``in_len t kg c p q kr ks``,
+groups, which tensor each layer reads) become the :class:`CoreWorkload` the search costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import yaml
+
+from autochip.builder.compiler import compile_model
+from autochip.builder.core import core_params
+from autochip.builder.explore import explore
+from autochip.builder.space import default_space, parse_budget
+from autochip.hw.platform import load_platform
+from autochip.hw.spec import HardwareSpec, hardware_spec_from_dict
+from autochip.predictor.core_batch import CoreWorkload
+from autochip.reference import ComputeOp, IntegerModel
+
+__all__ = ["choose_core", "integer_workload", "spec_yaml"]
+
+_PROBE_KB = 65536.0
+
+
+def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
+    """The core workload of an integer model, read from one compilation on a probe core."""
+    probe = hardware_spec_from_dict(
+        {
+            "name": "probe",
+            "array": {"rows": 1, "cols": 1},
+            "buffers": {k: {"size_kb": _PROBE_KB} for k in ("ifmap", "weight", "ofmap")},
+        }
+    )
+    prog = compile_model(model, core_params(probe))
+    order = [prog.input_name] + [lay.output for lay in prog.layers]
+    by_addr = {prog.tensors[n][0]: i for i, n in enumerate(order)}
+    L = len(prog.layers)
+
+    def col(fn: Any) -> np.ndarray:
+        return np.array([fn(lay) for lay in prog.layers], dtype=np.int64)
+
+    vector = np.array([lay.mode == "vector" for lay in prog.layers])
+    kg = col(lambda x: x.get("kg") or 1)
+    ntiles = col(lambda x: x.get("ntiles"))
+    groups = np.where(vector, 1, ntiles // np.maximum(kg, 1))
+    adder = any(isinstance(op, ComputeOp) and op.kind == "adder" for op in model.ops)
+    macs = np.where(vector, 0, col(lambda x: x.get("c") * x.get("pq") * x.get("t")))
+    return CoreWorkload(
+        name=name,
+        names=tuple(lay.name for lay in prog.layers),
+        kinds=tuple(lay.kind for lay in prog.layers),
+        vector=vector,
+        in_len=col(lambda x: x.get("in_len")),
+        t=np.where(vector, 1, col(lambda x: x.get("t"))),
+        kg=np.where(vector, 1, kg),
+        groups=groups,
+        c=col(lambda x: x.get("c")),
+        p=col(lambda x: x.get("p") or 1),
+        q=col(lambda x: x.get("q") or 1),
+        kr=col(lambda x: x.get("kr") or 1),
+        ks=col(lambda x: x.get("ks") or 1),
+        src=np.array([by_addr[lay.get("in_addr")] for lay in prog.layers], dtype=np.int64),
+        src2=np.array(
+            [by_addr[lay.get("in2_addr")] if lay.get("in2_addr") else -1 for lay in prog.layers],
+            dtype=np.int64,
+        ),
+        tensor_bytes=np.array([int(np.prod(prog.tensors[n][1])) for n in order], dtype=np.int64),
+        macs=macs[:L],
+        w_bits=8,
+        a_bits=8,
+        adder=adder,
+    )
+
+
+def choose_core(
+    model: IntegerModel, platform_name: str, name: str = "model"
+) -> tuple[HardwareSpec, dict[str, Any]]:
+    """Search the default space for ``model`` on the platform (objective latency, the device as
+    budget) and return the chosen core's spec and its design dict."""
+    from autochip.builder.baselines import design_dict
+
+    platform = load_platform(platform_name)
+    wl = integer_workload(model, name)
+    dev = platform.device
+    if dev is not None and dev.synth_target != "xilinx":
+        return _default_core(wl, platform, platform_name)
+    space = default_space(wl, platform)
+    res = explore(wl, platform, space, parse_budget(None, platform, 0.05), "latency",
+                  progress=False)  # fmt: skip
+    d = design_dict(space, res.metrics, res.chosen, platform, f"{platform.name}-searched")
+    return hardware_spec_from_dict(d["hw"], f"search for {platform_name}"), d
+
+
+def _default_core(
+    wl: CoreWorkload, platform: Any, platform_name: str
+) -> tuple[HardwareSpec, dict[str, Any]]:
+    """Devices without a whole-core resource model (ECP5, iCE40): the platform default's array
+    (at most 16 x 16) and buffers as an output-stationary int8 core, not searched."""
+    d = platform.default_hw
+    spec = {
+        "name": f"{platform.name}-default-core",
+        "pe": {"kind": "adder" if wl.adder else "mac", "dtype": "int", "w_bits": 8, "a_bits": 8,
+               "acc_bits": 32},
+        "array": {"rows": min(d.rows, 16), "cols": min(d.cols, 16)},
+        "dataflow": "os",
+        "buffers": {k: {"size_kb": d.buffer(k).size_bytes / 1024}
+                    for k in ("ifmap", "weight", "ofmap")},
+        "clock_mhz": d.clock_mhz,
+    }  # fmt: skip
+    note = {"hw": spec, "latency_s": float("nan"), "energy_j": float("nan"),
+            "note": "no whole-core resource model for this device: the platform default, "
+                    "not searched"}  # fmt: skip
+    return hardware_spec_from_dict(spec, f"--platform {platform_name}"), note
+
+
+def spec_yaml(d: dict[str, Any]) -> str:
+    """The chosen design's ``hw`` as an editable ``--hw`` YAML file."""
+    if "note" in d:
+        head = f"# {d['note']}\n"
+    else:
+        head = (
+            f"# chosen by autochip's design-space search: latency {d['latency_s'] * 1e3:.4g} ms, "
+            f"energy {d['energy_j'] * 1e3:.4g} mJ per inference (core model)\n"
+        )
+    return head + yaml.safe_dump(d["hw"], sort_keys=False)

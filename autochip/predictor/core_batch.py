@@ -1,0 +1,753 @@
+"""The core model, vectorised: many core configurations x every layer of one network at once.
+
+:mod:`autochip.predictor.core_model` walks the compiled program of one core layer by layer; this
+module evaluates the same cycle and resource model for a table of configurations with numpy,
+in closed form, and is checked to equal it exactly (``tests/test_core_batch.py``):
+
+* A network becomes a :class:`CoreWorkload`: the layers as the compiler sees them (descriptor
+  fields that do not depend on the core, tensor sizes, which tensor each layer reads), derived
+  from the AccelGraph without compiling (:func:`core_workload`).
+* Per configuration the compiler's tiling (``kt``, ``ntiles``, ``tpp``, ``npt``) and DRAM layout
+  (descriptors, per-layer parameter and weight blobs, then 16-byte aligned tensors) follow from
+  rows, cols and buffer sizes; every DMA command's bursts (split at 256-byte boundaries) are
+  counted in closed form: a transfer of L bytes at A touches ``(A+L-1)//256 - A//256 + 1``
+  blocks, and a run of back-to-back transfers of s bytes each adds one burst per cut that is
+  not on a 256-byte boundary (counted with a modular inverse, :func:`_boundary_hits`).
+* Energy from the platform's technology tables (the analytic model's unit costs): PE operations
+  and post-processing, SRAM bytes read and written per buffer, DRAM bytes, static power.
+
+Infeasible configurations (a layer the compiler would refuse: input larger than one ifmap copy,
+a weight tile larger than the weight buffer, ...) get ``feasible = False`` and infinite latency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from autochip.errors import SpecError
+from autochip.hw.platform import Platform
+from autochip.hw.spec import HardwareSpec, PESpec
+from autochip.ir.graph import AccelGraph
+from autochip.ir.node import OpKind
+from autochip.predictor.core_model import (
+    _XILINX_BRAM18_BITS,
+    _XILINX_BRAM36_DEPTH,
+    _XILINX_LUTRAM_MAX_BITS,
+    CONTROL_FEATURES,
+    DESC_BYTES,
+    FLUSH_CYCLES,
+    _control_model,
+    dram_timing,
+)
+
+__all__ = [
+    "CoreConfigs",
+    "CoreResult",
+    "CoreWorkload",
+    "core_configs",
+    "core_feasible",
+    "core_plan",
+    "core_workload",
+    "evaluate_core",
+    "planned_layers",
+    "why_infeasible",
+]
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+B = 256  # DMA burst boundary (core_model.BURST_BOUNDARY)
+ALIGN = 16  # compiler.ALIGN
+PARAM_TILES = 16  # core.PARAM_TILES
+PARAM_RECORD_BYTES = 16  # program.PARAM_RECORD_BYTES
+_MAX_BITS = 8
+
+
+@dataclass(frozen=True)
+class CoreWorkload:
+    """A network's layers as the core's compiler sees them (arrays of one entry per layer).
+
+    ``src``/``src2`` index ``tensor_bytes`` (0 is the network input, layer i writes tensor
+    i + 1; ``src2`` is -1 without a second input). ``problems`` lists what the core cannot run
+    at all (then no configuration is feasible)."""
+
+    name: str
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]  # conv, linear, maxpool, avgpool, add
+    vector: npt.NDArray[np.bool_]
+    in_len: I64
+    t: I64
+    kg: I64
+    groups: I64
+    c: I64  # output channels
+    p: I64
+    q: I64
+    kr: I64
+    ks: I64
+    src: I64
+    src2: I64
+    tensor_bytes: I64
+    macs: I64
+    w_bits: int  # operand widths the layers need (float layers: int8 after quantisation)
+    a_bits: int
+    adder: bool
+    problems: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def pq(self) -> I64:
+        out: I64 = self.p * self.q
+        return out
+
+
+def _prod(shape: Sequence[int]) -> int:
+    return math.prod(shape[1:]) if len(shape) > 1 else int(math.prod(shape))
+
+
+def core_workload(graph: AccelGraph) -> CoreWorkload:
+    """The core's layer table for ``graph`` (what ``compile_model`` would emit for it)."""
+    tensor: dict[str, int] = {}
+    sizes: list[int] = []
+    rows: list[dict[str, int]] = []
+    names: list[str] = []
+    kinds: list[str] = []
+    problems: list[str] = []
+    w_bits = a_bits = 2
+    adder = False
+    for node in graph:
+        k = node.kind
+        if k == OpKind.INPUT:
+            tensor[node.name] = len(sizes)
+            sizes.append(_prod(node.output_shape))
+            continue
+        if k == OpKind.OUTPUT:
+            continue
+        srcs = [tensor.get(i, 0) for i in node.inputs]
+        if k == OpKind.RESHAPE:
+            if _prod(node.output_shape) != _prod(node.input_shapes[0]):
+                problems.append(
+                    f"node '{node.name}': a reshape that changes the element count "
+                    f"({node.input_shapes[0]} -> {node.output_shape}) is not a core operation"
+                )
+            tensor[node.name] = srcs[0] if srcs else 0
+            continue
+        out_shape = node.output_shape
+        p, q = (out_shape[2], out_shape[3]) if len(out_shape) == 4 else (1, 1)
+        in_shape = node.input_shapes[0] if node.input_shapes else ()
+        row = {"src": srcs[0] if srcs else 0, "src2": -1, "p": p, "q": q, "macs": 0}
+        d = node.dims
+        if node.is_compute and k in (OpKind.CONV2D, OpKind.LINEAR) and d is not None:
+            ar = node.arithmetic
+            if ar.dtype == "int" and ar.kind != "xnor":
+                w_bits, a_bits = max(w_bits, ar.w_bits), max(a_bits, ar.a_bits)
+            else:  # float layers run as int8 after quantisation; binary as +-1 on a mac
+                w_bits, a_bits = max(w_bits, 8 if ar.kind != "xnor" else 2), max(a_bits, 8)
+            adder = adder or ar.kind == "adder"
+            g = max(d.groups, 1)
+            if k == OpKind.LINEAR:
+                cin, t, kgv, g = _prod(in_shape), d.C, d.K, 1
+            else:
+                cin, t, kgv = d.C * d.H * d.W, (d.C // g) * d.R * d.S, d.K // g
+                if (d.dil_h, d.dil_w) != (1, 1):
+                    problems.append(f"node '{node.name}': the core runs dilation 1 only")
+            row.update(vec=0, in_len=cin, t=t, kg=kgv, groups=g, c=d.K, kr=d.R, ks=d.S)
+            row["macs"] = d.N * d.K * d.P * d.Q * (d.C // g) * d.R * d.S
+            kinds.append("linear" if k == OpKind.LINEAR else "conv")
+        elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MEAN) and len(in_shape) == 4:
+            c = in_shape[1]
+            if k == OpKind.MEAN or d is None:
+                kr, ks = in_shape[2], in_shape[3]
+            else:
+                kr, ks = d.R, d.S
+            row.update(vec=1, in_len=_prod(in_shape), c=c, kr=kr, ks=ks)
+            kinds.append("maxpool" if k == OpKind.MAXPOOL else "avgpool")
+        elif k == OpKind.ADD and len(srcs) == 2:
+            c = out_shape[1] if len(out_shape) > 1 else 1
+            row.update(vec=1, in_len=_prod(in_shape), c=c, kr=2, ks=1, src2=srcs[1])
+            kinds.append("add")
+        else:
+            problems.append(f"node '{node.name}': the core has no {k.value} operation")
+            tensor[node.name] = srcs[0] if srcs else 0
+            continue
+        tensor[node.name] = len(sizes)
+        sizes.append(_prod(out_shape))
+        names.append(node.name)
+        rows.append(row)
+
+    def col(key: str, default: int = 0) -> I64:
+        return np.array([r.get(key, default) for r in rows], dtype=np.int64)
+
+    return CoreWorkload(
+        name=graph.name,
+        names=tuple(names),
+        kinds=tuple(kinds),
+        vector=col("vec").astype(bool),
+        in_len=col("in_len"),
+        t=col("t", 1),
+        kg=col("kg", 1),
+        groups=col("groups", 1),
+        c=col("c"),
+        p=col("p", 1),
+        q=col("q", 1),
+        kr=col("kr", 1),
+        ks=col("ks", 1),
+        src=col("src"),
+        src2=col("src2", -1),
+        tensor_bytes=np.array(sizes, dtype=np.int64),
+        macs=col("macs"),
+        w_bits=w_bits,
+        a_bits=a_bits,
+        adder=adder,
+        problems=tuple(problems),
+    )
+
+
+# -- configurations ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoreConfigs:
+    """Core configurations as columns of shape (H,): the fields of a core hardware spec."""
+
+    rows: I64
+    cols: I64
+    a_bits: I64
+    w_bits: I64
+    adder: I64  # 1: pe.kind adder (mac and adder datapaths), 0: mac
+    if_bytes: I64  # buffers.*.size_kb * 1024 (ifmap holds `rows` copies)
+    w_bytes: I64
+    o_bytes: I64
+    clock_mhz: F64
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def take(self, idx: I64) -> CoreConfigs:
+        return CoreConfigs(*(getattr(self, f)[idx] for f in _CFG_FIELDS))
+
+    def spec(self, i: int, name: str = "core") -> dict[str, object]:
+        """Configuration ``i`` as a hardware spec dict (the ``--hw`` YAML schema)."""
+        kb = {
+            "ifmap": int(self.if_bytes[i]) / 1024,
+            "weight": int(self.w_bytes[i]) / 1024,
+            "ofmap": int(self.o_bytes[i]) / 1024,
+        }
+        return {
+            "name": name,
+            "pe": {
+                "kind": "adder" if self.adder[i] else "mac",
+                "dtype": "int",
+                "w_bits": int(self.w_bits[i]),
+                "a_bits": int(self.a_bits[i]),
+                "acc_bits": 32,
+            },
+            "array": {"rows": int(self.rows[i]), "cols": int(self.cols[i])},
+            "dataflow": "os",
+            "buffers": {k: {"size_kb": v} for k, v in kb.items()},
+            "clock_mhz": float(self.clock_mhz[i]),
+        }
+
+
+_CFG_FIELDS = ("rows", "cols", "a_bits", "w_bits", "adder", "if_bytes", "w_bytes", "o_bytes",
+               "clock_mhz")  # fmt: skip
+
+
+def core_configs(specs: Sequence[HardwareSpec], source: str = "core") -> CoreConfigs:
+    """Configurations from hardware specs; what the core cannot build is one :class:`SpecError`
+    (the same checks as :func:`autochip.builder.core.core_params`)."""
+    from autochip.builder.core import core_params
+
+    problems: list[str] = []
+    for hw in specs:
+        try:
+            core_params(hw)
+        except SpecError as exc:
+            problems += [f"{hw.name}: {p}" for p in exc.problems]
+    if problems:
+        raise SpecError(source, problems)
+
+    def col(fn: object) -> I64:
+        return np.array([fn(hw) for hw in specs], dtype=np.int64)  # type: ignore[operator]
+
+    return CoreConfigs(
+        rows=col(lambda h: h.rows),
+        cols=col(lambda h: h.cols),
+        a_bits=col(lambda h: h.pe.a_bits),
+        w_bits=col(lambda h: h.pe.w_bits),
+        adder=col(lambda h: h.pe.kind == "adder"),
+        if_bytes=col(lambda h: h.ifmap.size_bytes),
+        w_bytes=col(lambda h: h.weight.size_bytes),
+        o_bytes=col(lambda h: h.ofmap.size_bytes),
+        clock_mhz=np.array([hw.clock_mhz for hw in specs], dtype=np.float64),
+    )
+
+
+# -- DMA bursts in closed form -------------------------------------------------------------------
+def _cdiv(a: I64, b: I64 | int) -> I64:
+    out: I64 = -(-a // b)
+    return out
+
+
+def _blocks(addr: I64, length: I64) -> I64:
+    """Bursts of one DMA command: 256-byte blocks touched by [addr, addr + length)."""
+    out: I64 = np.where(length > 0, ((addr + length - 1) >> 8) - (addr >> 8) + 1, 0)
+    return out
+
+
+def _hit_tables() -> tuple[I64, I64]:
+    """For a = addr % 256 and s = step % 256: the first j >= 1 with (a + j s) % 256 == 0
+    (0 if none) and the period 256 / gcd(s, 256) of the hits."""
+    a = np.arange(B)[:, None]
+    s = np.arange(B)[None, :]
+    first = np.zeros((B, B), dtype=np.int64)
+    period = B // np.gcd(np.arange(B), B)
+    for j in range(B, 0, -1):  # the smallest j wins
+        first = np.where((a + j * s) % B == 0, j, first)
+    return first.ravel(), period.astype(np.int64)
+
+
+_FIRST, _PERIOD = _hit_tables()
+
+
+def _boundary_hits(a: I64, s: I64, n: I64) -> I64:
+    """#{j in 1..n : (a + j*s) % 256 == 0}, element-wise, from :func:`_hit_tables`."""
+    sm = s & (B - 1)
+    j0 = _FIRST[((a & (B - 1)) << 8) | sm]
+    m = _PERIOD[sm]
+    out: I64 = np.where((j0 > 0) & (j0 <= n), (n - j0) // m + 1, 0)
+    return out
+
+
+def _dma(addr: I64, length: I64, over: int) -> I64:
+    out: I64 = 2 + length + over * _blocks(addr, length)
+    return out
+
+
+def _dma_run(addr: I64, each: I64, total: I64, count: I64, over: int) -> I64:
+    """Cycles of ``count`` back-to-back commands covering [addr, addr + total), every cut at
+    addr + j*each (j = 1..count-1)."""
+    cuts = count - 1
+    bursts = _blocks(addr, total) + cuts - _boundary_hits(addr, each, cuts)
+    out: I64 = 2 * count + total + over * bursts
+    return out
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoreResult:
+    """Per (configuration, layer) cycles and energy, per configuration totals and resources."""
+
+    fetch: I64
+    load: I64
+    compute: I64
+    writeback: I64
+    control: I64
+    energy_pj: F64  # (H, L), or (H, 1) summed over layers
+    end_cycles: int  # the end-of-program descriptor
+    feasible: npt.NDArray[np.bool_]  # (H,)
+    resources: dict[str, I64]  # lut ff dsp bram, (H,); empty for ASIC platforms
+    area_um2: F64 | None  # (H,) for ASIC platforms
+    static_w: F64  # (H,)
+
+    @property
+    def cycles(self) -> I64:
+        out: I64 = self.fetch + self.load + self.compute + self.writeback + self.control
+        return out
+
+    @property
+    def total_cycles(self) -> I64:
+        out: I64 = self.cycles.sum(axis=1) + self.end_cycles
+        return out
+
+
+def _tile_cycles(r: I64, c: I64, t: I64) -> I64:
+    # core_model.tile_cycles: first row at (T + R + C - 1) - (R - 1) + 1, R (C + 1), 1 + 1
+    out: I64 = t + c + 1 + r * (c + 1) + 2
+    return out
+
+
+def _layout(wl: CoreWorkload, ucols: I64) -> dict[str, I64]:
+    """What depends on the array's columns alone, arrays (U, L) for the distinct ``ucols``:
+    weight tiling and the whole DRAM layout (descriptors, per-layer parameter and weight blobs,
+    then the 16-byte aligned tensors)."""
+    L = len(wl)
+    C = ucols[:, None]
+    comp = ~wl.vector[None, :]
+    kt = _cdiv(wl.kg[None, :], C)
+    ntiles = np.where(comp, wl.groups[None, :] * kt, 0)
+    tile_w = wl.t[None, :] * C
+    p_len = ntiles * C * PARAM_RECORD_BYTES
+    blob = p_len + ntiles * tile_w
+    blob_al = _cdiv(blob, ALIGN) * ALIGN
+    start = -(-(L + 1) * DESC_BYTES // ALIGN) * ALIGN
+    p_addr = start + np.cumsum(blob_al, axis=1) - blob_al
+    t_al = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
+    t_off = np.cumsum(t_al) - t_al
+    base = (start + blob_al.sum(axis=1))[:, None]
+    return {
+        "in_addr": base + t_off[wl.src][None, :],
+        "in2_addr": np.where(wl.src2 >= 0, base + t_off[np.maximum(wl.src2, 0)][None, :], 0),
+        "out_addr": base + t_off[np.arange(1, L + 1)][None, :],
+        "p_addr": np.where(comp, p_addr, 0),
+        "w_addr": np.where(comp, p_addr + p_len, 0),
+        "ntiles": ntiles,
+        "kt": np.where(comp, kt, 0),
+        "tile_w": np.where(comp, tile_w, 0),
+        "p_len": p_len,
+        "blob": np.where(comp, blob, 0),
+    }
+
+
+def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
+    """Whether ``compile_model`` accepts the network on each configuration, (H,): every
+    layer's input fits one ifmap copy, one weight tile fits the weight and ofmap buffers, the
+    operand widths and PE kind suit the network (the per-layer limits reduce over layers)."""
+    cm = ~wl.vector
+    two = np.where(wl.src2 >= 0, 2, 1)
+    need_if = int((wl.in_len * np.where(cm, 1, two)).max(initial=0))
+    w_depth = cfg.w_bytes // cfg.cols
+    feasible: npt.NDArray[np.bool_] = cfg.if_bytes // cfg.rows >= need_if
+    if cm.any():
+        feasible &= w_depth >= int(wl.t[cm].max())
+        feasible &= cfg.o_bytes >= cfg.cols * int(wl.pq[cm].max())
+    if (~cm).any():
+        feasible &= cfg.o_bytes >= int((wl.c * wl.pq)[~cm].max())
+    feasible &= (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits)
+    if wl.adder:
+        feasible &= cfg.adder == 1
+    if wl.problems:
+        feasible[:] = False
+    return feasible
+
+
+def _tiling(
+    wl: CoreWorkload, cfg: CoreConfigs, ntiles: I64
+) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
+    """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
+    configuration (``feasible``, (H,))."""
+    R = cfg.rows[:, None]
+    C = cfg.cols[:, None]
+    w_depth = (cfg.w_bytes // cfg.cols)[:, None]
+    o_depth = cfg.o_bytes[:, None]
+    comp = ~wl.vector[None, :]
+    pq = wl.pq[None, :]
+    lim = np.minimum(np.minimum(w_depth // wl.t[None, :], o_depth // (C * pq)), PARAM_TILES)
+    tpp = np.where(comp, np.minimum(lim, ntiles), 0)
+    feasible = core_feasible(wl, cfg)
+    npt_ = np.where(comp, _cdiv(pq, R), 0)
+    return tpp, npt_, feasible
+
+
+def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
+    """The compiler's tiling and DRAM layout for every (configuration, layer), arrays (H, L):
+    the descriptor fields the cycle model reads (``in_addr``, ``tpp``, ``w_addr``, ...) and
+    ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
+    H, L = len(cfg), len(wl)
+    ucols, inv = np.unique(cfg.cols, return_inverse=True)
+    lay = {k: v[inv] for k, v in _layout(wl, ucols).items()}
+    tpp, npt_, feasible = _tiling(wl, cfg, lay["ntiles"])
+    comp = ~wl.vector[None, :]
+    pq = wl.pq[None, :]
+    return {
+        "feasible": feasible,
+        **{k: lay[k] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "ntiles",
+                               "kt", "tile_w", "blob")},
+        "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
+        "tpp": tpp,
+        "npt": npt_,
+        "c_pq": np.where(comp, cfg.cols[:, None] * pq, wl.c[None, :] * pq),
+    }  # fmt: skip
+
+
+def evaluate_core(
+    wl: CoreWorkload,
+    cfg: CoreConfigs,
+    platform: Platform | None = None,
+    *,
+    energy: bool = True,
+    per_layer: bool = True,
+) -> CoreResult:
+    """Cycles per (configuration, layer) of every configuration of ``cfg`` on ``wl``; energy
+    (pJ) per layer, or with ``per_layer=False`` its sum over layers (shape (H, 1))."""
+    H, L = len(cfg), len(wl)
+    tm = dram_timing()
+    rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
+    ucols, inv = np.unique(cfg.cols, return_inverse=True)
+    lu = _layout(wl, ucols)
+    comp_u = ~wl.vector[None, :]
+    in_len = wl.in_len[None, :]
+    pq = wl.pq[None, :]
+    K = wl.c[None, :]
+    c_pq = K * pq
+    # what depends on the columns alone: input loads and write-backs
+    in_u = _dma(lu["in_addr"], in_len + 0 * lu["in_addr"], rd)
+    in_u = in_u + np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len + 0 * in_u, rd), 0)
+    out_a = lu["out_addr"]
+    pq_u = pq + 0 * out_a
+    wb_c = K * (2 + pq) + wr * (
+        _blocks(out_a, K * pq) + (K - 1) - _boundary_hits(out_a, pq_u, K - 1)
+    )
+    wb_u = np.where(comp_u, wb_c, _dma(out_a, c_pq + 0 * out_a, wr))
+    ntiles, tile_w = lu["ntiles"][inv], lu["tile_w"][inv]
+    tpp, npt, feasible = _tiling(wl, cfg, ntiles)
+    R = cfg.rows[:, None]
+    C = cfg.cols[:, None]
+    comp = comp_u
+    t = wl.t[None, :]
+    tpp_s = np.maximum(tpp, 1)
+    npass = np.where(comp, _cdiv(ntiles, tpp_s), 0)
+    two = np.where(wl.src2 >= 0, 2, 1)[None, :]
+    w_addr, p_addr = lu["w_addr"][inv], lu["p_addr"][inv]
+    w_load = _dma_run(w_addr, tpp_s * tile_w, ntiles * tile_w, npass, rd)
+    p_load = _dma_run(p_addr, tpp_s * C * PARAM_RECORD_BYTES, lu["p_len"][inv], npass, rd)
+    load = in_u[inv] + np.where(comp, w_load + p_load, 0)
+    pc = (np.arange(L, dtype=np.int64) * DESC_BYTES)[None, :]
+    fetch = np.broadcast_to(_dma(pc, np.full_like(pc, DESC_BYTES), rd), (H, L))
+    cmp_c = npass * (R + 2 * npt - 1 + FLUSH_CYCLES) + npt * ntiles * _tile_cycles(R, C, t)
+    vec_c = c_pq * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
+    compute = np.where(comp, cmp_c, vec_c)
+    wb = wb_u[inv]
+    control = np.where(comp, 2 + npass, 2)
+    end_addr = np.array([L * DESC_BYTES], dtype=np.int64)
+    end_cycles = int(_dma(end_addr, np.array([DESC_BYTES]), rd)[0]) + 1
+    blob = lu["blob"][inv]
+
+    res: dict[str, I64] = {}
+    area: F64 | None = None
+    static = np.zeros(H)
+    e = np.zeros((H, L))
+    if platform is not None:
+        if platform.is_fpga:
+            assert platform.device is not None
+            res = core_resources_batch(cfg, platform.device.synth_target)
+            static = np.full(H, platform.device.static_power_w)
+        else:
+            area = core_area_um2(cfg, platform)
+            static = _leak_vec(platform, area)
+        if energy:
+            beats = (npt * ntiles * t).astype(np.float64)  # array beats of the layer
+            qty = {
+                "b": beats,
+                "post_rc": np.where(comp, beats / t, 0.0),
+                "post_1": np.where(comp, 0, c_pq * wl.kr[None, :] * wl.ks[None, :]) + 0.0 * beats,
+                "if_written": in_len * two + 0.0 * beats,
+                "w_written": (ntiles * tile_w).astype(np.float64),
+                "out_bytes": c_pq + 0.0 * beats,
+                "dram_bytes": DESC_BYTES + in_len * two + blob + c_pq + 0.0 * beats,
+            }
+            cyc = fetch + load + compute + wb + control
+            if not per_layer:
+                qty = {k: v.sum(axis=1, keepdims=True) for k, v in qty.items()}
+                cyc = cyc.sum(axis=1, keepdims=True)
+            e = _energy(cfg, platform, qty)
+            e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
+    return CoreResult(
+        fetch=np.ascontiguousarray(fetch),
+        load=load,
+        compute=compute,
+        writeback=wb,
+        control=control,
+        energy_pj=e,
+        end_cycles=end_cycles,
+        feasible=feasible,
+        resources=res,
+        area_um2=area,
+        static_w=static,
+    )
+
+
+def _leak_vec(platform: Platform, area: F64) -> F64:
+    tech = platform.tech  # Technology.leakage_w, linear in the area
+    out: F64 = area * tech.scalars["leakage_nw_per_um2"] * 1e-9 * tech.leakage_scale
+    return out
+
+
+def _per_unique(values: I64, fn: object) -> F64:
+    u, inv = np.unique(values, return_inverse=True)
+    vals = np.array([fn(int(v)) for v in u], dtype=np.float64)  # type: ignore[operator]
+    out: F64 = vals[inv.reshape(values.shape)]
+    return out
+
+
+def _pe(adder: int, a: int, w: int) -> PESpec:
+    return PESpec("adder" if adder else "mac", "int", w, a, 32, 1)
+
+
+def sram_read_pj_per_bit(tech: Any, size_bytes: I64) -> F64:
+    """``Technology.sram_read_pj_per_bit`` for an array of sizes (log-log interpolation of the
+    same table, the same equations; ``tests/test_core_batch.py`` checks they agree)."""
+    pts = tech.sram_points
+    xs = np.array([math.log(sz) for sz, _ in pts])
+    ys = np.array([math.log(e) for _, e in pts])
+    x = np.log(np.maximum(size_bytes.astype(np.float64), 1.0))
+    i = np.clip(np.searchsorted(xs, x, side="left"), 1, len(xs) - 1)
+    slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+    out: F64 = np.exp(ys[i - 1] + slope * (x - xs[i - 1])) / 64.0 * tech.energy_scale
+    return out
+
+
+def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
+    """Dynamic energy (pJ) from the technology tables. ``q`` holds per-(configuration, layer)
+    counts, or their sums over layers (the model is linear in them): array beats ``b``,
+    post-processing ops ``post_rc`` (times R*C) and ``post_1``, bytes written to the ifmap
+    (each of R copies) and weight buffers, output bytes, DRAM bytes."""
+    tech = platform.tech
+    key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
+    e_pe = _per_unique(
+        key, lambda k: tech.pe_op_energy_pj(_pe(k // 10000, k // 100 % 100, k % 100))
+    )
+    e_reg = _per_unique(key, lambda k: tech.register_energy_pj((k // 100 % 100) + k % 100 + 32))
+    e_post = tech.add_energy_pj(32, "int")
+    depths = (("i", cfg.if_bytes // cfg.rows), ("w", cfg.w_bytes // cfg.cols), ("o", cfg.o_bytes))
+    ratio = tech.scalars["sram_write_over_read"]
+    rd = {n: sram_read_pj_per_bit(tech, b)[:, None] for n, b in depths}
+    wr = {n: v * ratio for n, v in rd.items()}
+    R = cfg.rows[:, None].astype(np.float64)
+    C = cfg.cols[:, None].astype(np.float64)
+    b = q["b"]
+    e = b * (R * C * (e_pe + e_reg)[:, None] + 8 * R * rd["i"] + 8 * C * rd["w"])
+    e = e + (q["post_rc"] * R * C + q["post_1"]) * e_post
+    e = e + 8 * q["if_written"] * R * wr["i"] + 8 * q["w_written"] * wr["w"]
+    e = e + 8 * q["out_bytes"] * (wr["o"] + rd["o"]) + 8 * q["dram_bytes"] * tech.dram_pj_per_bit
+    out: F64 = e
+    return out
+
+
+# -- resources and area ------------------------------------------------------------------------
+def _xilinx_bram_blocks(depth: I64, width: int = 8) -> I64:
+    bits = depth * width
+    big = _cdiv(depth, _XILINX_BRAM36_DEPTH) * -(-width // 9)
+    out: I64 = np.where(
+        bits <= _XILINX_LUTRAM_MAX_BITS,
+        0,
+        np.where((bits <= _XILINX_BRAM18_BITS) & (width <= 9), 1, big),
+    )
+    return out
+
+
+def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
+    """:func:`autochip.predictor.core_model.core_resources` for every configuration."""
+    from autochip.hw.fpga_model import FEATURES, RESOURCES, _model, coefficients_for
+
+    ctrl_model = _control_model()["targets"]
+    if target not in ctrl_model:
+        raise SpecError(
+            "core resources",
+            [
+                f"target: the whole-core resource model is calibrated for "
+                f"{sorted(ctrl_model)}, found {target!r} (scripts/validate_core.py --calibrate)"
+            ],
+        )
+    H = len(cfg)
+    r, c = cfg.rows.astype(np.float64), cfg.cols.astype(np.float64)
+    n = r * c
+    out = {k: np.zeros(H, dtype=np.int64) for k in ("lut", "ff", "dsp", "bram")}
+    model = _model()
+    pairs = cfg.a_bits * 100 + cfg.w_bits
+    for pair in np.unique(pairs):
+        sel = pairs == pair
+        a, w = int(pair // 100), int(pair % 100)
+        coefs = coefficients_for(model, target, "mac", a, w)
+        rr, cc, nn = r[sel], c[sel], n[sel]
+        moves = rr * (cc - 1) * (a + 1) + (rr - 1) * cc * w
+        moves += (rr * (rr - 1) // 2) * (a + 1) + (cc * (cc - 1) // 2) * w
+        x = {
+            "pe_core": nn * (a * w),
+            "pe_ops": nn * (a + w),
+            "pe_acc": nn * 32,
+            "pe": nn,
+            "moves": moves,
+            "out": cc * 32,
+            "one": np.ones_like(rr),
+        }
+        for res in RESOURCES:
+            if res not in ("lut", "ff", "dsp"):
+                continue
+            acc = np.zeros_like(rr)
+            for f in FEATURES:
+                acc = acc + coefs.get(res, {}).get(f, 0.0) * x[f]
+            out[res][sel] += np.maximum(0, np.round(acc)).astype(np.int64)
+    coefs_c: dict[str, dict[str, float]] = ctrl_model[target]
+    xc = {"one": np.ones(H), "rows": r, "cols": c}
+    for res in ("lut", "ff", "dsp"):
+        acc = np.zeros(H)
+        for f in CONTROL_FEATURES:
+            acc = acc + coefs_c[res].get(f, 0.0) * xc[f]
+        out[res] += np.maximum(0, np.round(acc)).astype(np.int64)
+    out["bram"] = (
+        cfg.rows * _xilinx_bram_blocks(cfg.if_bytes // cfg.rows)
+        + cfg.cols * _xilinx_bram_blocks(cfg.w_bytes // cfg.cols)
+        + _xilinx_bram_blocks(cfg.o_bytes)
+        + 10 * _xilinx_bram_blocks(PARAM_TILES * cfg.cols)
+    )
+    return out
+
+
+def core_area_um2(cfg: CoreConfigs, platform: Platform) -> F64:
+    """ASIC area: PEs and the three buffers from the technology tables (as ``asic_area``)."""
+    tech = platform.tech
+    key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
+    pe = _per_unique(key, lambda k: tech.pe_area_um2(_pe(k // 10000, k // 100 % 100, k % 100)))
+    area: F64 = cfg.rows * cfg.cols * pe
+    per_byte = 8 * tech.scalars["sram_um2_per_bit"] * tech.area_scale
+    area = area + (cfg.if_bytes + cfg.w_bytes + cfg.o_bytes) * per_byte
+    return area
+
+
+@dataclass(frozen=True)
+class PlannedLayer:
+    """One layer of configuration ``i`` as the scalar model reads it (``CompiledLayer``'s
+    ``name``/``mode``/``get``), from :func:`core_plan`: lets ``core_model.core_cycles`` cost
+    a network that was never compiled."""
+
+    name: str
+    mode: str
+    fields: dict[str, int]
+
+    def get(self, key: str) -> int:
+        return int(self.fields.get(key, 0))
+
+
+def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLayer, ...]:
+    plan = core_plan(wl, cfg.take(np.array([i])))
+    out = []
+    for j, name in enumerate(wl.names):
+        f = {k: int(v[0, j]) for k, v in plan.items() if k != "feasible"}
+        f.update(t=int(wl.t[j]), kg=int(wl.kg[j]), pq=int(wl.pq[j]), c=int(wl.c[j]))
+        f.update(p=int(wl.p[j]), q=int(wl.q[j]), kr=int(wl.kr[j]), ks=int(wl.ks[j]))
+        out.append(PlannedLayer(name, "vector" if wl.vector[j] else "mac", f))
+    return tuple(out)
+
+
+def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
+    """What keeps configuration ``i`` from running ``wl`` (empty when it is feasible)."""
+    one = cfg.take(np.array([i]))
+    out = list(wl.problems)
+    r, c = int(one.rows[0]), int(one.cols[0])
+    if_depth, w_depth = int(one.if_bytes[0]) // r, int(one.w_bytes[0]) // c
+    o_depth = int(one.o_bytes[0])
+    if int(one.w_bits[0]) < wl.w_bits or int(one.a_bits[0]) < wl.a_bits:
+        out.append(f"the network needs w_bits >= {wl.w_bits} and a_bits >= {wl.a_bits}")
+    if wl.adder and not one.adder[0]:
+        out.append("the network has adder layers: expected pe.kind 'adder'")
+    for j, name in enumerate(wl.names):
+        need = int(wl.in_len[j]) * (2 if wl.src2[j] >= 0 else 1)
+        if need > if_depth:
+            out.append(
+                f"layer '{name}': its input ({need} bytes) does not fit one ifmap copy "
+                f"({if_depth} bytes = buffers.ifmap.size_kb / rows)"
+            )
+        if wl.vector[j]:
+            if int(wl.c[j] * wl.pq[j]) > o_depth:
+                out.append(f"layer '{name}': its output does not fit the ofmap buffer")
+        elif int(wl.t[j]) > w_depth or c * int(wl.pq[j]) > o_depth:
+            out.append(
+                f"layer '{name}': one weight tile needs {int(wl.t[j])} weight words per bank and "
+                f"{c * int(wl.pq[j])} ofmap bytes (have {w_depth} and {o_depth})"
+            )
+    return out

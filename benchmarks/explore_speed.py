@@ -1,0 +1,115 @@
+"""Speed of the Chip Builder's core model and search, and its gain over expert baselines.
+
+Prints
+  designs_per_s=<n>      whole-ResNet-18 design points (every layer, cycles + energy +
+                         resources) evaluated per second by the batch core model, one process,
+                         on 100,000 random designs the core can run (wall clock)
+  designs_per_cpu_s=<n>  the same per second of this process's CPU time (less sensitive to
+                         other load on the machine)
+  sweep_s=<s>            wall time of an exhaustive `explore` sweep of >= 100,000 ResNet-18
+                         designs on vcu118 (feasibility and budget checks, Pareto front, chosen)
+  sweep_designs=<n>      designs in that sweep
+  speedup_vs_best_baseline=<x>  geometric mean over the suite of scripts/explore_results.py
+                         (searched design's latency gain over the best expert baseline), run
+                         here with --samples (default 50,000), or read from --suite-json
+
+Run: ``.venv/bin/python benchmarks/explore_speed.py [--designs N] [--samples N] [--no-suite]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from autochip.builder.explore import explore
+from autochip.builder.space import default_space, parse_budget, space_from_dict
+from autochip.hw.platform import load_platform
+from autochip.ir import graph_for
+from autochip.predictor.core_batch import CoreConfigs, core_feasible, core_workload, evaluate_core
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--designs", type=int, default=100_000)
+    ap.add_argument("--samples", type=int, default=50_000)
+    ap.add_argument("--no-suite", action="store_true")
+    ap.add_argument("--suite-json", metavar="FILE",
+                    help="the suite from scripts/explore_results.py --json FILE")  # fmt: skip
+    args = ap.parse_args()
+    plat = load_platform("vcu118")
+    wl = core_workload(graph_for("resnet18"))
+    rng = np.random.default_rng(0)
+    n = args.designs
+    rows = rng.integers(1, 65, n)
+    cols = rng.integers(1, 65, n)
+    need = int(wl.in_len.max() * 2)
+    cfg = CoreConfigs(
+        rows=rows,
+        cols=cols,
+        a_bits=np.full(n, 8),
+        w_bits=np.full(n, 8),
+        adder=np.zeros(n, dtype=np.int64),
+        if_bytes=rows * need + rng.integers(0, 1 << 16, n),
+        w_bytes=cols * 4608 + rng.integers(0, 1 << 20, n),
+        o_bytes=cols * 12544 + 802816 + rng.integers(0, 1 << 20, n),
+        clock_mhz=np.full(n, 200.0),
+    )
+    assert core_feasible(wl, cfg).all()
+    evaluate_core(wl, cfg.take(np.arange(1000)), plat, per_layer=False)  # warm up
+    w0, c0 = time.perf_counter(), time.process_time()
+    for s in range(0, n, 4096):
+        evaluate_core(wl, cfg.take(np.arange(s, min(s + 4096, n))), plat, per_layer=False)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    print(f"# {n} ResNet-18 designs x {len(wl)} layers: {wall:.2f} s wall, {cpu:.2f} s CPU")
+    print(f"designs_per_s={n / wall:.0f}")
+    print(f"designs_per_cpu_s={n / cpu:.0f}")
+
+    # an exhaustive sweep of >= 1e5 designs through the search
+    base = default_space(wl, plat)
+    space = space_from_dict(
+        {
+            "rows": [1, 2, 3, 4, 5, 6, 8, 10, 12, 16],
+            "cols": list(range(4, 65, 4)),
+            "ifmap_kb": [2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576],
+            "weight_kb": [16, 32, 64, 128, 256, 512, 1024, 2048],
+            "ofmap_kb": [784, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384],
+        },
+        base,
+    )
+    t0 = time.perf_counter()
+    res = explore(wl, plat, space, parse_budget(None, plat), "latency", samples=space.size,
+                  progress=False)  # fmt: skip
+    sweep = time.perf_counter() - t0
+    print(f"# sweep: {res.strategy}, {len(res.metrics['flat'])} designs fit, "
+          f"{len(res.pareto)} on the Pareto front")  # fmt: skip
+    print(f"sweep_designs={res.evaluated}")
+    print(f"sweep_s={sweep:.2f}")
+
+    if not args.no_suite:
+        import json
+
+        from explore_results import geomean, run_suite
+
+        if args.suite_json:
+            rows_ = json.loads(Path(args.suite_json).read_text())
+        else:
+            rows_ = run_suite(args.samples)
+        ok = [r["speedup"] for r in rows_ if r.get("speedup")]
+        print(f"# suite: {len(ok)} (model, platform) pairs with a feasible baseline")
+        print(f"speedup_vs_best_baseline={geomean(ok):.3f}")
+
+
+if __name__ == "__main__":
+    main()

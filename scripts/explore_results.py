@@ -1,0 +1,176 @@
+"""Searched core vs expert baselines on zoo models and platforms: the table of docs/explore.md.
+
+  python scripts/explore_results.py [--samples N] [--write] [--json FILE]
+
+For every (model, platform) pair: `autochip explore`'s search (objective latency, the device as
+budget; ASIC: area_mm2=20) and the expert baselines of `autochip.builder.baselines` in the same
+budget, all costed by the core model. Prints a Markdown table (speedup and energy ratio of the
+searched design over the best baseline) and the geometric mean; --write puts it into
+docs/explore.md between the results markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from autochip.commands.explore import search
+from autochip.errors import AutochipError
+
+MODELS = (
+    "lenet_digits", "resblock_digits", "dwsep_digits", "mlp", "alexnet", "vgg16", "resnet18",
+    "resnet50", "mobilenet_v1", "mobilenet_v2", "resnet20", "squeezenet1_1",
+)  # fmt: skip
+PLATFORMS = ("pynq-z2", "ultra96", "zc706", "vcu118", "asic-45nm")
+BUDGET = {"asic-45nm": "area_mm2=20"}
+DOC = Path(__file__).resolve().parents[1] / "docs" / "explore.md"
+
+
+def run_suite(samples: int, models: tuple[str, ...] = MODELS,
+              platforms: tuple[str, ...] = PLATFORMS) -> list[dict[str, Any]]:  # fmt: skip
+    rows = []
+    for model in models:
+        for plat in platforms:
+            t0 = time.perf_counter()
+            try:
+                out = search(model, plat, BUDGET.get(plat), "latency", samples=samples)
+            except AutochipError as exc:
+                rows.append({"model": model, "platform": plat, "error": str(exc).splitlines()[0]})
+                continue
+            c = out["chosen"]
+            hw = c["hw"]
+            rows.append(
+                {
+                    "model": model,
+                    "platform": plat,
+                    "chosen": f"{hw['array']['rows']}x{hw['array']['cols']}",
+                    "latency_ms": c["latency_s"] * 1e3,
+                    "best_baseline": out.get("best_baseline"),
+                    "speedup": out.get("speedup_vs_best_baseline"),
+                    "energy_ratio": out.get("energy_ratio_vs_best_baseline"),
+                    "evaluated": out["evaluated"],
+                    "strategy": out["strategy"],
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def geomean(xs: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | platform | searched core | latency (ms) | best baseline | speedup | "
+        "energy ratio | designs | search |",
+        "|---|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            why = r["error"].replace("|", "/")
+            lines.append(f"| {r['model']} | {r['platform']} | — | — | — | — | — | — | {why[:90]} |")
+            continue
+        sp = f"{r['speedup']:.2f}x" if r["speedup"] else "—"
+        er = f"{r['energy_ratio']:.2f}x" if r["energy_ratio"] else "—"
+        lines.append(
+            f"| {r['model']} | {r['platform']} | {r['chosen']} | {r['latency_ms']:.4g} | "
+            f"{r['best_baseline'] or 'none fits'} | {sp} | {er} | {r['evaluated']:,} | "
+            f"{r['strategy']} |"
+        )
+    ok = [r for r in rows if r.get("speedup")]
+    lines += [
+        "",
+        f"Geometric mean over the {len(ok)} pairs with a feasible baseline "
+        f"({len({r['model'] for r in ok})} models, {len({r['platform'] for r in ok})} "
+        f"platforms): speedup {geomean([r['speedup'] for r in ok]):.3f}x, energy ratio "
+        f"{geomean([r['energy_ratio'] for r in ok]):.3f}x.",
+    ]
+    return "\n".join(lines)
+
+
+def compare_search(samples: int, seeds: int = 3) -> str:
+    """Evolutionary vs random search on the same sample budget, against the exhaustive sweep:
+    best objective found / optimum, and the share of the true Pareto front found."""
+    import numpy as np
+
+    from autochip.builder.explore import explore
+    from autochip.builder.space import default_space, parse_budget
+    from autochip.hw.platform import load_platform
+    from autochip.ir import graph_for
+    from autochip.predictor.core_batch import core_workload
+
+    lines = [
+        f"| model | platform | objective | space | strategy | samples | best / optimum "
+        f"(mean, worst of {seeds} seeds) | Pareto front found |",
+        "|---|---|---|---:|---|---:|---|---:|",
+    ]
+    for model, plat_name, objective in (("resnet18", "vcu118", "latency"),
+                                        ("mobilenet_v1", "vcu118", "edp"),
+                                        ("alexnet", "zc706", "energy")):  # fmt: skip
+        plat = load_platform(plat_name)
+        wl = core_workload(graph_for(model))
+        space = default_space(wl, plat)
+        budget = parse_budget(None, plat)
+        full = explore(wl, plat, space, budget, objective, strategy="exhaustive", progress=False)
+        opt = _obj(full, full.chosen, objective)
+        true_front = set(full.metrics["flat"][full.pareto].tolist())
+        for strategy in ("evolve", "random"):
+            ratios, found = [], []
+            for seed in range(seeds):
+                r = explore(wl, plat, space, budget, objective, samples=samples, seed=seed,
+                            strategy=strategy, progress=False)  # fmt: skip
+                ratios.append(_obj(r, r.chosen, objective) / opt)
+                got = set(r.metrics["flat"][r.pareto].tolist())
+                found.append(len(got & true_front) / len(true_front))
+            lines.append(
+                f"| {model} | {plat_name} | {objective} | {space.size:,} | {strategy} | "
+                f"{samples:,} | {np.mean(ratios):.4f}, {max(ratios):.4f} | "
+                f"{100 * np.mean(found):.0f}% |"
+            )
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def _obj(res: Any, i: int, objective: str) -> float:
+    from autochip.builder.explore import objective_values
+
+    return float(objective_values(res.metrics, objective)[i])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--samples", type=int, default=200_000)
+    ap.add_argument("--write", action="store_true")
+    ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--compare-search", action="store_true", help="evolve vs random, same budget")
+    args = ap.parse_args()
+    if args.compare_search:
+        text = compare_search(args.samples)
+        print(text)
+        if args.write:
+            doc = DOC.read_text()
+            DOC.write_text(re.sub(r"(<!-- search:begin -->\n).*?(<!-- search:end -->)",
+                                  lambda m: m.group(1) + text + "\n" + m.group(2), doc,
+                                  flags=re.S))  # fmt: skip
+        return
+    rows = run_suite(args.samples)
+    text = table(rows)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.write:
+        doc = DOC.read_text()
+        new = re.sub(r"(<!-- results:begin -->\n).*?(<!-- results:end -->)",
+                     lambda m: m.group(1) + text + "\n" + m.group(2), doc, flags=re.S)  # fmt: skip
+        DOC.write_text(new)
+
+
+if __name__ == "__main__":
+    main()

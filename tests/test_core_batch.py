@@ -1,0 +1,170 @@
+"""The vectorised core model (``core_batch``) against its authorities.
+
+* The layer table derived from the AccelGraph gives exactly the descriptor fields and DRAM
+  addresses ``compile_model`` produces for the same network's integer model, and the compiler
+  refuses exactly the cores the batch marks infeasible.
+* Cycles per layer and phase equal the scalar ``core_model.core_cycles`` (which is checked
+  against simulation, docs/core.md) on compiled digits networks and on zoo networks at
+  random core configurations; resources equal ``core_model.core_resources``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autochip.builder.compiler import CompileError, compile_model
+from autochip.builder.core import core_params
+from autochip.hw import hardware_spec_from_dict
+from autochip.hw.platform import load_platform
+from autochip.ir import graph_for
+from autochip.predictor.core_batch import (
+    CoreConfigs,
+    core_configs,
+    core_plan,
+    core_resources_batch,
+    core_workload,
+    evaluate_core,
+    planned_layers,
+)
+from autochip.predictor.core_model import core_cycles, core_resources
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "rtl_tests" / "core"))
+from core_models import integer_model  # noqa: E402
+
+PLAN_KEYS = ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "in_len", "ntiles", "kt",
+             "tpp", "tile_w", "npt", "c_pq")  # fmt: skip
+PHASES = ("fetch", "load", "compute", "writeback", "control")
+
+
+def _spec(r: int, c: int, i: float, w: float, o: float, a: int = 8) -> object:
+    return hardware_spec_from_dict(
+        {
+            "pe": {"kind": "mac", "a_bits": a, "w_bits": a},
+            "array": {"rows": r, "cols": c},
+            "buffers": {"ifmap": {"size_kb": i}, "weight": {"size_kb": w}, "ofmap": {"size_kb": o}},
+        }
+    )
+
+
+def _phases(res: object, i: int, n: int) -> list[tuple[int, ...]]:
+    return [tuple(int(getattr(res, p)[i, j]) for p in PHASES) for j in range(n)]
+
+
+@pytest.mark.parametrize("name", ["lenet_digits", "resblock_digits", "dwsep_digits"])
+def test_graph_layers_equal_the_compiled_program(name: str) -> None:
+    model = integer_model(name, "quant")
+    wl = core_workload(graph_for(name))
+    rng = np.random.default_rng(7)
+    compiled = refused = 0
+    for _ in range(40):
+        hw = _spec(
+            int(rng.integers(1, 17)),
+            int(rng.integers(1, 17)),
+            float(rng.choice([2, 4, 16, 32])),
+            float(rng.choice([0.5, 1, 4, 16])),
+            float(rng.choice([0.5, 1, 2, 8])),
+        )
+        core = core_params(hw)  # type: ignore[arg-type]
+        cfg = core_configs([hw])  # type: ignore[list-item]
+        plan = core_plan(wl, cfg)
+        try:
+            prog = compile_model(model, core)
+        except CompileError:
+            assert not plan["feasible"][0]
+            refused += 1
+            continue
+        assert plan["feasible"][0]
+        compiled += 1
+        for j, lay in enumerate(prog.layers):
+            assert {k: lay.get(k) for k in PLAN_KEYS} == {k: int(plan[k][0, j]) for k in PLAN_KEYS}
+        ref = core_cycles(core, prog.layers)
+        res = evaluate_core(wl, cfg)
+        assert _phases(res, 0, len(wl)) == [
+            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
+        ]
+        assert int(res.total_cycles[0]) == sum(c.total for c in ref)
+    assert compiled >= 8 and refused >= 1
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "alexnet"])
+def test_batch_equals_scalar_model_on_zoo_networks(name: str) -> None:
+    wl = core_workload(graph_for(name))
+    rng = np.random.default_rng(3)
+    H = 300
+    cfg = CoreConfigs(
+        rows=rng.integers(1, 65, H),
+        cols=rng.integers(1, 65, H),
+        a_bits=np.full(H, 8),
+        w_bits=np.full(H, 8),
+        adder=np.zeros(H, dtype=np.int64),
+        if_bytes=rng.integers(1, 20000, H) * 1024,
+        w_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
+        o_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
+        clock_mhz=np.full(H, 100.0),
+    )
+    res = evaluate_core(wl, cfg)
+    ok = np.flatnonzero(res.feasible)
+    assert ok.size >= 10
+    for i in ok[:10].tolist():
+        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i])})()
+        ref = core_cycles(core, planned_layers(wl, cfg, i))
+        assert _phases(res, i, len(wl)) == [
+            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
+        ]
+
+
+def test_resources_equal_the_scalar_model() -> None:
+    rng = np.random.default_rng(5)
+    specs = [
+        _spec(int(rng.integers(1, 65)), int(rng.integers(1, 65)),
+              float(rng.integers(1, 512)), float(rng.integers(1, 512)),
+              float(rng.integers(1, 256)), int(rng.integers(2, 9)))
+        for _ in range(150)
+    ]  # fmt: skip
+    cfg = core_configs(specs)  # type: ignore[arg-type]
+    got = core_resources_batch(cfg, "xilinx")
+    for i, hw in enumerate(specs):
+        ref = core_resources(core_params(hw), "xilinx")  # type: ignore[arg-type]
+        assert [int(got[k][i]) for k in ("lut", "ff", "dsp", "bram")] == [
+            ref.lut,
+            ref.ff,
+            ref.dsp,
+            ref.bram,
+        ]
+
+
+def test_energy_and_area_from_the_technology_tables() -> None:
+    wl = core_workload(graph_for("lenet_digits"))
+    specs = [_spec(8, 8, 16, 16, 16), _spec(16, 16, 16, 16, 16)]
+    cfg = core_configs(specs)  # type: ignore[arg-type]
+    fpga = evaluate_core(wl, cfg, load_platform("xc7z020"))
+    asic = evaluate_core(wl, cfg, load_platform("asic-45nm"))
+    assert fpga.resources and asic.area_um2 is not None and not asic.resources
+    assert (fpga.energy_pj > 0).all() and (asic.energy_pj > 0).all()
+    # FPGA unit energies carry the FPGA/ASIC gap (platforms.yaml), so the same work costs more
+    assert fpga.energy_pj.sum() > asic.energy_pj.sum()
+    assert asic.area_um2[1] > asic.area_um2[0]
+
+
+def test_vectorised_unit_costs_equal_the_technology_tables() -> None:
+    from autochip.predictor.core_batch import _leak_vec, core_area_um2, sram_read_pj_per_bit
+
+    sizes = np.unique(np.geomspace(1, 64 << 20, 300).astype(np.int64))
+    for name in ("asic-45nm", "asic-16nm", "xc7z020"):
+        tech = load_platform(name).tech
+        got = sram_read_pj_per_bit(tech, sizes)
+        ref = np.array([tech.sram_read_pj_per_bit(int(s)) for s in sizes])
+        np.testing.assert_allclose(got, ref, rtol=1e-12)
+    plat = load_platform("asic-16nm")
+    specs = [_spec(4, 8, 16, 8, 4), _spec(16, 16, 200, 64, 32)]
+    area = core_area_um2(core_configs(specs), plat)  # type: ignore[arg-type]
+    from autochip.predictor.resources import asic_area
+
+    ref_area = [asic_area(hw, plat).total for hw in specs]  # type: ignore[arg-type]
+    np.testing.assert_allclose(area, ref_area, rtol=1e-12)
+    np.testing.assert_allclose(_leak_vec(plat, area), [plat.tech.leakage_w(a) for a in area])

@@ -1,0 +1,169 @@
+"""The Chip Builder's search against brute force through the scalar model and the CLI contract.
+
+Authorities: the Pareto front of an exhaustive enumeration, each design costed by the scalar
+core model (``core_model.core_cycles`` and ``core_resources``) and by ``predict(fidelity="rtl")``
+for energy, must equal the explored front exactly; the chosen design's ``hw`` re-costed with
+``autochip predict --fidelity rtl --hw`` must give the same latency, energy and resources.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from autochip.builder.core import core_params
+from autochip.builder.explore import explore, pareto_mask
+from autochip.builder.space import default_space, parse_budget, space_from_dict
+from autochip.cli import main
+from autochip.errors import SpecError
+from autochip.hw import hardware_spec_from_dict
+from autochip.hw.platform import load_platform
+from autochip.ir import graph_for
+from autochip.predictor import predict
+from autochip.predictor.core_batch import core_configs, core_workload, planned_layers
+from autochip.predictor.core_model import core_cycles, core_resources
+
+SMALL = {
+    "rows": [1, 2, 4],
+    "cols": [2, 4, 8],
+    "ifmap_kb": [2, 4, 8],
+    "weight_kb": [1, 2, 16],
+    "ofmap_kb": [1, 2],
+}
+
+
+@pytest.fixture(scope="module")
+def lenet() -> object:
+    return graph_for("lenet_digits")
+
+
+def test_explored_front_equals_brute_force_through_the_scalar_model(lenet: object) -> None:
+    plat = load_platform("xc7z020")
+    wl = core_workload(lenet)  # type: ignore[arg-type]
+    space = space_from_dict(SMALL, default_space(wl, plat))
+    budget = parse_budget("lut=12000", plat)
+    res = explore(wl, plat, space, budget, "latency", progress=False)
+    assert res.strategy == "exhaustive" and res.evaluated == space.size == 162
+    explored = {int(res.metrics["flat"][i]) for i in res.pareto}
+
+    points: dict[int, tuple[float, float, float]] = {}
+    caps = budget.caps
+    for flat, (r, c, i, w, o) in enumerate(
+        itertools.product(
+            *(SMALL[k] for k in ("rows", "cols", "ifmap_kb", "weight_kb", "ofmap_kb"))
+        )
+    ):
+        spec = {"pe": {"kind": "mac"}, "array": {"rows": r, "cols": c}, "clock_mhz": 100,
+                "buffers": {"ifmap": {"size_kb": i}, "weight": {"size_kb": w},
+                            "ofmap": {"size_kb": o}}}  # fmt: skip
+        hw = hardware_spec_from_dict(spec)
+        cfg = core_configs([hw])
+        try:
+            est = predict(lenet, hw, plat, "rtl")  # type: ignore[arg-type]
+        except SpecError:
+            continue  # the core cannot run the network
+        cycles = sum(x.total for x in core_cycles(hw, planned_layers(wl, cfg, 0)))
+        assert cycles == est.total.cycles
+        rs = core_resources(core_params(hw), "xilinx")
+        use = {"lut": rs.lut, "ff": rs.ff, "dsp": rs.dsp, "bram": rs.bram}
+        if any(use[k] > caps[k] for k in use):
+            continue
+        frac = max(use[k] / caps[k] for k in use)
+        points[flat] = (cycles / 100e6, est.total.energy_pj * 1e-12, frac)
+    flats = sorted(points)
+    assert len(flats) == len(res.metrics["flat"])  # the same designs fit
+    pts = np.array([points[f] for f in flats])
+    brute = set()
+    for a, pa in zip(flats, pts, strict=True):
+        dominated = any((pb <= pa).all() and (pb < pa).any() for pb in pts)
+        if not dominated:
+            brute.add(a)
+    assert explored == brute
+    assert 3 <= len(brute) < len(flats)
+    # and the front helper agrees with the definition on the same points
+    assert {flats[i] for i in np.flatnonzero(pareto_mask(np.asarray(pts, dtype=float)))} == brute
+
+
+def test_search_is_deterministic_and_evolve_finds_the_optimum(lenet: object) -> None:
+    plat = load_platform("xc7z045")
+    wl = core_workload(lenet)  # type: ignore[arg-type]
+    pow2 = [1, 2, 4, 8, 16, 32, 64]
+    dims = [1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+    grid = {"rows": dims, "cols": dims, "ifmap_kb": pow2, "weight_kb": pow2, "ofmap_kb": pow2}
+    space = space_from_dict(grid, default_space(wl, plat))
+    budget = parse_budget(None, plat)
+    full = explore(wl, plat, space, budget, "edp", strategy="exhaustive", progress=False)
+    assert full.evaluated == space.size
+    a = explore(wl, plat, space, budget, "edp", samples=4000, seed=3, strategy="evolve")
+    b = explore(wl, plat, space, budget, "edp", samples=4000, seed=3, strategy="evolve")
+    assert a.evaluated == b.evaluated == 4000
+    assert a.metrics["flat"][a.chosen] == b.metrics["flat"][b.chosen]
+    assert np.array_equal(np.sort(a.metrics["flat"]), np.sort(b.metrics["flat"]))
+    best = full.metrics["latency_s"][full.chosen] * full.metrics["energy_j"][full.chosen]
+    got = a.metrics["latency_s"][a.chosen] * a.metrics["energy_j"][a.chosen]
+    assert got <= best * 1.02  # within 2% of the exhaustive optimum with 10% of the designs
+
+
+def test_chosen_design_round_trips_through_predict_rtl(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SMALL))
+    csv = tmp_path / "front.csv"
+    args = ["explore", "lenet_digits", "--platform", "pynq-z2", "--budget", "lut=20000,dsp=100",
+            "--space", str(space), "--json", "--csv", str(csv)]  # fmt: skip
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"designs", "pareto", "chosen", "baselines", "evaluated", "seconds"} <= set(out)
+    assert out["evaluated"] == 162 and csv.is_file()
+    chosen = out["chosen"]
+    assert chosen["resources"]["lut"] <= 20000 and chosen["resources"]["dsp"] <= 100
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(yaml.safe_dump(chosen["hw"]))
+    assert main(["predict", "lenet_digits", "--platform", "pynq-z2", "--hw", str(hw),
+                 "--fidelity", "rtl", "--json"]) == 0  # fmt: skip
+    est = json.loads(capsys.readouterr().out)
+    assert est["total"]["latency_s"] == pytest.approx(chosen["latency_s"], rel=1e-12)
+    assert est["total"]["energy_pj"] * 1e-12 == pytest.approx(chosen["energy_j"], rel=1e-9)
+    assert {k: est["resources"][k] for k in ("lut", "ff", "dsp", "bram")} == chosen["resources"]
+    assert all(b["fits"] is False or b["resources"]["dsp"] <= 100 for b in out["baselines"])
+
+
+@pytest.mark.parametrize(
+    "budget, message",
+    [
+        ("lut=abc", "lut: expected a number, found 'abc'"),
+        ("area_mm2=2", "'area_mm2': expected one of lut, ff, dsp, bram, power_w"),
+        ("lut=1e9", "lut: 1e9 exceeds the 53200 the device 'pynq-z2' has"),
+        ("dsp=-3", "dsp: expected a positive number"),
+        ("lut", "'lut': expected KEY=VALUE"),
+        ("lut=100", "no design of the space fits the budget"),
+    ],
+)
+def test_bad_budgets_one_error_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], budget: str, message: str
+) -> None:
+    csv, png = tmp_path / "f.csv", tmp_path / "f.png"
+    args = ["explore", "lenet_digits", "--platform", "pynq-z2", "--budget", budget,
+            "--csv", str(csv), "--plot", str(png)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not csv.exists() and not png.exists()
+
+
+def test_bad_space_file_lists_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "s.yaml"
+    space.write_text("rows: [0, 4]\ncols: {min: 4, max: 2, step: 1}\nbogus: 3\n")
+    assert main(["explore", "lenet_digits", "--platform", "pynq-z2", "--space", str(space)]) == 2
+    err = capsys.readouterr().err
+    assert "rows: expected values in 1..64, found 0" in err
+    assert "cols: expected min <= max and step > 0" in err
+    assert "bogus: expected one of" in err
