@@ -11,6 +11,12 @@ Every op of :class:`~autochip.reference.IntegerModel` becomes one descriptor (``
   a two-input ``RescaleOp`` (residual add) -> vector add; a one-input ``RescaleOp`` -> a 1x1 sum.
 * ``FlattenOp`` costs nothing: tensors are NCHW bytes in DRAM, so the flat tensor aliases its
   input's region.
+* ``SubsampleOp`` (``x[:, :, ::s, ::s]``, ResNet option-A shortcuts) -> a vector max over 1x1
+  windows with stride s: the strided copy, bit-exact, one cycle per output element.
+* ``PadOp`` on channels (the option-A zero channels) costs nothing either: the padded tensor
+  gets its own region, zero in the DRAM image and never written, and the unpadded input is
+  placed inside it at byte offset ``c_before * H * W``, so whatever produces the input writes it
+  straight into the padded tensor. Spatial padding is refused (convolutions pad themselves).
 
 DRAM layout (byte addresses, all int8 tensors NCHW): descriptors at 0 (the last one ends the
 program), then per layer its parameter records and weight tiles, then one region per tensor.
@@ -43,7 +49,9 @@ from autochip.reference import (
     FlattenOp,
     IntegerModel,
     MaxPoolOp,
+    PadOp,
     RescaleOp,
+    SubsampleOp,
     SumPoolOp,
     run,
 )
@@ -62,7 +70,7 @@ class CompiledLayer:
     """One descriptor: what it computes and the figures the cycle model needs."""
 
     name: str
-    kind: str  # "conv", "linear", "maxpool", "avgpool", "add"
+    kind: str  # "conv", "linear", "maxpool", "avgpool", "add", "subsample"
     mode: str  # "mac", "adder", "binary" (compute) or "vector"
     output: str
     fields: dict[str, int] = field(repr=False)
@@ -121,6 +129,8 @@ class _Compiler:
         _, dumped = run(model, x0, dump=True)
         self.shapes = {k: tuple(int(d) for d in v.shape) for k, v in dumped.items()}
         self.alias: dict[str, str] = {}
+        self.inside: dict[str, tuple[str, int]] = {}  # tensor -> (padded tensor, byte offset)
+        self.pads: list[str] = []  # padded tensors: own region, no descriptor
         self.layers: list[tuple[CompiledLayer, bytes]] = []  # layer, its param+weight blob
         self.problems: list[str] = []
 
@@ -282,7 +292,8 @@ class _Compiler:
         if any(abs(m) >= 2**31 for m in mults) or not 1 <= shift <= 62:
             self.fail(name, f"rescale multipliers {mults} / shift {shift} exceed 32 bits / 1..62")
         (kr, ks), (sh, sw), (ph, pw) = kernel, stride, padding
-        vmode = {"maxpool": VMODE_MAX, "avgpool": VMODE_SUM, "add": VMODE_ADD}[kind]
+        vmode = {"maxpool": VMODE_MAX, "subsample": VMODE_MAX, "avgpool": VMODE_SUM,
+                 "add": VMODE_ADD}[kind]  # fmt: skip
         fields = {
             "op": op_word(OP_VECTOR, vmode=vmode, nobounds=kind == "add"),
             "in_len": in_len, "h": h, "w": wd, "hw": h * wd, "kr": kr, "ks": ks, "pq": p * q,
@@ -320,11 +331,40 @@ class _Compiler:
                 self.rescale(op, pending_sum)
             elif isinstance(op, FlattenOp):
                 self.alias[op.output] = op.input
+            elif isinstance(op, SubsampleOp):
+                self.subsample(op)
+            elif isinstance(op, PadOp):
+                self.pad(op)
             else:  # pragma: no cover - IntegerModel has no other op types
                 self.fail(getattr(op, "name", "?"), f"unsupported op {type(op).__name__}")
         if self.problems:
             raise CompileError("the core cannot run this model:\n  " + "\n  ".join(self.problems))
         return self.layout()
+
+    def subsample(self, op: SubsampleOp) -> None:
+        if len(self.shapes[op.input]) != 4:
+            self.fail(op.name, f"expected a 4-D input, found shape {self.shapes[op.input]}")
+            return
+        lo, hi = -(2 ** (self.core.a_bits - 1)), 2 ** (self.core.a_bits - 1) - 1
+        self.vector(op.name, "subsample", op.input, op.output, (1, 1), op.stride, (0, 0),
+                    (0, 0), 1, lo, hi)  # fmt: skip
+
+    def pad(self, op: PadOp) -> None:
+        shp = self.shapes[op.input]
+        c0, _, h0, h1, w0, w1 = op.pads
+        if len(shp) != 4 or (h0, h1, w0, w1) != (0, 0, 0, 0):
+            self.fail(
+                op.name,
+                f"the core zero-pads channels only (an address offset), found pads {op.pads} "
+                f"on shape {shp}",
+            )
+            return
+        src = self.root(op.input)
+        if src in self.inside:
+            self.fail(op.name, f"its input '{src}' is padded twice; the core pads a tensor once")
+            return
+        self.inside[src] = (op.output, c0 * shp[2] * shp[3])
+        self.pads.append(op.output)
 
     def rescale(self, op: RescaleOp, pending_sum: dict[str, SumPoolOp]) -> None:
         if len(op.inputs) == 2:
@@ -358,11 +398,22 @@ class _Compiler:
             blobs.append((addr, blob))
             addr = _align(addr + len(blob))
         tensors: dict[str, tuple[int, tuple[int, ...]]] = {}
-        names = [self.m.input_name] + [lay.output for lay, _ in self.layers]
+        names = [self.m.input_name, *(lay.output for lay, _ in self.layers), *self.pads]
         for name in names:
+            if name in self.inside:
+                continue  # placed inside its padded tensor below
             shape = self.shapes[name]
             tensors[name] = (addr, shape)
             addr = _align(addr + int(np.prod(shape)))
+
+        def place(name: str) -> int:
+            if name not in tensors:
+                parent, off = self.inside[name]
+                tensors[name] = (place(parent) + off, self.shapes[name])
+            return tensors[name][0]
+
+        for name in names:
+            place(name)
         image = bytearray(addr)
         final: list[CompiledLayer] = []
         for i, (lay, _) in enumerate(self.layers):
