@@ -109,7 +109,7 @@ async def run_network(dut: Any) -> None:
     dut.ram_dump_last.value = words - 1
     inputs = np.load(cfg["inputs"])
     results: list[dict[str, Any]] = []
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, Any] = {}
     for i, image in enumerate(inputs):
         dram = base.copy()
         data = (np.asarray(image, dtype=np.int64).reshape(-1) & 0xFF).astype(np.uint8)
