@@ -112,6 +112,15 @@ def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+def _kb(n: int) -> str:
+    """``n`` bytes as a size_kb value, rounded up to 1/1024 KB (a whole byte)."""
+    return f"{n // 1024}" if n % 1024 == 0 else f"{-(-n * 1000 // 1024) / 1000:.3f}"
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape[1:])
+
+
 def _fits(values: np.ndarray, bits: int) -> bool:
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return bool(values.size == 0 or (values.min() >= lo and values.max() <= hi))
@@ -133,9 +142,26 @@ class _Compiler:
         self.pads: list[str] = []  # padded tensors: own region, no descriptor
         self.layers: list[tuple[CompiledLayer, bytes]] = []  # layer, its param+weight blob
         self.problems: list[str] = []
+        self.need: dict[str, int] = {}  # bytes each buffer needs (all banks) for the model
 
     def fail(self, op_name: str, what: str) -> None:
         self.problems.append(f"op '{op_name}': {what}")
+
+    def buffer(self, op_name: str, buf: str, what: str, need: int) -> None:
+        """Refuse ``need`` bytes per bank of buffer ``buf`` if it holds less; keep the need."""
+        core = self.core
+        have, banks, per = {
+            "ifmap": (core.if_depth, core.rows, "one ifmap copy (buffers.ifmap.size_kb / rows)"),
+            "weight": (core.w_depth, core.cols, "one weight bank (buffers.weight.size_kb / cols)"),
+            "ofmap": (core.o_depth, 1, "the ofmap buffer (buffers.ofmap.size_kb)"),
+        }[buf]
+        self.need[buf] = max(self.need.get(buf, 0), need * banks)
+        if need > have:
+            self.fail(
+                op_name,
+                f"{what} is {need} bytes, but {per} holds {have} bytes; it needs "
+                f"buffers.{buf}.size_kb >= {_kb(need * banks)}",
+            )
 
     def root(self, name: str) -> str:
         while name in self.alias:
@@ -197,20 +223,12 @@ class _Compiler:
             "ofmap buffer": core.o_depth // (core.cols * pq),
         }
         tpp = min(min(limits.values()), ntiles)
-        if in_len > core.if_depth:
-            self.fail(
-                op.name,
-                f"its input feature map ({in_len} bytes) does not fit one ifmap bank "
-                f"({core.if_depth} bytes = buffers.ifmap.size_kb / rows)",
-            )
-        for what, cap in limits.items():
-            if cap < 1:
-                need = t if what == "weight buffer" else core.cols * pq
-                self.fail(
-                    op.name,
-                    f"one weight tile needs {need} entries of the {what}, which holds less; "
-                    "enlarge the buffer in the hardware spec",
-                )
+        self.buffer(op.name, "ifmap", f"its input feature map {_shape(shp)}", in_len)
+        self.buffer(op.name, "weight", f"one weight tile ({cg}x{kr}x{ks} weights per lane)", t)
+        self.buffer(
+            op.name, "ofmap", f"one weight tile's outputs ({core.cols} lanes x {p}x{q})",
+            core.cols * pq,
+        )  # fmt: skip
         if self.problems:
             return
         # weight tiles: word j of tile (g, kt) holds W[g*kg + kt*C + c, j] in lane c
@@ -279,14 +297,9 @@ class _Compiler:
         osh = self.shapes[out]
         p, q = (osh[2], osh[3]) if len(osh) == 4 else (1, 1)
         in_len = c * h * wd
-        if in_len * (2 if src2 else 1) > core.if_depth:
-            self.fail(
-                name,
-                f"its input ({in_len * (2 if src2 else 1)} bytes) does not fit one ifmap bank "
-                f"({core.if_depth} bytes)",
-            )
-        if c * p * q > core.o_depth:
-            self.fail(name, f"its output ({c * p * q} bytes) does not fit the ofmap buffer")
+        what = f"its two inputs (2 x {_shape(shp)})" if src2 else f"its input {_shape(shp)}"
+        self.buffer(name, "ifmap", what, in_len * (2 if src2 else 1))
+        self.buffer(name, "ofmap", f"its output {_shape((1, c, p, q))}", c * p * q)
         if not (-(2 ** (core.a_bits - 1)) <= lo <= hi < 2 ** (core.a_bits - 1)):
             self.fail(name, f"output range [{lo}, {hi}] does not fit {core.a_bits}-bit activations")
         if any(abs(m) >= 2**31 for m in mults) or not 1 <= shift <= 62:
@@ -338,8 +351,27 @@ class _Compiler:
             else:  # pragma: no cover - IntegerModel has no other op types
                 self.fail(getattr(op, "name", "?"), f"unsupported op {type(op).__name__}")
         if self.problems:
-            raise CompileError("the core cannot run this model:\n  " + "\n  ".join(self.problems))
+            raise CompileError("the core cannot run this model:\n  " + "\n  ".join(self.problems)
+                               + self.summary())  # fmt: skip
         return self.layout()
+
+    def summary(self) -> str:
+        """The buffer sizes the whole model needs on this array, where the spec has less."""
+        core = self.core
+        have = {"ifmap": core.if_depth * core.rows, "weight": core.w_depth * core.cols,
+                "ofmap": core.o_depth}  # fmt: skip
+        short = [
+            f"buffers.{b}.size_kb >= {_kb(n)} (has {_kb(have[b])})"
+            for b, n in self.need.items()
+            if n > have[b]
+        ]
+        if not short:
+            return ""
+        return (
+            f"\n  on this {core.rows}x{core.cols} array the model needs " + ", ".join(short)
+            + " (each layer's whole input and outputs stay on chip: the core does not tile "
+            "feature maps)"
+        )  # fmt: skip
 
     def subsample(self, op: SubsampleOp) -> None:
         if len(self.shapes[op.input]) != 4:
