@@ -128,9 +128,7 @@ def _calibrate(gm: nn.Module, x: Tensor, method: str) -> None:
         gm.eval()
 
 
-def ptq(
-    model: nn.Module, example: Tensor, x: Tensor, policy: Policy | None = None
-) -> IntegerModel:
+def ptq(model: nn.Module, example: Tensor, x: Tensor, policy: Policy | None = None) -> IntegerModel:
     """Quantise float ``model`` post-training on calibration inputs ``x``; ``model`` untouched.
 
     ``policy`` defaults to int8 everywhere (per-channel weights, per-tensor activations).
