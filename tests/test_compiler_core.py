@@ -87,12 +87,12 @@ def test_compiler_refuses_what_the_core_cannot_run() -> None:
     adder = replace(ops[0], kind="adder")
     with pytest.raises(CompileError, match=r"op 'c5': an adder layer needs a core with pe.kind"):
         compile_model(replace(model, ops=(adder, *ops[1:])), _core())
-    with pytest.raises(CompileError, match=r"op 'c5': its input feature map 3x11x9 is 297 bytes, "
+    with pytest.raises(CompileError, match=r"op 'c5': its input feature map 3x11x9: 297 bytes, "
                        r"but one ifmap copy \(buffers.ifmap.size_kb / rows\) holds 64 bytes; it "
                        r"needs buffers.ifmap.size_kb >= 2.321") as info:  # fmt: skip
         compile_model(model, _core(if_depth=64))
     # 297 bytes x 8 rows = 2376 bytes = 2.3203 KB, rounded up to a whole byte: 2.321
-    assert "op 'add': its two inputs (2 x 9x3x5) is 270 bytes" in str(info.value)
+    assert "op 'add': its two inputs (2 x 9x3x5): 270 bytes" in str(info.value)
     assert str(info.value).endswith(
         "on this 8x8 array the model needs buffers.ifmap.size_kb >= 2.321 (has 0.500) (each "
         "layer's whole input and outputs stay on chip: the core does not tile feature maps)"
@@ -103,12 +103,12 @@ def test_compiler_refuses_what_the_core_cannot_run() -> None:
     big = replace(ops[0], weight=ops[0].weight * 4)
     with pytest.raises(CompileError, match=r"weights in \[-508, 508\] do not fit 8-bit"):
         compile_model(replace(model, ops=(big, *ops[1:])), _core())
-    with pytest.raises(CompileError, match=r"op 'c5': one weight tile \(3x5x5 weights per lane\) "
-                       r"is 75 bytes, but one weight bank \(buffers.weight.size_kb / cols\) "
+    with pytest.raises(CompileError, match=r"op 'c5': one weight tile \(3x5x5 weights per lane\): "
+                       r"75 bytes, but one weight bank \(buffers.weight.size_kb / cols\) "
                        r"holds 40 bytes; it needs buffers.weight.size_kb >= 0.586"):  # fmt: skip
         compile_model(model, _core(w_depth=40))
-    with pytest.raises(CompileError, match=r"op 'c5': one weight tile's outputs \(8 lanes x 6x5\) "
-                       r"is 240 bytes, but the ofmap buffer \(buffers.ofmap.size_kb\) holds 100 "
+    with pytest.raises(CompileError, match=r"op 'c5': one weight tile's outputs \(8 lanes x 6x5\): "
+                       r"240 bytes, but the ofmap buffer \(buffers.ofmap.size_kb\) holds 100 "
                        r"bytes; it needs buffers.ofmap.size_kb >= 0.235"):  # fmt: skip
         compile_model(model, _core(o_depth=100))
 

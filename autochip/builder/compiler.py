@@ -159,7 +159,7 @@ class _Compiler:
         if need > have:
             self.fail(
                 op_name,
-                f"{what} is {need} bytes, but {per} holds {have} bytes; it needs "
+                f"{what}: {need} bytes, but {per} holds {have} bytes; it needs "
                 f"buffers.{buf}.size_kb >= {_kb(need * banks)}",
             )
 
