@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autochip.builder.compiler import CompileError, compile_model
+from autochip.builder.compiler import CompileError, compile_model, merge_groups
 from autochip.builder.core import CoreParams, core_params, render_core
 from autochip.builder.program import DESC_BYTES, FIELDS, PARAM_RECORD_BYTES
 from autochip.cli import main
@@ -54,8 +54,12 @@ def test_compile_is_deterministic_and_images_hold_the_weights() -> None:
             continue
         op = ops[lay.name]
         f = lay.fields
-        w = np.asarray(op.weight).reshape(op.weight.shape[0], -1)
-        kg = w.shape[0] // (op.groups if op.layer == "conv" else 1)
+        groups = op.groups if op.layer == "conv" else 1
+        w = np.asarray(op.weight)
+        if op.layer == "conv":  # grouped layers merge groups onto the columns
+            w, groups = merge_groups(w, groups, core.cols, core.w_depth)
+        w = w.reshape(w.shape[0], -1)
+        kg = w.shape[0] // groups
         c = core.cols
         tiles = np.frombuffer(a.dram, np.int8, f["ntiles"] * f["tile_w"], f["w_addr"])
         tiles = tiles.reshape(f["ntiles"], f["t"], c)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autochip.builder.compiler import CompileError, Program, compile_model
+from autochip.builder.compiler import CompileError, Program, compile_model, merge_groups
 from autochip.builder.core import CoreParams, core_params
 from autochip.builder.program import VMODE_MAX
 from autochip.hw import load_hardware_spec
@@ -36,7 +36,7 @@ from autochip.reference import (
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "rtl_tests" / "core"))
-from core_models import random_inputs  # noqa: E402
+from core_models import random_inputs, random_model  # noqa: E402
 
 DEMO = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 
@@ -133,3 +133,36 @@ def test_compiler_refuses_pads_it_cannot_place() -> None:
     twice = PadOp("pad2", "sub", "pad2", (0, 4, 0, 0, 0, 0))
     with pytest.raises(CompileError, match=r"op 'pad2': its input 'sub' is padded twice"):
         compile_model(replace(model, ops=(*ops[:4], twice, *ops[4:])), _core())
+
+
+MERGES = [(9, 1, 1, 8, 3), (32, 1, 1, 8, 8), (12, 2, 3, 8, 4), (5, 1, 1, 16, 5), (4, 8, 2, 8, 1)]
+
+
+@pytest.mark.parametrize("groups,kg,cg,cols,m", MERGES)
+def test_merged_groups_keep_the_accumulators(
+    groups: int, kg: int, cg: int, cols: int, m: int
+) -> None:
+    rng = np.random.default_rng(groups * 7 + kg)
+    k = groups * kg
+    w = rng.integers(-127, 128, size=(k, cg, 3, 3))
+    wm, g2 = merge_groups(w, groups, cols, 4096)
+    assert (g2, wm.shape[1]) == (groups // m, m * cg)
+    x = rng.integers(-128, 128, size=(2, groups * cg, 6, 5))
+    req = Requant(np.ones(k, dtype=np.int64), np.ones(k, dtype=np.int64), -(2**30), 2**30)
+
+    def acc(weight: np.ndarray, grp: int) -> np.ndarray:
+        op = ComputeOp("c", "input", "c", "mac", "conv", weight, rng.integers(-9, 9, size=k) * 0,
+                       stride=(2, 1), padding=(1, 1), groups=grp, requant=req)  # fmt: skip
+        model = IntegerModel("input", (1, *x.shape[1:]), 1.0, -128, 127, (op,), "c", 1.0)
+        return run(model, x, dump=True)[1]["c.acc"]
+
+    assert np.array_equal(acc(w, groups), acc(wm, g2))
+    # a reduction that does not fit a weight bank is not merged further
+    assert merge_groups(w, groups, cols, cg * 9)[1] == groups
+
+
+def test_depthwise_fills_the_columns() -> None:
+    core = _core()
+    prog = compile_model(random_model(), core)
+    dw = next(lay for lay in prog.layers if lay.name == "dw")  # 9 channels, groups 9, 8 columns
+    assert (dw.get("ntiles"), dw.get("kg"), dw.get("cg"), dw.get("t")) == (3, 3, 3, 27)

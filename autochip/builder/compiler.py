@@ -3,7 +3,9 @@
 Every op of :class:`~autochip.reference.IntegerModel` becomes one descriptor (``program.py``):
 
 * ``ComputeOp`` (conv2d / linear; mac, adder or xnor) -> a compute descriptor: an im2col GEMM
-  with output pixels on array rows and output channels of one group on array columns. Binary
+  with output pixels on array rows and output channels of one group on array columns. Integer
+  MAC layers with fewer channels per group than columns (depthwise) merge groups with
+  block-diagonal weights so that one tile fills the columns (:func:`merge_groups`). Binary
   (xnor) layers run on the MAC datapath with +-1 operands (exact: a*w is the xnor term) and -1
   padding; adder layers need an ``adder`` core. Weight tiles are split into passes that fit the
   weight, parameter and output buffers.
@@ -191,6 +193,9 @@ class _Compiler:
                 self.fail(op.name, f"the core runs dilation 1 only, found {op.dilation}")
                 return
             w4 = w
+            if op.kind == "mac":
+                w4, groups = merge_groups(w, groups, core.cols, core.w_depth)
+                cg = w4.shape[1]
         out_shape = self.shapes[op.output]
         p, q = (out_shape[2], out_shape[3]) if len(out_shape) == 4 else (1, 1)
         mode = {"mac": "mac", "adder": "adder", "xnor": "binary"}[op.kind]
@@ -474,6 +479,35 @@ class _Compiler:
             tensors={k: v for k, v in tensors.items()},
             output=out,
         )
+
+
+def merge_groups(w: np.ndarray, groups: int, cols: int, w_depth: int) -> tuple[np.ndarray, int]:
+    """Map the output channels of ``m`` consecutive groups onto one tile's columns.
+
+    A grouped (depthwise: one output channel per group) convolution with fewer output channels
+    per group than array columns would idle the other columns, since the channels of different
+    groups read different inputs. Merging ``m`` groups into one with block-diagonal weights (the
+    weights of group ``i`` on input channels ``i * Cg ...``, zeros elsewhere) fills ``m * Kg``
+    columns from one reduction of ``m * Cg * KR * KS`` beats. The accumulators are unchanged for
+    integer MAC layers (the zeros add nothing), so the outputs stay bit-exact; a tile costs
+    ``(m - 1) * Cg * KR * KS`` more beats but replaces ``m`` tiles and their post-processing.
+    ``m`` is the largest divisor of ``groups`` with ``m * Kg <= cols`` whose reduction fits a
+    weight bank. Returns the new weights ``[K, m * Cg, KR, KS]`` and the new group count.
+    """
+    k, cg, kr, ks = w.shape
+    kg = k // groups
+    m = max(
+        d
+        for d in range(1, groups + 1)
+        if groups % d == 0 and d * kg <= max(cols, kg) and (d == 1 or d * cg * kr * ks <= w_depth)
+    )
+    if m == 1:
+        return w, groups
+    out = np.zeros((k, m * cg, kr, ks), dtype=w.dtype)
+    for ch in range(k):
+        i = (ch // kg) % m  # position of the channel's group inside the merged group
+        out[ch, i * cg : (i + 1) * cg] = w[ch]
+    return out, groups // m
 
 
 def compile_model(model: IntegerModel, core: CoreParams) -> Program:

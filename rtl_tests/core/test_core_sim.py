@@ -25,7 +25,7 @@ from core_models import digits_inputs, integer_model, random_inputs, random_mode
 
 MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
-SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2-3 passes
+SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2 passes
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -59,7 +59,7 @@ def test_network_bit_exact_and_cycles(
     if hw == SMALL:  # the point of this core: layers split into several passes
         passes = [-(-lay.get("ntiles") // lay.get("tpp")) for lay in res.program.layers
                   if lay.mode != "vector"]  # fmt: skip
-        assert max(passes) >= 3
+        assert max(passes) >= 2
     rep = simulate_core(res.out_dir, model, x, sim_dir=sim_dir)
     assert rep.images == images
     assert [lay.name for lay in rep.layers] == [lay.name for lay in res.program.layers]
