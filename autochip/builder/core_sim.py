@@ -163,6 +163,7 @@ def render_tb_top(top: str, top_verilog: str, dram_bytes: int) -> tuple[str, int
     depth = _ram_words(dram_bytes, word)
     decls: list[str] = []
     core_conns: list[str] = []
+    unused: list[str] = []
     for p in ports.values():
         rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
         if p.name in ("clk", "rst"):
@@ -177,6 +178,8 @@ def render_tb_top(top: str, top_verilog: str, dram_bytes: int) -> tuple[str, int
             continue
         else:
             decls.append(f"wire {rng}{p.name};")
+            if p.direction == "output" and p.name[len("m_axi_") :] not in _RAM_INPUTS:
+                unused.append(p.name)  # AxLOCK, AxCACHE, AxPROT: a RAM ignores them
         core_conns.append(f".{p.name}({p.name})")
     size = f"3'd{(word - 1).bit_length()}"
     defaults = {"awid": f"{id_w}'d0", "arid": f"{id_w}'d0", "awsize": size, "arsize": size,
@@ -194,6 +197,7 @@ def render_tb_top(top: str, top_verilog: str, dram_bytes: int) -> tuple[str, int
         if not src:
             decls.append(f"wire unused_{name};")
             src = f"unused_{name}"
+            unused.append(src)
         ram_conns.append(f".s_axi_{name}({src})")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
@@ -204,7 +208,8 @@ def render_tb_top(top: str, top_verilog: str, dram_bytes: int) -> tuple[str, int
         autoescape=False,
     )
     text = env.get_template("sim_tb_top.v.j2").render(
-        decls=decls, core_top=top, core_conns=core_conns, ram_conns=ram_conns,
+        decls=decls, unused=", ".join(["1'b0", *unused]), core_top=top, core_conns=core_conns,
+        ram_conns=ram_conns,
         data_w=data_w, addr_w=addr_w, id_w=id_w, depth=depth, half_period=HALF_PERIOD,
         period=2 * HALF_PERIOD, **PROBES,
     )  # fmt: skip
