@@ -61,6 +61,11 @@ class SimReport:
     # every layer's output tensor as the core computed it: name -> int8 [images, *shape]
     tensors: Mapping[str, np.ndarray] = field(default_factory=dict)
     output: str = ""  # the network's output tensor (a key of ``tensors``)
+    # simulator speed: core cycles of all inputs, and the wall / CPU seconds of the simulator
+    # process from each start to its done (no compile, start-up, DRAM load / read-back)
+    cycles_run: int = 0
+    run_seconds: float = 0.0
+    run_cpu_seconds: float = 0.0
 
     @property
     def outputs(self) -> np.ndarray:
@@ -381,4 +386,7 @@ def simulate_core(
         layers=tuple(out),
         tensors=tensors,
         output=str(plan["output"]),
+        cycles_run=sum(int(r["cycles"]) for r in results),
+        run_seconds=sum(float(r["run_wall_s"]) for r in results),
+        run_cpu_seconds=sum(float(r["run_cpu_s"]) for r in results),
     )
