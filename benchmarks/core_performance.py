@@ -15,6 +15,10 @@ post-training to int8, as a user would run it), simulates it with ``autochip.bui
   cycle_error_max=<x>        max over every simulated layer of |predicted - measured| / measured
                              (autochip.predictor.core_model vs the core's cycle counter)
   bit_exact=<bool>           every layer's output equal to autochip.reference's
+  resnet20_conv3x3_util_min=<x>  lowest PE utilisation MACs / (cycles * rows * cols) over the
+                             model's 3x3 convolutions, from each layer's measured cycles
+  resnet20_util_network=<x>  all MACs / (all measured cycles of one input * rows * cols):
+                             every descriptor counts (vector layers, the end of the program)
 
 Default: ResNet-20 (CIFAR-10 size, seeded synthetic calibration) on
 ``examples/hw/core16x16_int8.yaml`` (16x16 int8, 128-bit bus), one input.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import sys
 import tempfile
 import time
@@ -102,12 +107,51 @@ def bit_exact(run: Run) -> str:
     return str(run.report.bit_exact)
 
 
+def layer_macs(build_dir: Path) -> dict[str, tuple[int, tuple[int, int]]]:
+    """Compute layer name -> (MACs, kernel) of the build's integer model."""
+    from autochip.reference import ComputeOp, run
+
+    model = load_integer_model(build_dir / "model.npz")
+    _, dumped = run(model, np.zeros((1, *model.input_shape[1:]), dtype=np.int64), dump=True)
+    out: dict[str, tuple[int, tuple[int, int]]] = {}
+    for op in model.ops:
+        if isinstance(op, ComputeOp):
+            w = np.asarray(op.weight)
+            conv = op.layer == "conv"
+            pixels = int(np.prod(dumped[op.output].shape[2:])) if conv else 1
+            kernel = (int(w.shape[2]), int(w.shape[3])) if conv else (1, 1)
+            out[op.name] = (int(w.size) * pixels, kernel)
+    return out
+
+
+def _pes(run: Run) -> int:
+    core = json.loads((run.build_dir / "manifest.json").read_text())["core"]
+    return int(core["rows"]) * int(core["cols"])
+
+
+def resnet20_conv3x3_util_min(run: Run) -> str:
+    macs = layer_macs(run.build_dir)
+    utils = [
+        macs[lay.name][0] / (lay.cycles_measured * _pes(run))
+        for lay in run.report.layers
+        if lay.name in macs and macs[lay.name][1] == (3, 3)
+    ]
+    return f"{min(utils):.4f}" if utils else "nan"
+
+
+def resnet20_util_network(run: Run) -> str:
+    total = sum(m for m, _ in layer_macs(run.build_dir).values())
+    return f"{total / (run.report.cycles_total * _pes(run)):.4f}"
+
+
 METRICS: tuple[Callable[[Run], str], ...] = (
     sim_cycles_per_s,
     sim_cycles_per_cpu_s,
     sim_cycles_per_s_end_to_end,
     cycle_error_max,
     bit_exact,
+    resnet20_conv3x3_util_min,
+    resnet20_util_network,
 )
 
 
