@@ -24,7 +24,8 @@ Semantics (DESIGN.md, "Integer semantics"):
 * Residual add: :class:`RescaleOp` with two inputs, ``out = clamp((a * M_a + b * M_b +
   2^(s-1)) >> s, lo, hi)``: both operands aligned to the output step in one rounding.
 * Flatten: row-major reshape to ``(N, -1)``; strided subsampling ``x[:, :, ::s, ::s]`` and zero
-  padding (ResNet option-A shortcuts) are layout operations on integer tensors.
+  padding (ResNet option-A shortcuts) are layout operations on integer tensors, and so is
+  channel concatenation (:class:`ConcatOp`, SqueezeNet): its inputs share one step.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "ACC_MAX",
     "ACC_MIN",
     "ComputeOp",
+    "ConcatOp",
     "FlattenOp",
     "IntegerModel",
     "MaxPoolOp",
@@ -167,10 +169,19 @@ class FlattenOp:
     output: str
 
 
-Op = ComputeOp | MaxPoolOp | SumPoolOp | RescaleOp | SubsampleOp | PadOp | FlattenOp
+@dataclass(frozen=True)
+class ConcatOp:
+    """Concatenation of same-step tensors along the channels (axis 1), in ``inputs`` order."""
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+
+
+Op = ComputeOp | MaxPoolOp | SumPoolOp | RescaleOp | SubsampleOp | PadOp | FlattenOp | ConcatOp
 _OP_TYPES: dict[str, type] = {
     t.__name__: t
-    for t in (ComputeOp, MaxPoolOp, SumPoolOp, RescaleOp, SubsampleOp, PadOp, FlattenOp)
+    for t in (ComputeOp, MaxPoolOp, SumPoolOp, RescaleOp, SubsampleOp, PadOp, FlattenOp, ConcatOp)
 }
 
 
@@ -348,6 +359,8 @@ def run(
         elif isinstance(op, PadOp):
             c0, c1, h0, h1, w0, w1 = op.pads
             out = np.pad(env[op.input], ((0, 0), (c0, c1), (h0, h1), (w0, w1)))
+        elif isinstance(op, ConcatOp):
+            out = np.concatenate([env[i] for i in op.inputs], axis=1)
         else:
             src = env[op.input]
             out = src.reshape(src.shape[0], -1)

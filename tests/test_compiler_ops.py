@@ -166,3 +166,29 @@ def test_depthwise_fills_the_columns() -> None:
     prog = compile_model(random_model(), core)
     dw = next(lay for lay in prog.layers if lay.name == "dw")  # 9 channels, groups 9, 8 columns
     assert (dw.get("ntiles"), dw.get("kg"), dw.get("cg"), dw.get("t")) == (3, 3, 3, 27)
+
+
+def test_concat_memory_map_holds_the_reference() -> None:
+    import torch
+
+    from autochip.compress.ptq import calibration_inputs, ptq
+    from autochip.ir import load_model
+    from autochip.reference import ConcatOp, quantize_input
+
+    loaded = load_model(str(ROOT / "rtl_tests" / "core" / "zoo_ops_tiny.py"))
+    model = ptq(loaded.model, loaded.example_input, calibration_inputs(None, (3, 12, 12), 32).x)
+    prog = compile_model(model, _core())
+    x = quantize_input(model, torch.rand(2, 3, 12, 12).numpy())
+    for image in x:
+        _, ref = run(model, image[None], dump=True)
+        for name, value in _execute(prog, model, image).items():
+            assert np.array_equal(value, ref[name]), name
+    cat = next(op for op in model.ops if isinstance(op, ConcatOp))
+    assert cat.output not in {lay.output for lay in prog.layers}  # no descriptor
+    a_cat = prog.tensors[cat.output][0]
+    assert prog.tensors["fire.expand1x1"][0] == a_cat
+    assert prog.tensors["fire.expand3x3"][0] == a_cat + 6 * 6 * 6
+    twice = replace(cat, inputs=(cat.inputs[0], cat.inputs[0]))
+    ops = tuple(twice if op is cat else op for op in model.ops)
+    with pytest.raises(CompileError, match=r"its input 'fire.expand1x1' is already placed"):
+        compile_model(replace(model, ops=ops), _core())

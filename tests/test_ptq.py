@@ -120,3 +120,35 @@ def test_build_rejects_bad_calibration_data(
     assert main(["build", str(npz), "--hw", str(DEMO), "--out", str(out), "--calibrate",
                  "digits"]) == 2  # fmt: skip
     assert "--calibrate: MODEL" in capsys.readouterr().err and not out.exists()
+
+
+ZOO_OPS = ROOT / "rtl_tests" / "core" / "zoo_ops_tiny.py"
+
+
+def test_relu6_and_concat_export_exactly() -> None:
+    """ReLU6 is the requantisation's clamp at round(6 / step), a Fire module's concatenation a
+    layout op of one step: the integer model equals the fake-quant model to the last bit."""
+    from autochip.compress.convert import convert
+    from autochip.compress.export import export_integer
+    from autochip.compress.policy import Policy
+    from autochip.compress.ptq import _calibrate
+    from autochip.reference import ComputeOp, ConcatOp
+
+    model = load_model(str(ZOO_OPS)).model
+    with torch.no_grad():
+        model.stem[0].weight.mul_(50.0)  # type: ignore[index, union-attr]  # activations past 6
+    cal = calibration_inputs(None, (3, 12, 12), 128)
+    gm = convert(model, Policy())
+    _calibrate(gm, cal.x, "minmax")
+    integer = export_integer(gm, torch.zeros(1, 3, 12, 12))
+    ops = {op.name: op for op in integer.ops}
+    stem = ops["stem.0"]
+    assert isinstance(stem, ComputeOp) and stem.requant is not None
+    # calibrated on the clipped values: step = 6 / 127 * (1 + 2^-7), so 6 is 126 steps
+    assert (stem.requant.lo, stem.requant.hi) == (0, 126)
+    cat = next(op for op in integer.ops if isinstance(op, ConcatOp))
+    assert cat.inputs == ("fire.expand1x1", "fire.expand3x3")
+    with torch.no_grad():
+        fq = np.rint(gm(cal.x_test[:64]).numpy() / integer.output_scale).astype(np.int64)
+    out, _ = run(integer, quantize_input(integer, cal.x_test[:64].numpy()))
+    assert np.array_equal(out, fq)

@@ -19,6 +19,8 @@ Every op of :class:`~autochip.reference.IntegerModel` becomes one descriptor (``
   gets its own region, zero in the DRAM image and never written, and the unpadded input is
   placed inside it at byte offset ``c_before * H * W``, so whatever produces the input writes it
   straight into the padded tensor. Spatial padding is refused (convolutions pad themselves).
+* ``ConcatOp`` (channels) costs nothing the same way: each input is placed inside the
+  concatenated tensor at its channel offset, so the producers write the concatenation.
 
 DRAM layout (byte addresses, all int8 tensors NCHW): descriptors at 0 (the last one ends the
 program), then per layer its parameter records and weight tiles, then one region per tensor.
@@ -48,6 +50,7 @@ from autochip.builder.program import (
 from autochip.errors import AutochipError
 from autochip.reference import (
     ComputeOp,
+    ConcatOp,
     FlattenOp,
     IntegerModel,
     MaxPoolOp,
@@ -140,8 +143,9 @@ class _Compiler:
         _, dumped = run(model, x0, dump=True)
         self.shapes = {k: tuple(int(d) for d in v.shape) for k, v in dumped.items()}
         self.alias: dict[str, str] = {}
-        self.inside: dict[str, tuple[str, int]] = {}  # tensor -> (padded tensor, byte offset)
-        self.pads: list[str] = []  # padded tensors: own region, no descriptor
+        # tensor -> (the padded / concatenated tensor it is placed in, byte offset)
+        self.inside: dict[str, tuple[str, int]] = {}
+        self.pads: list[str] = []  # padded / concatenated tensors: own region, no descriptor
         self.layers: list[tuple[CompiledLayer, bytes]] = []  # layer, its param+weight blob
         self.problems: list[str] = []
         self.need: dict[str, int] = {}  # bytes each buffer needs (all banks) for the model
@@ -329,7 +333,7 @@ class _Compiler:
         ops = list(self.m.ops)
         consumers: dict[str, list[str]] = {}
         for op in ops:
-            srcs = op.inputs if isinstance(op, RescaleOp) else (op.input,)
+            srcs = op.inputs if isinstance(op, RescaleOp | ConcatOp) else (op.input,)
             for s in srcs:
                 consumers.setdefault(s, []).append(op.name)
         pending_sum: dict[str, SumPoolOp] = {}
@@ -353,6 +357,8 @@ class _Compiler:
                 self.subsample(op)
             elif isinstance(op, PadOp):
                 self.pad(op)
+            elif isinstance(op, ConcatOp):
+                self.concat(op)
             else:  # pragma: no cover - IntegerModel has no other op types
                 self.fail(getattr(op, "name", "?"), f"unsupported op {type(op).__name__}")
         if self.problems:
@@ -401,6 +407,26 @@ class _Compiler:
             self.fail(op.name, f"its input '{src}' is padded twice; the core pads a tensor once")
             return
         self.inside[src] = (op.output, c0 * shp[2] * shp[3])
+        self.pads.append(op.output)
+
+    def concat(self, op: ConcatOp) -> None:
+        shapes = [self.shapes[i] for i in op.inputs]
+        if any(len(s) != 4 or s[2:] != shapes[0][2:] for s in shapes):
+            self.fail(op.name, f"expected 4-D inputs of one height and width, found {shapes}")
+            return
+        srcs = [self.root(i) for i in op.inputs]
+        clash = [s for i, s in enumerate(srcs) if s in self.inside or s in srcs[:i]]
+        if clash:
+            self.fail(
+                op.name,
+                f"its input '{clash[0]}' is already placed inside another tensor (padded, "
+                "concatenated or repeated); the core places a tensor once",
+            )
+            return
+        off = 0
+        for src, shp in zip(srcs, shapes, strict=True):
+            self.inside[src] = (op.output, off)
+            off += shp[1] * shp[2] * shp[3]
         self.pads.append(op.output)
 
     def rescale(self, op: RescaleOp, pending_sum: dict[str, SumPoolOp]) -> None:
