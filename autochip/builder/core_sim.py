@@ -31,6 +31,7 @@ __all__ = [
     "ProgressHook",
     "SimReport",
     "compare_outputs",
+    "compile_testbench",
     "module_ports",
     "render_tb_top",
     "simulate_core",
@@ -238,15 +239,22 @@ def testbench_sources(root: Path, dram_bytes: int) -> tuple[dict[str, str], int]
     return sources, word
 
 
-def _build(root: Path, simulator: str, dram_bytes: int, cache: Path | None, log: Path
-           ) -> tuple[sim.SimBuild, int]:  # fmt: skip
-    sources, word = testbench_sources(root, dram_bytes)
+def compile_testbench(
+    build_dir: Path, simulator: str = "verilator", sim_dir: Path | None = None
+) -> tuple[sim.SimBuild, int]:
+    """The compiled ``sim_tb_top`` of the build folder (from the cache, or compiled into it;
+    ``sim_dir`` replaces the cache folder) and the RAM's word size in bytes."""
+    root = Path(build_dir).resolve()
+    plan = json.loads((root / "plan.json").read_text())
+    log = root / "sim_build" / simulator / "io" / "sim.log"
+    sources, word = testbench_sources(root, int(plan["dram_bytes"]))
     args: tuple[str, ...] = ()
     env: dict[str, str] = {}
     if simulator == "verilator":
         args, env = VERILATOR_ARGS, {"MAKEFLAGS": _MAKE_VARS}
-    build = sim.cached_build(sources, TB_TOP, simulator, extra_args=args, env=env, log=log,
-                             root=cache)  # fmt: skip
+    build = sim.cached_build(
+        sources, TB_TOP, simulator, extra_args=args, env=env, log=log, root=sim_dir
+    )
     return build, word
 
 
@@ -303,7 +311,7 @@ def simulate_core(
     work.mkdir(parents=True, exist_ok=True)
     log = work / "sim.log"
     dram_bytes = int(plan["dram_bytes"])
-    build, word = _build(root, simulator, dram_bytes, sim_dir, log)
+    build, word = compile_testbench(root, simulator, sim_dir)
     np.save(work / "inputs.npy", np.asarray(x_int, dtype=np.int64))
     layers = plan["layers"]
     regions = [
