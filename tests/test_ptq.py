@@ -152,3 +152,31 @@ def test_relu6_and_concat_export_exactly() -> None:
         fq = np.rint(gm(cal.x_test[:64]).numpy() / integer.output_scale).astype(np.int64)
     out, _ = run(integer, quantize_input(integer, cal.x_test[:64].numpy()))
     assert np.array_equal(out, fq)
+
+
+def test_build_takes_a_torch_export_program(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A .pt2 of the reduced ResNet is lifted back to modules: the integer model it builds is
+    the one its .py builds (same ops, names and arrays)."""
+    loaded = load_model(str(TINY))
+    pt2 = tmp_path / "resnet_tiny.pt2"
+    torch.export.save(torch.export.export(loaded.model.eval(), (loaded.example_input,)), pt2)
+    for name, spec in (("py", str(TINY)), ("pt2", str(pt2))):
+        args = ["build", spec, "--hw", str(DEMO), "--out", str(tmp_path / name), "--images", "1"]
+        assert main(args) == 0
+    capsys.readouterr()
+    a, b = (np.load(tmp_path / n / "model.npz") for n in ("py", "pt2"))
+    assert bytes(a["__header__"]) == bytes(b["__header__"])
+    assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+    class Sig(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(x)
+
+    bad = tmp_path / "sig.pt2"
+    torch.export.save(torch.export.export(Sig(), (torch.zeros(1, 3, 4, 4),)), bad)
+    assert main(["build", str(bad), "--hw", str(DEMO), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "calls aten.sigmoid.default, which autochip cannot quantise" in err
+    assert not (tmp_path / "s").exists()

@@ -98,7 +98,7 @@ def _post_training(spec: str, calibrate: str | None, images: int) -> _Quantised:
     """Quantise a float model to int8 without training (autochip.compress.ptq)."""
     import torch
 
-    from autochip.compress.ptq import calibration_inputs, ptq
+    from autochip.compress.ptq import calibration_inputs, lift_exported, ptq
     from autochip.ir import load_model
 
     if spec.endswith(".pt"):
@@ -110,6 +110,8 @@ def _post_training(spec: str, calibrate: str | None, images: int) -> _Quantised:
         if not isinstance(loaded.example_input, torch.Tensor):
             raise SpecError(spec, ["expected a model with one input tensor"])
         model, example = loaded.model, loaded.example_input
+        if loaded.program is not None:  # a .pt2: ATen calls back to quantisable modules
+            model = lift_exported(loaded.program)
     cal = calibration_inputs(calibrate, tuple(example.shape[1:]))
     integer = ptq(model, example, cal.x)
     report = ptq_report(model, integer, cal)
