@@ -4,8 +4,8 @@
                  [--images N] [--json]
 
 MODEL is the integer model written by `autochip compress` (CKPT.npz), or its checkpoint CKPT.pt
-with the .npz beside it, or a float model (zoo name, .py, or an FP32 checkpoint .pt), which is
-quantised post-training to int8 (per-channel weights, per-tensor activations; no training):
+with the .npz beside it, or a float model (zoo name, .py, torch.export .pt2, or an FP32
+checkpoint .pt), which is quantised post-training to int8 (per-channel weights, per-tensor activations; no training):
 calibrated on --calibrate DATA (digits, fashion-mnist, cifar10:PATH, a dataset folder, or an .npy
 of float inputs [N, C, H, W]), or without it on seeded synthetic inputs; the report says which.
 --hw gives the core's array, precision and buffer sizes; --platform takes the platform's default
@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "model",
         metavar="MODEL",
         help="integer model .npz (or its checkpoint .pt), or a float model to quantise "
-        "(zoo name, .py, FP32 checkpoint .pt)",
+        "(zoo name, .py, .pt2, FP32 checkpoint .pt)",
     )
     p.add_argument("--hw", metavar="HW.yaml", help="hardware spec of the core")
     p.add_argument("--platform", metavar="NAME", help="use the platform's default accelerator")
@@ -86,7 +86,7 @@ def _model(spec: str, calibrate: str | None, images: int) -> _Quantised:
             raise SpecError(
                 "autochip build",
                 [f"--calibrate: MODEL '{spec}' is already an integer model; --calibrate "
-                 "applies to float models (zoo name, .py, FP32 checkpoint .pt)"],
+                 "applies to float models (zoo name, .py, .pt2, FP32 checkpoint .pt)"],
             )  # fmt: skip
         return _Quantised(_integer_model(spec))
     if Path(spec).suffix not in ("", ".py", ".pt", ".pt2"):
