@@ -5,9 +5,10 @@
 
 MODEL is the integer model written by `autochip compress` (CKPT.npz), or its checkpoint CKPT.pt
 with the .npz beside it, or a float model (zoo name, .py, torch.export .pt2, or an FP32
-checkpoint .pt), which is quantised post-training to int8 (per-channel weights, per-tensor activations; no training):
-calibrated on --calibrate DATA (digits, fashion-mnist, cifar10:PATH, a dataset folder, or an .npy
-of float inputs [N, C, H, W]), or without it on seeded synthetic inputs; the report says which.
+checkpoint .pt), which is quantised post-training to int8 (per-channel weights, per-tensor
+activations; no training): calibrated on --calibrate DATA (digits, fashion-mnist, cifar10:PATH,
+a dataset folder, or an .npy of float inputs [N, C, H, W]), or without it on seeded synthetic
+inputs; the report says which.
 --hw gives the core's array, precision and buffer sizes; --platform takes the platform's default
 accelerator as an output-stationary core (a fixed configuration: the design-space search is a
 later step), with AdderNet datapaths when the model has adder layers. DIR receives rtl/ (the
