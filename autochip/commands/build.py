@@ -1,4 +1,4 @@
-"""Compile a compressed model into a complete accelerator core: RTL, program, DRAM image, testbench.
+"""Compile a model (integer, or float quantised post-training) into a complete accelerator core.
 
   autochip build MODEL (--hw HW.yaml | --platform NAME) --out DIR [--calibrate DATA]
                  [--images N] [--json]
