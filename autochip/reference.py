@@ -110,12 +110,16 @@ class ComputeOp:
 
 @dataclass(frozen=True)
 class MaxPoolOp:
+    """Max pooling; ``ceil_mode`` (PyTorch's) adds the windows that run past the bottom/right
+    edge (a window must start inside the padded input): their outside elements never win."""
+
     name: str
     input: str
     output: str
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int] = (0, 0)
+    ceil_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,8 +304,20 @@ def _compute(op: ComputeOp, x: IntArray) -> tuple[IntArray, IntArray]:
     return acc, np.where(bit, 1, -1).astype(np.int64)
 
 
+def _ceil_extra(size: int, k: int, s: int, p: int) -> int:
+    """Rows (or columns) ``ceil_mode`` adds past the padded input's end."""
+    out = -(-(size + 2 * p - k) // s) + 1
+    if (out - 1) * s >= size + p:  # the last window would start in the padding
+        out -= 1
+    return max(0, (out - 1) * s + k - (size + 2 * p))
+
+
 def _maxpool(op: MaxPoolOp, x: IntArray) -> IntArray:
     xp = _pad(x, op.padding, _INT_MIN)
+    if op.ceil_mode:
+        eh = _ceil_extra(x.shape[2], op.kernel[0], op.stride[0], op.padding[0])
+        ew = _ceil_extra(x.shape[3], op.kernel[1], op.stride[1], op.padding[1])
+        xp = np.pad(xp, ((0, 0), (0, 0), (0, eh), (0, ew)), constant_values=_INT_MIN)
     win = _windows(xp, op.kernel, op.stride, (1, 1))
     out: IntArray = win.max(axis=(4, 5))
     return out

@@ -192,3 +192,26 @@ def test_concat_memory_map_holds_the_reference() -> None:
     ops = tuple(twice if op is cat else op for op in model.ops)
     with pytest.raises(CompileError, match=r"its input 'fire.expand1x1' is already placed"):
         compile_model(replace(model, ops=ops), _core())
+
+
+CEIL = [
+    (12, 12, 3, 2, 0),
+    (13, 13, 3, 2, 0),
+    (111, 111, 3, 2, 0),
+    (7, 6, 3, 2, 1),
+    (10, 9, 3, 3, 1),
+]
+
+
+@pytest.mark.parametrize("h,w,k,s,p", CEIL)
+def test_maxpool_ceil_mode_matches_pytorch(h: int, w: int, k: int, s: int, p: int) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from autochip.reference import MaxPoolOp
+
+    x = np.random.default_rng(h * w).integers(-128, 128, size=(1, 2, h, w))
+    op = MaxPoolOp("m", "input", "m", (k, k), (s, s), (p, p), ceil_mode=True)
+    model = IntegerModel("input", (1, 2, h, w), 1.0, -128, 127, (op,), "m", 1.0)
+    want = F.max_pool2d(torch.tensor(x, dtype=torch.float64), k, s, p, ceil_mode=True)
+    assert np.array_equal(run(model, x)[0], want.numpy())

@@ -319,9 +319,9 @@ class _Exporter:
             p = kw.get("padding", args[2] if args[2] is not None else 0)
             dil = kw.get("dilation", args[3] if args[3] is not None else 1)
             ceil = kw.get("ceil_mode", args[4] if args[4] is not None else False)
-        if ceil or _tuple2(dil) != (1, 1):
-            raise self.fail(node, "max pooling with ceil_mode or dilation is not supported")
-        return _tuple2(k), _tuple2(s), _tuple2(p)
+        if _tuple2(dil) != (1, 1):
+            raise self.fail(node, "max pooling with dilation is not supported")
+        return _tuple2(k), _tuple2(s), _tuple2(p), bool(ceil)
 
     def layout(self, node: fx.Node, d: Any, post: tuple[str, Any]) -> Any:
         if isinstance(d, _Int):

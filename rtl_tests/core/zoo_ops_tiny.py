@@ -1,7 +1,7 @@
-"""A small network with the zoo's other operators, for the core's tests: a SqueezeNet Fire
-module (1x1 squeeze, 1x1 and 3x3 expands, channel concatenation), MobileNet-V2's ReLU6 and a
-depthwise 3x3 convolution with batch-norm, max pooling, global average pooling and a linear
-layer, on a 3x12x12 input.
+"""A small network with the zoo's other operators, for the core's tests: SqueezeNet's
+ceil-mode 3x3/2 max pooling and a Fire module (1x1 squeeze, 1x1 and 3x3 expands, channel
+concatenation), MobileNet-V2's ReLU6 and a depthwise 3x3 convolution with batch-norm, global
+average pooling and a linear layer, on a 3x12x12 input.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class ZooOpsTiny(nn.Module):
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6())
-        self.pool = nn.MaxPool2d(2)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)  # SqueezeNet's pooling: 12x12 -> 6x6
         self.fire = Fire(8, 4, 6)
         self.dw = nn.Sequential(
             nn.Conv2d(12, 12, 3, padding=1, groups=12, bias=False), nn.BatchNorm2d(12), nn.ReLU6()
