@@ -99,7 +99,7 @@ def _post_training(spec: str, calibrate: str | None, images: int) -> _Quantised:
     """Quantise a float model to int8 without training (autochip.compress.ptq)."""
     import torch
 
-    from autochip.compress.ptq import calibration_inputs, lift_exported, ptq
+    from autochip.compress.ptq import calibration_inputs, lift_exported, ptq, sample_budget
     from autochip.ir import load_model
 
     if spec.endswith(".pt"):
@@ -113,9 +113,10 @@ def _post_training(spec: str, calibrate: str | None, images: int) -> _Quantised:
         model, example = loaded.model, loaded.example_input
         if loaded.program is not None:  # a .pt2: ATen calls back to quantisable modules
             model = lift_exported(loaded.program)
-    cal = calibration_inputs(calibrate, tuple(example.shape[1:]))
+    samples, check = sample_budget(model, example)
+    cal = calibration_inputs(calibrate, tuple(example.shape[1:]), samples)
     integer = ptq(model, example, cal.x)
-    report = ptq_report(model, integer, cal)
+    report = ptq_report(model, integer, cal, check)
     inputs = None
     if not cal.synthetic:
         inputs = quantize_input(integer, cal.x_test[:images].numpy())
@@ -126,8 +127,9 @@ def ptq_report(model: Any, integer: IntegerModel, cal: Any, n: int = 256) -> dic
     """How the float model was quantised and how well the integer model agrees with it.
 
     Agreement is measured on up to ``n`` held-out inputs of the calibration source (the test
-    split, or further synthetic inputs): top-1 class agreement and the largest logit difference
-    in units of the float model's largest logit magnitude; accuracies when labels exist.
+    split, or further synthetic inputs; ``n`` from :func:`autochip.compress.ptq.sample_budget`):
+    top-1 class agreement, the largest logit difference and the float model's largest logit
+    magnitude; accuracies when labels exist.
     """
     import torch
 

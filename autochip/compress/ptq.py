@@ -41,11 +41,16 @@ __all__ = [
     "SYNTHETIC_SEED",
     "Calibration",
     "calibration_inputs",
+    "lift_exported",
     "ptq",
+    "sample_budget",
 ]
 
 CALIBRATION_SAMPLES = 512  # inputs of the calibration pass (as `autochip compress`)
+CHECK_INPUTS = 256  # held-out inputs the integer model is compared on
 SYNTHETIC_SEED = 0
+ACTIVATION_BUDGET = 2**26  # float elements of the largest activation over one batch (256 MB)
+CHECK_MACS_BUDGET = 2**31  # MACs of integer reference work to check the quantised model
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,40 @@ def calibration_inputs(
     else:
         data = load_data(spec, shape)
     return Calibration(spec, data.x_train[:samples], data.x_test, data.y_test, False)
+
+
+def sample_budget(model: nn.Module, example: Tensor) -> tuple[int, int]:
+    """(calibration inputs, check inputs) for ``model``, from one forward pass of ``example``.
+
+    The calibration pass runs as one batch, so its size is capped by the largest activation
+    (:data:`ACTIVATION_BUDGET` elements over the batch, at least 8 inputs); the check of the
+    integer model against the float one by :data:`CHECK_MACS_BUDGET` MACs (at least 16 inputs):
+    LeNet gets 512 / 256, ResNet-20 512 / 52, ResNet-18 at 224 83 / 16.
+    """
+    largest, macs = 1, 0
+
+    def hook(m: nn.Module, inp: tuple[Any, ...], out: Any) -> None:
+        nonlocal largest, macs
+        if isinstance(out, Tensor):
+            largest = max(largest, out[0].numel())
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                pixels = out[0].numel() // out.shape[1]
+                macs += m.weight.numel() * pixels
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(hook) for m in leaves]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    calib = max(8, min(CALIBRATION_SAMPLES, ACTIVATION_BUDGET // largest))
+    check = max(16, min(CHECK_INPUTS, CHECK_MACS_BUDGET // max(1, macs)))
+    return calib, check
 
 
 def _calibrate(gm: nn.Module, x: Tensor, method: str) -> None:
