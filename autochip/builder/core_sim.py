@@ -356,7 +356,7 @@ def simulate_core(
         )
         poller.start()
     try:
-        with sim._output_to(log):
+        with sim.output_to(log):
             _, failed = sim.run(build, "tb_core", tb_dir, config, "network", plusargs, work)
     except SystemExit:  # cocotb's runner exits when the test fails
         failed = 1

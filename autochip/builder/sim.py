@@ -39,6 +39,7 @@ __all__ = [
     "build",
     "cache_dir",
     "cached_build",
+    "output_to",
     "read_memh",
     "run",
     "testbench_config",
@@ -231,7 +232,7 @@ def cached_build(
         saved = {k: os.environ.get(k) for k in (env or {})}
         os.environ.update(env or {})
         try:
-            with _output_to(log):
+            with output_to(log):
                 build(paths, top, tmp, simulator, parameters, extra_args)
         except (RuntimeError, SystemExit) as exc:
             where = f"; see {log}" if log else ""
@@ -259,7 +260,7 @@ def cached_build(
 
 
 @contextmanager
-def _output_to(log: Path | None) -> Iterator[None]:
+def output_to(log: Path | None) -> Iterator[None]:
     """Send this process's stdout/stderr (and its children's) to ``log`` (None: unchanged)."""
     if log is None:
         yield
