@@ -24,7 +24,8 @@ Semantics (DESIGN.md, "Integer semantics"):
 * Residual add: :class:`RescaleOp` with two inputs, ``out = clamp((a * M_a + b * M_b +
   2^(s-1)) >> s, lo, hi)``: both operands aligned to the output step in one rounding.
 * Flatten: row-major reshape to ``(N, -1)``; strided subsampling ``x[:, :, ::s, ::s]`` and zero
-  padding (ResNet option-A shortcuts) are layout operations on integer tensors.
+  padding (ResNet option-A shortcuts) are layout operations on integer tensors, and so is
+  channel concatenation (:class:`ConcatOp`, SqueezeNet): its inputs share one step.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "ACC_MAX",
     "ACC_MIN",
     "ComputeOp",
+    "ConcatOp",
     "FlattenOp",
     "IntegerModel",
     "MaxPoolOp",
@@ -109,12 +111,16 @@ class ComputeOp:
 
 @dataclass(frozen=True)
 class MaxPoolOp:
+    """Max pooling; ``ceil_mode`` (PyTorch's) adds the windows that run past the bottom/right
+    edge (a window must start inside the padded input): their outside elements never win."""
+
     name: str
     input: str
     output: str
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int] = (0, 0)
+    ceil_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,10 +174,19 @@ class FlattenOp:
     output: str
 
 
-Op = ComputeOp | MaxPoolOp | SumPoolOp | RescaleOp | SubsampleOp | PadOp | FlattenOp
+@dataclass(frozen=True)
+class ConcatOp:
+    """Concatenation of same-step tensors along the channels (axis 1), in ``inputs`` order."""
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+
+
+Op = ComputeOp | MaxPoolOp | SumPoolOp | RescaleOp | SubsampleOp | PadOp | FlattenOp | ConcatOp
 _OP_TYPES: dict[str, type] = {
     t.__name__: t
-    for t in (ComputeOp, MaxPoolOp, SumPoolOp, RescaleOp, SubsampleOp, PadOp, FlattenOp)
+    for t in (ComputeOp, MaxPoolOp, SumPoolOp, RescaleOp, SubsampleOp, PadOp, FlattenOp, ConcatOp)
 }
 
 
@@ -290,8 +305,20 @@ def _compute(op: ComputeOp, x: IntArray) -> tuple[IntArray, IntArray]:
     return acc, np.where(bit, 1, -1).astype(np.int64)
 
 
+def _ceil_extra(size: int, k: int, s: int, p: int) -> int:
+    """Rows (or columns) ``ceil_mode`` adds past the padded input's end."""
+    out = -(-(size + 2 * p - k) // s) + 1
+    if (out - 1) * s >= size + p:  # the last window would start in the padding
+        out -= 1
+    return max(0, (out - 1) * s + k - (size + 2 * p))
+
+
 def _maxpool(op: MaxPoolOp, x: IntArray) -> IntArray:
     xp = _pad(x, op.padding, _INT_MIN)
+    if op.ceil_mode:
+        eh = _ceil_extra(x.shape[2], op.kernel[0], op.stride[0], op.padding[0])
+        ew = _ceil_extra(x.shape[3], op.kernel[1], op.stride[1], op.padding[1])
+        xp = np.pad(xp, ((0, 0), (0, 0), (0, eh), (0, ew)), constant_values=_INT_MIN)
     win = _windows(xp, op.kernel, op.stride, (1, 1))
     out: IntArray = win.max(axis=(4, 5))
     return out
@@ -349,6 +376,8 @@ def run(
         elif isinstance(op, PadOp):
             c0, c1, h0, h1, w0, w1 = op.pads
             out = np.pad(env[op.input], ((0, 0), (c0, c1), (h0, h1), (w0, w1)))
+        elif isinstance(op, ConcatOp):
+            out = np.concatenate([env[i] for i in op.inputs], axis=1)
         else:
             src = env[op.input]
             out = src.reshape(src.shape[0], -1)

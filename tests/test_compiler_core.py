@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autochip.builder.compiler import CompileError, compile_model
+from autochip.builder.compiler import CompileError, compile_model, merge_groups
 from autochip.builder.core import CoreParams, core_params, render_core
 from autochip.builder.program import DESC_BYTES, FIELDS, PARAM_RECORD_BYTES
 from autochip.cli import main
@@ -54,8 +54,12 @@ def test_compile_is_deterministic_and_images_hold_the_weights() -> None:
             continue
         op = ops[lay.name]
         f = lay.fields
-        w = np.asarray(op.weight).reshape(op.weight.shape[0], -1)
-        kg = w.shape[0] // (op.groups if op.layer == "conv" else 1)
+        groups = op.groups if op.layer == "conv" else 1
+        w = np.asarray(op.weight)
+        if op.layer == "conv":  # grouped layers merge groups onto the columns
+            w, groups = merge_groups(w, groups, core.cols, core.w_depth)
+        w = w.reshape(w.shape[0], -1)
+        kg = w.shape[0] // groups
         c = core.cols
         tiles = np.frombuffer(a.dram, np.int8, f["ntiles"] * f["tile_w"], f["w_addr"])
         tiles = tiles.reshape(f["ntiles"], f["t"], c)
@@ -87,17 +91,30 @@ def test_compiler_refuses_what_the_core_cannot_run() -> None:
     adder = replace(ops[0], kind="adder")
     with pytest.raises(CompileError, match=r"op 'c5': an adder layer needs a core with pe.kind"):
         compile_model(replace(model, ops=(adder, *ops[1:])), _core())
-    with pytest.raises(CompileError, match=r"op 'c5': its input feature map \(297 bytes\) does "
-                       r"not fit one ifmap bank \(64 bytes"):  # fmt: skip
+    with pytest.raises(CompileError, match=r"op 'c5': its input feature map 3x11x9: 297 bytes, "
+                       r"but one ifmap copy \(buffers.ifmap.size_kb / rows\) holds 64 bytes; it "
+                       r"needs buffers.ifmap.size_kb >= 2.321") as info:  # fmt: skip
         compile_model(model, _core(if_depth=64))
+    # 297 bytes x 8 rows = 2376 bytes = 2.3203 KB, rounded up to a whole byte: 2.321
+    assert "op 'add': its two inputs (2 x 9x3x5): 270 bytes" in str(info.value)
+    assert str(info.value).endswith(
+        "on this 8x8 array the model needs buffers.ifmap.size_kb >= 2.321 (has 0.500) (each "
+        "layer's whole input and outputs stay on chip: the core does not tile feature maps)"
+    )
     dil = replace(ops[3], dilation=(2, 2))  # a 1x1 convolution keeps its shape
     with pytest.raises(CompileError, match=r"op 'pw': the core runs dilation 1 only"):
         compile_model(replace(model, ops=(*ops[:3], dil, *ops[4:])), _core())
     big = replace(ops[0], weight=ops[0].weight * 4)
     with pytest.raises(CompileError, match=r"weights in \[-508, 508\] do not fit 8-bit"):
         compile_model(replace(model, ops=(big, *ops[1:])), _core())
-    with pytest.raises(CompileError, match=r"one weight tile needs 75 entries of the weight"):
+    with pytest.raises(CompileError, match=r"op 'c5': one weight tile \(3x5x5 weights per lane\): "
+                       r"75 bytes, but one weight bank \(buffers.weight.size_kb / cols\) "
+                       r"holds 40 bytes; it needs buffers.weight.size_kb >= 0.586"):  # fmt: skip
         compile_model(model, _core(w_depth=40))
+    with pytest.raises(CompileError, match=r"op 'c5': one weight tile's outputs \(8 lanes x 6x5\): "
+                       r"240 bytes, but the ofmap buffer \(buffers.ofmap.size_kb\) holds 100 "
+                       r"bytes; it needs buffers.ofmap.size_kb >= 0.235"):  # fmt: skip
+        compile_model(model, _core(o_depth=100))
 
 
 def test_core_params_reject_unsupported_specs() -> None:

@@ -3,7 +3,9 @@
 Every op of :class:`~autochip.reference.IntegerModel` becomes one descriptor (``program.py``):
 
 * ``ComputeOp`` (conv2d / linear; mac, adder or xnor) -> a compute descriptor: an im2col GEMM
-  with output pixels on array rows and output channels of one group on array columns. Binary
+  with output pixels on array rows and output channels of one group on array columns. Integer
+  MAC layers with fewer channels per group than columns (depthwise) merge groups with
+  block-diagonal weights so that one tile fills the columns (:func:`merge_groups`). Binary
   (xnor) layers run on the MAC datapath with +-1 operands (exact: a*w is the xnor term) and -1
   padding; adder layers need an ``adder`` core. Weight tiles are split into passes that fit the
   weight, parameter and output buffers.
@@ -11,6 +13,14 @@ Every op of :class:`~autochip.reference.IntegerModel` becomes one descriptor (``
   a two-input ``RescaleOp`` (residual add) -> vector add; a one-input ``RescaleOp`` -> a 1x1 sum.
 * ``FlattenOp`` costs nothing: tensors are NCHW bytes in DRAM, so the flat tensor aliases its
   input's region.
+* ``SubsampleOp`` (``x[:, :, ::s, ::s]``, ResNet option-A shortcuts) -> a vector max over 1x1
+  windows with stride s: the strided copy, bit-exact, one cycle per output element.
+* ``PadOp`` on channels (the option-A zero channels) costs nothing either: the padded tensor
+  gets its own region, zero in the DRAM image and never written, and the unpadded input is
+  placed inside it at byte offset ``c_before * H * W``, so whatever produces the input writes it
+  straight into the padded tensor. Spatial padding is refused (convolutions pad themselves).
+* ``ConcatOp`` (channels) costs nothing the same way: each input is placed inside the
+  concatenated tensor at its channel offset, so the producers write the concatenation.
 
 DRAM layout (byte addresses, all int8 tensors NCHW): descriptors at 0 (the last one ends the
 program), then per layer its parameter records and weight tiles, then one region per tensor.
@@ -40,10 +50,13 @@ from autochip.builder.program import (
 from autochip.errors import AutochipError
 from autochip.reference import (
     ComputeOp,
+    ConcatOp,
     FlattenOp,
     IntegerModel,
     MaxPoolOp,
+    PadOp,
     RescaleOp,
+    SubsampleOp,
     SumPoolOp,
     run,
 )
@@ -62,7 +75,7 @@ class CompiledLayer:
     """One descriptor: what it computes and the figures the cycle model needs."""
 
     name: str
-    kind: str  # "conv", "linear", "maxpool", "avgpool", "add"
+    kind: str  # "conv", "linear", "maxpool", "avgpool", "add", "subsample"
     mode: str  # "mac", "adder", "binary" (compute) or "vector"
     output: str
     fields: dict[str, int] = field(repr=False)
@@ -104,6 +117,15 @@ def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+def _kb(n: int) -> str:
+    """``n`` bytes as a size_kb value, rounded up to 1/1024 KB (a whole byte)."""
+    return f"{n // 1024}" if n % 1024 == 0 else f"{-(-n * 1000 // 1024) / 1000:.3f}"
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape[1:])
+
+
 def _fits(values: np.ndarray, bits: int) -> bool:
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return bool(values.size == 0 or (values.min() >= lo and values.max() <= hi))
@@ -121,11 +143,31 @@ class _Compiler:
         _, dumped = run(model, x0, dump=True)
         self.shapes = {k: tuple(int(d) for d in v.shape) for k, v in dumped.items()}
         self.alias: dict[str, str] = {}
+        # tensor -> (the padded / concatenated tensor it is placed in, byte offset)
+        self.inside: dict[str, tuple[str, int]] = {}
+        self.pads: list[str] = []  # padded / concatenated tensors: own region, no descriptor
         self.layers: list[tuple[CompiledLayer, bytes]] = []  # layer, its param+weight blob
         self.problems: list[str] = []
+        self.need: dict[str, int] = {}  # bytes each buffer needs (all banks) for the model
 
     def fail(self, op_name: str, what: str) -> None:
         self.problems.append(f"op '{op_name}': {what}")
+
+    def buffer(self, op_name: str, buf: str, what: str, need: int) -> None:
+        """Refuse ``need`` bytes per bank of buffer ``buf`` if it holds less; keep the need."""
+        core = self.core
+        have, banks, per = {
+            "ifmap": (core.if_depth, core.rows, "one ifmap copy (buffers.ifmap.size_kb / rows)"),
+            "weight": (core.w_depth, core.cols, "one weight bank (buffers.weight.size_kb / cols)"),
+            "ofmap": (core.o_depth, 1, "the ofmap buffer (buffers.ofmap.size_kb)"),
+        }[buf]
+        self.need[buf] = max(self.need.get(buf, 0), need * banks)
+        if need > have:
+            self.fail(
+                op_name,
+                f"{what}: {need} bytes, but {per} holds {have} bytes; it needs "
+                f"buffers.{buf}.size_kb >= {_kb(need * banks)}",
+            )
 
     def root(self, name: str) -> str:
         while name in self.alias:
@@ -155,6 +197,9 @@ class _Compiler:
                 self.fail(op.name, f"the core runs dilation 1 only, found {op.dilation}")
                 return
             w4 = w
+            if op.kind == "mac":
+                w4, groups = merge_groups(w, groups, core.cols, core.w_depth)
+                cg = w4.shape[1]
         out_shape = self.shapes[op.output]
         p, q = (out_shape[2], out_shape[3]) if len(out_shape) == 4 else (1, 1)
         mode = {"mac": "mac", "adder": "adder", "xnor": "binary"}[op.kind]
@@ -187,20 +232,12 @@ class _Compiler:
             "ofmap buffer": core.o_depth // (core.cols * pq),
         }
         tpp = min(min(limits.values()), ntiles)
-        if in_len > core.if_depth:
-            self.fail(
-                op.name,
-                f"its input feature map ({in_len} bytes) does not fit one ifmap bank "
-                f"({core.if_depth} bytes = buffers.ifmap.size_kb / rows)",
-            )
-        for what, cap in limits.items():
-            if cap < 1:
-                need = t if what == "weight buffer" else core.cols * pq
-                self.fail(
-                    op.name,
-                    f"one weight tile needs {need} entries of the {what}, which holds less; "
-                    "enlarge the buffer in the hardware spec",
-                )
+        self.buffer(op.name, "ifmap", f"its input feature map {_shape(shp)}", in_len)
+        self.buffer(op.name, "weight", f"one weight tile ({cg}x{kr}x{ks} weights per lane)", t)
+        self.buffer(
+            op.name, "ofmap", f"one weight tile's outputs ({core.cols} lanes x {p}x{q})",
+            core.cols * pq,
+        )  # fmt: skip
         if self.problems:
             return
         # weight tiles: word j of tile (g, kt) holds W[g*kg + kt*C + c, j] in lane c
@@ -269,20 +306,16 @@ class _Compiler:
         osh = self.shapes[out]
         p, q = (osh[2], osh[3]) if len(osh) == 4 else (1, 1)
         in_len = c * h * wd
-        if in_len * (2 if src2 else 1) > core.if_depth:
-            self.fail(
-                name,
-                f"its input ({in_len * (2 if src2 else 1)} bytes) does not fit one ifmap bank "
-                f"({core.if_depth} bytes)",
-            )
-        if c * p * q > core.o_depth:
-            self.fail(name, f"its output ({c * p * q} bytes) does not fit the ofmap buffer")
+        what = f"its two inputs (2 x {_shape(shp)})" if src2 else f"its input {_shape(shp)}"
+        self.buffer(name, "ifmap", what, in_len * (2 if src2 else 1))
+        self.buffer(name, "ofmap", f"its output {_shape((1, c, p, q))}", c * p * q)
         if not (-(2 ** (core.a_bits - 1)) <= lo <= hi < 2 ** (core.a_bits - 1)):
             self.fail(name, f"output range [{lo}, {hi}] does not fit {core.a_bits}-bit activations")
         if any(abs(m) >= 2**31 for m in mults) or not 1 <= shift <= 62:
             self.fail(name, f"rescale multipliers {mults} / shift {shift} exceed 32 bits / 1..62")
         (kr, ks), (sh, sw), (ph, pw) = kernel, stride, padding
-        vmode = {"maxpool": VMODE_MAX, "avgpool": VMODE_SUM, "add": VMODE_ADD}[kind]
+        vmode = {"maxpool": VMODE_MAX, "subsample": VMODE_MAX, "avgpool": VMODE_SUM,
+                 "add": VMODE_ADD}[kind]  # fmt: skip
         fields = {
             "op": op_word(OP_VECTOR, vmode=vmode, nobounds=kind == "add"),
             "in_len": in_len, "h": h, "w": wd, "hw": h * wd, "kr": kr, "ks": ks, "pq": p * q,
@@ -300,7 +333,7 @@ class _Compiler:
         ops = list(self.m.ops)
         consumers: dict[str, list[str]] = {}
         for op in ops:
-            srcs = op.inputs if isinstance(op, RescaleOp) else (op.input,)
+            srcs = op.inputs if isinstance(op, RescaleOp | ConcatOp) else (op.input,)
             for s in srcs:
                 consumers.setdefault(s, []).append(op.name)
         pending_sum: dict[str, SumPoolOp] = {}
@@ -320,11 +353,81 @@ class _Compiler:
                 self.rescale(op, pending_sum)
             elif isinstance(op, FlattenOp):
                 self.alias[op.output] = op.input
+            elif isinstance(op, SubsampleOp):
+                self.subsample(op)
+            elif isinstance(op, PadOp):
+                self.pad(op)
+            elif isinstance(op, ConcatOp):
+                self.concat(op)
             else:  # pragma: no cover - IntegerModel has no other op types
                 self.fail(getattr(op, "name", "?"), f"unsupported op {type(op).__name__}")
         if self.problems:
-            raise CompileError("the core cannot run this model:\n  " + "\n  ".join(self.problems))
+            raise CompileError("the core cannot run this model:\n  " + "\n  ".join(self.problems)
+                               + self.summary())  # fmt: skip
         return self.layout()
+
+    def summary(self) -> str:
+        """The buffer sizes the whole model needs on this array, where the spec has less."""
+        core = self.core
+        have = {"ifmap": core.if_depth * core.rows, "weight": core.w_depth * core.cols,
+                "ofmap": core.o_depth}  # fmt: skip
+        short = [
+            f"buffers.{b}.size_kb >= {_kb(n)} (has {_kb(have[b])})"
+            for b, n in self.need.items()
+            if n > have[b]
+        ]
+        if not short:
+            return ""
+        return (
+            f"\n  on this {core.rows}x{core.cols} array the model needs " + ", ".join(short)
+            + " (each layer's whole input and outputs stay on chip: the core does not tile "
+            "feature maps)"
+        )  # fmt: skip
+
+    def subsample(self, op: SubsampleOp) -> None:
+        if len(self.shapes[op.input]) != 4:
+            self.fail(op.name, f"expected a 4-D input, found shape {self.shapes[op.input]}")
+            return
+        lo, hi = -(2 ** (self.core.a_bits - 1)), 2 ** (self.core.a_bits - 1) - 1
+        self.vector(op.name, "subsample", op.input, op.output, (1, 1), op.stride, (0, 0),
+                    (0, 0), 1, lo, hi)  # fmt: skip
+
+    def pad(self, op: PadOp) -> None:
+        shp = self.shapes[op.input]
+        c0, _, h0, h1, w0, w1 = op.pads
+        if len(shp) != 4 or (h0, h1, w0, w1) != (0, 0, 0, 0):
+            self.fail(
+                op.name,
+                f"the core zero-pads channels only (an address offset), found pads {op.pads} "
+                f"on shape {shp}",
+            )
+            return
+        src = self.root(op.input)
+        if src in self.inside:
+            self.fail(op.name, f"its input '{src}' is padded twice; the core pads a tensor once")
+            return
+        self.inside[src] = (op.output, c0 * shp[2] * shp[3])
+        self.pads.append(op.output)
+
+    def concat(self, op: ConcatOp) -> None:
+        shapes = [self.shapes[i] for i in op.inputs]
+        if any(len(s) != 4 or s[2:] != shapes[0][2:] for s in shapes):
+            self.fail(op.name, f"expected 4-D inputs of one height and width, found {shapes}")
+            return
+        srcs = [self.root(i) for i in op.inputs]
+        clash = [s for i, s in enumerate(srcs) if s in self.inside or s in srcs[:i]]
+        if clash:
+            self.fail(
+                op.name,
+                f"its input '{clash[0]}' is already placed inside another tensor (padded, "
+                "concatenated or repeated); the core places a tensor once",
+            )
+            return
+        off = 0
+        for src, shp in zip(srcs, shapes, strict=True):
+            self.inside[src] = (op.output, off)
+            off += shp[1] * shp[2] * shp[3]
+        self.pads.append(op.output)
 
     def rescale(self, op: RescaleOp, pending_sum: dict[str, SumPoolOp]) -> None:
         if len(op.inputs) == 2:
@@ -358,11 +461,22 @@ class _Compiler:
             blobs.append((addr, blob))
             addr = _align(addr + len(blob))
         tensors: dict[str, tuple[int, tuple[int, ...]]] = {}
-        names = [self.m.input_name] + [lay.output for lay, _ in self.layers]
+        names = [self.m.input_name, *(lay.output for lay, _ in self.layers), *self.pads]
         for name in names:
+            if name in self.inside:
+                continue  # placed inside its padded tensor below
             shape = self.shapes[name]
             tensors[name] = (addr, shape)
             addr = _align(addr + int(np.prod(shape)))
+
+        def place(name: str) -> int:
+            if name not in tensors:
+                parent, off = self.inside[name]
+                tensors[name] = (place(parent) + off, self.shapes[name])
+            return tensors[name][0]
+
+        for name in names:
+            place(name)
         image = bytearray(addr)
         final: list[CompiledLayer] = []
         for i, (lay, _) in enumerate(self.layers):
@@ -391,6 +505,35 @@ class _Compiler:
             tensors={k: v for k, v in tensors.items()},
             output=out,
         )
+
+
+def merge_groups(w: np.ndarray, groups: int, cols: int, w_depth: int) -> tuple[np.ndarray, int]:
+    """Map the output channels of ``m`` consecutive groups onto one tile's columns.
+
+    A grouped (depthwise: one output channel per group) convolution with fewer output channels
+    per group than array columns would idle the other columns, since the channels of different
+    groups read different inputs. Merging ``m`` groups into one with block-diagonal weights (the
+    weights of group ``i`` on input channels ``i * Cg ...``, zeros elsewhere) fills ``m * Kg``
+    columns from one reduction of ``m * Cg * KR * KS`` beats. The accumulators are unchanged for
+    integer MAC layers (the zeros add nothing), so the outputs stay bit-exact; a tile costs
+    ``(m - 1) * Cg * KR * KS`` more beats but replaces ``m`` tiles and their post-processing.
+    ``m`` is the largest divisor of ``groups`` with ``m * Kg <= cols`` whose reduction fits a
+    weight bank. Returns the new weights ``[K, m * Cg, KR, KS]`` and the new group count.
+    """
+    k, cg, kr, ks = w.shape
+    kg = k // groups
+    m = max(
+        d
+        for d in range(1, groups + 1)
+        if groups % d == 0 and d * kg <= max(cols, kg) and (d == 1 or d * cg * kr * ks <= w_depth)
+    )
+    if m == 1:
+        return w, groups
+    out = np.zeros((k, m * cg, kr, ks), dtype=w.dtype)
+    for ch in range(k):
+        i = (ch // kg) % m  # position of the channel's group inside the merged group
+        out[ch, i * cg : (i + 1) * cg] = w[ch]
+    return out, groups // m
 
 
 def compile_model(model: IntegerModel, core: CoreParams) -> Program:

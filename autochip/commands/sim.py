@@ -1,28 +1,38 @@
 """Simulate a built accelerator core on whole networks, bit-exact against the reference.
 
-  autochip sim DIR [--input X.npy] [--simulator verilator|icarus] [--json]
+  autochip sim DIR [--input X.npy] [--simulator verilator|icarus] [--dump] [--json]
 
-DIR is a folder written by `autochip build`. The core runs in cocotb with cocotbext-axi's
-AxiRam as DRAM, once per input (default: DIR/inputs.npy, the quantised test inputs of the
-build; --input takes float images [N, ...] to quantise, or integer ones as they are). Every
-layer's output tensor in DRAM is compared with autochip.reference; cycles are measured per layer
-(from the core's cycle counter) and shown beside the predictor's figures. Exit code 1 when any
-output differs. --json prints bit_exact, cycles_total and layers (name, cycles_measured,
-cycles_predicted).
+DIR is a folder written by `autochip build`. The core runs in cocotb with an HDL AXI4 RAM
+(templates/sim_axi_ram.v) as DRAM, once per input (default: DIR/inputs.npy, the quantised test
+inputs of the build; --input takes float images [N, ...] to quantise, or integer ones as they
+are). The compiled simulator is cached (see autochip.builder.sim.cached_build;
+$AUTOCHIP_CACHE, default ~/.cache/autochip), so a second folder with the same core does not
+recompile. Every layer's output tensor in DRAM is compared with autochip.reference; cycles are
+measured per layer (from the core's cycle counter) and shown beside the predictor's figures.
+Writes DIR/outputs.npy (the network's int8 outputs, one flattened row per input; multiply by
+output_scale of DIR/model.npz for real values) and, with --dump, DIR/layers.npz (every layer's
+output tensor, int8 [N, C, H, W] or [N, K], keyed by tensor name). Shows progress on stderr when
+it is a terminal. Exit code 1 when any output differs. --json prints bit_exact, cycles_total
+and layers (name, cycles_measured, cycles_predicted).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from autochip._builddir import design_problems
 from autochip._npz import npy_problem
-from autochip._progress import Stages
-from autochip._safeio import output_dir_problems, raise_output_problems
+from autochip._safeio import atomic_write_bytes, output_dir_problems, raise_output_problems
 from autochip.builder.core_sim import simulate_core
 from autochip.builder.sim import SIMULATORS
 from autochip.errors import SpecError
@@ -37,6 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--input", metavar="X.npy", help="input images [N, ...] (default: DIR/inputs.npy)"
     )
     p.add_argument("--simulator", default="verilator", choices=SIMULATORS)
+    p.add_argument(
+        "--dump",
+        action="store_true",
+        help="also write every layer's output tensor to DIR/layers.npz",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -61,6 +76,32 @@ def _inputs(args: argparse.Namespace, root: Path, shape: tuple[int, ...]) -> np.
     return x
 
 
+def _save(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+@contextmanager
+def _terminal_progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A one-line progress display on stderr when it is a terminal (the simulation sends the
+    process's own stderr to its log, so this writes to a copy of the terminal taken first)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    tty = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+
+    def show(done: int, total: int) -> None:
+        tty.write(f"\rsimulating: {100 * done / total:5.1f}% ({done:,} of ~{total:,} cycles)")
+        tty.flush()
+
+    try:
+        yield show
+    finally:
+        tty.write("\r\033[K")
+        tty.close()
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.build)
     raise_output_problems("autochip sim", output_dir_problems("DIR", args.build))
@@ -78,8 +119,14 @@ def run(args: argparse.Namespace) -> int:
                 str(args.input or "--input"), ["expected finite values, found NaN or Inf"]
             )
         x = quantize_input(model, x)
-    with Stages("sim", 3) as progress:  # drawn only on a terminal
+    with _terminal_progress() as progress:
         rep = simulate_core(root, model, x, args.simulator, progress=progress)
+    _save(root / "outputs.npy", rep.outputs)
+    if args.dump:
+        buf = io.BytesIO()
+        arrays: dict[str, Any] = dict(rep.tensors)
+        np.savez(buf, **arrays)
+        atomic_write_bytes(root / "layers.npz", buf.getvalue())
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2, sort_keys=True))
         return 0 if rep.bit_exact else 1

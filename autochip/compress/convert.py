@@ -42,7 +42,9 @@ __all__ = [
     "convert",
     "is_add",
     "is_avgpool",
+    "is_cat",
     "is_relu",
+    "relu_cap",
 ]
 
 RELU_FUNCS = (F.relu, torch.relu, torch.relu_)
@@ -67,6 +69,28 @@ def is_relu(gm: fx.GraphModule, node: fx.Node) -> bool:
     if node.op == "call_function":
         return node.target in RELU_FUNCS
     return node.op == "call_method" and node.target in ("relu", "relu_")
+
+
+def relu_cap(gm: fx.GraphModule, node: fx.Node) -> float | None:
+    """The upper bound of a ReLU6 / ``hardtanh(0, top)`` node (a capped ReLU), else None."""
+    m = _module(gm, node)
+    if isinstance(m, nn.ReLU6):
+        return 6.0
+    if isinstance(m, nn.Hardtanh):
+        return float(m.max_val) if float(m.min_val) == 0.0 else None
+    if node.op == "call_function" and node.target is F.relu6:
+        return 6.0
+    if node.op == "call_function" and node.target is F.hardtanh:
+        args: list[Any] = [*node.args[1:], -1.0, 1.0]
+        kw: dict[str, Any] = dict(node.kwargs)
+        lo = float(kw.get("min_val", args[0]))
+        hi = float(kw.get("max_val", args[1]))
+        return hi if lo == 0.0 else None
+    return None
+
+
+def is_cat(gm: fx.GraphModule, node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target in (torch.cat, torch.concat)
 
 
 def is_avgpool(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -95,8 +119,11 @@ def _is_pass(gm: fx.GraphModule, node: fx.Node) -> bool:
 
 def _nonneg(gm: fx.GraphModule, node: fx.Node) -> bool:
     """True if the tensor of ``node`` is known to be >= 0 (a ReLU output, pooled or reshaped)."""
-    if is_relu(gm, node):
+    if is_relu(gm, node) or relu_cap(gm, node) is not None:
         return True
+    if is_cat(gm, node):
+        srcs = node.args[0] if isinstance(node.args[0], list | tuple) else []
+        return bool(srcs) and all(isinstance(a, fx.Node) and _nonneg(gm, a) for a in srcs)
     m = _module(gm, node)
     if isinstance(m, QuantAct):
         return not m.signed
@@ -304,7 +331,10 @@ def _link(gm: fx.GraphModule, node: fx.Node) -> None:
             grid = False
             break
         if isinstance(m, QuantAct) or not (
-            is_relu(gm, nxt) or _is_pass(gm, nxt) or isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
+            is_relu(gm, nxt)
+            or relu_cap(gm, nxt) is not None
+            or _is_pass(gm, nxt)
+            or isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
         ):
             break
         cur = nxt

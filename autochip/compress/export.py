@@ -34,13 +34,14 @@ from autochip.compress.adder import (
     shared_integer_weight,
 )
 from autochip.compress.binary import BinaryAct, BinaryConv2d, BinaryLinear, channel_scale
-from autochip.compress.convert import is_add, is_avgpool, is_relu
+from autochip.compress.convert import is_add, is_avgpool, is_cat, is_relu, relu_cap
 from autochip.compress.quant import QuantAct, QuantConv2d, QuantLinear
 from autochip.errors import CompressionError
 from autochip.reference import (
     ACC_MAX,
     ACC_MIN,
     ComputeOp,
+    ConcatOp,
     FlattenOp,
     IntegerModel,
     MaxPoolOp,
@@ -87,6 +88,7 @@ class _Pending:
     b: np.ndarray
     relu: bool = False
     post: list[tuple[str, Any]] = field(default_factory=list)
+    cap: float | None = None  # a capped ReLU (ReLU6): the upper bound in float
 
 
 @dataclass
@@ -95,6 +97,15 @@ class _Sum:
 
     sources: list[tuple[_Int, float]]
     relu: bool = False
+    post: list[tuple[str, Any]] = field(default_factory=list)
+    cap: float | None = None
+
+
+@dataclass
+class _Cat:
+    """A channel concatenation of tensors that the next quantiser brings to one step."""
+
+    parts: list[Any]
     post: list[tuple[str, Any]] = field(default_factory=list)
 
 
@@ -226,6 +237,10 @@ class _Exporter:
             self.env[node.name] = self.batchnorm(node, m, d)
         elif is_relu(self.gm, node):
             self.env[node.name] = self.relu(node, d)
+        elif relu_cap(self.gm, node) is not None:
+            self.env[node.name] = self.relu(node, d, relu_cap(self.gm, node))
+        elif is_cat(self.gm, node):
+            self.env[node.name] = self.cat(node)
         elif is_avgpool(self.gm, node):
             self.env[node.name] = self.avgpool(node, m, d)
         elif is_add(self.gm, node):
@@ -304,24 +319,51 @@ class _Exporter:
             p = kw.get("padding", args[2] if args[2] is not None else 0)
             dil = kw.get("dilation", args[3] if args[3] is not None else 1)
             ceil = kw.get("ceil_mode", args[4] if args[4] is not None else False)
-        if ceil or _tuple2(dil) != (1, 1):
-            raise self.fail(node, "max pooling with ceil_mode or dilation is not supported")
-        return _tuple2(k), _tuple2(s), _tuple2(p)
+        if _tuple2(dil) != (1, 1):
+            raise self.fail(node, "max pooling with dilation is not supported")
+        return _tuple2(k), _tuple2(s), _tuple2(p), bool(ceil)
 
     def layout(self, node: fx.Node, d: Any, post: tuple[str, Any]) -> Any:
         if isinstance(d, _Int):
             out = self.emit_post(d.name, [post], d.name)
             return _Int(out, d.scale, d.binary)
-        if isinstance(d, _Raw | _Pending | _Sum):
+        if isinstance(d, _Raw | _Pending | _Sum | _Cat):
             return dataclasses.replace(d, post=[*d.post, post])
         raise self.fail(node, "unsupported input")
 
-    def relu(self, node: fx.Node, d: Any) -> Any:
-        if isinstance(d, _Pending | _Sum):
-            return dataclasses.replace(d, relu=True)
+    def relu(self, node: fx.Node, d: Any, cap: float | None = None) -> Any:
+        if isinstance(d, _Cat):
+            return dataclasses.replace(d, parts=[self.relu(node, p, cap) for p in d.parts])
         if isinstance(d, _Int):
-            return _Sum([(d, 1.0)], relu=True)
+            d = _Sum([(d, 1.0)])
+        if isinstance(d, _Pending | _Sum):
+            if cap is not None and cap <= 0:
+                raise self.fail(node, f"a capped ReLU needs a positive bound, found {cap}")
+            caps = [c for c in (d.cap, cap) if c is not None]
+            return dataclasses.replace(d, relu=True, cap=min(caps) if caps else None)
         raise self.fail(node, "ReLU on the raw model input is not supported")
+
+    def cat(self, node: fx.Node) -> _Cat:
+        srcs = node.args[0]
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+        rank = len(self.shape(node))
+        if (
+            not isinstance(srcs, list | tuple)
+            or not isinstance(dim, int)
+            or dim % max(rank, 1) != 1
+        ):
+            raise self.fail(node, f"only concatenation along the channels (dim 1) is supported, "
+                            f"found dim {dim}")  # fmt: skip
+        parts = []
+        for a in srcs:
+            d = self.env.get(a.name) if isinstance(a, fx.Node) else None
+            if isinstance(d, _Cat) and not d.post:
+                parts += d.parts
+            elif isinstance(d, _Int | _Pending | _Sum) and not getattr(d, "binary", False):
+                parts.append(d)
+            else:
+                raise self.fail(node, "concatenation must read integer tensors or layer outputs")
+        return _Cat(parts)
 
     def batchnorm(self, node: fx.Node, m: nn.Module, d: Any) -> Any:
         assert isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
@@ -437,6 +479,11 @@ class _Exporter:
             self.names.add(self.input_name)
             out = self.emit_post(self.input_name, d.post, self.input_name)
             return _Int(out, float(q.scale.detach().float()))
+        if isinstance(d, _Cat):
+            if binary:
+                raise self.fail(node, "binarising a concatenation is not supported")
+            assert isinstance(q, QuantAct)
+            return self.finish_cat(node, q, d)
         if isinstance(d, _Int):
             d = _Sum([(d, 1.0)])
         if isinstance(d, _Pending):
@@ -472,7 +519,7 @@ class _Exporter:
             lo = max(q.qn, 0) if d.relu else q.qn
             epi = {
                 "bias": bias.astype(np.int64),
-                "requant": Requant(m_, s, lo, q.qp),
+                "requant": Requant(m_, s, lo, _capped(q, d.cap)),
             }
             scale, binary = step, False
         name = self.fresh(d.op["name"])
@@ -503,11 +550,35 @@ class _Exporter:
                 tuple(int(x) for x in m_),
                 s,
                 lo,
-                q.qp,
+                _capped(q, d.cap),
             )
         )
         out = self.emit_post(name, d.post, name)
         return _Int(out, step)
+
+    def finish_cat(self, node: fx.Node, q: QuantAct, d: _Cat) -> _Int:
+        """Each part quantised with ``q``'s step (requantised or rescaled), then concatenated:
+        ``q(cat(parts)) == cat(q(part) ...)`` elementwise, so it is exact."""
+        step = float(q.scale.detach().float())
+        names = []
+        for part in d.parts:
+            if isinstance(part, _Int) and part.scale == step:
+                names.append(part.name)
+                continue
+            names.append(self.quantize(node, q, part).name)
+        name = self.fresh(node.name)
+        self.ops.append(ConcatOp(name, tuple(names), name))
+        out = self.emit_post(name, d.post, name)
+        return _Int(out, step)
+
+
+def _capped(q: QuantAct, cap: float | None) -> int:
+    """The upper clamp of a quantiser after a capped ReLU: ``min(Qp, round(cap / step))``,
+    rounded as the fake quantiser rounds (float32, half up)."""
+    if cap is None:
+        return q.qp
+    r = np.floor(np.float32(cap) / np.float32(q.scale.detach().float()) + np.float32(0.5))
+    return int(min(q.qp, max(0, int(r))))
 
 
 def export_integer(gm: fx.GraphModule, example_input: torch.Tensor) -> IntegerModel:

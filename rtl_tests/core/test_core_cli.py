@@ -2,7 +2,8 @@
 
 The integer model is a trained int8 LeNet (digits); the build folder is simulated through the
 CLI on both simulators: each must report bit-exact outputs, the same measured cycles per layer
-(the RTL's timing does not depend on the simulator), and predictions within 2%.
+(the RTL's timing does not depend on the simulator), and predictions within 2%. The files the
+simulation writes (outputs.npy, and layers.npz with --dump) must equal autochip.reference's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from autochip.cli import main
-from autochip.reference import save_integer_model
+from autochip.reference import load_integer_model, run, save_integer_model
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -55,9 +56,11 @@ def test_sim_json_on_verilator_and_icarus(built: Path) -> None:
     build = json.loads((built / "build.json").read_text())
     reports = {}
     for simulator in ("verilator", "icarus"):
+        (built / "core" / "outputs.npy").unlink(missing_ok=True)
+        dump = ["--dump"] if simulator == "verilator" else []
         code, text = _cli(
             ["sim", str(built / "core"), "--input", str(built / "two.npy"),
-             "--simulator", simulator, "--json"]
+             "--simulator", simulator, "--json", *dump]
         )  # fmt: skip
         rep = json.loads(text)
         assert code == 0 and rep["bit_exact"] is True, text
@@ -70,9 +73,27 @@ def test_sim_json_on_verilator_and_icarus(built: Path) -> None:
             err = abs(lay["cycles_predicted"] - lay["cycles_measured"]) / lay["cycles_measured"]
             assert err <= 0.02, lay
         reports[simulator] = rep
+        _check_written_tensors(built, with_layers=bool(dump))
     measured = {s: [lay["cycles_measured"] for lay in r["layers"]] for s, r in reports.items()}
     assert measured["verilator"] == measured["icarus"]
     assert reports["verilator"]["cycles_total"] == reports["icarus"]["cycles_total"]
+
+
+def _check_written_tensors(built: Path, with_layers: bool) -> None:
+    """outputs.npy (and layers.npz) hold what autochip.reference computes for the inputs."""
+    model = load_integer_model(built / "core" / "model.npz")
+    x = np.load(built / "two.npy")
+    refs = [run(model, image[None], dump=True)[1] for image in x]
+    outputs = np.load(built / "core" / "outputs.npy")
+    want = np.stack([np.asarray(r[model.output]).reshape(-1) for r in refs])
+    assert outputs.shape == want.shape and np.array_equal(outputs, want)
+    if with_layers:
+        with np.load(built / "core" / "layers.npz") as layers:
+            assert model.output in layers.files and len(layers.files) >= 5
+            for name in layers.files:
+                ref = np.stack([np.asarray(r[name]).reshape(np.asarray(r[name]).shape[1:])
+                                for r in refs])  # fmt: skip
+                assert np.array_equal(layers[name], ref), name
 
 
 def test_sim_refuses_a_folder_that_is_not_a_build(

@@ -1,7 +1,10 @@
-"""The core's DMA on Verilator against cocotbext-axi's AxiRam: data and cycles per command."""
+"""The core's DMA against cocotbext-axi's AxiRam and against the simulation RAM that replaces it
+(templates/sim_axi_ram.v): data and cycles per command, and the same cycles on both RAMs, on
+Verilator; the simulation RAM on Icarus too."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,8 +21,31 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.sim
-def test_dma_data_and_cycles(tmp_path: Path) -> None:
-    build = sim.build([templates_dir() / "core_dma.v"], "core_dma", tmp_path / "build")
-    tests, failed = sim.run(build, "tb_dma", HERE, {"cases": CASES}, "dma")
+def _run(tmp: Path, simulator: str, hdl_ram: bool) -> list[int]:
+    files = [templates_dir() / "core_dma.v"]
+    top = "core_dma"
+    if hdl_ram:
+        files += [templates_dir() / "sim_axi_ram.v", HERE / "dma_ram_top.v"]
+        top = "dma_ram_top"
+    sources = {f.name: f.read_text() for f in files}
+    build = sim.cached_build(sources, top, simulator, log=tmp / f"{simulator}_{top}.log")
+    run_dir = tmp / f"run_{simulator}_{top}"
+    cfg = {"cases": CASES, "hdl_ram": hdl_ram, "results": str(tmp / f"{simulator}_{top}.json"),
+           "load_file": str(tmp / "load.hex"), "dump_file": str(tmp / "dump.hex")}  # fmt: skip
+    plusargs = [
+        f"+autochip_dram_load={cfg['load_file']}",
+        f"+autochip_dram_dump={cfg['dump_file']}",
+    ]
+    tests, failed = sim.run(build, "tb_dma", HERE, cfg, "dma", plusargs, run_dir)
     assert tests == 1 and failed == 0
+    measured: list[int] = json.loads(Path(str(cfg["results"])).read_text())
+    return measured
+
+
+@pytest.mark.sim
+def test_dma_data_and_cycles_on_axiram_and_sim_ram(tmp_path: Path) -> None:
+    axiram = _run(tmp_path, "verilator", hdl_ram=False)
+    hdl = _run(tmp_path, "verilator", hdl_ram=True)
+    assert len(axiram) == len(CASES)
+    assert hdl == axiram  # the simulation RAM answers every handshake when AxiRam does
+    assert _run(tmp_path, "icarus", hdl_ram=True) == axiram

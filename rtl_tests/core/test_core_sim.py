@@ -1,10 +1,12 @@
 """Whole networks on the accelerator core in cocotb + Verilator, bit-exact vs the reference.
 
 Each network is compiled for its core (``autochip.builder.core_build``) and run image after
-image by ``tb_core`` with cocotbext-axi's AxiRam as DRAM. Every layer's output tensor in DRAM
-must equal :func:`autochip.reference.run`'s, and every layer's measured cycles must be within
-2% of :func:`autochip.predictor.core_model.core_cycles`. Cores with the same RTL share one
-Verilator build. The int8, binary and adder LeNets run 20 digits test images each.
+image by ``tb_core`` with the simulation RAM ``templates/sim_axi_ram.v`` as DRAM. Every layer's
+output tensor in DRAM must equal :func:`autochip.reference.run`'s, and every layer's measured
+cycles must be within 2% of :func:`autochip.predictor.core_model.core_cycles`. Cores with the
+same RTL share one Verilator build through the model cache
+(``autochip.builder.sim.cached_build``), across runs too. The int8, binary and adder LeNets
+run 20 digits test images each.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from core_models import digits_inputs, integer_model, random_inputs, random_mode
 
 MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
-SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2-3 passes
+SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2 passes
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -38,16 +40,11 @@ NETWORKS = (
 )
 
 
-@pytest.fixture(scope="session")
-def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("core_sim")
-
-
 @pytest.mark.sim
 @pytest.mark.slow
 @pytest.mark.parametrize("name,spec,method,hw,images", NETWORKS, ids=[n[0] for n in NETWORKS])
 def test_network_bit_exact_and_cycles(
-    tmp_path: Path, sim_dir: Path, name: str, spec: str, method: str, hw: Path, images: int
+    tmp_path: Path, name: str, spec: str, method: str, hw: Path, images: int
 ) -> None:
     if spec == "random":  # odd channels, 5x5 stride 2, groups, depthwise, add, 3x3/2 pooling
         model = random_model()
@@ -59,9 +56,11 @@ def test_network_bit_exact_and_cycles(
     if hw == SMALL:  # the point of this core: layers split into several passes
         passes = [-(-lay.get("ntiles") // lay.get("tpp")) for lay in res.program.layers
                   if lay.mode != "vector"]  # fmt: skip
-        assert max(passes) >= 3
-    rep = simulate_core(res.out_dir, model, x, sim_dir=sim_dir)
+        assert max(passes) >= 2
+    rep = simulate_core(res.out_dir, model, x)
     assert rep.images == images
+    assert set(rep.tensors) == {lay.output for lay in res.program.layers}
+    assert rep.outputs.shape[0] == images
     assert [lay.name for lay in rep.layers] == [lay.name for lay in res.program.layers]
     bad = [(lay.name, lay.mismatches) for lay in rep.layers if not lay.bit_exact]
     assert not bad, f"{name}: outputs differ from autochip.reference: {bad}"

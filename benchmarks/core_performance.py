@@ -1,0 +1,177 @@
+"""The accelerator core in simulation: simulator speed and the core model's cycle accuracy.
+
+Builds a zoo network for a core spec with ``autochip build`` (a float model is quantised
+post-training to int8, as a user would run it), simulates it with ``autochip.builder.core_sim``
+(Verilator, the HDL DRAM model, the cached compiled model), checks it bit-exact against
+``autochip.reference``, and prints ``name=value`` lines measured in this run:
+
+  sim_cycles_per_s=<n>       core cycles simulated per second of wall time while the core runs
+                             (all inputs; the simulator process from start to done: no compile,
+                             no start-up, no DRAM load / read-back, no reference check)
+  sim_cycles_per_cpu_s=<n>   the same per CPU second of the simulator process (the machine is
+                             shared: wall time depends on its load, CPU time much less)
+  sim_cycles_per_s_end_to_end=<n>  cycles / wall time of the whole simulate_core call (model
+                             cached), reference check included
+  cycle_error_max=<x>        max over every simulated layer of |predicted - measured| / measured
+                             (autochip.predictor.core_model vs the core's cycle counter)
+  bit_exact=<bool>           every layer's output equal to autochip.reference's
+  resnet20_conv3x3_util_min=<x>  lowest PE utilisation MACs / (cycles * rows * cols) over the
+                             model's 3x3 convolutions, from each layer's measured cycles
+  resnet20_util_network=<x>  all MACs / (all measured cycles of one input * rows * cols):
+                             every descriptor counts (vector layers, the end of the program)
+
+Default: ResNet-20 (CIFAR-10 size, seeded synthetic calibration) on
+``examples/hw/core16x16_int8.yaml`` (16x16 int8, 128-bit bus), one input.
+Each metric is a function of the run (:data:`METRICS`); add a function to add a line.
+
+Run: ``.venv/bin/python benchmarks/core_performance.py [--model resnet20] [--hw HW.yaml]
+[--images N] [--work DIR]`` (a first run compiles the Verilator model: minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autochip.builder.core_sim import SimReport, compile_testbench, simulate_core
+from autochip.cli import main as autochip_main
+from autochip.reference import load_integer_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_HW = ROOT / "examples" / "hw" / "core16x16_int8.yaml"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One build + simulation: what every metric is computed from."""
+
+    build_dir: Path
+    report: SimReport
+    wall_seconds: float  # the whole simulate_core call
+
+
+def build(model: str, hw: Path, out: Path, images: int) -> Path:
+    """``autochip build MODEL --hw HW --out OUT --images N`` (reused when OUT has a build)."""
+    if (out / "plan.json").is_file() and (out / "inputs.npy").is_file():
+        return out
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        code = autochip_main(
+            ["build", model, "--hw", str(hw), "--out", str(out), "--images", str(images)]
+        )
+    if code != 0:
+        raise SystemExit(f"autochip build {model} failed:\n{text.getvalue()}")
+    return out
+
+
+def simulate(build_dir: Path, images: int) -> Run:
+    model = load_integer_model(build_dir / "model.npz")
+    x = np.load(build_dir / "inputs.npy")[:images]
+    compile_testbench(build_dir)  # a first run compiles (minutes): not part of the timing
+    start = time.perf_counter()
+    rep = simulate_core(build_dir, model, x)
+    return Run(build_dir, rep, time.perf_counter() - start)
+
+
+# -- metrics: one function per printed line ------------------------------------------------------
+def sim_cycles_per_s(run: Run) -> str:
+    return f"{run.report.cycles_run / run.report.run_seconds:.0f}"
+
+
+def sim_cycles_per_cpu_s(run: Run) -> str:
+    return f"{run.report.cycles_run / run.report.run_cpu_seconds:.0f}"
+
+
+def sim_cycles_per_s_end_to_end(run: Run) -> str:
+    return f"{run.report.cycles_run / run.wall_seconds:.0f}"
+
+
+def cycle_error_max(run: Run) -> str:
+    errors = [
+        abs(lay.cycles_predicted - lay.cycles_measured) / lay.cycles_measured
+        for lay in run.report.layers
+    ]
+    return f"{max(errors):.4f}"
+
+
+def bit_exact(run: Run) -> str:
+    return str(run.report.bit_exact)
+
+
+def layer_macs(build_dir: Path) -> dict[str, tuple[int, tuple[int, int]]]:
+    """Compute layer name -> (MACs, kernel) of the build's integer model."""
+    from autochip.reference import ComputeOp, run
+
+    model = load_integer_model(build_dir / "model.npz")
+    _, dumped = run(model, np.zeros((1, *model.input_shape[1:]), dtype=np.int64), dump=True)
+    out: dict[str, tuple[int, tuple[int, int]]] = {}
+    for op in model.ops:
+        if isinstance(op, ComputeOp):
+            w = np.asarray(op.weight)
+            conv = op.layer == "conv"
+            pixels = int(np.prod(dumped[op.output].shape[2:])) if conv else 1
+            kernel = (int(w.shape[2]), int(w.shape[3])) if conv else (1, 1)
+            out[op.name] = (int(w.size) * pixels, kernel)
+    return out
+
+
+def _pes(run: Run) -> int:
+    core = json.loads((run.build_dir / "manifest.json").read_text())["core"]
+    return int(core["rows"]) * int(core["cols"])
+
+
+def resnet20_conv3x3_util_min(run: Run) -> str:
+    macs = layer_macs(run.build_dir)
+    utils = [
+        macs[lay.name][0] / (lay.cycles_measured * _pes(run))
+        for lay in run.report.layers
+        if lay.name in macs and macs[lay.name][1] == (3, 3)
+    ]
+    return f"{min(utils):.4f}" if utils else "nan"
+
+
+def resnet20_util_network(run: Run) -> str:
+    total = sum(m for m, _ in layer_macs(run.build_dir).values())
+    return f"{total / (run.report.cycles_total * _pes(run)):.4f}"
+
+
+METRICS: tuple[Callable[[Run], str], ...] = (
+    sim_cycles_per_s,
+    sim_cycles_per_cpu_s,
+    sim_cycles_per_s_end_to_end,
+    cycle_error_max,
+    bit_exact,
+    resnet20_conv3x3_util_min,
+    resnet20_util_network,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="resnet20", help="zoo name, .py, .pt2 or integer .npz")
+    ap.add_argument("--hw", type=Path, default=DEFAULT_HW, help="core hardware spec")
+    ap.add_argument("--images", type=int, default=1, help="inputs to simulate")
+    ap.add_argument("--work", type=Path, help="build folder to create or reuse")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.work or Path(tmp) / "core"
+        run = simulate(build(args.model, args.hw, out, args.images), args.images)
+        print(f"# {args.model} on {args.hw.name}: {run.report.images} input(s), "
+              f"{run.report.cycles_run} cycles, {len(run.report.layers)} layers")  # fmt: skip
+        for metric in METRICS:
+            print(f"{metric.__name__}={metric(run)}")
+    return 0 if run.report.bit_exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
