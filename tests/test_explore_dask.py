@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from autochip.builder.cluster import close_clients
 from autochip.builder.explore import explore
 from autochip.builder.space import default_space, parse_budget, space_from_dict
 from autochip.hw.platform import load_platform
@@ -28,6 +29,7 @@ def test_distributed_sweep_equals_local() -> None:
     ) as cluster:
         dist = explore(wl, plat, space, budget, "edp", progress=False,
                        scheduler=cluster.scheduler_address)  # fmt: skip
+        close_clients(cluster.scheduler_address)  # no reconnecting client after the cluster
     assert dist.evaluated == local.evaluated == space.size
     for k in ("flat", "latency_s", "energy_j", "res"):
         assert np.array_equal(dist.metrics[k], local.metrics[k])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 from autochip.errors import AutochipError
 
-__all__ = ["SchedulerError", "connect"]
+__all__ = ["SchedulerError", "close_clients", "connect"]
 
 
 class SchedulerError(AutochipError):
@@ -22,6 +23,9 @@ def connect(address: str, timeout: float = 10.0) -> Any:
         raise SchedulerError(
             f"--scheduler: expected an address like tcp://HOST:PORT, found '{address}'"
         )
+    client = _CLIENTS.get(address)
+    if client is not None and client.status != "running":  # its scheduler went away
+        close_clients(address)
     if address not in _CLIENTS:
         from dask.distributed import Client
 
@@ -34,3 +38,15 @@ def connect(address: str, timeout: float = 10.0) -> Any:
                 f"--scheduler {address}: expected a running Dask scheduler, found none ({exc})"
             ) from None
     return _CLIENTS[address]
+
+
+def close_clients(address: str | None = None) -> None:
+    """Close the cached client of ``address`` (all of them by default), so that no background
+    reconnection outlives the scheduler; registered to run at exit."""
+    for key in [address] if address is not None else list(_CLIENTS):
+        client = _CLIENTS.pop(key, None)
+        if client is not None:
+            client.close()
+
+
+atexit.register(close_clients)
