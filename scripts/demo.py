@@ -7,11 +7,14 @@ printed before it runs, so the output doubles as a walk-through of the CLI:
 2. ``compress``  FP32 training, then int8 quantisation-aware training on scikit-learn's digits,
                  integer export, and the integer model checked against the fake-quant one
 3. ``inspect``   the compressed checkpoint: the IR now records int8 arithmetic
-4. ``predict``   latency, energy and FPGA resources of an 8x8 int8 accelerator on a PYNQ-Z2
-5. ``build``     the complete accelerator core for that spec: RTL, program, DRAM image, testbench
-6. ``sim``       the whole network on 20 test digits in cocotb + Verilator, bit-exact against the
+4. ``predict``   latency, energy and FPGA resources of a hand-written 8x8 int8 core on a PYNQ-Z2
+5. ``explore``   the Chip Builder: the core's design space searched under the PYNQ-Z2's resources,
+                 Pareto front, chosen design and expert baselines in the same budget
+6. ``build``     ``--platform`` without ``--hw``: the search again, then the complete accelerator
+                 core of the chosen design (RTL, program, DRAM image, testbench, ``hw.yaml``)
+7. ``sim``       the whole network on 20 test digits in cocotb + Verilator, bit-exact against the
                  integer reference, measured cycles per layer beside the predicted ones
-7. ``synth``     Yosys synthesis of the core for Xilinx 7-series (LUT/FF/DSP/BRAM, no latches)
+8. ``synth``     Yosys synthesis of that core for Xilinx 7-series (LUT/FF/DSP/BRAM, no latches)
 """
 
 from __future__ import annotations
@@ -69,10 +72,17 @@ def main() -> None:
             *("--plot", str(out / "predict.png")),
         ],
     )
-    run("5. build the accelerator core", ["build", str(ckpt), "--hw", hw, "--out", str(core)])
-    run("6. simulate the whole network (Verilator)", ["sim", str(core)])
     run(
-        "7. synthesise the core for Xilinx 7-series (Yosys)",
+        "5. search the core's design space for a PYNQ-Z2 (Chip Builder)",
+        ["explore", str(ckpt), "--platform", "pynq-z2", "--plot", str(out / "explore.png")],
+    )
+    run(
+        "6. build the searched core (writes its spec as hw.yaml)",
+        ["build", str(ckpt), "--platform", "pynq-z2", "--out", str(core)],
+    )
+    run("7. simulate the whole network (Verilator)", ["sim", str(core)])
+    run(
+        "8. synthesise the core for Xilinx 7-series (Yosys)",
         ["synth", str(core), "--target", "xilinx"],
     )
     print(f"\ndemo finished; outputs in {out}/")
