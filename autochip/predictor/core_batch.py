@@ -550,7 +550,11 @@ def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64) -> dict[str, I64]:
 def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], I64]:
     """:func:`_layout` of the distinct (cols, weight bank depth) of ``cfg`` and the index of
     each configuration's pair."""
-    w_depth = cfg.w_bytes // cfg.cols
+    # the merge only tells weight banks apart up to the deepest reduction a merge can need
+    cap = 0
+    if wl.merge is not None and wl.merge.any():
+        cap = int((wl.groups * wl.t)[wl.merge].max())
+    w_depth = np.minimum(cfg.w_bytes // cfg.cols, cap)
     pairs = np.stack([cfg.cols, w_depth], axis=1)
     upairs, inv = np.unique(pairs, axis=0, return_inverse=True)
     inv = inv.reshape(-1)
