@@ -1,8 +1,10 @@
 """The vectorised core model (``core_batch``) against its authorities.
 
 * The layer table derived from the AccelGraph gives exactly the descriptor fields and DRAM
-  addresses ``compile_model`` produces for the same network's integer model, and the compiler
-  refuses exactly the cores the batch marks infeasible.
+  addresses ``compile_model`` produces for the same network's integer model (digits networks,
+  ResNet-20 with option-A shortcuts and a net with a Fire module's concatenation, ReLU6,
+  ceil-mode pooling and a merged depthwise layer, both quantised post-training), and the
+  compiler refuses exactly the cores the batch marks infeasible.
 * Cycles per layer and phase equal the scalar ``core_model.core_cycles`` (which is checked
   against simulation, docs/core.md) on compiled digits networks and on zoo networks at
   random core configurations; resources equal ``core_model.core_resources``.
@@ -18,6 +20,7 @@ import pytest
 
 from autochip.builder.compiler import CompileError, compile_model
 from autochip.builder.core import core_params
+from autochip.builder.explore_build import integer_workload
 from autochip.hw import hardware_spec_from_dict
 from autochip.hw.platform import load_platform
 from autochip.ir import graph_for
@@ -33,7 +36,8 @@ from autochip.predictor.core_batch import (
 from autochip.predictor.core_model import core_cycles, core_resources
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "rtl_tests" / "core"))
+CORE = ROOT / "rtl_tests" / "core"
+sys.path.insert(0, str(CORE))
 from core_models import integer_model  # noqa: E402
 
 PLAN_KEYS = ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "in_len", "ntiles", "kt",
@@ -55,19 +59,53 @@ def _phases(res: object, i: int, n: int) -> list[tuple[int, ...]]:
     return [tuple(int(getattr(res, p)[i, j]) for p in PHASES) for j in range(n)]
 
 
-@pytest.mark.parametrize("name", ["lenet_digits", "resblock_digits", "dwsep_digits"])
-def test_graph_layers_equal_the_compiled_program(name: str) -> None:
-    model = integer_model(name, "quant")
-    wl = core_workload(graph_for(name))
+# the random cores: largest rows / cols, buffer sizes (KB) ifmap, weight, ofmap
+_DIGITS_KB = (16, [2, 4, 16, 32], [0.5, 1, 4, 16], [0.5, 1, 2, 8])
+_NETS = {
+    "lenet_digits": _DIGITS_KB,
+    "resblock_digits": _DIGITS_KB,
+    "dwsep_digits": _DIGITS_KB,
+    # ResNet-20 at 3x32x32 (option-A shortcuts: recomputed add, subsample, channel pad)
+    "resnet20": (8, [128, 256, 512], [0.5, 2, 8], [8, 16, 32]),
+    # Fire module (concatenation), ReLU6, ceil-mode max pooling, depthwise 3x3 (merged groups)
+    "zoo_ops_tiny": (16, [4, 16, 64], [0.25, 1, 4], [1, 2, 8]),
+}
+
+
+@pytest.fixture(scope="module")
+def ptq_models() -> dict[str, object]:
+    """The float networks quantised post-training as ``autochip build`` does (seeded synthetic
+    calibration), with their AccelGraphs; built once for the module."""
+    from autochip.compress.ptq import calibration_inputs, ptq
+    from autochip.ir import load_model
+
+    out: dict[str, object] = {}
+    for name, spec in (("resnet20", "resnet20"), ("zoo_ops_tiny", str(CORE / "zoo_ops_tiny.py"))):
+        lm = load_model(spec)
+        cal = calibration_inputs(None, tuple(lm.example_input.shape[1:]), 8)
+        out[name] = (ptq(lm.model, lm.example_input, cal.x), graph_for(spec))
+    return out
+
+
+@pytest.mark.parametrize("name", list(_NETS))
+def test_graph_layers_equal_the_compiled_program(name: str, ptq_models: dict[str, object]) -> None:
+    if name in ptq_models:
+        model, graph = ptq_models[name]  # type: ignore[misc]
+    else:
+        model, graph = integer_model(name, "quant"), graph_for(name)
+    wl = core_workload(graph)
+    assert not wl.problems
+    top, if_kb, w_kb, o_kb = _NETS[name]
     rng = np.random.default_rng(7)
     compiled = refused = 0
-    for _ in range(40):
+    kinds: set[str] = set()
+    for _ in range(40 if name.endswith("_digits") else 24):
         hw = _spec(
-            int(rng.integers(1, 17)),
-            int(rng.integers(1, 17)),
-            float(rng.choice([2, 4, 16, 32])),
-            float(rng.choice([0.5, 1, 4, 16])),
-            float(rng.choice([0.5, 1, 2, 8])),
+            int(rng.integers(1, top + 1)),
+            int(rng.integers(1, top + 1)),
+            float(rng.choice(if_kb)),
+            float(rng.choice(w_kb)),
+            float(rng.choice(o_kb)),
         )
         core = core_params(hw)  # type: ignore[arg-type]
         cfg = core_configs([hw])  # type: ignore[list-item]
@@ -80,18 +118,43 @@ def test_graph_layers_equal_the_compiled_program(name: str) -> None:
             continue
         assert plan["feasible"][0]
         compiled += 1
+        assert [lay.kind for lay in prog.layers] == list(wl.kinds)
+        kinds.update(wl.kinds)
         for j, lay in enumerate(prog.layers):
-            assert {k: lay.get(k) for k in PLAN_KEYS} == {k: int(plan[k][0, j]) for k in PLAN_KEYS}
+            keys = PLAN_KEYS + (("t", "kg") if lay.mode != "vector" else ())
+            assert {k: lay.get(k) for k in keys} == {k: int(plan[k][0, j]) for k in keys}
         ref = core_cycles(core, prog.layers)
         res = evaluate_core(wl, cfg)
         assert _phases(res, 0, len(wl)) == [
             (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
         ]
         assert int(res.total_cycles[0]) == sum(c.total for c in ref)
-    assert compiled >= 8 and refused >= 1
+        if name in ptq_models:  # the workload read back from a compilation (explore_build)
+            iw = integer_workload(model)  # type: ignore[arg-type]
+            assert _phases(evaluate_core(iw, cfg), 0, len(wl)) == _phases(res, 0, len(wl))
+    assert compiled >= 5 and refused >= 1
+    if name == "resnet20":
+        assert {"subsample", "add", "avgpool"} <= kinds
+    if name == "zoo_ops_tiny":
+        assert "maxpool" in kinds
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "alexnet"])
+def test_depthwise_groups_merge_per_core() -> None:
+    """dwsep_digits' depthwise layer: groups merged onto the columns as far as the weight bank
+    allows (``compiler.merge_groups``), so ``t`` and ``kg`` depend on the core."""
+    wl = core_workload(graph_for("dwsep_digits"))
+    assert wl.merge is not None and wl.merge.any()
+    j = int(np.flatnonzero(wl.merge)[0])
+    g, t0 = int(wl.groups[j]), int(wl.t[j])
+    assert t0 == 9 and g % 2 == 0  # 3x3 depthwise: a 16-byte bank holds one group, not two
+    specs = [_spec(4, 1, 16, 16, 16), _spec(4, g, 16, 16, 16), _spec(4, g, 16, g * 16 / 1024, 16)]
+    plan = core_plan(wl, core_configs(specs))  # type: ignore[arg-type]
+    assert plan["kg"][:, j].tolist() == [1, g, 1]  # 1 column; all merged; the bank too shallow
+    assert plan["t"][:, j].tolist() == [t0, g * t0, t0]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "alexnet", "resnet20",
+                                  "squeezenet1_1"])  # fmt: skip
 def test_batch_equals_scalar_model_on_zoo_networks(name: str) -> None:
     wl = core_workload(graph_for(name))
     rng = np.random.default_rng(3)

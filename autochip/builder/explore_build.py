@@ -3,7 +3,9 @@
 An integer model (``.npz``) has no AccelGraph, so its core workload is read from the compiler
 itself: the model is compiled once for a probe core (1 x 1 array, buffers large enough for any
 layer) and the descriptor fields that do not depend on the core (``in_len t kg c p q kr ks``,
-groups, which tensor each layer reads) become the :class:`CoreWorkload` the search costs.
+groups, which tensor each layer reads and where each tensor lies) become the
+:class:`CoreWorkload` the search costs (a 1 x 1 array merges no groups, so the layers are read
+unmerged and the search merges them per core as the compiler does).
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
     )
     prog = compile_model(model, core_params(probe))
     order = [prog.input_name] + [lay.output for lay in prog.layers]
-    by_addr = {prog.tensors[n][0]: i for i, n in enumerate(order)}
+    order += [n for n in prog.tensors if n not in order]  # padded / concatenated tensors
+    by_addr: dict[int, int] = {}
+    for i, n in enumerate(order):
+        by_addr.setdefault(prog.tensors[n][0], i)
+    base = min(a for a, _ in prog.tensors.values())
     L = len(prog.layers)
 
     def col(fn: Any) -> np.ndarray:
@@ -74,6 +80,13 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
         w_bits=8,
         a_bits=8,
         adder=adder,
+        tensor_off=np.array([prog.tensors[n][0] - base for n in order], dtype=np.int64),
+        merge=np.array(
+            [
+                lay.mode == "mac" and lay.kind == "conv" and g > 1
+                for lay, g in zip(prog.layers, groups, strict=True)
+            ]
+        ),
     )
 
 

@@ -47,7 +47,15 @@ def _pad(lo: Lowering, call: Call) -> Any:
         mode = next(
             (v for k, v in mode.items() if type(call.module).__name__.startswith(k)), "constant"
         )
-    return lo.add(call, OpKind.RESHAPE, [x], attrs={"op": "pad", "mode": str(mode)})
+    attrs: dict[str, Any] = {"op": "pad", "mode": str(mode)}
+    pads = (
+        getattr(call.module, "padding", None)
+        if call.module is not None
+        else call.plain(1, "pad", None)
+    )
+    if isinstance(pads, list | tuple) and all(isinstance(v, int) for v in pads):
+        attrs["pads"] = [int(v) for v in pads]  # torch order: last dim first (F.pad)
+    return lo.add(call, OpKind.RESHAPE, [x], attrs=attrs)
 
 
 def _upsample(lo: Lowering, call: Call) -> Any:

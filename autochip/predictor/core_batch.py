@@ -73,8 +73,8 @@ class CoreWorkload:
     """A network's layers as the core's compiler sees them (arrays of one entry per layer).
 
     ``src``/``src2`` index ``tensor_bytes`` (0 is the network input, layer i writes tensor
-    i + 1; ``src2`` is -1 without a second input). ``problems`` lists what the core cannot run
-    at all (then no configuration is feasible)."""
+    i + 1, padded / concatenated tensors follow; ``src2`` is -1 without a second input).
+    ``problems`` lists what the core cannot run at all (then no configuration is feasible)."""
 
     name: str
     names: tuple[str, ...]
@@ -97,6 +97,11 @@ class CoreWorkload:
     a_bits: int
     adder: bool
     problems: tuple[str, ...] = ()
+    # byte offset of every tensor from the first tensor region (default: back to back, 16-byte
+    # aligned); a tensor placed inside a padded / concatenated one is at its offset there
+    tensor_off: I64 | None = None
+    # compute layers whose groups the compiler merges onto the columns (integer MAC, grouped)
+    merge: npt.NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -112,15 +117,50 @@ def _prod(shape: Sequence[int]) -> int:
 
 
 def core_workload(graph: AccelGraph) -> CoreWorkload:
-    """The core's layer table for ``graph`` (what ``compile_model`` would emit for it)."""
+    """The core's layer table for ``graph`` (what ``compile_model`` would emit for it).
+
+    As the compiler does: a strided slice ``x[:, :, ::s, ::s]`` is a vector subsample (its
+    source layer computed again when the source has other consumers, as the export quantises
+    the shortcut separately), a channel pad and a channel concatenation cost no descriptor
+    (their inputs are placed by address inside the padded / concatenated tensor), a flatten
+    aliases its input."""
     tensor: dict[str, int] = {}
     sizes: list[int] = []
+    parent: dict[int, tuple[int, int]] = {}  # tensor -> (tensor it is placed in, byte offset)
+    regions: list[int] = []  # padded / concatenated tensors, after the layer outputs
     rows: list[dict[str, int]] = []
     names: list[str] = []
     kinds: list[str] = []
     problems: list[str] = []
+    row_of: dict[int, int] = {}  # tensor -> the row that writes it
+    row_out: list[int] = []  # the tensor each row writes
+    consumers: dict[str, int] = {}
+    for node in graph:
+        for i in node.inputs:
+            consumers[i] = consumers.get(i, 0) + 1
     w_bits = a_bits = 2
     adder = False
+
+    def add_row(name: str, kind: str, row: dict[str, int], size: int) -> int:
+        out = len(sizes)
+        sizes.append(size)
+        row_of[out] = len(rows)
+        row_out.append(out)
+        names.append(name)
+        kinds.append(kind)
+        rows.append(row)
+        return out
+
+    def place(src: int, into: int, off: int, name: str) -> bool:
+        if src in parent:
+            problems.append(
+                f"node '{name}': its input is already placed inside another tensor (padded or "
+                "concatenated); the core places a tensor once"
+            )
+            return False
+        parent[src] = (into, off)
+        return True
+
     for node in graph:
         k = node.kind
         if k == OpKind.INPUT:
@@ -130,19 +170,66 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
         if k == OpKind.OUTPUT:
             continue
         srcs = [tensor.get(i, 0) for i in node.inputs]
-        if k == OpKind.RESHAPE:
-            if _prod(node.output_shape) != _prod(node.input_shapes[0]):
-                problems.append(
-                    f"node '{node.name}': a reshape that changes the element count "
-                    f"({node.input_shapes[0]} -> {node.output_shape}) is not a core operation"
-                )
-            tensor[node.name] = srcs[0] if srcs else 0
-            continue
         out_shape = node.output_shape
-        p, q = (out_shape[2], out_shape[3]) if len(out_shape) == 4 else (1, 1)
         in_shape = node.input_shapes[0] if node.input_shapes else ()
+        if k == OpKind.RESHAPE:
+            op = node.attrs.get("op")
+            four = len(in_shape) == 4 and len(out_shape) == 4
+            if _prod(node.output_shape) == _prod(in_shape) and op != "pad":
+                tensor[node.name] = srcs[0] if srcs else 0
+            elif op == "slice" and four and in_shape[:2] == out_shape[:2]:
+                src = srcs[0] if srcs else 0
+                prod = row_of.get(src)
+                if prod is not None and consumers.get(node.inputs[0], 0) > 1:
+                    # the export quantises the shortcut on its own: the source layer again
+                    src = add_row(names[prod] + ".again", kinds[prod], dict(rows[prod]), sizes[src])
+                c = in_shape[1]
+                row = {"src": src, "src2": -1, "p": out_shape[2], "q": out_shape[3], "vec": 1,
+                       "in_len": _prod(in_shape), "c": c, "kr": 1, "ks": 1, "macs": 0}  # fmt: skip
+                tensor[node.name] = add_row(node.name, "subsample", row, _prod(out_shape))
+            elif (
+                op == "pad"
+                and four
+                and in_shape[2:] == out_shape[2:]
+                and len(node.attrs.get("pads", ())) == 6
+                and list(node.attrs["pads"][:4]) == [0, 0, 0, 0]
+            ):
+                out = len(sizes)
+                sizes.append(_prod(out_shape))
+                regions.append(out)
+                tensor[node.name] = out
+                c0 = int(node.attrs["pads"][4])
+                place(srcs[0] if srcs else 0, out, c0 * in_shape[2] * in_shape[3], node.name)
+            else:
+                problems.append(
+                    f"node '{node.name}': a {op} that changes the element count "
+                    f"({in_shape} -> {out_shape}) is not a core operation"
+                )
+                tensor[node.name] = srcs[0] if srcs else 0
+            continue
+        if k == OpKind.CONCAT:
+            shapes = node.input_shapes
+            if len(out_shape) != 4 or any(len(s) != 4 or s[2:] != out_shape[2:] for s in shapes):
+                problems.append(f"node '{node.name}': the core concatenates 4-D tensors along "
+                                f"the channels only, found {shapes} -> {out_shape}")  # fmt: skip
+                tensor[node.name] = srcs[0] if srcs else 0
+                continue
+            out = len(sizes)
+            sizes.append(_prod(out_shape))
+            regions.append(out)
+            tensor[node.name] = out
+            off = 0
+            for src, shp in zip(srcs, shapes, strict=True):
+                if src not in row_of:
+                    problems.append(f"node '{node.name}': the core concatenates layer outputs "
+                                    "only")  # fmt: skip
+                place(src, out, off, node.name)
+                off += _prod(shp)
+            continue
+        p, q = (out_shape[2], out_shape[3]) if len(out_shape) == 4 else (1, 1)
         row = {"src": srcs[0] if srcs else 0, "src2": -1, "p": p, "q": q, "macs": 0}
         d = node.dims
+        kind = ""
         if node.is_compute and k in (OpKind.CONV2D, OpKind.LINEAR) and d is not None:
             ar = node.arithmetic
             if ar.dtype == "int" and ar.kind != "xnor":
@@ -157,9 +244,11 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
                 cin, t, kgv = d.C * d.H * d.W, (d.C // g) * d.R * d.S, d.K // g
                 if (d.dil_h, d.dil_w) != (1, 1):
                     problems.append(f"node '{node.name}': the core runs dilation 1 only")
+            merge = int(k == OpKind.CONV2D and ar.kind == "mac" and g > 1)
             row.update(vec=0, in_len=cin, t=t, kg=kgv, groups=g, c=d.K, kr=d.R, ks=d.S)
+            row.update(merge=merge)
             row["macs"] = d.N * d.K * d.P * d.Q * (d.C // g) * d.R * d.S
-            kinds.append("linear" if k == OpKind.LINEAR else "conv")
+            kind = "linear" if k == OpKind.LINEAR else "conv"
         elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MEAN) and len(in_shape) == 4:
             c = in_shape[1]
             if k == OpKind.MEAN or d is None:
@@ -167,19 +256,40 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
             else:
                 kr, ks = d.R, d.S
             row.update(vec=1, in_len=_prod(in_shape), c=c, kr=kr, ks=ks)
-            kinds.append("maxpool" if k == OpKind.MAXPOOL else "avgpool")
+            kind = "maxpool" if k == OpKind.MAXPOOL else "avgpool"
         elif k == OpKind.ADD and len(srcs) == 2:
             c = out_shape[1] if len(out_shape) > 1 else 1
             row.update(vec=1, in_len=_prod(in_shape), c=c, kr=2, ks=1, src2=srcs[1])
-            kinds.append("add")
+            kind = "add"
         else:
             problems.append(f"node '{node.name}': the core has no {k.value} operation")
             tensor[node.name] = srcs[0] if srcs else 0
             continue
-        tensor[node.name] = len(sizes)
-        sizes.append(_prod(out_shape))
-        names.append(node.name)
-        rows.append(row)
+        tensor[node.name] = add_row(node.name, kind, row, _prod(out_shape))
+
+    # the compiler's tensor layout: input and layer outputs, then the padded / concatenated
+    # regions, each 16-byte aligned; a tensor placed inside another gets no region
+    order = [0, *row_out, *regions]
+    pos = {j: i for i, j in enumerate(order)}  # tensor index -> position in the layout
+    sizes_al = [-(-sizes[j] // ALIGN) * ALIGN for j in order]
+    off_at: dict[int, int] = {}
+    at = 0
+    for j, size in zip(order, sizes_al, strict=True):
+        if j not in parent:
+            off_at[j] = at
+            at += size
+
+    def offset(j: int) -> int:
+        if j not in off_at:
+            into, off = parent[j]
+            off_at[j] = offset(into) + off
+        return off_at[j]
+
+    offs = [offset(j) for j in order]
+    src_pos = [pos[r["src"]] for r in rows]
+    src2_pos = [pos[r["src2"]] if r["src2"] >= 0 else -1 for r in rows]
+    for r, a, b in zip(rows, src_pos, src2_pos, strict=True):
+        r["src"], r["src2"] = a, b
 
     def col(key: str, default: int = 0) -> I64:
         return np.array([r.get(key, default) for r in rows], dtype=np.int64)
@@ -200,12 +310,14 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
         ks=col("ks", 1),
         src=col("src"),
         src2=col("src2", -1),
-        tensor_bytes=np.array(sizes, dtype=np.int64),
+        tensor_bytes=np.array([sizes[j] for j in order], dtype=np.int64),
         macs=col("macs"),
         w_bits=w_bits,
         a_bits=a_bits,
         adder=adder,
         problems=tuple(problems),
+        tensor_off=np.array(offs, dtype=np.int64),
+        merge=col("merge").astype(bool),
     )
 
 
@@ -371,23 +483,53 @@ def _tile_cycles(r: I64, c: I64, t: I64) -> I64:
     return out
 
 
-def _layout(wl: CoreWorkload, ucols: I64) -> dict[str, I64]:
-    """What depends on the array's columns alone, arrays (U, L) for the distinct ``ucols``:
-    weight tiling and the whole DRAM layout (descriptors, per-layer parameter and weight blobs,
-    then the 16-byte aligned tensors)."""
+def _merged(wl: CoreWorkload, C: I64, w_depth: I64) -> tuple[I64, I64, I64]:
+    """``t``, ``kg`` and ``groups`` per (configuration, layer) after the compiler merges the
+    groups of grouped integer MAC layers onto the columns (``compiler.merge_groups``: the
+    largest divisor m of the groups with ``m * kg <= max(cols, kg)`` whose reduction
+    ``m * t`` fits a weight bank)."""
+    shape = (C.shape[0], len(wl))
+    t = np.broadcast_to(wl.t[None, :], shape).copy()
+    kg = np.broadcast_to(wl.kg[None, :], shape).copy()
+    groups = np.broadcast_to(wl.groups[None, :], shape).copy()
+    if wl.merge is None:
+        return t, kg, groups
+    for j in np.flatnonzero(wl.merge).tolist():
+        g0, kg0, t0 = int(wl.groups[j]), int(wl.kg[j]), int(wl.t[j])
+        m = np.ones(shape[0], dtype=np.int64)
+        for d in range(2, g0 + 1):
+            if g0 % d == 0:
+                ok = (d * kg0 <= np.maximum(C[:, 0], kg0)) & (d * t0 <= w_depth[:, 0])
+                m = np.where(ok, d, m)
+        t[:, j], kg[:, j], groups[:, j] = m * t0, m * kg0, g0 // m
+    return t, kg, groups
+
+
+def _tensor_off(wl: CoreWorkload) -> I64:
+    if wl.tensor_off is not None:
+        return wl.tensor_off
+    t_al = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
+    out: I64 = np.cumsum(t_al) - t_al
+    return out
+
+
+def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64) -> dict[str, I64]:
+    """What depends on the array's columns and weight bank depth alone, arrays (U, L) for the
+    distinct (``ucols``, ``uwdepth``): group merging, weight tiling and the whole DRAM layout
+    (descriptors, per-layer parameter and weight blobs, then the 16-byte aligned tensors)."""
     L = len(wl)
     C = ucols[:, None]
     comp = ~wl.vector[None, :]
-    kt = _cdiv(wl.kg[None, :], C)
-    ntiles = np.where(comp, wl.groups[None, :] * kt, 0)
-    tile_w = wl.t[None, :] * C
+    t, kg, groups = _merged(wl, C, uwdepth[:, None])
+    kt = _cdiv(kg, C)
+    ntiles = np.where(comp, groups * kt, 0)
+    tile_w = t * C
     p_len = ntiles * C * PARAM_RECORD_BYTES
     blob = p_len + ntiles * tile_w
     blob_al = _cdiv(blob, ALIGN) * ALIGN
     start = -(-(L + 1) * DESC_BYTES // ALIGN) * ALIGN
     p_addr = start + np.cumsum(blob_al, axis=1) - blob_al
-    t_al = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
-    t_off = np.cumsum(t_al) - t_al
+    t_off = _tensor_off(wl)
     base = (start + blob_al.sum(axis=1))[:, None]
     return {
         "in_addr": base + t_off[wl.src][None, :],
@@ -400,7 +542,23 @@ def _layout(wl: CoreWorkload, ucols: I64) -> dict[str, I64]:
         "tile_w": np.where(comp, tile_w, 0),
         "p_len": p_len,
         "blob": np.where(comp, blob, 0),
+        "t": np.where(comp, t, 1),
+        "kg": np.where(comp, kg, 1),
     }
+
+
+def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], I64]:
+    """:func:`_layout` of the distinct (cols, weight bank depth) of ``cfg`` and the index of
+    each configuration's pair."""
+    # the merge only tells weight banks apart up to the deepest reduction a merge can need
+    cap = 0
+    if wl.merge is not None and wl.merge.any():
+        cap = int((wl.groups * wl.t)[wl.merge].max())
+    w_depth = np.minimum(cfg.w_bytes // cfg.cols, cap)
+    pairs = np.stack([cfg.cols, w_depth], axis=1)
+    upairs, inv = np.unique(pairs, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    return _layout(wl, upairs[:, 0], upairs[:, 1]), inv
 
 
 def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
@@ -426,7 +584,7 @@ def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
 
 
 def _tiling(
-    wl: CoreWorkload, cfg: CoreConfigs, ntiles: I64
+    wl: CoreWorkload, cfg: CoreConfigs, ntiles: I64, t: I64
 ) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
     """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
     configuration (``feasible``, (H,))."""
@@ -436,7 +594,7 @@ def _tiling(
     o_depth = cfg.o_bytes[:, None]
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
-    lim = np.minimum(np.minimum(w_depth // wl.t[None, :], o_depth // (C * pq)), PARAM_TILES)
+    lim = np.minimum(np.minimum(w_depth // t, o_depth // (C * pq)), PARAM_TILES)
     tpp = np.where(comp, np.minimum(lim, ntiles), 0)
     feasible = core_feasible(wl, cfg)
     npt_ = np.where(comp, _cdiv(pq, R), 0)
@@ -448,15 +606,15 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     the descriptor fields the cycle model reads (``in_addr``, ``tpp``, ``w_addr``, ...) and
     ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
     H, L = len(cfg), len(wl)
-    ucols, inv = np.unique(cfg.cols, return_inverse=True)
-    lay = {k: v[inv] for k, v in _layout(wl, ucols).items()}
-    tpp, npt_, feasible = _tiling(wl, cfg, lay["ntiles"])
+    lu, inv = _unique_layout(wl, cfg)
+    lay = {k: v[inv] for k, v in lu.items()}
+    tpp, npt_, feasible = _tiling(wl, cfg, lay["ntiles"], lay["t"])
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     return {
         "feasible": feasible,
         **{k: lay[k] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "ntiles",
-                               "kt", "tile_w", "blob")},
+                               "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
         "tpp": tpp,
         "npt": npt_,
@@ -477,8 +635,7 @@ def evaluate_core(
     H, L = len(cfg), len(wl)
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
-    ucols, inv = np.unique(cfg.cols, return_inverse=True)
-    lu = _layout(wl, ucols)
+    lu, inv = _unique_layout(wl, cfg)
     comp_u = ~wl.vector[None, :]
     in_len = wl.in_len[None, :]
     pq = wl.pq[None, :]
@@ -494,11 +651,11 @@ def evaluate_core(
     )
     wb_u = np.where(comp_u, wb_c, _dma(out_a, c_pq + 0 * out_a, wr))
     ntiles, tile_w = lu["ntiles"][inv], lu["tile_w"][inv]
-    tpp, npt, feasible = _tiling(wl, cfg, ntiles)
+    t = lu["t"][inv]
+    tpp, npt, feasible = _tiling(wl, cfg, ntiles, t)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
     comp = comp_u
-    t = wl.t[None, :]
     tpp_s = np.maximum(tpp, 1)
     npass = np.where(comp, _cdiv(ntiles, tpp_s), 0)
     two = np.where(wl.src2 >= 0, 2, 1)[None, :]
@@ -533,7 +690,7 @@ def evaluate_core(
             beats = (npt * ntiles * t).astype(np.float64)  # array beats of the layer
             qty = {
                 "b": beats,
-                "post_rc": np.where(comp, beats / t, 0.0),
+                "post_rc": np.where(comp, (npt * ntiles).astype(np.float64), 0.0),
                 "post_1": np.where(comp, 0, c_pq * wl.kr[None, :] * wl.ks[None, :]) + 0.0 * beats,
                 "if_written": in_len * two + 0.0 * beats,
                 "w_written": (ntiles * tile_w).astype(np.float64),
@@ -718,7 +875,7 @@ def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedL
     out = []
     for j, name in enumerate(wl.names):
         f = {k: int(v[0, j]) for k, v in plan.items() if k != "feasible"}
-        f.update(t=int(wl.t[j]), kg=int(wl.kg[j]), pq=int(wl.pq[j]), c=int(wl.c[j]))
+        f.update(pq=int(wl.pq[j]), c=int(wl.c[j]))
         f.update(p=int(wl.p[j]), q=int(wl.q[j]), kr=int(wl.kr[j]), ks=int(wl.ks[j]))
         out.append(PlannedLayer(name, "vector" if wl.vector[j] else "mac", f))
     return tuple(out)
