@@ -8,6 +8,7 @@ one, the FP32 model beside it as <stem>.fp32.pt (usable as --kd TEACHER).
 
   autochip compress lenet_digits --method quant --bits 8/8 --data digits --epochs 30 --out q8.pt
   autochip compress lenet_digits --method adder --kd q8.fp32.pt --epochs 30 --out adder_kd.pt
+  autochip compress lenet_digits --method binary --kd q8.fp32.pt --kd-loss skd --out b.pt
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 from autochip.compress.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from autochip.compress.convert import convert
 from autochip.compress.data import Dataset, load_data
+from autochip.compress.distill import KD_LOSSES
 from autochip.compress.export import export_integer
 from autochip.compress.policy import parse_bits, policy_for_method
 from autochip.compress.train import TrainConfig, calibrate, evaluate, logits, seed_everything, train
@@ -48,7 +50,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="zoo name, .py file or FP32 checkpoint .pt")
     p.add_argument("--method", required=True, choices=["quant", "binary", "adder"])
     p.add_argument("--bits", default="8/8", help="W/A bits 2..8 for quant and adder (8/8)")
-    p.add_argument("--kd", metavar="TEACHER", help="FP32 teacher: checkpoint .pt or MODEL spec")
+    p.add_argument(
+        "--kd",
+        metavar="TEACHER",
+        help="FP32 teacher to distil from: zoo name, .py file or FP32 checkpoint .pt",
+    )
+    p.add_argument(
+        "--kd-loss",
+        choices=KD_LOSSES,
+        default=None,
+        help="distillation loss with --kd: kd (Hinton), skd (spherical), pkkd (adder only); "
+        "default pkkd for adder, kd otherwise",
+    )
     p.add_argument("--data", default="digits", help="digits, or a CIFAR-10 / image folder path")
     p.add_argument(
         "--epochs",
@@ -90,6 +103,15 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
         problems.append(f"--batch-size: expected an integer >= 1, found {args.batch_size}")
     if args.threads < 1:
         problems.append(f"--threads: expected an integer >= 1, found {args.threads}")
+    if args.kd_loss is not None and not args.kd:
+        problems.append(f"--kd-loss {args.kd_loss}: expected --kd TEACHER beside it, found none")
+    if args.kd_loss == "pkkd" and args.method != "adder":
+        problems.append(
+            f"--kd-loss pkkd: distils adder layers, expected --method adder, found "
+            f"--method {args.method} (use kd or skd)"
+        )
+    if args.kd and args.kd_loss is None:
+        args.kd_loss = "pkkd" if args.method == "adder" else "kd"
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr: expected a positive number, found {args.lr}")
     out = Path(args.out)
@@ -143,6 +165,60 @@ def _check_outputs(model: nn.Module, example: torch.Tensor, data: Dataset, spec:
         )
 
 
+def _check_teacher(
+    teacher: nn.Module, example: torch.Tensor, t_example: torch.Tensor, data: Dataset, spec: str
+) -> None:
+    """The teacher must take MODEL's input and give MODEL's output shape (N, classes)."""
+    n = len(data.classes)
+    if tuple(t_example.shape[1:]) != tuple(example.shape[1:]):
+        raise CompressionError(
+            f"--kd TEACHER '{spec}': expected MODEL's input shape {tuple(example.shape[1:])}, "
+            f"found {tuple(t_example.shape[1:])}"
+        )
+    was = teacher.training
+    teacher.eval()
+    with torch.no_grad():
+        out = teacher(example)
+    teacher.train(was)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (example.shape[0], n):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise CompressionError(
+            f"--kd TEACHER '{spec}': expected logits of shape ({example.shape[0]}, {n}) like "
+            f"MODEL's for the {n} classes of {data.name}, found {shape}"
+        )
+
+
+def _start_and_teacher(
+    model: nn.Module,
+    example: torch.Tensor,
+    pretrained: bool,
+    data: Dataset,
+    args: argparse.Namespace,
+) -> tuple[nn.Module, nn.Module | None, bool]:
+    """(FP32 start of the student, teacher or None, whether the start was loaded, not trained).
+
+    Without --kd the start is MODEL (trained here unless it is a checkpoint). With --kd TEACHER
+    of MODEL's architecture and an untrained MODEL, the teacher is also the start (it is trained
+    once); otherwise MODEL and TEACHER are loaded or trained separately. PKKD needs MODEL's
+    architecture. The teacher is checked before any training.
+    """
+    if not args.kd:
+        return _fp32(model, pretrained, data, args, "fp32"), None, pretrained
+    teacher, t_example, _, t_pretrained = _load_fp32(args.kd, "--kd TEACHER")
+    _check_teacher(teacher, example, t_example, data, args.kd)
+    same = _same_architecture(teacher, model)
+    if args.kd_loss == "pkkd" and not same:
+        raise CompressionError(
+            f"--kd TEACHER '{args.kd}': --kd-loss pkkd expected MODEL '{args.model}''s "
+            "architecture (it matches layers by name and shape), found another one"
+        )
+    if same and not pretrained:
+        fp = _fp32(teacher, t_pretrained, data, args, "fp32 teacher")
+        return fp, copy.deepcopy(fp), t_pretrained
+    fp = _fp32(model, pretrained, data, args, "fp32")
+    return fp, _fp32(teacher, t_pretrained, data, args, "fp32 teacher"), pretrained
+
+
 def _same_architecture(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
@@ -171,23 +247,14 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args.data, tuple(example.shape[1:]))
     _check_outputs(model, example, data, args.model)
     export_integer(convert(model, policy), example)  # fail before training if it cannot export
-    teacher_pretrained = pretrained
-    if args.kd:
-        teacher, _, _, teacher_pretrained = _load_fp32(args.kd, "--kd TEACHER")
-        if not _same_architecture(teacher, model):
-            raise CompressionError(
-                f"--kd TEACHER '{args.kd}' must have the same architecture as MODEL "
-                f"'{args.model}' (distillation matches layers by name and shape)"
-            )
-        fp = _fp32(teacher, teacher_pretrained, data, args, "fp32 teacher")
-    else:
-        fp = _fp32(model, pretrained, data, args, "fp32")
+    fp, teacher_model, teacher_pretrained = _start_and_teacher(
+        model, example, pretrained, data, args
+    )
     acc_fp32 = evaluate(fp, data.x_test, data.y_test)
 
     seed_everything(args.seed)
     student = convert(fp, policy)
     calibrate(student, data.x_train[:CALIBRATION_SAMPLES], policy.calibration)
-    teacher_model = copy.deepcopy(fp) if args.kd else None
     cfg = TrainConfig(
         epochs=args.epochs,
         lr=args.lr or METHOD_LR[args.method],
@@ -200,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         cfg,
         desc=args.method,
         teacher=teacher_model,
-        pkkd=args.method == "adder" and teacher_model is not None,
+        kd_loss=args.kd_loss or "kd",
     )
     acc = evaluate(student, data.x_test, data.y_test)
 
@@ -220,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "seed": args.seed,
         "kd": args.kd,
+        "kd_loss": args.kd_loss,
         "accuracy_fp32": acc_fp32,
         "accuracy": acc,
         "accuracy_integer": acc_int,
