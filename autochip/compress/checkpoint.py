@@ -87,6 +87,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, torch.Tensor]:
             f"checkpoint '{path}': cannot rebuild model '{spec}': {exc}"
         ) from None
     model: nn.Module = loaded.model
+    if "pruned" in data["meta"]:  # a pruned model: the original with smaller tensors
+        from autochip.compress.prune import restructure
+
+        model = restructure(model, data["meta"]["pruned"])
     if data.get("policy") is not None:
         model = convert(model, Policy.from_dict(data["policy"]))
     try:

@@ -332,9 +332,9 @@ def load_data(spec: str, sample_shape: tuple[int, ...]) -> Dataset:
         p = Path(spec)
         if not p.is_dir():
             raise CompressionError(
-                f"--data: expected 'digits', 'fashion-mnist[:DIR]' or a dataset folder (CIFAR-10 "
-                f"python batches, Fashion-MNIST idx files or class folders of images), found no "
-                f"directory at '{spec}'"
+                f"--data: expected 'digits' or a dataset folder (CIFAR-10 python batches, "
+                f"Fashion-MNIST idx files or class folders of images) or 'fashion-mnist[:DIR]', "
+                f"found no directory at '{spec}'"
             )
         if any(p.glob("data_batch_*")) or (p / "test_batch").exists():
             data = load_cifar10(p)

@@ -626,9 +626,16 @@ def restructure(model: nn.Module, meta: Any) -> nn.Module:
         mod = modules.get(name)
         if mod is None:
             continue
-        vals = shape.values() if isinstance(shape, dict) else [None]
+        vals = list(shape.values()) if isinstance(shape, dict) else [None]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vals):
             raise CompressionError(f"checkpoint: pruned shape of '{name}' is malformed: {shape}")
+        assert isinstance(shape, dict)
+        limit = _sizes(mod)
+        if any(shape.get(k, 0) > v for k, v in limit.items()):
+            raise CompressionError(
+                f"checkpoint: pruned shape of '{name}' {shape} is larger than the model's "
+                f"{limit}; pruning only removes channels"
+            )
         try:
             if isinstance(mod, nn.Conv2d):
                 _reshape_conv(mod, shape["in"], shape["out"], shape["groups"])
@@ -649,6 +656,16 @@ def restructure(model: nn.Module, meta: Any) -> nn.Module:
         except KeyError as exc:
             raise CompressionError(f"checkpoint: pruned shape of '{name}' lacks {exc}") from None
     return model
+
+
+def _sizes(mod: nn.Module) -> dict[str, int]:
+    if isinstance(mod, nn.Conv2d):
+        return {"in": mod.in_channels, "out": mod.out_channels, "groups": mod.groups}
+    if isinstance(mod, nn.Linear):
+        return {"in": mod.in_features, "out": mod.out_features}
+    if isinstance(mod, nn.BatchNorm1d | nn.BatchNorm2d):
+        return {"features": mod.num_features}
+    return {}
 
 
 def _reshape_conv(mod: nn.Conv2d, cin: int, cout: int, groups: int) -> None:
@@ -931,3 +948,154 @@ def early_bird_train(
 
 def _epoch(data: Dataset, cfg: TrainConfig, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
     return batches(data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch)
+
+
+# ----------------------------------------------------------------------------- one call
+
+
+CRITERIA = ("l1", "hw", "block")
+
+
+@dataclass(frozen=True)
+class PruneTarget:
+    """What to reach: a MAC count, a predicted latency (seconds) or a number of removed blocks."""
+
+    criterion: str
+    macs: int | None = None
+    latency_s: float | None = None
+    blocks: int | None = None
+
+
+@dataclass
+class PruneResult:
+    model: nn.Module
+    plan: PrunePlan
+    macs_before: int
+    macs_after: int
+    latency_before_s: float | None = None
+    latency_after_s: float | None = None
+    block_scores: dict[str, float] = field(default_factory=dict)
+
+
+class Pruner:
+    """The analysis of one model and the checks and plans of the command line."""
+
+    def __init__(self, model: nn.Module, example: Tensor, latency: LatencyFn | None) -> None:
+        self.model = model.eval()
+        self.example = example
+        self.latency = latency
+        self.an = analyse(self.model, example)
+        self.macs_before = traced_macs(self.model, example)
+        self.macs_other = self.macs_before - analytic_macs(self.model, self.an, PrunePlan())
+        self.blocks = block_candidates(self.model, example)
+
+    def macs(self, plan: PrunePlan) -> int:
+        return analytic_macs(self.model, self.an, plan) + self.macs_other
+
+    def _lat(self, plan: PrunePlan) -> float:
+        assert self.latency is not None
+        return self.latency(apply_plan(self.model, self.an, plan))
+
+    def check(self, target: PruneTarget) -> None:
+        """Refuse a target no pruning of this criterion reaches (before any training)."""
+        if target.criterion == "block":
+            if not self.blocks:
+                raise CompressionError(
+                    "--criterion block: expected identity residual blocks (sub-modules whose "
+                    "input is added to their output), found none in this model"
+                )
+            floor = PrunePlan(removed_blocks=tuple(self.blocks))
+            what = f"removing all {len(self.blocks)} residual blocks ({', '.join(self.blocks)})"
+            if target.blocks is not None and target.blocks > len(self.blocks):
+                raise CompressionError(
+                    f"--blocks {target.blocks}: the model has only {len(self.blocks)} removable "
+                    f"residual blocks ({', '.join(self.blocks)})"
+                )
+        else:
+            if not self.an.prunable():
+                raise CompressionError(
+                    "pruning: the model has no prunable channels (every conv/linear output "
+                    "feeds the model output or an operation that mixes channels)"
+                )
+            floor = minimal_plan(self.an)
+            what = "every prunable layer cut to one channel"
+        if target.macs is not None and self.macs(floor) > target.macs:
+            raise CompressionError(
+                f"pruning: a target of {target.macs} MACs is out of reach; with {what} the "
+                f"network keeps {self.macs(floor)} MACs (of {self.macs_before})"
+            )
+        if target.latency_s is not None:
+            low = self._lat(floor)
+            if low > target.latency_s:
+                raise CompressionError(
+                    f"pruning: a latency budget of {target.latency_s:.6g} s is out of reach; "
+                    f"with {what} the predicted latency is {low:.6g} s (unpruned "
+                    f"{self._lat(PrunePlan()):.6g} s)"
+                )
+
+    def _met(self, target: PruneTarget, plan: PrunePlan, pruned: nn.Module | None = None) -> bool:
+        if target.macs is not None and self.macs(plan) > target.macs:
+            return False
+        if target.latency_s is not None:
+            assert self.latency is not None
+            lat = self.latency(
+                pruned if pruned is not None else apply_plan(self.model, self.an, plan)
+            )
+            if lat > target.latency_s:
+                return False
+        return True
+
+    def plan(
+        self, target: PruneTarget, data: Dataset, seed: int = 0
+    ) -> tuple[PrunePlan, dict[str, float]]:
+        """The plan of ``target.criterion`` that meets the target (checked by :meth:`check`)."""
+        imp = l1_importance(self.model, self.an)
+        if target.criterion == "block":
+            scores = block_scores(self.model, self.blocks, data, seed=seed)
+            order = sorted(self.blocks, key=lambda b: (scores[b], b))
+            removed: list[str] = []
+            for b in order:
+                plan = PrunePlan(removed_blocks=tuple(removed))
+                if target.blocks is not None and len(removed) >= target.blocks:
+                    break
+                if target.blocks is None and self._met(target, plan):
+                    break
+                removed.append(b)
+            return PrunePlan(removed_blocks=tuple(removed)), scores
+        if target.criterion == "hw":
+            assert self.latency is not None
+            return hw_plan(
+                self.model, self.an, imp, self.latency, lambda m, p: self._met(target, p, m)
+            ), {}
+        lo, hi = 0.0, 1.0
+        for _ in range(24 if target.latency_s is not None else 40):
+            mid = (lo + hi) / 2
+            if self._met(target, l1_plan(self.an, imp, mid)):
+                hi = mid
+            else:
+                lo = mid
+        return l1_plan(self.an, imp, hi), {}
+
+    def result(self, plan: PrunePlan, scores: dict[str, float]) -> PruneResult:
+        pruned = apply_plan(self.model, self.an, plan)
+        res = PruneResult(
+            pruned,
+            plan,
+            self.macs_before,
+            traced_macs(pruned, self.example),
+            block_scores=scores,
+        )
+        if self.latency is not None:
+            res.latency_before_s = self.latency(self.model)
+            res.latency_after_s = self.latency(pruned)
+        return res
+
+    def early_bird_counts(self, target: PruneTarget) -> dict[int, int]:
+        """Channels kept per group in the early-bird mask: the uniform L1 plan of a MAC target,
+        else half of every group."""
+        imp = {r: torch.zeros(self.an.size[r]) for r in self.an.prunable()}
+        frac = 0.5
+        if target.macs is not None and self.macs(minimal_plan(self.an)) <= target.macs:
+            _, frac = plan_for_macs(self.model, self.an, imp, target.macs - self.macs_other)
+        plan = l1_plan(self.an, imp, frac)
+        return {r: len(plan.keep.get(r, range(self.an.size[r]))) for r in self.an.prunable()}
