@@ -47,6 +47,9 @@ class Setup:
     fp32_epochs: int
     batch_size: int
     rows: tuple[Row, ...]
+    # A trained FP32 checkpoint every seed starts from (its FP32 row then has one run), or None:
+    # each seed trains its own FP32 model (the base row).
+    start: str | None = None
 
 
 def _rows(e: dict[str, int]) -> tuple[Row, ...]:
@@ -85,18 +88,19 @@ def _prune_rows(criteria: tuple[str, ...], epochs: int) -> tuple[Row, ...]:
         for crit in criteria:
             extra = ("--hw", HW) if crit == "hw" else ()
             rows.append(
-                Row(f"prune_{crit}_{ratio}", f"pruned {crit}, {float(ratio):.0%} of MACs, KD",
+                Row(f"prune_{crit}_{ratio}", f"pruned {crit} −{float(ratio):.0%} MACs, KD, then int8",
                     ("--method", "prune", "--ratio", ratio, "--criterion", crit, *extra,
-                     "--kd", "{fp}", "--epochs", str(epochs), "--lr", "1e-3"))
+                     "--kd", "{fp}", "--epochs", str(epochs), "--quant-epochs", "1"))
             )  # fmt: skip
     return tuple(rows)
 
 
 SETUPS = {
     "fashion-mnist": Setup(
-        "lenet5_fashion", "fashion-mnist", 15, 128,
-        _rows({"int8": 1, "int4": 3, "int2": 3, "binary": 4, "adder": 1})
-        + _prune_rows(("l1", "hw"), 3),
+        "lenet5_fashion", "fashion-mnist", 20, 128,
+        _rows({"int8": 1, "int4": 2, "int2": 2, "binary": 3, "adder": 1})
+        + _prune_rows(("l1", "hw"), 2),
+        start="models/lenet5_fashion.fp32.pt",
     ),
     "digits": Setup(
         "lenet_digits", "digits", 30, 32,
@@ -104,16 +108,39 @@ SETUPS = {
         + _prune_rows(("l1", "hw"), 15),
     ),
 }  # fmt: skip
-RATIO_ORDER = {"fp32": 0}
+# Order in which rows run (the table keeps the order above): the targets of the issue first.
+PRIORITY = (
+    "int8", "int4", "bin_ste", "bin_ste_skd", "prune_l1_0.5", "prune_hw_0.5", "adder",
+    "bin_ste_kd", "bin_fda", "adder_pkkd", "int2", "prune_l1_0.3", "prune_hw_0.3",
+    "prune_l1_0.7", "prune_hw_0.7", "bin_fda_kd", "bin_fda_skd",
+)  # fmt: skip
 
 
-def _argv(setup: Setup, row: Row, seed: int, out: Path) -> list[str]:
-    fp = out / f"fp32_s{seed}.fp32.pt"
-    model = setup.model if row.base else str(fp)
+def _argv(setup: Setup, row: Row, seed: int, out: Path, fp: str | None = None) -> list[str]:
+    """The command line; ``fp`` replaces the FP32 checkpoint's path (for the cache key)."""
+    if setup.start is not None:
+        fp = fp or setup.start
+        model = fp
+    else:
+        fp = fp or str(out / f"fp32_s{seed}.fp32.pt")
+        model = setup.model if row.base else fp
     argv = [model, "--data", setup.data, *[a.format(fp=fp) for a in row.args]]
     argv += ["--fp32-epochs", str(setup.fp32_epochs), "--batch-size", str(setup.batch_size)]
     argv += ["--seed", str(seed), "--out", str(out / f"{row.key}_s{seed}.pt"), "--json"]
     return argv
+
+
+def _key(setup: Setup, row: Row, seed: int, out: Path) -> str:
+    """Hash of the command line with the start checkpoint named by its content, not its path."""
+    start = ""
+    if setup.start is not None:
+        start = hashlib.sha256((ROOT / setup.start).read_bytes()).hexdigest()
+    argv = _argv(setup, row, seed, out, fp="{fp}")
+    return hashlib.sha1(json.dumps([start, *argv]).encode()).hexdigest()[:12]
+
+
+def _seeds(setup: Setup, row: Row, seeds: list[int]) -> list[int]:
+    return seeds[:1] if (row.base and setup.start is not None) else seeds
 
 
 def _cli(args: list[str]) -> str:
@@ -136,7 +163,7 @@ _lock = threading.Lock()
 
 def run_one(setup: Setup, row: Row, seed: int, out: Path) -> dict[str, object] | None:
     argv = _argv(setup, row, seed, out)
-    digest = hashlib.sha1(json.dumps(argv).encode()).hexdigest()[:12]
+    digest = _key(setup, row, seed, out)
     cache = out / "runs" / f"{row.key}_s{seed}.json"
     if cache.is_file():
         cached = json.loads(cache.read_text())
@@ -173,9 +200,7 @@ def _cached(setup: Setup, row: Row, seed: int, out: Path) -> dict[str, object] |
     if not cache.is_file():
         return None
     rec: dict[str, object] = json.loads(cache.read_text())
-    argv = _argv(setup, row, seed, out)
-    digest = hashlib.sha1(json.dumps(argv).encode()).hexdigest()[:12]
-    return rec if rec.get("hash") == digest else None
+    return rec if rec.get("hash") == _key(setup, row, seed, out) else None
 
 
 def _ms(values: list[float]) -> str:
@@ -202,7 +227,7 @@ def render(setup: Setup, seeds: list[int], out: Path) -> str:
     ]
     commands = []
     for row in setup.rows:
-        recs = {s: _cached(setup, row, s, out) for s in seeds}
+        recs = {s: _cached(setup, row, s, out) for s in _seeds(setup, row, seeds)}
         done = {s: r for s, r in recs.items() if r is not None}
         if not done:
             continue
@@ -268,8 +293,14 @@ def main() -> int:
         rows = [r for r in setup.rows if r.base or not args.only or r.key in args.only]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             base = [r for r in rows if r.base]
-            list(pool.map(lambda s: run_one(setup, base[0], s, out), args.seeds))
-            todo = [(r, s) for r in rows if not r.base for s in args.seeds]
+            list(
+                pool.map(
+                    lambda s: run_one(setup, base[0], s, out), _seeds(setup, base[0], args.seeds)
+                )
+            )
+            rank = {k: i for i, k in enumerate(PRIORITY)}
+            ordered = sorted((r for r in rows if not r.base), key=lambda r: rank.get(r.key, 99))
+            todo = [(r, s) for r in ordered for s in args.seeds]
             list(pool.map(lambda rs: run_one(setup, rs[0], rs[1], out), todo))
     block = render(setup, args.seeds, out)
     doc = Path(args.doc)
