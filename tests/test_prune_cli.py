@@ -138,3 +138,62 @@ def test_pruning_options_need_method_prune(
         str(tmp_path / "a.pt"),
     )
     assert code == 2 and "expected --method prune" in err
+
+
+BLOCKS_MODEL = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.b1 = Block(8)
+        self.b2 = Block(8)
+        self.b3 = Block(8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.b3(self.b2(self.b1(F.relu(self.stem(x)))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def build_model():
+    return Net()
+
+
+def example_input():
+    return torch.randn(1, 1, 8, 8)
+"""
+
+
+def test_block_criterion_and_early_bird(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "blocks.py"
+    model.write_text(BLOCKS_MODEL)
+    code, text, err = _run(
+        capsys, str(model), "--method", "prune", "--blocks", "2", "--fp32-epochs", "8",
+        "--early-bird", "1.0", "--epochs", "1", "--quant-epochs", "0", "--data", "digits",
+        "--out", str(tmp_path / "b.pt"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    r = json.loads(text)
+    assert r["criterion"] == "block" and len(r["removed_blocks"]) == 2
+    assert set(r["removed_blocks"]) < {"b1", "b2", "b3"}
+    # every mask distance is below 1.0: the early-bird ticket stops after its 3-epoch window
+    assert r["fp32_epochs_run"] == 3
+    one_block = 8 * 8 * 9 * 64 * 2  # two 3x3 convs of 8 channels on 8x8
+    assert r["macs_before"] - r["macs_after"] == 2 * one_block
