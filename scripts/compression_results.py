@@ -115,7 +115,7 @@ SETUPS = {
 }  # fmt: skip
 # Order in which rows run (the table keeps the order above): the targets of the issue first.
 PRIORITY = (
-    "int8", "int4", "bin_ste", "bin_ste_skd", "prune_l1_0.5", "prune_hw_0.5", "adder",
+    "int8", "int4", "bin_ste", "prune_l1_0.5", "bin_ste_skd", "prune_hw_0.5", "adder",
     "bin_ste_kd", "bin_fda", "adder_pkkd", "int2", "prune_l1_0.3", "prune_hw_0.3",
     "prune_l1_0.7", "prune_hw_0.7", "bin_fda_kd", "bin_fda_skd",
 )  # fmt: skip
