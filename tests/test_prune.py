@@ -251,3 +251,13 @@ def test_early_bird_stops_when_the_mask_settles() -> None:
     short = dataclasses.replace(cfg, epochs=3)
     epochs_strict, _ = P.early_bird_train(Plain(), data, short, an, counts, threshold=0.0)
     assert epochs_strict == 3  # a threshold of 0 never stops early
+
+
+def test_restructure_refuses_shapes_pruning_cannot_make() -> None:
+    meta = {"modules": {"c1": {"in": 1, "out": 4096, "groups": 1}}, "removed_blocks": []}
+    with pytest.raises(P.CompressionError, match="larger than the model's"):
+        P.restructure(Plain(), meta)
+    with pytest.raises(P.CompressionError, match="malformed"):
+        P.restructure(Plain(), {"modules": {"c1": {"in": 1, "out": -3, "groups": 1}}})
+    with pytest.raises(P.CompressionError, match="not a module"):
+        P.restructure(Plain(), {"modules": {}, "removed_blocks": ["nowhere"]})
