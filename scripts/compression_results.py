@@ -151,7 +151,7 @@ def _seeds(setup: Setup, row: Row, seeds: list[int]) -> list[int]:
 def _cli(args: list[str]) -> str:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        ["nice", "-n", "10", sys.executable, "-m", "autochip", *args],
+        ["nice", "-n", str(NICE), sys.executable, "-m", "autochip", *args],
         check=False,
         capture_output=True,
         text=True,
@@ -164,6 +164,7 @@ def _cli(args: list[str]) -> str:
 
 
 _lock = threading.Lock()
+NICE = 10  # --nice
 
 
 def run_one(setup: Setup, row: Row, seed: int, out: Path) -> dict[str, object] | None:
@@ -290,7 +291,10 @@ def main() -> int:
     p.add_argument("--out", default=None, help="folder for checkpoints (build/compression/DATA)")
     p.add_argument("--doc", default="docs/compression.md", help="document to update")
     p.add_argument("--render-only", action="store_true", help="render the cached runs only")
+    p.add_argument("--nice", type=int, default=10, help="niceness of the runs (10)")
     args = p.parse_args()
+    global NICE
+    NICE = args.nice
     setup = SETUPS[args.data]
     out = Path(args.out or ROOT / "build" / "compression" / args.data).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
