@@ -113,6 +113,7 @@ SETUPS = {
         + _prune_rows(("l1", "hw"), 15, "examples/hw/demo_os8x8_int8.yaml"),
     ),
 }  # fmt: skip
+TARGETS = ("int8", "int4", "bin_ste", "prune_l1_0.5", "adder")
 # Order in which rows run (the table keeps the order above): the targets of the issue first.
 PRIORITY = (
     "int8", "int4", "bin_ste", "prune_l1_0.5", "bin_ste_skd", "prune_hw_0.5", "adder",
@@ -309,7 +310,11 @@ def main() -> int:
             )
             rank = {k: i for i, k in enumerate(PRIORITY)}
             ordered = sorted((r for r in rows if not r.base), key=lambda r: rank.get(r.key, 99))
-            todo = [(r, s) for r in ordered for s in args.seeds]
+            # The issue's targets first, one seed of each before the next seed; then the rest.
+            first = [r for r in ordered if r.key in TARGETS]
+            rest = [r for r in ordered if r.key not in TARGETS]
+            todo = [(r, s) for s in args.seeds for r in first]
+            todo += [(r, s) for r in rest for s in args.seeds]
             list(pool.map(lambda rs: run_one(setup, rs[0], rs[1], out), todo))
     block = render(setup, args.seeds, out)
     doc = Path(args.doc)
