@@ -218,54 +218,91 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+# The targets: largest loss against FP32, in points, per row.
+TARGET_LOSS = {"int8": 0.3, "int4": 1.0, "adder": 1.0, "adder_pkkd": 1.0, "prune_l1_0.5": 1.0,
+               "prune_hw_0.5": 1.0, "bin_ste": 5.0, "bin_ste_kd": 5.0, "bin_ste_skd": 5.0,
+               "bin_fda": 5.0, "bin_fda_kd": 5.0, "bin_fda_skd": 5.0}  # fmt: skip
+
+
+def _f(rec: dict[str, object], key: str) -> float:
+    result = rec["result"]
+    assert isinstance(result, dict)
+    return float(result[key])
+
+
+def _epochs(row: Row) -> str:
+    a = list(row.args)
+    ep = a[a.index("--epochs") + 1] if "--epochs" in a else "—"
+    if "--quant-epochs" in a:
+        ep += f" + {a[a.index('--quant-epochs') + 1]} int8"
+    return ep
+
+
+def _target(row: Row, delta: list[float]) -> str:
+    limit = TARGET_LOSS.get(row.key)
+    if limit is None or not delta:
+        return "—"
+    loss = -statistics.mean(delta)
+    if loss <= limit:
+        return f"≤ {limit:g}: met"
+    return f"≤ {limit:g}: missed by {loss - limit:.2f}"
+
+
 def render(setup: Setup, seeds: list[int], out: Path) -> str:
     begin, end = markers(setup.data)
+    against = (
+        f"the FP32 checkpoint every run starts from (`{setup.start}`)"
+        if setup.start
+        else "the FP32 model of the same seed"
+    )
     lines = [
         begin,
         "",
         f"`{setup.model}` on {setup.data}; mean ± sample standard deviation over the seeds "
-        f"({', '.join(map(str, seeds))}) unless `n` says fewer finished. Δ is against the FP32 "
-        "model of the same seed. Latency: `autochip predict CKPT --hw "
-        f"{setup.hw}` (one int8 MAC core; xnor and adder layers costed as its MAC).",
+        f"that finished (`n` of {', '.join(map(str, seeds))}); one value when `n` is 1. Δ is the "
+        f"accuracy minus that of {against}, in points. Epochs: fine-tuning epochs over the "
+        f"training set. Latency: `autochip predict CKPT --hw {setup.hw}` (one int8 MAC core; "
+        "xnor and adder layers costed as its MAC).",
         "",
-        "| model | n | accuracy % | Δ vs FP32 (points) | integer accuracy % | agreement % "
-        "| MACs | params | latency µs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | epochs | n | accuracy % | Δ (points) | target loss | integer accuracy % "
+        "| agreement % | MACs | params | latency µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands = []
     for row in setup.rows:
         recs = {s: _cached(setup, row, s, out) for s in _seeds(setup, row, seeds)}
-        done = {s: r for s, r in recs.items() if r is not None}
+        done = [r for r in recs.values() if r is not None]
         if not done:
             continue
-        res = {s: r["result"] for s, r in done.items()}
-        acc = [100 * float(r["accuracy"]) for r in res.values()]  # type: ignore[index]
-        delta = [100 * (float(r["accuracy"]) - float(r["accuracy_fp32"])) for r in res.values()]  # type: ignore[index]
-        integer = [100 * float(r["accuracy_integer"]) for r in res.values()]  # type: ignore[index]
-        agree = [100 * float(r["agreement"]) for r in res.values()]  # type: ignore[index]
-        any_rec = next(iter(done.values()))
-        lat = [1e6 * float(str(r["latency_s"])) for r in done.values()]
-        macs = sorted({int(str(r["macs"])) for r in done.values()})
-        params = sorted({int(str(r["params"])) for r in done.values()})
+        acc = [100 * _f(r, "accuracy") for r in done]
+        delta = [100 * (_f(r, "accuracy") - _f(r, "accuracy_fp32")) for r in done]
+        integer = [100 * _f(r, "accuracy_integer") for r in done]
+        agree = [100 * _f(r, "agreement") for r in done]
+        lat = [1e6 * float(str(r["latency_s"])) for r in done]
+        macs = "/".join(f"{m:,}" for m in sorted({int(str(r["macs"])) for r in done}))
+        params = "/".join(f"{p:,}" for p in sorted({int(str(r["params"])) for r in done}))
+        label, epochs = row.label, _epochs(row)
         if row.base:
-            fp = [100 * float(r["accuracy_fp32"]) for r in res.values()]  # type: ignore[index]
-            lines.append(
-                f"| FP32 | {len(done)} | {_ms(fp)} | — | — | — | {macs[0]:,} | {params[0]:,} | — |"
+            fp = [100 * _f(r, "accuracy_fp32") for r in done]
+            n_fp = "1" if setup.start else str(len(done))
+            fp_epochs = (
+                f"{setup.fp32_epochs} (checkpoint)" if setup.start else str(setup.fp32_epochs)
             )
-            label = "int8 post-training (from FP32, no fine-tuning)"
-        else:
-            label = row.label
-        mac_txt = "/".join(f"{m:,}" for m in macs)
-        par_txt = "/".join(f"{p:,}" for p in params)
+            lines.append(
+                f"| FP32 | {fp_epochs} | {n_fp} | {_ms(fp)} | — | — | — | — | {macs} | {params} "
+                "| — |"
+            )
+            label, epochs = "int8 post-training (no fine-tuning)", "0"
         lines.append(
-            f"| {label} | {len(done)} | {_ms(acc)} | {_ms(delta)} | {_ms(integer)} | {_ms(agree)} "
-            f"| {mac_txt} | {par_txt} | {_ms(lat)} |"
+            f"| {label} | {epochs} | {len(done)} | {_ms(acc)} | {_ms(delta)} "
+            f"| {_target(row, delta)} | {_ms(integer)} | {_ms(agree)} | {macs} | {params} "
+            f"| {_ms(lat)} |"
         )
-        commands.append(str(any_rec["command"]))
+        commands.append(str(done[0]["command"]).replace(f"{ROOT}/", ""))
     lines += [
         "",
-        "Commands (seed shown for the first finished seed; the others differ only in `--seed` and "
-        "the `_s<seed>` file names):",
+        "Commands (the first finished seed; the others differ only in `--seed` and the "
+        "`_s<seed>` file names):",
         "",
         "```",
         *commands,
