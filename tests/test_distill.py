@@ -106,14 +106,19 @@ def test_pkkd_without_adder_layers_is_an_error() -> None:
 
 # CLI: each method distils from a teacher of another architecture (same input and classes).
 @pytest.mark.parametrize(
-    ("method", "kd_loss"),
-    [("quant", "kd"), ("binary", "skd"), ("adder", "kd")],
+    ("method", "kd_loss", "extra"),
+    [
+        ("quant", "kd", []),
+        ("binary", "skd", []),
+        ("adder", "kd", []),
+        ("prune", "skd", ["--ratio", "0.5", "--quant-epochs", "1"]),
+    ],
 )
 def test_cli_accepts_kd_for_each_method(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], method: str, kd_loss: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], method: str, kd_loss: str, extra: list[str]
 ) -> None:
     out = tmp_path / "s.pt"
-    argv = ["compress", "lenet_digits", "--method", method, "--kd", "dwsep_digits"]
+    argv = ["compress", "lenet_digits", "--method", method, "--kd", "dwsep_digits", *extra]
     argv += ["--kd-loss", kd_loss, "--fp32-epochs", "1", "--epochs", "1", "--out", str(out)]
     assert main(argv) == 0, capsys.readouterr().err
     from autochip.compress.checkpoint import read_checkpoint
