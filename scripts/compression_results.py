@@ -261,8 +261,9 @@ def render(setup: Setup, seeds: list[int], out: Path) -> str:
         f"`{setup.model}` on {setup.data}; mean ± sample standard deviation over the seeds "
         f"that finished (`n` of {', '.join(map(str, seeds))}); one value when `n` is 1. Δ is the "
         f"accuracy minus that of {against}, in points. Epochs: fine-tuning epochs over the "
-        f"training set. Latency: `autochip predict CKPT --hw {setup.hw}` (one int8 MAC core; "
-        "xnor and adder layers costed as its MAC).",
+        f"training set. Params: `autochip inspect CKPT` (a compressed checkpoint's include its "
+        f"quantisers' step sizes). Latency: `autochip predict CKPT --hw {setup.hw}` (one int8 "
+        "MAC core; xnor and adder layers costed as its MAC).",
         "",
         "| model | epochs | n | accuracy % | Δ (points) | target loss | integer accuracy % "
         "| agreement % | MACs | params | latency µs |",
@@ -284,12 +285,16 @@ def render(setup: Setup, seeds: list[int], out: Path) -> str:
         label, epochs = row.label, _epochs(row)
         if row.base:
             fp = [100 * _f(r, "accuracy_fp32") for r in done]
+            fp_ckpt = setup.start or str(out / f"fp32_s{seeds[0]}.fp32.pt")
+            fp_info = json.loads(_cli(["inspect", fp_ckpt, "--json"]))
+            fp_macs, fp_params = f"{fp_info['total_macs']:,}", f"{fp_info['total_params']:,}"
             n_fp = "1" if setup.start else str(len(done))
             fp_epochs = (
                 f"{setup.fp32_epochs} (checkpoint)" if setup.start else str(setup.fp32_epochs)
             )
             lines.append(
-                f"| FP32 | {fp_epochs} | {n_fp} | {_ms(fp)} | — | — | — | — | {macs} | {params} "
+                f"| FP32 | {fp_epochs} | {n_fp} | {_ms(fp)} | — | — | — | — | {fp_macs} "
+                f"| {fp_params} "
                 "| — |"
             )
             label, epochs = "int8 post-training (no fine-tuning)", "0"
