@@ -10,9 +10,11 @@ DEMO_OUT ?= build/demo
 .PHONY: setup demo test lint pytest bench clean
 
 $(STAMP): pyproject.toml
-	@# Icarus Verilog, the second simulator, has no PyPI package: Debian's is the one dependency
-	@# installed outside pip (needs root, as on CI and the developer machines).
+	@# Icarus Verilog, the second simulator, and the Fashion-MNIST data set have no PyPI package:
+	@# Debian's are installed outside pip (needs root, as on CI and the developer machines).
 	command -v iverilog >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog; }
+	@# Fashion-MNIST (compress --data fashion-mnist) from Debian's dataset-fashion-mnist package.
+	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -1,4 +1,4 @@
-"""Compress a model (quantise, binarise or adder layers), export integers, check agreement.
+"""Compress a model (quantise, binarise, adder layers or prune), export integers, check agreement.
 
 Trains the FP32 model first (or loads it: MODEL may be an FP32 checkpoint), converts it with the
 method's policy (first and last layers int8), calibrates, trains the compressed model, exports it
@@ -8,6 +8,16 @@ one, the FP32 model beside it as <stem>.fp32.pt (usable as --kd TEACHER).
 
   autochip compress lenet_digits --method quant --bits 8/8 --data digits --epochs 30 --out q8.pt
   autochip compress lenet_digits --method adder --kd q8.fp32.pt --epochs 30 --out adder_kd.pt
+  autochip compress lenet_digits --method binary --kd q8.fp32.pt --kd-loss skd --out b.pt
+
+--method prune removes channels or residual blocks (docs/compression.md, Pruning), fine-tunes the
+smaller FP32 model for --epochs, then quantises it at --bits like --method quant
+(--quant-epochs); <stem>.fp32.pt is the pruned FP32 model:
+
+  autochip compress models/lenet5_fashion.fp32.pt --method prune --ratio 0.5 \
+      --data fashion-mnist --out p.pt
+  autochip compress models/resnet8_fashion.fp32.pt --method prune --latency-budget 4e-5 \
+      --platform asic-45nm --data fashion-mnist --out p.pt
 """
 
 from __future__ import annotations
@@ -26,9 +36,11 @@ import torch
 from torch import nn
 
 from autochip._safeio import output_file_problems, user_code
+from autochip.compress import prune as pr
 from autochip.compress.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from autochip.compress.convert import convert
 from autochip.compress.data import Dataset, load_data
+from autochip.compress.distill import KD_LOSSES
 from autochip.compress.export import export_integer
 from autochip.compress.policy import parse_bits, policy_for_method
 from autochip.compress.train import TrainConfig, calibrate, evaluate, logits, seed_everything, train
@@ -39,23 +51,40 @@ from autochip.reference import run as run_integer
 __all__ = ["add_arguments", "run"]
 
 FP32_LR = 3e-3
-METHOD_LR = {"quant": 1e-3, "binary": 1e-2, "adder": 2e-2}
-METHOD_EPOCHS = {"quant": 30, "binary": 30, "adder": 60}
+METHOD_LR = {"quant": 1e-3, "binary": 1e-2, "adder": 2e-2, "prune": 1e-3}
+METHOD_EPOCHS = {"quant": 30, "binary": 30, "adder": 60, "prune": 10}
+PRUNE_QUANT_EPOCHS = 3
 FP32_EPOCHS = 30
 CALIBRATION_SAMPLES = 512
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="zoo name, .py file or FP32 checkpoint .pt")
-    p.add_argument("--method", required=True, choices=["quant", "binary", "adder"])
+    p.add_argument("--method", required=True, choices=["quant", "binary", "adder", "prune"])
     p.add_argument("--bits", default="8/8", help="W/A bits 2..8 for quant and adder (8/8)")
-    p.add_argument("--kd", metavar="TEACHER", help="FP32 teacher: checkpoint .pt or MODEL spec")
-    p.add_argument("--data", default="digits", help="digits, or a CIFAR-10 / image folder path")
+    p.add_argument(
+        "--kd",
+        metavar="TEACHER",
+        help="FP32 teacher to distil from: zoo name, .py file or FP32 checkpoint .pt",
+    )
+    p.add_argument(
+        "--kd-loss",
+        choices=KD_LOSSES,
+        default=None,
+        help="distillation loss with --kd: kd (Hinton), skd (spherical), pkkd (adder only); "
+        "default pkkd for adder, kd otherwise",
+    )
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="digits, fashion-mnist[:DIR] (Debian's idx files), or a CIFAR-10 / image folder path",
+    )
     p.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="epochs of compressed training (quant 30, binary 30, adder 60)",
+        help="epochs of compressed training (quant 30, binary 30, adder 60; prune: FP32 "
+        "fine-tuning of the pruned model, 10)",
     )
     p.add_argument("--fp32-epochs", type=int, default=FP32_EPOCHS, help="FP32 epochs (30)")
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
@@ -77,6 +106,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate of the compressed model")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
+    _prune_arguments(p)
+
+
+def _prune_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pruning (--method prune)")
+    g.add_argument("--ratio", type=float, help="fraction of the network's MACs to remove (0..1)")
+    g.add_argument("--macs", type=int, help="MACs to keep at most")
+    g.add_argument("--latency-budget", type=float, metavar="S", help="predicted latency (s)")
+    g.add_argument("--blocks", type=int, help="residual blocks to remove (--criterion block)")
+    g.add_argument("--hw", metavar="HW.yaml", help="accelerator of --latency-budget")
+    g.add_argument("--platform", metavar="NAME", help="platform of --latency-budget")
+    g.add_argument(
+        "--criterion",
+        choices=pr.CRITERIA,
+        default=None,
+        help="l1 filter norms (default), hw: predicted latency per lost importance (default "
+        "with --latency-budget), block: residual blocks by linear-probe discrimination",
+    )
+    g.add_argument(
+        "--early-bird",
+        type=float,
+        metavar="D",
+        help="stop FP32 pre-training once the pruning mask moves less than D (0..1) for 3 epochs",
+    )
+    g.add_argument(
+        "--quant-epochs",
+        type=int,
+        default=PRUNE_QUANT_EPOCHS,
+        help=f"quantisation-aware epochs after pruning ({PRUNE_QUANT_EPOCHS})",
+    )
 
 
 def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
@@ -96,8 +155,18 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
         problems.append(f"--batch-size: expected an integer >= 1, found {args.batch_size}")
     if args.threads < 1:
         problems.append(f"--threads: expected an integer >= 1, found {args.threads}")
+    if args.kd_loss is not None and not args.kd:
+        problems.append(f"--kd-loss {args.kd_loss}: expected --kd TEACHER beside it, found none")
+    if args.kd_loss == "pkkd" and args.method != "adder":
+        problems.append(
+            f"--kd-loss pkkd: distils adder layers, expected --method adder, found "
+            f"--method {args.method} (use kd or skd)"
+        )
+    if args.kd and args.kd_loss is None:
+        args.kd_loss = "pkkd" if args.method == "adder" else "kd"
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr: expected a positive number, found {args.lr}")
+    problems += _prune_problems(args)
     out = Path(args.out)
     if out.suffix != ".pt":
         problems.append(f"--out: expected a checkpoint path ending in .pt, found '{args.out}'")
@@ -110,6 +179,90 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
     if problems:
         raise SpecError("autochip compress", problems)
     return bits, out
+
+
+def _prune_problems(args: argparse.Namespace) -> list[str]:
+    opts = ("ratio", "macs", "latency_budget", "blocks", "hw", "platform", "criterion")
+    given = [f"--{o.replace('_', '-')}" for o in opts if getattr(args, o) is not None]
+    if args.early_bird is not None:
+        given.append("--early-bird")
+    if args.method != "prune":
+        return [f"{g}: a pruning option, expected --method prune beside it" for g in given]
+    out: list[str] = []
+    targets = [
+        t for t in ("ratio", "macs", "latency_budget", "blocks") if getattr(args, t) is not None
+    ]
+    if len(targets) != 1:
+        out.append(
+            "--method prune: expected one target, --ratio R, --macs N, --latency-budget S or "
+            f"--blocks N, found {len(targets)}"
+        )
+    if args.ratio is not None and not (math.isfinite(args.ratio) and 0 < args.ratio < 1):
+        out.append(f"--ratio: expected a fraction of MACs to remove, 0 < R < 1, found {args.ratio}")
+    if args.macs is not None and args.macs < 1:
+        out.append(f"--macs: expected an integer >= 1, found {args.macs}")
+    if args.blocks is not None and args.blocks < 1:
+        out.append(f"--blocks: expected an integer >= 1, found {args.blocks}")
+    lb = args.latency_budget
+    if lb is not None and not (math.isfinite(lb) and lb > 0):
+        out.append(f"--latency-budget: expected seconds > 0, found {lb}")
+    if args.criterion is None:
+        args.criterion = "block" if args.blocks else "hw" if lb is not None else "l1"
+    if (lb is not None or args.criterion == "hw") and not (args.hw or args.platform):
+        out.append("--latency-budget / --criterion hw: expected --hw HW.yaml or --platform NAME")
+    if args.blocks is not None and args.criterion != "block":
+        out.append(
+            f"--blocks: removes residual blocks, expected --criterion block, found {args.criterion}"
+        )
+    eb = args.early_bird
+    if eb is not None and not (math.isfinite(eb) and 0 <= eb <= 1):
+        out.append(f"--early-bird: expected a mask distance 0..1, found {eb}")
+    if args.quant_epochs < 0:
+        out.append(f"--quant-epochs: expected an integer >= 0, found {args.quant_epochs}")
+    return out
+
+
+def _pruner(model: nn.Module, example: torch.Tensor, args: argparse.Namespace) -> pr.Pruner:
+    """The model's pruning analysis with the predictor of --hw / --platform; targets checked."""
+    from autochip.hw.platform import load_platform
+    from autochip.hw.spec import load_hardware_spec
+
+    latency = None
+    if args.hw or args.platform:
+        platform = load_platform(args.platform or "asic-45nm")
+        hw = load_hardware_spec(args.hw) if args.hw else platform.default_hw
+        latency = pr.latency_fn(hw, platform, example)
+    pruner = pr.Pruner(copy.deepcopy(model), example, latency)
+    pruner.check(_target(args, pruner.macs_before))
+    return pruner
+
+
+def _target(args: argparse.Namespace, macs_before: int) -> pr.PruneTarget:
+    macs = args.macs
+    if args.ratio is not None:
+        macs = math.floor(macs_before * (1.0 - args.ratio))
+    return pr.PruneTarget(args.criterion, macs, args.latency_budget, args.blocks)
+
+
+def _prune(
+    pruner: pr.Pruner,
+    fp: nn.Module,
+    data: Dataset,
+    args: argparse.Namespace,
+    teacher: nn.Module | None,
+) -> tuple[nn.Module, pr.PruneResult]:
+    """Prune the trained FP32 model to the target, then fine-tune it (with --kd, distilled)."""
+    pruner.model = copy.deepcopy(fp).eval()
+    plan, scores = pruner.plan(_target(args, pruner.macs_before), data, args.seed)
+    res = pruner.result(plan, scores)
+    cfg = TrainConfig(
+        epochs=args.epochs, lr=FP32_LR / 3, batch_size=args.batch_size, seed=args.seed
+    )
+    train(
+        res.model, data, cfg, desc="prune fine-tune", teacher=teacher, kd_loss=args.kd_loss or "kd"
+    )
+    res.model.eval()
+    return res.model, res
 
 
 def _load_fp32(
@@ -153,6 +306,60 @@ def _check_outputs(model: nn.Module, example: torch.Tensor, data: Dataset, spec:
         )
 
 
+def _check_teacher(
+    teacher: nn.Module, example: torch.Tensor, t_example: torch.Tensor, data: Dataset, spec: str
+) -> None:
+    """The teacher must take MODEL's input and give MODEL's output shape (N, classes)."""
+    n = len(data.classes)
+    if tuple(t_example.shape[1:]) != tuple(example.shape[1:]):
+        raise CompressionError(
+            f"--kd TEACHER '{spec}': expected MODEL's input shape {tuple(example.shape[1:])}, "
+            f"found {tuple(t_example.shape[1:])}"
+        )
+    was = teacher.training
+    teacher.eval()
+    with torch.no_grad():
+        out = teacher(example)
+    teacher.train(was)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (example.shape[0], n):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise CompressionError(
+            f"--kd TEACHER '{spec}': expected logits of shape ({example.shape[0]}, {n}) like "
+            f"MODEL's for the {n} classes of {data.name}, found {shape}"
+        )
+
+
+def _start_and_teacher(
+    model: nn.Module,
+    example: torch.Tensor,
+    pretrained: bool,
+    data: Dataset,
+    args: argparse.Namespace,
+) -> tuple[nn.Module, nn.Module | None, bool]:
+    """(FP32 start of the student, teacher or None, whether the start was loaded, not trained).
+
+    Without --kd the start is MODEL (trained here unless it is a checkpoint). With --kd TEACHER
+    of MODEL's architecture and an untrained MODEL, the teacher is also the start (it is trained
+    once); otherwise MODEL and TEACHER are loaded or trained separately. PKKD needs MODEL's
+    architecture. The teacher is checked before any training.
+    """
+    if not args.kd:
+        return _fp32(model, pretrained, data, args, "fp32"), None, pretrained
+    teacher, t_example, _, t_pretrained = _load_fp32(args.kd, "--kd TEACHER", args.model_code)
+    _check_teacher(teacher, example, t_example, data, args.kd)
+    same = _same_architecture(teacher, model)
+    if args.kd_loss == "pkkd" and not same:
+        raise CompressionError(
+            f"--kd TEACHER '{args.kd}': --kd-loss pkkd expected MODEL '{args.model}''s "
+            "architecture (it matches layers by name and shape), found another one"
+        )
+    if same and not pretrained:
+        fp = _fp32(teacher, t_pretrained, data, args, "fp32 teacher")
+        return fp, copy.deepcopy(fp), t_pretrained
+    fp = _fp32(model, pretrained, data, args, "fp32")
+    return fp, _fp32(teacher, t_pretrained, data, args, "fp32 teacher"), pretrained
+
+
 def _same_architecture(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
@@ -165,7 +372,14 @@ def _fp32(
         cfg = TrainConfig(
             epochs=args.fp32_epochs, lr=FP32_LR, batch_size=args.batch_size, seed=args.seed
         )
-        train(model, data, cfg, desc=desc)
+        eb = getattr(args, "pruner", None)
+        if eb is not None and args.early_bird is not None and desc == "fp32":
+            counts = eb.early_bird_counts(_target(args, eb.macs_before))
+            args.fp32_epochs_run, _ = pr.early_bird_train(
+                model, data, cfg, eb.an, counts, args.early_bird
+            )
+        else:
+            train(model, data, cfg, desc=desc)
     model.eval()
     return model
 
@@ -178,7 +392,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     bits, out = _check(args)
-    policy = policy_for_method(args.method, bits, args.estimator)
+    policy = policy_for_method(
+        "quant" if args.method == "prune" else args.method, bits, args.estimator
+    )
     policy = dataclasses.replace(policy, calibration=args.calibration, steps=args.steps)
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
@@ -187,25 +403,26 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     data = load_data(args.data, tuple(example.shape[1:]))
     _check_outputs(model, example, data, args.model)
     export_integer(convert(model, policy), example)  # fail before training if it cannot export
-    teacher_pretrained = pretrained
-    if args.kd:
-        teacher, _, _, teacher_pretrained = _load_fp32(args.kd, "--kd TEACHER", args.model_code)
-        if not _same_architecture(teacher, model):
-            raise CompressionError(
-                f"--kd TEACHER '{args.kd}' must have the same architecture as MODEL "
-                f"'{args.model}' (distillation matches layers by name and shape)"
-            )
-        fp = _fp32(teacher, teacher_pretrained, data, args, "fp32 teacher")
-    else:
-        fp = _fp32(model, pretrained, data, args, "fp32")
+    pruned_meta = read_checkpoint(args.model)["meta"].get("pruned") if pretrained else None
+    if args.method == "prune":
+        if args.early_bird is not None and pretrained:
+            raise CompressionError("--early-bird: stops FP32 training, expected an untrained MODEL")
+        args.pruner = _pruner(model, example, args)  # targets checked before any training
+    fp, teacher_model, teacher_pretrained = _start_and_teacher(
+        model, example, pretrained, data, args
+    )
     acc_fp32 = evaluate(fp, data.x_test, data.y_test)
+    pres = None
+    if args.method == "prune":
+        fp, pres = _prune(args.pruner, fp, data, args, teacher_model)
+        pruned_meta = pres.plan.to_meta(fp)
+        acc_pruned = evaluate(fp, data.x_test, data.y_test)
 
     seed_everything(args.seed)
     student = convert(fp, policy)
     calibrate(student, data.x_train[:CALIBRATION_SAMPLES], policy.calibration)
-    teacher_model = copy.deepcopy(fp) if args.kd else None
     cfg = TrainConfig(
-        epochs=args.epochs,
+        epochs=args.quant_epochs if args.method == "prune" else args.epochs,
         lr=args.lr or METHOD_LR[args.method],
         batch_size=args.batch_size,
         seed=args.seed,
@@ -216,7 +433,7 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         cfg,
         desc=args.method,
         teacher=teacher_model,
-        pkkd=args.method == "adder" and teacher_model is not None,
+        kd_loss=args.kd_loss or "kd",
     )
     acc = evaluate(student, data.x_test, data.y_test)
 
@@ -236,19 +453,26 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         "epochs": args.epochs,
         "seed": args.seed,
         "kd": args.kd,
+        "kd_loss": args.kd_loss,
         "accuracy_fp32": acc_fp32,
         "accuracy": acc,
         "accuracy_integer": acc_int,
         "agreement": agreement,
         "max_logit_diff_lsb": max_diff,
     }
+    fp_meta: dict[str, Any] = {"method": "fp32", "accuracy": acc_fp32}
+    if pruned_meta is not None:
+        meta["pruned"] = fp_meta["pruned"] = pruned_meta
+    if pres is not None:
+        meta.update(_prune_report(args, pres, acc_pruned))
+        fp_meta.update(accuracy=acc_pruned, accuracy_dense=acc_fp32)
     npz = out.with_suffix(".npz")
     fp_path = out.with_name(out.stem + ".fp32.pt")
     save_integer_model(integer, npz)  # atomic (temp + rename), as the checkpoints
     save_checkpoint(out, spec, policy, student, meta)
     written = [str(out), str(npz)]
-    if not teacher_pretrained:
-        save_checkpoint(fp_path, spec, None, fp, {"method": "fp32", "accuracy": acc_fp32})
+    if not teacher_pretrained or pres is not None:
+        save_checkpoint(fp_path, spec, None, fp, fp_meta)
         written.append(str(fp_path))
 
     result = {
@@ -260,12 +484,19 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         "checkpoint": str(out),
         "integer_model": str(npz),
     }
+    if pres is not None:
+        result.update({k: v for k, v in meta.items() if k in _PRUNE_KEYS})
     if args.json:
         print(json.dumps(result, indent=2), file=stdout)
     else:
         label = meta["bits"] if args.method != "binary" else "±1"
         print(f"{spec}: {args.method} {label} on {data.name} ({len(y)} test samples)", file=stdout)
         print(f"  accuracy fp32        {100 * acc_fp32:6.2f} %", file=stdout)
+        if pres is not None:
+            print(
+                f"  accuracy pruned fp32 {100 * acc_pruned:6.2f} %  ({_prune_line(meta)})",
+                file=stdout,
+            )
         print(f"  accuracy fake-quant  {100 * acc:6.2f} %", file=stdout)
         print(f"  accuracy integer     {100 * acc_int:6.2f} %", file=stdout)
         print(
@@ -275,3 +506,46 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         )
         print("  wrote " + ", ".join(written), file=stdout)
     return 0
+
+
+_PRUNE_KEYS = (
+    "accuracy_pruned",
+    "criterion",
+    "macs_before",
+    "macs_after",
+    "params_before",
+    "params_after",
+    "latency_before_s",
+    "latency_after_s",
+    "removed_blocks",
+    "fp32_epochs_run",
+)
+
+
+def _prune_report(args: argparse.Namespace, res: pr.PruneResult, acc: float) -> dict[str, Any]:
+    def params(m: nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    rep: dict[str, Any] = {
+        "accuracy_pruned": round(acc, 6),
+        "criterion": args.criterion,
+        "macs_before": res.macs_before,
+        "macs_after": res.macs_after,
+        "params_before": params(args.pruner.model),
+        "params_after": params(res.model),
+        "removed_blocks": list(res.plan.removed_blocks),
+    }
+    if res.latency_before_s is not None:
+        rep.update(latency_before_s=res.latency_before_s, latency_after_s=res.latency_after_s)
+    if getattr(args, "fp32_epochs_run", None) is not None:
+        rep["fp32_epochs_run"] = args.fp32_epochs_run
+    return rep
+
+
+def _prune_line(meta: dict[str, Any]) -> str:
+    text = f"{meta['criterion']}: MACs {meta['macs_before']:,} -> {meta['macs_after']:,}"
+    if "latency_after_s" in meta:
+        text += f", latency {meta['latency_before_s']:.4g} -> {meta['latency_after_s']:.4g} s"
+    if meta["removed_blocks"]:
+        text += ", removed " + ", ".join(meta["removed_blocks"])
+    return text

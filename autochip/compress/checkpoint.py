@@ -130,6 +130,10 @@ def load_checkpoint(
             f"checkpoint '{path}': cannot rebuild model '{spec}': {exc}"
         ) from None
     model: nn.Module = loaded.model
+    if "pruned" in data["meta"]:  # a pruned model: the original with smaller tensors
+        from autochip.compress.prune import restructure
+
+        model = restructure(model, data["meta"]["pruned"])
     if data.get("policy") is not None:
         if not isinstance(data["policy"], dict):
             raise CompressionError(f"checkpoint '{path}': field 'policy' is malformed")

@@ -4,12 +4,19 @@
   pixels scaled from 0..16 to 0..1, a fixed stratified 80/20 train/test split (seed 0).
 * CIFAR-10: a directory with the python-pickle batches ``data_batch_1`` .. ``data_batch_5`` and
   ``test_batch`` (the ``cifar-10-batches-py`` folder), pixels scaled to 0..1.
+* Fashion-MNIST: the four idx files (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+  ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``, gzipped or not) in
+  ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist`` package) or a folder
+  the user names: 60,000 training and 10,000 test images [N, 1, 28, 28], pixels scaled to 0..1,
+  the official split.
 * ImageNet-style folders: ``ROOT/train/<class>/*.png|jpg`` and ``ROOT/val/<class>/...`` (or only
   ``ROOT/<class>/...``, then split 80/20 with seed 0), resized to the model's input size.
 """
 
 from __future__ import annotations
 
+import gzip
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +28,40 @@ from torch import Tensor
 
 from autochip.errors import CompressionError
 
-__all__ = ["Dataset", "load_cifar10", "load_data", "load_digits", "load_image_folder"]
+__all__ = [
+    "FASHION_MNIST_DIR",
+    "Dataset",
+    "load_cifar10",
+    "load_data",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "read_idx",
+]
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_INSTALL = "apt-get install dataset-fashion-mnist"
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+_FASHION_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+IDX_MAX_BYTES = 1 << 28  # 256 MiB of payload: far above Fashion-MNIST's 47 MB, far below harm
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp"}
 
 
@@ -135,6 +172,98 @@ def load_cifar10(root: str | Path) -> Dataset:
     return _dataset("cifar10", parts, tuple(names))
 
 
+def read_idx(path: str | Path, ndim: int, max_items: int | None = None) -> np.ndarray:
+    """An unsigned-byte idx array (LeCun's MNIST format), gzipped or not, validated before reading.
+
+    The header (magic ``00 00 08 ndim``, then ``ndim`` big-endian 32-bit sizes) is checked first:
+    type 0x08 (unsigned byte), the expected number of dimensions, sizes >= 1 and a payload of at
+    most :data:`IDX_MAX_BYTES`; only then is the payload read, and it must have exactly that size.
+    ``max_items`` reads only the first items (a slice along the first dimension).
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        with gzip.open(p, "rb") if gz else p.open("rb") as f:
+            head = f.read(4)
+            if len(head) != 4 or head[:3] != b"\x00\x00\x08" or head[3] != ndim:
+                raise CompressionError(
+                    f"idx file '{p}': expected magic 00 00 08 {ndim:02x} (unsigned bytes, {ndim} "
+                    f"dimensions), found {head.hex(' ') or 'an empty file'}"
+                )
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) != 4 * ndim:
+                raise CompressionError(f"idx file '{p}': the header ends before its {ndim} sizes")
+            dims = [int.from_bytes(dims_raw[4 * i : 4 * i + 4], "big") for i in range(ndim)]
+            if min(dims) < 1:
+                raise CompressionError(f"idx file '{p}': expected sizes >= 1, found {dims}")
+            per_item = math.prod(dims[1:])
+            total = dims[0] * per_item
+            if total > IDX_MAX_BYTES:
+                raise CompressionError(
+                    f"idx file '{p}': sizes {dims} mean {total} bytes, over the limit of "
+                    f"{IDX_MAX_BYTES} (IDX_MAX_BYTES)"
+                )
+            n = dims[0] if max_items is None else min(dims[0], max_items)
+            payload = f.read(n * per_item)
+            if len(payload) != n * per_item or (n == dims[0] and f.read(1)):
+                raise CompressionError(
+                    f"idx file '{p}': header sizes {dims} promise {total} bytes of data, the "
+                    "file holds " + ("fewer" if len(payload) != n * per_item else "more")
+                )
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise CompressionError(f"idx file '{p}': cannot read it ({exc})") from None
+    return np.frombuffer(payload, dtype=np.uint8).reshape([n, *dims[1:]])
+
+
+def _idx_file(root: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def load_fashion_mnist(root: str | Path | None = None, limit: int | None = None) -> Dataset:
+    """Fashion-MNIST's idx files in ``root`` (default :data:`FASHION_MNIST_DIR`).
+
+    ``limit`` reads only the first ``limit`` images of each split (for quick tests).
+    """
+    r = FASHION_MNIST_DIR if root is None else Path(root)
+    files = {k: _idx_file(r, stem) for k, stem in _FASHION_FILES.items()}
+    missing = [_FASHION_FILES[k] + "[.gz]" for k, f in files.items() if f is None]
+    if missing:
+        hint = (
+            f"; install Debian's package: {FASHION_MNIST_INSTALL}"
+            if root is None
+            else f", or install Debian's package ({FASHION_MNIST_INSTALL}) and use "
+            "--data fashion-mnist"
+        )
+        raise CompressionError(
+            f"Fashion-MNIST: expected the idx files {', '.join(missing)} in '{r}', found "
+            f"{'no directory' if not r.is_dir() else 'them missing'}{hint}"
+        )
+    x: dict[str, np.ndarray] = {}
+    for k, f in files.items():
+        assert f is not None
+        x[k] = read_idx(f, 3 if k.startswith("x") else 1, limit)
+    for split in ("train", "test"):
+        xs, ys = x["x_" + split], x["y_" + split]
+        if xs.shape[1:] != (28, 28) or len(xs) != len(ys):
+            raise CompressionError(
+                f"Fashion-MNIST in '{r}': expected {split} images [N, 28, 28] and N labels, found "
+                f"images {list(xs.shape)} and {len(ys)} labels"
+            )
+        if int(ys.max()) >= len(FASHION_MNIST_CLASSES):
+            raise CompressionError(
+                f"Fashion-MNIST in '{r}': expected {split} labels 0..9, found {int(ys.max())}"
+            )
+    parts = tuple(
+        (x[k].astype(np.float32)[:, None] / 255.0) if k.startswith("x") else x[k]
+        for k in ("x_train", "x_test", "y_train", "y_test")
+    )
+    return _dataset("fashion-mnist", parts, FASHION_MNIST_CLASSES)
+
+
 def _read_images(
     folder: Path, classes: list[str], size: tuple[int, int], channels: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -190,15 +319,22 @@ def load_image_folder(root: str | Path, sample_shape: tuple[int, int, int]) -> D
 
 
 def load_data(spec: str, sample_shape: tuple[int, ...]) -> Dataset:
-    """``digits``, a CIFAR-10 batches folder, or an image-class folder, for a model input shape."""
+    """``digits``, ``fashion-mnist[:DIR]``, or a folder (CIFAR-10 batches, Fashion-MNIST idx
+    files or image classes), for a model input shape."""
     if spec == "digits":
         data = load_digits()
+    elif spec == "fashion-mnist" or spec.startswith("fashion-mnist:"):
+        _, _, folder = spec.partition(":")
+        data = load_fashion_mnist(folder or None)
+    elif Path(spec).is_dir() and _idx_file(Path(spec), _FASHION_FILES["x_train"]) is not None:
+        data = load_fashion_mnist(spec)
     else:
         p = Path(spec)
         if not p.is_dir():
             raise CompressionError(
-                f"--data: expected 'digits' or a dataset folder (CIFAR-10 python batches or "
-                f"class folders of images), found no directory at '{spec}'"
+                f"--data: expected 'digits' or a dataset folder (CIFAR-10 python batches, "
+                f"Fashion-MNIST idx files or class folders of images) or 'fashion-mnist[:DIR]', "
+                f"found no directory at '{spec}'"
             )
         if any(p.glob("data_batch_*")) or (p / "test_batch").exists():
             data = load_cifar10(p)

@@ -1,4 +1,4 @@
-"""Training loops: FP32, quantisation-aware / binary / adder training, KD and PKKD; calibration.
+"""Training loops: FP32, quantisation-aware / binary / adder training, distillation; calibration.
 
 Deterministic: batch order comes from a ``torch.Generator`` seeded per run and epoch, and the CLI
 sets the global seed and a fixed thread count.
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from autochip._progress import bar as progress_bar
 from autochip.compress.adder import ADDER_ETA, AdderConv2d, AdderLinear, scale_adder_gradients
 from autochip.compress.data import Dataset
-from autochip.compress.distill import Pkkd, kd_loss
+from autochip.compress.distill import Distiller
 from autochip.compress.quant import QuantAct, calibrate_scale
 
 MIN_STEP = 1e-6  # quantiser steps stay positive
@@ -36,8 +36,9 @@ class TrainConfig:
     batch_size: int = 32
     weight_decay: float = 0.0
     seed: int = 0
-    kd_weight: float = 1.0  # weight of the logit-KD term when a teacher is given
+    kd_weight: float = 1.0  # weight of the logit term (KD / SKD) when a teacher is given
     feature_weight: float = 1.0  # weight of PKKD's kernel-feature term
+    teacher_lr_factor: float = 0.1  # PKKD: the teacher trains with lr * this
     adder_eta: float = ADDER_ETA
     # LSQ's gradient scale is meant for SGD; under Adam the step sizes move by ~lr per update,
     # so they get a smaller learning rate than the weights.
@@ -125,22 +126,34 @@ def train(
     cfg: TrainConfig,
     desc: str = "train",
     teacher: nn.Module | None = None,
-    pkkd: bool = False,
+    kd_loss: str = "kd",
     progress: bool = True,
 ) -> None:
-    """Train ``model`` on ``data.x_train``; with ``teacher``, add logit KD (and PKKD features).
+    """Train ``model`` on ``data.x_train``; with ``teacher``, add the ``kd_loss`` distillation
+    term (``kd``, ``skd`` or ``pkkd``: :class:`autochip.compress.distill.Distiller`).
 
     With ``pkkd`` the teacher (same architecture, conv layers where the student has adders) is
     trained on the labels alongside the student: PKKD's progressive distillation.
     """
     if cfg.epochs <= 0:
         return
-    distill = Pkkd(model, teacher) if (pkkd and teacher is not None) else None
+    distill = (
+        Distiller(
+            kd_loss,
+            model,
+            teacher,
+            kd_weight=cfg.kd_weight,
+            feature_weight=cfg.feature_weight,
+            teacher_lr=cfg.lr * cfg.teacher_lr_factor,
+        )
+        if teacher is not None
+        else None
+    )
     named = list(model.named_parameters())
     named = [(n, p) for n, p in named if p.requires_grad]
     steps_ = [p for n, p in named if n.endswith("scale")]
     others = [p for n, p in named if not n.endswith("scale")]
-    others += list(distill.parameters()) if distill else []
+    others += distill.parameters() if distill else []
     groups: list[dict[str, Any]] = [
         {"params": others},
         {"params": steps_, "lr": cfg.lr * cfg.step_lr_factor},
@@ -152,12 +165,6 @@ def train(
     )
     steps = cfg.epochs * ((len(data.x_train) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    t_opt = None
-    if teacher is not None and pkkd:
-        t_opt = torch.optim.Adam(teacher.parameters(), lr=cfg.lr * 0.1)
-        teacher.train()
-    elif teacher is not None:
-        teacher.eval()
     adders = _has_adders(model)
     model.train()
     # Bars are for people at a terminal; a log file would get a \r update every half second.
@@ -165,21 +172,11 @@ def train(
     try:
         for epoch in range(cfg.epochs):
             for xb, yb in batches(data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch):
+                t_out = distill.teacher_logits(xb, yb) if distill is not None else None
                 out = model(xb)
                 loss = F.cross_entropy(out, yb)
-                if teacher is not None:
-                    if t_opt is not None:
-                        t_out = teacher(xb)
-                        t_loss = F.cross_entropy(t_out, yb)
-                        t_opt.zero_grad()
-                        t_loss.backward()  # type: ignore[no-untyped-call]
-                        t_opt.step()
-                    else:
-                        with torch.no_grad():
-                            t_out = teacher(xb)
-                    loss = loss + cfg.kd_weight * kd_loss(out, t_out.detach())
-                    if distill is not None:
-                        loss = loss + cfg.feature_weight * distill.loss()
+                if distill is not None and t_out is not None:
+                    loss = loss + distill.loss(out, t_out)
                 opt.zero_grad()
                 loss.backward()  # type: ignore[no-untyped-call]
                 if adders:
