@@ -189,13 +189,13 @@ def check_model(model: Any) -> list[str]:
     for i, op in enumerate(model.ops):
         where = f"ops[{i}]"
         if not isinstance(op, r.ComputeOp | r.MaxPoolOp | r.SumPoolOp | r.RescaleOp |
-                          r.SubsampleOp | r.PadOp | r.FlattenOp):  # fmt: skip
+                          r.SubsampleOp | r.PadOp | r.FlattenOp | r.ConcatOp):  # fmt: skip
             c.err(where, f"expected an op, found {type(op).__name__}")
             return c.problems
         if not c.name(op.name, f"{where}.name") or not c.name(op.output, f"{where}.output"):
             return c.problems
         where = f"op '{op.name}'"
-        srcs = op.inputs if isinstance(op, r.RescaleOp) else (op.input,)
+        srcs = op.inputs if isinstance(op, r.RescaleOp | r.ConcatOp) else (op.input,)
         if not isinstance(srcs, tuple) or not srcs:
             c.err(where, "expected at least one input")
             return c.problems
@@ -248,6 +248,11 @@ def _op_shape(
             c.err(where, f"expected inputs of one shape, found {ins}")
             return None
         return x if ok else None
+    if isinstance(op, r.ConcatOp):  # channels (axis 1) of C x H x W tensors of one H x W
+        if any(len(s) != 3 or s[1:] != x[1:] for s in ins):
+            c.err(where, f"expected C x H x W inputs of one height and width, found {ins}")
+            return None
+        return (sum(s[0] for s in ins), x[1], x[2])
     if len(x) != 3 and not (isinstance(op, r.ComputeOp) and op.layer == "linear"):
         c.err(where, f"expected a C x H x W input, found shape {x}")
         return None
@@ -267,8 +272,12 @@ def _op_shape(
         ok &= c.ints(pad, 2, 0, w, f"{where}.padding", "MAX_WINDOW")
         if not ok:
             return None
-        ph = _window_out(c, x[1], op.kernel[0], op.stride[0], pad[0], 1, where)
-        pw = _window_out(c, x[2], op.kernel[1], op.stride[1], pad[1], 1, where)
+        ceil = isinstance(op, r.MaxPoolOp) and bool(op.ceil_mode)
+        eh = r._ceil_extra(x[1], op.kernel[0], op.stride[0], pad[0]) if ceil else 0
+        ew = r._ceil_extra(x[2], op.kernel[1], op.stride[1], pad[1]) if ceil else 0
+        # ceil_mode: the reference pads eh / ew more rows / columns at the bottom / right
+        ph = _window_out(c, x[1] + eh, op.kernel[0], op.stride[0], pad[0], 1, where)
+        pw = _window_out(c, x[2] + ew, op.kernel[1], op.stride[1], pad[1], 1, where)
         return None if ph is None or pw is None else (x[0], ph, pw)
     return _compute_shape(c, op, x, where)
 
