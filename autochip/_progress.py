@@ -7,6 +7,11 @@ stdout is never touched. Two shapes:
 - :class:`Stages`: a bar over named stages of one long job (Verilator build, simulation, Yosys,
   nextpnr). Library functions take it as an optional callback ``progress(label)``, called
   when a stage starts; while a stage runs, the bar's clock keeps ticking.
+- :class:`Counter`: a bar over a count reported as ``progress(done, total)`` (simulated cycles,
+  designs evaluated), where the total may be refined as the job goes.
+
+Both draw on their own copy of the terminal's descriptor: tool runs redirect fd 2 to their log
+files (``autochip.builder.core_sim``), and the bar must not end up there.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-__all__ = ["Stages", "bar", "on_terminal"]
+__all__ = ["Counter", "Stages", "bar", "on_terminal"]
 
 
 def on_terminal() -> bool:
@@ -56,6 +61,14 @@ def bar(
     )
 
 
+def _own_terminal(enabled: bool) -> IO[str] | None:
+    """A private copy of the terminal behind stderr (``None`` when nothing is to be drawn)."""
+    if enabled and on_terminal():
+        with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    return None
+
+
 class Stages:
     """A bar over the ``total`` stages of one job; call it with a stage's label as it starts.
 
@@ -68,12 +81,7 @@ class Stages:
         self.desc = desc
         self.total = total
         self.started = 0
-        # The bar draws on its own copy of the terminal's descriptor: tool runs redirect fd 2
-        # to their log files (autochip.builder.core_sim), and the bar must not end up there.
-        self._own: IO[str] | None = None
-        if enabled and on_terminal():
-            with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
-                self._own = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        self._own = _own_terminal(enabled)
         fmt = "{desc} |{bar}| {n_fmt}/{total_fmt} stages [{elapsed}]"
         self._bar = bar(total, desc, unit="stage", enabled=enabled, file=self._own, bar_format=fmt)
         self._stop = threading.Event()
@@ -108,6 +116,46 @@ class Stages:
             self._own = None
 
     def __enter__(self) -> Stages:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Counter:
+    """A bar over a count: ``with Counter("simulating", "cycle") as progress:`` then
+    ``progress(done, total)`` from the job (any thread); ``total`` may change between calls.
+    ``drawn`` is false off a terminal, where a job may skip the work of reporting."""
+
+    def __init__(self, desc: str, unit: str, *, enabled: bool = True) -> None:
+        self._own = _own_terminal(enabled)
+        self._bar = bar(0, desc, unit=unit, enabled=enabled, file=self._own)
+        self._lock = threading.Lock()
+
+    @property
+    def drawn(self) -> bool:
+        return not self._bar.disable
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar.disable:
+            return
+        with self._lock:
+            self._bar.total = max(total, 1)
+            self._bar.n = min(done, self._bar.total)
+            self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+    def __enter__(self) -> Counter:
         return self
 
     def __exit__(

@@ -20,7 +20,6 @@ unless ``time_s`` ends the search first.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from autochip._progress import Counter
 from autochip.builder.space import Budget, DesignSpace, expert_designs
 from autochip.errors import AutochipError
 from autochip.hw.platform import Platform, load_platform
@@ -167,26 +167,6 @@ def _merge(acc: dict[str, list[Any]], m: dict[str, Any]) -> None:
         acc.setdefault(k, []).append(np.asarray(v)[ok])
 
 
-def _progress(enabled: bool) -> Callable[[int, int], None]:
-    if not enabled:
-        return lambda done, total: None
-
-    state = {"ended": False}
-
-    def show(done: int, total: int) -> None:
-        if state["ended"]:
-            return
-        w = 30
-        f = min(1.0, done / max(total, 1))
-        sys.stderr.write(f"\r  [{'#' * int(w * f):<{w}}] {done:,}/{total:,} designs")
-        if done >= total:
-            sys.stderr.write("\n")
-            state["ended"] = True
-        sys.stderr.flush()
-
-    return show
-
-
 def explore(
     wl: CoreWorkload,
     platform: Platform,
@@ -217,84 +197,86 @@ def explore(
     if strategy == "auto":
         strategy = "exhaustive" if space.size <= samples else "evolve"
     total = space.size if strategy == "exhaustive" else min(samples, space.size)
-    show = _progress(sys.stderr.isatty() if progress is None else progress)
-    runner = _Runner(wl, platform, space, budget, scheduler)
-    t0 = time.perf_counter()
-    # a short timing run sizes the expected time
-    probe = np.unique(np.random.default_rng(seed).integers(0, space.size, 512))
-    tp = time.perf_counter()
-    evaluate_designs(wl, platform, space, budget, probe)
-    rate = len(probe) / max(time.perf_counter() - tp, 1e-9)
-    if announce is not None:
-        announce(
-            f"design space: {space.size:,} designs ({' x '.join(map(str, space.shape))}); "
-            f"{strategy} search of {total:,} designs, expected {total / rate:.1f} s"
-        )
-    acc: dict[str, list[Any]] = {}
-    evaluated = 0
-    deadline = None if time_s is None else t0 + time_s
-    notes: list[str] = []
-    if strategy == "exhaustive":
-        chunks = [np.arange(s, min(s + CHUNK * 4, space.size), dtype=np.int64)
-                  for s in range(0, space.size, CHUNK * 4)]  # fmt: skip
-        for m in runner.map(chunks):
-            _merge(acc, m)
-            evaluated += len(m["flat"])
-            show(evaluated, total)
-            if deadline is not None and time.perf_counter() > deadline:
-                notes.append(f"time budget reached after {evaluated:,} designs")
-                break
-    else:
-        rng = np.random.default_rng(seed)
-        seen: set[int] = set()
-        first = min(total, max(256, total // 4)) if strategy == "evolve" else total
-        warm = np.zeros(0, dtype=np.int64)
-        if strategy == "evolve":  # expert-sized buffers for every array shape: the warm start
-            warm = _fresh(expert_designs(wl, space), seen, first)
-        rand = _fresh(rng.integers(0, space.size, size=first * 2), seen, first - len(warm))
-        batch = np.union1d(warm, rand)
-        best: dict[str, Any] = {}
-        while len(batch) and evaluated < total:
-            ms = runner.map([batch[s : s + CHUNK] for s in range(0, len(batch), CHUNK)])
-            for m in ms:
+    with Counter("explore", "design", enabled=progress is not False) as show:  # terminal only
+        runner = _Runner(wl, platform, space, budget, scheduler)
+        t0 = time.perf_counter()
+        # a short timing run sizes the expected time
+        probe = np.unique(np.random.default_rng(seed).integers(0, space.size, 512))
+        tp = time.perf_counter()
+        evaluate_designs(wl, platform, space, budget, probe)
+        rate = len(probe) / max(time.perf_counter() - tp, 1e-9)
+        if announce is not None:
+            announce(
+                f"design space: {space.size:,} designs ({' x '.join(map(str, space.shape))}); "
+                f"{strategy} search of {total:,} designs, expected {total / rate:.1f} s"
+            )
+        acc: dict[str, list[Any]] = {}
+        evaluated = 0
+        deadline = None if time_s is None else t0 + time_s
+        notes: list[str] = []
+        if strategy == "exhaustive":
+            chunks = [np.arange(s, min(s + CHUNK * 4, space.size), dtype=np.int64)
+                      for s in range(0, space.size, CHUNK * 4)]  # fmt: skip
+            for m in runner.map(chunks):
                 _merge(acc, m)
                 evaluated += len(m["flat"])
-            show(evaluated, total)
-            if deadline is not None and time.perf_counter() > deadline:
-                notes.append(f"time budget reached after {evaluated:,} designs")
-                break
-            left = total - evaluated
-            if left <= 0:
-                break
-            if strategy == "random":
-                batch = _fresh(rng.integers(0, space.size, size=left * 2), seen, left)
-                continue
-            best = _concat(acc)
-            batch = _children(rng, space, best, objective, seen, min(left, max(256, total // 8)))
-            if not len(batch):
-                batch = _fresh(rng.integers(0, space.size, size=left * 2), seen, left)
-    show(max(evaluated, total), total)
-    m = _concat(acc)
-    if not len(m.get("flat", [])):
-        raise ExploreError(
-            f"no design of the space fits the budget ({_caps(budget)}) and runs '{wl.name}' "
-            f"on '{platform.name}' ({evaluated:,} designs evaluated); widen --space or --budget"
+                show(evaluated, total)
+                if deadline is not None and time.perf_counter() > deadline:
+                    notes.append(f"time budget reached after {evaluated:,} designs")
+                    break
+        else:
+            rng = np.random.default_rng(seed)
+            seen: set[int] = set()
+            first = min(total, max(256, total // 4)) if strategy == "evolve" else total
+            warm = np.zeros(0, dtype=np.int64)
+            if strategy == "evolve":  # expert-sized buffers for every array shape: the warm start
+                warm = _fresh(expert_designs(wl, space), seen, first)
+            rand = _fresh(rng.integers(0, space.size, size=first * 2), seen, first - len(warm))
+            batch = np.union1d(warm, rand)
+            best: dict[str, Any] = {}
+            while len(batch) and evaluated < total:
+                ms = runner.map([batch[s : s + CHUNK] for s in range(0, len(batch), CHUNK)])
+                for m in ms:
+                    _merge(acc, m)
+                    evaluated += len(m["flat"])
+                show(evaluated, total)
+                if deadline is not None and time.perf_counter() > deadline:
+                    notes.append(f"time budget reached after {evaluated:,} designs")
+                    break
+                left = total - evaluated
+                if left <= 0:
+                    break
+                if strategy == "random":
+                    batch = _fresh(rng.integers(0, space.size, size=left * 2), seen, left)
+                    continue
+                best = _concat(acc)
+                batch = _children(
+                    rng, space, best, objective, seen, min(left, max(256, total // 8))
+                )
+                if not len(batch):
+                    batch = _fresh(rng.integers(0, space.size, size=left * 2), seen, left)
+        show(max(evaluated, total), total)
+        m = _concat(acc)
+        if not len(m.get("flat", [])):
+            raise ExploreError(
+                f"no design of the space fits the budget ({_caps(budget)}) and runs '{wl.name}' "
+                f"on '{platform.name}' ({evaluated:,} designs evaluated); widen --space or --budget"
+            )
+        pts = np.stack([m["latency_s"], m["energy_j"], m["res"]], axis=1)
+        front = np.flatnonzero(pareto_mask(pts))
+        obj = objective_values(m, objective)
+        order = np.lexsort((m["flat"], m["res"], m["energy_j"], m["latency_s"], obj))
+        return ExploreResult(
+            space=space,
+            strategy=strategy,
+            objective=objective,
+            evaluated=evaluated,
+            seconds=time.perf_counter() - t0,
+            metrics=m,
+            pareto=front,
+            chosen=int(order[0]),
+            notes=notes,
         )
-    pts = np.stack([m["latency_s"], m["energy_j"], m["res"]], axis=1)
-    front = np.flatnonzero(pareto_mask(pts))
-    obj = objective_values(m, objective)
-    order = np.lexsort((m["flat"], m["res"], m["energy_j"], m["latency_s"], obj))
-    return ExploreResult(
-        space=space,
-        strategy=strategy,
-        objective=objective,
-        evaluated=evaluated,
-        seconds=time.perf_counter() - t0,
-        metrics=m,
-        pareto=front,
-        chosen=int(order[0]),
-        notes=notes,
-    )
 
 
 def _caps(budget: Budget) -> str:

@@ -21,10 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +28,7 @@ import numpy as np
 
 from autochip._builddir import design_problems
 from autochip._npz import npy_problem
+from autochip._progress import Counter
 from autochip._safeio import atomic_write_bytes, output_dir_problems, raise_output_problems
 from autochip.builder.core_sim import simulate_core
 from autochip.builder.sim import SIMULATORS
@@ -82,26 +79,6 @@ def _save(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-@contextmanager
-def _terminal_progress() -> Iterator[Callable[[int, int], None] | None]:
-    """A one-line progress display on stderr when it is a terminal (the simulation sends the
-    process's own stderr to its log, so this writes to a copy of the terminal taken first)."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    tty = os.fdopen(os.dup(sys.stderr.fileno()), "w")
-
-    def show(done: int, total: int) -> None:
-        tty.write(f"\rsimulating: {100 * done / total:5.1f}% ({done:,} of ~{total:,} cycles)")
-        tty.flush()
-
-    try:
-        yield show
-    finally:
-        tty.write("\r\033[K")
-        tty.close()
-
-
 def run(args: argparse.Namespace) -> int:
     root = Path(args.build)
     raise_output_problems("autochip sim", output_dir_problems("DIR", args.build))
@@ -119,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
                 str(args.input or "--input"), ["expected finite values, found NaN or Inf"]
             )
         x = quantize_input(model, x)
-    with _terminal_progress() as progress:
-        rep = simulate_core(root, model, x, args.simulator, progress=progress)
+    with Counter("simulating", "cycle") as progress:  # drawn only on a terminal
+        rep = simulate_core(
+            root, model, x, args.simulator, progress=progress if progress.drawn else None
+        )
     _save(root / "outputs.npy", rep.outputs)
     if args.dump:
         buf = io.BytesIO()
