@@ -61,9 +61,11 @@ def main() -> None:
         a_bits=np.full(n, 8),
         w_bits=np.full(n, 8),
         adder=np.zeros(n, dtype=np.int64),
-        if_bytes=rows * need + rng.integers(0, 1 << 16, n),
-        w_bytes=cols * 4608 + rng.integers(0, 1 << 20, n),
-        o_bytes=cols * 12544 + 802816 + rng.integers(0, 1 << 20, n),
+        # margins: inputs start anywhere in a bus word, weight rows are cols rounded up to 2^k
+        # bytes, a pass's outputs start anywhere in a bus word (core.core_params' geometry)
+        if_bytes=rows * (need + 256) + rng.integers(0, 1 << 16, n),
+        w_bytes=64 * 4608 + rng.integers(0, 1 << 20, n),
+        o_bytes=cols * 12544 + 802816 + 256 + rng.integers(0, 1 << 20, n),
         clock_mhz=np.full(n, 200.0),
     )
     assert core_feasible(wl, cfg).all()

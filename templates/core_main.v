@@ -10,9 +10,11 @@
 //        (bias, requantisation or binary threshold) into the output buffer and writes it back.
 //   op 2 (vector): max pooling, window sum + rescale (average pooling), or the two-input
 //        rescale of a residual add, one window element per cycle.
-// Buffers: ifmap = R copies of one byte RAM (each array row reads its own im2col address every
-// cycle), weight = C byte RAMs read as one C-lane word, param = per-channel records, ofmap =
-// one byte RAM. All tensors in DRAM are int8 NCHW.
+// Buffers (core_wram, filled / drained by the DMA one BUS-byte bus word per cycle, each DRAM
+// byte at the same offset within a bus word as in DRAM): ifmap = R copies (each array row
+// reads its own im2col byte every cycle), weight = rows of W_ROW bytes (one reduction step of
+// C lanes), param = one word of P_TILE bytes per weight tile (its C 16-byte records), ofmap =
+// bytes in DRAM order of the pass's output channels. All tensors in DRAM are int8 NCHW.
 `default_nettype none
 // Lint waiver: address and index arithmetic is 32-bit and each buffer takes the low bits of its
 // address (the compiler guarantees every address fits), values are clamped to a byte before the
@@ -24,14 +26,27 @@ module core_main #(
     parameter integer A_BITS   = 8,
     parameter integer W_BITS   = 8,
     parameter integer ACC_BITS = 32,
-    parameter integer IF_DEPTH = 1024,
-    parameter integer IF_ADDR  = 10,
-    parameter integer W_DEPTH  = 256,
-    parameter integer W_ADDR   = 8,
-    parameter integer O_DEPTH  = 1024,
-    parameter integer O_ADDR   = 10,
-    parameter integer P_DEPTH  = 64,
-    parameter integer P_ADDR   = 6
+    parameter integer BUS       = 4,    // AXI data bus bytes
+    parameter integer LB        = 2,    // log2(BUS)
+    parameter integer IF_ADDR   = 10,   // ifmap byte address bits
+    parameter integer IF_WORDS  = 256,  // ifmap copy: bus words
+    parameter integer IF_WADDR  = 8,
+    parameter integer W_ADDR    = 8,    // weight row index bits
+    parameter integer W_ROW     = 8,    // bytes per weight row (C rounded up to 2^k)
+    parameter integer W_ROW_LB  = 3,
+    parameter integer W_WORD    = 8,    // bytes per weight RAM word
+    parameter integer W_WORDS   = 256,
+    parameter integer W_WADDR   = 8,
+    parameter integer W_ROWS_LB = 0,    // log2(rows per weight word)
+    parameter integer W_GRP_LB  = 1,    // log2(bus words per weight word)
+    parameter integer O_ADDR    = 10,   // ofmap byte address bits
+    parameter integer O_WB      = 8,    // bytes per ofmap word (>= BUS, >= R)
+    parameter integer O_WBL     = 3,    // log2(O_WB)
+    parameter integer O_BWORDS  = 64,   // words per ofmap bank (two banks)
+    parameter integer O_BADDR   = 6,
+    parameter integer P_TILE    = 128,  // bytes of one tile's parameter records
+    parameter integer P_GRP_LB  = 5,    // log2(bus words per P_TILE)
+    parameter integer P_TADDR   = 4     // parameter tile index bits
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -48,11 +63,12 @@ module core_main #(
     output reg  [31:0] dma_len,
     input  wire        dma_done,
     input  wire        rd_valid,
-    input  wire [7:0]  rd_data,
-    input  wire [31:0] rd_index,
+    input  wire [8*BUS-1:0] rd_data,
+    input  wire [BUS-1:0]   rd_strb,
+    input  wire [31:0] rd_word,
     input  wire        src_re,
-    input  wire [31:0] src_index,
-    output wire [7:0]  src_data,
+    input  wire [31:0] src_word,
+    output wire [8*BUS-1:0] src_data,
     // array
     output wire                    arr_en,
     output wire                    arr_valid,
@@ -64,9 +80,10 @@ module core_main #(
     input  wire [(R>1?$clog2(R):1)-1:0] arr_out_row,
     input  wire [C*ACC_BITS-1:0]   arr_out_data
 );
-    localparam integer DESC_WORDS = 48;
+    localparam integer DESC_WORDS = 64;
     localparam integer PREC_BYTES = 16;   // bytes of one per-channel parameter record
-    localparam integer FLUSH      = 6;    // cycles to drain the post-processing pipelines
+    localparam integer FLUSH      = 6;    // cycles to drain the vector engine's pipeline
+    localparam integer FLUSH_C    = C + 10;  // the column walk and the post-processing pipelines
     // descriptor word indices (autochip.builder.program.FIELDS); kt and cg are carried for
     // the host (plan.json) and not read by the RTL.
     /* verilator lint_off UNUSEDPARAM */
@@ -77,7 +94,7 @@ module core_main #(
         D_WRAP_OX = 25, D_SH = 26, D_WRAP_BASE = 27, D_OY0 = 28, D_OX0 = 29, D_BASE0 = 30,
         D_NTILES = 31, D_KT = 32, D_KG = 33, D_TPP = 34, D_LO = 35, D_HI = 36, D_MULT0 = 37,
         D_MULT1 = 38, D_SHIFT = 39, D_C = 40, D_P = 41, D_WSTEP = 42, D_SW = 43,
-        D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47;
+        D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47, D_LAST_PQ = 48, D_IN2_OFS = 49;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
@@ -105,82 +122,125 @@ module core_main #(
 
 
     // ---------------------------------------------------------------- descriptor loading
+    // word di arrives in bus word di*4/BUS (descriptors are bus-aligned)
     integer di;
     always @(posedge clk) begin
-        if (rst) begin
-            for (di = 0; di < DESC_WORDS; di = di + 1) desc[di] <= 32'd0;
-        end else if (rd_valid && (st == S_FETCH_W)) begin
-            desc[rd_index[7:2]][rd_index[1:0]*8 +: 8] <= rd_data;
+        for (di = 0; di < DESC_WORDS; di = di + 1) begin
+            if (rst) begin
+                desc[di] <= 32'd0;
+            end else if (rd_valid && (st == S_FETCH_W) && rd_word == (di * 4) / BUS) begin
+                desc[di] <= rd_data[((di * 4) % BUS) * 8 +: 32];
+            end
         end
     end
 
     // ---------------------------------------------------------------- buffers
-    // ifmap: R copies, written together by the DMA, read per array row
-    reg  [31:0]          if_wofs;   // ifmap offset of the load in flight (0 or IN_LEN)
-    wire                 if_we = rd_valid & ((st == S_IN_W) | (st == S_IN2_W));
-    wire [IF_ADDR-1:0]   if_wa = if_wofs[IF_ADDR-1:0] + rd_index[IF_ADDR-1:0];
-    wire [R*IF_ADDR-1:0] if_ra;
+    reg  [31:0] tip;           // tile in pass
+    reg  [31:0] sc;            // post-processing column (lane) of the walk
+    reg  [P_TADDR-1:0] col_tip;  // tile in pass of the walk
+    localparam integer W_GRP = 1 << W_GRP_LB;   // bus words per weight word
+    localparam integer P_GRP = 1 << P_GRP_LB;   // bus words per parameter tile
+    localparam integer W_RPW = 1 << W_ROWS_LB;  // weight rows per weight word
+    // ifmap: R copies, written together by the DMA, read per array row (one byte each)
+    reg  [31:0]          if_wofs;   // ifmap word offset of the load in flight
+    wire                 if_load = rd_valid & ((st == S_IN_W) | (st == S_IN2_W));
+    wire [BUS-1:0]       if_we = if_load ? rd_strb : {BUS{1'b0}};
+    wire [IF_WADDR-1:0]  if_wa = if_wofs[IF_WADDR-1:0] + rd_word[IF_WADDR-1:0];
+    wire [R*IF_ADDR-1:0] if_ra;     // byte addresses
     wire [R-1:0]         if_re;
-    wire [R*8-1:0]       if_rd;
-    // weight: C byte banks
-    reg  [31:0]          wl_lane, wl_word;
-    wire                 w_we = rd_valid & (st == S_LW_W);
-    reg  [W_ADDR-1:0]    w_ra;
+    wire [R*8*BUS-1:0]   if_rw;     // words read
+    reg  [LB-1:0]        if_lane [0:R-1];
+    wire [R*8-1:0]       if_rd;     // bytes read
+    // weight: rows of W_ROW bytes, W_RPW rows per word of W_GRP bus words
+    wire                 w_load = rd_valid & (st == S_LW_W);
+    wire [8*W_WORD-1:0]  w_rw;
+    wire [W_WORD-1:0]    w_we;
+    reg  [W_ADDR-1:0]    w_ra;      // row index
+    reg  [31:0]          w_slice;   // row within the word read
     wire                 w_re;
     wire [C*8-1:0]       w_rd;
-    // parameters: one byte RAM per record byte 0..9
-    wire                 p_we = rd_valid & (st == S_LP_W);
-    reg  [P_ADDR-1:0]    p_ra;
+    // parameters: one word of P_TILE bytes per weight tile, record k at byte 16 k
+    wire                 p_load = rd_valid & (st == S_LP_W);
+    wire [P_TILE-1:0]    p_we;
+    wire [8*P_TILE-1:0]  p_rw;
+    wire [31:0]          p_sel;     // record of the word read
     wire [10*8-1:0]      p_rd;
-    // ofmap
-    reg                  o_we;
-    reg  [O_ADDR-1:0]    o_wa;
-    reg  [7:0]           o_wd;
-    reg  [31:0]          wb_ofs;    // ofmap offset of the write-back in flight
+    // ofmap: bytes of the pass's output channels, at their DRAM offset within a bus word
+    reg  [31:0]          pass_oaddr;  // DRAM address of the pass's (vector op's) first output
+    wire [LB-1:0]        o_off = pass_oaddr[LB-1:0];
 
     genvar gi;
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_if
-            core_ram #(.WIDTH(8), .DEPTH(IF_DEPTH), .ADDR(IF_ADDR)) u_ram (
+            core_wram #(.BYTES(BUS), .DEPTH(IF_WORDS), .ADDR(IF_WADDR)) u_ram (
                 .clk(clk), .we(if_we), .wa(if_wa), .wd(rd_data),
-                .re(if_re[gi]), .ra(if_ra[gi*IF_ADDR +: IF_ADDR]), .rd(if_rd[gi*8 +: 8]));
+                .re(if_re[gi]), .ra(if_ra[gi*IF_ADDR+LB +: IF_WADDR]),
+                .rd(if_rw[gi*8*BUS +: 8*BUS]));
+            always @(posedge clk) begin
+                if (if_re[gi]) if_lane[gi] <= if_ra[gi*IF_ADDR +: LB];
+            end
+            assign if_rd[gi*8 +: 8] = if_rw[gi*8*BUS + if_lane[gi]*8 +: 8];
         end
-        for (gi = 0; gi < C; gi = gi + 1) begin : g_w
-            core_ram #(.WIDTH(8), .DEPTH(W_DEPTH), .ADDR(W_ADDR)) u_ram (
-                .clk(clk), .we(w_we & (wl_lane == gi)), .wa(wl_word[W_ADDR-1:0]),
-                .wd(rd_data), .re(w_re), .ra(w_ra), .rd(w_rd[gi*8 +: 8]));
+        for (gi = 0; gi < W_GRP; gi = gi + 1) begin : g_wwe
+            assign w_we[gi*BUS +: BUS] = (w_load && (rd_word % W_GRP) == gi) ? rd_strb
+                                                                          : {BUS{1'b0}};
         end
-        for (gi = 0; gi < 10; gi = gi + 1) begin : g_p
-            core_ram #(.WIDTH(8), .DEPTH(P_DEPTH), .ADDR(P_ADDR)) u_ram (
-                .clk(clk), .we(p_we & (rd_index[3:0] == gi)),
-                .wa(rd_index[P_ADDR+3:4]), .wd(rd_data), .re(1'b1), .ra(p_ra),
-                .rd(p_rd[gi*8 +: 8]));
+        for (gi = 0; gi < C; gi = gi + 1) begin : g_wrd
+            assign w_rd[gi*8 +: 8] = w_rw[(w_slice * W_ROW + gi) * 8 +: 8];
+        end
+        for (gi = 0; gi < P_GRP; gi = gi + 1) begin : g_pwe
+            assign p_we[gi*BUS +: BUS] = (p_load && (rd_word % P_GRP) == gi) ? rd_strb
+                                                                          : {BUS{1'b0}};
         end
     endgenerate
 
-    core_ram #(.WIDTH(8), .DEPTH(O_DEPTH), .ADDR(O_ADDR)) u_ofmap (
-        .clk(clk), .we(o_we), .wa(o_wa), .wd(o_wd),
-        .re(src_re), .ra(wb_ofs[O_ADDR-1:0] + src_index[O_ADDR-1:0]), .rd(src_data));
-
+    core_wram #(.BYTES(W_WORD), .DEPTH(W_WORDS), .ADDR(W_WADDR)) u_weight (
+        .clk(clk), .we(w_we), .wa(rd_word[W_GRP_LB +: W_WADDR]), .wd({W_GRP{rd_data}}),
+        .re(w_re), .ra(w_ra[W_ROWS_LB +: W_WADDR]), .rd(w_rw));
     always @(posedge clk) begin
-        if (rst || st == S_LW) begin
-            wl_lane <= 32'd0;
-            wl_word <= 32'd0;
-        end else if (w_we) begin
-            if (wl_lane == C - 1) begin
-                wl_lane <= 32'd0;
-                wl_word <= wl_word + 32'd1;
-            end else begin
-                wl_lane <= wl_lane + 32'd1;
-            end
+        if (w_re) w_slice <= {{(32-W_ADDR){1'b0}}, w_ra} % W_RPW;
+    end
+
+    core_wram #(.BYTES(P_TILE), .DEPTH(1 << P_TADDR), .ADDR(P_TADDR)) u_param (
+        .clk(clk), .we(p_we), .wa(rd_word[P_GRP_LB +: P_TADDR]), .wd({P_GRP{rd_data}}),
+        .re(1'b1), .ra(col_tip), .rd(p_rw));
+    assign p_rd = p_rw[p_sel * (PREC_BYTES * 8) +: 80];
+
+    // ofmap: two banks of O_WB-byte words (even and odd words), so that a write of R <= O_WB
+    // bytes at any byte address touches one word of each; the DMA reads bus words
+    reg  [16*O_WB-1:0]   o_win_d;   // write window: word o_word, then word o_word + 1
+    reg  [2*O_WB-1:0]    o_win_m;
+    reg  [O_ADDR-O_WBL-1:0] o_word;
+    wire [O_ADDR-O_WBL-1:0] o_word1 = o_word + 1'b1;
+    wire [31:0]          o_rword = src_word >> (O_WBL - LB);  // ofmap word of bus word src_word
+    reg                  o_rbank;
+    reg  [31:0]          o_rslice;
+    wire [16*O_WB-1:0]   o_rd;
+    generate
+        for (gi = 0; gi < 2; gi = gi + 1) begin : g_ofmap
+            // the window's first word is in bank o_word[0], its second in the other one
+            wire first = (o_word[0] == gi);
+            core_wram #(.BYTES(O_WB), .DEPTH(O_BWORDS), .ADDR(O_BADDR)) u_ram (
+                .clk(clk),
+                .we(first ? o_win_m[O_WB-1:0] : o_win_m[2*O_WB-1:O_WB]),
+                .wa(first ? o_word[O_BADDR:1] : o_word1[O_BADDR:1]),
+                .wd(first ? o_win_d[8*O_WB-1:0] : o_win_d[16*O_WB-1:8*O_WB]),
+                .re(src_re), .ra(o_rword[O_BADDR:1]), .rd(o_rd[gi*8*O_WB +: 8*O_WB]));
+        end
+    endgenerate
+    always @(posedge clk) begin
+        if (src_re) begin
+            o_rbank <= o_rword[0];
+            o_rslice <= src_word % (O_WB / BUS);
         end
     end
+    assign src_data = o_rd[o_rbank * (8*O_WB) + o_rslice * (8*BUS) +: 8*BUS];
 
     // ---------------------------------------------------------------- compute-op state
     reg  [31:0] t_ps;          // first weight tile of the pass
     reg  [31:0] np;            // tiles in this pass
     reg  [31:0] g_ps, ktc_ps, kg0_ps, cb_ps;   // pass start: group, kt*C, g*KG, g*CG_HW
-    reg  [31:0] tip;           // tile in pass
+
     reg  [31:0] g_ktc, g_kg0, g_cb, g_g;       // current tile: kt*C, g*KG, input channel base
     reg  [31:0] p0;            // first pixel of the pixel tile
     reg  [31:0] pt;            // pixel tile index
@@ -188,10 +248,8 @@ module core_main #(
     reg  [31:0] j, cl, kr, ks, woff, cofs;     // beat counters
     reg  [31:0] wptr;          // tip * T
     reg  [31:0] obase;         // tip * C * PQ
-    reg  [31:0] wb_lane, wb_tip, wb_ktc, wb_kg0, wb_g;
     reg  [31:0] fl;            // flush counter
     wire [31:0] kleft   = desc[D_KG] - g_ktc;
-    wire [31:0] wkleft  = desc[D_KG] - wb_ktc;
     wire        last_kt = (g_ktc + C >= desc[D_KG]);
 
     // lanes: output pixel coordinates of array row i
@@ -216,7 +274,7 @@ module core_main #(
             wire signed [31:0] iy = loy[gi] + $signed(kr);
             wire signed [31:0] ix = lox[gi] + $signed(ks);
             wire inb = (iy >= 0) & (iy < d_h) & (ix >= 0) & (ix < d_w);
-            wire [31:0] ad = g_cb + cofs + lb[gi] + woff;
+            wire [31:0] ad = g_cb + cofs + lb[gi] + woff;  // byte address
             assign if_ra[gi*IF_ADDR +: IF_ADDR] = (gi == 0 && st == S_VRUN) ? v_addr[IF_ADDR-1:0]
                                                                            : ad[IF_ADDR-1:0];
             assign if_re[gi] = (issue & inb) | ((gi == 0) && st == S_VRUN);
@@ -268,7 +326,7 @@ module core_main #(
 
     assign w_re = issue;
     always @(*) begin
-        w_ra = wptr[W_ADDR-1:0] + j[W_ADDR-1:0];
+        w_ra = wptr[W_ADDR-1:0] + j[W_ADDR-1:0];  // weight row
     end
 
     always @(posedge clk) begin
@@ -286,86 +344,119 @@ module core_main #(
     assign arr_last  = last_d;
 
     // ---------------------------------------------------------------- array read-out
-    reg               stall;
-    reg  [C*ACC_BITS-1:0] row_reg;
-    reg  [31:0]       prow;
-    reg               row_last;
-    reg  [31:0]       sc;
-    reg  [31:0]       s_oaddr;
+    // The R accumulator rows of a tile leave the array one per cycle into acc_b (the array
+    // never stops). On the last row the column walk starts: for cc = 0 .. C-1, the R
+    // accumulators of column cc (output channel cc, pixels p0 .. p0+R-1, consecutive bytes of
+    // NCHW) go through R post-processing pipelines at once and reach the ofmap as one write of
+    // R bytes. The walk takes C cycles; the next tile's first row comes T + C + 2 > C cycles
+    // after the last one, so acc_b is never overwritten while it is read.
+    reg  [C*ACC_BITS-1:0] acc_b [0:R-1];
     reg               tile_done;
-    assign arr_en = ~stall;
-    wire  take = arr_out_valid & ~stall & (st == S_DRAIN);
-    wire  ser  = stall;
+    reg               col_run;
+    reg  [31:0]       col_addr;    // ofmap byte of (channel cc, pixel p0)
+    reg  [31:0]       col_kleft;   // valid lanes of the tile
+    reg  [31:0]       col_npix;    // valid pixels from p0 on
+    assign arr_en = 1'b1;
+    wire  take = arr_out_valid & (st == S_DRAIN);
+
+    always @(posedge clk) begin
+        if (take) acc_b[arr_out_row] <= arr_out_data;
+    end
 
     always @(posedge clk) begin
         if (rst) begin
-            stall <= 1'b0;
-            row_reg <= {C*ACC_BITS{1'b0}};
-            prow <= 32'd0;
-            row_last <= 1'b0;
+            tile_done <= 1'b0;
+            col_run <= 1'b0;
             sc <= 32'd0;
-            s_oaddr <= 32'd0;
-            tile_done <= 1'b0;
+            col_addr <= 32'd0;
+            col_kleft <= 32'd0;
+            col_npix <= 32'd0;
+            col_tip <= {P_TADDR{1'b0}};
         end else begin
-            tile_done <= 1'b0;
-            if (take) begin
-                stall <= 1'b1;
-                row_reg <= arr_out_data;
-                prow <= {{(32-(R>1?$clog2(R):1)){1'b0}}, arr_out_row};
-                row_last <= arr_out_last;
+            tile_done <= take & arr_out_last;
+            if (take & arr_out_last) begin
+                col_run <= 1'b1;
                 sc <= 32'd0;
-                s_oaddr <= obase + p0 + {{(32-(R>1?$clog2(R):1)){1'b0}}, arr_out_row};
-            end else if (stall) begin
+                col_addr <= {{(32-LB){1'b0}}, o_off} + obase + p0;
+                col_kleft <= kleft;
+                col_npix <= desc[D_PQ] - p0;
+                col_tip <= tip[P_TADDR-1:0];
+            end else if (col_run) begin
                 sc <= sc + 32'd1;
-                s_oaddr <= s_oaddr + desc[D_PQ];
-                if (sc == C - 1) begin
-                    stall <= 1'b0;
-                    tile_done <= row_last;
-                end
+                col_addr <= col_addr + desc[D_PQ];
+                if (sc == C - 1) col_run <= 1'b0;
             end
         end
     end
 
-    // post-processing pipeline: param read, bias, multiply / compare, round-shift, clamp
-    reg               q1_v, q2_v, q3_v, q4_v;
-    reg  [O_ADDR-1:0] q1_a, q2_a, q3_a, q4_a;
-    reg  signed [31:0] q1_acc, q2_sum, q2_mult;
-    reg  [7:0]        q2_shift, q3_shift;
-    reg               q2_flip, q3_bit;
-    reg  signed [63:0] q3_prod, q4_val;
-    wire signed [ACC_BITS-1:0] ser_acc = row_reg[sc[7:0]*ACC_BITS +: ACC_BITS];
-    wire ser_valid = ser & (sc < kleft) & (p0 + prow < desc[D_PQ]);
+    // post-processing, R lanes: 1 column select, 2 + bias, 3 partial products (32 x 16 bits) /
+    // threshold compare, 4 product, 5 + rounding, 6 arithmetic shift, 7 clamp (or +-1) to a byte
+    reg               s1_v, s2_v, s3_v, s4_v, s5_v, s6_v, s7_v;
+    reg  [31:0]       s1_a, s2_a, s3_a, s4_a, s5_a, s6_a, s7_a;
+    reg  [R-1:0]      s1_m, s2_m, s3_m, s4_m, s5_m, s6_m, s7_m;
+    reg  [31:0]       s1_cc;
+    reg  signed [31:0] s2_mult;
+    reg  [7:0]        s2_shift, s3_shift, s4_shift, s5_shift;
+    reg               s2_flip;
+    reg  signed [63:0] s4_rnd;
+    reg  [8*R-1:0]    s7_d;
+    reg  signed [31:0] s1_acc [0:R-1];
+    reg  signed [31:0] s2_sum [0:R-1];
+    reg  signed [48:0] s3_lo [0:R-1];
+    reg  signed [47:0] s3_hi [0:R-1];
+    reg  [R-1:0]      s3_bit, s4_bit, s5_bit, s6_bit;
+    reg  signed [63:0] s4_prod [0:R-1];
+    reg  signed [63:0] s5_sum [0:R-1];
+    reg  signed [63:0] s6_val [0:R-1];
+    assign p_sel = s1_cc;
     wire signed [31:0] p_bias = p_rd[31:0];
     wire signed [31:0] p_mult = p_rd[63:32];
-
-    always @(*) begin
-        p_ra = tip[P_ADDR-1:0] * C[P_ADDR-1:0] + sc[P_ADDR-1:0];
-    end
+    wire signed [63:0] lo64 = {{32{d_lo[31]}}, d_lo};
+    wire signed [63:0] hi64 = {{32{d_hi[31]}}, d_hi};
 
     always @(posedge clk) begin
         if (rst) begin
-            q1_v <= 1'b0; q2_v <= 1'b0; q3_v <= 1'b0; q4_v <= 1'b0;
+            s1_v <= 1'b0; s2_v <= 1'b0; s3_v <= 1'b0; s4_v <= 1'b0; s5_v <= 1'b0;
+            s6_v <= 1'b0; s7_v <= 1'b0;
         end else begin
-            q1_v <= ser_valid;
-            q2_v <= q1_v;
-            q3_v <= q2_v;
-            q4_v <= q3_v;
+            s1_v <= col_run & (sc < col_kleft);
+            s2_v <= s1_v; s3_v <= s2_v; s4_v <= s3_v; s5_v <= s4_v; s6_v <= s5_v;
+            s7_v <= s6_v;
         end
-        q1_a <= s_oaddr[O_ADDR-1:0];
-        q1_acc <= ser_acc;
-        q2_a <= q1_a;
-        q2_sum <= q1_acc + p_bias;
-        q2_mult <= p_mult;
-        q2_shift <= p_rd[71:64];
-        q2_flip <= p_rd[72];
-        q3_a <= q2_a;
-        q3_prod <= q2_sum * q2_mult;
-        q3_bit <= (q2_sum >= q2_mult) ^ q2_flip;
-        q3_shift <= q2_shift;
-        q4_a <= q3_a;
-        q4_val <= m_thresh ? (q3_bit ? 64'sd1 : -64'sd1)
-                           : ((q3_prod + (64'sd1 <<< (q3_shift - 8'd1))) >>> q3_shift);
+        s1_a <= col_addr; s2_a <= s1_a; s3_a <= s2_a; s4_a <= s3_a; s5_a <= s4_a;
+        s6_a <= s5_a; s7_a <= s6_a;
+        s2_m <= s1_m; s3_m <= s2_m; s4_m <= s3_m; s5_m <= s4_m; s6_m <= s5_m; s7_m <= s6_m;
+        s1_cc <= sc;
+        s2_mult <= p_mult;
+        s2_shift <= p_rd[71:64];
+        s2_flip <= p_rd[72];
+        s3_shift <= s2_shift;
+        s4_shift <= s3_shift;
+        s4_rnd <= 64'sd1 <<< (s3_shift - 8'd1);
+        s5_shift <= s4_shift;
+        s4_bit <= s3_bit; s5_bit <= s4_bit; s6_bit <= s5_bit;
     end
+
+    generate
+        for (gi = 0; gi < R; gi = gi + 1) begin : g_post
+            wire signed [63:0] hi_x = {{16{s3_hi[gi][47]}}, s3_hi[gi]};
+            wire signed [63:0] lo_x = {{15{s3_lo[gi][48]}}, s3_lo[gi]};
+            wire signed [63:0] cval = (s6_val[gi] < lo64) ? lo64
+                                    : (s6_val[gi] > hi64) ? hi64 : s6_val[gi];
+            always @(posedge clk) begin
+                s1_m[gi] <= (gi < col_npix);
+                s1_acc[gi] <= acc_b[gi][sc * ACC_BITS +: ACC_BITS];
+                s2_sum[gi] <= s1_acc[gi] + p_bias;
+                s3_lo[gi] <= s2_sum[gi] * $signed({1'b0, s2_mult[15:0]});
+                s3_hi[gi] <= s2_sum[gi] * $signed(s2_mult[31:16]);
+                s3_bit[gi] <= (s2_sum[gi] >= s2_mult) ^ s2_flip;
+                s4_prod[gi] <= (hi_x <<< 16) + lo_x;
+                s5_sum[gi] <= s4_prod[gi] + s4_rnd;
+                s6_val[gi] <= s5_sum[gi] >>> s5_shift;
+                s7_d[gi*8 +: 8] <= m_thresh ? (s6_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
+            end
+        end
+    endgenerate
 
     // ---------------------------------------------------------------- vector engine
     wire signed [31:0] viy = voy + $signed(vr);
@@ -376,46 +467,65 @@ module core_main #(
     wire v_end = v_lastw & (vx == desc[D_Q] - 1) & (vy == desc[D_P] - 1) & (vc == desc[D_C] - 1);
     reg        v1_v, v1_first, v1_last, v1_in, v1_m1;
     reg  [31:0] v1_out;
+    // stages: issue (the ifmap read), 1 the byte and its product with the multiplier,
+    // a the accumulation, 2 the round-shift, 3 the clamp and the ofmap write
     reg signed [63:0] vacc;
-    reg        v2_v;
-    reg [31:0] v2_out;
+    reg        va_v, va_first, va_last, va_in;
+    reg [31:0] va_out;
+    reg signed [63:0] va_x64, va_term;
+    reg        v2_v, v3_v;
+    reg [31:0] v2_out, v3_out;
+    reg signed [63:0] v3_res;
     wire signed [7:0]  v_x = if_rd[7:0];
     wire signed [63:0] v_term = $signed(v_x) * $signed(v1_m1 ? desc[D_MULT1] : desc[D_MULT0]);
-    wire signed [63:0] v_x64 = {{56{v_x[7]}}, v_x};
     wire signed [63:0] v_init = (vmode == 2'd0) ? -64'sd256 : 64'sd0;
-    wire signed [63:0] v_base = v1_first ? v_init : vacc;
-    wire signed [63:0] v_next = !v1_in ? v_base
-                              : (vmode == 2'd0) ? ((v_x64 > v_base) ? v_x64 : v_base)
-                              : v_base + v_term;
+    wire signed [63:0] v_base = va_first ? v_init : vacc;
+    wire signed [63:0] v_next = !va_in ? v_base
+                              : (vmode == 2'd0) ? ((va_x64 > v_base) ? va_x64 : v_base)
+                              : v_base + va_term;
     wire [7:0] vsh = desc[D_SHIFT][7:0];
+    wire signed [63:0] vres = (vmode == 2'd0) ? vacc : ((vacc + (64'sd1 <<< (vsh - 8'd1))) >>> vsh);
 
     always @(posedge clk) begin
         if (rst) begin
             v1_v <= 1'b0;
+            va_v <= 1'b0;
             v2_v <= 1'b0;
+            v3_v <= 1'b0;
         end else begin
             v1_v <= (st == S_VRUN);
-            v2_v <= v1_v & v1_last;
+            va_v <= v1_v;
+            v2_v <= va_v & va_last;
+            v3_v <= v2_v;
         end
         v1_first <= v_first;
         v1_last <= v_lastw;
         v1_in <= v_inb;
         v1_m1 <= (vr != 0);
         v1_out <= vout;
-        if (v1_v) vacc <= v_next;
-        v2_out <= v1_out;
+        va_first <= v1_first;
+        va_last <= v1_last;
+        va_in <= v1_in;
+        va_out <= v1_out;
+        va_x64 <= {{56{v_x[7]}}, v_x};
+        va_term <= v_term;
+        if (va_v) vacc <= v_next;
+        v2_out <= va_out;
+        v3_out <= v2_out;
+        v3_res <= vres;
     end
 
-    // ofmap write port: compute pipeline or vector engine, then clamp to [lo, hi]
-    wire signed [63:0] vres = (vmode == 2'd0) ? vacc : ((vacc + (64'sd1 <<< (vsh - 8'd1))) >>> vsh);
-    wire signed [63:0] wval = v2_v ? vres : q4_val;
-    wire signed [63:0] lo64 = {{32{d_lo[31]}}, d_lo};
-    wire signed [63:0] hi64 = {{32{d_hi[31]}}, d_hi};
-    wire signed [63:0] cval = (wval < lo64) ? lo64 : (wval > hi64) ? hi64 : wval;
+    // ofmap write port: R bytes of the post-processing or one byte of the vector engine, at
+    // any byte address: a window of two consecutive words (one in each bank)
+    wire signed [63:0] vcl = (v3_res < lo64) ? lo64 : (v3_res > hi64) ? hi64 : v3_res;
+    wire [O_ADDR-1:0]  ow_a = v3_v ? v3_out[O_ADDR-1:0] + {{(O_ADDR-LB){1'b0}}, o_off}
+                                   : s7_a[O_ADDR-1:0];
+    wire [8*R-1:0]     ow_d = v3_v ? {{(8*R-8){1'b0}}, vcl[7:0]} : s7_d;
+    wire [R-1:0]       ow_m = v3_v ? {{(R-1){1'b0}}, 1'b1} : (s7_v ? s7_m : {R{1'b0}});
     always @(*) begin
-        o_we = q4_v | v2_v;
-        o_wa = v2_v ? v2_out[O_ADDR-1:0] : q4_a;
-        o_wd = (q4_v & m_thresh) ? wval[7:0] : cval[7:0];
+        o_win_d = {{(16*O_WB-8*R){1'b0}}, ow_d} << {ow_a[O_WBL-1:0], 3'b000};
+        o_win_m = {{(2*O_WB-R){1'b0}}, ow_m} << ow_a[O_WBL-1:0];
+        o_word = ow_a[O_ADDR-1:O_WBL];
     end
 
     // ---------------------------------------------------------------- main sequencer
@@ -432,7 +542,7 @@ module core_main #(
             dma_addr <= 32'd0;
             dma_len <= 32'd0;
             if_wofs <= 32'd0;
-            wb_ofs <= 32'd0;
+            pass_oaddr <= 32'd0;
         end else begin
             dma_valid <= 1'b0;
             if (st != S_IDLE) cycles <= cycles + 32'd1;
@@ -451,6 +561,7 @@ module core_main #(
                 end
                 S_FETCH_W: if (dma_done) st <= S_DECODE;
                 S_DECODE: begin
+                    pass_oaddr <= desc[D_OUT_ADDR];
                     if (op == 2'd0) begin
                         done <= 1'b1;
                         st <= S_IDLE;
@@ -476,12 +587,13 @@ module core_main #(
                 S_IN2: begin
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= desc[D_IN2_ADDR]; dma_len <= desc[D_IN_LEN];
-                    if_wofs <= desc[D_IN_LEN];
+                    if_wofs <= desc[D_IN2_OFS] >> LB;
                     st <= S_IN2_W;
                 end
                 S_IN2_W: if (dma_done) st <= S_VRUN;
                 S_PASS: begin
                     np <= (pass_left < desc[D_TPP]) ? pass_left : desc[D_TPP];
+                    pass_oaddr <= desc[D_OUT_ADDR] + (kg0_ps + ktc_ps) * desc[D_PQ];
                     st <= S_LW;
                 end
                 S_LW: begin
@@ -493,8 +605,8 @@ module core_main #(
                 S_LW_W: if (dma_done) st <= S_LP;
                 S_LP: begin
                     dma_valid <= 1'b1; dma_write <= 1'b0;
-                    dma_addr <= desc[D_P_ADDR] + t_ps * (C * PREC_BYTES);
-                    dma_len <= np * (C * PREC_BYTES);
+                    dma_addr <= desc[D_P_ADDR] + t_ps * P_TILE;
+                    dma_len <= np * P_TILE;
                     st <= S_LP_W;
                 end
                 S_LP_W: if (dma_done) st <= S_INIT;
@@ -512,20 +624,15 @@ module core_main #(
                     end
                 end
                 S_ADV: st <= S_TILE;
-                S_FLUSH: if (fl == FLUSH - 1) st <= S_WB;
+                S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
                 S_WB: begin
                     dma_valid <= 1'b1; dma_write <= 1'b1;
-                    dma_addr <= desc[D_OUT_ADDR] + (wb_kg0 + wb_ktc + wb_lane) * desc[D_PQ];
-                    dma_len <= desc[D_PQ];
-                    wb_ofs <= (wb_tip * C + wb_lane) * desc[D_PQ];
+                    dma_addr <= pass_oaddr;
+                    dma_len <= obase;  // the pass's output channels, contiguous in DRAM
                     st <= S_WB_W;
                 end
                 S_WB_W: if (dma_done) begin
-                    if (wb_lane + 32'd1 < C && wb_lane + 32'd1 < wkleft) begin
-                        st <= S_WB;
-                    end else if (wb_tip + 32'd1 < np) begin
-                        st <= S_WB;
-                    end else if (t_ps + np < desc[D_NTILES]) begin
+                    if (t_ps + np < desc[D_NTILES]) begin
                         st <= S_PASS;
                     end else begin
                         st <= S_NEXT;
@@ -541,7 +648,6 @@ module core_main #(
                     dma_valid <= 1'b1; dma_write <= 1'b1;
                     dma_addr <= desc[D_OUT_ADDR];
                     dma_len <= desc[D_C_PQ];
-                    wb_ofs <= 32'd0;
                     st <= S_VWB_W;
                 end
                 S_VWB_W: if (dma_done) st <= S_NEXT;
@@ -600,8 +706,8 @@ module core_main #(
                 end
                 S_NEXT_TILE: begin
                     tip <= tip + 32'd1;
-                    wptr <= wptr + desc[D_T];
-                    obase <= obase + desc[D_C_PQ];
+                    wptr <= wptr + (desc[D_TILE_W] >> W_ROW_LB);
+                    obase <= obase + (last_kt ? desc[D_LAST_PQ] : desc[D_C_PQ]);
                     j <= 32'd0; cl <= 32'd0; kr <= 32'd0; ks <= 32'd0; woff <= 32'd0;
                     cofs <= 32'd0;
                     if (last_kt) begin
@@ -611,9 +717,6 @@ module core_main #(
                         g_ktc <= g_ktc + C;
                     end
                     if (!(tip + 32'd1 < np)) begin
-                        // pass finished for this pixel tile: remember where the pass ends
-                        wb_lane <= 32'd0; wb_tip <= 32'd0;
-                        wb_g <= g_ps; wb_ktc <= ktc_ps; wb_kg0 <= kg0_ps;
                         fl <= 32'd0;
                     end
                 end
@@ -623,21 +726,9 @@ module core_main #(
                 end
                 S_FLUSH: fl <= fl + 32'd1;
                 S_WB_W: if (dma_done) begin
-                    if (wb_lane + 32'd1 < C && wb_lane + 32'd1 < wkleft) begin
-                        wb_lane <= wb_lane + 32'd1;
-                    end else if (wb_tip + 32'd1 < np) begin
-                        wb_lane <= 32'd0;
-                        wb_tip <= wb_tip + 32'd1;
-                        if (wb_ktc + C >= desc[D_KG]) begin
-                            wb_g <= wb_g + 32'd1; wb_ktc <= 32'd0; wb_kg0 <= wb_kg0 + desc[D_KG];
-                        end else begin
-                            wb_ktc <= wb_ktc + C;
-                        end
-                    end else begin
-                        // next pass starts after the last tile of this one
-                        t_ps <= t_ps + np;
-                        g_ps <= g_g; ktc_ps <= g_ktc; kg0_ps <= g_kg0; cb_ps <= g_cb;
-                    end
+                    // next pass starts after the last tile of this one
+                    t_ps <= t_ps + np;
+                    g_ps <= g_g; ktc_ps <= g_ktc; kg0_ps <= g_kg0; cb_ps <= g_cb;
                 end
                 S_VRUN: begin
                     vout <= vout + 32'd1;

@@ -17,7 +17,7 @@ import pytest
 
 from autochip.builder.compiler import CompileError, compile_model, merge_groups
 from autochip.builder.core import CoreParams, core_params, render_core
-from autochip.builder.program import DESC_BYTES, FIELDS, PARAM_RECORD_BYTES
+from autochip.builder.program import DESC_BYTES, DESC_WORDS, FIELDS, PARAM_RECORD_BYTES
 from autochip.cli import main
 from autochip.errors import SpecError
 from autochip.hw import hardware_spec_from_dict, load_hardware_spec
@@ -39,7 +39,7 @@ def test_descriptor_fields_match_the_rtl() -> None:
     text = (ROOT / "templates" / "core_main.v").read_text()
     found = dict((m[0].lower(), int(m[1])) for m in re.findall(r"D_(\w+)\s*=\s*(\d+)", text))
     assert found == {name: i for i, name in enumerate(FIELDS)}
-    assert f"DESC_WORDS = {len(FIELDS)}" in text
+    assert f"DESC_WORDS = {DESC_WORDS}" in text and len(FIELDS) <= DESC_WORDS
     assert f"PREC_BYTES = {PARAM_RECORD_BYTES}" in text
 
 
@@ -61,10 +61,17 @@ def test_compile_is_deterministic_and_images_hold_the_weights() -> None:
         w = w.reshape(w.shape[0], -1)
         kg = w.shape[0] // groups
         c = core.cols
-        tiles = np.frombuffer(a.dram, np.int8, f["ntiles"] * f["tile_w"], f["w_addr"])
-        tiles = tiles.reshape(f["ntiles"], f["t"], c)
-        recs = np.frombuffer(a.dram, np.uint8, f["ntiles"] * c * PARAM_RECORD_BYTES, f["p_addr"])
-        recs = recs.reshape(f["ntiles"], c, PARAM_RECORD_BYTES)
+        # tiles: rows of w_row bytes (lanes past C zero), zero rows up to tile_w bytes
+        assert f["tile_w"] % core.bus_bytes == 0 and f["w_addr"] % core.bus_bytes == 0
+        rows = np.frombuffer(a.dram, np.int8, f["ntiles"] * f["tile_w"], f["w_addr"])
+        rows = rows.reshape(f["ntiles"], f["tile_w"] // core.w_row, core.w_row)
+        assert not rows[:, f["t"] :, :].any() and not rows[:, :, c:].any()
+        tiles = rows[:, : f["t"], :c]
+        # parameters: p_tile bytes per tile, C records then zeros
+        recs = np.frombuffer(a.dram, np.uint8, f["ntiles"] * core.p_tile, f["p_addr"])
+        recs = recs.reshape(f["ntiles"], core.p_tile)
+        assert not recs[:, c * PARAM_RECORD_BYTES :].any()
+        recs = recs[:, : c * PARAM_RECORD_BYTES].reshape(f["ntiles"], c, PARAM_RECORD_BYTES)
         for t in range(f["ntiles"]):
             g, kt = divmod(t, f["kt"])
             for lane in range(c):
@@ -92,13 +99,15 @@ def test_compiler_refuses_what_the_core_cannot_run() -> None:
     with pytest.raises(CompileError, match=r"op 'c5': an adder layer needs a core with pe.kind"):
         compile_model(replace(model, ops=(adder, *ops[1:])), _core())
     with pytest.raises(CompileError, match=r"op 'c5': its input feature map 3x11x9: 297 bytes, "
-                       r"but one ifmap copy \(buffers.ifmap.size_kb / rows\) holds 64 bytes; it "
-                       r"needs buffers.ifmap.size_kb >= 2.321") as info:  # fmt: skip
+                       r"but one ifmap copy \(buffers.ifmap.size_kb / rows, whole bus words\) "
+                       r"holds 64 bytes; it needs buffers.ifmap.size_kb >= 2.344"
+                       ) as info:  # fmt: skip
         compile_model(model, _core(if_depth=64))
-    # 297 bytes x 8 rows = 2376 bytes = 2.3203 KB, rounded up to a whole byte: 2.321
+    # 297 bytes -> 300 (whole 4-byte bus words) x 8 rows = 2400 bytes = 2.34375 KB, rounded up
+    # to a whole byte: 2.344
     assert "op 'add': its two inputs (2 x 9x3x5): 270 bytes" in str(info.value)
     assert str(info.value).endswith(
-        "on this 8x8 array the model needs buffers.ifmap.size_kb >= 2.321 (has 0.500) (each "
+        "on this 8x8 array the model needs buffers.ifmap.size_kb >= 2.344 (has 0.500) (each "
         "layer's whole input and outputs stay on chip: the core does not tile feature maps)"
     )
     dil = replace(ops[3], dilation=(2, 2))  # a 1x1 convolution keeps its shape
@@ -107,13 +116,17 @@ def test_compiler_refuses_what_the_core_cannot_run() -> None:
     big = replace(ops[0], weight=ops[0].weight * 4)
     with pytest.raises(CompileError, match=r"weights in \[-508, 508\] do not fit 8-bit"):
         compile_model(replace(model, ops=(big, *ops[1:])), _core())
-    with pytest.raises(CompileError, match=r"op 'c5': one weight tile \(3x5x5 weights per lane\): "
-                       r"75 bytes, but one weight bank \(buffers.weight.size_kb / cols\) "
-                       r"holds 40 bytes; it needs buffers.weight.size_kb >= 0.586"):  # fmt: skip
+    # 75 rows of 8 bytes (cols rounded up to 2^k) = 600 bytes = 0.5859 KB
+    with pytest.raises(CompileError, match=r"op 'c5': one weight tile \(3x5x5 weights per lane, "
+                       r"whole bus words\): 75 rows of 8 bytes, but the weight buffer "
+                       r"\(buffers.weight.size_kb / 8\) holds 40 rows of 8 bytes; it needs "
+                       r"buffers.weight.size_kb >= 0.586"):  # fmt: skip
         compile_model(model, _core(w_depth=40))
-    with pytest.raises(CompileError, match=r"op 'c5': one weight tile's outputs \(8 lanes x 6x5\): "
-                       r"240 bytes, but the ofmap buffer \(buffers.ofmap.size_kb\) holds 100 "
-                       r"bytes; it needs buffers.ofmap.size_kb >= 0.235"):  # fmt: skip
+    # 240 bytes from any byte of a 4-byte bus word: 243, in 16-byte word pairs: 256 = 0.25 KB
+    with pytest.raises(CompileError, match=r"op 'c5': one weight tile's outputs \(8 lanes x 6x5, "
+                       r"from any byte of a 4-byte bus word\): 243 bytes, but the ofmap buffer "
+                       r"\(buffers.ofmap.size_kb, whole 16-byte word pairs\) holds 100 bytes; it "
+                       r"needs buffers.ofmap.size_kb >= 0.25"):  # fmt: skip
         compile_model(model, _core(o_depth=100))
 
 
@@ -125,6 +138,18 @@ def test_core_params_reject_unsupported_specs() -> None:
     with pytest.raises(SpecError, match=r"pe.kind: the core runs 'mac'.*found 'xnor'") as info:
         core_params(spec)
     assert "dataflow: the core uses an output-stationary array, found 'ws'" in str(info.value)
+    for bw in (1, 2.5):
+        narrow = hardware_spec_from_dict(
+            {"array": {"rows": 4, "cols": 4}, "dram": {"bandwidth": bw}}, "bus.yaml"
+        )
+        with pytest.raises(SpecError, match=r"dram.bandwidth: .*4..64 bytes \(32..512 bits\)"):
+            core_params(narrow)
+    # the bus is the largest power of two of bytes per cycle within the bandwidth
+    for bw, bus in ((4, 4), (12.8, 8), (64, 64), (100, 64)):
+        spec = hardware_spec_from_dict(
+            {"array": {"rows": 4, "cols": 4}, "dram": {"bandwidth": bw}}, "bus.yaml"
+        )
+        assert core_params(spec).bus_bytes == bus
 
 
 def test_render_is_deterministic_and_sized_by_the_spec() -> None:
@@ -132,17 +157,27 @@ def test_render_is_deterministic_and_sized_by_the_spec() -> None:
     a, b = render_core(core), render_core(core)
     assert a == b
     top = a["rtl/autochip_core.v"]
-    assert f".IF_DEPTH({16 * 1024 // 8})" in top and f".O_DEPTH({16 * 1024})" in top
+    # dram.bandwidth 4 bytes per cycle: a 32-bit AXI data bus, buffers in 4-byte words
+    assert core.bus_bytes == 4 and "output wire [31:0] m_axi_wdata" in top
+    assert f".IF_WORDS({16 * 1024 // 8 // 4})" in top
+    # ofmap: two banks of 8-byte words (R = 8 bytes of one channel written per cycle)
+    assert ".O_WB(8)" in top and f".O_BWORDS({16 * 1024 // 16})" in top
     assert "/tmp" not in "".join(a.values())
 
 
 def test_cycle_model_follows_its_formula() -> None:
     t = dram_timing()
-    # a 300-byte read from address 200 is split at the 256-byte boundary: bursts of 56 and 244
-    assert dma_cycles(200, 300, False) == 2 + 56 + 244 + 2 * t["read_burst_overhead"]
-    assert dma_cycles(0, 600, False) == 2 + 600 + 3 * t["read_burst_overhead"]
-    assert dma_cycles(0, 1, True) == 2 + 1 + t["write_burst_overhead"]
-    assert tile_cycles(8, 8, 9) == 9 + 8 + 2 + 8 * 9 + 1
+    rd, wr = t["read_burst_overhead"], t["write_burst_overhead"]
+    # 300 bytes from 200 on a 4-byte bus: words 50..124, one burst
+    assert dma_cycles(200, 300, False, 4) == 2 + 75 + rd
+    # split at the 4 KB boundary: words 1000..1023 and 1024..1149
+    assert dma_cycles(4000, 600, False, 4) == 2 + 24 + 126 + 2 * rd
+    # at most 256 beats a burst: 1024 words in 4 bursts
+    assert dma_cycles(0, 4096, False, 4) == 2 + 1024 + 4 * rd
+    # one byte, unaligned: one beat (strobed); 17 bytes across two 16-byte words
+    assert dma_cycles(3, 1, True, 16) == 2 + 1 + wr
+    assert dma_cycles(15, 17, True, 16) == 2 + 2 + wr
+    assert tile_cycles(8, 8, 9) == 9 + 8 + 8 + 3
     prog = compile_model(random_model(), _core())
     cyc = core_cycles(_core(), prog.layers)
     assert len(cyc) == len(prog.layers) + 1
@@ -202,7 +237,9 @@ def test_build_with_a_platform_builds_the_searched_core(tmp_path: Path) -> None:
     assert (core["rows"], core["cols"], core["kind"]) == (
         chosen["array"]["rows"], chosen["array"]["cols"], "mac"
     )  # fmt: skip
-    assert core["if_depth"] == round(chosen["buffers"]["ifmap"]["size_kb"] * 1024) // core["rows"]
+    bus = core["bus_bytes"]
+    size = round(chosen["buffers"]["ifmap"]["size_kb"] * 1024)
+    assert core["if_depth"] == size // core["rows"] // bus * bus
 
 
 # Yosys 0.70 synth_xilinx counts of whole cores (16 KB buffers, DSPs on) of this revision of

@@ -27,6 +27,7 @@ from autochip.ir import graph_for
 from autochip.predictor.core_batch import (
     CoreConfigs,
     core_configs,
+    core_geometry,
     core_plan,
     core_resources_batch,
     core_workload,
@@ -174,7 +175,10 @@ def test_batch_equals_scalar_model_on_zoo_networks(name: str) -> None:
     ok = np.flatnonzero(res.feasible)
     assert ok.size >= 10
     for i in ok[:10].tolist():
-        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i])})()
+        geo = core_geometry(cfg)
+        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
+                                 "bus_bytes": int(geo["bus"][i]),
+                                 "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
         ref = core_cycles(core, planned_layers(wl, cfg, i))
         assert _phases(res, i, len(wl)) == [
             (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]

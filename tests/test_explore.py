@@ -67,7 +67,7 @@ def test_explored_front_equals_brute_force_through_the_scalar_model(lenet: objec
             est = predict(lenet, hw, plat, "rtl")  # type: ignore[arg-type]
         except SpecError:
             continue  # the core cannot run the network
-        cycles = sum(x.total for x in core_cycles(hw, planned_layers(wl, cfg, 0)))
+        cycles = sum(x.total for x in core_cycles(core_params(hw), planned_layers(wl, cfg, 0)))
         assert cycles == est.total.cycles
         rs = core_resources(core_params(hw), "xilinx")
         use = {"lut": rs.lut, "ff": rs.ff, "dsp": rs.dsp, "bram": rs.bram}

@@ -23,7 +23,11 @@ Every op of :class:`~autochip.reference.IntegerModel` becomes one descriptor (``
   concatenated tensor at its channel offset, so the producers write the concatenation.
 
 DRAM layout (byte addresses, all int8 tensors NCHW): descriptors at 0 (the last one ends the
-program), then per layer its parameter records and weight tiles, then one region per tensor.
+program), then per layer its parameter records (``core.p_tile`` bytes per weight tile) and
+weight tiles (rows of ``core.w_row`` bytes, a tile padded to whole bus words), then one region
+per tensor; every region starts on a bus word (``max(ALIGN, bus_bytes)``), so the tiles are
+long bursts. A tensor that starts inside a bus word (one placed inside a channel-padded
+tensor) is handled by its offset within the word (``base0``, ``in2_ofs``, ``wstep``).
 What the core cannot run is refused with a :class:`CompileError` naming the op.
 """
 
@@ -113,10 +117,6 @@ class Program:
         }  # fmt: skip
 
 
-def _align(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
-
-
 def _kb(n: int) -> str:
     """``n`` bytes as a size_kb value, rounded up to 1/1024 KB (a whole byte)."""
     return f"{n // 1024}" if n % 1024 == 0 else f"{-(-n * 1000 // 1024) / 1000:.3f}"
@@ -124,6 +124,10 @@ def _kb(n: int) -> str:
 
 def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape[1:])
+
+
+def _up(n: int, unit: int) -> int:
+    return -(-n // unit) * unit
 
 
 def _fits(values: np.ndarray, bits: int) -> bool:
@@ -154,19 +158,29 @@ class _Compiler:
         self.problems.append(f"op '{op_name}': {what}")
 
     def buffer(self, op_name: str, buf: str, what: str, need: int) -> None:
-        """Refuse ``need`` bytes per bank of buffer ``buf`` if it holds less; keep the need."""
+        """Refuse ``need`` units of buffer ``buf`` if it holds less; keep the spec bytes needed.
+
+        Units: bytes of one ifmap copy, weight rows (``core.w_row`` bytes), ofmap bytes. The
+        spec bytes round up to the buffer's words (core.py: ifmap copies of whole bus words,
+        weight words of ``w_word`` bytes, ofmap in two banks of ``o_wb``-byte words).
+        """
         core = self.core
-        have, banks, per = {
-            "ifmap": (core.if_depth, core.rows, "one ifmap copy (buffers.ifmap.size_kb / rows)"),
-            "weight": (core.w_depth, core.cols, "one weight bank (buffers.weight.size_kb / cols)"),
-            "ofmap": (core.o_depth, 1, "the ofmap buffer (buffers.ofmap.size_kb)"),
-        }[buf]
-        self.need[buf] = max(self.need.get(buf, 0), need * banks)
+        have, unit, total, per = {
+            "ifmap": (core.if_depth, "bytes", _up(need, core.bus_bytes) * core.rows,
+                      "one ifmap copy (buffers.ifmap.size_kb / rows, whole bus words)"),
+            "weight": (core.w_depth, f"rows of {core.w_row} bytes",
+                       _up(need * core.w_row, core.w_word),
+                       f"the weight buffer (buffers.weight.size_kb / {core.w_row})"),
+            "ofmap": (core.o_depth, "bytes", _up(need, 2 * core.o_wb),
+                      f"the ofmap buffer (buffers.ofmap.size_kb, whole {2 * core.o_wb}-byte "
+                      "word pairs)"),
+        }[buf]  # fmt: skip
+        self.need[buf] = max(self.need.get(buf, 0), total)
         if need > have:
             self.fail(
                 op_name,
-                f"{what}: {need} bytes, but {per} holds {have} bytes; it needs "
-                f"buffers.{buf}.size_kb >= {_kb(need * banks)}",
+                f"{what}: {need} {unit}, but {per} holds {have} {unit}; it needs "
+                f"buffers.{buf}.size_kb >= {_kb(total)}",
             )
 
     def root(self, name: str) -> str:
@@ -220,40 +234,49 @@ class _Compiler:
                 f"{core.a_bits}-bit activations",
             )
         t = cg * kr * ks
+        bus, w_row = core.bus_bytes, core.w_row
         kg = k // groups
         kt = -(-kg // core.cols)
         ntiles = groups * kt
         pq = p * q
         in_len = cin * h * wd
-        tile_w = t * core.cols
+        tile_w = -(-t * w_row // bus) * bus  # DRAM bytes per weight tile: whole bus words
         limits = {
             "parameter buffer": PARAM_TILES,
-            "weight buffer": core.w_depth // t,
-            "ofmap buffer": core.o_depth // (core.cols * pq),
+            "weight buffer": core.w_depth // (tile_w // w_row),
+            # the pass's outputs start at any byte of a bus word (their DRAM offset)
+            "ofmap buffer": (core.o_depth - (bus - 1)) // (core.cols * pq),
         }
         tpp = min(min(limits.values()), ntiles)
         self.buffer(op.name, "ifmap", f"its input feature map {_shape(shp)}", in_len)
-        self.buffer(op.name, "weight", f"one weight tile ({cg}x{kr}x{ks} weights per lane)", t)
         self.buffer(
-            op.name, "ofmap", f"one weight tile's outputs ({core.cols} lanes x {p}x{q})",
-            core.cols * pq,
+            op.name, "weight",
+            f"one weight tile ({cg}x{kr}x{ks} weights per lane, whole bus words)",
+            tile_w // w_row,
+        )  # fmt: skip
+        self.buffer(
+            op.name, "ofmap",
+            f"one weight tile's outputs ({core.cols} lanes x {p}x{q}, from any byte of a "
+            f"{bus}-byte bus word)", core.cols * pq + bus - 1,
         )  # fmt: skip
         if self.problems:
             return
-        # weight tiles: word j of tile (g, kt) holds W[g*kg + kt*C + c, j] in lane c
+        # weight tiles: row j (w_row bytes) of tile (g, kt) holds W[g*kg + kt*C + c, j] in
+        # lane c, lanes past C zero; a tile is tile_w bytes (zero rows at the end). Parameter
+        # records: C per tile, then zeros up to core.p_tile bytes.
         blob_p = bytearray()
         blob_w = bytearray()
         bias = np.asarray(op.bias, dtype=np.int64)
         for g in range(groups):
             for tt in range(kt):
-                tile = np.zeros((t, core.cols), dtype=np.int64)
+                tile = np.zeros((tile_w // w_row, w_row), dtype=np.int64)
                 for c in range(core.cols):
                     kk = tt * core.cols + c
                     if kk >= kg:
                         blob_p += bytes(PARAM_RECORD_BYTES)
                         continue
                     ch = g * kg + kk
-                    tile[:, c] = w4[ch].reshape(-1)
+                    tile[:t, c] = w4[ch].reshape(-1)
                     if op.requant is not None:
                         mult, shift, flip = (int(op.requant.multiplier[ch]),
                                              int(op.requant.shift[ch]), 0)  # fmt: skip
@@ -263,6 +286,7 @@ class _Compiler:
                         flip = int(op.threshold.flip[ch])
                     rec = _i32(int(bias[ch])) + _i32(mult) + bytes([shift, flip])
                     blob_p += rec + bytes(PARAM_RECORD_BYTES - len(rec))
+                blob_p += bytes(core.p_tile - core.cols * PARAM_RECORD_BYTES)
                 blob_w += (tile & 0xFF).astype(np.uint8).tobytes()
         a1, b1 = divmod(1, q)
         ar, br = divmod(core.rows, q)
@@ -277,6 +301,7 @@ class _Compiler:
             "base0": -ph * wd - pw, "ntiles": ntiles, "kt": kt, "kg": kg, "tpp": tpp, "lo": lo,
             "hi": hi, "c": k, "p": p, "sw": sw, "tile_w": tile_w,
             "npt": -(-pq // core.rows), "cg": cg, "c_pq": core.cols * pq,
+            "last_pq": (kg - (kt - 1) * core.cols) * pq,
         }  # fmt: skip
         layer = CompiledLayer(op.name, op.layer, mode, op.output, fields)
         self.layers.append((layer, bytes(blob_p) + bytes(blob_w)))
@@ -369,7 +394,7 @@ class _Compiler:
     def summary(self) -> str:
         """The buffer sizes the whole model needs on this array, where the spec has less."""
         core = self.core
-        have = {"ifmap": core.if_depth * core.rows, "weight": core.w_depth * core.cols,
+        have = {"ifmap": core.if_depth * core.rows, "weight": core.w_depth * core.w_row,
                 "ofmap": core.o_depth}  # fmt: skip
         short = [
             f"buffers.{b}.size_kb >= {_kb(n)} (has {_kb(have[b])})"
@@ -452,6 +477,12 @@ class _Compiler:
                         op.shift, op.lo, op.hi)  # fmt: skip
 
     def layout(self) -> Program:
+        bus = self.core.bus_bytes
+        align = max(ALIGN, bus)
+
+        def _align(n: int) -> int:
+            return -(-n // align) * align
+
         n_desc = len(self.layers) + 1
         addr = _align(n_desc * DESC_BYTES)
         blobs: list[tuple[int, bytes]] = []
@@ -485,12 +516,30 @@ class _Compiler:
             f["in_addr"] = tensors[self.root(src)][0]
             f["in2_addr"] = tensors[self.root(src2)][0] if src2 else 0
             f["out_addr"] = tensors[lay.output][0]
+            # the DMA puts DRAM byte a at ifmap byte a - (in_addr rounded down to a bus word)
+            off1 = f["in_addr"] % bus
+            f["base0"] = f.get("base0", 0) + off1
+            need = off1 + f["in_len"]
+            if src2:
+                f["in2_ofs"] = -(-need // bus) * bus
+                off2 = f["in2_addr"] % bus
+                f["wstep"] = f["in2_ofs"] + off2 - off1
+                need = f["in2_ofs"] + off2 + f["in_len"]
+            if need > f["in_len"] * (2 if src2 else 1):  # more than compute/vector checked
+                self.buffer(lay.name, "ifmap", f"its input{'s' if src2 else ''} from the bus "
+                            "word of its DRAM address on", need)  # fmt: skip
+            if lay.mode == "vector" and f["out_addr"] % bus:
+                self.buffer(lay.name, "ofmap", "its output from the bus word of its DRAM "
+                            "address on", f["out_addr"] % bus + f["c_pq"])  # fmt: skip
             if lay.mode != "vector":
                 f["p_addr"] = blob_addr[i]
                 f["w_addr"] = blob_addr[i] + p_len
             desc = encode_descriptor(f)
             image[i * DESC_BYTES : (i + 1) * DESC_BYTES] = desc
             final.append(CompiledLayer(lay.name, lay.kind, lay.mode, lay.output, f))
+        if self.problems:
+            raise CompileError("the core cannot run this model:\n  " + "\n  ".join(self.problems)
+                               + self.summary())  # fmt: skip
         end = encode_descriptor({"op": op_word(OP_END)})
         image[len(final) * DESC_BYTES : (len(final) + 1) * DESC_BYTES] = end
         for a, blob in blobs:

@@ -8,11 +8,21 @@ memory (deterministic: no timestamps, no paths).
 
 Buffer sizing (the spec's ``buffers.*.size_kb`` is the total storage of each buffer):
 
-* ifmap: ``rows`` copies of one byte RAM (each array row reads its own im2col address every
-  cycle), so one copy holds ``size // rows`` bytes: the largest input feature map of a layer;
-* weight: ``cols`` byte banks of ``size // cols`` words: weight tiles of ``T x cols`` bytes;
-* ofmap: one byte RAM of ``size`` bytes: the outputs of one pass;
-* params: ``PARAM_TILES * cols`` per-channel records (bias, multiplier, shift, flip).
+* AXI4 data bus: ``bus_bytes`` = the largest power of two <= ``dram.bandwidth`` (bytes per
+  cycle), at most 64: 4 .. 64 bytes (32 .. 512 bits); a bandwidth under 4 is refused. Every
+  buffer the DMA touches is a RAM of words of ``bus_bytes`` (or a multiple) with byte enables,
+  filled or drained one bus word per cycle;
+  DRAM byte ``a`` lands in buffer byte ``a - base`` for a ``bus_bytes``-aligned ``base``, so no
+  byte-lane rotation is needed (the compiler folds the misalignment into its addresses);
+* ifmap: ``rows`` copies of one RAM (each array row reads its own im2col byte every cycle), so
+  one copy holds ``size // rows`` bytes (rounded down to whole bus words);
+* weight: one RAM of ``w_word`` bytes per word holding weight rows of ``w_row`` bytes (``cols``
+  rounded up to a power of two): a row is the C weights of one reduction step;
+* ofmap: ``size`` bytes in two banks of ``o_wb``-byte words (even and odd words, ``o_wb`` =
+  max(bus, rows rounded up to 2^k)), so the post-processing writes the R bytes of one output
+  channel (R consecutive pixels) at any byte address in one cycle: the outputs of one pass;
+* params: ``PARAM_TILES`` words of ``p_tile`` bytes (the C 16-byte records of one weight tile,
+  padded to a power of two and at least one bus word).
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ __all__ = [
     "ARRAY_MODULE",
     "CORE_MODULES",
     "CORE_TOP",
+    "MAX_BUS_BYTES",
+    "MIN_BUS_BYTES",
     "PARAM_TILES",
     "CoreParams",
     "core_params",
@@ -43,6 +55,7 @@ ARRAY_MODULE = "core_array"
 CORE_MODULES = (
     "core_pe.v",
     "core_ram.v",
+    "core_wram.v",
     "core_axil.v",
     "core_dma.v",
     "core_main.v",
@@ -50,6 +63,8 @@ CORE_MODULES = (
     "autochip_row_mux.v",
 )
 PARAM_TILES = 16  # weight tiles whose per-channel parameters one pass can hold
+PARAM_RECORD_BYTES = 16  # program.PARAM_RECORD_BYTES (bias, multiplier, shift, flip, padding)
+MIN_BUS_BYTES, MAX_BUS_BYTES = 4, 64  # AXI4 data bus: 32 .. 512 bits
 _MAX_BITS = 8  # activations and weights travel as bytes
 
 
@@ -76,6 +91,26 @@ class CoreParams:
     o_addr: int
     p_depth: int
     p_addr: int
+    bus_bytes: int  # AXI4 data bus width in bytes (from dram.bandwidth)
+    bus_bits: int
+    bus_lb: int  # log2(bus_bytes)
+    if_words: int  # ifmap copy: words of bus_bytes
+    if_waddr: int
+    w_row: int  # bytes per weight row in the buffer and in DRAM (cols rounded up to 2^k)
+    w_row_lb: int
+    w_word: int  # bytes per weight RAM word: max(w_row, bus_bytes)
+    w_words: int
+    w_waddr: int
+    w_rows_lb: int  # log2(weight rows per word)
+    w_grp_lb: int  # log2(bus words per weight word)
+    o_wb: int  # bytes per ofmap word: max(bus_bytes, rows rounded up to 2^k)
+    o_wbl: int
+    o_bwords: int  # words per ofmap bank (two banks: even and odd words)
+    o_baddr: int
+    p_tile: int  # bytes of one tile's parameter records (power of two, >= bus_bytes)
+    p_recs_lb: int  # log2(records per p_tile)
+    p_grp_lb: int  # log2(bus words per p_tile)
+    p_taddr: int
     a_bus_bits: int
     b_bus_bits: int
     out_bus_bits: int
@@ -112,18 +147,37 @@ def core_params(hw: HardwareSpec, source: str | None = None) -> CoreParams:
         )
     if not 1 <= hw.rows <= 64 or not 1 <= hw.cols <= 64:
         problems.append(f"array: expected 1..64 rows and cols, found {hw.rows} x {hw.cols}")
-    if_depth = hw.ifmap.size_bytes // max(1, hw.rows)
-    w_depth = hw.weight.size_bytes // max(1, hw.cols)
-    o_depth = hw.ofmap.size_bytes
-    for name, depth in (("ifmap", if_depth), ("weight", w_depth), ("ofmap", o_depth)):
+    bw = hw.dram.bandwidth
+    bus = min(MAX_BUS_BYTES, 1 << max(0, int(bw).bit_length() - 1))
+    if bw < MIN_BUS_BYTES:
+        problems.append(
+            f"dram.bandwidth: expected at least {MIN_BUS_BYTES} bytes per cycle (the core's AXI4 "
+            f"data bus is the largest power of two of bytes within the bandwidth, "
+            f"{MIN_BUS_BYTES}..{MAX_BUS_BYTES} bytes ({8 * MIN_BUS_BYTES}..{8 * MAX_BUS_BYTES} "
+            f"bits)), found {bw:g}"
+        )
+        bus = MIN_BUS_BYTES
+    w_row = 1 << max(0, (hw.cols - 1).bit_length())
+    w_word = max(w_row, bus)
+    p_tile = max(bus, 1 << (PARAM_RECORD_BYTES * hw.cols - 1).bit_length())
+    if_depth = hw.ifmap.size_bytes // max(1, hw.rows) // bus * bus
+    w_words = hw.weight.size_bytes // w_word
+    w_depth = w_words * w_word // w_row  # weight rows
+    o_wb = max(bus, 1 << max(0, (hw.rows - 1).bit_length()))
+    o_depth = hw.ofmap.size_bytes // (2 * o_wb) * (2 * o_wb)
+    for name, depth, unit in (
+        ("ifmap", if_depth, "bytes per array row"),
+        ("weight", w_depth, "weight rows"),
+        ("ofmap", o_depth, "bytes"),
+    ):
         if depth < 16:
             problems.append(
-                f"buffers.{name}.size_kb: expected room for at least 16 bytes per bank, "
-                f"found {depth}"
+                f"buffers.{name}.size_kb: expected room for at least 16 {unit}, found {depth}"
             )
     if problems:
         raise SpecError(source or hw.name, problems)
     p_depth = PARAM_TILES * hw.cols
+    lb = bus.bit_length() - 1
     adder = pe.kind == "adder"
     note = "int MAC and AdderNet datapaths" if adder else "int MAC datapath (binary layers as +-1)"
     return CoreParams(
@@ -139,13 +193,33 @@ def core_params(hw: HardwareSpec, source: str | None = None) -> CoreParams:
         w_bits=pe.w_bits,
         acc_bits=pe.acc_bits,
         if_depth=if_depth,
-        if_addr=_bits(if_depth),
+        if_addr=_bits(if_depth // bus) + lb,
         w_depth=w_depth,
-        w_addr=_bits(w_depth),
+        w_addr=_bits(w_words) + (w_word // w_row).bit_length() - 1,
         o_depth=o_depth,
-        o_addr=_bits(o_depth),
+        o_addr=_bits(o_depth // (2 * o_wb)) + 1 + (o_wb.bit_length() - 1),
         p_depth=p_depth,
         p_addr=_bits(p_depth),
+        bus_bytes=bus,
+        bus_bits=8 * bus,
+        bus_lb=lb,
+        if_words=if_depth // bus,
+        if_waddr=_bits(if_depth // bus),
+        w_row=w_row,
+        w_row_lb=w_row.bit_length() - 1,
+        w_word=w_word,
+        w_words=w_words,
+        w_waddr=_bits(w_words),
+        w_rows_lb=(w_word // w_row).bit_length() - 1,
+        w_grp_lb=(w_word // bus).bit_length() - 1,
+        o_wb=o_wb,
+        o_wbl=o_wb.bit_length() - 1,
+        o_bwords=o_depth // (2 * o_wb),
+        o_baddr=_bits(o_depth // (2 * o_wb)),
+        p_tile=p_tile,
+        p_recs_lb=(p_tile // PARAM_RECORD_BYTES).bit_length() - 1,
+        p_grp_lb=(p_tile // bus).bit_length() - 1,
+        p_taddr=_bits(PARAM_TILES),
         a_bus_bits=hw.rows * pe.a_bits,
         b_bus_bits=hw.cols * (pe.w_bits + 1),
         out_bus_bits=hw.cols * pe.acc_bits,

@@ -1,4 +1,5 @@
-"""The core's layer descriptor: 48 little-endian 32-bit words, one per field of :data:`FIELDS`.
+"""The core's layer descriptor: 64 little-endian 32-bit words, the fields of :data:`FIELDS` then
+zero padding (256 bytes: a whole number of bus words for every AXI data width).
 
 The word order is the contract with ``templates/core_main.v`` (its ``D_*`` localparams; a test
 checks both agree). Word 0 packs the operation:
@@ -18,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "DESC_BYTES",
+    "DESC_WORDS",
     "FIELDS",
     "OP_COMPUTE",
     "OP_END",
@@ -35,9 +37,10 @@ FIELDS = (
     "cg_hw", "t", "kr", "ks", "pad", "pq", "q", "a1_x", "a1_ox", "a1_oy", "a1_base", "ar_x",
     "ar_ox", "ar_oy", "ar_base", "wrap_ox", "sh", "wrap_base", "oy0", "ox0", "base0",
     "ntiles", "kt", "kg", "tpp", "lo", "hi", "mult0", "mult1", "shift", "c", "p", "wstep",
-    "sw", "tile_w", "npt", "cg", "c_pq",
+    "sw", "tile_w", "npt", "cg", "c_pq", "last_pq", "in2_ofs",
 )  # fmt: skip
-DESC_BYTES = 4 * len(FIELDS)
+DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
+DESC_BYTES = 4 * DESC_WORDS
 PARAM_RECORD_BYTES = 16  # bias (4, LE), multiplier or threshold (4, LE), shift (1), flip (1)
 OP_END, OP_COMPUTE, OP_VECTOR = 0, 1, 2
 VMODE_MAX, VMODE_SUM, VMODE_ADD = 0, 1, 2
@@ -54,5 +57,6 @@ def encode_descriptor(values: Mapping[str, int]) -> bytes:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown descriptor fields {unknown}")
-    words = np.array([int(values.get(f, 0)) & 0xFFFFFFFF for f in FIELDS], dtype="<u4")
+    words = np.zeros(DESC_WORDS, dtype="<u4")
+    words[: len(FIELDS)] = [int(values.get(f, 0)) & 0xFFFFFFFF for f in FIELDS]
     return words.tobytes()

@@ -8,11 +8,12 @@ in closed form, and is checked to equal it exactly (``tests/test_core_batch.py``
   fields that do not depend on the core, tensor sizes, which tensor each layer reads), derived
   from the AccelGraph without compiling (:func:`core_workload`).
 * Per configuration the compiler's tiling (``kt``, ``ntiles``, ``tpp``, ``npt``) and DRAM layout
-  (descriptors, per-layer parameter and weight blobs, then 16-byte aligned tensors) follow from
-  rows, cols and buffer sizes; every DMA command's bursts (split at 256-byte boundaries) are
-  counted in closed form: a transfer of L bytes at A touches ``(A+L-1)//256 - A//256 + 1``
-  blocks, and a run of back-to-back transfers of s bytes each adds one burst per cut that is
-  not on a 256-byte boundary (counted with a modular inverse, :func:`_boundary_hits`).
+  (256-byte descriptors, per-layer parameter blobs of ``p_tile`` bytes per tile and weight
+  tiles padded to whole bus words, then tensors aligned to ``max(16, bus)``) follow from rows,
+  cols, buffer sizes and the AXI data bus (``bus`` bytes, from ``dram.bandwidth``); every DMA
+  command's bursts are counted in closed form in bus words (:func:`_dma`: per 4 KB page
+  touched, its words in bursts of at most 256 beats), the per-pass weight, parameter and
+  write-back commands pass by pass (a loop over the pass index, vectorised over the rest).
 * Energy from the platform's technology tables (the analytic model's unit costs): PE operations
   and post-processing, SRAM bytes read and written per buffer, DRAM bytes, static power.
 
@@ -39,11 +40,14 @@ from autochip.predictor.core_model import (
     _XILINX_BRAM18_BITS,
     _XILINX_BRAM36_DEPTH,
     _XILINX_LUTRAM_MAX_BITS,
+    BURST_BOUNDARY,
     CONTROL_FEATURES,
     DESC_BYTES,
     FLUSH_CYCLES,
+    MAX_BURST,
     _control_model,
     dram_timing,
+    flush_compute_cycles,
 )
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "CoreWorkload",
     "core_configs",
     "core_feasible",
+    "core_geometry",
     "core_plan",
     "core_workload",
     "evaluate_core",
@@ -61,8 +66,9 @@ __all__ = [
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-B = 256  # DMA burst boundary (core_model.BURST_BOUNDARY)
 ALIGN = 16  # compiler.ALIGN
+DEFAULT_BUS = 8  # the AXI data bus of the default dram.bandwidth (8 bytes per cycle)
+MIN_BUS, MAX_BUS = 4, 64  # core.MIN_BUS_BYTES, core.MAX_BUS_BYTES
 PARAM_TILES = 16  # core.PARAM_TILES
 PARAM_RECORD_BYTES = 16  # program.PARAM_RECORD_BYTES
 _MAX_BITS = 8
@@ -335,12 +341,21 @@ class CoreConfigs:
     w_bytes: I64
     o_bytes: I64
     clock_mhz: F64
+    # AXI data bus bytes (core.core_params: from dram.bandwidth); None: the default bandwidth's
+    bus_bytes: I64 | None = None
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
+    @property
+    def bus(self) -> I64:
+        if self.bus_bytes is None:
+            return np.full(len(self), DEFAULT_BUS, dtype=np.int64)
+        return self.bus_bytes
+
     def take(self, idx: I64) -> CoreConfigs:
-        return CoreConfigs(*(getattr(self, f)[idx] for f in _CFG_FIELDS))
+        cols = {f: getattr(self, f)[idx] for f in _CFG_FIELDS}
+        return CoreConfigs(**cols, bus_bytes=self.bus[idx])
 
     def spec(self, i: int, name: str = "core") -> dict[str, object]:
         """Configuration ``i`` as a hardware spec dict (the ``--hw`` YAML schema)."""
@@ -361,12 +376,22 @@ class CoreConfigs:
             "array": {"rows": int(self.rows[i]), "cols": int(self.cols[i])},
             "dataflow": "os",
             "buffers": {k: {"size_kb": v} for k, v in kb.items()},
+            "dram": {"bandwidth": float(self.bus[i])},
             "clock_mhz": float(self.clock_mhz[i]),
         }
 
 
-_CFG_FIELDS = ("rows", "cols", "a_bits", "w_bits", "adder", "if_bytes", "w_bytes", "o_bytes",
-               "clock_mhz")  # fmt: skip
+_CFG_FIELDS = (
+    "rows",
+    "cols",
+    "a_bits",
+    "w_bits",
+    "adder",
+    "if_bytes",
+    "w_bytes",
+    "o_bytes",
+    "clock_mhz",
+)  # fmt: skip (bus_bytes: CoreConfigs.bus)
 
 
 def core_configs(specs: Sequence[HardwareSpec], source: str = "core") -> CoreConfigs:
@@ -396,7 +421,43 @@ def core_configs(specs: Sequence[HardwareSpec], source: str = "core") -> CoreCon
         w_bytes=col(lambda h: h.weight.size_bytes),
         o_bytes=col(lambda h: h.ofmap.size_bytes),
         clock_mhz=np.array([hw.clock_mhz for hw in specs], dtype=np.float64),
+        bus_bytes=col(lambda h: min(MAX_BUS, 1 << max(0, int(h.dram.bandwidth).bit_length() - 1))),
     )
+
+
+def _bitlen(x: I64) -> I64:
+    """``int.bit_length`` element-wise (x >= 0)."""
+    x = np.asarray(x, dtype=np.int64)
+    out = np.zeros_like(x)
+    for k in range(63):
+        out += (x >> k) > 0
+    return out
+
+
+def _pow2_ceil(x: I64) -> I64:
+    """``1 << max(0, (x - 1).bit_length())``: the smallest power of two >= x (x >= 1)."""
+    out: I64 = np.left_shift(1, _bitlen(np.maximum(x - 1, 0)))
+    return out
+
+
+def core_geometry(cfg: CoreConfigs) -> dict[str, I64]:
+    """``core.core_params``' buffer geometry per configuration, (H,): ``bus``, ``w_row`` (bytes
+    per weight row), ``w_word``, ``p_tile``, ``if_depth`` (bytes of one ifmap copy),
+    ``w_depth`` (weight rows), ``o_wb``, ``o_depth`` (ofmap bytes)."""
+    bus = cfg.bus
+    w_row = _pow2_ceil(cfg.cols)
+    w_word = np.maximum(w_row, bus)
+    o_wb = np.maximum(bus, _pow2_ceil(cfg.rows))
+    return {
+        "bus": bus,
+        "w_row": w_row,
+        "w_word": w_word,
+        "p_tile": np.maximum(bus, _pow2_ceil(PARAM_RECORD_BYTES * cfg.cols)),
+        "if_depth": cfg.if_bytes // cfg.rows // bus * bus,
+        "w_depth": cfg.w_bytes // w_word * w_word // w_row,
+        "o_wb": o_wb,
+        "o_depth": cfg.o_bytes // (2 * o_wb) * (2 * o_wb),
+    }
 
 
 # -- DMA bursts in closed form -------------------------------------------------------------------
@@ -405,47 +466,24 @@ def _cdiv(a: I64, b: I64 | int) -> I64:
     return out
 
 
-def _blocks(addr: I64, length: I64) -> I64:
-    """Bursts of one DMA command: 256-byte blocks touched by [addr, addr + length)."""
-    out: I64 = np.where(length > 0, ((addr + length - 1) >> 8) - (addr >> 8) + 1, 0)
-    return out
-
-
-def _hit_tables() -> tuple[I64, I64]:
-    """For a = addr % 256 and s = step % 256: the first j >= 1 with (a + j s) % 256 == 0
-    (0 if none) and the period 256 / gcd(s, 256) of the hits."""
-    a = np.arange(B)[:, None]
-    s = np.arange(B)[None, :]
-    first = np.zeros((B, B), dtype=np.int64)
-    period = B // np.gcd(np.arange(B), B)
-    for j in range(B, 0, -1):  # the smallest j wins
-        first = np.where((a + j * s) % B == 0, j, first)
-    return first.ravel(), period.astype(np.int64)
-
-
-_FIRST, _PERIOD = _hit_tables()
-
-
-def _boundary_hits(a: I64, s: I64, n: I64) -> I64:
-    """#{j in 1..n : (a + j*s) % 256 == 0}, element-wise, from :func:`_hit_tables`."""
-    sm = s & (B - 1)
-    j0 = _FIRST[((a & (B - 1)) << 8) | sm]
-    m = _PERIOD[sm]
-    out: I64 = np.where((j0 > 0) & (j0 <= n), (n - j0) // m + 1, 0)
-    return out
-
-
-def _dma(addr: I64, length: I64, over: int) -> I64:
-    out: I64 = 2 + length + over * _blocks(addr, length)
-    return out
-
-
-def _dma_run(addr: I64, each: I64, total: I64, count: I64, over: int) -> I64:
-    """Cycles of ``count`` back-to-back commands covering [addr, addr + total), every cut at
-    addr + j*each (j = 1..count-1)."""
-    cuts = count - 1
-    bursts = _blocks(addr, total) + cuts - _boundary_hits(addr, each, cuts)
-    out: I64 = 2 * count + total + over * bursts
+def _dma(addr: I64, length: I64, bus: I64, over: int) -> I64:
+    """``core_model.dma_cycles`` element-wise: the bus words of [addr, addr + length), per 4 KB
+    page touched its words in bursts of at most 256 beats, each costing ``over`` more; 2 for
+    the issue and done cycles (also for an empty command)."""
+    wa = addr // bus
+    we = (addr + length - 1) // bus + 1
+    words = we - wa
+    page = BURST_BOUNDARY // bus  # words per 4 KB page
+    pa, pe = wa // page, (we - 1) // page
+    first = np.minimum(words, page - wa % page)
+    last = we - pe * page
+    per_page = _cdiv(page, MAX_BURST)
+    bursts = np.where(
+        pa == pe,
+        _cdiv(words, MAX_BURST),
+        _cdiv(first, MAX_BURST) + (pe - pa - 1) * per_page + _cdiv(last, MAX_BURST),
+    )
+    out: I64 = np.where(length > 0, 2 + words + over * bursts, 2)
     return out
 
 
@@ -460,7 +498,7 @@ class CoreResult:
     writeback: I64
     control: I64
     energy_pj: F64  # (H, L), or (H, 1) summed over layers
-    end_cycles: int  # the end-of-program descriptor
+    end_cycles: I64  # (H,): the end-of-program descriptor
     feasible: npt.NDArray[np.bool_]  # (H,)
     resources: dict[str, I64]  # lut ff dsp bram, (H,); empty for ASIC platforms
     area_um2: F64 | None  # (H,) for ASIC platforms
@@ -478,8 +516,8 @@ class CoreResult:
 
 
 def _tile_cycles(r: I64, c: I64, t: I64) -> I64:
-    # core_model.tile_cycles: first row at (T + R + C - 1) - (R - 1) + 1, R (C + 1), 1 + 1
-    out: I64 = t + c + 1 + r * (c + 1) + 2
+    # core_model.tile_cycles: first row at (T + R + C - 1) - (R - 1) + 1, then R rows, 1 + 1
+    out: I64 = t + c + r + 3
     return out
 
 
@@ -505,36 +543,61 @@ def _merged(wl: CoreWorkload, C: I64, w_depth: I64) -> tuple[I64, I64, I64]:
     return t, kg, groups
 
 
-def _tensor_off(wl: CoreWorkload) -> I64:
-    if wl.tensor_off is not None:
-        return wl.tensor_off
-    t_al = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
-    out: I64 = np.cumsum(t_al) - t_al
+def _tensor_off(wl: CoreWorkload, align: int) -> I64:
+    """Byte offset of every tensor from the first tensor region when regions are ``align``-byte
+    aligned. ``wl.tensor_off`` (16-byte alignment) tells which tensors sit inside another
+    (a padded / concatenated one: the outermost region holding its bytes) and where."""
+    n = wl.tensor_bytes.shape[0]
+    t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
+    off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
+    end0 = off0 + wl.tensor_bytes
+    outer = np.arange(n)
+    for j in range(n):
+        hold = np.flatnonzero(
+            (off0 <= off0[j]) & (end0 >= end0[j]) & (wl.tensor_bytes > wl.tensor_bytes[j])
+        )
+        if hold.size:
+            outer[j] = int(hold[np.argmax(wl.tensor_bytes[hold])])
+    own = outer == np.arange(n)
+    t_al = np.where(own, _cdiv(wl.tensor_bytes, align) * align, 0)
+    start = np.cumsum(t_al) - t_al
+    out: I64 = start[outer] + off0 - off0[outer]
     return out
 
 
-def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64) -> dict[str, I64]:
-    """What depends on the array's columns and weight bank depth alone, arrays (U, L) for the
-    distinct (``ucols``, ``uwdepth``): group merging, weight tiling and the whole DRAM layout
-    (descriptors, per-layer parameter and weight blobs, then the 16-byte aligned tensors)."""
+def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64, ubus: I64) -> dict[str, I64]:
+    """What depends on the array's columns, weight rows and bus alone, arrays (U, L) for the
+    distinct (``ucols``, ``uwdepth``, ``ubus``): group merging, weight tiling and the whole
+    DRAM layout (256-byte descriptors, per-layer parameter and weight blobs, then the tensors,
+    every region aligned to ``max(16, bus)``)."""
     L = len(wl)
     C = ucols[:, None]
+    bus = ubus[:, None]
     comp = ~wl.vector[None, :]
     t, kg, groups = _merged(wl, C, uwdepth[:, None])
     kt = _cdiv(kg, C)
     ntiles = np.where(comp, groups * kt, 0)
-    tile_w = t * C
-    p_len = ntiles * C * PARAM_RECORD_BYTES
+    w_row = _pow2_ceil(C)
+    p_tile = np.maximum(bus, _pow2_ceil(PARAM_RECORD_BYTES * C))
+    tile_w = _cdiv(t * w_row, bus) * bus
+    p_len = ntiles * p_tile
     blob = p_len + ntiles * tile_w
-    blob_al = _cdiv(blob, ALIGN) * ALIGN
-    start = -(-(L + 1) * DESC_BYTES // ALIGN) * ALIGN
+    align = np.maximum(ALIGN, bus)
+    blob_al = _cdiv(blob, align) * align
+    start = _cdiv((L + 1) * DESC_BYTES + 0 * align, align) * align
     p_addr = start + np.cumsum(blob_al, axis=1) - blob_al
-    t_off = _tensor_off(wl)
-    base = (start + blob_al.sum(axis=1))[:, None]
+    offs = {a: _tensor_off(wl, a) for a in np.unique(align).tolist()}
+    t_off = np.zeros((len(ucols), wl.tensor_bytes.shape[0]), dtype=np.int64)
+    for a, off in offs.items():
+        t_off[align[:, 0] == a] = off
+    base = start + blob_al.sum(axis=1, keepdims=True)
+    rows = np.arange(len(ucols))[:, None]
     return {
-        "in_addr": base + t_off[wl.src][None, :],
-        "in2_addr": np.where(wl.src2 >= 0, base + t_off[np.maximum(wl.src2, 0)][None, :], 0),
-        "out_addr": base + t_off[np.arange(1, L + 1)][None, :],
+        "in_addr": base + t_off[rows, wl.src[None, :]],
+        "in2_addr": np.where(
+            wl.src2[None, :] >= 0, base + t_off[rows, np.maximum(wl.src2, 0)[None, :]], 0
+        ),
+        "out_addr": base + t_off[rows, np.arange(1, L + 1)[None, :]],
         "p_addr": np.where(comp, p_addr, 0),
         "w_addr": np.where(comp, p_addr + p_len, 0),
         "ntiles": ntiles,
@@ -548,33 +611,50 @@ def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64) -> dict[str, I64]:
 
 
 def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], I64]:
-    """:func:`_layout` of the distinct (cols, weight bank depth) of ``cfg`` and the index of
-    each configuration's pair."""
-    # the merge only tells weight banks apart up to the deepest reduction a merge can need
+    """:func:`_layout` of the distinct (cols, weight rows, bus) of ``cfg`` and the index of
+    each configuration's triple."""
+    # the merge only tells weight buffers apart up to the deepest reduction a merge can need
     cap = 0
     if wl.merge is not None and wl.merge.any():
         cap = int((wl.groups * wl.t)[wl.merge].max())
-    w_depth = np.minimum(cfg.w_bytes // cfg.cols, cap)
-    pairs = np.stack([cfg.cols, w_depth], axis=1)
-    upairs, inv = np.unique(pairs, axis=0, return_inverse=True)
+    w_depth = np.minimum(core_geometry(cfg)["w_depth"], cap)
+    triples = np.stack([cfg.cols, w_depth, cfg.bus], axis=1)
+    ut, inv = np.unique(triples, axis=0, return_inverse=True)
     inv = inv.reshape(-1)
-    return _layout(wl, upairs[:, 0], upairs[:, 1]), inv
+    return _layout(wl, ut[:, 0], ut[:, 1], ut[:, 2]), inv
 
 
-def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
-    """Whether ``compile_model`` accepts the network on each configuration, (H,): every
-    layer's input fits one ifmap copy, one weight tile fits the weight and ofmap buffers, the
-    operand widths and PE kind suit the network (the per-layer limits reduce over layers)."""
-    cm = ~wl.vector
-    two = np.where(wl.src2 >= 0, 2, 1)
-    need_if = int((wl.in_len * np.where(cm, 1, two)).max(initial=0))
-    w_depth = cfg.w_bytes // cfg.cols
-    feasible: npt.NDArray[np.bool_] = cfg.if_bytes // cfg.rows >= need_if
-    if cm.any():
-        feasible &= w_depth >= int(wl.t[cm].max())
-        feasible &= cfg.o_bytes >= cfg.cols * int(wl.pq[cm].max())
-    if (~cm).any():
-        feasible &= cfg.o_bytes >= int((wl.c * wl.pq)[~cm].max())
+def _needs(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
+           ) -> dict[str, I64]:  # fmt: skip
+    """What each (configuration, layer) needs of the buffers, as the compiler checks it: bytes
+    of one ifmap copy (from the bus word of the input's address; a second input from the next
+    bus word on), weight rows of one tile, ofmap bytes (a compute pass's tile from any byte of
+    a bus word; a vector layer's output from the bus word of its address)."""
+    bus = geo["bus"][:, None]
+    comp = ~wl.vector[None, :]
+    in_len = wl.in_len[None, :]
+    pq = wl.pq[None, :]
+    need_if = lay["in_addr"] % bus + in_len
+    in2 = _cdiv(need_if, bus) * bus + lay["in2_addr"] % bus + in_len
+    need_if = np.where(wl.src2[None, :] >= 0, in2, need_if)
+    need_o = np.where(
+        comp, cfg.cols[:, None] * pq + bus - 1, lay["out_addr"] % bus + wl.c[None, :] * pq
+    )
+    out: dict[str, I64] = {
+        "if": need_if,
+        "w": np.where(comp, lay["tile_w"] // geo["w_row"][:, None], 0),
+        "o": need_o,
+    }
+    return out
+
+
+def _feasible(
+    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
+) -> npt.NDArray[np.bool_]:
+    need = _needs(wl, cfg, geo, lay)
+    ok = (need["if"] <= geo["if_depth"][:, None]) & (need["w"] <= geo["w_depth"][:, None])
+    ok &= need["o"] <= geo["o_depth"][:, None]
+    feasible: npt.NDArray[np.bool_] = np.asarray(ok.all(axis=1))
     feasible &= (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits)
     if wl.adder:
         feasible &= cfg.adder == 1
@@ -583,22 +663,35 @@ def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
     return feasible
 
 
+def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
+    """Whether ``compile_model`` accepts the network on each configuration, (H,): every
+    layer's input fits one ifmap copy (from the bus word of its DRAM address on), one weight
+    tile fits the weight buffer and its outputs the ofmap buffer, the operand widths and PE
+    kind suit the network."""
+    lu, inv = _unique_layout(wl, cfg)
+    lay = {k: v[inv] for k, v in lu.items()}
+    return _feasible(wl, cfg, core_geometry(cfg), lay)
+
+
 def _tiling(
-    wl: CoreWorkload, cfg: CoreConfigs, ntiles: I64, t: I64
+    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
 ) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
     """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
     configuration (``feasible``, (H,))."""
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    w_depth = (cfg.w_bytes // cfg.cols)[:, None]
-    o_depth = cfg.o_bytes[:, None]
+    bus = geo["bus"][:, None]
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
-    lim = np.minimum(np.minimum(w_depth // t, o_depth // (C * pq)), PARAM_TILES)
-    tpp = np.where(comp, np.minimum(lim, ntiles), 0)
-    feasible = core_feasible(wl, cfg)
+    rows_per_tile = np.maximum(lay["tile_w"] // geo["w_row"][:, None], 1)
+    lim = np.minimum(
+        np.minimum(geo["w_depth"][:, None] // rows_per_tile,
+                   (geo["o_depth"][:, None] - (bus - 1)) // (C * pq)),
+        PARAM_TILES,
+    )  # fmt: skip
+    tpp = np.where(comp, np.minimum(lim, lay["ntiles"]), 0)
     npt_ = np.where(comp, _cdiv(pq, R), 0)
-    return tpp, npt_, feasible
+    return tpp, npt_, _feasible(wl, cfg, geo, lay)
 
 
 def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
@@ -608,7 +701,7 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     H, L = len(cfg), len(wl)
     lu, inv = _unique_layout(wl, cfg)
     lay = {k: v[inv] for k, v in lu.items()}
-    tpp, npt_, feasible = _tiling(wl, cfg, lay["ntiles"], lay["t"])
+    tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lay)
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     return {
@@ -635,44 +728,71 @@ def evaluate_core(
     H, L = len(cfg), len(wl)
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
+    geo = core_geometry(cfg)
     lu, inv = _unique_layout(wl, cfg)
-    comp_u = ~wl.vector[None, :]
-    in_len = wl.in_len[None, :]
+    lay = {k: v[inv] for k, v in lu.items()}
+    comp = ~wl.vector[None, :]
+    in_len = wl.in_len[None, :] + np.zeros((H, 1), dtype=np.int64)
     pq = wl.pq[None, :]
     K = wl.c[None, :]
     c_pq = K * pq
-    # what depends on the columns alone: input loads and write-backs
-    in_u = _dma(lu["in_addr"], in_len + 0 * lu["in_addr"], rd)
-    in_u = in_u + np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len + 0 * in_u, rd), 0)
-    out_a = lu["out_addr"]
-    pq_u = pq + 0 * out_a
-    wb_c = K * (2 + pq) + wr * (
-        _blocks(out_a, K * pq) + (K - 1) - _boundary_hits(out_a, pq_u, K - 1)
-    )
-    wb_u = np.where(comp_u, wb_c, _dma(out_a, c_pq + 0 * out_a, wr))
-    ntiles, tile_w = lu["ntiles"][inv], lu["tile_w"][inv]
-    t = lu["t"][inv]
-    tpp, npt, feasible = _tiling(wl, cfg, ntiles, t)
+    bus = geo["bus"][:, None] + np.zeros((1, L), dtype=np.int64)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    comp = comp_u
+    load = _dma(lay["in_addr"], in_len, bus, rd)
+    load = load + np.where(wl.src2[None, :] >= 0, _dma(lay["in2_addr"], in_len, bus, rd), 0)
+    ntiles, tile_w, t, kt = lay["ntiles"], lay["tile_w"], lay["t"], lay["kt"]
+    kg = lay["kg"]
+    tpp, npt, feasible = _tiling(wl, cfg, geo, lay)
     tpp_s = np.maximum(tpp, 1)
     npass = np.where(comp, _cdiv(ntiles, tpp_s), 0)
     two = np.where(wl.src2 >= 0, 2, 1)[None, :]
-    w_addr, p_addr = lu["w_addr"][inv], lu["p_addr"][inv]
-    w_load = _dma_run(w_addr, tpp_s * tile_w, ntiles * tile_w, npass, rd)
-    p_load = _dma_run(p_addr, tpp_s * C * PARAM_RECORD_BYTES, lu["p_len"][inv], npass, rd)
-    load = in_u[inv] + np.where(comp, w_load + p_load, 0)
-    pc = (np.arange(L, dtype=np.int64) * DESC_BYTES)[None, :]
-    fetch = np.broadcast_to(_dma(pc, np.full_like(pc, DESC_BYTES), rd), (H, L))
-    cmp_c = npass * (R + 2 * npt - 1 + FLUSH_CYCLES) + npt * ntiles * _tile_cycles(R, C, t)
+    p_tile = geo["p_tile"][:, None]
+    # per pass: one weight and one parameter load, one write-back of the pass's channels
+    # (contiguous: channel chan(tile) = (tile // kt) * kg + (tile % kt) * C starts a tile)
+    out_a = lay["out_addr"]
+    shape = (H, L)
+
+    def flat(x: Any) -> I64:
+        out: I64 = np.broadcast_to(x, shape).ravel()
+        return out
+
+    np_f, tpp_f, nt_f, tw_f = flat(npass), flat(tpp_s), flat(ntiles), flat(tile_w)
+    wa_f, pa_f, pt_f, bus_f = flat(lay["w_addr"]), flat(lay["p_addr"]), flat(p_tile), flat(bus)
+    kt_f, kg_f, c_f = flat(np.maximum(kt, 1)), flat(kg), flat(C)
+    pq_f, oa_f = flat(pq), flat(out_a)
+    pass_f = np.zeros(H * L, dtype=np.int64)
+    wb_f = np.zeros(H * L, dtype=np.int64)
+    idx = np.flatnonzero(flat(comp & feasible[:, None]) & (np_f > 0))
+    j = 0
+    while idx.size:  # pass j of every layer that has one, gathered
+        s0: I64 = j * tpp_f[idx]
+        e0: I64 = np.minimum(s0 + tpp_f[idx], nt_f[idx])
+        n = e0 - s0
+        bb = bus_f[idx]
+        w_c = _dma(wa_f[idx] + s0 * tw_f[idx], n * tw_f[idx], bb, rd)
+        p_c = _dma(pa_f[idx] + s0 * pt_f[idx], n * pt_f[idx], bb, rd)
+        kt_i, kg_i, c_i = kt_f[idx], kg_f[idx], c_f[idx]
+        ch0: I64 = (s0 // kt_i) * kg_i + (s0 % kt_i) * c_i
+        ch1: I64 = (e0 // kt_i) * kg_i + (e0 % kt_i) * c_i
+        o_c = _dma(oa_f[idx] + ch0 * pq_f[idx], (ch1 - ch0) * pq_f[idx], bb, wr)
+        pass_f[idx] += w_c + p_c
+        wb_f[idx] += o_c
+        j += 1
+        idx = idx[np_f[idx] > j]
+    pass_load = pass_f.reshape(shape)
+    wb_c = wb_f.reshape(shape)
+    load = load + np.where(comp, pass_load, 0)
+    fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * bus, bus, rd)
+    flush_c = flush_compute_cycles(C)  # type: ignore[arg-type]
+    cmp_c = npass * (R + 2 * npt - 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
     vec_c = c_pq * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
     compute = np.where(comp, cmp_c, vec_c)
-    wb = wb_u[inv]
+    wb = np.where(comp, wb_c, _dma(out_a, c_pq + 0 * out_a, bus, wr))
     control = np.where(comp, 2 + npass, 2)
-    end_addr = np.array([L * DESC_BYTES], dtype=np.int64)
-    end_cycles = int(_dma(end_addr, np.array([DESC_BYTES]), rd)[0]) + 1
-    blob = lu["blob"][inv]
+    end_addr = np.full(H, L * DESC_BYTES, dtype=np.int64)
+    end_cycles = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd) + 1
+    blob = lay["blob"]
 
     res: dict[str, I64] = {}
     area: F64 | None = None
@@ -836,10 +956,13 @@ def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         for f in CONTROL_FEATURES:
             acc = acc + coefs_c[res].get(f, 0.0) * xc[f]
         out[res] += np.maximum(0, np.round(acc)).astype(np.int64)
+    # core_model.buffer_brams of core_params' depths (its byte-wide geometry predates the
+    # wide buffers of core_wram.v: stale for the current RTL, docs/core.md)
+    geo = core_geometry(cfg)
     out["bram"] = (
-        cfg.rows * _xilinx_bram_blocks(cfg.if_bytes // cfg.rows)
-        + cfg.cols * _xilinx_bram_blocks(cfg.w_bytes // cfg.cols)
-        + _xilinx_bram_blocks(cfg.o_bytes)
+        cfg.rows * _xilinx_bram_blocks(geo["if_depth"])
+        + cfg.cols * _xilinx_bram_blocks(geo["w_depth"])
+        + _xilinx_bram_blocks(geo["o_depth"])
         + 10 * _xilinx_bram_blocks(PARAM_TILES * cfg.cols)
     )
     return out
@@ -885,26 +1008,28 @@ def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
     """What keeps configuration ``i`` from running ``wl`` (empty when it is feasible)."""
     one = cfg.take(np.array([i]))
     out = list(wl.problems)
-    r, c = int(one.rows[0]), int(one.cols[0])
-    if_depth, w_depth = int(one.if_bytes[0]) // r, int(one.w_bytes[0]) // c
-    o_depth = int(one.o_bytes[0])
+    geo = core_geometry(one)
+    lu, inv = _unique_layout(wl, one)
+    need = _needs(wl, one, geo, {k: v[inv] for k, v in lu.items()})
+    if_depth, w_depth = int(geo["if_depth"][0]), int(geo["w_depth"][0])
+    o_depth, w_row = int(geo["o_depth"][0]), int(geo["w_row"][0])
     if int(one.w_bits[0]) < wl.w_bits or int(one.a_bits[0]) < wl.a_bits:
         out.append(f"the network needs w_bits >= {wl.w_bits} and a_bits >= {wl.a_bits}")
     if wl.adder and not one.adder[0]:
         out.append("the network has adder layers: expected pe.kind 'adder'")
     for j, name in enumerate(wl.names):
-        need = int(wl.in_len[j]) * (2 if wl.src2[j] >= 0 else 1)
-        if need > if_depth:
+        n_if, n_w, n_o = (int(need[k][0, j]) for k in ("if", "w", "o"))
+        if n_if > if_depth:
             out.append(
-                f"layer '{name}': its input ({need} bytes) does not fit one ifmap copy "
-                f"({if_depth} bytes = buffers.ifmap.size_kb / rows)"
+                f"layer '{name}': its input ({n_if} bytes from the bus word of its address) does "
+                f"not fit one ifmap copy ({if_depth} bytes = buffers.ifmap.size_kb / rows in "
+                "whole bus words)"
             )
-        if wl.vector[j]:
-            if int(wl.c[j] * wl.pq[j]) > o_depth:
-                out.append(f"layer '{name}': its output does not fit the ofmap buffer")
-        elif int(wl.t[j]) > w_depth or c * int(wl.pq[j]) > o_depth:
+        if n_w > w_depth:
             out.append(
-                f"layer '{name}': one weight tile needs {int(wl.t[j])} weight words per bank and "
-                f"{c * int(wl.pq[j])} ofmap bytes (have {w_depth} and {o_depth})"
+                f"layer '{name}': one weight tile needs {n_w} weight rows of {w_row} bytes "
+                f"(have {w_depth})"
             )
+        if n_o > o_depth:
+            out.append(f"layer '{name}': its outputs need {n_o} ofmap bytes (have {o_depth})")
     return out

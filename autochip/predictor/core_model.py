@@ -3,18 +3,23 @@
 Cycles follow the structure of ``templates/core_main.v`` state by state (one cycle per control
 state unless noted), for a compiled layer (:class:`autochip.builder.compiler.CompiledLayer`):
 
-* DMA transfer of L bytes at address A (``core_dma.v``): bursts split at 256-byte boundaries,
-  each costing its beats plus a per-burst overhead of the DRAM model (``core_timing.yaml``), plus
-  2 cycles (the controller's issue state and the cycle it sees ``done``).
+* DMA transfer of L bytes at address A on a bus of B bytes (``core_dma.v``): the bus words
+  ``floor(A / B) .. floor((A + L - 1) / B)``, in bursts of at most 256 beats that never cross a
+  4 KB boundary, each costing its beats plus a per-burst overhead of the DRAM model
+  (``core_timing.yaml``), plus 2 cycles (the controller's issue state and the cycle it sees
+  ``done``).
 * compute layer: descriptor fetch, decode (1), input load, then per pass of ``np`` weight tiles:
   pass setup (1), weight and parameter loads, lane initialisation (R), and for each of the
-  ``npt`` pixel tiles a setup cycle and ``np`` array tiles of
-  ``T + C + 2 + R * (C + 1) + 1`` cycles: T beats (one per cycle), the array's skew and drain
-  (``rtl_model``: the last beat enters one cycle after its address, row 0 leaves C cycles
-  later), then each of the R accumulator rows is taken and post-processed one lane per cycle
-  (C + 1 cycles a row, the array frozen meanwhile), and one cycle to step to the next tile;
-  pixel tiles after the first cost one lane-advance cycle; then a 6-cycle pipeline flush and
-  one write-back of PQ bytes per valid output channel; finally 1 cycle to step the program.
+  ``npt`` pixel tiles a setup cycle and ``np`` array tiles of ``T + C + R + 3`` cycles: T beats
+  (one per cycle), the array's skew and drain (``rtl_model``: the last beat enters one cycle
+  after its address, row 0 leaves C cycles later), the R accumulator rows taken one per cycle
+  (their post-processing, one output channel of R pixels per cycle, overlaps the next tile),
+  and two cycles to see the tile done and step to the next tile; pixel tiles after the first
+  cost one lane-advance cycle; then a ``C + 10``-cycle flush (the last column walk and the
+  post-processing pipeline) and
+  one write-back of the pass's output channels (contiguous in DRAM: PQ bytes per valid
+  channel); finally 1 cycle to step the program. Parameter loads are ``p_tile`` bytes per
+  weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
 * vector layer: fetch, decode, input load(s), one cycle per window element
   (C * P * Q * KR * KS), flush (6), one write-back of C * P * Q bytes, 1 step cycle.
 """
@@ -36,11 +41,20 @@ __all__ = [
     "core_cycles",
     "dma_cycles",
     "dram_timing",
+    "flush_compute_cycles",
 ]
 
-FLUSH_CYCLES = 6  # core_main.v FLUSH: post-processing pipelines drained before write-back
-DESC_BYTES = 192
-BURST_BOUNDARY = 256
+FLUSH_CYCLES = 6  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
+
+
+def flush_compute_cycles(cols: int) -> int:
+    """core_main.v FLUSH_C: the last tile's column walk (C) and post-processing pipelines."""
+    return cols + 10
+
+
+DESC_BYTES = 256  # autochip.builder.program.DESC_BYTES
+BURST_BOUNDARY = 4096  # AXI4: a burst never crosses a 4 KB boundary
+MAX_BURST = 256  # AXI4 INCR: at most 256 beats
 
 
 class _Layer(Protocol):
@@ -56,6 +70,10 @@ class _Core(Protocol):
     def rows(self) -> int: ...
     @property
     def cols(self) -> int: ...
+    @property
+    def bus_bytes(self) -> int: ...
+    @property
+    def p_tile(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -91,33 +109,39 @@ def dram_timing() -> dict[str, int]:
     return data
 
 
-def dma_cycles(addr: int, length: int, write: bool) -> int:
-    """Cycles of one DMA command of ``length`` bytes at ``addr``, issue to ``done`` seen."""
+def dma_cycles(addr: int, length: int, write: bool, bus: int) -> int:
+    """Cycles of one DMA command of ``length`` bytes at ``addr`` on a ``bus``-byte data bus,
+    issue to ``done`` seen: 2 + sum over bursts of (beats + overhead)."""
     t = dram_timing()
     over = t["write_burst_overhead"] if write else t["read_burst_overhead"]
     cycles = 2
-    a, left = addr, length
-    while left > 0:
-        n = min(left, BURST_BOUNDARY - a % BURST_BOUNDARY)
+    if length <= 0:
+        return cycles
+    words = (addr + length - 1) // bus - addr // bus + 1
+    a = addr // bus * bus
+    while words > 0:
+        n = min(words, MAX_BURST, (BURST_BOUNDARY - a % BURST_BOUNDARY) // bus)
         cycles += n + over
-        a += n
-        left -= n
+        a += n * bus
+        words -= n
     return cycles
 
 
 def tile_cycles(rows: int, cols: int, depth: int) -> int:
-    """One array tile in the core: stream, drain (rtl_model) and serial post-processing."""
+    """One array tile in the core: stream and drain (rtl_model), ``T + C + R + 3``."""
     # os_tile_cycles = T + R + C - 1 counts until the last row is on out_data; the core takes
-    # row 0 at T + C + 1 (one cycle of RAM latency) and then spends C + 1 cycles per row.
+    # row 0 at T + C + 1 (one cycle of RAM latency), then one row per cycle (the array never
+    # stops: the column walk of the post-processing overlaps the next tile), tile_done one
+    # cycle after the last row, one cycle to step to the next tile.
     first_row = os_tile_cycles(rows, cols, depth) - (rows - 1) + 1
-    return first_row + rows * (cols + 1) + 1 + 1
+    return first_row + rows + 2
 
 
 def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
-    r, c = core.rows, core.cols
+    r, c, bus = core.rows, core.cols, core.bus_bytes
     g = lay.get
-    fetch = dma_cycles(pc, DESC_BYTES, False)
-    load = dma_cycles(g("in_addr"), g("in_len"), False)
+    fetch = dma_cycles(pc, DESC_BYTES, False, bus)
+    load = dma_cycles(g("in_addr"), g("in_len"), False, bus)
     compute = 0
     wb = 0
     control = 1 + 1  # decode, program step
@@ -126,30 +150,32 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
         control += 1
-        load += dma_cycles(g("w_addr") + t_ps * g("tile_w"), n * g("tile_w"), False)
-        load += dma_cycles(g("p_addr") + t_ps * c * 16, n * c * 16, False)
+        load += dma_cycles(g("w_addr") + t_ps * g("tile_w"), n * g("tile_w"), False, bus)
+        load += dma_cycles(g("p_addr") + t_ps * core.p_tile, n * core.p_tile, False, bus)
         compute += r  # lane initialisation
         npt = g("npt")
         compute += npt * (1 + n * tile_cycles(r, c, g("t"))) + (npt - 1)
-        compute += FLUSH_CYCLES
+        compute += flush_compute_cycles(c)
+        grp, tt = divmod(t_ps, kt)
+        k0 = grp * kg + tt * c  # first output channel of the pass
+        lanes = 0
         for tile in range(t_ps, t_ps + n):
             grp, tt = divmod(tile, kt)
-            lanes = min(c, kg - tt * c)
-            for lane in range(lanes):
-                k = grp * kg + tt * c + lane
-                wb += dma_cycles(g("out_addr") + k * g("pq"), g("pq"), True)
+            lanes += min(c, kg - tt * c)
+        wb += dma_cycles(g("out_addr") + k0 * g("pq"), lanes * g("pq"), True, bus)
         t_ps += n
     return LayerCycles(lay.name, fetch, load, compute, wb, control)
 
 
-def _vector(lay: _Layer, pc: int) -> LayerCycles:
+def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     g = lay.get
-    fetch = dma_cycles(pc, DESC_BYTES, False)
-    load = dma_cycles(g("in_addr"), g("in_len"), False)
+    bus = core.bus_bytes
+    fetch = dma_cycles(pc, DESC_BYTES, False, bus)
+    load = dma_cycles(g("in_addr"), g("in_len"), False, bus)
     if lay.get("in2_addr"):
-        load += dma_cycles(g("in2_addr"), g("in_len"), False)
+        load += dma_cycles(g("in2_addr"), g("in_len"), False, bus)
     compute = g("c") * g("p") * g("q") * g("kr") * g("ks") + FLUSH_CYCLES
-    wb = dma_cycles(g("out_addr"), g("c_pq"), True)
+    wb = dma_cycles(g("out_addr"), g("c_pq"), True, bus)
     return LayerCycles(lay.name, fetch, load, compute, wb, 2)
 
 
@@ -158,9 +184,9 @@ def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...
     out: list[LayerCycles] = []
     for i, lay in enumerate(layers):
         pc = i * DESC_BYTES
-        out.append(_vector(lay, pc) if lay.mode == "vector" else _compute(core, lay, pc))
+        out.append(_vector(core, lay, pc) if lay.mode == "vector" else _compute(core, lay, pc))
     end = len(layers) * DESC_BYTES
-    out.append(LayerCycles("(end)", dma_cycles(end, DESC_BYTES, False), 0, 0, 0, 1))
+    out.append(LayerCycles("(end)", dma_cycles(end, DESC_BYTES, False, core.bus_bytes), 0, 0, 0, 1))
     return tuple(out)
 
 

@@ -1,7 +1,10 @@
 // Simulation-only: the core's DMA (core_dma.v) on sim_axi_ram, with the DMA's command and
 // data ports at the top, for tb_dma.py (the same test as against cocotbext-axi's AxiRam).
 `default_nettype none
-module dma_ram_top (
+module dma_ram_top #(
+    parameter integer BUS = 4,  // data bus bytes (core_dma.v)
+    parameter integer LB  = 2   // log2(BUS)
+) (
     input  wire        clk,
     input  wire        rst,
     input  wire        ram_load,
@@ -13,28 +16,31 @@ module dma_ram_top (
     input  wire [31:0] cmd_len,
     output wire        idle,
     output wire        done,
-    output wire        rd_valid,
-    output wire [7:0]  rd_data,
-    output wire [31:0] rd_index,
-    output wire        src_re,
-    output wire [31:0] src_index,
-    input  wire [7:0]  src_data
+    output wire             rd_valid,
+    output wire [8*BUS-1:0] rd_data,
+    output wire [BUS-1:0]   rd_strb,
+    output wire [31:0]      rd_word,
+    output wire             src_re,
+    output wire [31:0]      src_word,
+    input  wire [8*BUS-1:0] src_data
 );
     wire [31:0] awaddr, araddr;
-    wire [7:0]  awlen, arlen, wdata, rdata;
+    wire [7:0]  awlen, arlen;
+    wire [8*BUS-1:0] wdata, rdata;
+    wire [BUS-1:0]   wstrb;
     wire [2:0]  awsize, arsize, awprot, arprot;
     wire [1:0]  awburst, arburst, bresp, rresp;
     wire [3:0]  awcache, arcache;
-    wire [0:0]  awid, arid, bid, rid, wstrb;
+    wire [0:0]  awid, arid, bid, rid;
     wire        awlock, arlock, awvalid, awready, wlast, wvalid, wready, bvalid, bready;
     wire        arvalid, arready, rlast, rvalid, rready;
     wire unused_ok = &{1'b0, awcache, arcache, awprot, arprot, awlock, arlock};
 
-    core_dma u_dma (
+    core_dma #(.BUS(BUS), .LB(LB)) u_dma (
         .clk(clk), .rst(rst), .cmd_valid(cmd_valid), .cmd_write(cmd_write),
         .cmd_addr(cmd_addr), .cmd_len(cmd_len), .idle(idle), .done(done),
-        .rd_valid(rd_valid), .rd_data(rd_data), .rd_index(rd_index),
-        .src_re(src_re), .src_index(src_index), .src_data(src_data),
+        .rd_valid(rd_valid), .rd_data(rd_data), .rd_strb(rd_strb), .rd_word(rd_word),
+        .src_re(src_re), .src_word(src_word), .src_data(src_data),
         .m_axi_awaddr(awaddr), .m_axi_awlen(awlen), .m_axi_awsize(awsize),
         .m_axi_awburst(awburst), .m_axi_awid(awid), .m_axi_awlock(awlock),
         .m_axi_awcache(awcache), .m_axi_awprot(awprot), .m_axi_awvalid(awvalid),
@@ -48,7 +54,7 @@ module dma_ram_top (
         .m_axi_rlast(rlast), .m_axi_rvalid(rvalid), .m_axi_rready(rready)
     );
 
-    sim_axi_ram #(.DATA_W(8), .ADDR_W(32), .ID_W(1), .DEPTH(1 << 16)) u_ram (
+    sim_axi_ram #(.DATA_W(8 * BUS), .ADDR_W(32), .ID_W(1), .DEPTH((1 << 16) / BUS)) u_ram (
         .clk(clk), .rst(rst), .load(ram_load), .dump(ram_dump), .dump_last(ram_dump_last),
         .s_axi_awid(awid), .s_axi_awaddr(awaddr), .s_axi_awlen(awlen), .s_axi_awsize(awsize),
         .s_axi_awburst(awburst), .s_axi_awvalid(awvalid), .s_axi_awready(awready),
