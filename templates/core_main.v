@@ -9,7 +9,8 @@
 //        buffers; each pass sweeps all pixel tiles, post-processes every accumulator
 //        (bias, requantisation or binary threshold) into the output buffer and writes it back.
 //   op 2 (vector): max pooling, window sum + rescale (average pooling), or the two-input
-//        rescale of a residual add, one window element per cycle.
+//        rescale of a residual add: R lanes, lane i computes output element e + i, one
+//        window element per lane per cycle, R outputs per ofmap write.
 // Buffers (core_wram, filled / drained by the DMA one BUS-byte bus word per cycle, each DRAM
 // byte at the same offset within a bus word as in DRAM): ifmap = R copies (each array row
 // reads its own im2col byte every cycle), weight = rows of W_ROW bytes (one reduction step of
@@ -82,7 +83,7 @@ module core_main #(
 );
     localparam integer DESC_WORDS = 64;
     localparam integer PREC_BYTES = 16;   // bytes of one per-channel parameter record
-    localparam integer FLUSH      = 6;    // cycles to drain the vector engine's pipeline
+    localparam integer FLUSH      = 7;    // cycles to drain the vector engine's pipeline
     localparam integer FLUSH_C    = C + 10;  // the column walk and the post-processing pipelines
     // descriptor word indices (autochip.builder.program.FIELDS); kt and cg are carried for
     // the host (plan.json) and not read by the RTL.
@@ -94,7 +95,8 @@ module core_main #(
         D_WRAP_OX = 25, D_SH = 26, D_WRAP_BASE = 27, D_OY0 = 28, D_OX0 = 29, D_BASE0 = 30,
         D_NTILES = 31, D_KT = 32, D_KG = 33, D_TPP = 34, D_LO = 35, D_HI = 36, D_MULT0 = 37,
         D_MULT1 = 38, D_SHIFT = 39, D_C = 40, D_P = 41, D_WSTEP = 42, D_SW = 43,
-        D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47, D_LAST_PQ = 48, D_IN2_OFS = 49;
+        D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47, D_LAST_PQ = 48, D_IN2_OFS = 49,
+        D_V_OYW = 50, D_V_CWRAP = 51, D_V_LAST = 52;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
@@ -102,7 +104,7 @@ module core_main #(
         S_LW = 5'd9, S_LW_W = 5'd10, S_LP = 5'd11, S_LP_W = 5'd12, S_INIT = 5'd13,
         S_TILE = 5'd14, S_STREAM = 5'd15, S_DRAIN = 5'd16, S_NEXT_TILE = 5'd17,
         S_ADV = 5'd18, S_FLUSH = 5'd19, S_WB = 5'd20, S_WB_W = 5'd21, S_NEXT = 5'd22,
-        S_VRUN = 5'd23, S_VWB = 5'd24, S_VWB_W = 5'd25;
+        S_VRUN = 5'd23, S_VWB = 5'd24, S_VWB_W = 5'd25, S_VINIT = 5'd26;
 
     reg [4:0]  st;
     reg [31:0] desc [0:DESC_WORDS-1];
@@ -258,10 +260,8 @@ module core_main #(
     reg signed [31:0] loy [0:R-1];
     reg signed [31:0] lb [0:R-1];
 
-    // vector engine window walk (declared here: lane 0's read port is shared)
-    reg  [31:0] vc, vy, vx, vr, vs, vcb, vrow, vwoff, vout;
-    reg signed [31:0] voy, vox;
-    wire [31:0] v_addr = vcb + vrow + vwoff;
+    // vector engine: its lanes' ifmap byte addresses (the read ports are shared)
+    wire [R*IF_ADDR-1:0] v_ra;
 
     // beat issue (cycle 0) and data (cycle 1)
     wire       issue = (st == S_STREAM);
@@ -275,9 +275,9 @@ module core_main #(
             wire signed [31:0] ix = lox[gi] + $signed(ks);
             wire inb = (iy >= 0) & (iy < d_h) & (ix >= 0) & (ix < d_w);
             wire [31:0] ad = g_cb + cofs + lb[gi] + woff;  // byte address
-            assign if_ra[gi*IF_ADDR +: IF_ADDR] = (gi == 0 && st == S_VRUN) ? v_addr[IF_ADDR-1:0]
-                                                                           : ad[IF_ADDR-1:0];
-            assign if_re[gi] = (issue & inb) | ((gi == 0) && st == S_VRUN);
+            assign if_ra[gi*IF_ADDR +: IF_ADDR] = (st == S_VRUN) ? v_ra[gi*IF_ADDR +: IF_ADDR]
+                                                                : ad[IF_ADDR-1:0];
+            assign if_re[gi] = (issue & inb) | (st == S_VRUN);
             assign arr_a[gi*A_BITS +: A_BITS] = lv_d[gi] ? if_rd[gi*8 +: A_BITS]
                                                          : pad_d[A_BITS-1:0];
             // step this lane: by one pixel (init from lane gi-1) or by R pixels (tile advance)
@@ -459,69 +459,213 @@ module core_main #(
     endgenerate
 
     // ---------------------------------------------------------------- vector engine
-    wire signed [31:0] viy = voy + $signed(vr);
-    wire signed [31:0] vix = vox + $signed(vs);
-    wire v_inb = nobounds | ((viy >= 0) & (viy < d_h) & (vix >= 0) & (vix < d_w));
+    // R lanes: lane i computes output element e + i (e = vout, a multiple of R; elements in
+    // NCHW order, so a group of R outputs is one R-byte ofmap write). Every lane walks the
+    // same window (vr, vs: shared counters, vwoff = vr * wstep + vs) from its own origin
+    // (vly, vlx: top-left input coordinates, vlb: ifmap byte address) in its own ifmap copy.
+    // After the last window element every lane steps by R outputs: x += R mod Q, y +=
+    // (R div Q) mod P with the carries of x into y and of y into the channel (no divider:
+    // the compiler gives the steps, ar_ox / ar_oy / ar_base, and the wrap constants).
+    // Lane origins start from a cursor (index R) that steps by one output per cycle during
+    // S_VINIT while the lanes shift it in (R cycles).
+    localparam integer VW = IF_ADDR + 3;  // signed coordinates: |y|, |x| < 4 * ifmap bytes
+    reg  [31:0] vr, vs, vwoff, vg, vout, vi;
+    reg  signed [VW-1:0] vly [0:R];
+    reg  signed [VW-1:0] vlx [0:R];
+    reg  [IF_ADDR-1:0]   vlb [0:R];
+    // the steps' constants, registered from the descriptor (stable while the layer runs):
+    // index 0 the lanes' step by R, index 1 the cursor's step by one
+    reg  signed [VW-1:0] vk_x0 [0:1];   // x step without / with the wrap of x
+    reg  signed [VW-1:0] vk_x1 [0:1];
+    reg  signed [VW-1:0] vk_y [0:1][0:3];  // y step for the carries {c2, c1}
+    reg  [IF_ADDR-1:0]   vk_b [0:1][0:3];  // address step for the carries {c2, c1}
+    reg  signed [VW-1:0] vk_xt, vk_yt;      // x wraps when x' >= vk_xt, y when y' >= vk_yt
+    reg  [31:0] vk_kr1, vk_ks1, vk_g1, vk_wgap;
+    reg  [R-1:0] vk_lmask;               // lanes of the last group
+    reg  signed [63:0] vk_rnd;
+    wire signed [VW-1:0] vd_sh = desc[D_SH][VW-1:0];
+    integer vki;
+    always @(posedge clk) begin
+        vk_x0[0] <= desc[D_AR_OX][VW-1:0];
+        vk_x0[1] <= desc[D_SW][VW-1:0];
+        vk_x1[0] <= desc[D_AR_OX][VW-1:0] - desc[D_WRAP_OX][VW-1:0];
+        vk_x1[1] <= desc[D_SW][VW-1:0] - desc[D_WRAP_OX][VW-1:0];
+        vk_y[0][0] <= desc[D_AR_OY][VW-1:0];
+        vk_y[0][1] <= desc[D_AR_OY][VW-1:0] + vd_sh;
+        vk_y[0][2] <= desc[D_AR_OY][VW-1:0] - desc[D_V_OYW][VW-1:0];
+        vk_y[0][3] <= desc[D_AR_OY][VW-1:0] + vd_sh - desc[D_V_OYW][VW-1:0];
+        vk_y[1][0] <= {VW{1'b0}};
+        vk_y[1][1] <= vd_sh;
+        vk_y[1][2] <= -desc[D_V_OYW][VW-1:0];
+        vk_y[1][3] <= vd_sh - desc[D_V_OYW][VW-1:0];
+        vk_b[0][0] <= desc[D_AR_BASE][IF_ADDR-1:0];
+        vk_b[0][1] <= desc[D_AR_BASE][IF_ADDR-1:0] + desc[D_WRAP_BASE][IF_ADDR-1:0];
+        vk_b[0][2] <= desc[D_AR_BASE][IF_ADDR-1:0] + desc[D_V_CWRAP][IF_ADDR-1:0];
+        vk_b[0][3] <= desc[D_AR_BASE][IF_ADDR-1:0] + desc[D_WRAP_BASE][IF_ADDR-1:0]
+                      + desc[D_V_CWRAP][IF_ADDR-1:0];
+        vk_b[1][0] <= desc[D_SW][IF_ADDR-1:0];
+        vk_b[1][1] <= desc[D_SW][IF_ADDR-1:0] + desc[D_WRAP_BASE][IF_ADDR-1:0];
+        vk_b[1][2] <= desc[D_SW][IF_ADDR-1:0] + desc[D_V_CWRAP][IF_ADDR-1:0];
+        vk_b[1][3] <= desc[D_SW][IF_ADDR-1:0] + desc[D_WRAP_BASE][IF_ADDR-1:0]
+                      + desc[D_V_CWRAP][IF_ADDR-1:0];
+        vk_xt <= desc[D_OX0][VW-1:0] + desc[D_WRAP_OX][VW-1:0];
+        vk_yt <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0];
+        vk_kr1 <= desc[D_KR] - 32'd1;
+        vk_ks1 <= desc[D_KS] - 32'd1;
+        vk_g1 <= desc[D_NPT] - 32'd1;
+        vk_wgap <= desc[D_WSTEP] - desc[D_KS] + 32'd1;
+        for (vki = 0; vki < R; vki = vki + 1) vk_lmask[vki] <= (vki < desc[D_V_LAST]);
+        vk_rnd <= 64'sd1 <<< (desc[D_SHIFT][7:0] - 8'd1);
+    end
+
+    wire v_run   = (st == S_VRUN);
     wire v_first = (vr == 0) & (vs == 0);
-    wire v_lastw = (vr == desc[D_KR] - 1) & (vs == desc[D_KS] - 1);
-    wire v_end = v_lastw & (vx == desc[D_Q] - 1) & (vy == desc[D_P] - 1) & (vc == desc[D_C] - 1);
-    reg        v1_v, v1_first, v1_last, v1_in, v1_m1;
-    reg  [31:0] v1_out;
-    // stages: issue (the ifmap read), 1 the byte and its product with the multiplier,
-    // a the accumulation, 2 the round-shift, 3 the clamp and the ofmap write
-    reg signed [63:0] vacc;
-    reg        va_v, va_first, va_last, va_in;
-    reg [31:0] va_out;
-    reg signed [63:0] va_x64, va_term;
-    reg        v2_v, v3_v;
-    reg [31:0] v2_out, v3_out;
-    reg signed [63:0] v3_res;
-    wire signed [7:0]  v_x = if_rd[7:0];
-    wire signed [63:0] v_term = $signed(v_x) * $signed(v1_m1 ? desc[D_MULT1] : desc[D_MULT0]);
-    wire signed [63:0] v_init = (vmode == 2'd0) ? -64'sd256 : 64'sd0;
-    wire signed [63:0] v_base = va_first ? v_init : vacc;
-    wire signed [63:0] v_next = !va_in ? v_base
-                              : (vmode == 2'd0) ? ((va_x64 > v_base) ? va_x64 : v_base)
-                              : v_base + va_term;
+    wire v_lastw = (vr == vk_kr1) & (vs == vk_ks1);
+    wire v_end   = v_lastw & (vg == vk_g1);
+    wire [VW-1:0] v_r = vr[VW-1:0];
+    wire [VW-1:0] v_s = vs[VW-1:0];
+    wire signed [VW-1:0] vd_h = d_h[VW-1:0];
+    wire signed [VW-1:0] vd_w = d_w[VW-1:0];
+    wire [R-1:0] v_inb;
+    generate
+        for (gi = 0; gi <= R; gi = gi + 1) begin : g_vstep
+            localparam integer K = (gi == R) ? 1 : 0;
+            // next origin: carry-select over the wrap of x (c1) and of y (c2)
+            wire signed [VW-1:0] nx0 = vlx[gi] + vk_x0[K];
+            wire signed [VW-1:0] nx1 = vlx[gi] + vk_x1[K];
+            wire signed [VW-1:0] ny0 = vly[gi] + vk_y[K][0];
+            wire signed [VW-1:0] ny1 = vly[gi] + vk_y[K][1];
+            wire c1 = (nx0 >= vk_xt);
+            wire c2 = c1 ? (ny1 >= vk_yt) : (ny0 >= vk_yt);
+            wire [1:0] cc = {c2, c1};
+            wire signed [VW-1:0] nx = c1 ? nx1 : nx0;
+            wire signed [VW-1:0] ny = vly[gi] + vk_y[K][cc];
+            wire [IF_ADDR-1:0]   nb = vlb[gi] + vk_b[K][cc];
+            if (gi == R) begin : g_cursor
+                always @(posedge clk) begin
+                    if (st == S_DECODE) begin
+                        vly[gi] <= desc[D_OY0][VW-1:0];
+                        vlx[gi] <= desc[D_OX0][VW-1:0];
+                        vlb[gi] <= desc[D_BASE0][IF_ADDR-1:0];
+                    end else if (st == S_VINIT) begin
+                        vly[gi] <= ny; vlx[gi] <= nx; vlb[gi] <= nb;
+                    end
+                end
+            end else begin : g_lane
+                always @(posedge clk) begin
+                    if (st == S_VINIT) begin  // shift the cursor in
+                        vly[gi] <= vly[gi+1]; vlx[gi] <= vlx[gi+1]; vlb[gi] <= vlb[gi+1];
+                    end else if (v_run & v_lastw) begin
+                        vly[gi] <= ny; vlx[gi] <= nx; vlb[gi] <= nb;
+                    end
+                end
+                wire signed [VW-1:0] iy = vly[gi] + $signed(v_r);
+                wire signed [VW-1:0] ix = vlx[gi] + $signed(v_s);
+                assign v_inb[gi] = nobounds | ((iy >= 0) & (iy < vd_h) & (ix >= 0) & (ix < vd_w));
+                assign v_ra[gi*IF_ADDR +: IF_ADDR] = vlb[gi] + vwoff[IF_ADDR-1:0];
+            end
+        end
+    endgenerate
+
+    // the shared window walk
+    always @(posedge clk) begin
+        if (st == S_DECODE) begin
+            vr <= 32'd0; vs <= 32'd0; vwoff <= 32'd0; vg <= 32'd0; vout <= 32'd0; vi <= 32'd0;
+        end else if (st == S_VINIT) begin
+            vi <= vi + 32'd1;
+        end else if (v_run) begin
+            if (vs == vk_ks1) begin
+                vs <= 32'd0;
+                if (vr == vk_kr1) begin
+                    vr <= 32'd0;
+                    vwoff <= 32'd0;
+                    vg <= vg + 32'd1;
+                    vout <= vout + R;
+                end else begin
+                    vr <= vr + 32'd1;
+                    vwoff <= vwoff + vk_wgap;
+                end
+            end else begin
+                vs <= vs + 32'd1;
+                vwoff <= vwoff + 32'd1;
+            end
+        end
+    end
+
+    // pipeline, every lane: issue (the ifmap reads), 1 the ifmap word, 2 the byte, 3 its
+    // product with the multiplier, 4 the accumulation (max or sum) - stage numbers of the
+    // registers below are those of the cycle they hold - then after the window's last
+    // element 5 + rounding, 6 arithmetic shift, 7 clamp and the ofmap write of the R bytes
+    // (masked: lanes past C*P*Q)
+    reg        v1_v, v1_first, v1_last, v1_m1, v2_v, v2_first, v2_last, v2_m1;
+    reg        v3_v, v3_first, v3_last, v4_v, v5_v, v6_v, v7_v;
+    reg  [R-1:0] v1_in, v2_in, v3_in, v1_m, v2_m, v3_m, v4_m, v5_m, v6_m, v7_m;
+    reg  [31:0] v1_out, v2_out, v3_out, v4_out, v5_out, v6_out, v7_out;
+    reg  [8*R-1:0] v7_d;
+    reg  signed [7:0]  v2_x [0:R-1];
+    reg  signed [7:0]  v3_x [0:R-1];
+    reg  signed [39:0] v3_t [0:R-1];
+    reg  signed [63:0] vacc [0:R-1];
+    reg  signed [63:0] v5_s [0:R-1];
+    reg  signed [63:0] v6_q [0:R-1];
     wire [7:0] vsh = desc[D_SHIFT][7:0];
-    wire signed [63:0] vres = (vmode == 2'd0) ? vacc : ((vacc + (64'sd1 <<< (vsh - 8'd1))) >>> vsh);
+    wire signed [63:0] v_init = (vmode == 2'd0) ? -64'sd256 : 64'sd0;
+    wire signed [31:0] v_mult = v2_m1 ? desc[D_MULT1] : desc[D_MULT0];
 
     always @(posedge clk) begin
         if (rst) begin
-            v1_v <= 1'b0;
-            va_v <= 1'b0;
-            v2_v <= 1'b0;
-            v3_v <= 1'b0;
+            v1_v <= 1'b0; v2_v <= 1'b0; v3_v <= 1'b0; v4_v <= 1'b0; v5_v <= 1'b0;
+            v6_v <= 1'b0; v7_v <= 1'b0;
         end else begin
-            v1_v <= (st == S_VRUN);
-            va_v <= v1_v;
-            v2_v <= va_v & va_last;
+            v1_v <= v_run;
+            v2_v <= v1_v;
             v3_v <= v2_v;
+            v4_v <= v3_v & v3_last;
+            v5_v <= v4_v;
+            v6_v <= v5_v;
+            v7_v <= v6_v;
         end
-        v1_first <= v_first;
-        v1_last <= v_lastw;
-        v1_in <= v_inb;
-        v1_m1 <= (vr != 0);
+        v1_first <= v_first; v1_last <= v_lastw; v1_m1 <= (vr != 0); v1_in <= v_inb;
+        v1_m <= (vg == vk_g1) ? vk_lmask : {R{1'b1}};
         v1_out <= vout;
-        va_first <= v1_first;
-        va_last <= v1_last;
-        va_in <= v1_in;
-        va_out <= v1_out;
-        va_x64 <= {{56{v_x[7]}}, v_x};
-        va_term <= v_term;
-        if (va_v) vacc <= v_next;
-        v2_out <= va_out;
+        v2_first <= v1_first; v2_last <= v1_last; v2_m1 <= v1_m1; v2_in <= v1_in;
+        v2_m <= v1_m; v2_out <= v1_out;
+        v3_first <= v2_first; v3_last <= v2_last; v3_in <= v2_in; v3_m <= v2_m;
         v3_out <= v2_out;
-        v3_res <= vres;
+        v4_m <= v3_m; v4_out <= v3_out;
+        v5_m <= v4_m; v5_out <= v4_out;
+        v6_m <= v5_m; v6_out <= v5_out;
+        v7_m <= v6_m; v7_out <= v6_out;
     end
 
-    // ofmap write port: R bytes of the post-processing or one byte of the vector engine, at
-    // any byte address: a window of two consecutive words (one in each bank)
-    wire signed [63:0] vcl = (v3_res < lo64) ? lo64 : (v3_res > hi64) ? hi64 : v3_res;
-    wire [O_ADDR-1:0]  ow_a = v3_v ? v3_out[O_ADDR-1:0] + {{(O_ADDR-LB){1'b0}}, o_off}
+    generate
+        for (gi = 0; gi < R; gi = gi + 1) begin : g_vlane
+            wire signed [63:0] x64 = {{56{v3_x[gi][7]}}, v3_x[gi]};
+            wire signed [63:0] t64 = {{24{v3_t[gi][39]}}, v3_t[gi]};
+            wire signed [63:0] base = v3_first ? v_init : vacc[gi];
+            wire signed [63:0] nxt = !v3_in[gi] ? base
+                                   : (vmode == 2'd0) ? ((x64 > base) ? x64 : base)
+                                   : base + t64;
+            wire signed [63:0] vcl = (v6_q[gi] < lo64) ? lo64
+                                  : (v6_q[gi] > hi64) ? hi64 : v6_q[gi];
+            always @(posedge clk) begin
+                v2_x[gi] <= if_rd[gi*8 +: 8];
+                v3_x[gi] <= v2_x[gi];
+                v3_t[gi] <= v2_x[gi] * v_mult;
+                if (v3_v) vacc[gi] <= nxt;
+                v5_s[gi] <= (vmode == 2'd0) ? vacc[gi] : vacc[gi] + vk_rnd;
+                v6_q[gi] <= (vmode == 2'd0) ? v5_s[gi] : (v5_s[gi] >>> vsh);
+            end
+            always @(posedge clk) v7_d[gi*8 +: 8] <= vcl[7:0];
+        end
+    endgenerate
+
+    // ofmap write port: R bytes of the post-processing or of the vector engine, at any byte
+    // address: a window of two consecutive words (one in each bank)
+    wire [O_ADDR-1:0]  ow_a = v7_v ? v7_out[O_ADDR-1:0] + {{(O_ADDR-LB){1'b0}}, o_off}
                                    : s7_a[O_ADDR-1:0];
-    wire [8*R-1:0]     ow_d = v3_v ? {{(8*R-8){1'b0}}, vcl[7:0]} : s7_d;
-    wire [R-1:0]       ow_m = v3_v ? {{(R-1){1'b0}}, 1'b1} : (s7_v ? s7_m : {R{1'b0}});
+    wire [8*R-1:0]     ow_d = v7_v ? v7_d : s7_d;
+    wire [R-1:0]       ow_m = v7_v ? v7_m : (s7_v ? s7_m : {R{1'b0}});
     always @(*) begin
         o_win_d = {{(16*O_WB-8*R){1'b0}}, ow_d} << {ow_a[O_WBL-1:0], 3'b000};
         o_win_m = {{(2*O_WB-R){1'b0}}, ow_m} << ow_a[O_WBL-1:0];
@@ -579,7 +723,7 @@ module core_main #(
                     if (op == 2'd2 && vmode == 2'd2) begin
                         st <= S_IN2;
                     end else if (op == 2'd2) begin
-                        st <= S_VRUN;
+                        st <= S_VINIT;
                     end else begin
                         st <= S_PASS;
                     end
@@ -590,7 +734,7 @@ module core_main #(
                     if_wofs <= desc[D_IN2_OFS] >> LB;
                     st <= S_IN2_W;
                 end
-                S_IN2_W: if (dma_done) st <= S_VRUN;
+                S_IN2_W: if (dma_done) st <= S_VINIT;
                 S_PASS: begin
                     np <= (pass_left < desc[D_TPP]) ? pass_left : desc[D_TPP];
                     pass_oaddr <= desc[D_OUT_ADDR] + (kg0_ps + ktc_ps) * desc[D_PQ];
@@ -643,6 +787,7 @@ module core_main #(
                     layers <= layers + 32'd1;
                     st <= S_FETCH;
                 end
+                S_VINIT: if (vi == R - 1) st <= S_VRUN;
                 S_VRUN: if (v_end) st <= S_FLUSH;
                 S_VWB: begin
                     dma_valid <= 1'b1; dma_write <= 1'b1;
@@ -667,9 +812,6 @@ module core_main #(
                 S_DECODE: begin
                     t_ps <= 32'd0;
                     g_ps <= 32'd0; ktc_ps <= 32'd0; kg0_ps <= 32'd0; cb_ps <= 32'd0;
-                    vc <= 32'd0; vy <= 32'd0; vx <= 32'd0; vr <= 32'd0; vs <= 32'd0;
-                    vcb <= 32'd0; vrow <= desc[D_BASE0]; vwoff <= 32'd0; vout <= 32'd0;
-                    voy <= $signed(desc[D_OY0]); vox <= $signed(desc[D_OX0]);
                     fl <= 32'd0;
                 end
                 S_PASS: begin
@@ -729,44 +871,6 @@ module core_main #(
                     // next pass starts after the last tile of this one
                     t_ps <= t_ps + np;
                     g_ps <= g_g; ktc_ps <= g_ktc; kg0_ps <= g_kg0; cb_ps <= g_cb;
-                end
-                S_VRUN: begin
-                    vout <= vout + 32'd1;
-                    if (vs == desc[D_KS] - 32'd1) begin
-                        vs <= 32'd0;
-                        if (vr == desc[D_KR] - 32'd1) begin
-                            vr <= 32'd0;
-                            vwoff <= 32'd0;
-                        end else begin
-                            vr <= vr + 32'd1;
-                            vwoff <= vwoff + desc[D_WSTEP] - desc[D_KS] + 32'd1;
-                        end
-                    end else begin
-                        vs <= vs + 32'd1;
-                        vwoff <= vwoff + 32'd1;
-                    end
-                    if (!v_lastw) vout <= vout;
-                    if (v_lastw) begin
-                        if (vx == desc[D_Q] - 32'd1) begin
-                            vx <= 32'd0;
-                            vox <= $signed(desc[D_OX0]);
-                            if (vy == desc[D_P] - 32'd1) begin
-                                vy <= 32'd0;
-                                voy <= $signed(desc[D_OY0]);
-                                vc <= vc + 32'd1;
-                                vcb <= vcb + desc[D_HW];
-                                vrow <= desc[D_BASE0];
-                            end else begin
-                                vy <= vy + 32'd1;
-                                voy <= voy + $signed(desc[D_SH]);
-                                vrow <= vrow + desc[D_WRAP_BASE];
-                            end
-                        end else begin
-                            vx <= vx + 32'd1;
-                            vox <= vox + $signed(desc[D_SW]);
-                            vrow <= vrow + desc[D_SW];
-                        end
-                    end
                 end
                 default: begin end
             endcase

@@ -120,7 +120,8 @@ def test_subsample_descriptor_and_cycles() -> None:
     assert (f["kr"], f["ks"], f["sh"], f["sw"]) == (1, 1, 2, 2)
     assert (f["c"], f["p"], f["q"], f["in_len"]) == (5, 4, 3, 5 * 7 * 6)
     cyc = core_cycles(core, prog.layers)[i]
-    assert cyc.compute == 5 * 4 * 3 + FLUSH_CYCLES  # one cycle per output element
+    # lane set-up, then R outputs (one per lane) per cycle of the 1x1 window
+    assert cyc.compute == core.rows + -(-5 * 4 * 3 // core.rows) + FLUSH_CYCLES
 
 
 def test_compiler_refuses_pads_it_cannot_place() -> None:

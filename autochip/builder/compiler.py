@@ -341,13 +341,25 @@ class _Compiler:
         (kr, ks), (sh, sw), (ph, pw) = kernel, stride, padding
         vmode = {"maxpool": VMODE_MAX, "subsample": VMODE_MAX, "avgpool": VMODE_SUM,
                  "add": VMODE_ADD}[kind]  # fmt: skip
+        # R lanes compute R consecutive outputs (NCHW order); each group of R outputs the
+        # lanes step by R = dc * P*Q + dp * Q + dq outputs: x by dq, y by dp, the channel by
+        # dc, with the carries of x into y (wrap_ox, wrap_base) and of y into the channel
+        # (v_oyw, v_cwrap); the last group has v_last valid lanes
+        n_out = c * p * q
+        groups = -(-n_out // core.rows)
+        dq = core.rows % q
+        dp = core.rows // q % p
+        dc = core.rows // (p * q)
         fields = {
             "op": op_word(OP_VECTOR, vmode=vmode, nobounds=kind == "add"),
             "in_len": in_len, "h": h, "w": wd, "hw": h * wd, "kr": kr, "ks": ks, "pq": p * q,
-            "q": q, "sh": sh, "sw": sw, "wrap_base": sh * wd - (q - 1) * sw, "oy0": -ph,
-            "ox0": -pw, "base0": -ph * wd - pw, "lo": lo, "hi": hi, "mult0": mults[0],
-            "mult1": mults[1], "shift": shift, "c": c, "p": p,
-            "wstep": in_len if kind == "add" else wd, "c_pq": c * p * q,
+            "q": q, "sh": sh, "sw": sw, "oy0": -ph, "ox0": -pw, "base0": -ph * wd - pw,
+            "ar_ox": dq * sw, "ar_oy": dp * sh, "ar_base": dq * sw + dp * sh * wd + dc * h * wd,
+            "wrap_ox": q * sw, "wrap_base": sh * wd - q * sw, "v_oyw": p * sh,
+            "v_cwrap": h * wd - p * sh * wd, "npt": groups,
+            "v_last": n_out - (groups - 1) * core.rows,
+            "lo": lo, "hi": hi, "mult0": mults[0], "mult1": mults[1], "shift": shift, "c": c,
+            "p": p, "wstep": in_len if kind == "add" else wd, "c_pq": n_out,
         }  # fmt: skip
         self.layers.append((CompiledLayer(name, kind, "vector", out, fields), b""))
         self.inputs[name] = (src, src2, 0)

@@ -37,7 +37,7 @@ FIELDS = (
     "cg_hw", "t", "kr", "ks", "pad", "pq", "q", "a1_x", "a1_ox", "a1_oy", "a1_base", "ar_x",
     "ar_ox", "ar_oy", "ar_base", "wrap_ox", "sh", "wrap_base", "oy0", "ox0", "base0",
     "ntiles", "kt", "kg", "tpp", "lo", "hi", "mult0", "mult1", "shift", "c", "p", "wstep",
-    "sw", "tile_w", "npt", "cg", "c_pq", "last_pq", "in2_ofs",
+    "sw", "tile_w", "npt", "cg", "c_pq", "last_pq", "in2_ofs", "v_oyw", "v_cwrap", "v_last",
 )  # fmt: skip
 DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
 DESC_BYTES = 4 * DESC_WORDS

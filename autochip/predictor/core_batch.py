@@ -710,7 +710,8 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
                                "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
         "tpp": tpp,
-        "npt": npt_,
+        # compute: pixel tiles of R outputs; vector: groups of R outputs (one per lane)
+        "npt": np.where(comp, npt_, _cdiv(wl.c[None, :] * pq, cfg.rows[:, None])),
         "c_pq": np.where(comp, cfg.cols[:, None] * pq, wl.c[None, :] * pq),
     }  # fmt: skip
 
@@ -786,7 +787,7 @@ def evaluate_core(
     fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * bus, bus, rd)
     flush_c = flush_compute_cycles(C)  # type: ignore[arg-type]
     cmp_c = npass * (R + 2 * npt - 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
-    vec_c = c_pq * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
+    vec_c = R + _cdiv(c_pq, R) * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
     compute = np.where(comp, cmp_c, vec_c)
     wb = np.where(comp, wb_c, _dma(out_a, c_pq + 0 * out_a, bus, wr))
     control = np.where(comp, 2 + npass, 2)

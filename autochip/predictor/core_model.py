@@ -20,8 +20,10 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   one write-back of the pass's output channels (contiguous in DRAM: PQ bytes per valid
   channel); finally 1 cycle to step the program. Parameter loads are ``p_tile`` bytes per
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
-* vector layer: fetch, decode, input load(s), one cycle per window element
-  (C * P * Q * KR * KS), flush (6), one write-back of C * P * Q bytes, 1 step cycle.
+* vector layer: fetch, decode, input load(s), lane initialisation (R), then R lanes compute
+  R consecutive outputs at a time, one window element per lane per cycle
+  (``ceil(C * P * Q / R) * KR * KS``), flush (7), one write-back of C * P * Q bytes, 1 step
+  cycle.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ __all__ = [
     "flush_compute_cycles",
 ]
 
-FLUSH_CYCLES = 6  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
+FLUSH_CYCLES = 7  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
 
 
 def flush_compute_cycles(cols: int) -> int:
@@ -174,7 +176,8 @@ def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     load = dma_cycles(g("in_addr"), g("in_len"), False, bus)
     if lay.get("in2_addr"):
         load += dma_cycles(g("in2_addr"), g("in_len"), False, bus)
-    compute = g("c") * g("p") * g("q") * g("kr") * g("ks") + FLUSH_CYCLES
+    groups = -(-g("c_pq") // core.rows)  # R outputs at a time, one per lane
+    compute = core.rows + groups * g("kr") * g("ks") + FLUSH_CYCLES
     wb = dma_cycles(g("out_addr"), g("c_pq"), True, bus)
     return LayerCycles(lay.name, fetch, load, compute, wb, 2)
 

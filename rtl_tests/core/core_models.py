@@ -27,10 +27,12 @@ from autochip.reference import (
     MaxPoolOp,
     Requant,
     RescaleOp,
+    SubsampleOp,
+    SumPoolOp,
     quantize_input,
 )
 
-__all__ = ["digits_inputs", "integer_model", "random_inputs", "random_model"]
+__all__ = ["digits_inputs", "integer_model", "random_inputs", "random_model", "vector_model"]
 
 
 @cache
@@ -93,3 +95,26 @@ def random_model(seed: int = 0) -> IntegerModel:
 def random_inputs(model: IntegerModel, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(model.input_lo, model.input_hi + 1, size=(n, *model.input_shape[1:]))
+
+
+def vector_model(seed: int = 1) -> IntegerModel:
+    """Every vector mode on odd shapes (5 x 7 x 9 input; R-lane groups with a partial last
+    group for most R): a 1x1 convolution to 7 channels, max pooling 3x3/2 padding 1, ceil-mode
+    max pooling 2x2/2, their residual add, a strided subsample, average pooling 3x3/2, global
+    average pooling of the add, a one-input rescale of the subsample."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, size=(7, 5, 1, 1)).astype(np.int64)
+    b = rng.integers(-2000, 2000, size=7).astype(np.int64)
+    ops: list[Any] = [
+        ComputeOp("c", "input", "c", "mac", "conv", w, b, requant=_requant(rng, 7, False)),
+        MaxPoolOp("mp", "c", "mp", (3, 3), (2, 2), (1, 1)),  # 7 x 4 x 5
+        MaxPoolOp("mpc", "c", "mpc", (2, 2), (2, 2), (0, 0), ceil_mode=True),  # 7 x 4 x 5
+        RescaleOp("add", ("mp", "mpc"), "add", (3 << 20, 5 << 19), 22, -128, 127),
+        SubsampleOp("sub", "c", "sub", (2, 2)),  # 7 x 4 x 5
+        SumPoolOp("sp", "c", "sp", (3, 3), (2, 2)),  # 7 x 3 x 4
+        RescaleOp("avg", ("sp",), "avg", (7 << 18,), 24, -128, 127),
+        SumPoolOp("gsum", "add", "gsum", (4, 5), (4, 5)),  # 7 x 1 x 1
+        RescaleOp("gap", ("gsum",), "gap", (13 << 16,), 24, -128, 127),
+        RescaleOp("r1", ("sub",), "r1", (3 << 19,), 20, -128, 127),
+    ]
+    return IntegerModel("input", (1, 5, 7, 9), 1 / 64, -128, 127, tuple(ops), "gap", 1.0)
