@@ -592,11 +592,12 @@ module core_main #(
         end
     end
 
-    // pipeline, every lane: issue (the ifmap reads), 1 the ifmap word, 2 the byte, 3 its
-    // product with the multiplier, 4 the accumulation (max or sum) - stage numbers of the
-    // registers below are those of the cycle they hold - then after the window's last
-    // element 5 + rounding, 6 arithmetic shift, 7 clamp and the ofmap write of the R bytes
-    // (masked: lanes past C*P*Q)
+    // pipeline, every lane (registers vN_* hold the element issued N cycles earlier): issue
+    // (the ifmap reads), 1 the ifmap word (its byte is selected), 2 the byte (times the
+    // multiplier), 3 the product (accumulated: max or sum); after the window's last element
+    // 4 the accumulator (+ rounding), 5 the rounded sum (arithmetic shift), 6 the shifted
+    // value (clamped to a byte), 7 the R bytes, written to the ofmap at once (masked: lanes
+    // past C*P*Q)
     reg        v1_v, v1_first, v1_last, v1_m1, v2_v, v2_first, v2_last, v2_m1;
     reg        v3_v, v3_first, v3_last, v4_v, v5_v, v6_v, v7_v;
     reg  [R-1:0] v1_in, v2_in, v3_in, v1_m, v2_m, v3_m, v4_m, v5_m, v6_m, v7_m;
@@ -627,7 +628,7 @@ module core_main #(
         end
         v1_first <= v_first; v1_last <= v_lastw; v1_m1 <= (vr != 0); v1_in <= v_inb;
         v1_m <= (vg == vk_g1) ? vk_lmask : {R{1'b1}};
-        v1_out <= vout;
+        v1_out <= vout + {{(32-LB){1'b0}}, o_off};  // ofmap byte of lane 0's output
         v2_first <= v1_first; v2_last <= v1_last; v2_m1 <= v1_m1; v2_in <= v1_in;
         v2_m <= v1_m; v2_out <= v1_out;
         v3_first <= v2_first; v3_last <= v2_last; v3_in <= v2_in; v3_m <= v2_m;
@@ -662,8 +663,7 @@ module core_main #(
 
     // ofmap write port: R bytes of the post-processing or of the vector engine, at any byte
     // address: a window of two consecutive words (one in each bank)
-    wire [O_ADDR-1:0]  ow_a = v7_v ? v7_out[O_ADDR-1:0] + {{(O_ADDR-LB){1'b0}}, o_off}
-                                   : s7_a[O_ADDR-1:0];
+    wire [O_ADDR-1:0]  ow_a = v7_v ? v7_out[O_ADDR-1:0] : s7_a[O_ADDR-1:0];
     wire [8*R-1:0]     ow_d = v7_v ? v7_d : s7_d;
     wire [R-1:0]       ow_m = v7_v ? v7_m : (s7_v ? s7_m : {R{1'b0}});
     always @(*) begin

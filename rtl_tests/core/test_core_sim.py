@@ -6,7 +6,8 @@ output tensor in DRAM must equal :func:`autochip.reference.run`'s, and every lay
 cycles must be within 2% of :func:`autochip.predictor.core_model.core_cycles`. Cores with the
 same RTL share one Verilator build through the model cache
 (``autochip.builder.sim.cached_build``), across runs too. The int8, binary and adder LeNets
-run 20 digits test images each.
+run 20 digits test images each; ``vector-r3`` runs every vector mode on a core with 3 lanes
+(partial last groups, a 64-bit bus).
 """
 
 from __future__ import annotations
@@ -23,11 +24,18 @@ from autochip.hw import load_hardware_spec
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from core_models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
+from core_models import (  # noqa: E402
+    digits_inputs,
+    integer_model,
+    random_inputs,
+    random_model,
+    vector_model,
+)
 
 MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
 SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2 passes
+VEC3 = HERE / "core_vec3x4.yaml"  # R = 3 vector lanes: partial last groups
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -37,6 +45,7 @@ NETWORKS = (
     ("dwsep-int8", str(ROOT / "models" / "dwsep_digits.py"), "quant", MAC, 4),
     ("odd-shapes", "random", "quant", MAC, 3),
     ("odd-shapes-tiled", "random", "quant", SMALL, 2),
+    ("vector-r3", "vector", "quant", VEC3, 2),
 )
 
 
@@ -48,6 +57,9 @@ def test_network_bit_exact_and_cycles(
 ) -> None:
     if spec == "random":  # odd channels, 5x5 stride 2, groups, depthwise, add, 3x3/2 pooling
         model = random_model()
+        x = random_inputs(model, images)
+    elif spec == "vector":  # every vector mode, C*P*Q not a multiple of R
+        model = vector_model()
         x = random_inputs(model, images)
     else:
         model = integer_model(spec, method)
