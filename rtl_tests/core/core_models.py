@@ -25,6 +25,7 @@ from autochip.reference import (
     FlattenOp,
     IntegerModel,
     MaxPoolOp,
+    PadOp,
     Requant,
     RescaleOp,
     SubsampleOp,
@@ -100,8 +101,9 @@ def random_inputs(model: IntegerModel, n: int, seed: int = 0) -> np.ndarray:
 def vector_model(seed: int = 1) -> IntegerModel:
     """Every vector mode on odd shapes (5 x 7 x 9 input; R-lane groups with a partial last
     group for most R): a 1x1 convolution to 7 channels, max pooling 3x3/2 padding 1, ceil-mode
-    max pooling 2x2/2, their residual add, a strided subsample, average pooling 3x3/2, global
-    average pooling of the add, a one-input rescale of the subsample."""
+    max pooling 2x2/2, their residual add, a strided subsample written inside a channel-padded
+    tensor (from byte 20: inside a bus word), average pooling 3x3/2, global average pooling of
+    the add, a one-input rescale of the padded tensor."""
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, size=(7, 5, 1, 1)).astype(np.int64)
     b = rng.integers(-2000, 2000, size=7).astype(np.int64)
@@ -115,6 +117,7 @@ def vector_model(seed: int = 1) -> IntegerModel:
         RescaleOp("avg", ("sp",), "avg", (7 << 18,), 24, -128, 127),
         SumPoolOp("gsum", "add", "gsum", (4, 5), (4, 5)),  # 7 x 1 x 1
         RescaleOp("gap", ("gsum",), "gap", (13 << 16,), 24, -128, 127),
-        RescaleOp("r1", ("sub",), "r1", (3 << 19,), 20, -128, 127),
+        PadOp("pad", "sub", "pad", (1, 2, 0, 0, 0, 0)),  # 10 x 4 x 5: sub at byte 20
+        RescaleOp("r1", ("pad",), "r1", (3 << 19,), 20, -128, 127),
     ]
     return IntegerModel("input", (1, 5, 7, 9), 1 / 64, -128, 127, tuple(ops), "gap", 1.0)
