@@ -23,7 +23,13 @@ from autochip.hw import load_hardware_spec
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from core_models import digits_inputs, integer_model, random_inputs, random_model  # noqa: E402
+from core_models import (  # noqa: E402
+    digits_inputs,
+    integer_model,
+    random_inputs,
+    random_model,
+    short_tile_model,
+)
 
 MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
@@ -37,6 +43,7 @@ NETWORKS = (
     ("dwsep-int8", str(ROOT / "models" / "dwsep_digits.py"), "quant", MAC, 4),
     ("odd-shapes", "random", "quant", MAC, 3),
     ("odd-shapes-tiled", "random", "quant", SMALL, 2),
+    ("short-tiles", "short", "quant", SMALL, 2),  # T < R: tiles wait for the read-out
 )
 
 
@@ -49,6 +56,9 @@ def test_network_bit_exact_and_cycles(
     if spec == "random":  # odd channels, 5x5 stride 2, groups, depthwise, add, 3x3/2 pooling
         model = random_model()
         x = random_inputs(model, images)
+    elif spec == "short":
+        model = short_tile_model()
+        x = random_inputs(model, images)
     else:
         model = integer_model(spec, method)
         x = digits_inputs(model, images)
@@ -57,6 +67,11 @@ def test_network_bit_exact_and_cycles(
         passes = [-(-lay.get("ntiles") // lay.get("tpp")) for lay in res.program.layers
                   if lay.mode != "vector"]  # fmt: skip
         assert max(passes) >= 2
+    if spec == "short":  # reductions shorter than the array, in several passes
+        rows = load_hardware_spec(hw).rows
+        short = {lay.name for lay in res.program.layers
+                 if lay.mode != "vector" and lay.get("t") < rows}  # fmt: skip
+        assert short >= {"pw3", "fc"}
     rep = simulate_core(res.out_dir, model, x)
     assert rep.images == images
     assert set(rep.tensors) == {lay.output for lay in res.program.layers}
