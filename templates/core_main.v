@@ -70,21 +70,19 @@ module core_main #(
     input  wire        src_re,
     input  wire [31:0] src_word,
     output wire [8*BUS-1:0] src_data,
-    // array
-    output wire                    arr_en,
+    // array (core_array: tiles back to back, results read column by column)
     output wire                    arr_valid,
     output wire                    arr_last,
     output wire [R*A_BITS-1:0]     arr_a,
     output wire [C*(W_BITS+1)-1:0] arr_b,
-    input  wire                    arr_out_valid,
-    input  wire                    arr_out_last,
-    input  wire [(R>1?$clog2(R):1)-1:0] arr_out_row,
-    input  wire [C*ACC_BITS-1:0]   arr_out_data
+    output wire [(C>1?$clog2(C):1)-1:0] arr_col_sel,
+    input  wire [R*ACC_BITS-1:0]   arr_col_data
 );
     localparam integer DESC_WORDS = 64;
     localparam integer PREC_BYTES = 16;   // bytes of one per-channel parameter record
     localparam integer FLUSH      = 7;    // cycles to drain the vector engine's pipeline
-    localparam integer FLUSH_C    = C + 10;  // the column walk and the post-processing pipelines
+    localparam integer FLUSH_C    = R + C + 7;  // last beat's skew, column walk, pipelines
+    localparam integer MIN_P      = (R > C) ? R : C;  // shortest tile period of the read-out
     // descriptor word indices (autochip.builder.program.FIELDS); kt and cg are carried for
     // the host (plan.json) and not read by the RTL.
     /* verilator lint_off UNUSEDPARAM */
@@ -102,9 +100,8 @@ module core_main #(
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
         S_IN = 5'd4, S_IN_W = 5'd5, S_IN2 = 5'd6, S_IN2_W = 5'd7, S_PASS = 5'd8,
         S_LW = 5'd9, S_LW_W = 5'd10, S_LP = 5'd11, S_LP_W = 5'd12, S_INIT = 5'd13,
-        S_TILE = 5'd14, S_STREAM = 5'd15, S_DRAIN = 5'd16, S_NEXT_TILE = 5'd17,
-        S_ADV = 5'd18, S_FLUSH = 5'd19, S_WB = 5'd20, S_WB_W = 5'd21, S_NEXT = 5'd22,
-        S_VRUN = 5'd23, S_VWB = 5'd24, S_VWB_W = 5'd25, S_VINIT = 5'd26;
+        S_TILE = 5'd14, S_STREAM = 5'd15, S_FLUSH = 5'd19, S_WB = 5'd20, S_WB_W = 5'd21,
+        S_NEXT = 5'd22, S_VRUN = 5'd23, S_VWB = 5'd24, S_VWB_W = 5'd25, S_VINIT = 5'd26;
 
     reg [4:0]  st;
     reg [31:0] desc [0:DESC_WORDS-1];
@@ -264,7 +261,14 @@ module core_main #(
     wire [R*IF_ADDR-1:0] v_ra;
 
     // beat issue (cycle 0) and data (cycle 1)
-    wire       issue = (st == S_STREAM);
+    // a tile is issued in tper >= T cycles, its beats in the first T (tper - T idle cycles keep
+    // short tiles MIN_P apart for the read-out); tile_end is its last cycle
+    wire [31:0] tper     = (desc[D_T] > MIN_P) ? desc[D_T] : MIN_P;
+    wire       issue     = (st == S_STREAM) & (j < desc[D_T]);
+    wire       beat_last = issue & (j == desc[D_T] - 32'd1);
+    wire       tile_end  = (st == S_STREAM) & (j == tper - 32'd1);
+    wire       more_tip  = (tip + 32'd1 < np);
+    wire       lane_adv  = tile_end & ~more_tip & (pt + 32'd1 < desc[D_NPT]);
     reg        iss_d, last_d;
     reg  [R-1:0] lv_d;
     reg  [7:0] pad_d;
@@ -304,7 +308,7 @@ module core_main #(
                         loy[gi] <= wrap ? noy + $signed(desc[D_SH]) : noy;
                         lb[gi]  <= wrap ? nb + $signed(desc[D_WRAP_BASE]) : nb;
                     end
-                end else if (st == S_ADV) begin
+                end else if (lane_adv) begin
                     lx[gi]  <= wrap ? nx - $signed(desc[D_Q]) : nx;
                     lox[gi] <= wrap ? nox - $signed(desc[D_WRAP_OX]) : nox;
                     loy[gi] <= wrap ? noy + $signed(desc[D_SH]) : noy;
@@ -336,7 +340,7 @@ module core_main #(
             pad_d <= 8'd0;
         end else begin
             iss_d <= issue;
-            last_d <= issue & (j == desc[D_T] - 32'd1);
+            last_d <= beat_last;
             pad_d <= desc[D_PAD][7:0];
         end
     end
@@ -344,28 +348,27 @@ module core_main #(
     assign arr_last  = last_d;
 
     // ---------------------------------------------------------------- array read-out
-    // The R accumulator rows of a tile leave the array one per cycle into acc_b (the array
-    // never stops). On the last row the column walk starts: for cc = 0 .. C-1, the R
-    // accumulators of column cc (output channel cc, pixels p0 .. p0+R-1, consecutive bytes of
-    // NCHW) go through R post-processing pipelines at once and reach the ofmap as one write of
-    // R bytes. The walk takes C cycles; the next tile's first row comes T + C + 2 > C cycles
-    // after the last one, so acc_b is never overwritten while it is read.
-    reg  [C*ACC_BITS-1:0] acc_b [0:R-1];
-    reg               tile_done;
+    // A tile's results stay in the PEs' result registers until the next tile's last beat. R
+    // cycles after the last beat left the controller (beat_last), the column walk starts: for
+    // cc = 0 .. C-1, the R results of column cc (output channel cc, pixels p0 .. p0+R-1,
+    // consecutive bytes of NCHW) are read through the array's column select into R
+    // post-processing pipelines at once and reach the ofmap as one write of R bytes. Column cc
+    // is read when row R-1 has finished it and before row 0 starts the next tile's result (the
+    // tile period tper >= R), and a walk ends before the next one starts (tper >= C). The tile's
+    // output address, lanes and parameter word wait in col_* / pend_* meanwhile.
     reg               col_run;
     reg  [31:0]       col_addr;    // ofmap byte of (channel cc, pixel p0)
     reg  [31:0]       col_kleft;   // valid lanes of the tile
     reg  [31:0]       col_npix;    // valid pixels from p0 on
-    assign arr_en = 1'b1;
-    wire  take = arr_out_valid & (st == S_DRAIN);
-
-    always @(posedge clk) begin
-        if (take) acc_b[arr_out_row] <= arr_out_data;
-    end
+    reg  [31:0]       pend_addr, pend_kleft, pend_npix;
+    reg  [P_TADDR-1:0] pend_tip;
+    wire              walk_go;     // beat_last, R cycles later
+    autochip_delay #(.WIDTH(1), .DEPTH(R)) u_walk_go (
+        .clk(clk), .rst(rst), .en(1'b1), .d(beat_last), .q(walk_go));
+    assign arr_col_sel = sc[(C>1?$clog2(C):1)-1:0];
 
     always @(posedge clk) begin
         if (rst) begin
-            tile_done <= 1'b0;
             col_run <= 1'b0;
             sc <= 32'd0;
             col_addr <= 32'd0;
@@ -373,18 +376,24 @@ module core_main #(
             col_npix <= 32'd0;
             col_tip <= {P_TADDR{1'b0}};
         end else begin
-            tile_done <= take & arr_out_last;
-            if (take & arr_out_last) begin
-                col_run <= 1'b1;
-                sc <= 32'd0;
-                col_addr <= {{(32-LB){1'b0}}, o_off} + obase + p0;
-                col_kleft <= kleft;
-                col_npix <= desc[D_PQ] - p0;
-                col_tip <= tip[P_TADDR-1:0];
-            end else if (col_run) begin
+            if (beat_last) begin
+                pend_addr <= {{(32-LB){1'b0}}, o_off} + obase + p0;
+                pend_kleft <= kleft;
+                pend_npix <= desc[D_PQ] - p0;
+                pend_tip <= tip[P_TADDR-1:0];
+            end
+            if (col_run) begin
                 sc <= sc + 32'd1;
                 col_addr <= col_addr + desc[D_PQ];
                 if (sc == C - 1) col_run <= 1'b0;
+            end
+            if (walk_go) begin
+                col_run <= 1'b1;
+                sc <= 32'd0;
+                col_addr <= pend_addr;
+                col_kleft <= pend_kleft;
+                col_npix <= pend_npix;
+                col_tip <= pend_tip;
             end
         end
     end
@@ -445,7 +454,7 @@ module core_main #(
                                     : (s6_val[gi] > hi64) ? hi64 : s6_val[gi];
             always @(posedge clk) begin
                 s1_m[gi] <= (gi < col_npix);
-                s1_acc[gi] <= acc_b[gi][sc * ACC_BITS +: ACC_BITS];
+                s1_acc[gi] <= arr_col_data[gi*ACC_BITS +: ACC_BITS];
                 s2_sum[gi] <= s1_acc[gi] + p_bias;
                 s3_lo[gi] <= s2_sum[gi] * $signed({1'b0, s2_mult[15:0]});
                 s3_hi[gi] <= s2_sum[gi] * $signed(s2_mult[31:16]);
@@ -756,18 +765,7 @@ module core_main #(
                 S_LP_W: if (dma_done) st <= S_INIT;
                 S_INIT: if (icnt == R - 1) st <= S_TILE;
                 S_TILE: st <= S_STREAM;
-                S_STREAM: if (j == desc[D_T] - 32'd1) st <= S_DRAIN;
-                S_DRAIN: if (tile_done) st <= S_NEXT_TILE;
-                S_NEXT_TILE: begin
-                    if (tip + 32'd1 < np) begin
-                        st <= S_STREAM;
-                    end else if (pt + 32'd1 < desc[D_NPT]) begin
-                        st <= S_ADV;
-                    end else begin
-                        st <= S_FLUSH;
-                    end
-                end
-                S_ADV: st <= S_TILE;
+                S_STREAM: if (tile_end & ~more_tip & ~(pt + 32'd1 < desc[D_NPT])) st <= S_FLUSH;
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
                 S_WB: begin
                     dma_valid <= 1'b1; dma_write <= 1'b1;
@@ -829,42 +827,50 @@ module core_main #(
                     cofs <= 32'd0;
                 end
                 S_STREAM: begin
+                    // beat counters (while issuing), then the step to the next tile at tile_end
                     j <= j + 32'd1;
-                    if (ks == desc[D_KS] - 32'd1) begin
-                        ks <= 32'd0;
-                        if (kr == desc[D_KR] - 32'd1) begin
-                            kr <= 32'd0;
-                            woff <= 32'd0;
-                            cl <= cl + 32'd1;
-                            cofs <= cofs + desc[D_HW];
+                    if (issue) begin
+                        if (ks == desc[D_KS] - 32'd1) begin
+                            ks <= 32'd0;
+                            if (kr == desc[D_KR] - 32'd1) begin
+                                kr <= 32'd0;
+                                woff <= 32'd0;
+                                cl <= cl + 32'd1;
+                                cofs <= cofs + desc[D_HW];
+                            end else begin
+                                kr <= kr + 32'd1;
+                                woff <= woff + desc[D_W] - desc[D_KS] + 32'd1;
+                            end
                         end else begin
-                            kr <= kr + 32'd1;
-                            woff <= woff + desc[D_W] - desc[D_KS] + 32'd1;
+                            ks <= ks + 32'd1;
+                            woff <= woff + 32'd1;
                         end
-                    end else begin
-                        ks <= ks + 32'd1;
-                        woff <= woff + 32'd1;
                     end
-                end
-                S_NEXT_TILE: begin
-                    tip <= tip + 32'd1;
-                    wptr <= wptr + (desc[D_TILE_W] >> W_ROW_LB);
-                    obase <= obase + (last_kt ? desc[D_LAST_PQ] : desc[D_C_PQ]);
-                    j <= 32'd0; cl <= 32'd0; kr <= 32'd0; ks <= 32'd0; woff <= 32'd0;
-                    cofs <= 32'd0;
-                    if (last_kt) begin
-                        g_g <= g_g + 32'd1; g_ktc <= 32'd0; g_kg0 <= g_kg0 + desc[D_KG];
-                        g_cb <= g_cb + desc[D_CG_HW];
-                    end else begin
-                        g_ktc <= g_ktc + C;
-                    end
-                    if (!(tip + 32'd1 < np)) begin
+                    if (tile_end) begin
+                        j <= 32'd0; cl <= 32'd0; kr <= 32'd0; ks <= 32'd0; woff <= 32'd0;
+                        cofs <= 32'd0;
                         fl <= 32'd0;
+                        if (lane_adv) begin
+                            // next pixel tile: its first weight tile of the pass
+                            pt <= pt + 32'd1;
+                            p0 <= p0 + R;
+                            tip <= 32'd0;
+                            g_g <= g_ps; g_ktc <= ktc_ps; g_kg0 <= kg0_ps; g_cb <= cb_ps;
+                            wptr <= 32'd0; obase <= 32'd0;
+                        end else begin
+                            // next weight tile (or past the pass's last one)
+                            tip <= tip + 32'd1;
+                            wptr <= wptr + (desc[D_TILE_W] >> W_ROW_LB);
+                            obase <= obase + (last_kt ? desc[D_LAST_PQ] : desc[D_C_PQ]);
+                            if (last_kt) begin
+                                g_g <= g_g + 32'd1; g_ktc <= 32'd0;
+                                g_kg0 <= g_kg0 + desc[D_KG];
+                                g_cb <= g_cb + desc[D_CG_HW];
+                            end else begin
+                                g_ktc <= g_ktc + C;
+                            end
+                        end
                     end
-                end
-                S_ADV: begin
-                    pt <= pt + 32'd1;
-                    p0 <= p0 + R;
                 end
                 S_FLUSH: fl <= fl + 32'd1;
                 S_WB_W: if (dma_done) begin

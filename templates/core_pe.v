@@ -2,8 +2,10 @@
 //   w = {mode, weight}: mode 0  acc <= acc + a * w          (int MAC; +-1 operands run binary
 //                                                              layers exactly: a*w = xnor term)
 //                       mode 1  acc <= acc - |a - w|        (AdderNet, only when ADDER = 1)
-// Control as autochip_pe_mac (clk/rst/en/clr/valid). The mode bit travels down the column with
-// the weight, so one array runs int8, binary and adder layers of one network.
+// A beat with valid adds its term; the tile's last beat (valid & last) puts the finished sum
+// into res and restarts the accumulator from zero in the same cycle, so tiles follow each other
+// without a gap and res holds a tile's result until the next tile's last beat. The mode bit
+// travels down the column with the weight, so one array runs int8, binary and adder layers.
 `default_nettype none
 module core_pe #(
     parameter integer A_BITS   = 8,
@@ -13,13 +15,13 @@ module core_pe #(
 ) (
     input  wire                       clk,
     input  wire                       rst,
-    input  wire                       en,
-    input  wire                       clr,
     input  wire                       valid,
+    input  wire                       last,
     input  wire [A_BITS-1:0]          a,
     input  wire [W_BITS:0]            w,
-    output reg  signed [ACC_BITS-1:0] acc
+    output reg  signed [ACC_BITS-1:0] res
 );
+    reg signed [ACC_BITS-1:0] acc;
     localparam integer P_BITS = A_BITS + W_BITS;
     localparam integer D_BITS = (A_BITS > W_BITS ? A_BITS : W_BITS) + 1;
 
@@ -43,14 +45,18 @@ module core_pe #(
         end
     endgenerate
 
+    wire signed [ACC_BITS-1:0] sum = acc + term;
+
     always @(posedge clk) begin
         if (rst) begin
             acc <= {ACC_BITS{1'b0}};
-        end else if (en) begin
-            if (clr) begin
-                acc <= valid ? term : {ACC_BITS{1'b0}};
-            end else if (valid) begin
-                acc <= acc + term;
+            res <= {ACC_BITS{1'b0}};
+        end else if (valid) begin
+            if (last) begin
+                acc <= {ACC_BITS{1'b0}};
+                res <= sum;
+            end else begin
+                acc <= sum;
             end
         end
     end

@@ -1,10 +1,10 @@
 """Every parameter of the accelerator core (``templates/core_*.v``), computed from a hardware spec.
 
-The core wraps the output-stationary array of ``pe_array_os.v.j2`` (rendered here with
-``core_pe``, whose weight lane carries a PE-mode bit) in buffers, a descriptor-driven controller,
-an AXI4 master and AXI4-Lite registers. :func:`core_params` checks what the core supports and
-raises one :class:`SpecError` listing every problem; :func:`render_core` renders every file in
-memory (deterministic: no timestamps, no paths).
+The core wraps the output-stationary array of ``core_array.v.j2`` (``core_pe`` PEs, whose
+weight lane carries a PE-mode bit, streaming tiles back to back) in buffers, a descriptor-driven
+controller, an AXI4 master and AXI4-Lite registers. :func:`core_params` checks what the core
+supports and raises one :class:`SpecError` listing every problem; :func:`render_core` renders
+every file in memory (deterministic: no timestamps, no paths).
 
 Buffer sizing (the spec's ``buffers.*.size_kb`` is the total storage of each buffer):
 
@@ -113,8 +113,8 @@ class CoreParams:
     p_taddr: int
     a_bus_bits: int
     b_bus_bits: int
-    out_bus_bits: int
-    row_bits: int
+    out_bus_bits: int  # one column of results: rows x acc_bits
+    col_bits: int  # width of the array's column select
     clock_mhz: float
 
 
@@ -222,14 +222,15 @@ def core_params(hw: HardwareSpec, source: str | None = None) -> CoreParams:
         p_taddr=_bits(PARAM_TILES),
         a_bus_bits=hw.rows * pe.a_bits,
         b_bus_bits=hw.cols * (pe.w_bits + 1),
-        out_bus_bits=hw.cols * pe.acc_bits,
-        row_bits=max(1, (hw.rows - 1).bit_length()),
+        out_bus_bits=hw.rows * pe.acc_bits,
+        col_bits=max(1, (hw.cols - 1).bit_length()),
         clock_mhz=hw.clock_mhz,
     )
 
 
 def array_params(p: CoreParams) -> ArrayParams:
-    """The array of the core: ``pe_array_os.v.j2`` with ``core_pe`` and a (w_bits + 1) b lane."""
+    """The array of the core: ``core_array.v.j2`` with ``core_pe`` and a (w_bits + 1) b lane
+    (the fields of the emitted array's parameters that the template reads)."""
     return ArrayParams(
         spec_name=p.spec_name,
         top=p.array_top,
@@ -253,7 +254,7 @@ def array_params(p: CoreParams) -> ArrayParams:
         a_bus_bits=p.a_bus_bits,
         b_bus_bits=p.b_bus_bits,
         out_bus_bits=p.out_bus_bits,
-        row_bits=p.row_bits,
+        row_bits=max(1, (p.rows - 1).bit_length()),
         wait_bits=max(1, (p.cols - 1).bit_length()),
         drain_cycles=p.cols - 1,
         max_depth=(2**31 - 1) // 2 ** (p.a_bits + p.w_bits - 2),
@@ -279,8 +280,8 @@ def render_core(p: CoreParams) -> dict[str, str]:
         if not src.is_file():
             raise ToolError(f"expected the Verilog module '{src}', found no such file")
         rtl[f"rtl/{name}"] = src.read_text()
-    rtl[f"rtl/{p.array_top}.v"] = env.get_template("pe_array_os.v.j2").render(
-        **asdict(array_params(p))
+    rtl[f"rtl/{p.array_top}.v"] = env.get_template("core_array.v.j2").render(
+        **asdict(array_params(p)), col_bits=p.col_bits
     )
     rtl[f"rtl/{p.top}.v"] = env.get_template("core_top.v.j2").render(**asdict(p))
     files = sorted(rtl)

@@ -516,8 +516,8 @@ class CoreResult:
 
 
 def _tile_cycles(r: I64, c: I64, t: I64) -> I64:
-    # core_model.tile_cycles: first row at (T + R + C - 1) - (R - 1) + 1, then R rows, 1 + 1
-    out: I64 = t + c + r + 3
+    # core_model.tile_cycles: tiles back to back, max(T, R, C)
+    out: I64 = np.maximum(t, np.maximum(r, c))
     return out
 
 
@@ -785,8 +785,8 @@ def evaluate_core(
     wb_c = wb_f.reshape(shape)
     load = load + np.where(comp, pass_load, 0)
     fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * bus, bus, rd)
-    flush_c = flush_compute_cycles(C)  # type: ignore[arg-type]
-    cmp_c = npass * (R + 2 * npt - 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
+    flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    cmp_c = npass * (R + 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
     vec_c = R + _cdiv(c_pq, R) * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
     compute = np.where(comp, cmp_c, vec_c)
     wb = np.where(comp, wb_c, _dma(out_a, c_pq + 0 * out_a, bus, wr))

@@ -9,15 +9,13 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   (``core_timing.yaml``), plus 2 cycles (the controller's issue state and the cycle it sees
   ``done``).
 * compute layer: descriptor fetch, decode (1), input load, then per pass of ``np`` weight tiles:
-  pass setup (1), weight and parameter loads, lane initialisation (R), and for each of the
-  ``npt`` pixel tiles a setup cycle and ``np`` array tiles of ``T + C + R + 3`` cycles: T beats
-  (one per cycle), the array's skew and drain (``rtl_model``: the last beat enters one cycle
-  after its address, row 0 leaves C cycles later), the R accumulator rows taken one per cycle
-  (their post-processing, one output channel of R pixels per cycle, overlaps the next tile),
-  and two cycles to see the tile done and step to the next tile; pixel tiles after the first
-  cost one lane-advance cycle; then a ``C + 10``-cycle flush (the last column walk and the
-  post-processing pipeline) and
-  one write-back of the pass's output channels (contiguous in DRAM: PQ bytes per valid
+  pass setup (1), weight and parameter loads, lane initialisation (R) and the first tile's
+  set-up (1), then the ``npt * np`` array tiles of the pass back to back, ``max(T, R, C)``
+  cycles each (T beats, one per cycle; the array has no fill or drain gap between tiles and
+  the column walk of a tile's results through the post-processing overlaps the next tiles;
+  a tile shorter than R or C waits for the read-out); then an ``R + C + 7``-cycle flush (the
+  last beat's way through the array, the last column walk and the post-processing pipeline)
+  and one write-back of the pass's output channels (contiguous in DRAM: PQ bytes per valid
   channel); finally 1 cycle to step the program. Parameter loads are ``p_tile`` bytes per
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
 * vector layer: fetch, decode, input load(s), lane initialisation (R), then R lanes compute
@@ -35,7 +33,6 @@ from importlib import resources
 from typing import Any, Protocol
 
 from autochip._safeio import load_yaml_text
-from autochip.predictor.rtl_model import os_tile_cycles
 
 __all__ = [
     "FLUSH_CYCLES",
@@ -49,9 +46,10 @@ __all__ = [
 FLUSH_CYCLES = 7  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
 
 
-def flush_compute_cycles(cols: int) -> int:
-    """core_main.v FLUSH_C: the last tile's column walk (C) and post-processing pipelines."""
-    return cols + 10
+def flush_compute_cycles(rows: int, cols: int) -> int:
+    """core_main.v FLUSH_C: after the pass's last tile, its last beat's way through the array
+    (R), the column walk (C) and the post-processing pipeline, ``R + C + 7``."""
+    return rows + cols + 7
 
 
 DESC_BYTES = 256  # autochip.builder.program.DESC_BYTES
@@ -130,13 +128,10 @@ def dma_cycles(addr: int, length: int, write: bool, bus: int) -> int:
 
 
 def tile_cycles(rows: int, cols: int, depth: int) -> int:
-    """One array tile in the core: stream and drain (rtl_model), ``T + C + R + 3``."""
-    # os_tile_cycles = T + R + C - 1 counts until the last row is on out_data; the core takes
-    # row 0 at T + C + 1 (one cycle of RAM latency), then one row per cycle (the array never
-    # stops: the column walk of the post-processing overlaps the next tile), tile_done one
-    # cycle after the last row, one cycle to step to the next tile.
-    first_row = os_tile_cycles(rows, cols, depth) - (rows - 1) + 1
-    return first_row + rows + 2
+    """One array tile in the core's stream of tiles, ``max(T, R, C)``: tiles follow each other
+    without a fill or drain gap (``core_array.v.j2``), one beat per cycle; a tile shorter than
+    the array waits until its results can be read out (``core_main.v`` ``tper``)."""
+    return max(depth, rows, cols)
 
 
 def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
@@ -154,10 +149,9 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
         control += 1
         load += dma_cycles(g("w_addr") + t_ps * g("tile_w"), n * g("tile_w"), False, bus)
         load += dma_cycles(g("p_addr") + t_ps * core.p_tile, n * core.p_tile, False, bus)
-        compute += r  # lane initialisation
-        npt = g("npt")
-        compute += npt * (1 + n * tile_cycles(r, c, g("t"))) + (npt - 1)
-        compute += flush_compute_cycles(c)
+        compute += r + 1  # lane initialisation, first tile set-up
+        compute += g("npt") * n * tile_cycles(r, c, g("t"))
+        compute += flush_compute_cycles(r, c)
         grp, tt = divmod(t_ps, kt)
         k0 = grp * kg + tt * c  # first output channel of the pass
         lanes = 0

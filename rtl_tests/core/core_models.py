@@ -33,7 +33,14 @@ from autochip.reference import (
     quantize_input,
 )
 
-__all__ = ["digits_inputs", "integer_model", "random_inputs", "random_model", "vector_model"]
+__all__ = [
+    "digits_inputs",
+    "integer_model",
+    "random_inputs",
+    "random_model",
+    "short_tile_model",
+    "vector_model",
+]
 
 
 @cache
@@ -91,6 +98,28 @@ def random_model(seed: int = 0) -> IntegerModel:
                          rng.integers(-500, 500, size=7).astype(np.int64),
                          requant=_requant(rng, 7, False)))  # fmt: skip
     return IntegerModel("input", (1, 3, 11, 9), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
+
+
+def short_tile_model(seed: int = 1) -> IntegerModel:
+    """Layers whose reduction is shorter than an 8 x 8 array, both reading the input: a 1 x 1
+    convolution of 3 input channels (T = 3; 11 output channels of 7 x 5 pixels: two weight
+    tiles, one pass each on the small core, 5 pixel tiles a pass) and, after a global max
+    pooling, a linear layer of 3 inputs and 40 outputs (T = 3, 5 weight tiles in one pass).
+    Tiles follow each other closer than the array's read-out allows."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.integers(-127, 128, size=(11, 3, 1, 1)).astype(np.int64)
+    w2 = rng.integers(-127, 128, size=(40, 3)).astype(np.int64)
+    ops: list[Any] = [
+        ComputeOp("pw3", "input", "pw3", "mac", "conv", w1,
+                  rng.integers(-2000, 2000, size=11).astype(np.int64),
+                  requant=_requant(rng, 11, True)),  # 11 x 7 x 5
+        MaxPoolOp("mp", "input", "mp", (7, 5), (7, 5)),  # 3 x 1 x 1
+        FlattenOp("flat", "mp", "flat"),
+        ComputeOp("fc", "flat", "fc", "mac", "linear", w2,
+                  rng.integers(-500, 500, size=40).astype(np.int64),
+                  requant=_requant(rng, 40, False)),
+    ]  # fmt: skip
+    return IntegerModel("input", (1, 3, 7, 5), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
 
 
 def random_inputs(model: IntegerModel, n: int, seed: int = 0) -> np.ndarray:

@@ -29,6 +29,7 @@ from core_models import (  # noqa: E402
     integer_model,
     random_inputs,
     random_model,
+    short_tile_model,
     vector_model,
 )
 
@@ -46,6 +47,7 @@ NETWORKS = (
     ("odd-shapes", "random", "quant", MAC, 3),
     ("odd-shapes-tiled", "random", "quant", SMALL, 2),
     ("vector-r3", "vector", "quant", VEC3, 2),
+    ("short-tiles", "short", "quant", SMALL, 2),  # T < R: tiles wait for the read-out
 )
 
 
@@ -61,6 +63,9 @@ def test_network_bit_exact_and_cycles(
     elif spec == "vector":  # every vector mode, C*P*Q not a multiple of R
         model = vector_model()
         x = random_inputs(model, images)
+    elif spec == "short":
+        model = short_tile_model()
+        x = random_inputs(model, images)
     else:
         model = integer_model(spec, method)
         x = digits_inputs(model, images)
@@ -69,6 +74,11 @@ def test_network_bit_exact_and_cycles(
         passes = [-(-lay.get("ntiles") // lay.get("tpp")) for lay in res.program.layers
                   if lay.mode != "vector"]  # fmt: skip
         assert max(passes) >= 2
+    if spec == "short":  # reductions shorter than the array, in several passes
+        rows = load_hardware_spec(hw).rows
+        short = {lay.name for lay in res.program.layers
+                 if lay.mode != "vector" and lay.get("t") < rows}  # fmt: skip
+        assert short >= {"pw3", "fc"}
     rep = simulate_core(res.out_dir, model, x)
     assert rep.images == images
     assert set(rep.tensors) == {lay.output for lay in res.program.layers}
