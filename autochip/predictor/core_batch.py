@@ -577,7 +577,7 @@ def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
         jobs: list[tuple[I64, I64, I64, I64]] = []  # (element, first address, step, count)
         e_all = np.arange(sel.size)
         jobs.append((e_all[~fine], As[~fine], Ls[~fine], ns[~fine]))
-        for t in range(8):
+        for t in range(8 if fine.any() else 0):
             f = np.flatnonzero(fine & (t < Bs))
             a0 = As[f] + t * Ls[f]
             f = f[a0 % Bs[f] < mu[f]]
@@ -640,9 +640,14 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     out_w = np.zeros(H * L, dtype=np.int64)
     out_o = np.zeros(H * L, dtype=np.int64)
     pos = np.flatnonzero(key_ok.ravel())
-    key = (inv[:, None] * L + np.arange(L)[None, :]) * (PARAM_TILES + 1) + tpp
-    ukey, first, back = np.unique(key.ravel()[pos], return_index=True, return_inverse=True)
-    at = pos[first]  # a (configuration, layer) of every distinct triple, flat index
+    key = ((inv[:, None] * L + np.arange(L)[None, :]) * (PARAM_TILES + 1) + tpp).ravel()[pos]
+    # distinct keys without sorting: the key space is small (layouts x layers x 17)
+    seen = np.zeros(int(key.max(initial=0)) + 1, dtype=bool)
+    seen[key] = True
+    ukey = np.flatnonzero(seen)
+    back = (np.cumsum(seen) - 1)[key]
+    at = np.empty(ukey.size, dtype=np.int64)
+    at[back] = pos  # a (configuration, layer) of every distinct triple, flat index
     h, j = at // L, at % L
 
     def g(name: str) -> I64:
@@ -815,10 +820,13 @@ def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], 
     if wl.merge is not None and wl.merge.any():
         cap = int((wl.groups * wl.t)[wl.merge].max())
     w_depth = np.minimum(core_geometry(cfg)["w_depth"], cap)
-    triples = np.stack([cfg.cols, w_depth, cfg.bus], axis=1)
-    ut, inv = np.unique(triples, axis=0, return_inverse=True)
+    # one integer key per (cols, weight rows, bus), ordered as the triples (a 1-D unique)
+    key = (cfg.cols * (cap + 1) + w_depth) * (MAX_BUS + 1) + cfg.bus
+    uk, inv = np.unique(key, return_inverse=True)
     inv = inv.reshape(-1)
-    return _layout(wl, ut[:, 0], ut[:, 1], ut[:, 2]), inv
+    ucols, rest = np.divmod(uk, (cap + 1) * (MAX_BUS + 1))
+    uw, ubus = np.divmod(rest, MAX_BUS + 1)
+    return _layout(wl, ucols, uw, ubus), inv
 
 
 def _needs(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
