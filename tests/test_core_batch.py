@@ -315,3 +315,43 @@ def test_batch_equals_scalar_model_at_every_bus_width(name: str) -> None:
             (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
         ]
         assert int(res.end_cycles[i]) == ref[-1].layer
+
+
+def test_uneven_passes_of_grouped_layers_equal_the_scalar_model() -> None:
+    """The grouped convolution of the odd-shape model (groups 3, 3 channels per group) on
+    narrow arrays: passes that cover uneven channel counts (written back pass by pass) and
+    the even ones (closed form) equal the scalar model, at random bus widths."""
+    from core_models import random_model
+
+    wl = integer_workload(random_model(), "odd")
+    rng = np.random.default_rng(4)
+    H = 3000
+    cfg = CoreConfigs(
+        rows=rng.integers(1, 17, H),
+        cols=rng.integers(1, 17, H),
+        a_bits=np.full(H, 8),
+        w_bits=np.full(H, 8),
+        adder=np.zeros(H, dtype=np.int64),
+        if_bytes=rng.integers(1, 64, H) * 256,
+        w_bytes=rng.integers(1, 64, H) * 64,
+        o_bytes=rng.integers(1, 64, H) * 64,
+        clock_mhz=np.full(H, 100.0),
+        bus_bytes=1 << rng.integers(2, 7, H),
+    )
+    res = evaluate_core(wl, cfg)
+    plan = core_plan(wl, cfg)
+    kt, kg, nt = np.maximum(plan["kt"], 1), plan["kg"], plan["ntiles"]
+    tpp = np.maximum(plan["tpp"], 1)
+    even = (kt == 1) | (kg == kt * cfg.cols[:, None]) | (tpp % kt == 0) | (nt == kt)
+    uneven = (~even & (-(-nt // tpp) > 1)).any(axis=1) & res.feasible
+    pick = np.flatnonzero(uneven)[:10].tolist() + np.flatnonzero(res.feasible)[:20].tolist()
+    assert uneven.sum() >= 5
+    geo = core_geometry(cfg)
+    for i in pick:
+        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
+                                 "bus_bytes": int(geo["bus"][i]),
+                                 "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
+        ref = core_cycles(core, planned_layers(wl, cfg, i))
+        assert _phases(res, i, len(wl)) == [
+            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
+        ]
