@@ -3,11 +3,13 @@
 Prints
   designs_per_s=<n>      whole-ResNet-18 design points (every layer, cycles + energy +
                          resources) evaluated per second by the batch core model, one process,
-                         on 100,000 random designs the core can run (wall clock)
+                         on 100,000 random designs the core can run, bus widths 4..64 bytes
+                         (wall clock)
   designs_per_cpu_s=<n>  the same per second of this process's CPU time (less sensitive to
                          other load on the machine)
   sweep_s=<s>            wall time of an exhaustive `explore` sweep of >= 100,000 ResNet-18
-                         designs on vcu118 (feasibility and budget checks, Pareto front, chosen)
+                         designs on vcu118 (feasibility and budget checks, Pareto front, chosen;
+                         102,400 array x buffer designs at each of the 5 bus widths 4..64)
   sweep_designs=<n>      designs in that sweep
   speedup_vs_best_baseline=<x>  geometric mean over the suite of scripts/explore_results.py
                          (searched design's latency gain over the best expert baseline), run
@@ -67,6 +69,7 @@ def main() -> None:
         w_bytes=64 * 4608 + rng.integers(0, 1 << 20, n),
         o_bytes=cols * 12544 + 802816 + 256 + rng.integers(0, 1 << 20, n),
         clock_mhz=np.full(n, 200.0),
+        bus_bytes=1 << rng.integers(2, 7, n),  # 4 .. 64 bytes
     )
     assert core_feasible(wl, cfg).all()
     evaluate_core(wl, cfg.take(np.arange(1000)), plat, per_layer=False)  # warm up

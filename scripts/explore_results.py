@@ -1,12 +1,15 @@
 """Searched core vs expert baselines on zoo models and platforms: the table of docs/explore.md.
 
   python scripts/explore_results.py [--samples N] [--write] [--json FILE]
+  python scripts/explore_results.py --asic-rank [--write]
 
 For every (model, platform) pair: `autochip explore`'s search (objective latency, the device as
 budget; ASIC: area_mm2=20) and the expert baselines of `autochip.builder.baselines` in the same
 budget, all costed by the core model. Prints a Markdown table (speedup and energy ratio of the
 searched design over the best baseline) and the geometric mean; --write puts it into
-docs/explore.md between the results markers.
+docs/explore.md between the results markers. --asic-rank synthesises PE arrays of every kind
+and several sizes with Yosys's generic synthesis and compares the ASIC area model's ranking with
+the transistor counts (`stat -tech cmos`): the asic table of docs/explore.md.
 """
 
 from __future__ import annotations
@@ -138,6 +141,47 @@ def compare_search(samples: int, seeds: int = 3) -> str:
     return "\n".join(lines)
 
 
+def asic_arrays(sizes: tuple[tuple[int, int], ...] = ((1, 2), (2, 2), (2, 4), (4, 4), (4, 8)),
+                kinds: tuple[tuple[str, int], ...] = (("mac", 8), ("mac", 4), ("adder", 8),
+                                                      ("adder", 4), ("xnor", 16), ("xnor", 8)),
+                ) -> list[dict[str, Any]]:  # fmt: skip
+    """PE arrays (``--hw`` dicts) of the RTL library: mac / adder at 8 and 4 bits (32-bit
+    accumulators), xnor at 16 and 8 lanes (16-bit accumulators), at every size."""
+    out = []
+    for kind, n in kinds:
+        if kind == "xnor":
+            pe = {"kind": "xnor", "a_bits": 1, "w_bits": 1, "acc_bits": 16, "vector": n}
+        else:
+            pe = {"kind": kind, "a_bits": n, "w_bits": n, "acc_bits": 32}
+        for r, c in sizes:
+            out.append({"name": f"{kind}{n}-{r}x{c}", "pe": pe, "array": {"rows": r, "cols": c},
+                        "dataflow": "os"})  # fmt: skip
+    return out
+
+
+def asic_rank() -> str:
+    from autochip.builder.finalists import asic_rank_check
+
+    res = asic_rank_check(asic_arrays())
+    lines = ["| PE array | model area (um^2) | transistors (Yosys) | model rank | Yosys rank |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    rows = res["rows"]
+    by_m = sorted(range(len(rows)), key=lambda i: rows[i]["model_um2"])
+    by_t = sorted(range(len(rows)), key=lambda i: rows[i]["transistors"])
+    for i in by_t:
+        r = rows[i]
+        lines.append(f"| {r['hw']['name']} | {r['model_um2']:,.0f} | {r['transistors']:,} | "
+                     f"{by_m.index(i) + 1} | {by_t.index(i) + 1} |")  # fmt: skip
+    lines.append("")
+    lines.append(
+        f"Spearman's rho {res['spearman']:.3f}; {res['pairs_alike']} of {res['pairs']} pairs "
+        f"ordered alike; discordant: "
+        + (", ".join(f"{a} / {b}" for a, b in res["discordant"]) or "none")
+        + "."
+    )
+    return "\n".join(lines)
+
+
 def _obj(res: Any, i: int, objective: str) -> float:
     from autochip.builder.explore import objective_values
 
@@ -150,7 +194,17 @@ def main() -> None:
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--compare-search", action="store_true", help="evolve vs random, same budget")
+    ap.add_argument("--asic-rank", action="store_true", help="area model vs Yosys cmos ranking")
     args = ap.parse_args()
+    if args.asic_rank:
+        text = asic_rank()
+        print(text)
+        if args.write:
+            doc = DOC.read_text()
+            DOC.write_text(re.sub(r"(<!-- asic:begin -->\n).*?(<!-- asic:end -->)",
+                                  lambda m: m.group(1) + text + "\n" + m.group(2), doc,
+                                  flags=re.S))  # fmt: skip
+        return
     if args.compare_search:
         text = compare_search(args.samples)
         print(text)

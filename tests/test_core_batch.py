@@ -26,6 +26,8 @@ from autochip.hw.platform import load_platform
 from autochip.ir import graph_for
 from autochip.predictor.core_batch import (
     CoreConfigs,
+    _dma_run,
+    _floor_sum,
     core_configs,
     core_geometry,
     core_plan,
@@ -34,7 +36,7 @@ from autochip.predictor.core_batch import (
     evaluate_core,
     planned_layers,
 )
-from autochip.predictor.core_model import core_cycles, core_resources
+from autochip.predictor.core_model import core_cycles, core_resources, dma_cycles, dram_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "rtl_tests" / "core"
@@ -235,3 +237,121 @@ def test_vectorised_unit_costs_equal_the_technology_tables() -> None:
     ref_area = [asic_area(hw, plat).total for hw in specs]  # type: ignore[arg-type]
     np.testing.assert_allclose(area, ref_area, rtol=1e-12)
     np.testing.assert_allclose(_leak_vec(plat, area), [plat.tech.leakage_w(a) for a in area])
+
+
+def _run_ref(a: int, n_bytes: int, n: int, bus: int, write: bool) -> int:
+    return sum(dma_cycles(a + j * n_bytes, n_bytes, write, bus) for j in range(n))
+
+
+def test_floor_sum_equals_the_sum() -> None:
+    rng = np.random.default_rng(11)
+    n, m = rng.integers(0, 60, 3000), rng.integers(1, 5000, 3000)
+    a, b = rng.integers(-9000, 9000, 3000), rng.integers(-9000, 9000, 3000)
+    got = _floor_sum(n, m, a, b)
+    ref = [sum((int(a[i]) * k + int(b[i])) // int(m[i]) for k in range(int(n[i])))
+           for i in range(3000)]  # fmt: skip
+    assert got.tolist() == ref
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_dma_run_closed_form_equals_the_scalar_loop(write: bool) -> None:
+    """The closed-form sum of back-to-back DMA commands equals core_model.dma_cycles command
+    by command, on every bus width, at random addresses and lengths, at lengths around
+    whole bursts and 4 KB pages, and at the lengths whose last word wraps a burst block
+    (the case summed by class j mod bus)."""
+    rng = np.random.default_rng(12 + write)
+    N = 4000
+    bus = 1 << rng.integers(2, 7, N)  # 4 .. 64 bytes
+    addr = np.where(rng.random(N) < 0.3, rng.integers(0, 1 << 10, N) * bus,
+                    rng.integers(0, 1 << 18, N))  # fmt: skip
+    near = rng.choice([256, 1024, 2048, 4096, 8192], N) * rng.integers(1, 3, N)
+    length = np.select(
+        [rng.random(N) < 0.4, rng.random(N) < 0.5],
+        [rng.integers(1, 12000, N), near + rng.integers(-70, 70, N)],
+        # the block-wrap case: (L - 1) mod (256 bus) within one bus word of the block
+        256 * bus * rng.integers(1, 3, N) - rng.integers(0, 8, N) % bus,
+    )
+    length = np.maximum(length, 1)
+    n = rng.integers(0, 40, N)
+    over = dram_timing()["write_burst_overhead" if write else "read_burst_overhead"]
+    got = _dma_run(addr, length, n, bus, over)
+    ref = [_run_ref(int(addr[i]), int(length[i]), int(n[i]), int(bus[i]), write)
+           for i in range(N)]  # fmt: skip
+    assert got.tolist() == ref
+    g = np.minimum(256 * bus, 4096)
+    wrap = (g - (length - 1) % g < bus) & (g < 4096) & (length <= 4096) & (n > bus)
+    assert wrap.sum() >= 20  # the by-class path is exercised
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "squeezenet1_1"])
+def test_batch_equals_scalar_model_at_every_bus_width(name: str) -> None:
+    """Whole networks at random cores and bus widths 4..64 bytes: every phase of every layer
+    equals the scalar model (per-pass DMA in closed form against the pass-by-pass loop)."""
+    wl = core_workload(graph_for(name))
+    rng = np.random.default_rng(21)
+    H = 400
+    cfg = CoreConfigs(
+        rows=rng.integers(1, 65, H),
+        cols=rng.integers(1, 65, H),
+        a_bits=np.full(H, 8),
+        w_bits=np.full(H, 8),
+        adder=np.zeros(H, dtype=np.int64),
+        if_bytes=rng.integers(1, 20000, H) * 1024,
+        w_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
+        o_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
+        clock_mhz=np.full(H, 100.0),
+        bus_bytes=1 << rng.integers(2, 7, H),
+    )
+    res = evaluate_core(wl, cfg)
+    ok = np.flatnonzero(res.feasible)
+    geo = core_geometry(cfg)
+    assert len(set(geo["bus"][ok[:12]].tolist())) >= 3
+    for i in ok[:12].tolist():
+        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
+                                 "bus_bytes": int(geo["bus"][i]),
+                                 "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
+        ref = core_cycles(core, planned_layers(wl, cfg, i))
+        assert _phases(res, i, len(wl)) == [
+            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
+        ]
+        assert int(res.end_cycles[i]) == ref[-1].layer
+
+
+def test_uneven_passes_of_grouped_layers_equal_the_scalar_model() -> None:
+    """The grouped convolution of the odd-shape model (groups 3, 3 channels per group) on
+    narrow arrays: passes that cover uneven channel counts (written back pass by pass) and
+    the even ones (closed form) equal the scalar model, at random bus widths."""
+    from core_models import random_model
+
+    wl = integer_workload(random_model(), "odd")
+    rng = np.random.default_rng(4)
+    H = 3000
+    cfg = CoreConfigs(
+        rows=rng.integers(1, 17, H),
+        cols=rng.integers(1, 17, H),
+        a_bits=np.full(H, 8),
+        w_bits=np.full(H, 8),
+        adder=np.zeros(H, dtype=np.int64),
+        if_bytes=rng.integers(1, 64, H) * 256,
+        w_bytes=rng.integers(1, 64, H) * 64,
+        o_bytes=rng.integers(1, 64, H) * 64,
+        clock_mhz=np.full(H, 100.0),
+        bus_bytes=1 << rng.integers(2, 7, H),
+    )
+    res = evaluate_core(wl, cfg)
+    plan = core_plan(wl, cfg)
+    kt, kg, nt = np.maximum(plan["kt"], 1), plan["kg"], plan["ntiles"]
+    tpp = np.maximum(plan["tpp"], 1)
+    even = (kt == 1) | (kg == kt * cfg.cols[:, None]) | (tpp % kt == 0) | (nt == kt)
+    uneven = (~even & (-(-nt // tpp) > 1)).any(axis=1) & res.feasible
+    pick = np.flatnonzero(uneven)[:10].tolist() + np.flatnonzero(res.feasible)[:20].tolist()
+    assert uneven.sum() >= 5
+    geo = core_geometry(cfg)
+    for i in pick:
+        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
+                                 "bus_bytes": int(geo["bus"][i]),
+                                 "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
+        ref = core_cycles(core, planned_layers(wl, cfg, i))
+        assert _phases(res, i, len(wl)) == [
+            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
+        ]

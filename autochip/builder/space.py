@@ -5,9 +5,10 @@ A :class:`DesignSpace` lists the values of every core parameter the search may c
 product and a design has a flat index into it (``numpy.unravel_index`` order). The default space
 (:func:`default_space`) is fixed where the model decides (the PE kind and operand widths the
 network's arithmetic needs; the platform's clock, because the core has no Fmax model yet) and
-free elsewhere (array rows and columns, the three buffer sizes). ``--space FILE`` narrows or
-widens it: a YAML mapping from parameter to a list of values or ``{min, max, step}`` /
-``{min, max, factor}``; every problem of the file is reported at once.
+free elsewhere (array rows and columns, the three buffer sizes, the AXI data bus width: powers
+of two from 4 bytes up to the platform's DRAM bandwidth, :func:`platform_bus`). ``--space
+FILE`` narrows or widens it: a YAML mapping from parameter to a list of values or ``{min, max,
+step}`` / ``{min, max, factor}``; every problem of the file is reported at once.
 
 A :class:`Budget` caps resources on top of the platform's device (FPGA: ``lut ff dsp bram``,
 and ``power_w``; ASIC: ``area_mm2`` and ``power_w``), parsed from ``--budget lut=30000,dsp=200``.
@@ -38,13 +39,14 @@ __all__ = [
     "expert_designs",
     "load_space",
     "parse_budget",
+    "platform_bus",
 ]
 
 I64 = npt.NDArray[np.int64]
 
 PARAMETERS = (
     "pe_kind", "a_bits", "w_bits", "rows", "cols", "ifmap_kb", "weight_kb", "ofmap_kb",
-    "clock_mhz",
+    "clock_mhz", "bus_bytes",
 )  # fmt: skip
 _LIMITS: dict[str, tuple[float, float]] = {
     "a_bits": (2, 8),
@@ -55,6 +57,7 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "weight_kb": (1 / 64, 65536),
     "ofmap_kb": (1 / 64, 65536),
     "clock_mhz": (1, 2000),
+    "bus_bytes": (4, 64),  # core.MIN_BUS_BYTES .. core.MAX_BUS_BYTES
 }
 _KB_DEFAULT = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _DIM_DEFAULT = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -96,6 +99,7 @@ class DesignSpace:
             w_bytes=np.round(col["weight_kb"] * kb).astype(np.int64),
             o_bytes=np.round(col["ofmap_kb"] * kb).astype(np.int64),
             clock_mhz=col["clock_mhz"].astype(np.float64),
+            bus_bytes=col["bus_bytes"].astype(np.int64),
         )
 
     def describe(self) -> dict[str, list[Any]]:
@@ -153,6 +157,13 @@ def expert_designs(wl: CoreWorkload, space: DesignSpace) -> npt.NDArray[np.int64
     return np.array(sorted(set(out)), dtype=np.int64)
 
 
+def platform_bus(platform: Platform) -> int:
+    """The widest AXI data bus (bytes) the platform's DRAM feeds every cycle: the largest power
+    of two within its default ``dram.bandwidth``, 4 .. 64 (the core's limits)."""
+    bw = int(platform.default_hw.dram.bandwidth)
+    return max(4, min(64, 1 << max(0, bw.bit_length() - 1)))
+
+
 def default_space(wl: CoreWorkload, platform: Platform) -> DesignSpace:
     """The default space for ``wl`` on ``platform`` (see the module docstring)."""
     sized = [buffer_needs(wl, r, c) for r in _DIM_DEFAULT for c in _DIM_DEFAULT]
@@ -172,6 +183,7 @@ def default_space(wl: CoreWorkload, platform: Platform) -> DesignSpace:
         "weight_kb": grid(1),
         "ofmap_kb": grid(2),
         "clock_mhz": (float(platform.default_hw.clock_mhz),),
+        "bus_bytes": tuple(float(1 << k) for k in range(2, platform_bus(platform).bit_length())),
     }
     return DesignSpace(tuple(vals[n] for n in PARAMETERS))
 
@@ -204,6 +216,14 @@ def space_from_dict(data: Any, base: DesignSpace, source: str = "space") -> Desi
         got = _values(str(key), raw, problems)
         if got is not None:
             vals[str(key)] = got
+    bus = vals["bus_bytes"]
+    widest = max(base.of("bus_bytes"))
+    bad_bus = any(int(b) & (int(b) - 1) for b in bus) or max(bus) > widest
+    if "bus_bytes" in data and bus != base.of("bus_bytes") and bad_bus:
+        problems.append(
+            f"bus_bytes: expected powers of two from 4 up to the platform's DRAM bandwidth "
+            f"({widest:g} bytes per cycle), found {[_num(b) for b in bus]}"
+        )
     if problems:
         raise SpecError(source, problems)
     return DesignSpace(tuple(vals[n] for n in PARAMETERS))
@@ -218,7 +238,7 @@ def _values(key: str, raw: Any, problems: list[str]) -> tuple[float, ...] | None
             return None
         return tuple(float(PE_KINDS.index(x)) for x in dict.fromkeys(items))
     lo, hi = _LIMITS[key]
-    integral = key in ("a_bits", "w_bits", "rows", "cols")
+    integral = key in ("a_bits", "w_bits", "rows", "cols", "bus_bytes")
     if isinstance(raw, Mapping):
         unknown = set(raw) - {"min", "max", "step", "factor"}
         nums = {k: raw.get(k) for k in ("min", "max", "step", "factor") if k in raw}

@@ -6,8 +6,9 @@
       [--synth] [--simulate] [--scheduler tcp://HOST:PORT]
 
 Every design is costed by the core model (`autochip predict --fidelity rtl`, whole network).
-The space is the core's parameters (array rows x cols, buffer sizes; PE kind and widths fixed by
-the model's arithmetic, the clock by the platform) unless --space narrows or widens it; it is
+The space is the core's parameters (array rows x cols, buffer sizes, AXI bus width up to the
+platform's DRAM bandwidth; PE kind and widths fixed by the model's arithmetic, the clock by the
+platform) unless --space narrows or widens it; it is
 swept exhaustively when it has at most --samples designs, else searched by a seeded
 evolutionary search of --samples designs. --budget caps resources on top of the device. Each
 design's `hw` is a complete hardware spec: `autochip predict MODEL --fidelity rtl --hw` re-costs
@@ -229,6 +230,7 @@ def _flat_row(d: dict[str, Any]) -> dict[str, Any]:
         "weight_kb": hw["buffers"]["weight"]["size_kb"],
         "ofmap_kb": hw["buffers"]["ofmap"]["size_kb"],
         "clock_mhz": hw["clock_mhz"],
+        "bus_bytes": int(hw["dram"]["bandwidth"]),
         "latency_s": d["latency_s"],
         "energy_j": d["energy_j"],
         "throughput_ips": d["throughput_ips"],
@@ -291,12 +293,14 @@ def _line(d: dict[str, Any]) -> str:
     return (
         f"{d['id']:<17} {hw['array']['rows']:>3}x{hw['array']['cols']:<3} "
         f"{b['ifmap']['size_kb']:>7g}/{b['weight']['size_kb']:<6g}/{b['ofmap']['size_kb']:<6g} "
+        f"{int(hw['dram']['bandwidth']):>3} "
         f"{d['latency_s'] * 1e3:>10.4g} {d['energy_j'] * 1e3:>10.4g}  {_res(d)}"
     )
 
 
 def _table(out: dict[str, Any]) -> str:
-    head = (f"{'design':<17} {'array':>7} {'if/w/of KB':>21} {'lat ms':>10} {'energy mJ':>10}"
+    head = (f"{'design':<17} {'array':>7} {'if/w/of KB':>21} {'bus':>3} {'lat ms':>10} "
+            f"{'energy mJ':>10}"
             "  resources")  # fmt: skip
     lines = [
         f"{out['model']} on {out['platform']}: {out['strategy']} search, "

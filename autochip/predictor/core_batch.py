@@ -12,8 +12,10 @@ in closed form, and is checked to equal it exactly (``tests/test_core_batch.py``
   tiles padded to whole bus words, then tensors aligned to ``max(16, bus)``) follow from rows,
   cols, buffer sizes and the AXI data bus (``bus`` bytes, from ``dram.bandwidth``); every DMA
   command's bursts are counted in closed form in bus words (:func:`_dma`: per 4 KB page
-  touched, its words in bursts of at most 256 beats), the per-pass weight, parameter and
-  write-back commands pass by pass (a loop over the pass index, vectorised over the rest).
+  touched, its words in bursts of at most 256 beats); the per-pass weight, parameter and
+  write-back commands of a layer are back-to-back runs, summed over the passes in closed form
+  too (:func:`_dma_run`: telescoping word and burst-grid counts, linear congruences and floor
+  sums), once per distinct (layout, layer, tiles per pass).
 * Energy from the platform's technology tables (the analytic model's unit costs): PE operations
   and post-processing, SRAM bytes read and written per buffer, DRAM bytes, static power.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -428,9 +431,8 @@ def core_configs(specs: Sequence[HardwareSpec], source: str = "core") -> CoreCon
 def _bitlen(x: I64) -> I64:
     """``int.bit_length`` element-wise (x >= 0)."""
     x = np.asarray(x, dtype=np.int64)
-    out = np.zeros_like(x)
-    for k in range(63):
-        out += (x >> k) > 0
+    # frexp: x = f * 2^e with 0.5 <= f < 1, e = x.bit_length() (exact below 2^53; 0 for 0)
+    out: I64 = np.frexp(x.astype(np.float64))[1].astype(np.int64)
     return out
 
 
@@ -485,6 +487,234 @@ def _dma(addr: I64, length: I64, bus: I64, over: int) -> I64:
     )
     out: I64 = np.where(length > 0, 2 + words + over * bursts, 2)
     return out
+
+
+def _floor_sum(n: I64, m: I64, a: I64, b: I64) -> I64:
+    """``sum(floor((a * i + b) / m) for i in range(n))`` element-wise (n >= 0, m >= 1; a, b
+    any sign): the Euclid-like recursion of AtCoder Library's ``floor_sum``, vectorised."""
+    shape = np.broadcast(n, m, a, b).shape
+    n, m, a, b = (np.broadcast_to(np.asarray(x, dtype=np.int64), shape).ravel().copy()
+                  for x in (n, m, a, b))  # fmt: skip
+    a2, b2 = a % m, b % m  # negative a, b: shift into [0, m)
+    ans = -(n * (n - 1) // 2 * ((a2 - a) // m) + n * ((b2 - b) // m))
+    a, b = a2, b2
+    idx = np.arange(n.size)
+    while idx.size:
+        ans[idx] += n * (n - 1) // 2 * (a // m) + n * (b // m)
+        a, b = a % m, b % m
+        y = a * n + b
+        go = y >= m
+        idx, y, a, m = idx[go], y[go], a[go], m[go]
+        n, b = y // m, y % m
+        m, a = a, m
+    out: I64 = ans.reshape(shape)
+    return out
+
+
+@cache
+def _mod4096_tables() -> tuple[I64, I64]:
+    """Trailing zeros of s (12 for 0) and, for odd s, s^-1 mod 4096 (Newton's iteration
+    x <- x (2 - s x), exact mod 2^3, 2^6, 2^12), for s = 0 .. 4095."""
+    s = np.arange(4096, dtype=np.int64)
+    low = s & -s
+    ctz = np.where(low > 0, np.frexp(np.maximum(low, 1).astype(np.float64))[1] - 1, 12)
+    inv = s.copy()
+    for _ in range(3):
+        inv = (inv * (2 - s * inv)) & 4095
+    return ctz.astype(np.int64), inv
+
+
+def _multiples(addr: I64, step: I64, j0: I64, j1: I64, log2m: I64) -> I64:
+    """How many of ``addr + j * step`` (j0 <= j < j1) are multiples of ``2 ** log2m``
+    (log2m <= 12) in closed form: with step = 2^v * s (s odd, v < log2m), exactly the j of
+    one class modulo 2^(log2m - v), j = -(addr / 2^v) * s^-1 (the inverse mod 4096 from a
+    table); all j or none when 2^log2m divides the step."""
+    ctz, inverse = _mod4096_tables()
+    s12 = step & 4095
+    v = np.minimum(ctz[s12], log2m)
+    inv = inverse[np.right_shift(s12, v)]  # s odd when v < log2m
+    t = np.left_shift(1, log2m - v)  # the period of the solutions
+    ok = (addr & (np.left_shift(1, v) - 1)) == 0
+    js = (-np.right_shift(addr, v) * inv) & (t - 1)
+    n_cls: I64 = (j1 - 1 - js) // t - (j0 - 1 - js) // t
+    out: I64 = np.where(ok, np.where(v >= log2m, np.maximum(j1 - j0, 0), n_cls), 0)
+    return out
+
+
+def _log2(x: I64) -> I64:
+    out: I64 = np.frexp(x.astype(np.float64))[1] - 1  # x a power of two
+    return out
+
+
+def _count_in_page(a: I64, step: I64, n: I64, lo: I64, hi: I64) -> I64:
+    """``#{j < n : lo <= (a + j * step) mod 4096 < hi}`` element-wise: as floor sums,
+    [r < c] = floor(u / 4K) - floor((u - c) / 4K); runs of at most 16 commands directly (cheaper
+    than the floor sums' recursion)."""
+    k = BURST_BOUNDARY
+    out = np.zeros(n.size, dtype=np.int64)
+    big = np.flatnonzero(n > 16)
+    if big.size:
+        nn = np.concatenate([n[big], n[big]])
+        fs = _floor_sum(nn, np.full(nn.size, k), np.concatenate([step[big], step[big]]),
+                        np.concatenate([a[big] - lo[big], a[big] - hi[big]]))  # fmt: skip
+        out[big] = fs[: big.size] - fs[big.size :]
+    idx = np.flatnonzero((n > 0) & (n <= 16))
+    j = 0
+    while idx.size:
+        r = (a[idx] + j * step[idx]) & (k - 1)
+        out[idx] += (r >= lo[idx]) & (r < hi[idx])
+        j += 1
+        idx = idx[n[idx] > j]
+    return out
+
+
+def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
+    """``sum(core_model.dma_cycles(addr + j * length, length, bus) for j in range(n))``
+    element-wise, in closed form (n >= 0; ``tests/test_core_batch.py`` checks it against
+    the scalar loop on random addresses, lengths and buses).
+
+    Command j covers the bus words x .. e - 1 of bytes [u, u + L), u = addr + j * L; its
+    bursts start at x, then every 256 words while in x's 4 KB page, then at the multiples of
+    G = min(256, words per page) in the later pages. Counting the multiples of G in (x, e):
+    bursts = 1 + floor((e - 1) / G) - floor(x / G) - [one page] * [(e - 1) mod G < x mod G]
+    (the correction: in the first page the bursts run from x, off the grid, so one fewer when
+    the command ends in its grid block before x's offset; none when G is a page, bus >= 16).
+    The words and the grid terms telescope over the run (consecutive commands start where the
+    last ended): a difference of two floors less the commands that start on a word / grid
+    boundary, a linear congruence modulo a power of two (:func:`_multiples`). The correction
+    is an interval of u mod 4 KB (summed as floor sums, :func:`_floor_sum`), except when
+    (L - 1) mod (G bus words) is within one bus word of a whole block: then it depends on
+    u mod bus too, and the commands are summed by their class j mod bus."""
+    k = BURST_BOUNDARY
+    shape = np.broadcast(addr, length, n, bus).shape
+    A, L, N, B = (np.broadcast_to(np.asarray(x, dtype=np.int64), shape).ravel()
+                  for x in (addr, length, n, bus))  # fmt: skip
+    out = np.where(N > 0, 2 * N, 0)
+    live = np.flatnonzero((N > 0) & (L > 0))
+    A, L, N, B = A[live], L[live], N[live], B[live]
+    lb = _log2(B)
+    gb = np.minimum(MAX_BURST * B, k)  # the grid in bytes: G words
+    lg = _log2(gb)
+    one = np.ones_like(N)
+    end = A + N * L - 1
+    words = N + end // B - A // B - _multiples(A, L, one, N, lb)
+    grid = end // gb - A // gb - _multiples(A, L, one, N, lg)
+    corr = np.zeros(live.size, dtype=np.int64)
+    sel = np.flatnonzero((gb < k) & (k >= L))  # a finer grid than a page, one-page commands
+    if sel.size:
+        As, Ls, ns, Bs, g = A[sel], L[sel], N[sel], B[sel], gb[sel]
+        mu = g - (Ls - 1) % g  # (e - 1) mod G < x mod G  <=>  u mod (G bytes) >= mu ...
+        fine = mu < Bs  # ... and then, when mu < bus, u mod bus < mu too
+        # the commands j = t + i * T (T = 1, or bus when fine) whose u mod bus passes
+        jobs: list[tuple[I64, I64, I64, I64]] = []  # (element, first address, step, count)
+        e_all = np.arange(sel.size)
+        jobs.append((e_all[~fine], As[~fine], Ls[~fine], ns[~fine]))
+        for t in range(8 if fine.any() else 0):
+            f = np.flatnonzero(fine & (t < Bs))
+            a0 = As[f] + t * Ls[f]
+            f = f[a0 % Bs[f] < mu[f]]
+            a0 = As[f] + t * Ls[f]
+            jobs.append((f, a0, Bs[f] * Ls[f], np.maximum(-(-(ns[f] - t) // Bs[f]), 0)))
+        el = np.concatenate([j[0] for j in jobs])
+        a0, st, cnt = (np.concatenate([j[i] for j in jobs]) for i in (1, 2, 3))
+        # intervals [q G + mu, min(q G + G, 4097 - L)) of the page, q < 4 KB / G
+        parts_e, parts = [], []
+        for q in range(k // 1024):
+            lo = q * g[el] + mu[el]
+            hi = np.minimum(q * g[el] + g[el], k + 1 - Ls[el])
+            use = np.flatnonzero((q * g[el] < k) & (lo < hi))
+            parts_e.append(use)
+            parts.append((a0[use], st[use], cnt[use], lo[use], hi[use]))
+        ue = np.concatenate(parts_e)
+        a1, s1, c1, lo1, hi1 = (np.concatenate([p[i] for p in parts]) for i in range(5))
+        hits = _count_in_page(a1, s1, c1, lo1, hi1)
+        corr += np.bincount(sel[el[ue]], weights=hits, minlength=corr.size).astype(np.int64)
+    out[live] += words + over * (N + grid - corr)
+    res: I64 = out.reshape(shape)
+    return res
+
+
+def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, bus: I64, rd: int, wr: int
+                ) -> tuple[I64, I64, I64]:  # fmt: skip
+    """The DMA commands that depend on the DRAM layout and the bus alone, costed once per
+    distinct layout (``lu``, (U, L)) and spread to the configurations (``inv``): descriptor
+    fetches, input loads, vector layers' write-backs, (H, L) each."""
+    L = len(wl)
+    _, rep = np.unique(inv, return_index=True)  # a configuration of every layout
+    ub = bus[rep][:, None] + np.zeros((1, L), dtype=np.int64)
+    in_len = wl.in_len[None, :] + 0 * ub
+    fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * ub, ub, rd)
+    load = _dma(lu["in_addr"], in_len, ub, rd)
+    load = load + np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len, ub, rd), 0)
+    vec_wb = np.where(wl.vector[None, :], _dma(lu["out_addr"], wl.c * wl.pq + 0 * ub, ub, wr), 0)
+    return fetch[inv], load[inv], vec_wb[inv]
+
+
+def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArray[np.bool_],
+              tpp: I64, cols: I64, bus: I64, p_tile: I64, rd: int, wr: int
+              ) -> tuple[I64, I64]:  # fmt: skip
+    """Per (configuration, layer), (H, L): the cycles of the per-pass weight and parameter
+    loads and of the per-pass write-backs of the compute layers where ``key_ok``.
+
+    Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
+    parameter load of their records, one write-back of their output channels (contiguous:
+    tile s starts at channel (s // kt) kg + (s % kt) C). The passes before the last are back
+    to back runs of one length, summed in closed form (:func:`_dma_run`; the write-back too
+    when every pass starts the same number of channels further on), the last pass's commands
+    one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
+    C, passes not whole groups) write back pass by pass. All of it depends on (layout, layer,
+    tpp) only: computed once per distinct triple."""
+    H, L = tpp.shape
+    out_w = np.zeros(H * L, dtype=np.int64)
+    out_o = np.zeros(H * L, dtype=np.int64)
+    pos = np.flatnonzero(key_ok.ravel())
+    key = ((inv[:, None] * L + np.arange(L)[None, :]) * (PARAM_TILES + 1) + tpp).ravel()[pos]
+    # distinct keys without sorting: the key space is small (layouts x layers x 17)
+    seen = np.zeros(int(key.max(initial=0)) + 1, dtype=bool)
+    seen[key] = True
+    ukey = np.flatnonzero(seen)
+    back = (np.cumsum(seen) - 1)[key]
+    at = np.empty(ukey.size, dtype=np.int64)
+    at[back] = pos  # a (configuration, layer) of every distinct triple, flat index
+    h, j = at // L, at % L
+
+    def g(name: str) -> I64:
+        out: I64 = lay[name].ravel()[at]
+        return out
+
+    tp, nt, kt, kg = tpp.ravel()[at], g("ntiles"), np.maximum(g("kt"), 1), g("kg")
+    c, bb, pt, pq = cols[h], bus[h], p_tile[h], wl.pq[j]
+    full = _cdiv(nt, tp) - 1  # passes before the last
+    s_last = full * tp
+    n_last = nt - s_last
+    w_c = np.zeros(ukey.size, dtype=np.int64)
+    for a0, st in ((g("w_addr"), g("tile_w")), (g("p_addr"), pt)):
+        w_c += _dma_run(a0, tp * st, full, bb, rd) + _dma(a0 + s_last * st, n_last * st, bb, rd)
+
+    def chan(s: I64) -> I64:
+        out: I64 = (s // kt) * kg + (s % kt) * c
+        return out
+
+    uniform = (kt == 1) | (kg == kt * c) | (tp % kt == 0) | (nt == kt)
+    o_a = g("out_addr")
+    ch_l = chan(s_last)
+    o_c = _dma_run(o_a, (chan(tp) - chan(0 * tp)) * pq, np.where(uniform, full, 0), bb, wr)
+    o_c += _dma(o_a + ch_l * pq, (chan(nt) - ch_l) * pq, bb, wr)
+    idx = np.flatnonzero(~uniform)
+    o_c[idx] = 0
+    p = 0
+    while idx.size:  # uneven passes, one by one
+        s0 = p * tp[idx]
+        e0 = np.minimum(s0 + tp[idx], nt[idx])
+        kt_i, kg_i, c_i = kt[idx], kg[idx], c[idx]
+        ch0 = (s0 // kt_i) * kg_i + (s0 % kt_i) * c_i
+        ch1 = (e0 // kt_i) * kg_i + (e0 % kt_i) * c_i
+        o_c[idx] += _dma(o_a[idx] + ch0 * pq[idx], (ch1 - ch0) * pq[idx], bb[idx], wr)
+        p += 1
+        idx = idx[full[idx] >= p]
+    out_w[pos] = w_c[back.ravel()]
+    out_o[pos] = o_c[back.ravel()]
+    return out_w.reshape(H, L), out_o.reshape(H, L)
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -618,10 +848,13 @@ def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], 
     if wl.merge is not None and wl.merge.any():
         cap = int((wl.groups * wl.t)[wl.merge].max())
     w_depth = np.minimum(core_geometry(cfg)["w_depth"], cap)
-    triples = np.stack([cfg.cols, w_depth, cfg.bus], axis=1)
-    ut, inv = np.unique(triples, axis=0, return_inverse=True)
+    # one integer key per (cols, weight rows, bus), ordered as the triples (a 1-D unique)
+    key = (cfg.cols * (cap + 1) + w_depth) * (MAX_BUS + 1) + cfg.bus
+    uk, inv = np.unique(key, return_inverse=True)
     inv = inv.reshape(-1)
-    return _layout(wl, ut[:, 0], ut[:, 1], ut[:, 2]), inv
+    ucols, rest = np.divmod(uk, (cap + 1) * (MAX_BUS + 1))
+    uw, ubus = np.divmod(rest, MAX_BUS + 1)
+    return _layout(wl, ucols, uw, ubus), inv
 
 
 def _needs(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
@@ -737,59 +970,23 @@ def evaluate_core(
     pq = wl.pq[None, :]
     K = wl.c[None, :]
     c_pq = K * pq
-    bus = geo["bus"][:, None] + np.zeros((1, L), dtype=np.int64)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    load = _dma(lay["in_addr"], in_len, bus, rd)
-    load = load + np.where(wl.src2[None, :] >= 0, _dma(lay["in2_addr"], in_len, bus, rd), 0)
-    ntiles, tile_w, t, kt = lay["ntiles"], lay["tile_w"], lay["t"], lay["kt"]
-    kg = lay["kg"]
+    ntiles, t, tile_w = lay["ntiles"], lay["t"], lay["tile_w"]
     tpp, npt, feasible = _tiling(wl, cfg, geo, lay)
-    tpp_s = np.maximum(tpp, 1)
-    npass = np.where(comp, _cdiv(ntiles, tpp_s), 0)
+    npass = np.where(comp, _cdiv(ntiles, np.maximum(tpp, 1)), 0)
     two = np.where(wl.src2 >= 0, 2, 1)[None, :]
-    p_tile = geo["p_tile"][:, None]
-    # per pass: one weight and one parameter load, one write-back of the pass's channels
-    # (contiguous: channel chan(tile) = (tile // kt) * kg + (tile % kt) * C starts a tile)
-    out_a = lay["out_addr"]
-    shape = (H, L)
-
-    def flat(x: Any) -> I64:
-        out: I64 = np.broadcast_to(x, shape).ravel()
-        return out
-
-    np_f, tpp_f, nt_f, tw_f = flat(npass), flat(tpp_s), flat(ntiles), flat(tile_w)
-    wa_f, pa_f, pt_f, bus_f = flat(lay["w_addr"]), flat(lay["p_addr"]), flat(p_tile), flat(bus)
-    kt_f, kg_f, c_f = flat(np.maximum(kt, 1)), flat(kg), flat(C)
-    pq_f, oa_f = flat(pq), flat(out_a)
-    pass_f = np.zeros(H * L, dtype=np.int64)
-    wb_f = np.zeros(H * L, dtype=np.int64)
-    idx = np.flatnonzero(flat(comp & feasible[:, None]) & (np_f > 0))
-    j = 0
-    while idx.size:  # pass j of every layer that has one, gathered
-        s0: I64 = j * tpp_f[idx]
-        e0: I64 = np.minimum(s0 + tpp_f[idx], nt_f[idx])
-        n = e0 - s0
-        bb = bus_f[idx]
-        w_c = _dma(wa_f[idx] + s0 * tw_f[idx], n * tw_f[idx], bb, rd)
-        p_c = _dma(pa_f[idx] + s0 * pt_f[idx], n * pt_f[idx], bb, rd)
-        kt_i, kg_i, c_i = kt_f[idx], kg_f[idx], c_f[idx]
-        ch0: I64 = (s0 // kt_i) * kg_i + (s0 % kt_i) * c_i
-        ch1: I64 = (e0 // kt_i) * kg_i + (e0 % kt_i) * c_i
-        o_c = _dma(oa_f[idx] + ch0 * pq_f[idx], (ch1 - ch0) * pq_f[idx], bb, wr)
-        pass_f[idx] += w_c + p_c
-        wb_f[idx] += o_c
-        j += 1
-        idx = idx[np_f[idx] > j]
-    pass_load = pass_f.reshape(shape)
-    wb_c = wb_f.reshape(shape)
-    load = load + np.where(comp, pass_load, 0)
-    fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * bus, bus, rd)
+    fetch, load, vec_wb = _layout_dma(wl, lu, inv, geo["bus"], rd, wr)
+    busy = comp & feasible[:, None] & (npass > 0)
+    pass_load, wb_c = _pass_dma(
+        wl, lay, inv, busy, np.maximum(tpp, 1), cfg.cols, geo["bus"], geo["p_tile"], rd, wr
+    )
+    load = load + pass_load
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
     cmp_c = npass * (R + 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
     vec_c = R + _cdiv(c_pq, R) * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
     compute = np.where(comp, cmp_c, vec_c)
-    wb = np.where(comp, wb_c, _dma(out_a, c_pq + 0 * out_a, bus, wr))
+    wb = np.where(comp, wb_c, vec_wb)
     control = np.where(comp, 2 + npass, 2)
     end_addr = np.full(H, L * DESC_BYTES, dtype=np.int64)
     end_cycles = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd) + 1
