@@ -34,8 +34,10 @@ __all__ = [
     "shared_input_quant",
     "shared_integer_weight",
     "shared_quantized_weight",
+    "template_weights",
 ]
 
+TEMPLATE_BETA = 1.0  # spread of the template weights, in input standard deviations
 ADDER_ETA = 0.1  # eta of the adaptive learning-rate scaling (AdderNet paper's CIFAR setting)
 _CHUNK_ELEMS = 1 << 22  # elements of the |x - w| intermediate per chunk
 ACC_BITS = 32
@@ -168,3 +170,37 @@ def scale_adder_gradients(model: nn.Module, eta: float = ADDER_ETA) -> None:
             norm = g.norm(p=2)
             if float(norm) > 0:
                 g.mul_(eta * math.sqrt(g.numel()) / norm)
+
+
+@torch.no_grad()
+def template_weights(layer: nn.Module, x: Tensor, beta: float = TEMPLATE_BETA) -> Tensor:
+    """Weights for an adder layer converted from a conv/linear layer, from its input ``x``.
+
+    ``-sum |x - w|`` is largest where the input window equals ``w``: an adder weight is a
+    template in the input's own range. The float layer's weights are not (after a ReLU the
+    features are ~0..5, the conv weights ~0.1), and copied as they are every output channel
+    computes about ``-sum |x|``, the same for all channels. So each output channel's template is
+    the mean input window plus ``beta`` standard deviations along the float filter's direction:
+    ``w[k, i] = mean_i + beta * std_i * u[k, i]``, ``u`` the filter scaled to unit RMS.
+    """
+    assert isinstance(layer, AdderConv2d | AdderLinear)
+    if isinstance(layer, AdderConv2d):
+        cols = F.unfold(
+            x,
+            layer.kernel_size,
+            dilation=layer.dilation,
+            padding=cast(tuple[int, int], layer.padding),
+            stride=layer.stride,
+        )  # N, C*kh*kw, L
+        g = layer.groups
+        n, _, l = cols.shape
+        cols = cols.reshape(n, g, -1, l).permute(1, 0, 3, 2)  # G, N, L, C/G*kh*kw
+        flat = cols.reshape(g, n * l, -1)
+    else:
+        flat = x.reshape(1, x.shape[0], -1)
+    mean, std = flat.mean(dim=1), flat.std(dim=1)  # G, C'
+    k = layer.weight.shape[0]
+    w = layer.weight.detach().reshape(flat.shape[0], k // flat.shape[0], -1)  # G, K/G, C'
+    u = w / w.pow(2).mean(dim=2, keepdim=True).sqrt().clamp_min(1e-12)
+    out = mean.unsqueeze(1) + beta * std.unsqueeze(1) * u
+    return out.reshape(layer.weight.shape).to(layer.weight.dtype)
