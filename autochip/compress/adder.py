@@ -49,18 +49,13 @@ class _AdderFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, w: Tensor) -> Tensor:
         ctx.save_for_backward(x, w)
-        n, c, l = x.shape
-        k = w.shape[0]
-        step = max(1, _CHUNK_ELEMS // max(1, k * c * l))
-        outs = []
-        for i in range(0, n, step):
-            xi = x[i : i + step]
-            outs.append(-(xi.unsqueeze(1) - w.unsqueeze(0).unsqueeze(-1)).abs().sum(dim=2))
-        return torch.cat(outs, dim=0)
+        # torch.cdist(p=1) is sum_c |x - w| without the [N, K, C, L] intermediate
+        return -torch.cdist(x.transpose(1, 2), w.unsqueeze(0), p=1.0).transpose(1, 2)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
         x, w = ctx.saved_tensors
+        grad = grad.contiguous()
         # dY/dW = X - W, summed over batch and positions
         grad_w = torch.einsum("nkl,ncl->kc", grad, x) - w * grad.sum(dim=(0, 2)).unsqueeze(1)
         n, c, l = x.shape
@@ -68,9 +63,10 @@ class _AdderFunction(torch.autograd.Function):
         step = max(1, _CHUNK_ELEMS // max(1, k * c * l))
         gx = []
         for i in range(0, n, step):
-            xi = x[i : i + step]
-            ht = (w.unsqueeze(0).unsqueeze(-1) - xi.unsqueeze(1)).clamp(-1.0, 1.0)
-            gx.append((grad[i : i + step].unsqueeze(2) * ht).sum(dim=1))
+            # dY/dX = HT(W - X), in place on one chunk's [n, K, C, L] differences
+            ht = w.unsqueeze(0).unsqueeze(-1) - x[i : i + step].unsqueeze(1)
+            ht.clamp_(-1.0, 1.0).mul_(grad[i : i + step].unsqueeze(2))
+            gx.append(ht.sum(dim=1))
         return torch.cat(gx, dim=0), grad_w
 
 
