@@ -190,6 +190,22 @@ def _cli(args: list[str]) -> str:
     return proc.stdout
 
 
+def _in_process(args: list[str]) -> str:
+    """``autochip ARGS`` in this process (no torch start-up per call): inspect and predict."""
+    import contextlib
+    import io
+
+    sys.path.insert(0, str(ROOT))
+    from autochip.cli import main as cli_main
+
+    buf, err = io.StringIO(), io.StringIO()
+    with _lock, contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
+        code = cli_main(args)
+    if code != 0:
+        raise RuntimeError(f"autochip {' '.join(args)}: exit {code}\n{err.getvalue()}")
+    return buf.getvalue()
+
+
 _lock = threading.Lock()
 NICE = 10  # --nice
 
@@ -208,8 +224,8 @@ def run_one(setup: Setup, row: Row, seed: int, out: Path) -> dict[str, object] |
     try:
         result = json.loads(_cli(["compress", *argv]))
         ckpt = str(out / f"{row.key}_s{seed}.pt")
-        info = json.loads(_cli(["inspect", ckpt, "--json"]))
-        pred = json.loads(_cli(["predict", ckpt, "--hw", setup.hw, "--json"]))
+        info = json.loads(_in_process(["inspect", ckpt, "--json"]))
+        pred = json.loads(_in_process(["predict", ckpt, "--hw", setup.hw, "--json"]))
     except (RuntimeError, json.JSONDecodeError) as exc:
         with _lock:
             print(f"FAILED {row.key} seed {seed}: {exc}", file=sys.stderr, flush=True)
@@ -312,7 +328,7 @@ def render(setup: Setup, seeds: list[int], out: Path, name: str) -> str:
         if row.base:
             fp = [100 * _f(r, "accuracy_fp32") for r in done]
             fp_ckpt = setup.start or str(out / f"fp32_s{seeds[0]}.fp32.pt")
-            fp_info = json.loads(_cli(["inspect", fp_ckpt, "--json"]))
+            fp_info = json.loads(_in_process(["inspect", fp_ckpt, "--json"]))
             fp_macs, fp_params = f"{fp_info['total_macs']:,}", f"{fp_info['total_params']:,}"
             n_fp = "1" if setup.start else str(len(done))
             fp_epochs = (
