@@ -51,6 +51,9 @@ class Setup:
     start: str | None = None
     # "One core": the latency column's `autochip predict --hw`, and the core of --criterion hw.
     hw: str = "examples/hw/demo_os8x8_int8.yaml"
+    # Evaluate on the first N test images only (a subset data folder; see _subset_data): the
+    # integer reference's pass over all 10,000 images costs ResNet-8 about 15 CPU-minutes.
+    test_limit: int | None = None
 
 
 def _rows(e: dict[str, int]) -> tuple[Row, ...]:
@@ -132,6 +135,7 @@ SETUPS = {
         ),
         start="models/resnet8_fashion.fp32.pt",
         hw=FASHION_CORE,
+        test_limit=2000,
     ),
     "digits": Setup(
         "lenet_digits", "digits", 30, 32,
@@ -148,6 +152,34 @@ PRIORITY = (
 )  # fmt: skip
 
 
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _subset_data(limit: int) -> str:
+    """A Fashion-MNIST folder with all 60,000 training images and the first ``limit`` test
+    images (idx files, written once under build/): the ``--data`` of a ``test_limit`` setup."""
+    import gzip
+    import struct
+
+    folder = Path("build") / f"fashion-mnist-test{limit}"
+    if not (ROOT / folder / "t10k-labels-idx1-ubyte").is_file():
+        (ROOT / folder).mkdir(parents=True, exist_ok=True)
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+            link = ROOT / folder / f"{name}.gz"
+            if not link.exists():
+                link.symlink_to(FASHION_DIR / f"{name}.gz")
+        for name, dims in (("t10k-images-idx3-ubyte", 3), ("t10k-labels-idx1-ubyte", 1)):
+            raw = gzip.decompress((FASHION_DIR / f"{name}.gz").read_bytes())
+            shape = list(struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims]))
+            per = 1
+            for d in shape[1:]:
+                per *= d
+            body = raw[4 + 4 * dims : 4 + 4 * dims + limit * per]
+            head = raw[:4] + struct.pack(f">{dims}I", limit, *shape[1:])
+            (ROOT / folder / name).write_bytes(head + body)
+    return f"fashion-mnist:{folder}"
+
+
 def _argv(setup: Setup, row: Row, seed: int, out: Path, fp: str | None = None) -> list[str]:
     """The command line; ``fp`` replaces the FP32 checkpoint's path (for the cache key)."""
     if setup.start is not None:
@@ -156,7 +188,8 @@ def _argv(setup: Setup, row: Row, seed: int, out: Path, fp: str | None = None) -
     else:
         fp = fp or str(out / f"fp32_s{seed}.fp32.pt")
         model = setup.model if row.base else fp
-    argv = [model, "--data", setup.data, *[a.format(fp=fp) for a in row.args]]
+    data = _subset_data(setup.test_limit) if setup.test_limit else setup.data
+    argv = [model, "--data", data, *[a.format(fp=fp) for a in row.args]]
     argv += ["--fp32-epochs", str(setup.fp32_epochs), "--batch-size", str(setup.batch_size)]
     argv += ["--seed", str(seed), "--out", str(out / f"{row.key}_s{seed}.pt"), "--json"]
     return argv
@@ -300,7 +333,14 @@ def render(setup: Setup, seeds: list[int], out: Path, name: str) -> str:
     lines = [
         begin,
         "",
-        f"`{setup.model}` on {setup.data}; mean ± sample standard deviation over the seeds "
+        f"`{setup.model}` on {setup.data}"
+        + (
+            f" (accuracies on the first {setup.test_limit:,} of the 10,000 test images: "
+            f"`--data {_subset_data(setup.test_limit)}`, written by this script)"
+            if setup.test_limit
+            else ""
+        )
+        + "; mean ± sample standard deviation over the seeds "
         f"that finished (`n` of {', '.join(map(str, seeds))}); one value when `n` is 1. Δ is the "
         f"accuracy minus that of {against}, in points. Epochs: fine-tuning epochs over the "
         f"training set. Params: `autochip inspect CKPT` (a compressed checkpoint's include its "
