@@ -14,8 +14,15 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from autochip.compress.adder import AdderLinear, adder_matmul, scale_adder_gradients
+from autochip.compress.adder import (
+    AdderConv2d,
+    AdderLinear,
+    adder_matmul,
+    scale_adder_gradients,
+    template_weights,
+)
 from autochip.compress.binary import (
     BinaryAct,
     NoiseAdaptation,
@@ -175,6 +182,68 @@ def test_adder_forward_and_gradients() -> None:
     assert w.grad is not None and x.grad is not None
     assert torch.allclose(w.grad, grad_w)
     assert torch.allclose(x.grad, grad_x)
+
+
+def test_adder_conv_against_pytorch() -> None:
+    """Forward: ``-torch.cdist(p=1)`` of the unfolded windows. Backward: PyTorch autograd of the
+    two smooth surrogates whose derivatives the paper uses, ``-sum (X - W)^2 / 2`` for the
+    weights (``X - W``) and ``-sum huber(X - W, delta=1)`` for the inputs (``HT(W - X)``)."""
+    torch.manual_seed(3)
+    conv = AdderConv2d(4, 6, 3, padding=1, stride=2, groups=2, bias=False).double()
+    x = (2 * torch.randn(2, 4, 7, 7, dtype=torch.float64)).requires_grad_()
+    out = conv(x)
+    cols = F.unfold(x.detach(), 3, padding=1, stride=2).reshape(2, 2, 18, -1)  # N, G, C/G*9, L
+    w = conv.weight.detach().reshape(2, 3, 18)
+    ref = torch.cat(
+        [-torch.cdist(cols[:, g].transpose(1, 2), w[g].unsqueeze(0), p=1.0) for g in range(2)],
+        dim=2,
+    )  # N, L, K
+    assert torch.allclose(out.detach().reshape(2, 6, -1), ref.transpose(1, 2))
+    g_out = torch.randn_like(out)
+    out.backward(g_out)
+    xs = x.detach().clone().requires_grad_()
+    ws = conv.weight.detach().clone().requires_grad_()
+    cs = F.unfold(xs, 3, padding=1, stride=2).reshape(2, 2, 18, 1, -1)  # N, G, C', 1, L
+    d = cs - ws.reshape(2, 3, 18).unsqueeze(0).transpose(2, 3).unsqueeze(-1)  # N, G, C', K/G, L
+    gw = g_out.reshape(2, 2, 3, -1).unsqueeze(2)  # N, G, 1, K/G, L
+    surrogate_w = (gw * -(cs.detach() - ws.reshape(2, 3, 18).transpose(1, 2)[None, ..., None])
+                   .pow(2) / 2).sum()  # fmt: skip
+    (grad_w,) = torch.autograd.grad(surrogate_w, ws)
+    huber = F.huber_loss(d, torch.zeros_like(d), reduction="none", delta=1.0)
+    (grad_x,) = torch.autograd.grad((gw * -huber).sum(), xs)
+    assert conv.weight.grad is not None and x.grad is not None
+    assert torch.allclose(conv.weight.grad, grad_w)
+    assert torch.allclose(x.grad, grad_x)
+
+
+def test_template_weights_separate_the_output_channels() -> None:
+    """Copied conv weights (~0.05) against ReLU features (~0..6): every output channel computes
+    about ``-sum |x|``. Template weights make the channels differ as much as the inputs do."""
+    torch.manual_seed(4)
+    x = torch.relu(3 * torch.randn(512, 40))
+    layer = AdderLinear(40, 8, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(0.05 * torch.randn(8, 40))
+
+    def spread(out: torch.Tensor) -> float:  # across channels / across samples
+        return float(out.std(dim=1).mean() / out.std(dim=0).mean())
+
+    before = spread(layer(x).detach())
+    w = template_weights(layer, x)
+    mean, std = x.mean(0), x.std(0)
+    u = layer.weight / layer.weight.pow(2).mean(1, keepdim=True).sqrt()
+    assert torch.allclose(w, mean + std * u.detach(), atol=1e-5)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+    assert before < 0.1 < 0.5 < spread(layer(x).detach())
+    # a conv's templates are those of the linear layer on its unfolded windows
+    conv = AdderConv2d(2, 4, 3, groups=1, bias=False)
+    xc = torch.relu(torch.randn(16, 2, 6, 6))
+    lin = AdderLinear(18, 4, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight.reshape(4, 18))
+    cols = F.unfold(xc, 3).transpose(1, 2).reshape(-1, 18)
+    assert torch.allclose(template_weights(conv, xc).reshape(4, 18), template_weights(lin, cols))
 
 
 def test_adder_adaptive_learning_rate_scaling() -> None:

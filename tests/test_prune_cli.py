@@ -197,3 +197,34 @@ def test_block_criterion_and_early_bird(tmp_path: Path, capsys: pytest.CaptureFi
     assert r["fp32_epochs_run"] == 3
     one_block = 8 * 8 * 9 * 64 * 2  # two 3x3 convs of 8 channels on 8x8
     assert r["macs_before"] - r["macs_after"] == 2 * one_block
+
+
+@pytest.mark.parametrize(
+    ("model", "args", "message"),
+    [
+        ("lenet5_fashion", ["--method", "prune", "--ratio", "1.5"], "0 < R < 1"),
+        # ResNet-8 has one identity block (layer1, 39 % of the MACs): 50 % is out of reach
+        ("resnet8_fashion", ["--method", "prune", "--ratio", "0.5", "--criterion", "block"],
+         "out of reach"),
+        ("lenet5_fashion", ["--method", "adder", "--kd", "models/resnet8_fashion.fp32.pt"],
+         "--kd-loss pkkd expected MODEL"),
+        ("lenet5_fashion", ["--method", "quant", "--kd", "lenet_digits"],
+         "expected MODEL's input shape (1, 28, 28), found (1, 8, 8)"),
+    ],
+)  # fmt: skip
+def test_fashion_bad_inputs_one_error_nothing_written(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    args: list[str],
+    message: str,
+) -> None:
+    """The issue's bad inputs on the shipped Fashion-MNIST checkpoints: a ratio of 1.5, a target
+    no pruning reaches, a teacher of another architecture (PKKD pairs layers, so it needs
+    MODEL's) or of another input shape."""
+    ckpt = str(ROOT / "models" / f"{model}.fp32.pt")
+    out = tmp_path / "x.pt"
+    code, stdout, err = _run(capsys, ckpt, "--data", "fashion-mnist", *args, "--out", str(out))
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    assert err.startswith("autochip compress: error:") and message in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -43,7 +43,15 @@ from autochip.compress.data import Dataset, load_data
 from autochip.compress.distill import KD_LOSSES
 from autochip.compress.export import export_integer
 from autochip.compress.policy import parse_bits, policy_for_method
-from autochip.compress.train import TrainConfig, calibrate, evaluate, logits, seed_everything, train
+from autochip.compress.train import (
+    TrainConfig,
+    calibrate,
+    evaluate,
+    init_adder_weights,
+    logits,
+    seed_everything,
+    train,
+)
 from autochip.errors import CompressionError, SpecError
 from autochip.reference import quantize_input, save_integer_model
 from autochip.reference import run as run_integer
@@ -421,6 +429,8 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     seed_everything(args.seed)
     student = convert(fp, policy)
     calibrate(student, data.x_train[:CALIBRATION_SAMPLES], policy.calibration)
+    if args.method == "adder":  # conv weights -> templates in the inputs' range (adder.py)
+        init_adder_weights(student, data.x_train[:CALIBRATION_SAMPLES], policy.calibration)
     cfg = TrainConfig(
         epochs=args.quant_epochs if args.method == "prune" else args.epochs,
         lr=args.lr or METHOD_LR[args.method],

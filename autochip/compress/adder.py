@@ -34,8 +34,10 @@ __all__ = [
     "shared_input_quant",
     "shared_integer_weight",
     "shared_quantized_weight",
+    "template_weights",
 ]
 
+TEMPLATE_BETA = 1.0  # spread of the template weights, in input standard deviations
 ADDER_ETA = 0.1  # eta of the adaptive learning-rate scaling (AdderNet paper's CIFAR setting)
 _CHUNK_ELEMS = 1 << 22  # elements of the |x - w| intermediate per chunk
 ACC_BITS = 32
@@ -47,18 +49,13 @@ class _AdderFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, w: Tensor) -> Tensor:
         ctx.save_for_backward(x, w)
-        n, c, l = x.shape
-        k = w.shape[0]
-        step = max(1, _CHUNK_ELEMS // max(1, k * c * l))
-        outs = []
-        for i in range(0, n, step):
-            xi = x[i : i + step]
-            outs.append(-(xi.unsqueeze(1) - w.unsqueeze(0).unsqueeze(-1)).abs().sum(dim=2))
-        return torch.cat(outs, dim=0)
+        # torch.cdist(p=1) is sum_c |x - w| without the [N, K, C, L] intermediate
+        return -torch.cdist(x.transpose(1, 2), w.unsqueeze(0), p=1.0).transpose(1, 2)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
         x, w = ctx.saved_tensors
+        grad = grad.contiguous()
         # dY/dW = X - W, summed over batch and positions
         grad_w = torch.einsum("nkl,ncl->kc", grad, x) - w * grad.sum(dim=(0, 2)).unsqueeze(1)
         n, c, l = x.shape
@@ -66,9 +63,10 @@ class _AdderFunction(torch.autograd.Function):
         step = max(1, _CHUNK_ELEMS // max(1, k * c * l))
         gx = []
         for i in range(0, n, step):
-            xi = x[i : i + step]
-            ht = (w.unsqueeze(0).unsqueeze(-1) - xi.unsqueeze(1)).clamp(-1.0, 1.0)
-            gx.append((grad[i : i + step].unsqueeze(2) * ht).sum(dim=1))
+            # dY/dX = HT(W - X), in place on one chunk's [n, K, C, L] differences
+            ht = w.unsqueeze(0).unsqueeze(-1) - x[i : i + step].unsqueeze(1)
+            ht.clamp_(-1.0, 1.0).mul_(grad[i : i + step].unsqueeze(2))
+            gx.append(ht.sum(dim=1))
         return torch.cat(gx, dim=0), grad_w
 
 
@@ -168,3 +166,37 @@ def scale_adder_gradients(model: nn.Module, eta: float = ADDER_ETA) -> None:
             norm = g.norm(p=2)
             if float(norm) > 0:
                 g.mul_(eta * math.sqrt(g.numel()) / norm)
+
+
+@torch.no_grad()
+def template_weights(layer: nn.Module, x: Tensor, beta: float = TEMPLATE_BETA) -> Tensor:
+    """Weights for an adder layer converted from a conv/linear layer, from its input ``x``.
+
+    ``-sum |x - w|`` is largest where the input window equals ``w``: an adder weight is a
+    template in the input's own range. The float layer's weights are not (after a ReLU the
+    features are ~0..5, the conv weights ~0.1), and copied as they are every output channel
+    computes about ``-sum |x|``, the same for all channels. So each output channel's template is
+    the mean input window plus ``beta`` standard deviations along the float filter's direction:
+    ``w[k, i] = mean_i + beta * std_i * u[k, i]``, ``u`` the filter scaled to unit RMS.
+    """
+    assert isinstance(layer, AdderConv2d | AdderLinear)
+    if isinstance(layer, AdderConv2d):
+        cols = F.unfold(
+            x,
+            layer.kernel_size,
+            dilation=layer.dilation,
+            padding=cast(tuple[int, int], layer.padding),
+            stride=layer.stride,
+        )  # N, C*kh*kw, L
+        g = layer.groups
+        n, _, l = cols.shape
+        cols = cols.reshape(n, g, -1, l).permute(1, 0, 3, 2)  # G, N, L, C/G*kh*kw
+        flat = cols.reshape(g, n * l, -1)
+    else:
+        flat = x.reshape(1, x.shape[0], -1)
+    mean, std = flat.mean(dim=1), flat.std(dim=1)  # G, C'
+    k = layer.weight.shape[0]
+    w = layer.weight.detach().reshape(flat.shape[0], k // flat.shape[0], -1)  # G, K/G, C'
+    u = w / w.pow(2).mean(dim=2, keepdim=True).sqrt().clamp_min(1e-12)
+    out = mean.unsqueeze(1) + beta * std.unsqueeze(1) * u
+    return out.reshape(layer.weight.shape).to(layer.weight.dtype)

@@ -17,14 +17,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autochip._progress import bar as progress_bar
-from autochip.compress.adder import ADDER_ETA, AdderConv2d, AdderLinear, scale_adder_gradients
+from autochip.compress.adder import (
+    ADDER_ETA,
+    AdderConv2d,
+    AdderLinear,
+    scale_adder_gradients,
+    template_weights,
+)
 from autochip.compress.data import Dataset
 from autochip.compress.distill import Distiller
 from autochip.compress.quant import QuantAct, calibrate_scale
 
 MIN_STEP = 1e-6  # quantiser steps stay positive
 
-__all__ = ["TrainConfig", "batches", "calibrate", "evaluate", "logits", "seed_everything", "train"]
+__all__ = [
+    "TrainConfig",
+    "batches",
+    "calibrate",
+    "evaluate",
+    "init_adder_weights",
+    "logits",
+    "seed_everything",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,37 @@ def calibrate(model: nn.Module, x: Tensor, method: str = "minmax") -> None:
         for bn, mom in zip(bns, saved, strict=True):
             bn.momentum = mom
         model.train(was)
+
+
+@torch.no_grad()
+def init_adder_weights(model: nn.Module, x: Tensor, method: str = "minmax") -> int:
+    """Replace the conv/linear weights that adder layers inherited by template weights
+    (:func:`autochip.compress.adder.template_weights`), layer by layer in execution order, each
+    from the inputs it receives once the layers before it have theirs; then recalibrate.
+
+    Returns the number of adder layers initialised.
+    """
+    adders = {m for m in model.modules() if isinstance(m, AdderConv2d | AdderLinear)}
+    done: set[nn.Module] = set()
+    seen: list[tuple[nn.Module, Tensor]] = []
+
+    def grab(m: nn.Module, inp: tuple[Tensor, ...]) -> None:
+        seen.append((m, inp[0].detach()))
+
+    while len(done) < len(adders):
+        seen.clear()
+        hooks = [m.register_forward_pre_hook(grab) for m in adders - done]
+        try:
+            calibrate(model, x, method)  # batch-norm statistics of the layers before
+        finally:
+            for h in hooks:
+                h.remove()
+        layer, inp = seen[0]  # the first not yet initialised adder layer that ran
+        assert isinstance(layer, AdderConv2d | AdderLinear)
+        layer.weight.copy_(template_weights(layer, inp))
+        done.add(layer)
+    calibrate(model, x, method)
+    return len(done)
 
 
 def _has_adders(model: nn.Module) -> bool:
