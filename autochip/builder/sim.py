@@ -10,7 +10,8 @@ build options and the tool versions, the folder ``cache_dir() / SIMULATOR / KEY`
 compiled in a temporary folder and renamed into place, so concurrent builds of the same key
 never see a half-built model (the loser of a race discards its copy).
 :func:`write_memh` / :func:`read_memh` convert bytes to and from ``$readmemh`` / ``$writememh``
-files of little-endian words.
+files of little-endian words; they and :func:`testbench_config` live in :mod:`autochip.simio`
+(numpy only), so a testbench imports them without the rest of autochip.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from autochip.builder.tools import find_tool, prepare_toolchain_path
 from autochip.errors import ToolError
+from autochip.simio import CONFIG_PLUSARG, read_memh, testbench_config, write_memh
 
 __all__ = [
     "SIMULATORS",
@@ -39,6 +39,7 @@ __all__ = [
     "build",
     "cache_dir",
     "cached_build",
+    "native_target",
     "output_to",
     "read_memh",
     "run",
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 SIMULATORS = ("verilator", "icarus")
-CONFIG_PLUSARG = "autochip_config"
 _TIMESCALE = ("1ns", "1ps")
 
 
@@ -115,11 +115,13 @@ def run(
     name: str,
     plusargs: Sequence[str] = (),
     test_dir: Path | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
     """Run cocotb ``test_module`` (in ``testbench_dir``) on ``sim`` with a JSON ``config``.
 
-    Its files go to ``test_dir`` (default: a folder in the build). Returns (tests, failures);
-    a run that produced no results is a :class:`ToolError`.
+    Its files go to ``test_dir`` (default: a folder in the build); ``extra_env`` is added to
+    the simulator's environment. Returns (tests, failures); a run that produced no results is
+    a :class:`ToolError`.
     """
     from cocotb_tools.check_results import get_results
 
@@ -136,6 +138,7 @@ def run(
             build_dir=sim.build_dir,
             test_dir=test_dir,
             plusargs=[f"+{CONFIG_PLUSARG}={config_path}", *plusargs],
+            extra_env=dict(extra_env or {}),
             timescale=_TIMESCALE if sim.simulator == "icarus" else None,
         )
     try:
@@ -143,17 +146,6 @@ def run(
     except RuntimeError as exc:
         raise ToolError(f"cocotb produced no results in '{test_dir}': {exc}") from None
     return int(tests), int(failed)
-
-
-def testbench_config() -> dict[str, Any]:
-    """Inside a cocotb test: the JSON configuration passed by :func:`run`."""
-    import cocotb
-
-    path = cocotb.plusargs.get(CONFIG_PLUSARG)
-    if not isinstance(path, str):
-        raise ToolError(f"expected the plusarg +{CONFIG_PLUSARG}=PATH, found none")
-    data: dict[str, Any] = json.loads(Path(path).read_text())
-    return data
 
 
 # -- the cache of compiled models -----------------------------------------------------------------
@@ -174,6 +166,21 @@ def _version_line(cmd: list[str]) -> str:
     return (
         (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr else ""
     )
+
+
+def native_target() -> str:
+    """What ``-march=native`` means on this machine: a hash of the C++ compiler's resolved
+    target options (CPU, ISA extensions, tuning), so a model compiled for one CPU is not
+    reused on another that shares the cache folder."""
+    cxx = os.environ.get("CXX", "g++")
+    try:
+        done = subprocess.run([cxx, "-march=native", "-Q", "--help=target"], capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolError(
+            f"expected '{cxx}' to report its -march=native target, found: {exc}"
+        ) from None
+    return hashlib.sha256(done.stdout.encode()).hexdigest()[:16]
 
 
 def tool_versions(simulator: str) -> dict[str, str]:
@@ -202,7 +209,8 @@ def cached_build(
 ) -> SimBuild:
     """:func:`build` of ``sources`` (file name -> Verilog text) through the model cache.
 
-    ``env`` (e.g. MAKEFLAGS) is set while compiling and is part of the key; ``log`` collects
+    ``env`` (e.g. MAKEFLAGS) is set while compiling and is part of the key (with the
+    machine's :func:`native_target` when an option says ``-march=native``); ``log`` collects
     the tools' output of a compile; ``root`` overrides :func:`cache_dir`.
     """
     key_data = {
@@ -215,6 +223,8 @@ def cached_build(
         "tools": tool_versions(simulator),
         "format": 1,
     }  # fmt: skip
+    if any("-march=native" in a for a in [*extra_args, *(env or {}).values()]):
+        key_data["native_target"] = native_target()
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:24]
     base = Path(root) if root is not None else cache_dir()
     final = (base / simulator / key).resolve()
@@ -245,6 +255,9 @@ def cached_build(
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+        if simulator == "verilator" and not (tmp / top).is_file():  # make failed quietly
+            where = f"; see {log}" if log else ""
+            raise ToolError(f"building the verilator model of '{top}' made no executable{where}")
         (tmp / "key.json").write_text(json.dumps(key_data, indent=2, sort_keys=True))
         try:
             os.rename(tmp, final)
@@ -281,33 +294,3 @@ def output_to(log: Path | None) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-
-
-# -- $readmemh / $writememh files ------------------------------------------------------------
-def write_memh(path: Path, data: bytes, word_bytes: int) -> None:
-    """Write ``data`` (padded with zeros to whole words) as one little-endian word per line."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    words = -(-buf.size // word_bytes)
-    full = np.zeros(words * word_bytes, dtype=np.uint8)
-    full[: buf.size] = buf
-    rows = full.reshape(words, word_bytes)[:, ::-1]  # most significant byte first
-    digits = np.frombuffer(rows.tobytes().hex().encode(), dtype=np.uint8)
-    lines = np.full((words, 2 * word_bytes + 1), ord("\n"), dtype=np.uint8)
-    lines[:, :-1] = digits.reshape(words, 2 * word_bytes)
-    Path(path).write_bytes(lines.tobytes())
-
-
-def read_memh(path: Path, word_bytes: int, words: int) -> bytes:
-    """The first ``words`` words of a ``$writememh`` file as little-endian bytes."""
-    vals = []
-    for line in Path(path).read_text().split("\n"):
-        line = line.split("//", 1)[0].strip()
-        if line and not line.startswith("@"):
-            vals.extend(line.split())
-    if len(vals) < words:
-        raise ToolError(f"expected {words} words in '{path}', found {len(vals)}")
-    text = "".join(v.rjust(2 * word_bytes, "0") for v in vals[:words])
-    if any(c in text for c in "xXzZ"):
-        raise ToolError(f"expected defined values in '{path}', found x or z")
-    rows = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(words, word_bytes)
-    return rows[:, ::-1].tobytes()

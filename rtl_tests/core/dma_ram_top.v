@@ -55,7 +55,8 @@ module dma_ram_top #(
     );
 
     sim_axi_ram #(.DATA_W(8 * BUS), .ADDR_W(32), .ID_W(1), .DEPTH((1 << 16) / BUS)) u_ram (
-        .clk(clk), .rst(rst), .load(ram_load), .dump(ram_dump), .dump_last(ram_dump_last),
+        .clk(clk), .rst(rst), .load(ram_load), .dump(ram_dump), .dump_first(32'd0),
+        .dump_last(ram_dump_last),
         .s_axi_awid(awid), .s_axi_awaddr(awaddr), .s_axi_awlen(awlen), .s_axi_awsize(awsize),
         .s_axi_awburst(awburst), .s_axi_awvalid(awvalid), .s_axi_awready(awready),
         .s_axi_wdata(wdata), .s_axi_wstrb(wstrb), .s_axi_wlast(wlast), .s_axi_wvalid(wvalid),
