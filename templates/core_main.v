@@ -491,7 +491,9 @@ module core_main #(
     reg  signed [VW-1:0] vk_xt, vk_yt;      // x wraps when x' >= vk_xt, y when y' >= vk_yt
     reg  [31:0] vk_kr1, vk_ks1, vk_g1, vk_wgap;
     reg  [R-1:0] vk_lmask;               // lanes of the last group
-    reg  signed [63:0] vk_rnd;
+    reg  signed [63:0] vk_rnd;           // 2^(s-1) (0 for max pooling)
+    reg  [7:0]           vk_sh;            // s (0 for max pooling)
+    reg  [63:0]          vk_mhi;           // bits of a rounded sum above a 9-bit result
     wire signed [VW-1:0] vd_sh = desc[D_SH][VW-1:0];
     integer vki;
     always @(posedge clk) begin
@@ -524,7 +526,9 @@ module core_main #(
         vk_g1 <= desc[D_NPT] - 32'd1;
         vk_wgap <= desc[D_WSTEP] - desc[D_KS] + 32'd1;
         for (vki = 0; vki < R; vki = vki + 1) vk_lmask[vki] <= (vki < desc[D_V_LAST]);
-        vk_rnd <= 64'sd1 <<< (desc[D_SHIFT][7:0] - 8'd1);
+        vk_rnd <= (vmode == 2'd0) ? 64'sd0 : 64'sd1 <<< (desc[D_SHIFT][7:0] - 8'd1);
+        vk_sh <= (vmode == 2'd0) ? 8'd0 : desc[D_SHIFT][7:0];
+        vk_mhi <= {64{1'b1}} << ({1'b0, (vmode == 2'd0) ? 8'd0 : desc[D_SHIFT][7:0]} + 9'd8);
     end
 
     wire v_run   = (st == S_VRUN);
@@ -617,8 +621,10 @@ module core_main #(
     reg  signed [39:0] v3_t [0:R-1];
     reg  signed [63:0] vacc [0:R-1];
     reg  signed [63:0] v5_s [0:R-1];
-    reg  signed [63:0] v6_q [0:R-1];
-    wire [7:0] vsh = desc[D_SHIFT][7:0];
+    reg  signed [8:0]  v6_q [0:R-1];      // the result's low 9 bits
+    reg  [R-1:0]       v6_big, v6_neg;    // the result is outside 9 bits / negative
+    wire signed [8:0]  v_lo = d_lo[8:0];  // lo, hi fit a byte (the compiler checks)
+    wire signed [8:0]  v_hi = d_hi[8:0];
     wire signed [63:0] v_init = (vmode == 2'd0) ? -64'sd256 : 64'sd0;
     wire signed [31:0] v_mult = v2_m1 ? desc[D_MULT1] : desc[D_MULT0];
 
@@ -650,21 +656,29 @@ module core_main #(
 
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_vlane
+            // max pooling keeps a value in [-256, 127]: a 9-bit compare
             wire signed [63:0] x64 = {{56{v3_x[gi][7]}}, v3_x[gi]};
             wire signed [63:0] t64 = {{24{v3_t[gi][39]}}, v3_t[gi]};
             wire signed [63:0] base = v3_first ? v_init : vacc[gi];
+            wire signed [8:0]  base9 = base[8:0];
             wire signed [63:0] nxt = !v3_in[gi] ? base
-                                   : (vmode == 2'd0) ? ((x64 > base) ? x64 : base)
+                                   : (vmode == 2'd0) ? (($signed({v3_x[gi][7], v3_x[gi]}) > base9) ? x64 : base)
                                    : base + t64;
-            wire signed [63:0] vcl = (v6_q[gi] < lo64) ? lo64
-                                  : (v6_q[gi] > hi64) ? hi64 : v6_q[gi];
+            // the round-shift keeps 9 bits and whether the rest is the sign: the clamp to
+            // [lo, hi] (within a byte) needs no more
+            wire signed [63:0] q = v5_s[gi] >>> vk_sh;
+            wire signed [8:0]  vcl = v6_big[gi] ? (v6_neg[gi] ? v_lo : v_hi)
+                                   : (v6_q[gi] < v_lo) ? v_lo
+                                   : (v6_q[gi] > v_hi) ? v_hi : v6_q[gi];
             always @(posedge clk) begin
                 v2_x[gi] <= if_rd[gi*8 +: 8];
                 v3_x[gi] <= v2_x[gi];
                 v3_t[gi] <= v2_x[gi] * v_mult;
                 if (v3_v) vacc[gi] <= nxt;
-                v5_s[gi] <= (vmode == 2'd0) ? vacc[gi] : vacc[gi] + vk_rnd;
-                v6_q[gi] <= (vmode == 2'd0) ? v5_s[gi] : (v5_s[gi] >>> vsh);
+                v5_s[gi] <= vacc[gi] + vk_rnd;
+                v6_q[gi] <= q[8:0];
+                v6_big[gi] <= |((v5_s[gi] ^ {64{v5_s[gi][63]}}) & vk_mhi);
+                v6_neg[gi] <= v5_s[gi][63];
             end
             always @(posedge clk) v7_d[gi*8 +: 8] <= vcl[7:0];
         end

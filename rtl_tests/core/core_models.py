@@ -132,7 +132,8 @@ def vector_model(seed: int = 1) -> IntegerModel:
     group for most R): a 1x1 convolution to 7 channels, max pooling 3x3/2 padding 1, ceil-mode
     max pooling 2x2/2, their residual add, a strided subsample written inside a channel-padded
     tensor (from byte 20: inside a bus word), average pooling 3x3/2, global average pooling of
-    the add, a one-input rescale of the padded tensor."""
+    the add, one-input rescales of the padded tensor (x 1.5 into [-128, 127], x 5 into
+    [-20, 100]: results past 9 bits, both clamps)."""
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, size=(7, 5, 1, 1)).astype(np.int64)
     b = rng.integers(-2000, 2000, size=7).astype(np.int64)
@@ -148,5 +149,6 @@ def vector_model(seed: int = 1) -> IntegerModel:
         RescaleOp("gap", ("gsum",), "gap", (13 << 16,), 24, -128, 127),
         PadOp("pad", "sub", "pad", (1, 2, 0, 0, 0, 0)),  # 10 x 4 x 5: sub at byte 20
         RescaleOp("r1", ("pad",), "r1", (3 << 19,), 20, -128, 127),
+        RescaleOp("r5", ("pad",), "r5", (5 << 20,), 20, -20, 100),  # x5: past 9 bits, clamped
     ]
     return IntegerModel("input", (1, 5, 7, 9), 1 / 64, -128, 127, tuple(ops), "gap", 1.0)
