@@ -697,6 +697,28 @@ module core_main #(
 
     // ---------------------------------------------------------------- main sequencer
     wire [31:0] pass_left = desc[D_NTILES] - t_ps;
+    // Address products without a 32 x 32 multiplier in one cycle (Fmax): the weight pass's
+    // offset t_ps * TILE_W grows by the pass's length np * TILE_W = min(NTILES * TILE_W -
+    // tw_ps, TPP * TILE_W) (layer constants, 2-stage products of descriptor words, ready
+    // before the first S_PASS); the pass's output address (kg0_ps + ktc_ps) * PQ is a 3-stage
+    // product of registers set in S_WB_W, read in S_LP (>= 3 cycles later).
+    reg  [31:0] tw_ps, lw_len;                   // t_ps * TILE_W, np * TILE_W
+    reg  [31:0] ntw_ll, ntw_lh, ntw_hl, ntw, tpw_l, tpw_h, tpw;
+    reg  [31:0] po_k, po_ll, po_lh, po_hl, po_prod;
+    always @(posedge clk) begin
+        ntw_ll <= desc[D_NTILES][15:0] * desc[D_TILE_W][15:0];
+        ntw_lh <= desc[D_NTILES][15:0] * desc[D_TILE_W][31:16];
+        ntw_hl <= desc[D_NTILES][31:16] * desc[D_TILE_W][15:0];
+        ntw <= ntw_ll + ((ntw_lh + ntw_hl) << 16);
+        tpw_l <= desc[D_TPP][15:0] * desc[D_TILE_W][15:0];
+        tpw_h <= desc[D_TPP][15:0] * desc[D_TILE_W][31:16];
+        tpw <= tpw_l + (tpw_h << 16);
+        po_k <= kg0_ps + ktc_ps;
+        po_ll <= po_k[15:0] * desc[D_PQ][15:0];
+        po_lh <= po_k[15:0] * desc[D_PQ][31:16];
+        po_hl <= po_k[31:16] * desc[D_PQ][15:0];
+        po_prod <= po_ll + ((po_lh + po_hl) << 16);
+    end
     always @(posedge clk) begin
         if (rst) begin
             st <= S_IDLE;
@@ -760,13 +782,13 @@ module core_main #(
                 S_IN2_W: if (dma_done) st <= S_VINIT;
                 S_PASS: begin
                     np <= (pass_left < desc[D_TPP]) ? pass_left : desc[D_TPP];
-                    pass_oaddr <= desc[D_OUT_ADDR] + (kg0_ps + ktc_ps) * desc[D_PQ];
+                    lw_len <= (pass_left < desc[D_TPP]) ? ntw - tw_ps : tpw;
                     st <= S_LW;
                 end
                 S_LW: begin
                     dma_valid <= 1'b1; dma_write <= 1'b0;
-                    dma_addr <= desc[D_W_ADDR] + t_ps * desc[D_TILE_W];
-                    dma_len <= np * desc[D_TILE_W];
+                    dma_addr <= desc[D_W_ADDR] + tw_ps;
+                    dma_len <= lw_len;
                     st <= S_LW_W;
                 end
                 S_LW_W: if (dma_done) st <= S_LP;
@@ -774,6 +796,7 @@ module core_main #(
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= desc[D_P_ADDR] + t_ps * P_TILE;
                     dma_len <= np * P_TILE;
+                    pass_oaddr <= desc[D_OUT_ADDR] + po_prod;
                     st <= S_LP_W;
                 end
                 S_LP_W: if (dma_done) st <= S_INIT;
@@ -823,6 +846,7 @@ module core_main #(
             case (st)
                 S_DECODE: begin
                     t_ps <= 32'd0;
+                    tw_ps <= 32'd0;
                     g_ps <= 32'd0; ktc_ps <= 32'd0; kg0_ps <= 32'd0; cb_ps <= 32'd0;
                     fl <= 32'd0;
                 end
@@ -890,6 +914,7 @@ module core_main #(
                 S_WB_W: if (dma_done) begin
                     // next pass starts after the last tile of this one
                     t_ps <= t_ps + np;
+                    tw_ps <= tw_ps + lw_len;
                     g_ps <= g_g; ktc_ps <= g_ktc; kg0_ps <= g_kg0; cb_ps <= g_cb;
                 end
                 default: begin end

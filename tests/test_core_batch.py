@@ -189,22 +189,31 @@ def test_batch_equals_scalar_model_on_zoo_networks(name: str) -> None:
 
 def test_resources_equal_the_scalar_model() -> None:
     rng = np.random.default_rng(5)
-    specs = [
-        _spec(int(rng.integers(1, 65)), int(rng.integers(1, 65)),
-              float(rng.integers(1, 512)), float(rng.integers(1, 512)),
-              float(rng.integers(1, 256)), int(rng.integers(2, 9)))
-        for _ in range(150)
-    ]  # fmt: skip
+    specs = []
+    for _ in range(150):
+        adder = bool(rng.integers(0, 2))
+        a = int(rng.integers(2, 9))
+        w = a if adder else int(rng.integers(2, 9))
+        kb = {k: float(rng.integers(1, 512)) for k in ("ifmap", "weight", "ofmap")}
+        specs.append(hardware_spec_from_dict({
+            "pe": {"kind": "adder" if adder else "mac", "a_bits": a, "w_bits": w},
+            "array": {"rows": int(rng.integers(1, 65)), "cols": int(rng.integers(1, 65))},
+            "buffers": {k: {"size_kb": v} for k, v in kb.items()},
+            "dram": {"bandwidth": float(2 ** rng.integers(2, 7))},
+        }))  # fmt: skip
     cfg = core_configs(specs)  # type: ignore[arg-type]
-    got = core_resources_batch(cfg, "xilinx")
-    for i, hw in enumerate(specs):
-        ref = core_resources(core_params(hw), "xilinx")  # type: ignore[arg-type]
-        assert [int(got[k][i]) for k in ("lut", "ff", "dsp", "bram")] == [
-            ref.lut,
-            ref.ff,
-            ref.dsp,
-            ref.bram,
-        ]
+    for target in ("xilinx", "ecp5"):
+        got = core_resources_batch(cfg, target)
+        for i, hw in enumerate(specs):
+            ref = core_resources(core_params(hw), target)  # type: ignore[arg-type]
+            assert [int(got[k][i]) for k in ("lut", "ff", "dsp", "bram")] == [
+                ref.lut,
+                ref.ff,
+                ref.dsp,
+                ref.bram,
+            ]
+            fmax = float(got["fmax_mhz"][i])
+            assert (ref.fmax_mhz is None and fmax != fmax) or fmax == ref.fmax_mhz
 
 
 def test_energy_and_area_from_the_technology_tables() -> None:

@@ -27,7 +27,12 @@ from autochip.builder.program import DESC_BYTES
 from autochip.builder.render import write_design
 from autochip.errors import ToolError
 from autochip.hw.spec import HardwareSpec
-from autochip.predictor.core_model import LayerCycles, core_cycles, core_resources
+from autochip.predictor.core_model import (
+    LayerCycles,
+    core_cycles,
+    core_resources,
+    fmax_warnings,
+)
 from autochip.reference import IntegerModel, save_integer_model
 
 __all__ = ["BuildResult", "build_core"]
@@ -57,6 +62,7 @@ def _report(
         f"{core.w_depth} B, ofmap {core.o_depth} B, params {core.p_depth} records",
         f"- DRAM image: {len(prog.dram)} bytes, {len(prog.layers)} layer descriptors",
         _resources_line(core),
+        *[f"- {w}" for w in fmax_warnings(core, core.clock_mhz)],
         *_quantisation_lines(quantisation),
         "",
         "| layer | kind | mode | cycles (predicted) |",
@@ -90,9 +96,8 @@ def _quantisation_lines(q: dict[str, Any] | None) -> list[str]:
 
 def _resources_line(core: CoreParams) -> str:
     res = core_resources(core, "xilinx")
-    note = "" if core.kind == "mac" else " (AdderNet datapath not included)"
     return (
-        f"- predicted xilinx resources{note}: LUT {res.lut}, FF {res.ff}, DSP {res.dsp}, "
+        f"- predicted xilinx resources: LUT {res.lut}, FF {res.ff}, DSP {res.dsp}, "
         f"BRAM {res.bram} (autochip.predictor.core_model.core_resources)"
     )
 

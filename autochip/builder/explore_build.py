@@ -22,6 +22,7 @@ from autochip.builder.space import default_space, parse_budget
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, hardware_spec_from_dict
 from autochip.predictor.core_batch import CoreWorkload
+from autochip.predictor.core_model import RESOURCE_TARGETS
 from autochip.reference import ComputeOp, IntegerModel
 
 __all__ = ["choose_core", "integer_workload", "spec_yaml"]
@@ -100,7 +101,7 @@ def choose_core(
     platform = load_platform(platform_name)
     wl = integer_workload(model, name)
     dev = platform.device
-    if dev is not None and dev.synth_target != "xilinx":
+    if dev is not None and dev.synth_target not in RESOURCE_TARGETS:
         return _default_core(wl, platform, platform_name)
     space = default_space(wl, platform)
     res = explore(wl, platform, space, parse_budget(None, platform, 0.05), "latency",
@@ -112,7 +113,7 @@ def choose_core(
 def _default_core(
     wl: CoreWorkload, platform: Any, platform_name: str
 ) -> tuple[HardwareSpec, dict[str, Any]]:
-    """Devices without a whole-core resource model (ECP5, iCE40): the platform default's array
+    """Devices without a whole-core resource model (iCE40): the platform default's array
     (at most 16 x 16) and buffers as an output-stationary int8 core, not searched."""
     d = platform.default_hw
     spec = {

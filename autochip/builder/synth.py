@@ -60,6 +60,14 @@ _CATEGORIES: dict[str, tuple[tuple[str, str], ...]] = {
         ("io", r"^(TRELLIS_IO|IB|OB)$"),
     ),
 }
+# LUT RAM counts as the LUT sites it occupies, not as one cell: Xilinx 7-series (UG474,
+# distributed RAM) RAM32M / RAM64M / RAM128X1D / RAM256X1S take a whole SLICEM (4 LUT6),
+# RAM32X1D / RAM64X1D / RAM128X1S two; ECP5 TRELLIS_DPR16X4 takes three slices (two as RAM,
+# one as its write port: 6 LUT4 sites; ECP5 family data sheet, distributed RAM).
+LUT_SITES: dict[str, int] = {
+    "RAM32M": 4, "RAM64M": 4, "RAM128X1D": 4, "RAM256X1S": 4, "RAM32X1D": 2, "RAM64X1D": 2,
+    "RAM128X1S": 2, "TRELLIS_DPR16X4": 6,
+}  # fmt: skip
 _LATCH = re.compile(r"latch|^LD[CP]E?$|^\$_?DLATCH", re.IGNORECASE)
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+)\s+MHz")
 
@@ -126,13 +134,14 @@ def yosys_script(target: str, top: str, files: list[str], dsp: bool, out: str) -
 
 
 def classify_cells(target: str, cells: Mapping[str, int]) -> dict[str, int]:
-    """Sum cell counts into lut/ff/dsp/bram/carry/mux/io/other for one target family."""
+    """Sum cell counts into lut/ff/dsp/bram/carry/mux/io/other for one target family (LUT RAM
+    as the LUT sites it occupies, ``LUT_SITES``)."""
     totals = {name: 0 for name, _ in _CATEGORIES[target]}
     totals["other"] = 0
     for cell, count in cells.items():
         for name, pattern in _CATEGORIES[target]:
             if re.match(pattern, cell):
-                totals[name] += count
+                totals[name] += count * (LUT_SITES.get(cell, 1) if name == "lut" else 1)
                 break
         else:
             totals["other"] += count

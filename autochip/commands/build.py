@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from autochip.builder.core import core_params
 from autochip.builder.core_build import build_core
 from autochip.errors import SpecError
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
+from autochip.predictor.core_model import fmax_warnings
 from autochip.reference import IntegerModel, load_integer_model, quantize_input
 from autochip.reference import run as run_integer
 
@@ -254,6 +256,8 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_text(Path(args.out) / "hw.yaml", spec_yaml(args.chosen_design))
     total = sum(c.total for c in res.cycles)
+    for warning in fmax_warnings(res.core, res.core.clock_mhz):
+        print(warning, file=sys.stderr)
     if args.json:
         out = {
             "out_dir": str(res.out_dir),

@@ -111,10 +111,12 @@ def search(
             problems += [f"{exc.source}: {p}" for p in exc.problems]
         if platform.is_fpga and platform.device is not None:
             target = platform.device.synth_target
-            if target != "xilinx":
+            from autochip.predictor.core_model import RESOURCE_TARGETS
+
+            if target not in RESOURCE_TARGETS:
                 problems.append(
                     f"--platform {platform_name}: the whole-core resource model is calibrated "
-                    f"for xilinx devices only, found a {target} device"
+                    f"for {' and '.join(RESOURCE_TARGETS)} devices, found a {target} device"
                 )
     if problems or platform is None or budget is None:
         raise SpecError("command line", problems)

@@ -40,17 +40,16 @@ from autochip.hw.spec import HardwareSpec, PESpec
 from autochip.ir.graph import AccelGraph
 from autochip.ir.node import OpKind
 from autochip.predictor.core_model import (
-    _XILINX_BRAM18_BITS,
-    _XILINX_BRAM36_DEPTH,
-    _XILINX_LUTRAM_MAX_BITS,
     BURST_BOUNDARY,
-    CONTROL_FEATURES,
     DESC_BYTES,
+    FIT_RESOURCES,
     FLUSH_CYCLES,
     MAX_BURST,
-    _control_model,
+    _model_for,
     dram_timing,
     flush_compute_cycles,
+    pe_resources,
+    ram_cells,
 )
 
 __all__ = [
@@ -1094,75 +1093,73 @@ def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
 
 
 # -- resources and area ------------------------------------------------------------------------
-def _xilinx_bram_blocks(depth: I64, width: int = 8) -> I64:
-    bits = depth * width
-    big = _cdiv(depth, _XILINX_BRAM36_DEPTH) * -(-width // 9)
-    out: I64 = np.where(
-        bits <= _XILINX_LUTRAM_MAX_BITS,
-        0,
-        np.where((bits <= _XILINX_BRAM18_BITS) & (width <= 9), 1, big),
-    )
+def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
+    """``core_model.ram_cells(target, depth, lanes, bits, row, used)`` element-wise (once per
+    distinct RAM shape)."""
+    key = np.stack([np.broadcast_to(c, cols[0].shape) for c in cols], axis=1).astype(np.int64)
+    u, inv = np.unique(key, axis=0, return_inverse=True)
+    vals = np.array([ram_cells(target, *(int(x) for x in k)) for k in u], dtype=np.int64)
+    vals = vals.reshape(-1, 2)
+    inv = inv.reshape(-1)
+    return vals[inv, 0], vals[inv, 1]
+
+
+def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
+    """``core_model.buffer_brams`` for every configuration: block RAMs per buffer and the LUTs
+    of LUT RAM (``core_model.core_rams``' geometry)."""
+    geo = core_geometry(cfg)
+    r, c, b = cfg.rows, cfg.cols, geo["bus"]
+    one = np.ones_like(r)
+    recs = geo["p_tile"] // 16
+    o_wb = geo["o_wb"]
+    # (buffer, count, depth, lanes, bits, row, used) as in core_model.core_rams
+    rams = (
+        ("ifmap", one, geo["if_depth"] // b, b, 8 * one, b, b),
+        ("ifmap", r - 1, geo["if_depth"] // b, b, cfg.a_bits, b, b),
+        ("weight", one, geo["w_depth"] * geo["w_row"] // geo["w_word"], geo["w_word"],
+         cfg.w_bits, geo["w_row"], c),
+        ("params", one, 16 * one, 16 * recs, 8 * one, 16 * one, 9 * one),
+        ("params", one, 16 * one, 16 * recs, one, 16 * one, one),
+        ("ofmap", 2 * one, geo["o_depth"] // (2 * o_wb), o_wb, 8 * one, o_wb, o_wb),
+    )  # fmt: skip
+    out = {k: np.zeros(len(cfg), dtype=np.int64) for k in ("ifmap", "weight", "params", "ofmap")}
+    out["lutram_lut"] = np.zeros(len(cfg), dtype=np.int64)
+    for name, count, *shape in rams:
+        bram, lut = _ram_batch(target, *shape)
+        out[name] += count * bram
+        out["lutram_lut"] += count * lut
     return out
 
 
 def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
-    """:func:`autochip.predictor.core_model.core_resources` for every configuration."""
-    from autochip.hw.fpga_model import FEATURES, RESOURCES, _model, coefficients_for
-
-    ctrl_model = _control_model()["targets"]
-    if target not in ctrl_model:
-        raise SpecError(
-            "core resources",
-            [
-                f"target: the whole-core resource model is calibrated for "
-                f"{sorted(ctrl_model)}, found {target!r} (scripts/validate_core.py --calibrate)"
-            ],
-        )
+    """:func:`autochip.predictor.core_model.core_resources` for every configuration: ``lut ff
+    dsp bram`` (int64) and ``fmax_mhz`` (float64, NaN where the target has no Fmax model)."""
+    model = _model_for(target)
     H = len(cfg)
     r, c = cfg.rows.astype(np.float64), cfg.cols.astype(np.float64)
-    n = r * c
-    out = {k: np.zeros(H, dtype=np.int64) for k in ("lut", "ff", "dsp", "bram")}
-    model = _model()
-    pairs = cfg.a_bits * 100 + cfg.w_bits
-    for pair in np.unique(pairs):
-        sel = pairs == pair
-        a, w = int(pair // 100), int(pair % 100)
-        coefs = coefficients_for(model, target, "mac", a, w)
-        rr, cc, nn = r[sel], c[sel], n[sel]
-        moves = rr * (cc - 1) * (a + 1) + (rr - 1) * cc * w
-        moves += (rr * (rr - 1) // 2) * (a + 1) + (cc * (cc - 1) // 2) * w
-        x = {
-            "pe_core": nn * (a * w),
-            "pe_ops": nn * (a + w),
-            "pe_acc": nn * 32,
-            "pe": nn,
-            "moves": moves,
-            "out": cc * 32,
-            "one": np.ones_like(rr),
-        }
-        for res in RESOURCES:
-            if res not in ("lut", "ff", "dsp"):
-                continue
-            acc = np.zeros_like(rr)
-            for f in FEATURES:
-                acc = acc + coefs.get(res, {}).get(f, 0.0) * x[f]
-            out[res][sel] += np.maximum(0, np.round(acc)).astype(np.int64)
-    coefs_c: dict[str, dict[str, float]] = ctrl_model[target]
-    xc = {"one": np.ones(H), "rows": r, "cols": c}
-    for res in ("lut", "ff", "dsp"):
+    a, w = cfg.a_bits.astype(np.float64), cfg.w_bits.astype(np.float64) + 1
+    moves = r * (c - 1) * (a + 1) + (r - 1) * c * w
+    moves += (r * (r - 1) // 2) * (a + 1) + (c * (c - 1) // 2) * w
+    x = {"one": np.ones(H), "rows": r, "cols": c, "pes": r * c,
+         "bus": cfg.bus.astype(np.float64), "moves": moves}  # fmt: skip
+    key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
+    out: dict[str, Any] = {}
+    for i, res in enumerate(FIT_RESOURCES):
+        pe = _per_unique(key, lambda k, i=i: pe_resources(
+            target, k // 100 % 100, k % 100, bool(k // 10000))[i])  # fmt: skip
         acc = np.zeros(H)
-        for f in CONTROL_FEATURES:
-            acc = acc + coefs_c[res].get(f, 0.0) * xc[f]
-        out[res] += np.maximum(0, np.round(acc)).astype(np.int64)
-    # core_model.buffer_brams of core_params' depths (its byte-wide geometry predates the
-    # wide buffers of core_wram.v: stale for the current RTL, docs/core.md)
-    geo = core_geometry(cfg)
-    out["bram"] = (
-        cfg.rows * _xilinx_bram_blocks(geo["if_depth"])
-        + cfg.cols * _xilinx_bram_blocks(geo["w_depth"])
-        + _xilinx_bram_blocks(geo["o_depth"])
-        + 10 * _xilinx_bram_blocks(PARAM_TILES * cfg.cols)
-    )
+        for f, v in model["control"][res].items():
+            acc = acc + float(v) * x[f]
+        ctrl = np.maximum(0, np.round(acc)).astype(np.int64)
+        out[res] = (cfg.rows * cfg.cols * pe).astype(np.int64) + ctrl
+    mem = core_brams_batch(cfg, target)
+    out["lut"] = out["lut"] + mem["lutram_lut"]
+    out["bram"] = mem["ifmap"] + mem["weight"] + mem["params"] + mem["ofmap"]
+    fm = model.get("fmax")
+    if fm:
+        out["fmax_mhz"] = np.round(float(fm["a"]) + float(fm["b"]) * np.log2(r * c), 1)
+    else:
+        out["fmax_mhz"] = np.full(H, np.nan)
     return out
 
 

@@ -15,13 +15,13 @@ from autochip.hw.platform import Platform
 from autochip.hw.spec import HardwareSpec
 from autochip.ir.graph import AccelGraph
 from autochip.predictor.core_batch import (
-    PARAM_TILES,
-    _xilinx_bram_blocks,
+    core_brams_batch,
     core_configs,
     core_workload,
     evaluate_core,
     why_infeasible,
 )
+from autochip.predictor.core_model import fmax_warning
 from autochip.predictor.estimate import Estimate, Totals
 from autochip.predictor.resources import FpgaUsage, asic_area
 
@@ -76,20 +76,16 @@ def predict_core(graph: AccelGraph, hw: HardwareSpec, platform: Platform) -> Est
         macs=int(macs.sum()),
     )
     resources = None
+    warning = ""
     if platform.is_fpga:
         dev = platform.device
         assert dev is not None
         r = res.resources
-        bufs = {
-            "ifmap": int(
-                hw.rows * _xilinx_bram_blocks(np.array([hw.ifmap.size_bytes // hw.rows]))[0]
-            ),
-            "weight": int(
-                hw.cols * _xilinx_bram_blocks(np.array([hw.weight.size_bytes // hw.cols]))[0]
-            ),
-            "ofmap": int(_xilinx_bram_blocks(np.array([hw.ofmap.size_bytes]))[0]),
-            "params": int(10 * _xilinx_bram_blocks(np.array([PARAM_TILES * hw.cols]))[0]),
-        }
+        mem = core_brams_batch(cfg, dev.synth_target)
+        bufs = {k: int(mem[k][0]) for k in ("ifmap", "weight", "ofmap", "params")}
+        fmax = float(r["fmax_mhz"][0])
+        if fmax == fmax and hw.clock_mhz > fmax:  # not NaN: the target has an Fmax model
+            warning = fmax_warning(hw.clock_mhz, fmax, dev.synth_target)
         resources = FpgaUsage(
             device=dev.name,
             lut=int(r["lut"][0]),
@@ -111,5 +107,5 @@ def predict_core(graph: AccelGraph, hw: HardwareSpec, platform: Platform) -> Est
         resources=resources,
         notes=("fidelity rtl: the whole core autochip build emits (core_model), "
                "load/compute/write-back in sequence, so stall_cycles counts every non-compute "
-               "phase",),
+               "phase",) + ((warning,) if warning else ()),
     )  # fmt: skip

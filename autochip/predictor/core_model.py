@@ -26,6 +26,7 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -33,6 +34,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from autochip._safeio import load_yaml_text
+from autochip.errors import SpecError
 
 __all__ = [
     "FLUSH_CYCLES",
@@ -188,10 +190,38 @@ def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...
 
 
 # -- FPGA resources ---------------------------------------------------------------------------
-CONTROL_FEATURES = ("one", "rows", "cols")
-_XILINX_LUTRAM_MAX_BITS = 2048  # memories up to this size become LUT RAM (observed in Yosys)
-_XILINX_BRAM18_BITS = 2048 * 9  # RAMB18E1: 2K x 9 (UG473, 7 Series FPGAs Memory Resources)
-_XILINX_BRAM36_DEPTH = 4096  # RAMB36E1: 4K x 9 (UG473)
+RESOURCE_TARGETS = ("xilinx", "ecp5")  # targets with a fitted whole-core model
+FIT_RESOURCES = ("lut", "ff", "dsp")
+# Features of the control model (everything but the PE array's PEs and the buffers' RAM cells),
+# each following a structure of the RTL (see core_features); core_resources.yaml says which
+# feature each resource uses (fitted by scripts/validate_core.py --calibrate).
+CONTROL_FEATURES = ("one", "rows", "cols", "pes", "bus", "moves")
+# Block RAM modes usable with byte-enable writes (Yosys libmap: "byte 9", so widths of whole
+# 9-bit bytes): (words deep, byte lanes wide, libmap cost). Xilinx 7-series (Yosys
+# brams_xc4v.txt, UG473): RAMB18 2K x 9, 1K x 18, 512 x 36 (SDP); RAMB36 4K x 9, 2K x 18,
+# 1K x 36, 512 x 72 (SDP). ECP5 (Yosys lattice/brams_16kd.txt): DP16KD 2K x 9, 1K x 18;
+# PDPW16KD 512 x 36.
+_BRAM_MODES: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "xilinx": ((2048, 1, 129), (1024, 2, 129), (512, 4, 129),
+               (4096, 1, 257), (2048, 2, 257), (1024, 4, 257), (512, 8, 257)),
+    "ecp5": ((2048, 1, 128), (1024, 2, 128), (512, 4, 128)),
+}  # fmt: skip
+# Whether the lanes nothing reads leave the block RAM mapping (observed in Yosys: on ECP5 a
+# weight RAM of 8-byte words whose rows use 3 of 4 lanes takes 6 DP16KD 2K x 9; on 7-series
+# the same RAM takes 4 RAMB36 2K x 18, as if all 8 lanes were read).
+_BRAM_DROPS_LANES = {"xilinx": False, "ecp5": True}
+# Distributed (LUT) RAM with one write and one read port: (words per cell, bits per cell,
+# libmap cost per cell, bits the cost is for, LUT sites the cell occupies). One cell has one
+# write enable, so a byte lane takes whole cells. Xilinx (Yosys lutrams_xc5v.txt, UG474):
+# RAM32M 32 x 6 and RAM64M 64 x 3 in simple dual-port use, cost 8 per 7 bits used, each a whole
+# SLICEM (4 LUT6). ECP5 (lutrams_trellis.txt): TRELLIS_DPR16X4 16 x 4, cost 4, three slices
+# (two as RAM, one as its write port: 6 LUT4 sites, ECP5 family data sheet). Memories deeper
+# than one cell go to block RAM (observed in Yosys: a 256-word weight RAM, cheaper as RAM64M
+# by the costs, became a RAMB36).
+_LUTRAM: dict[str, tuple[tuple[int, int, float, int, int], ...]] = {
+    "xilinx": ((32, 6, 8.0, 7, 4), (64, 3, 8.0, 7, 4)),
+    "ecp5": ((16, 4, 4.0, 4, 6),),
+}
 
 
 @dataclass(frozen=True)
@@ -208,8 +238,10 @@ class CoreResources:
     array_dsp: int
     control_lut: int
     control_ff: int
+    lutram_lut: int = 0  # LUTs occupied by LUT RAM (in lut)
+    fmax_mhz: float | None = None  # predicted Fmax (None: no model for the target)
 
-    def as_dict(self) -> dict[str, int | str]:
+    def as_dict(self) -> dict[str, int | str | float | None]:
         return dict(asdict(self))
 
 
@@ -233,26 +265,78 @@ class _Sized(Protocol):
     @property
     def o_depth(self) -> int: ...
     @property
-    def p_depth(self) -> int: ...
+    def bus_bytes(self) -> int: ...
 
 
-def xilinx_bram_blocks(depth: int, width: int = 8) -> int:
-    """Block RAM cells Yosys maps one ``depth x width`` core_ram to on 7-series parts."""
-    if depth * width <= _XILINX_LUTRAM_MAX_BITS:
-        return 0
-    if depth * width <= _XILINX_BRAM18_BITS and width <= 9:
-        return 1
-    return -(-depth // _XILINX_BRAM36_DEPTH) * -(-width // 9)
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
 
 
-def buffer_brams(core: _Sized) -> int:
-    """Block RAMs of the core's buffers: ifmap R copies, weight C banks, ofmap, 10 param RAMs."""
+def core_rams(core: _Sized) -> tuple[tuple[str, int, int, int, int, int, int], ...]:
+    """The core's RAMs as ``(buffer, count, depth, lanes, row, used, bits)``: ``count`` RAMs of
+    ``depth`` words of ``lanes`` byte-enable lanes, in rows of ``row`` lanes of which the first
+    ``used`` are read (``bits`` bits of each). From the geometry of ``core.core_params``
+    (``core_wram`` instances of ``core_main.v``): the ifmap is R copies of bus words (copy 0
+    feeds the vector engine whole bytes, the others only ``a_bits`` of each byte), the weight
+    RAM words of ``max(w_row, B)`` bytes in rows of ``w_row`` of which C lanes are read
+    (``w_bits`` each), the parameter RAM 16 words of ``p_tile / 16`` records (the record index
+    is not known to be < C) of which 9 bytes and 1 bit are read (bias, multiplier, shift;
+    flip), the ofmap two banks of ``o_wb``-byte words. Yosys drops the bits nothing reads."""
+    r, c, b = core.rows, core.cols, core.bus_bytes
+    w_row = _pow2(c)
+    w_word = max(w_row, b)
+    o_wb = max(b, _pow2(r))
+    recs = max(b, _pow2(16 * c)) // 16
+    if_words = core.if_depth // b
+    w_words = core.w_depth * w_row // w_word
     return (
-        core.rows * xilinx_bram_blocks(core.if_depth)
-        + core.cols * xilinx_bram_blocks(core.w_depth)
-        + xilinx_bram_blocks(core.o_depth)
-        + 10 * xilinx_bram_blocks(core.p_depth)
+        ("ifmap", 1, if_words, b, b, b, 8),
+        ("ifmap", r - 1, if_words, b, b, b, core.a_bits),
+        ("weight", 1, w_words, w_word, w_row, c, core.w_bits),
+        ("params", 1, 16, 16 * recs, 16, 9, 8),
+        ("params", 1, 16, 16 * recs, 16, 1, 1),  # the flip bit (byte 9)
+        ("ofmap", 2, core.o_depth // (2 * o_wb), o_wb, o_wb, o_wb, 8),
     )
+
+
+def ram_cells(
+    target: str, depth: int, lanes: int, bits: int, row: int = 0, used: int = 0
+) -> tuple[int, int]:
+    """``(block RAMs, LUT sites of LUT RAM)`` Yosys maps one RAM to on ``target``: ``depth``
+    words of ``lanes`` byte-enable lanes in rows of ``row`` lanes (default: one row) of which
+    the first ``used`` (default: all) are read, ``bits`` bits each. The cheaper, by its
+    libmap costs, of the best block RAM mode (a block RAM of ``w`` lanes is needed for every
+    group of ``w`` lanes with a lane read in it, on ECP5; for every group on 7-series) and LUT
+    RAM (each read lane in whole cells; block RAM on a tie)."""
+    row, used = row or lanes, used or row or lanes
+    rows = lanes // row
+
+    def groups(w: int) -> int:
+        if not _BRAM_DROPS_LANES[target]:
+            return -(-lanes // w)
+        return rows * -(-used // w) if w <= row else -(-lanes // w)
+
+    bram = min(
+        ((-(-depth // d)) * groups(w) * cost, (-(-depth // d)) * groups(w))
+        for d, w, cost in _BRAM_MODES[target]
+    )
+    opt = next((o for o in _LUTRAM[target] if depth <= o[0]), None)
+    if opt is not None:  # LUT RAM only as deep as one cell (Yosys: deeper ones go to block RAM)
+        _, w, cost, per, sites = opt
+        if rows * used * cost * bits / per < bram[0]:
+            return 0, rows * used * -(-bits // w) * sites
+    return bram[1], 0
+
+
+def buffer_brams(core: _Sized, target: str = "xilinx") -> dict[str, int]:
+    """Block RAMs of each buffer (``ifmap``, ``weight``, ``params``, ``ofmap``) and the LUTs of
+    LUT RAM (``lutram_lut``) of the core on ``target``."""
+    out = {"ifmap": 0, "weight": 0, "params": 0, "ofmap": 0, "lutram_lut": 0}
+    for name, count, depth, lanes, row, used, bits in core_rams(core):
+        bram, lut = ram_cells(target, depth, lanes, bits, row, used)
+        out[name] += count * bram
+        out["lutram_lut"] += count * lut
+    return out
 
 
 @cache
@@ -263,49 +347,130 @@ def _control_model() -> dict[str, Any]:
 
 
 def control_features(core: _Sized) -> dict[str, float]:
-    return {"one": 1.0, "rows": float(core.rows), "cols": float(core.cols)}
+    """The control model's features: ``rows`` (im2col lanes, post-processing pipelines),
+    ``cols`` (weight lanes, parameter records), ``pes`` (the accumulator register file acc_b,
+    its column walk and the array's row read-out, R x C x 32 bits), ``bus`` (bus bytes: DMA,
+    descriptor loading, buffer write and read muxes) and ``moves`` (the array's operand hop
+    and skew register bits, as autochip.hw.fpga_model counts them with the mode bit)."""
+    r, c, a, w = core.rows, core.cols, core.a_bits, core.w_bits + 1
+    moves = r * (c - 1) * (a + 1) + (r - 1) * c * w
+    moves += r * (r - 1) // 2 * (a + 1) + c * (c - 1) // 2 * w
+    return {
+        "one": 1.0,
+        "rows": float(r),
+        "cols": float(c),
+        "pes": float(r * c),
+        "bus": float(core.bus_bytes),
+        "moves": float(moves),
+    }
+
+
+def pe_resources(
+    target: str, a_bits: int, w_bits: int, adder: bool, table: dict[str, list[int]] | None = None
+) -> tuple[int, int, int]:
+    """LUT, FF, DSP of one ``core_pe`` as Yosys maps it on ``target`` (measured at every width
+    by ``validate_core.py --calibrate``: which products become DSPs is Yosys's choice);
+    ``table`` replaces the YAML's (the fit uses the table it just measured)."""
+    if table is None:
+        table = _model_for(target)["pe"]
+    key = f"{a_bits},{w_bits},{int(adder)}"
+    if key not in table:
+        raise SpecError(
+            "core resources",
+            [f"pe: no {target} measurement of core_pe a_bits={a_bits} w_bits={w_bits}"],
+        )
+    lut, ff, dsp = table[key]
+    return int(lut), int(ff), int(dsp)
+
+
+def _model_for(target: str) -> dict[str, Any]:
+    targets: dict[str, Any] = _control_model()["targets"]
+    if target not in targets:
+        raise SpecError(
+            "core resources",
+            [
+                f"target: the whole-core resource model is fitted for {sorted(targets)}, "
+                f"found {target!r} (scripts/validate_core.py --calibrate)"
+            ],
+        )
+    model: dict[str, Any] = targets[target]
+    return model
+
+
+def fixed_resources(
+    core: _Sized, target: str, pe_table: dict[str, list[int]] | None = None
+) -> dict[str, int]:
+    """What the model takes from measurements and geometry, not from the fit: the PEs
+    (R x C x :func:`pe_resources`), the block RAMs and the LUTs of LUT RAM."""
+    lut, ff, dsp = pe_resources(target, core.a_bits, core.w_bits, core.kind == "adder", pe_table)
+    n = core.rows * core.cols
+    mem = buffer_brams(core, target)
+    return {
+        "lut": n * lut,
+        "ff": n * ff,
+        "dsp": n * dsp,
+        "bram": mem["ifmap"] + mem["weight"] + mem["params"] + mem["ofmap"],
+        "lutram_lut": mem["lutram_lut"],
+    }
+
+
+def fmax_mhz(core: _Sized, target: str) -> float | None:
+    """Predicted Fmax on ``target`` (None where nothing was measured): the model of
+    ``core_resources.yaml`` (``fmax``: MHz = a + b * log2(R * C), fitted to nextpnr runs)."""
+    model = _control_model()["targets"].get(target, {}).get("fmax")
+    if not model:
+        return None
+    return round(float(model["a"]) + float(model["b"]) * math.log2(core.rows * core.cols), 1)
+
+
+def fmax_warning(clock_mhz: float, fmax: float, target: str) -> str:
+    """The one-line warning when a spec's clock exceeds the predicted Fmax."""
+    err = _control_model()["targets"].get(target, {}).get("fmax", {}).get("max_error", 0.0)
+    return (
+        f"warning: clock_mhz {clock_mhz:g} exceeds the core's predicted {target} Fmax "
+        f"{fmax:.1f} MHz (core_model, nextpnr-fitted, error up to {100 * float(err):.0f} %): "
+        f"the core would not meet timing at this clock"
+    )
+
+
+def fmax_warnings(core: _Sized, clock_mhz: float) -> list[str]:
+    """One warning per target with an Fmax model whose predicted Fmax ``clock_mhz`` exceeds."""
+    out = []
+    for target in RESOURCE_TARGETS:
+        fmax = fmax_mhz(core, target)
+        if fmax is not None and clock_mhz > fmax:
+            out.append(fmax_warning(clock_mhz, fmax, target))
+    return out
 
 
 def core_resources(core: _Sized, target: str = "xilinx") -> CoreResources:
-    """Predicted LUT/FF/DSP/BRAM of the whole core on ``target`` (``xilinx``: 7-series).
+    """Predicted LUT/FF/DSP/BRAM (and Fmax) of the whole core on ``target`` (xilinx: 7-series,
+    ecp5).
 
-    The array comes from :func:`autochip.hw.fpga_model.estimate_array_resources` (a mac array
-    of the core's size and widths: the core's PE is the RTL library's MAC PE plus a mode bit);
-    buffers from the block RAM geometry (:func:`buffer_brams`); the controller, DMA,
-    post-processing and vector engine from a linear model in (1, rows, cols) fitted to Yosys
-    runs of whole cores by ``scripts/validate_core.py --calibrate`` (``core_resources.yaml``).
+    = R x C measured ``core_pe`` (:func:`pe_resources`) + the block RAMs and LUT RAM of the
+    buffer geometry (:func:`buffer_brams`) + the control logic (controller, im2col lanes,
+    post-processing pipelines, DMA, vector engine, array skew and read-out) as a linear model
+    in :func:`control_features`, fitted to Yosys runs of whole cores by
+    ``scripts/validate_core.py --calibrate`` (``core_resources.yaml``).
     """
-    from autochip.hw.fpga_model import estimate_array_resources
-    from autochip.hw.spec import hardware_spec_from_dict
-
-    hw = hardware_spec_from_dict(
-        {
-            "pe": {
-                "kind": "mac",
-                "a_bits": core.a_bits,
-                "w_bits": core.w_bits,
-                "acc_bits": core.acc_bits,
-            },
-            "array": {"rows": core.rows, "cols": core.cols},
-        },
-        "core",
-    )
-    arr = estimate_array_resources(hw, target)
-    coefs: dict[str, dict[str, float]] = _control_model()["targets"][target]
+    model = _model_for(target)
+    fixed = fixed_resources(core, target)
     x = control_features(core)
     ctrl = {
-        res: max(0, round(sum(coefs[res].get(f, 0.0) * x[f] for f in CONTROL_FEATURES)))
-        for res in ("lut", "ff", "dsp")
+        res: max(0, round(sum(float(v) * x[f] for f, v in model["control"][res].items())))
+        for res in FIT_RESOURCES
     }
     return CoreResources(
         target=target,
-        lut=arr.lut + ctrl["lut"],
-        ff=arr.ff + ctrl["ff"],
-        dsp=arr.dsp + ctrl["dsp"],
-        bram=buffer_brams(core),
-        array_lut=arr.lut,
-        array_ff=arr.ff,
-        array_dsp=arr.dsp,
+        lut=fixed["lut"] + fixed["lutram_lut"] + ctrl["lut"],
+        ff=fixed["ff"] + ctrl["ff"],
+        dsp=fixed["dsp"] + ctrl["dsp"],
+        bram=fixed["bram"],
+        array_lut=fixed["lut"],
+        array_ff=fixed["ff"],
+        array_dsp=fixed["dsp"],
         control_lut=ctrl["lut"],
         control_ff=ctrl["ff"],
+        lutram_lut=fixed["lutram_lut"],
+        fmax_mhz=fmax_mhz(core, target),
     )
