@@ -34,6 +34,7 @@ from core_models import (  # noqa: E402
 MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
 SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2 passes
+WIDE = HERE / "core_small4x8.yaml"  # 4 rows, 8 columns: short tiles wait for the column walk
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -44,6 +45,7 @@ NETWORKS = (
     ("odd-shapes", "random", "quant", MAC, 3),
     ("odd-shapes-tiled", "random", "quant", SMALL, 2),
     ("short-tiles", "short", "quant", SMALL, 2),  # T < R: tiles wait for the read-out
+    ("short-tiles-4x8", "short", "quant", WIDE, 2),  # T < R < C
 )
 
 
