@@ -37,6 +37,7 @@ MAC = ROOT / "examples" / "hw" / "demo_os8x8_int8.yaml"
 ADDER = HERE / "core_adder8x8.yaml"
 SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2 passes
 VEC3 = HERE / "core_vec3x4.yaml"  # R = 3 vector lanes: partial last groups
+WIDE = HERE / "core_small4x8.yaml"  # 4 rows, 8 columns: short tiles wait for the column walk
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -48,6 +49,7 @@ NETWORKS = (
     ("odd-shapes-tiled", "random", "quant", SMALL, 2),
     ("vector-r3", "vector", "quant", VEC3, 2),
     ("short-tiles", "short", "quant", SMALL, 2),  # T < R: tiles wait for the read-out
+    ("short-tiles-4x8", "short", "quant", WIDE, 2),  # T < R < C
 )
 
 
