@@ -23,6 +23,9 @@ post-training to int8, as a user would run it), simulates it with ``autochip.bui
   resnet20_util_network=<x>  all MACs / (all measured cycles of one input * rows * cols):
                              every descriptor counts (vector layers, the end of the program)
 
+The simulator is the profile-guided Verilator model (``simulate_core(..., pgo=True)``: trained
+on the build's first input, see ``compile_testbench``); ``--no-pgo`` measures the plain one.
+
 Default: ResNet-20 (CIFAR-10 size, seeded synthetic calibration) on
 ``examples/hw/core16x16_int8.yaml`` (16x16 int8, 128-bit bus), one input.
 Each metric is a function of the run (:data:`METRICS`); add a function to add a line.
@@ -79,12 +82,12 @@ def build(model: str, hw: Path, out: Path, images: int) -> Path:
     return out
 
 
-def simulate(build_dir: Path, images: int) -> Run:
+def simulate(build_dir: Path, images: int, pgo: bool) -> Run:
     model = load_integer_model(build_dir / "model.npz")
     x = np.load(build_dir / "inputs.npy")[:images]
-    compile_testbench(build_dir)  # a first run compiles (minutes): not part of the timing
+    compile_testbench(build_dir, pgo=pgo)  # a first run compiles (minutes): not timed
     start, cpu = time.perf_counter(), _cpu_seconds()
-    rep = simulate_core(build_dir, model, x)
+    rep = simulate_core(build_dir, model, x, pgo=pgo)
     return Run(build_dir, rep, time.perf_counter() - start, _cpu_seconds() - cpu)
 
 
@@ -181,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hw", type=Path, default=DEFAULT_HW, help="core hardware spec")
     ap.add_argument("--images", type=int, default=1, help="inputs to simulate")
     ap.add_argument("--work", type=Path, help="build folder to create or reuse")
+    ap.add_argument("--no-pgo", action="store_true",
+                    help="the plain Verilator model instead of the profile-guided one")  # fmt: skip
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.work or Path(tmp) / "core"
-        run = simulate(build(args.model, args.hw, out, args.images), args.images)
+        run = simulate(build(args.model, args.hw, out, args.images), args.images, not args.no_pgo)
         print(f"# {args.model} on {args.hw.name}: {run.report.images} input(s), "
-              f"{run.report.cycles_run} cycles, {len(run.report.layers)} layers")  # fmt: skip
+              f"{run.report.cycles_run} cycles, {len(run.report.layers)} layers, "
+              f"pgo={not args.no_pgo}")  # fmt: skip
         for metric in METRICS:
             print(f"{metric.__name__}={metric(run)}")
     return 0 if run.report.bit_exact else 1

@@ -115,6 +115,7 @@ TB_TOP = "sim_tb_top"
 # cocotb installs pytest's assertion rewriting for every module the simulator's Python imports
 # (numpy, cocotb, ...): seconds of AST work per run. tb_core checks nothing with assert.
 _TB_ENV = {"COCOTB_REWRITE_ASSERTION_FILES": ""}
+PGO_TRAIN_CYCLES = 2_000_000  # core cycles of a profile-guided build's training run
 HALF_PERIOD = 5  # sim_tb_top's clock, in 1 ns time units (core_tb.PERIOD_NS = 10)
 MIN_RAM_BYTES = 1 << 20
 # signals of the core the testbench watches, as paths below the core's top
@@ -247,10 +248,14 @@ def testbench_sources(root: Path, dram_bytes: int) -> tuple[dict[str, str], int]
 
 
 def compile_testbench(
-    build_dir: Path, simulator: str = "verilator", sim_dir: Path | None = None
+    build_dir: Path, simulator: str = "verilator", sim_dir: Path | None = None, pgo: bool = False
 ) -> tuple[sim.SimBuild, int]:
     """The compiled ``sim_tb_top`` of the build folder (from the cache, or compiled into it;
-    ``sim_dir`` replaces the cache folder) and the RAM's word size in bytes."""
+    ``sim_dir`` replaces the cache folder) and the RAM's word size in bytes.
+
+    ``pgo`` (Verilator): a profile-guided model (:func:`autochip.builder.sim.cached_build`'s
+    ``train``), trained on this build folder's network: its first input (``inputs.npy``, else
+    zeros), at most :data:`PGO_TRAIN_CYCLES` core cycles."""
     root = Path(build_dir).resolve()
     plan = json.loads((root / "plan.json").read_text())
     log = root / "sim_build" / simulator / "io" / "sim.log"
@@ -259,9 +264,18 @@ def compile_testbench(
     env: dict[str, str] = {}
     if simulator == "verilator":
         args, env = VERILATOR_ARGS, {"MAKEFLAGS": _MAKE_VARS}
+
+    def train(model: sim.SimBuild) -> None:
+        shape = plan["tensors"][plan["input"]["name"]]["shape"]
+        x = np.load(root / "inputs.npy")[:1] if (root / "inputs.npy").is_file() else None
+        x = np.zeros((1, *shape[1:]), dtype=np.int64) if x is None else x
+        work = root / "sim_build" / simulator / "train"
+        _run_testbench(model, root, plan, work, word, x, None, PGO_TRAIN_CYCLES)
+
     build = sim.cached_build(
-        sources, TB_TOP, simulator, extra_args=args, env=env, log=log, root=sim_dir
-    )
+        sources, TB_TOP, simulator, extra_args=args, env=env, log=log, root=sim_dir,
+        train=train if pgo and simulator == "verilator" else None,
+    )  # fmt: skip
     return build, word
 
 
@@ -306,28 +320,20 @@ def _poll_progress(path: Path, images: int, per_image: int, report: ProgressHook
         report(min(total, image * per_image + cycles), total)
 
 
-def simulate_core(
-    build_dir: Path,
-    model: IntegerModel,
+def _run_testbench(
+    build: sim.SimBuild,
+    root: Path,
+    plan: Mapping[str, Any],
+    work: Path,
+    word: int,
     x_int: np.ndarray,
-    simulator: str = "verilator",
-    sim_dir: Path | None = None,
-    progress: ProgressHook | None = None,
-) -> SimReport:
-    """Simulate the core in ``build_dir`` on the quantised inputs ``x_int`` [N, ...].
-
-    The compiled model comes from :func:`autochip.builder.sim.cached_build` (shared by every
-    build folder with the same RTL); ``sim_dir`` (optional) replaces the cache folder.
-    ``progress(done, total)`` (optional) is called from a thread about twice a second with
-    simulated cycles against the predicted total of all inputs.
-    """
-    root = Path(build_dir).resolve()
-    plan = json.loads((root / "plan.json").read_text())
-    work = root / "sim_build" / simulator / "io"
+    progress: ProgressHook | None,
+    train_cycles: int = 0,
+) -> list[dict[str, Any]]:
+    """Run ``tb_core`` on ``x_int`` in the folder ``work``; returns the output regions
+    (``train_cycles`` > 0: a training run that stops after that many cycles)."""
     work.mkdir(parents=True, exist_ok=True)
     log = work / "sim.log"
-    dram_bytes = int(plan["dram_bytes"])
-    build, word = compile_testbench(root, simulator, sim_dir)
     np.save(work / "inputs.npy", np.asarray(x_int, dtype=np.int64))
     layers = plan["layers"]
     regions = [
@@ -335,10 +341,9 @@ def simulate_core(
          "bytes": plan["tensors"][lay["output"]]["bytes"]}
         for lay in layers
     ]  # fmt: skip
-    predicted = [int(lay["cycles_predicted"]) for lay in layers]
     config: dict[str, Any] = {
         "dram": str(root / "dram.bin"),
-        "dram_size": dram_bytes,
+        "dram_size": int(plan["dram_bytes"]),
         "word_bytes": word,
         "program_addr": int(plan["program_addr"]),
         "input_addr": int(plan["input"]["addr"]),
@@ -351,6 +356,7 @@ def simulate_core(
         "dump_file": str(work / "dram_out.hex"),
         "progress": str(work / "progress") if progress else "",
         "max_cycles": 20 * int(plan["cycles_predicted_total"]) + 100_000,
+        "train_cycles": train_cycles,
     }
     plusargs = [f"+autochip_dram_load={config['load_file']}",
                 f"+autochip_dram_dump={config['dump_file']}"]  # fmt: skip
@@ -385,6 +391,33 @@ def simulate_core(
             poller.join()
     if failed or not (work / "results.json").is_file():
         raise ToolError(f"the core testbench failed in '{build.build_dir}'; see {log}")
+    return regions
+
+
+def simulate_core(
+    build_dir: Path,
+    model: IntegerModel,
+    x_int: np.ndarray,
+    simulator: str = "verilator",
+    sim_dir: Path | None = None,
+    progress: ProgressHook | None = None,
+    pgo: bool = False,
+) -> SimReport:
+    """Simulate the core in ``build_dir`` on the quantised inputs ``x_int`` [N, ...].
+
+    The compiled model comes from :func:`autochip.builder.sim.cached_build` (shared by every
+    build folder with the same RTL); ``sim_dir`` (optional) replaces the cache folder; ``pgo``
+    asks for the profile-guided model (:func:`compile_testbench`).
+    ``progress(done, total)`` (optional) is called from a thread about twice a second with
+    simulated cycles against the predicted total of all inputs.
+    """
+    root = Path(build_dir).resolve()
+    plan = json.loads((root / "plan.json").read_text())
+    work = root / "sim_build" / simulator / "io"
+    build, word = compile_testbench(root, simulator, sim_dir, pgo)
+    layers = plan["layers"]
+    predicted = [int(lay["cycles_predicted"]) for lay in layers]
+    regions = _run_testbench(build, root, plan, work, word, x_int, progress)
     results = json.loads((work / "results.json").read_text())
     with np.load(work / "tensors.npz") as npz:
         for i, res in enumerate(results):

@@ -12,6 +12,8 @@ layer), waits for ``done``, reads CYCLES / LAYERS / STATUS over AXI4-Lite, pulse
 that file. Results go to the JSON file named in the configuration and the tensors
 (``IMAGE:NAME``, int8) to its ``.npz`` file; the bit-exact comparison against the reference
 executor is done by ``autochip sim``. It imports only cocotb, numpy and :mod:`autochip.simio`.
+With ``train_cycles`` in the configuration it runs the first input for at most that many cycles
+and stops (the training run of a profile-guided model).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, NoReturn
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, Timer, with_timeout
 
 from autochip.simio import read_memh, testbench_config, write_memh
 
@@ -138,6 +140,10 @@ async def run_network(dut: Any) -> None:
         await _axil_write(dut, REG_PROG, cfg["program_addr"])
         wall, cpu = time.perf_counter(), time.process_time()
         await _axil_write(dut, REG_CTRL, 1)
+        if int(cfg.get("train_cycles", 0)):  # a profile-guided build's training run
+            await First(RisingEdge(dut.done), Timer(int(cfg["train_cycles"]) * PERIOD_NS, "ns"))
+            watcher.cancel()
+            break
         await with_timeout(RisingEdge(dut.done), cfg["max_cycles"] * PERIOD_NS, "ns")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         watcher.cancel()

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,8 +206,14 @@ def cached_build(
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
     root: Path | None = None,
+    train: Callable[[SimBuild], None] | None = None,
 ) -> SimBuild:
     """:func:`build` of ``sources`` (file name -> Verilog text) through the model cache.
+
+    ``train`` (Verilator only) makes a profile-guided build: the model is compiled with
+    ``-fprofile-generate``, ``train(model)`` runs it on a representative workload, and the C++
+    is compiled again with ``-fprofile-use``; the key records that (``"pgo": true``), not the
+    workload, which changes the model's speed, never its behaviour.
 
     ``env`` (e.g. MAKEFLAGS) is set while compiling and is part of the key (with the
     machine's :func:`native_target` when an option says ``-march=native``); ``log`` collects
@@ -225,6 +231,9 @@ def cached_build(
     }  # fmt: skip
     if any("-march=native" in a for a in [*extra_args, *(env or {}).values()]):
         key_data["native_target"] = native_target()
+    pgo = train is not None and simulator == "verilator"
+    if pgo:
+        key_data["pgo"] = True
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:24]
     base = Path(root) if root is not None else cache_dir()
     final = (base / simulator / key).resolve()
@@ -239,8 +248,12 @@ def cached_build(
         for name, text in sorted(sources.items()):
             (src / name).write_text(text)
             paths.append(src / name)
-        saved = {k: os.environ.get(k) for k in (env or {})}
-        os.environ.update(env or {})
+        make_env = dict(env or {})
+        if pgo:
+            flags = "USER_CPPFLAGS=-fprofile-generate USER_LDFLAGS=-fprofile-generate"
+            make_env["MAKEFLAGS"] = f"{make_env.get('MAKEFLAGS', '')} {flags}".strip()
+        saved = {k: os.environ.get(k) for k in make_env}
+        os.environ.update(make_env)
         try:
             with output_to(log):
                 build(paths, top, tmp, simulator, parameters, extra_args)
@@ -258,6 +271,9 @@ def cached_build(
         if simulator == "verilator" and not (tmp / top).is_file():  # make failed quietly
             where = f"; see {log}" if log else ""
             raise ToolError(f"building the verilator model of '{top}' made no executable{where}")
+        if pgo and train is not None:
+            train(SimBuild(simulator, top, tmp))
+            _make_with_profile(tmp, top, dict(env or {}), log)
         (tmp / "key.json").write_text(json.dumps(key_data, indent=2, sort_keys=True))
         try:
             os.rename(tmp, final)
@@ -270,6 +286,24 @@ def cached_build(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return SimBuild(simulator, top, final)
+
+
+def _make_with_profile(folder: Path, top: str, env: Mapping[str, str], log: Path | None) -> None:
+    """Compile the Verilated model in ``folder`` again with the profile its training run
+    wrote (``*.gcda``)."""
+    if not any(folder.glob("*.gcda")):
+        raise ToolError(f"expected the training run to write a profile in '{folder}', found none")
+    for stale in [*folder.glob("*.o"), *folder.glob("*.a"), folder / top]:
+        stale.unlink(missing_ok=True)
+    flags = "USER_CPPFLAGS=-fprofile-use -fprofile-correction -Wno-missing-profile"
+    make_env = {**os.environ, **env}
+    make_env["MAKEFLAGS"] = env.get("MAKEFLAGS", "")
+    with output_to(log):
+        done = subprocess.run(["make", "-C", str(folder), "-f", "Vtop.mk", flags], env=make_env,
+                              check=False)  # fmt: skip
+    if done.returncode != 0 or not (folder / top).is_file():
+        where = f"; see {log}" if log else ""
+        raise ToolError(f"building the profile-guided model of '{top}' failed{where}")
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autochip.builder import sim
+from autochip.errors import ToolError
 
 COUNTER = """module counter (input wire clk, input wire rst, output reg [7:0] q);
     always @(posedge clk) q <= rst ? 8'd0 : q + 8'd{step};
@@ -63,3 +64,19 @@ def test_concurrent_builds_of_one_key(tmp_path: Path) -> None:
     built = Path(dirs.pop())
     assert (built / "key.json").is_file()
     assert [p.name for p in (tmp_path / "icarus").iterdir()] == [built.name]  # no temp left
+
+
+@pytest.mark.sim
+def test_profile_guided_build_needs_its_training_profile(tmp_path: Path) -> None:
+    """A profile-guided Verilator build whose training run wrote no profile is refused, and the
+    half-built model leaves nothing in the cache (the instrumented build itself must work)."""
+    trained: list[sim.SimBuild] = []
+
+    def train(model: sim.SimBuild) -> None:
+        assert (model.build_dir / "counter").is_file()  # the -fprofile-generate executable
+        trained.append(model)
+
+    with pytest.raises(ToolError, match="expected the training run to write a profile"):
+        sim.cached_build(_sources(5), "counter", "verilator", root=tmp_path, train=train)
+    assert len(trained) == 1
+    assert list((tmp_path / "verilator").iterdir()) == []
