@@ -21,9 +21,13 @@ module core_wram #(
     integer b;
 
     always @(posedge clk) begin
-        for (b = 0; b < BYTES; b = b + 1) begin
-            if (we[b]) begin
-                mem[wa][8*b +: 8] <= wd[8*b +: 8];
+        // the byte loop only when some byte is written (Verilator cannot unroll a wide
+        // word's loop, and would run it every cycle)
+        if (|we) begin
+            for (b = 0; b < BYTES; b = b + 1) begin
+                if (we[b]) begin
+                    mem[wa][8*b +: 8] <= wd[8*b +: 8];
+                end
             end
         end
         if (re) begin
