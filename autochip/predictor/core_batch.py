@@ -45,6 +45,7 @@ from autochip.predictor.core_model import (
     DESC_BYTES,
     FLUSH_CYCLES,
     MAX_BURST,
+    POSTED_ISSUE,
     _control_model,
     dram_timing,
     flush_compute_cycles,
@@ -763,6 +764,8 @@ def evaluate_core(
     pq_f, oa_f = flat(pq), flat(out_a)
     pass_f = np.zeros(H * L, dtype=np.int64)
     wb_f = np.zeros(H * L, dtype=np.int64)
+    first_f = np.zeros(H * L, dtype=np.int64)  # the first pass's weight + parameter loads
+    last_f = np.zeros(H * L, dtype=np.int64)  # the last pass's (posted) write-back
     idx = np.flatnonzero(flat(comp & feasible[:, None]) & (np_f > 0))
     j = 0
     while idx.size:  # pass j of every layer that has one, gathered
@@ -778,12 +781,21 @@ def evaluate_core(
         o_c = _dma(oa_f[idx] + ch0 * pq_f[idx], (ch1 - ch0) * pq_f[idx], bb, wr)
         pass_f[idx] += w_c + p_c
         wb_f[idx] += o_c
+        last_f[idx] = o_c
+        if j == 0:
+            first_f[idx] = w_c + p_c
         j += 1
         idx = idx[np_f[idx] > j]
     pass_load = pass_f.reshape(shape)
-    wb_c = wb_f.reshape(shape)
+    posted = last_f.reshape(shape)  # core_model._write_backs(...)[-1]
+    wb_c = wb_f.reshape(shape) - posted + POSTED_ISSUE
     load = load + np.where(comp, pass_load, 0)
     fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * bus, bus, rd)
+    # core_model.posted_wait: the input load waits for the previous layer's posted write-back
+    prev = np.zeros(shape, dtype=np.int64)
+    prev[:, 1:] = np.where(comp[:, :-1], posted[:, :-1], 0)
+    spent = np.where(comp, 5 + fetch + first_f.reshape(shape), 4 + fetch)
+    load = load + np.maximum(0, prev - 1 - spent)
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
     cmp_c = npass * (R + 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
     vec_c = c_pq * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
@@ -791,7 +803,9 @@ def evaluate_core(
     wb = np.where(comp, wb_c, _dma(out_a, c_pq + 0 * out_a, bus, wr))
     control = np.where(comp, 2 + npass, 2)
     end_addr = np.full(H, L * DESC_BYTES, dtype=np.int64)
-    end_cycles = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd) + 1
+    end_fetch = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd)
+    last_posted = np.where(comp[0, -1], posted[:, -1], 0) if L else np.zeros(H, dtype=np.int64)
+    end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
     blob = lay["blob"]
 
     res: dict[str, I64] = {}
