@@ -16,7 +16,10 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   a tile shorter than R or C waits for the read-out); then an ``R + C + 7``-cycle flush (the
   last beat's way through the array, the last column walk and the post-processing pipeline)
   and one write-back of the pass's output channels (contiguous in DRAM: PQ bytes per valid
-  channel); finally 1 cycle to step the program. Parameter loads are ``p_tile`` bytes per
+  channel); finally 1 cycle to step the program. The first pass's weights and parameters load
+  before the input. The last pass's write-back is posted (2 cycles in the layer): the next
+  descriptor's input load, or the end's ``done``, waits for what is left of it
+  (:func:`posted_wait`). Parameter loads are ``p_tile`` bytes per
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
 * vector layer: fetch, decode, input load(s), one cycle per window element
   (C * P * Q * KR * KS), flush (6), one write-back of C * P * Q bytes, 1 step cycle.
