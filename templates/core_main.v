@@ -62,6 +62,8 @@ module core_main #(
     output reg         dma_write,
     output reg  [31:0] dma_addr,
     output reg  [31:0] dma_len,
+    output reg         dma_post,   // the write-back is posted: the write engine runs on
+    input  wire        dma_wbusy,  // a write is in flight
     input  wire        dma_done,
     input  wire        rd_valid,
     input  wire [8*BUS-1:0] rd_data,
@@ -730,10 +732,12 @@ module core_main #(
             dma_write <= 1'b0;
             dma_addr <= 32'd0;
             dma_len <= 32'd0;
+            dma_post <= 1'b0;
             if_wofs <= 32'd0;
             pass_oaddr <= 32'd0;
         end else begin
             dma_valid <= 1'b0;
+            dma_post <= 1'b0;
             if (st != S_IDLE) cycles <= cycles + 32'd1;
             case (st)
                 S_IDLE: if (start) begin
@@ -751,14 +755,18 @@ module core_main #(
                 S_FETCH_W: if (dma_done) st <= S_DECODE;
                 S_DECODE: begin
                     pass_oaddr <= desc[D_OUT_ADDR];
+                    // a compute layer loads its first pass's weights and parameters first: they
+                    // do not wait for a posted write-back, the input load (S_IN) does
                     if (op == 2'd0) begin
-                        done <= 1'b1;
-                        st <= S_IDLE;
+                        if (!dma_wbusy) begin
+                            done <= 1'b1;
+                            st <= S_IDLE;
+                        end
                     end else begin
-                        st <= S_IN;
+                        st <= (op == 2'd1) ? S_PASS : S_IN;
                     end
                 end
-                S_IN: begin
+                S_IN: if (!dma_wbusy) begin  // the previous layer's output is in DRAM
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= desc[D_IN_ADDR]; dma_len <= desc[D_IN_LEN];
                     if_wofs <= 32'd0;
@@ -770,7 +778,7 @@ module core_main #(
                     end else if (op == 2'd2) begin
                         st <= S_VINIT;
                     end else begin
-                        st <= S_PASS;
+                        st <= S_INIT;
                     end
                 end
                 S_IN2: begin
@@ -799,18 +807,20 @@ module core_main #(
                     pass_oaddr <= desc[D_OUT_ADDR] + po_prod;
                     st <= S_LP_W;
                 end
-                S_LP_W: if (dma_done) st <= S_INIT;
+                S_LP_W: if (dma_done) st <= (t_ps == 32'd0) ? S_IN : S_INIT;
                 S_INIT: if (icnt == R - 1) st <= S_TILE;
                 S_TILE: st <= S_STREAM;
                 S_STREAM: if (tile_end & ~more_tip & ~(pt + 32'd1 < desc[D_NPT])) st <= S_FLUSH;
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
                 S_WB: begin
+                    // the layer's last write-back is posted: the next descriptor starts at once
                     dma_valid <= 1'b1; dma_write <= 1'b1;
+                    dma_post <= (t_ps + np >= desc[D_NTILES]);
                     dma_addr <= pass_oaddr;
                     dma_len <= obase;  // the pass's output channels, contiguous in DRAM
                     st <= S_WB_W;
                 end
-                S_WB_W: if (dma_done) begin
+                S_WB_W: if (dma_done | dma_post) begin
                     if (t_ps + np < desc[D_NTILES]) begin
                         st <= S_PASS;
                     end else begin

@@ -21,7 +21,14 @@ from autochip.builder.program import DESC_BYTES, DESC_WORDS, FIELDS, PARAM_RECOR
 from autochip.cli import main
 from autochip.errors import SpecError
 from autochip.hw import hardware_spec_from_dict, load_hardware_spec
-from autochip.predictor.core_model import core_cycles, dma_cycles, dram_timing, tile_cycles
+from autochip.predictor.core_model import (
+    POSTED_ISSUE,
+    core_cycles,
+    dma_cycles,
+    dram_timing,
+    posted_wait,
+    tile_cycles,
+)
 from autochip.reference import ComputeOp, IntegerModel, save_integer_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +194,14 @@ def test_cycle_model_follows_its_formula() -> None:
     mp = next(c for c, lay in zip(cyc, prog.layers, strict=False) if lay.kind == "maxpool")
     # lane set-up (R = 8), ceil(C * P * Q / R) groups of KR * KS cycles, flush
     assert mp.compute == 8 + -(-9 * 2 * 3 // 8) * 9 + 7
+    # a compute layer's last write-back is posted: 2 cycles in the layer; the next input load
+    # waits for what is left of it after the next descriptor's fetch (and first weights)
+    for c, lay in zip(cyc, prog.layers, strict=False):
+        if lay.mode != "vector" and lay.get("ntiles") <= lay.get("tpp"):
+            assert c.writeback == POSTED_ISSUE
+    assert posted_wait(1000, 20, "compute", 170) == 1000 - 1 - (5 + 20 + 170)
+    assert posted_wait(1000, 20, "vector") == posted_wait(1000, 20, "end") == 1000 - 1 - 24
+    assert posted_wait(20, 20, "vector") == 0
 
 
 def test_build_command_writes_a_complete_folder(tmp_path: Path) -> None:

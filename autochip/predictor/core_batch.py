@@ -45,6 +45,7 @@ from autochip.predictor.core_model import (
     FIT_RESOURCES,
     FLUSH_CYCLES,
     MAX_BURST,
+    POSTED_ISSUE,
     _model_for,
     dram_timing,
     flush_compute_cycles,
@@ -651,7 +652,7 @@ def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, bus: I64, rd: in
 
 def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArray[np.bool_],
               tpp: I64, cols: I64, bus: I64, p_tile: I64, rd: int, wr: int
-              ) -> tuple[I64, I64]:  # fmt: skip
+              ) -> tuple[I64, I64, I64, I64]:  # fmt: skip
     """Per (configuration, layer), (H, L): the cycles of the per-pass weight and parameter
     loads and of the per-pass write-backs of the compute layers where ``key_ok``.
 
@@ -662,10 +663,14 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     when every pass starts the same number of channels further on), the last pass's commands
     one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
     C, passes not whole groups) write back pass by pass. All of it depends on (layout, layer,
-    tpp) only: computed once per distinct triple."""
+    tpp) only: computed once per distinct triple. Also returned: the first pass's weight and
+    parameter loads (the core loads them before the layer's input) and the last pass's
+    write-back (posted: it overlaps the next descriptor, ``core_model.posted_wait``)."""
     H, L = tpp.shape
     out_w = np.zeros(H * L, dtype=np.int64)
     out_o = np.zeros(H * L, dtype=np.int64)
+    out_f = np.zeros(H * L, dtype=np.int64)
+    out_l = np.zeros(H * L, dtype=np.int64)
     pos = np.flatnonzero(key_ok.ravel())
     key = ((inv[:, None] * L + np.arange(L)[None, :]) * (PARAM_TILES + 1) + tpp).ravel()[pos]
     # distinct keys without sorting: the key space is small (layouts x layers x 17)
@@ -687,8 +692,11 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     s_last = full * tp
     n_last = nt - s_last
     w_c = np.zeros(ukey.size, dtype=np.int64)
+    f_c = np.zeros(ukey.size, dtype=np.int64)
+    n_first = np.minimum(tp, nt)
     for a0, st in ((g("w_addr"), g("tile_w")), (g("p_addr"), pt)):
         w_c += _dma_run(a0, tp * st, full, bb, rd) + _dma(a0 + s_last * st, n_last * st, bb, rd)
+        f_c += _dma(a0, n_first * st, bb, rd)
 
     def chan(s: I64) -> I64:
         out: I64 = (s // kt) * kg + (s % kt) * c
@@ -698,7 +706,8 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     o_a = g("out_addr")
     ch_l = chan(s_last)
     o_c = _dma_run(o_a, (chan(tp) - chan(0 * tp)) * pq, np.where(uniform, full, 0), bb, wr)
-    o_c += _dma(o_a + ch_l * pq, (chan(nt) - ch_l) * pq, bb, wr)
+    l_c = _dma(o_a + ch_l * pq, (chan(nt) - ch_l) * pq, bb, wr)
+    o_c += l_c
     idx = np.flatnonzero(~uniform)
     o_c[idx] = 0
     p = 0
@@ -713,7 +722,10 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
         idx = idx[full[idx] >= p]
     out_w[pos] = w_c[back.ravel()]
     out_o[pos] = o_c[back.ravel()]
-    return out_w.reshape(H, L), out_o.reshape(H, L)
+    out_f[pos] = f_c[back.ravel()]
+    out_l[pos] = l_c[back.ravel()]
+    return (out_w.reshape(H, L), out_o.reshape(H, L), out_f.reshape(H, L),
+            out_l.reshape(H, L))  # fmt: skip
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -977,10 +989,18 @@ def evaluate_core(
     two = np.where(wl.src2 >= 0, 2, 1)[None, :]
     fetch, load, vec_wb = _layout_dma(wl, lu, inv, geo["bus"], rd, wr)
     busy = comp & feasible[:, None] & (npass > 0)
-    pass_load, wb_c = _pass_dma(
+    pass_load, wb_all, first, posted = _pass_dma(
         wl, lay, inv, busy, np.maximum(tpp, 1), cfg.cols, geo["bus"], geo["p_tile"], rd, wr
     )
     load = load + pass_load
+    # the last pass's write-back is posted (core_model._write_backs(...)[-1]): POSTED_ISSUE
+    # cycles in the layer, and the next input load waits for what is left of it
+    wb_c = wb_all - posted + POSTED_ISSUE
+    shape = (H, L)
+    prev = np.zeros(shape, dtype=np.int64)
+    prev[:, 1:] = np.where(comp[:, :-1], posted[:, :-1], 0)
+    spent = np.where(comp, 5 + fetch + first, 4 + fetch)
+    load = load + np.maximum(0, prev - 1 - spent)
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
     cmp_c = npass * (R + 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
     vec_c = R + _cdiv(c_pq, R) * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
@@ -988,7 +1008,9 @@ def evaluate_core(
     wb = np.where(comp, wb_c, vec_wb)
     control = np.where(comp, 2 + npass, 2)
     end_addr = np.full(H, L * DESC_BYTES, dtype=np.int64)
-    end_cycles = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd) + 1
+    end_fetch = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd)
+    last_posted = np.where(comp[0, -1], posted[:, -1], 0) if L else np.zeros(H, dtype=np.int64)
+    end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
     blob = lay["blob"]
 
     res: dict[str, I64] = {}

@@ -16,7 +16,10 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   a tile shorter than R or C waits for the read-out); then an ``R + C + 7``-cycle flush (the
   last beat's way through the array, the last column walk and the post-processing pipeline)
   and one write-back of the pass's output channels (contiguous in DRAM: PQ bytes per valid
-  channel); finally 1 cycle to step the program. Parameter loads are ``p_tile`` bytes per
+  channel); finally 1 cycle to step the program. The first pass's weights and parameters load
+  before the input. The last pass's write-back is posted (2 cycles in the layer): the next
+  descriptor's input load, or the end's ``done``, waits for what is left of it
+  (:func:`posted_wait`). Parameter loads are ``p_tile`` bytes per
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
 * vector layer: fetch, decode, input load(s), lane initialisation (R), then R lanes compute
   R consecutive outputs at a time, one window element per lane per cycle
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any, Protocol
@@ -136,15 +139,47 @@ def tile_cycles(rows: int, cols: int, depth: int) -> int:
     return max(depth, rows, cols)
 
 
+POSTED_ISSUE = 2  # core_main.v S_WB, S_WB_W: a posted write-back's cycles in its layer
+
+
+def _write_backs(core: _Core, lay: _Layer) -> list[int]:
+    """DMA cycles of each pass's write-back of a compute layer (its channels, contiguous)."""
+    c, g = core.cols, lay.get
+    ntiles, tpp, kt, kg = g("ntiles"), g("tpp"), g("kt"), g("kg")
+    out: list[int] = []
+    t_ps = 0
+    while t_ps < ntiles:
+        n = min(tpp, ntiles - t_ps)
+        grp, tt = divmod(t_ps, kt)
+        k0 = grp * kg + tt * c  # first output channel of the pass
+        lanes = 0
+        for tile in range(t_ps, t_ps + n):
+            grp, tt = divmod(tile, kt)
+            lanes += min(c, kg - tt * c)
+        out.append(dma_cycles(g("out_addr") + k0 * g("pq"), lanes * g("pq"), True, core.bus_bytes))
+        t_ps += n
+    return out
+
+
+def posted_wait(posted: int, fetch: int, mode: str, first_loads: int = 0) -> int:
+    """Cycles a descriptor's input load (or the end descriptor's ``done``) waits for the
+    previous layer's posted write-back of ``posted`` DMA cycles (``core_main.v``: S_IN and the
+    end's S_DECODE wait while ``dma_wbusy``). From the write's issue (S_WB) the next descriptor
+    has spent 2 cycles (S_WB, S_WB_W), S_NEXT, its fetch, S_DECODE and, for a compute layer,
+    S_PASS and its first pass's weight and parameter loads (``first_loads``); the write engine
+    is free ``posted - 1`` cycles after S_WB."""
+    spent = {"compute": 5 + fetch + first_loads, "vector": 4 + fetch, "end": 4 + fetch}[mode]
+    return max(0, posted - 1 - spent)
+
+
 def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     r, c, bus = core.rows, core.cols, core.bus_bytes
     g = lay.get
     fetch = dma_cycles(pc, DESC_BYTES, False, bus)
     load = dma_cycles(g("in_addr"), g("in_len"), False, bus)
     compute = 0
-    wb = 0
     control = 1 + 1  # decode, program step
-    ntiles, tpp, kt, kg = g("ntiles"), g("tpp"), g("kt"), g("kg")
+    ntiles, tpp = g("ntiles"), g("tpp")
     t_ps = 0
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
@@ -154,15 +189,19 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
         compute += r + 1  # lane initialisation, first tile set-up
         compute += g("npt") * n * tile_cycles(r, c, g("t"))
         compute += flush_compute_cycles(r, c)
-        grp, tt = divmod(t_ps, kt)
-        k0 = grp * kg + tt * c  # first output channel of the pass
-        lanes = 0
-        for tile in range(t_ps, t_ps + n):
-            grp, tt = divmod(tile, kt)
-            lanes += min(c, kg - tt * c)
-        wb += dma_cycles(g("out_addr") + k0 * g("pq"), lanes * g("pq"), True, bus)
         t_ps += n
+    # every pass's write-back but the last waits for its DMA; the last is posted
+    wb = sum(_write_backs(core, lay)[:-1]) + POSTED_ISSUE
     return LayerCycles(lay.name, fetch, load, compute, wb, control)
+
+
+def _first_loads(core: _Core, lay: _Layer) -> int:
+    """A compute layer's first pass's weight and parameter loads (before its input load)."""
+    g, bus = lay.get, core.bus_bytes
+    n = min(g("tpp"), g("ntiles"))
+    return dma_cycles(g("w_addr"), n * g("tile_w"), False, bus) + dma_cycles(
+        g("p_addr"), n * core.p_tile, False, bus
+    )
 
 
 def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
@@ -181,11 +220,21 @@ def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
 def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...]:
     """Predicted cycles of every descriptor of a compiled program, plus the end descriptor."""
     out: list[LayerCycles] = []
+    posted = 0  # DMA cycles of the previous layer's posted write-back (compute layers)
     for i, lay in enumerate(layers):
         pc = i * DESC_BYTES
-        out.append(_vector(core, lay, pc) if lay.mode == "vector" else _compute(core, lay, pc))
+        if lay.mode == "vector":
+            cyc = _vector(core, lay, pc)
+            wait = posted_wait(posted, cyc.fetch, "vector")
+            posted = 0
+        else:
+            cyc = _compute(core, lay, pc)
+            wait = posted_wait(posted, cyc.fetch, "compute", _first_loads(core, lay))
+            posted = _write_backs(core, lay)[-1]
+        out.append(replace(cyc, load=cyc.load + wait))
     end = len(layers) * DESC_BYTES
-    out.append(LayerCycles("(end)", dma_cycles(end, DESC_BYTES, False, core.bus_bytes), 0, 0, 0, 1))
+    fetch = dma_cycles(end, DESC_BYTES, False, core.bus_bytes)
+    out.append(LayerCycles("(end)", fetch, 0, 0, 0, 1 + posted_wait(posted, fetch, "end")))
     return tuple(out)
 
 
