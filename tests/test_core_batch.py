@@ -156,23 +156,29 @@ def test_depthwise_groups_merge_per_core() -> None:
     assert plan["t"][:, j].tolist() == [t0, g * t0, t0]
 
 
+def _random_configs(rng: np.random.Generator, n: int, random_bus: bool = False) -> CoreConfigs:
+    """n random int8 MAC cores: arrays up to 64x64, buffers from 1 KB, bus widths 4..64 bytes
+    when ``random_bus`` (else the default)."""
+    extra = {"bus_bytes": 1 << rng.integers(2, 7, n)} if random_bus else {}
+    return CoreConfigs(
+        rows=rng.integers(1, 65, n),
+        cols=rng.integers(1, 65, n),
+        a_bits=np.full(n, 8),
+        w_bits=np.full(n, 8),
+        adder=np.zeros(n, dtype=np.int64),
+        if_bytes=rng.integers(1, 20000, n) * 1024,
+        w_bytes=rng.integers(1, 4000, n) * 1024 + rng.integers(0, 1024, n),
+        o_bytes=rng.integers(1, 4000, n) * 1024 + rng.integers(0, 1024, n),
+        clock_mhz=np.full(n, 100.0),
+        **extra,
+    )
+
+
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "alexnet", "resnet20",
                                   "squeezenet1_1"])  # fmt: skip
 def test_batch_equals_scalar_model_on_zoo_networks(name: str) -> None:
     wl = core_workload(graph_for(name))
-    rng = np.random.default_rng(3)
-    H = 300
-    cfg = CoreConfigs(
-        rows=rng.integers(1, 65, H),
-        cols=rng.integers(1, 65, H),
-        a_bits=np.full(H, 8),
-        w_bits=np.full(H, 8),
-        adder=np.zeros(H, dtype=np.int64),
-        if_bytes=rng.integers(1, 20000, H) * 1024,
-        w_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
-        o_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
-        clock_mhz=np.full(H, 100.0),
-    )
+    cfg = _random_configs(np.random.default_rng(3), 300)
     res = evaluate_core(wl, cfg)
     ok = np.flatnonzero(res.feasible)
     assert ok.size >= 10
@@ -297,20 +303,7 @@ def test_batch_equals_scalar_model_at_every_bus_width(name: str) -> None:
     """Whole networks at random cores and bus widths 4..64 bytes: every phase of every layer
     equals the scalar model (per-pass DMA in closed form against the pass-by-pass loop)."""
     wl = core_workload(graph_for(name))
-    rng = np.random.default_rng(21)
-    H = 400
-    cfg = CoreConfigs(
-        rows=rng.integers(1, 65, H),
-        cols=rng.integers(1, 65, H),
-        a_bits=np.full(H, 8),
-        w_bits=np.full(H, 8),
-        adder=np.zeros(H, dtype=np.int64),
-        if_bytes=rng.integers(1, 20000, H) * 1024,
-        w_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
-        o_bytes=rng.integers(1, 4000, H) * 1024 + rng.integers(0, 1024, H),
-        clock_mhz=np.full(H, 100.0),
-        bus_bytes=1 << rng.integers(2, 7, H),
-    )
+    cfg = _random_configs(np.random.default_rng(21), 400, random_bus=True)
     res = evaluate_core(wl, cfg)
     ok = np.flatnonzero(res.feasible)
     geo = core_geometry(cfg)
