@@ -668,7 +668,10 @@ module core_main #(
                                    : base + t64;
             // the round-shift keeps 9 bits and whether the rest is the sign: the clamp to
             // [lo, hi] (within a byte) needs no more
-            wire signed [63:0] q = v5_s[gi] >>> vk_sh;
+            // (the shift reads a wire copy of the lane's word: Icarus 11 mis-emits a shift of an
+            // array word in a continuous assignment, a corrupt .vvp)
+            wire signed [63:0] s5 = v5_s[gi];
+            wire signed [63:0] q = s5 >>> vk_sh;
             wire signed [8:0]  vcl = v6_big[gi] ? (v6_neg[gi] ? v_lo : v_hi)
                                    : (v6_q[gi] < v_lo) ? v_lo
                                    : (v6_q[gi] > v_hi) ? v_hi : v6_q[gi];
