@@ -54,7 +54,6 @@ from autochip.builder.synth import classify_cells, synth_design  # noqa: E402
 from autochip.builder.tools import find_tool  # noqa: E402
 from autochip.hw import hardware_spec_from_dict, load_hardware_spec  # noqa: E402
 from autochip.predictor.core_model import (  # noqa: E402
-    CONTROL_FEATURES,
     FIT_RESOURCES,
     RESOURCE_TARGETS,
     control_features,
@@ -115,26 +114,25 @@ class GridCore:
         return core_params(hw)
 
 
-# Calibration cores (fitted): every feature of the control model varies among them (rows,
-# cols, PEs, bus bytes, operand widths, the adder datapath); small, so that a refit stays cheap
-# (Chip Builder searches start at 1x2 arrays with 1 KB buffers). Yosys takes 1.5 to 3 minutes
-# of CPU per small core and target.
+# Calibration cores (fitted): the control model's features vary among them (rows, PEs, bus
+# bytes); small, so that a refit stays cheap (Chip Builder searches start at 1x2 arrays with
+# 1 KB buffers): Yosys takes 1.5 to 3 minutes of CPU per small core and target.
 CALIBRATION = (
     GridCore(2, 2, kb=(4, 4, 4)),
     GridCore(2, 6, kb=(8, 2, 2)),
     GridCore(6, 3, bus=8),
     GridCore(2, 2, bus=16, kb=(2, 1, 1)),
-    GridCore(4, 4, a_bits=4, w_bits=4, bus=8, kb=(8, 8, 8)),
-    GridCore(3, 4, kind="adder", a_bits=6, w_bits=6, bus=32, kb=(16, 8, 8)),
 )
 # Held out (never used in the fit), in the order they are synthesised: the PE kinds of the
 # spec as the core runs them (adder int8; binary layers on a mac core, here with the narrowest
-# operands they need, 2 bits; mac int8, the 8x8 reference core) and a narrow mac (w4 x a6:
-# DSP inference below 8 bits); other shapes, buses and buffers than the fitted ones.
+# operands they need, 2 bits; mac int8, the 8x8 reference core), narrow macs (a4w4, w4 x a6:
+# DSP inference below 8 bits), other shapes, buses and buffers than the fitted ones.
 VALIDATION = (
     GridCore(4, 6, kind="adder", bus=8, kb=(32, 8, 8)),
     GridCore(3, 5, a_bits=2, w_bits=2, bus=8, kb=(16, 16, 8)),
     GridCore(8, 8),
+    GridCore(4, 4, a_bits=4, w_bits=4, bus=8, kb=(8, 8, 8)),
+    GridCore(3, 4, kind="adder", a_bits=6, w_bits=6, bus=32, kb=(16, 8, 8)),
     GridCore(5, 7, a_bits=6, w_bits=4, bus=16),
 )
 # ECP5 Fmax (nextpnr) is measured on these; the 8x8 int8 core is the issue's reference.
@@ -369,9 +367,11 @@ def probe_pes(target: str, work: Path) -> dict[str, list[int]]:
 
 
 # -- the fit ------------------------------------------------------------------------------------
-FEATURES_OF = {  # control features each resource is fitted on (a subset of CONTROL_FEATURES)
-    "lut": CONTROL_FEATURES,
-    "ff": CONTROL_FEATURES,
+# Control features each resource is fitted on (a subset of CONTROL_FEATURES: one per
+# calibration core at most; with more calibration cores, add cols and moves).
+FEATURES_OF = {
+    "lut": ("one", "rows", "pes", "bus"),
+    "ff": ("one", "rows", "pes", "bus"),
     "dsp": ("one", "rows"),  # the post-processing pipelines' products, the address products
 }
 
