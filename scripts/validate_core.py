@@ -77,6 +77,7 @@ DOC_BEGIN = "<!-- validate_core.py --synth: begin -->"
 DOC_END = "<!-- validate_core.py --synth: end -->"
 PE_WIDTHS = range(2, 9)  # core.py: a_bits / w_bits 2..8
 CACHED_ONLY = False  # --cached: validate on cached held-out results only
+TOOL_SECONDS: dict[str, float] = {}  # wall seconds of each tool run used (cached or not)
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ def synth_files(
     if hit is None and not fmax:  # a place-and-route run synthesised the same netlist
         hit = cache.get(_key(files, target, True))
     if hit is not None:
+        TOOL_SECONDS[key] = float(hit.get("seconds", 0.0))
         return dict(hit)
     d = work / re.sub(r"[^\w.-]+", "_", label)
     write_design(files, d)
@@ -255,6 +257,7 @@ def synth_files(
         }
     print(f"    {out['seconds']:.0f} s", flush=True)
     _store(key, out)
+    TOOL_SECONDS[key] = float(out["seconds"])
     return out
 
 
@@ -357,6 +360,7 @@ def probe_pes(target: str, work: Path) -> dict[str, list[int]]:
         }
         print(f"    {hit['seconds']:.0f} s", flush=True)
         _store(key, hit)
+    TOOL_SECONDS[key] = float(hit.get("seconds", 0.0))
     out: dict[str, list[int]] = {}
     for mod, cells in hit["modules"].items():
         m = re.fullmatch(r"\\?pe_a(\d+)_w(\d+)_d(\d+)", mod)
@@ -367,13 +371,18 @@ def probe_pes(target: str, work: Path) -> dict[str, list[int]]:
 
 
 # -- the fit ------------------------------------------------------------------------------------
-# Control features each resource is fitted on (a subset of CONTROL_FEATURES: one per
-# calibration core at most; with more calibration cores, add cols and moves).
+# Control features each resource is fitted on (a subset of core_model.CONTROL_FEATURES, one
+# per calibration core at most), and coefficients fixed by the RTL's structure instead of
+# fitted: 32 per PE (the accumulator file acc_b holds R x C x 32 bits, each a register and a
+# bit of the column walk's and the array's row read-out muxes). With four small calibration
+# cores, fitting pes as well extrapolated to +22 % FF on an 8x8 core (R and R x C move
+# together among small cores).
 FEATURES_OF = {
-    "lut": ("one", "rows", "pes", "bus"),
-    "ff": ("one", "rows", "pes", "bus"),
+    "lut": ("one", "rows", "cols", "bus"),
+    "ff": ("one", "rows", "cols", "bus"),
     "dsp": ("one", "rows"),  # the post-processing pipelines' products, the address products
 }
+FIXED_OF = {"lut": {"pes": 32.0}, "ff": {"pes": 32.0}, "dsp": {}}
 
 
 def fit_target(
@@ -384,16 +393,19 @@ def fit_target(
     control: dict[str, dict[str, float]] = {}
     for res in FIT_RESOURCES:
         feats = FEATURES_OF[res]
-        a = np.array([[control_features(c.params())[f] for f in feats] for c, _ in points])
+        xs = [control_features(c.params()) for c, _ in points]
+        a = np.array([[x[f] for f in feats] for x in xs])
         extra = "lutram_lut" if res == "lut" else None
         y = np.array(
             [
                 got[res] - fx[res] - (fx[extra] if extra else 0)
-                for (_, got), fx in zip(points, fixed, strict=True)
+                - sum(k * x[f] for f, k in FIXED_OF[res].items())
+                for (_, got), fx, x in zip(points, fixed, xs, strict=True)
             ]
-        )
+        )  # fmt: skip
         coef = np.linalg.lstsq(a, y, rcond=None)[0]
         control[res] = {f: round(float(v), 4) for f, v in zip(feats, coef, strict=True)}
+        control[res].update(FIXED_OF[res])
     return control
 
 
@@ -549,8 +561,10 @@ def write_doc(lines: list[str], seconds: float) -> None:
     body = [
         DOC_BEGIN,
         "",
-        f"Output of `scripts/validate_core.py --synth` (tools {_tools()}; this run "
-        f"{seconds / 60:.0f} min with its cache):",
+        f"Output of `scripts/validate_core.py --calibrate` (tools {_tools()}; this run "
+        f"{seconds / 60:.0f} min with its cache; the tool runs it used took "
+        f"{sum(TOOL_SECONDS.values()) / 60:.0f} min of wall time when they ran, one at a time "
+        "or side by side on the loaded 2-core machine):",
         "",
         *lines,
         "",
