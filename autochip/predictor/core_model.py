@@ -428,11 +428,15 @@ def fmax_mhz(core: _Sized, target: str) -> float | None:
 
 def fmax_warning(clock_mhz: float, fmax: float, target: str) -> str:
     """The one-line warning when a spec's clock exceeds the predicted Fmax."""
-    err = _control_model()["targets"].get(target, {}).get("fmax", {}).get("max_error", 0.0)
+    model = _control_model()["targets"].get(target, {}).get("fmax", {})
+    runs = len(model.get("measured", {}))
+    err = model.get("max_error")
+    how = f"fitted to {runs} nextpnr run{'s' if runs != 1 else ''}"
+    if err is not None and runs > 2:
+        how += f", error up to {100 * float(err):.0f} %"
     return (
         f"warning: clock_mhz {clock_mhz:g} exceeds the core's predicted {target} Fmax "
-        f"{fmax:.1f} MHz (core_model, nextpnr-fitted, error up to {100 * float(err):.0f} %): "
-        f"the core would not meet timing at this clock"
+        f"{fmax:.1f} MHz (core_model, {how}): the core would not meet timing at this clock"
     )
 
 
