@@ -417,14 +417,11 @@ def fit_fmax(points: list[tuple[GridCore, float]]) -> dict[str, Any]:
         b, a = np.polyfit(x, y, 1)
     else:
         a, b = float(y.mean()), 0.0
-    pred = a + b * x
-    err = float(np.max(np.abs(pred - y) / y)) if len(y) else 0.0
-    return {
-        "a": round(float(a), 2),
-        "b": round(float(b), 2),
-        "max_error": round(err, 4),
-        "measured": {c.name: round(float(f), 2) for c, f in points},
-    }
+    out: dict[str, Any] = {"a": round(float(a), 2), "b": round(float(b), 2)}
+    if len(points) > 2:  # an in-sample error means something only with more points than terms
+        out["max_error"] = round(float(np.max(np.abs(a + b * x - y) / y)), 4)
+    out["measured"] = {c.name: round(float(f), 2) for c, f in points}
+    return out
 
 
 def write_yaml(
@@ -543,10 +540,14 @@ def synth(work: Path) -> list[str]:
     fm = {t: v["fmax"] for t, v in yaml_targets().items() if v.get("fmax")}
     for target, f in fm.items():
         meas = "; ".join(f"{k}: {v} MHz" for k, v in f["measured"].items())
+        err = (
+            f"largest error {100 * f['max_error']:.1f} %"
+            if "max_error" in f
+            else "too few runs for an error estimate"
+        )
         out.append(
             f"Fmax model ({target}, nextpnr --85k out of context): {f['a']} + "
-            f"{f['b']}·log2(R·C) MHz; measured {meas}; largest error "
-            f"{100 * f['max_error']:.1f} %."
+            f"{f['b']}·log2(R·C) MHz; measured {meas}; {err}."
         )
     return out
 

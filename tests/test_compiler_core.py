@@ -257,6 +257,7 @@ YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("xilinx", "4x6 adder int8"): {"lut": 12435, "ff": 7643, "dsp": 50, "bram": 12},
     ("ecp5", "4x6 adder int8"): {"lut": 11009, "ff": 8693, "dsp": 50, "bram": 23},
     ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 8726, "ff": 7178, "dsp": 37, "bram": 21},
+    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 9923, "ff": 6198, "dsp": 22, "bram": 11},
 }
 
 
