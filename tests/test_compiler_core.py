@@ -252,12 +252,14 @@ HELD_OUT = {
     "4x6 adder int8": (4, 6, "adder", 8, 8, 8, (32, 8, 8)),
     "5x7 mac a6w4": (5, 7, "mac", 6, 4, 16, (16, 16, 16)),
     "3x5 mac a2w2 (binary)": (3, 5, "mac", 2, 2, 8, (16, 16, 8)),
+    "4x4 mac a4w4": (4, 4, "mac", 4, 4, 8, (8, 8, 8)),
 }
 YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("xilinx", "4x6 adder int8"): {"lut": 12435, "ff": 7643, "dsp": 50, "bram": 12},
     ("ecp5", "4x6 adder int8"): {"lut": 11009, "ff": 8693, "dsp": 50, "bram": 23},
     ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 8726, "ff": 7178, "dsp": 37, "bram": 21},
     ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 9923, "ff": 6198, "dsp": 22, "bram": 11},
+    ("ecp5", "4x4 mac a4w4"): {"lut": 8948, "ff": 7439, "dsp": 42, "bram": 16},
 }
 
 
