@@ -260,6 +260,7 @@ YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 8726, "ff": 7178, "dsp": 37, "bram": 21},
     ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 9923, "ff": 6198, "dsp": 22, "bram": 11},
     ("ecp5", "4x4 mac a4w4"): {"lut": 8948, "ff": 7439, "dsp": 42, "bram": 16},
+    ("xilinx", "8x8 mac int8"): {"lut": 19960, "ff": 12403, "dsp": 106, "bram": 16},
 }
 
 
