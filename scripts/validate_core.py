@@ -135,6 +135,7 @@ VALIDATION = (
     GridCore(4, 4, a_bits=4, w_bits=4, bus=8, kb=(8, 8, 8)),
     GridCore(3, 4, kind="adder", a_bits=6, w_bits=6, bus=32, kb=(16, 8, 8)),
     GridCore(5, 7, a_bits=6, w_bits=4, bus=16),
+    GridCore(2, 2, bus=64, kb=(4, 4, 4)),
 )
 # ECP5 Fmax (nextpnr) is measured on these; the 8x8 int8 core is the reference.
 FMAX_CORES = (GridCore(2, 2, kb=(4, 4, 4)), GridCore(8, 8))
