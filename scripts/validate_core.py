@@ -54,7 +54,6 @@ from autochip.builder.synth import classify_cells, synth_design  # noqa: E402
 from autochip.builder.tools import find_tool  # noqa: E402
 from autochip.hw import hardware_spec_from_dict, load_hardware_spec  # noqa: E402
 from autochip.predictor.core_model import (  # noqa: E402
-    CONTROL_FEATURES,
     FIT_RESOURCES,
     RESOURCE_TARGETS,
     control_features,
@@ -78,6 +77,7 @@ DOC_BEGIN = "<!-- validate_core.py --synth: begin -->"
 DOC_END = "<!-- validate_core.py --synth: end -->"
 PE_WIDTHS = range(2, 9)  # core.py: a_bits / w_bits 2..8
 CACHED_ONLY = False  # --cached: validate on cached held-out results only
+TOOL_SECONDS: dict[str, float] = {}  # wall seconds of each tool run used (cached or not)
 
 
 @dataclass(frozen=True)
@@ -115,27 +115,27 @@ class GridCore:
         return core_params(hw)
 
 
-# Calibration cores (fitted): every feature of the control model varies among them (rows,
-# cols, PEs, bus bytes, operand widths, the adder datapath); small, so that a refit stays cheap
-# (Chip Builder searches start at 1x2 arrays with 1 KB buffers). Yosys takes 1.5 to 3 minutes
-# of CPU per small core and target.
+# Calibration cores (fitted): the control model's features vary among them (rows, PEs, bus
+# bytes); small, so that a refit stays cheap (Chip Builder searches start at 1x2 arrays with
+# 1 KB buffers): Yosys takes 1.5 to 3 minutes of CPU per small core and target.
 CALIBRATION = (
     GridCore(2, 2, kb=(4, 4, 4)),
     GridCore(2, 6, kb=(8, 2, 2)),
     GridCore(6, 3, bus=8),
     GridCore(2, 2, bus=16, kb=(2, 1, 1)),
-    GridCore(4, 4, a_bits=4, w_bits=4, bus=8, kb=(8, 8, 8)),
-    GridCore(3, 4, kind="adder", a_bits=6, w_bits=6, bus=32, kb=(16, 8, 8)),
 )
 # Held out (never used in the fit), in the order they are synthesised: the PE kinds of the
 # spec as the core runs them (adder int8; binary layers on a mac core, here with the narrowest
-# operands they need, 2 bits; mac int8, the 8x8 reference core) and a narrow mac (w4 x a6:
-# DSP inference below 8 bits); other shapes, buses and buffers than the fitted ones.
+# operands they need, 2 bits; mac int8, the 8x8 reference core), narrow macs (a4w4, w4 x a6:
+# DSP inference below 8 bits), other shapes, buses and buffers than the fitted ones.
 VALIDATION = (
     GridCore(4, 6, kind="adder", bus=8, kb=(32, 8, 8)),
     GridCore(3, 5, a_bits=2, w_bits=2, bus=8, kb=(16, 16, 8)),
     GridCore(8, 8),
+    GridCore(4, 4, a_bits=4, w_bits=4, bus=8, kb=(8, 8, 8)),
+    GridCore(3, 4, kind="adder", a_bits=6, w_bits=6, bus=32, kb=(16, 8, 8)),
     GridCore(5, 7, a_bits=6, w_bits=4, bus=16),
+    GridCore(2, 2, bus=64, kb=(4, 4, 4)),
 )
 # ECP5 Fmax (nextpnr) is measured on these; the 8x8 int8 core is the issue's reference.
 FMAX_CORES = (GridCore(2, 2, kb=(4, 4, 4)), GridCore(8, 8))
@@ -233,6 +233,7 @@ def synth_files(
     if hit is None and not fmax:  # a place-and-route run synthesised the same netlist
         hit = cache.get(_key(files, target, True))
     if hit is not None:
+        TOOL_SECONDS[key] = float(hit.get("seconds", 0.0))
         return dict(hit)
     d = work / re.sub(r"[^\w.-]+", "_", label)
     write_design(files, d)
@@ -257,6 +258,7 @@ def synth_files(
         }
     print(f"    {out['seconds']:.0f} s", flush=True)
     _store(key, out)
+    TOOL_SECONDS[key] = float(out["seconds"])
     return out
 
 
@@ -359,6 +361,7 @@ def probe_pes(target: str, work: Path) -> dict[str, list[int]]:
         }
         print(f"    {hit['seconds']:.0f} s", flush=True)
         _store(key, hit)
+    TOOL_SECONDS[key] = float(hit.get("seconds", 0.0))
     out: dict[str, list[int]] = {}
     for mod, cells in hit["modules"].items():
         m = re.fullmatch(r"\\?pe_a(\d+)_w(\d+)_d(\d+)", mod)
@@ -369,11 +372,18 @@ def probe_pes(target: str, work: Path) -> dict[str, list[int]]:
 
 
 # -- the fit ------------------------------------------------------------------------------------
-FEATURES_OF = {  # control features each resource is fitted on (a subset of CONTROL_FEATURES)
-    "lut": CONTROL_FEATURES,
-    "ff": CONTROL_FEATURES,
+# Control features each resource is fitted on (a subset of core_model.CONTROL_FEATURES, one
+# per calibration core at most), and coefficients fixed by the RTL's structure instead of
+# fitted: 32 per PE (the accumulator file acc_b holds R x C x 32 bits, each a register and a
+# bit of the column walk's and the array's row read-out muxes). With four small calibration
+# cores, fitting pes as well extrapolated to +22 % FF on an 8x8 core (R and R x C move
+# together among small cores).
+FEATURES_OF = {
+    "lut": ("one", "rows", "cols", "bus"),
+    "ff": ("one", "rows", "cols", "bus"),
     "dsp": ("one", "rows"),  # the post-processing pipelines' products, the address products
 }
+FIXED_OF = {"lut": {"pes": 32.0}, "ff": {"pes": 32.0}, "dsp": {}}
 
 
 def fit_target(
@@ -384,16 +394,19 @@ def fit_target(
     control: dict[str, dict[str, float]] = {}
     for res in FIT_RESOURCES:
         feats = FEATURES_OF[res]
-        a = np.array([[control_features(c.params())[f] for f in feats] for c, _ in points])
+        xs = [control_features(c.params()) for c, _ in points]
+        a = np.array([[x[f] for f in feats] for x in xs])
         extra = "lutram_lut" if res == "lut" else None
         y = np.array(
             [
                 got[res] - fx[res] - (fx[extra] if extra else 0)
-                for (_, got), fx in zip(points, fixed, strict=True)
+                - sum(k * x[f] for f, k in FIXED_OF[res].items())
+                for (_, got), fx, x in zip(points, fixed, xs, strict=True)
             ]
-        )
+        )  # fmt: skip
         coef = np.linalg.lstsq(a, y, rcond=None)[0]
         control[res] = {f: round(float(v), 4) for f, v in zip(feats, coef, strict=True)}
+        control[res].update(FIXED_OF[res])
     return control
 
 
@@ -405,14 +418,11 @@ def fit_fmax(points: list[tuple[GridCore, float]]) -> dict[str, Any]:
         b, a = np.polyfit(x, y, 1)
     else:
         a, b = float(y.mean()), 0.0
-    pred = a + b * x
-    err = float(np.max(np.abs(pred - y) / y)) if len(y) else 0.0
-    return {
-        "a": round(float(a), 2),
-        "b": round(float(b), 2),
-        "max_error": round(err, 4),
-        "measured": {c.name: round(float(f), 2) for c, f in points},
-    }
+    out: dict[str, Any] = {"a": round(float(a), 2), "b": round(float(b), 2)}
+    if len(points) > 2:  # an in-sample error means something only with more points than terms
+        out["max_error"] = round(float(np.max(np.abs(a + b * x - y) / y)), 4)
+    out["measured"] = {c.name: round(float(f), 2) for c, f in points}
+    return out
 
 
 def write_yaml(
@@ -531,10 +541,14 @@ def synth(work: Path) -> list[str]:
     fm = {t: v["fmax"] for t, v in yaml_targets().items() if v.get("fmax")}
     for target, f in fm.items():
         meas = "; ".join(f"{k}: {v} MHz" for k, v in f["measured"].items())
+        err = (
+            f"largest error {100 * f['max_error']:.1f} %"
+            if "max_error" in f
+            else "too few runs for an error estimate"
+        )
         out.append(
             f"Fmax model ({target}, nextpnr --85k out of context): {f['a']} + "
-            f"{f['b']}·log2(R·C) MHz; measured {meas}; largest error "
-            f"{100 * f['max_error']:.1f} %."
+            f"{f['b']}·log2(R·C) MHz; measured {meas}; {err}."
         )
     return out
 
@@ -549,8 +563,10 @@ def write_doc(lines: list[str], seconds: float) -> None:
     body = [
         DOC_BEGIN,
         "",
-        f"Output of `scripts/validate_core.py --synth` (tools {_tools()}; this run "
-        f"{seconds / 60:.0f} min with its cache):",
+        f"Output of `scripts/validate_core.py --calibrate` (tools {_tools()}; this run "
+        f"{seconds / 60:.0f} min with its cache; the tool runs it used took "
+        f"{sum(TOOL_SECONDS.values()) / 60:.0f} min of wall time when they ran, one at a time "
+        "or side by side on the loaded 2-core machine):",
         "",
         *lines,
         "",

@@ -270,8 +270,16 @@ HELD_OUT = {
     "4x6 adder int8": (4, 6, "adder", 8, 8, 8, (32, 8, 8)),
     "5x7 mac a6w4": (5, 7, "mac", 6, 4, 16, (16, 16, 16)),
     "3x5 mac a2w2 (binary)": (3, 5, "mac", 2, 2, 8, (16, 16, 8)),
+    "4x4 mac a4w4": (4, 4, "mac", 4, 4, 8, (8, 8, 8)),
 }
-YOSYS: dict[tuple[str, str], dict[str, int]] = {}
+YOSYS: dict[tuple[str, str], dict[str, int]] = {
+    ("xilinx", "4x6 adder int8"): {"lut": 12435, "ff": 7643, "dsp": 50, "bram": 12},
+    ("ecp5", "4x6 adder int8"): {"lut": 11009, "ff": 8693, "dsp": 50, "bram": 23},
+    ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 8726, "ff": 7178, "dsp": 37, "bram": 21},
+    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 9923, "ff": 6198, "dsp": 22, "bram": 11},
+    ("ecp5", "4x4 mac a4w4"): {"lut": 8948, "ff": 7439, "dsp": 42, "bram": 16},
+    ("xilinx", "8x8 mac int8"): {"lut": 19960, "ff": 12403, "dsp": 106, "bram": 16},
+}
 
 
 def _held_out(name: str) -> CoreParams:
@@ -292,6 +300,31 @@ def test_core_resources_within_10_percent_of_yosys(target: str, name: str) -> No
     pred = core_resources(_held_out(name), target)
     for key, got in YOSYS[(target, name)].items():
         assert abs(getattr(pred, key) - got) <= 0.10 * got, (key, getattr(pred, key), got)
+
+
+def test_fmax_prediction_warns_when_the_clock_is_not_met(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from autochip.hw.platform import load_platform
+    from autochip.modelio import graph_for
+    from autochip.predictor import core_model
+    from autochip.predictor.core_batch import core_configs, core_resources_batch
+    from autochip.predictor.core_estimate import predict_core
+
+    model = dict(core_model._control_model())
+    targets = dict(model["targets"])
+    targets["ecp5"] = dict(targets["ecp5"], fmax={"a": 60.0, "b": -2.0, "measured": {"x": 1}})
+    monkeypatch.setattr(core_model, "_control_model", lambda: dict(model, targets=targets))
+    hw = load_hardware_spec(DEMO)  # 8x8 at 100 MHz: 60 - 2 * log2(64) = 48 MHz predicted
+    core = core_params(hw)
+    assert core_model.fmax_mhz(core, "ecp5") == 48.0
+    (warning,) = core_model.fmax_warnings(core, hw.clock_mhz)
+    assert "clock_mhz 100 exceeds" in warning and "48.0 MHz" in warning
+    assert core_model.fmax_warnings(core, 40.0) == []
+    got = core_resources_batch(core_configs([hw]), "ecp5")
+    assert float(got["fmax_mhz"][0]) == 48.0
+    est = predict_core(graph_for("lenet_digits"), hw, load_platform("lfe5u-85f"))
+    assert any(n.startswith("warning: clock_mhz 100 exceeds") for n in est.notes)
 
 
 def test_ram_geometry_follows_the_block_ram_modes() -> None:

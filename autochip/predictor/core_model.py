@@ -264,9 +264,10 @@ _BRAM_DROPS_LANES = {"xilinx": False, "ecp5": True}
 # write enable, so a byte lane takes whole cells. Xilinx (Yosys lutrams_xc5v.txt, UG474):
 # RAM32M 32 x 6 and RAM64M 64 x 3 in simple dual-port use, cost 8 per 7 bits used, each a whole
 # SLICEM (4 LUT6). ECP5 (lutrams_trellis.txt): TRELLIS_DPR16X4 16 x 4, cost 4, three slices
-# (two as RAM, one as its write port: 6 LUT4 sites, ECP5 family data sheet). Memories deeper
-# than one cell go to block RAM (observed in Yosys: a 256-word weight RAM, cheaper as RAM64M
-# by the costs, became a RAMB36).
+# (two as RAM, one as its write port: 6 LUT4 sites, ECP5 family data sheet). On 7-series,
+# memories deeper than one cell go to block RAM (observed in Yosys: a 256-word weight RAM,
+# cheaper as RAM64M by the costs, became a RAMB36); on ECP5 DPR16X4 cells stack in depth
+# (observed: the 32-word RAMs of a 512-bit-bus core became 1100 DPR16X4).
 _LUTRAM: dict[str, tuple[tuple[int, int, float, int, int], ...]] = {
     "xilinx": ((32, 6, 8.0, 7, 4), (64, 3, 8.0, 7, 4)),
     "ecp5": ((16, 4, 4.0, 4, 6),),
@@ -369,11 +370,13 @@ def ram_cells(
         ((-(-depth // d)) * groups(w) * cost, (-(-depth // d)) * groups(w))
         for d, w, cost in _BRAM_MODES[target]
     )
-    opt = next((o for o in _LUTRAM[target] if depth <= o[0]), None)
-    if opt is not None:  # LUT RAM only as deep as one cell (Yosys: deeper ones go to block RAM)
-        _, w, cost, per, sites = opt
-        if rows * used * cost * bits / per < bram[0]:
-            return 0, rows * used * -(-bits // w) * sites
+    opts = _LUTRAM[target]
+    opt = next((o for o in opts if depth <= o[0]), None if target == "xilinx" else opts[-1])
+    if opt is not None:  # 7-series: LUT RAM only as deep as one cell (observed in Yosys)
+        d, w, cost, per, sites = opt
+        deep = -(-depth // d)  # ECP5: DPR16X4 side by side in depth
+        if deep * rows * used * cost * bits / per < bram[0]:
+            return 0, deep * rows * used * -(-bits // w) * sites
     return bram[1], 0
 
 
@@ -474,11 +477,15 @@ def fmax_mhz(core: _Sized, target: str) -> float | None:
 
 def fmax_warning(clock_mhz: float, fmax: float, target: str) -> str:
     """The one-line warning when a spec's clock exceeds the predicted Fmax."""
-    err = _control_model()["targets"].get(target, {}).get("fmax", {}).get("max_error", 0.0)
+    model = _control_model()["targets"].get(target, {}).get("fmax", {})
+    runs = len(model.get("measured", {}))
+    err = model.get("max_error")
+    how = f"fitted to {runs} nextpnr run{'s' if runs != 1 else ''}"
+    if err is not None and runs > 2:
+        how += f", error up to {100 * float(err):.0f} %"
     return (
         f"warning: clock_mhz {clock_mhz:g} exceeds the core's predicted {target} Fmax "
-        f"{fmax:.1f} MHz (core_model, nextpnr-fitted, error up to {100 * float(err):.0f} %): "
-        f"the core would not meet timing at this clock"
+        f"{fmax:.1f} MHz (core_model, {how}): the core would not meet timing at this clock"
     )
 
 
