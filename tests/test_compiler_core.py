@@ -253,6 +253,7 @@ HELD_OUT = {
     "5x7 mac a6w4": (5, 7, "mac", 6, 4, 16, (16, 16, 16)),
     "3x5 mac a2w2 (binary)": (3, 5, "mac", 2, 2, 8, (16, 16, 8)),
     "4x4 mac a4w4": (4, 4, "mac", 4, 4, 8, (8, 8, 8)),
+    "3x4 adder a6w6, 256-bit bus": (3, 4, "adder", 6, 6, 32, (16, 8, 8)),
 }
 YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("xilinx", "4x6 adder int8"): {"lut": 12435, "ff": 7643, "dsp": 50, "bram": 12},
@@ -261,6 +262,7 @@ YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 9923, "ff": 6198, "dsp": 22, "bram": 11},
     ("ecp5", "4x4 mac a4w4"): {"lut": 8948, "ff": 7439, "dsp": 42, "bram": 16},
     ("xilinx", "8x8 mac int8"): {"lut": 19960, "ff": 12403, "dsp": 106, "bram": 16},
+    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 9679, "ff": 7842, "dsp": 34, "bram": 48},
 }
 
 
