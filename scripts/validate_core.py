@@ -116,8 +116,8 @@ class GridCore:
 
 
 # Calibration cores (fitted): the control model's features vary among them (rows, cols, bus
-# bytes from 4 to 64); small, so that a refit stays cheap (Chip Builder searches start at 1x2 arrays with
-# 1 KB buffers): Yosys takes 1.5 to 3 minutes of CPU per small core and target.
+# bytes from 4 to 64); small, so that a refit stays cheap (Chip Builder searches start at 1x2
+# arrays with 1 KB buffers): Yosys takes 1.5 to 3 minutes of CPU per small core and target.
 CALIBRATION = (
     GridCore(2, 2, kb=(4, 4, 4)),
     GridCore(2, 6, kb=(8, 2, 2)),
