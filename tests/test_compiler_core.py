@@ -323,6 +323,11 @@ def test_ram_geometry_follows_the_block_ram_modes() -> None:
     # 16 words: LUT RAM; an 8-bit lane takes 2 DPR16X4 (6 LUT sites each) / 2 RAM32M (4 LUT6)
     assert ram_cells("ecp5", 16, 1, 8) == (0, 12)
     assert ram_cells("xilinx", 16, 1, 8) == (0, 8)
+    # synthesis counts LUT RAM as the LUT sites it occupies, as the model does
+    from autochip.builder.synth import classify_cells
+
+    assert classify_cells("xilinx", {"RAM32M": 2, "RAM64M": 1, "LUT6": 1})["lut"] == 13
+    assert classify_cells("ecp5", {"TRELLIS_DPR16X4": 2, "LUT4": 1})["lut"] == 13
     # the demo core on ECP5: 24 DP16KD and 152 DPR16X4 (8 records of 9 bytes + 1 bit), as Yosys
     demo = core_params(load_hardware_spec(DEMO))
     mem = buffer_brams(demo, "ecp5")
