@@ -271,6 +271,7 @@ HELD_OUT = {
     "5x7 mac a6w4": (5, 7, "mac", 6, 4, 16, (16, 16, 16)),
     "3x5 mac a2w2 (binary)": (3, 5, "mac", 2, 2, 8, (16, 16, 8)),
     "4x4 mac a4w4": (4, 4, "mac", 4, 4, 8, (8, 8, 8)),
+    "3x4 adder a6w6, 256-bit bus": (3, 4, "adder", 6, 6, 32, (16, 8, 8)),
 }
 YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("xilinx", "4x6 adder int8"): {"lut": 12435, "ff": 7643, "dsp": 50, "bram": 12},
@@ -279,6 +280,7 @@ YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 9923, "ff": 6198, "dsp": 22, "bram": 11},
     ("ecp5", "4x4 mac a4w4"): {"lut": 8948, "ff": 7439, "dsp": 42, "bram": 16},
     ("xilinx", "8x8 mac int8"): {"lut": 19960, "ff": 12403, "dsp": 106, "bram": 16},
+    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 9679, "ff": 7842, "dsp": 34, "bram": 48},
 }
 
 
@@ -339,6 +341,11 @@ def test_ram_geometry_follows_the_block_ram_modes() -> None:
     # 16 words: LUT RAM; an 8-bit lane takes 2 DPR16X4 (6 LUT sites each) / 2 RAM32M (4 LUT6)
     assert ram_cells("ecp5", 16, 1, 8) == (0, 12)
     assert ram_cells("xilinx", 16, 1, 8) == (0, 8)
+    # synthesis counts LUT RAM as the LUT sites it occupies, as the model does
+    from autochip.builder.synth import classify_cells
+
+    assert classify_cells("xilinx", {"RAM32M": 2, "RAM64M": 1, "LUT6": 1})["lut"] == 13
+    assert classify_cells("ecp5", {"TRELLIS_DPR16X4": 2, "LUT4": 1})["lut"] == 13
     # the demo core on ECP5: 24 DP16KD and 152 DPR16X4 (8 records of 9 bytes + 1 bit), as Yosys
     demo = core_params(load_hardware_spec(DEMO))
     mem = buffer_brams(demo, "ecp5")
