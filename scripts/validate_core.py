@@ -293,10 +293,11 @@ def synth_core(core: GridCore, target: str, work: Path, fmax: bool = False) -> d
 
 # -- the PE probe: core_pe at every width, one Yosys run per target ------------------------------
 def probe_files() -> dict[str, str]:
-    """One kept-hierarchy wrapper per (a_bits, w_bits, adder) around core_pe (enable tied high,
-    as in the core), so ``stat`` counts each width on its own after flattening."""
+    """One kept-hierarchy wrapper per (a_bits, w_bits, adder) around core_pe (its ports as in
+    the core's array: valid, last, a, w in, the tile's result out), so ``stat`` counts each
+    width on its own after flattening."""
     lines = ["`default_nettype none"]
-    top_ports, top_body = ["input wire clk", "input wire rst", "input wire clr",
+    top_ports, top_body = ["input wire clk", "input wire rst", "input wire last",
                            "input wire valid"], []  # fmt: skip
     for a in PE_WIDTHS:
         for w in PE_WIDTHS:
@@ -304,17 +305,17 @@ def probe_files() -> dict[str, str]:
                 n = f"pe_a{a}_w{w}_d{ad}"
                 lines += [
                     f"(* keep_hierarchy *) module {n} (input wire clk, input wire rst, "
-                    f"input wire clr, input wire valid, input wire [{a - 1}:0] a, "
+                    f"input wire last, input wire valid, input wire [{a - 1}:0] a, "
                     f"input wire [{w}:0] w, output wire [31:0] acc);",
                     f"    core_pe #(.A_BITS({a}), .W_BITS({w}), .ACC_BITS(32), .ADDER({ad})) u "
-                    "(.clk(clk), .rst(rst), .en(1'b1), .clr(clr), .valid(valid), .a(a), "
-                    ".w(w), .acc(acc));",
+                    "(.clk(clk), .rst(rst), .valid(valid), .last(last), .a(a), "
+                    ".w(w), .res(acc));",
                     "endmodule",
                 ]
                 top_ports += [f"input wire [{a - 1}:0] {n}_a", f"input wire [{w}:0] {n}_w",
                               f"output wire [31:0] {n}_acc"]  # fmt: skip
                 top_body.append(
-                    f"    {n} u_{n} (.clk(clk), .rst(rst), .clr(clr), .valid(valid), "
+                    f"    {n} u_{n} (.clk(clk), .rst(rst), .last(last), .valid(valid), "
                     f".a({n}_a), .w({n}_w), .acc({n}_acc));"
                 )
     lines += ["module probe_pe (", ",\n".join(f"    {p}" for p in top_ports), ");"]
@@ -374,16 +375,16 @@ def probe_pes(target: str, work: Path) -> dict[str, list[int]]:
 # -- the fit ------------------------------------------------------------------------------------
 # Control features each resource is fitted on (a subset of core_model.CONTROL_FEATURES, one
 # per calibration core at most), and coefficients fixed by the RTL's structure instead of
-# fitted: 32 per PE (the accumulator file acc_b holds R x C x 32 bits, each a register and a
-# bit of the column walk's and the array's row read-out muxes). With four small calibration
-# cores, fitting pes as well extrapolated to +22 % FF on an 8x8 core (R and R x C move
-# together among small cores).
+# fitted: 8 LUT per PE (the array's column read-out: R copies of a C:1 mux of 32-bit results,
+# a 4:1 mux per LUT6, 32 / 4 per PE); no FF per PE beyond core_pe's own (its result register
+# is in core_pe, measured by the probe). With few small calibration cores, fitting pes as well
+# extrapolated badly (+22 % FF on an 8x8 core: R and R x C move together among small cores).
 FEATURES_OF = {
     "lut": ("one", "rows", "cols", "bus"),
     "ff": ("one", "rows", "cols", "bus"),
     "dsp": ("one", "rows"),  # the post-processing pipelines' products, the address products
 }
-FIXED_OF = {"lut": {"pes": 32.0}, "ff": {"pes": 32.0}, "dsp": {}}
+FIXED_OF = {"lut": {"pes": 8.0}, "ff": {"pes": 0.0}, "dsp": {}}
 
 
 def fit_target(

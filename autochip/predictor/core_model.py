@@ -400,8 +400,8 @@ def _control_model() -> dict[str, Any]:
 
 def control_features(core: _Sized) -> dict[str, float]:
     """The control model's features: ``rows`` (im2col lanes, post-processing pipelines),
-    ``cols`` (weight lanes, parameter records), ``pes`` (the accumulator register file acc_b,
-    its column walk and the array's row read-out, R x C x 32 bits), ``bus`` (bus bytes: DMA,
+    ``cols`` (weight lanes, parameter records), ``pes`` (the array's column read-out: R
+    copies of a C:1 mux of the PEs' 32-bit results), ``bus`` (bus bytes: DMA,
     descriptor loading, buffer write and read muxes) and ``moves`` (the array's operand hop
     and skew register bits, as autochip.hw.fpga_model counts them with the mode bit)."""
     r, c, a, w = core.rows, core.cols, core.a_bits, core.w_bits + 1
