@@ -274,13 +274,12 @@ HELD_OUT = {
     "3x4 adder a6w6, 256-bit bus": (3, 4, "adder", 6, 6, 32, (16, 8, 8)),
 }
 YOSYS: dict[tuple[str, str], dict[str, int]] = {
-    ("xilinx", "4x6 adder int8"): {"lut": 12435, "ff": 7643, "dsp": 50, "bram": 12},
-    ("ecp5", "4x6 adder int8"): {"lut": 11009, "ff": 8693, "dsp": 50, "bram": 23},
-    ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 8726, "ff": 7178, "dsp": 37, "bram": 21},
-    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 9923, "ff": 6198, "dsp": 22, "bram": 11},
-    ("ecp5", "4x4 mac a4w4"): {"lut": 8948, "ff": 7439, "dsp": 42, "bram": 16},
-    ("xilinx", "8x8 mac int8"): {"lut": 19960, "ff": 12403, "dsp": 106, "bram": 16},
-    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 9679, "ff": 7842, "dsp": 34, "bram": 48},
+    ("xilinx", "4x6 adder int8"): {"lut": 15208, "ff": 8858, "dsp": 56, "bram": 12},
+    ("ecp5", "4x6 adder int8"): {"lut": 12748, "ff": 10060, "dsp": 56, "bram": 23},
+    ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 10320, "ff": 8318, "dsp": 41, "bram": 21},
+    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 12512, "ff": 7220, "dsp": 26, "bram": 11},
+    ("ecp5", "4x4 mac a4w4"): {"lut": 11312, "ff": 8795, "dsp": 48, "bram": 16},
+    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 11033, "ff": 9016, "dsp": 38, "bram": 48},
 }
 
 
