@@ -280,6 +280,7 @@ YOSYS: dict[tuple[str, str], dict[str, int]] = {
     ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 12512, "ff": 7220, "dsp": 26, "bram": 11},
     ("ecp5", "4x4 mac a4w4"): {"lut": 11312, "ff": 8795, "dsp": 48, "bram": 16},
     ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 11033, "ff": 9016, "dsp": 38, "bram": 48},
+    ("xilinx", "8x8 mac int8"): {"lut": 23445, "ff": 12321, "dsp": 120, "bram": 16},
 }
 
 
