@@ -44,8 +44,9 @@ from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
 from autochip.builder.core_build import build_core
 from autochip.errors import SpecError
+from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
-from autochip.predictor.core_model import fmax_warnings
+from autochip.predictor.core_model import RESOURCE_TARGETS, fmax_warnings
 from autochip.reference import IntegerModel, load_integer_model, quantize_input
 from autochip.reference import run as run_integer
 
@@ -256,7 +257,14 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_text(Path(args.out) / "hw.yaml", spec_yaml(args.chosen_design))
     total = sum(c.total for c in res.cycles)
-    for warning in fmax_warnings(res.core, res.core.clock_mhz):
+    # the platform's FPGA family when there is one (a Xilinx board gets no ECP5 warning);
+    # with --hw alone the target is unknown: every family with an Fmax model
+    targets: tuple[str, ...] = tuple(RESOURCE_TARGETS)
+    if args.platform:
+        device = load_platform(args.platform).device  # None: an ASIC platform
+        target = device.synth_target if device is not None else ""
+        targets = (target,) if target in RESOURCE_TARGETS else ()
+    for warning in fmax_warnings(res.core, res.core.clock_mhz, targets):
         print(warning, file=sys.stderr)
     if args.json:
         out = {

@@ -489,10 +489,13 @@ def fmax_warning(clock_mhz: float, fmax: float, target: str) -> str:
     )
 
 
-def fmax_warnings(core: _Sized, clock_mhz: float) -> list[str]:
-    """One warning per target with an Fmax model whose predicted Fmax ``clock_mhz`` exceeds."""
+def fmax_warnings(
+    core: _Sized, clock_mhz: float, targets: Sequence[str] = RESOURCE_TARGETS
+) -> list[str]:
+    """One warning per target of ``targets`` (default: every target) with an Fmax model whose
+    predicted Fmax ``clock_mhz`` exceeds."""
     out = []
-    for target in RESOURCE_TARGETS:
+    for target in targets:
         fmax = fmax_mhz(core, target)
         if fmax is not None and clock_mhz > fmax:
             out.append(fmax_warning(clock_mhz, fmax, target))
