@@ -40,6 +40,9 @@ from autochip.hw.spec import HardwareSpec, PESpec
 from autochip.ir.graph import AccelGraph
 from autochip.ir.node import OpKind
 from autochip.predictor.core_model import (
+    _BRAM_DROPS_LANES,
+    _BRAM_MODES,
+    _LUTRAM,
     BURST_BOUNDARY,
     DESC_BYTES,
     FIT_RESOURCES,
@@ -50,7 +53,6 @@ from autochip.predictor.core_model import (
     dram_timing,
     flush_compute_cycles,
     pe_resources,
-    ram_cells,
 )
 
 __all__ = [
@@ -1116,14 +1118,41 @@ def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
 
 # -- resources and area ------------------------------------------------------------------------
 def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
-    """``core_model.ram_cells(target, depth, lanes, bits, row, used)`` element-wise (once per
-    distinct RAM shape)."""
-    key = np.stack([np.broadcast_to(c, cols[0].shape) for c in cols], axis=1).astype(np.int64)
-    u, inv = np.unique(key, axis=0, return_inverse=True)
-    vals = np.array([ram_cells(target, *(int(x) for x in k)) for k in u], dtype=np.int64)
-    vals = vals.reshape(-1, 2)
-    inv = inv.reshape(-1)
-    return vals[inv, 0], vals[inv, 1]
+    """``core_model.ram_cells(target, depth, lanes, bits, row, used)`` element-wise, vectorised
+    (the same mode choice, the same arithmetic: ``tests/test_core_batch.py`` checks equality)."""
+    shape = np.broadcast_shapes(*(np.shape(c) for c in cols))
+    depth, lanes, bits, row, used = (
+        np.broadcast_to(np.asarray(c, dtype=np.int64), shape) for c in cols
+    )
+    row = np.where(row == 0, lanes, row)
+    used = np.where(used == 0, row, used)
+    rows = lanes // row
+    drops = _BRAM_DROPS_LANES[target]
+    best_c = np.full(shape, np.inf)
+    best_n = np.zeros(shape, dtype=np.int64)
+    for d, w, cost in _BRAM_MODES[target]:  # the cheapest mode, then the fewest cells
+        groups = -(-lanes // w)
+        if drops:
+            groups = np.where(w <= row, rows * -(-used // w), groups)
+        n = -(-depth // d) * groups
+        c = n * cost
+        better = (c < best_c) | ((c == best_c) & (n < best_n))
+        best_c = np.where(better, c, best_c)
+        best_n = np.where(better, n, best_n)
+    opts = _LUTRAM[target]
+    pick = np.full(shape, -1)
+    for i, o in enumerate(opts):  # the first LUT RAM cell deep enough
+        pick = np.where((pick < 0) & (depth <= o[0]), i, pick)
+    if target != "xilinx":  # ECP5: cells stack in depth
+        pick = np.where(pick < 0, len(opts) - 1, pick)
+    bram = best_n.copy()
+    lut = np.zeros(shape, dtype=np.int64)
+    for i, (cd, cw, ccost, per, sites) in enumerate(opts):
+        deep = -(-depth // cd)
+        ok = (pick == i) & (deep * rows * used * ccost * bits / per < best_c)
+        bram = np.where(ok, 0, bram)
+        lut = np.where(ok, deep * rows * used * -(-bits // cw) * sites, lut)
+    return bram.astype(np.int64), lut.astype(np.int64)
 
 
 def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
