@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from tqdm import tqdm
 
@@ -69,7 +69,35 @@ def _own_terminal(enabled: bool) -> IO[str] | None:
     return None
 
 
-class Stages:
+class _Drawn:
+    """What both bars share: a private terminal copy, ``drawn``, ``close`` and the ``with`` form."""
+
+    _own: IO[str] | None
+    _bar: tqdm[Any]
+
+    @property
+    def drawn(self) -> bool:
+        return not self._bar.disable
+
+    def close(self) -> None:
+        self._bar.close()
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Stages(_Drawn):
     """A bar over the ``total`` stages of one job; call it with a stage's label as it starts.
 
     ``with Stages("sim", 2) as progress: simulate_core(..., progress=progress)``: each call
@@ -100,34 +128,16 @@ class Stages:
         self.started += 1
         self._bar.set_description_str(f"{self.desc}: {label}", refresh=True)
 
-    @property
-    def drawn(self) -> bool:
-        return not self._bar.disable
-
     def close(self) -> None:
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2)
         if self._bar.n < self.total:
             self._bar.update(self.total - self._bar.n)
-        self._bar.close()
-        if self._own is not None:
-            self._own.close()
-            self._own = None
-
-    def __enter__(self) -> Stages:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().close()
 
 
-class Counter:
+class Counter(_Drawn):
     """A bar over a count: ``with Counter("simulating", "cycle") as progress:`` then
     ``progress(done, total)`` from the job (any thread); ``total`` may change between calls.
     ``drawn`` is false off a terminal, where a job may skip the work of reporting."""
@@ -137,10 +147,6 @@ class Counter:
         self._bar = bar(0, desc, unit=unit, enabled=enabled, file=self._own)
         self._lock = threading.Lock()
 
-    @property
-    def drawn(self) -> bool:
-        return not self._bar.disable
-
     def __call__(self, done: int, total: int) -> None:
         if self._bar.disable:
             return
@@ -148,20 +154,3 @@ class Counter:
             self._bar.total = max(total, 1)
             self._bar.n = min(done, self._bar.total)
             self._bar.refresh()
-
-    def close(self) -> None:
-        self._bar.close()
-        if self._own is not None:
-            self._own.close()
-            self._own = None
-
-    def __enter__(self) -> Counter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

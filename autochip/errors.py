@@ -7,7 +7,7 @@ in autochip and keeps its traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "AutochipError",
@@ -18,6 +18,7 @@ __all__ = [
     "ToolError",
     "TraceError",
     "UnsupportedOpError",
+    "problem_text",
 ]
 
 
@@ -25,18 +26,27 @@ class AutochipError(Exception):
     """Base class of all errors that are reported to the user without a traceback."""
 
 
+def problem_text(head: str, problems: Sequence[str], what: str = "") -> str:
+    """``head: problem`` for one problem; ``head: N problems:`` then one ``  - problem`` line
+    each for several (``what`` names the thing they belong to, e.g. "integer model:")."""
+    lead = f"{head}: {what} " if what else f"{head}: "
+    if len(problems) == 1:
+        return lead + problems[0]
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return f"{lead}{len(problems)} problems:\n{lines}"
+
+
 class SpecError(AutochipError):
     """A specification (YAML file, CLI option, config) has one or more problems.
 
-    All problems are collected first and reported together, one per line.
+    All problems are collected first and reported together, one per line (a single problem
+    on the line of its source).
     """
 
     def __init__(self, source: str, problems: Iterable[str]) -> None:
         self.source = source
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        n = len(self.problems)
-        super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''}:\n{lines}")
+        super().__init__(problem_text(source, self.problems))
 
 
 class ModelLoadError(AutochipError):

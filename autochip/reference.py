@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from autochip._safeio import atomic_path
-from autochip.errors import CompressionError
+from autochip.errors import CompressionError, problem_text
 
 __all__ = [
     "ACC_MAX",
@@ -515,9 +515,5 @@ def load_integer_model(path: str | Path) -> IntegerModel:
         raise CompressionError(f"'{p}' is not an autochip integer model")
     problems = check_model(model)
     if problems:
-        n = len(problems)
-        lines = "\n".join(f"  - {x}" for x in problems)
-        raise CompressionError(
-            f"'{p}': integer model with {n} problem{'s' if n != 1 else ''}:\n{lines}"
-        )
+        raise CompressionError(problem_text(f"'{p}'", problems, "integer model:"))
     return model

@@ -34,18 +34,20 @@ class BasicBlock(nn.Module):
 
 
 class ResNet20(nn.Module):
-    def __init__(self, num_classes: int = 10, n: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = 10, n: int = 3, widths: tuple[int, ...] = (16, 32, 64)
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.conv1 = nn.Conv2d(3, widths[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
         blocks = []
-        c_in = 16
-        for i, c_out in enumerate((16, 32, 64)):
+        c_in = widths[0]
+        for i, c_out in enumerate(widths):
             for b in range(n):
                 blocks.append(BasicBlock(c_in, c_out, 2 if (b == 0 and i > 0) else 1))
                 c_in = c_out
         self.layers = nn.Sequential(*blocks)
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(F.relu(self.bn1(self.conv1(x))))

@@ -13,7 +13,7 @@ from typing import Any
 
 import networkx as nx
 
-from autochip.errors import GraphError
+from autochip.errors import GraphError, problem_text
 from autochip.ir.graph import AccelGraph
 from autochip.ir.node import COMPUTE_KINDS, Node, OpKind
 
@@ -293,7 +293,5 @@ def validate(graph: AccelGraph) -> AccelGraph:
     if len(graph) and not seen_outputs:
         problems.append("expected at least one output node, found none")
     if problems:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        n = len(problems)
-        raise GraphError(f"graph '{graph.name}': {n} problem{'s' if n != 1 else ''}:\n{lines}")
+        raise GraphError(problem_text(f"graph '{graph.name}'", problems))
     return graph
