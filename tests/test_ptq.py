@@ -154,6 +154,42 @@ def test_relu6_and_concat_export_exactly() -> None:
     assert np.array_equal(out, fq)
 
 
+def test_a_bias_too_large_for_the_accumulator_gets_a_coarser_input_step() -> None:
+    """Nearly vanishing activations (untrained weights) put a folded bias past 2^31 steps:
+    the step of the quantiser feeding that layer is made coarser until the bias fits, once,
+    with a note; the integer model still equals the fake-quant model to the last bit."""
+    from autochip.compress.convert import convert
+    from autochip.compress.export import BIAS_LIMIT, export_integer
+    from autochip.compress.policy import Policy
+    from autochip.compress.ptq import _calibrate, export_fitting
+    from autochip.errors import CompressionError
+    from autochip.reference import ComputeOp
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
+    with torch.no_grad():
+        model[0].weight.mul_(1e-9)  # type: ignore[operator]
+        model[0].bias.zero_()  # type: ignore[union-attr]
+        model[3].bias.copy_(torch.tensor([0.5, -0.3, 0.1]))  # type: ignore[union-attr]
+    cal = calibration_inputs(None, (1, 6, 6), 64)
+    gm = convert(model, Policy())
+    _calibrate(gm, cal.x, "minmax")
+    with pytest.raises(CompressionError, match="does not fit the 32-bit accumulator"):
+        export_integer(gm, torch.zeros(1, 1, 6, 6))
+    notes: list[str] = []
+    integer = export_fitting(gm, torch.zeros(1, 1, 6, 6), notes)
+    assert len(notes) == 1 and "'3'" in notes[0], notes
+    fc = [op for op in integer.ops if isinstance(op, ComputeOp)][-1]
+    assert 2**29 < int(np.abs(fc.bias).max()) <= BIAS_LIMIT
+    with torch.no_grad():
+        fq = np.rint(gm(cal.x_test[:32]).numpy() / integer.output_scale).astype(np.int64)
+    out, _ = run(integer, quantize_input(integer, cal.x_test[:32].numpy()))
+    assert np.array_equal(out, fq)
+    assert export_fitting(gm, torch.zeros(1, 1, 6, 6), notes) is not None and len(notes) == 1
+
+
 def test_build_takes_a_torch_export_program(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

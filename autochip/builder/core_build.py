@@ -91,6 +91,7 @@ def _quantisation_lines(q: dict[str, Any] | None) -> list[str]:
             f"- accuracy: float {100 * q['accuracy_float']:.2f} %, integer "
             f"{100 * q['accuracy_integer']:.2f} %"
         )
+    lines += [f"- {note}" for note in q.get("step_changes") or []]
     return lines
 
 

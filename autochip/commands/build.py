@@ -131,10 +131,11 @@ def _post_training(spec: str, calibrate: str | None, images: int) -> _Quantised:
                 model = lift_exported(loaded.program)
         samples, check = sample_budget(model, example)
         cal = calibration_inputs(calibrate, tuple(example.shape[1:]), samples)
-        integer = ptq(model, example, cal.x)
+        notes: list[str] = []
+        integer = ptq(model, example, cal.x, notes=notes)
 
     def report() -> dict[str, Any]:
-        return ptq_report(model, integer, cal, check)
+        return {**ptq_report(model, integer, cal, check), "step_changes": notes}
 
     inputs = None
     if not cal.synthetic:
@@ -186,10 +187,17 @@ def _quant_line(rep: dict[str, Any]) -> str:
                f"{100 * rep['accuracy_integer']:.2f} %")  # fmt: skip
     agree = rep["class_agreement"]
     agree_s = f"class agreement {100 * agree:.2f} %, " if agree is not None else ""
+    changed = rep.get("step_changes") or []
+    steps = (
+        f"; {len(changed)} activation step(s) made coarser so that folded biases fit the "
+        "32-bit accumulator (report.md)"
+        if changed
+        else ""
+    )
     return (
         f"quantised post-training to int8, calibrated on {rep['calibration']}: {agree_s}max "
         f"logit error {rep['max_logit_error']:.4g} (max |logit| {rep['max_logit']:.4g}) on "
-        f"{rep['check_inputs']} held-out inputs{acc}"
+        f"{rep['check_inputs']} held-out inputs{acc}{steps}"
     )
 
 

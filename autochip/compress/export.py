@@ -63,6 +63,21 @@ MAX_SHIFT = 62
 _COMPUTE = (QuantConv2d, QuantLinear, BinaryConv2d, BinaryLinear, AdderConv2d, AdderLinear)
 
 
+BIAS_LIMIT = 2**30  # a too large folded bias is brought within half the accumulator
+
+
+class BiasRangeError(CompressionError):
+    """A layer's folded bias does not fit the accumulator at its input's activation step;
+    ``quant`` is the activation quantiser that sets that step (None: not a quantiser), and
+    multiplying its step by ``factor`` brings the largest bias to :data:`BIAS_LIMIT`."""
+
+    def __init__(self, message: str, quant: Any, factor: float, layer: str) -> None:
+        super().__init__(message)
+        self.quant = quant
+        self.factor = factor
+        self.layer = layer
+
+
 @dataclass
 class _Int:
     """A materialised integer tensor with its step."""
@@ -70,6 +85,7 @@ class _Int:
     name: str
     scale: float
     binary: bool = False
+    quant: Any = None  # the activation quantiser whose step ``scale`` is (None: not one)
 
 
 @dataclass
@@ -87,6 +103,7 @@ class _Pending:
     a: np.ndarray
     b: np.ndarray
     relu: bool = False
+    src: _Int | None = None  # the integer input
     post: list[tuple[str, Any]] = field(default_factory=list)
     cap: float | None = None  # a capped ReLU (ReLU6): the upper bound in float
 
@@ -326,7 +343,7 @@ class _Exporter:
     def layout(self, node: fx.Node, d: Any, post: tuple[str, Any]) -> Any:
         if isinstance(d, _Int):
             out = self.emit_post(d.name, [post], d.name)
-            return _Int(out, d.scale, d.binary)
+            return _Int(out, d.scale, d.binary, d.quant)
         if isinstance(d, _Raw | _Pending | _Sum | _Cat):
             return dataclasses.replace(d, post=[*d.post, post])
         raise self.fail(node, "unsupported input")
@@ -464,9 +481,15 @@ class _Exporter:
                 dilation=_tuple2(m.dilation),
                 groups=m.groups,
             )
-        return _Pending(op, a.astype(np.float64), bias.astype(np.float64))
+        return _Pending(op, a.astype(np.float64), bias.astype(np.float64), src=d)
 
     def quantize(self, node: fx.Node, q: nn.Module, d: Any) -> _Int:
+        out = self._quantize(node, q, d)
+        if isinstance(q, QuantAct):
+            out.quant = q
+        return out
+
+    def _quantize(self, node: fx.Node, q: nn.Module, d: Any) -> _Int:
         binary = isinstance(q, BinaryAct)
         if isinstance(d, _Raw):
             if binary or not isinstance(q, QuantAct):
@@ -514,7 +537,13 @@ class _Exporter:
             step = float(q.scale.detach().float())
             bias = np.floor(d.b / d.a + 0.5)
             if np.any(np.abs(bias) > ACC_MAX):
-                raise self.fail(node, "the folded bias does not fit the 32-bit accumulator")
+                err = self.fail(node, "the folded bias does not fit the 32-bit accumulator")
+                raise BiasRangeError(
+                    str(err),
+                    d.src.quant if d.src is not None else None,
+                    float(np.abs(bias).max()) / BIAS_LIMIT,
+                    str(d.op["name"]),
+                )
             m_, s = self._per_channel(d.a / step)
             lo = max(q.qn, 0) if d.relu else q.qn
             epi = {

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 
 from autochip.compress.convert import convert
 from autochip.compress.data import load_cifar10, load_data
-from autochip.compress.export import export_integer
+from autochip.compress.export import BiasRangeError, export_integer
 from autochip.compress.policy import Policy
 from autochip.compress.quant import QuantAct, calibrate_scale
 from autochip.errors import CompressionError
@@ -41,6 +41,7 @@ __all__ = [
     "SYNTHETIC_SEED",
     "Calibration",
     "calibration_inputs",
+    "export_fitting",
     "lift_exported",
     "ptq",
     "sample_budget",
@@ -168,10 +169,24 @@ def _calibrate(gm: nn.Module, x: Tensor, method: str) -> None:
         gm.eval()
 
 
-def ptq(model: nn.Module, example: Tensor, x: Tensor, policy: Policy | None = None) -> IntegerModel:
+def ptq(
+    model: nn.Module,
+    example: Tensor,
+    x: Tensor,
+    policy: Policy | None = None,
+    notes: list[str] | None = None,
+) -> IntegerModel:
     """Quantise float ``model`` post-training on calibration inputs ``x``; ``model`` untouched.
 
     ``policy`` defaults to int8 everywhere (per-channel weights, per-tensor activations).
+
+    A layer's folded bias must fit the 32-bit accumulator at its input's step
+    (``bias / (step_in * step_w)``). Where activations nearly vanish (untrained weights,
+    synthetic calibration) it does not: the step of the activation quantiser feeding that layer
+    is then made coarser until the bias fits in half the accumulator
+    (:data:`~autochip.compress.export.BIAS_LIMIT`), at most once per quantiser; each change is
+    appended to ``notes``. The integer model stays exactly the fake-quantised model with those
+    steps, so this only trades resolution the activations did not use.
     """
     pol = policy or Policy()
     if any(lp.kind != "mac" for _, lp in pol.layers) or pol.default.kind != "mac":
@@ -186,7 +201,31 @@ def ptq(model: nn.Module, example: Tensor, x: Tensor, policy: Policy | None = No
     finally:
         model.train(was)
     _calibrate(gm, x, pol.calibration)
-    return export_integer(gm, example)
+    return export_fitting(gm, example, notes)
+
+
+def export_fitting(
+    gm: fx.GraphModule, example: Tensor, notes: list[str] | None = None
+) -> IntegerModel:
+    """:func:`export_integer` of the calibrated ``gm``, making an activation step coarser where
+    a folded bias does not fit the accumulator (see :func:`ptq`); changes ``gm``'s steps."""
+    raised: set[int] = set()
+    while True:
+        try:
+            return export_integer(gm, example)
+        except BiasRangeError as exc:
+            q = exc.quant
+            if not isinstance(q, QuantAct) or id(q) in raised:
+                raise CompressionError(str(exc)) from None
+            raised.add(id(q))
+            old = float(q.scale.detach())
+            with torch.no_grad():
+                q.scale.mul_(exc.factor)
+            if notes is not None:
+                notes.append(
+                    f"layer '{exc.layer}': its folded bias did not fit the 32-bit accumulator; "
+                    f"its input's activation step {old:.3g} -> {float(q.scale.detach()):.3g}"
+                )
 
 
 # -- torch.export programs ----------------------------------------------------------------------
