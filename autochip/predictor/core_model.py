@@ -140,6 +140,14 @@ def tile_cycles(rows: int, cols: int, depth: int) -> int:
 
 
 POSTED_ISSUE = 2  # core_main.v S_WB, S_WB_W: a posted write-back's cycles in its layer
+# Each further run of a strided input load costs one cycle more than its dma_cycles: the
+# controller's command is registered (S_IN sets dma_valid, the DMA starts a cycle later), a
+# cycle dma_cycles' 2-cycle base (measured on the DMA alone) does not hold. Every read command
+# has it (the +1 per read command the layer tables note for the first command of each
+# load, where the posted write-back's wait usually absorbs it); the write overhead
+# (core_timing.yaml, fitted inside the core) includes it. Measured: a band of n runs is
+# n - 1 cycles slower than the runs' dma_cycles (rtl_tests/core/test_core_sim.py tiled-bands).
+RUN_ISSUE = 1
 
 
 def input_load(core: _Core, lay: _Layer) -> int:
@@ -148,7 +156,7 @@ def input_load(core: _Core, lay: _Layer) -> int:
     S_IN_W loop once per run, each run a command of its own)."""
     g, bus = lay.get, core.bus_bytes
     runs = max(1, g("in_runs"))
-    return sum(
+    return (runs - 1) * RUN_ISSUE + sum(
         dma_cycles(g("in_addr") + i * g("in_stride"), g("in_len"), False, bus) for i in range(runs)
     )
 
@@ -159,7 +167,7 @@ def _write_backs(core: _Core, lay: _Layer) -> list[list[int]]:
     bytes per channel at DRAM stride ``out_stride``."""
     c, g = core.cols, lay.get
     ntiles, tpp, kt, kg = g("ntiles"), g("tpp"), g("kt"), g("kg")
-    out: list[int] = []
+    out: list[list[int]] = []
     t_ps = 0
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
@@ -169,9 +177,10 @@ def _write_backs(core: _Core, lay: _Layer) -> list[list[int]]:
         for tile in range(t_ps, t_ps + n):
             grp, tt = divmod(tile, kt)
             lanes += min(c, kg - tt * c)
-        a0 = g("out_addr") + k0 * g("out_stride")
+        stride = g("out_stride") or g("pq")  # the DRAM channel stride (untiled: P*Q)
+        a0 = g("out_addr") + k0 * stride
         if g("out_run"):
-            out.append([dma_cycles(a0 + i * g("out_stride"), g("out_run"), True, core.bus_bytes)
+            out.append([dma_cycles(a0 + i * stride, g("out_run"), True, core.bus_bytes)
                         for i in range(lanes)])  # fmt: skip
         else:
             out.append([dma_cycles(a0, lanes * g("pq"), True, core.bus_bytes)])

@@ -80,7 +80,13 @@ def test_network_bit_exact_and_cycles(
     if spec == "tiled":  # row bands (strided runs), group bands, channel bands of vector ops
         lays = res.program.layers
         assert {lay.name.split("@")[0] for lay in lays if "@" in lay.name} == {
-            "c5", "dw", "pw", "add", "mp", "gap"}
+            "c5",
+            "dw",
+            "pw",
+            "add",
+            "mp",
+            "gap",
+        }
         assert min(lay.get("in_runs") for lay in lays if lay.name.startswith("pw@")) == 16
         assert {lay.get("w_addr") for lay in lays if lay.name.startswith("dw@")} != 1
     elif hw == SMALL:  # the point of this core: layers split into several passes
