@@ -106,10 +106,11 @@ def test_compiler_refuses_what_the_core_cannot_run() -> None:
     with pytest.raises(CompileError, match=r"op 'c5': an adder layer needs a core with pe.kind"):
         compile_model(replace(model, ops=(adder, *ops[1:])), _core())
     # an input larger than an ifmap copy is tiled; refused only when one output row of one
-    # group does not fit: 5 input rows x 9 x 3 channels + 3 (any byte of a 4-byte bus word)
+    # group does not fit: 3 channels of 5 input rows x 9 at a pitch of 47 (45 rounded up to
+    # 99 mod 4) + 3 (any byte of a 4-byte bus word): 3 + 2 * 47 + 45 = 142
     with pytest.raises(CompileError, match=r"op 'c5': its input feature map 3x11x9: one output "
-                       r"row of one group needs 138 bytes of one ifmap copy \(from any byte of a "
-                       r"bus word\), which holds 64 bytes .*it needs column bands or partial "
+                       r"row of one group needs 142 bytes of one ifmap copy \(channels at a "
+                       r"pitch .*\), which holds 64 bytes .*it needs column bands or partial "
                        r"sums of the reduction"):  # fmt: skip
         compile_model(model, _core(if_depth=64))
     lin = next(op for op in ops if getattr(op, "layer", "") == "linear")

@@ -259,11 +259,13 @@ class _Compiler:
             if_depth=core.if_depth, o_depth=core.o_depth, off_in=self.offset(op.input),
         )  # fmt: skip
         if til is None:
-            one = min(h, kr) * wd * cg + bus - 1
+            rows_in = min(h, kr)  # one output row's input rows, one run per channel
+            one = bus - 1 + (cg - 1) * pitch(rows_in * wd, h * wd, bus) + rows_in * wd
             self.fail(
                 op.name,
                 f"its input feature map {_shape(shp)}: one output row of one group needs "
-                f"{one} bytes of one ifmap copy (from any byte of a bus word), which holds "
+                f"{one} bytes of one ifmap copy (channels at a pitch congruent to H*W modulo "
+                f"the bus, from any byte of a bus word), which holds "
                 f"{core.if_depth} bytes (buffers.ifmap.size_kb / rows, whole bus words), or "
                 f"one row of a weight tile's outputs ({core.cols} lanes x {q}) does not fit the "
                 f"ofmap ({core.o_depth} bytes); "
