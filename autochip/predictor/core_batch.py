@@ -77,6 +77,9 @@ MIN_BUS, MAX_BUS = 4, 64  # core.MIN_BUS_BYTES, core.MAX_BUS_BYTES
 PARAM_TILES = 16  # core.PARAM_TILES
 PARAM_RECORD_BYTES = 16  # program.PARAM_RECORD_BYTES
 _MAX_BITS = 8
+_LOG_PAGE = BURST_BOUNDARY.bit_length() - 1  # both powers of two: divisions are shifts
+_LOG_BURST = MAX_BURST.bit_length() - 1
+assert 1 << _LOG_PAGE == BURST_BOUNDARY and 1 << _LOG_BURST == MAX_BURST
 
 
 @dataclass(frozen=True)
@@ -470,22 +473,32 @@ def _cdiv(a: I64, b: I64 | int) -> I64:
     return out
 
 
+def _cdiv_k(x: I64, k: int) -> I64:
+    """``ceil(x / k)`` for a constant ``k >= 1``: a shift when ``k`` is a power of two."""
+    if k & (k - 1):
+        return _cdiv(x, k)
+    out: I64 = (x + (k - 1)) >> (k.bit_length() - 1)
+    return out
+
+
 def _dma(addr: I64, length: I64, bus: I64, over: int) -> I64:
     """``core_model.dma_cycles`` element-wise: the bus words of [addr, addr + length), per 4 KB
     page touched its words in bursts of at most 256 beats, each costing ``over`` more; 2 for
-    the issue and done cycles (also for an empty command)."""
-    wa = addr // bus
-    we = (addr + length - 1) // bus + 1
+    the issue and done cycles (also for an empty command). ``bus`` is a power of two (the
+    core's), so every division is a shift (floor division by 2^k, also of negative numbers)."""
+    lb = _log2(np.asarray(bus))
+    wa = addr >> lb
+    we = ((addr + length - 1) >> lb) + 1
     words = we - wa
-    page = BURST_BOUNDARY // bus  # words per 4 KB page
-    pa, pe = wa // page, (we - 1) // page
-    first = np.minimum(words, page - wa % page)
-    last = we - pe * page
-    per_page = _cdiv(page, MAX_BURST)
+    lp = _LOG_PAGE - lb  # log2 of the words per 4 KB page
+    pa, pe = wa >> lp, (we - 1) >> lp
+    first = np.minimum(words, (1 << lp) - (wa & ((1 << lp) - 1)))
+    last = we - (pe << lp)
+    up, lm = MAX_BURST - 1, _LOG_BURST  # ceil(x / MAX_BURST) = (x + up) >> lm
     bursts = np.where(
         pa == pe,
-        _cdiv(words, MAX_BURST),
-        _cdiv(first, MAX_BURST) + (pe - pa - 1) * per_page + _cdiv(last, MAX_BURST),
+        (words + up) >> lm,
+        ((first + up) >> lm) + (pe - pa - 1) * (((1 << lp) + up) >> lm) + ((last + up) >> lm),
     )
     out: I64 = np.where(length > 0, 2 + words + over * bursts, 2)
     return out
@@ -599,8 +612,8 @@ def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
     lg = _log2(gb)
     one = np.ones_like(N)
     end = A + N * L - 1
-    words = N + end // B - A // B - _multiples(A, L, one, N, lb)
-    grid = end // gb - A // gb - _multiples(A, L, one, N, lg)
+    words = N + (end >> lb) - (A >> lb) - _multiples(A, L, one, N, lb)
+    grid = (end >> lg) - (A >> lg) - _multiples(A, L, one, N, lg)
     corr = np.zeros(live.size, dtype=np.int64)
     sel = np.flatnonzero((gb < k) & (k >= L))  # a finer grid than a page, one-page commands
     if sel.size:
@@ -636,27 +649,26 @@ def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
     return res
 
 
-def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, bus: I64, rd: int, wr: int
+def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
                 ) -> tuple[I64, I64, I64]:  # fmt: skip
     """The DMA commands that depend on the DRAM layout and the bus alone, costed once per
-    distinct layout (``lu``, (U, L)) and spread to the configurations (``inv``): descriptor
-    fetches, input loads, vector layers' write-backs, (H, L) each."""
+    distinct layout (``lu``, (U, L)): descriptor fetches, input loads, vector layers'
+    write-backs, (U, L) each."""
     L = len(wl)
-    _, rep = np.unique(inv, return_index=True)  # a configuration of every layout
-    ub = bus[rep][:, None] + np.zeros((1, L), dtype=np.int64)
+    ub = lu["bus"] + np.zeros((1, L), dtype=np.int64)
     in_len = wl.in_len[None, :] + 0 * ub
     fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * ub, ub, rd)
     load = _dma(lu["in_addr"], in_len, ub, rd)
     load = load + np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len, ub, rd), 0)
     vec_wb = np.where(wl.vector[None, :], _dma(lu["out_addr"], wl.c * wl.pq + 0 * ub, ub, wr), 0)
-    return fetch[inv], load[inv], vec_wb[inv]
+    return fetch, load, vec_wb
 
 
-def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArray[np.bool_],
-              tpp: I64, cols: I64, bus: I64, p_tile: I64, rd: int, wr: int
-              ) -> tuple[I64, I64, I64, I64]:  # fmt: skip
-    """Per (configuration, layer), (H, L): the cycles of the per-pass weight and parameter
-    loads and of the per-pass write-backs of the compute layers where ``key_ok``.
+def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[np.bool_],
+              tpp: I64, ci: I64, rd: int, wr: int) -> tuple[I64, I64, I64, I64]:  # fmt: skip
+    """Per (configuration, compute layer ``ci``), (H, Lc): the cycles of the per-pass weight
+    and parameter loads, of the write-backs of every pass but the last, of the first pass's
+    weight and parameter loads and of the last pass's write-back, where ``busy`` (else 0).
 
     Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
     parameter load of their records, one write-back of their output channels (contiguous:
@@ -665,16 +677,14 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     when every pass starts the same number of channels further on), the last pass's commands
     one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
     C, passes not whole groups) write back pass by pass. All of it depends on (layout, layer,
-    tpp) only: computed once per distinct triple. Also returned: the first pass's weight and
-    parameter loads (the core loads them before the layer's input) and the last pass's
-    write-back (posted: it overlaps the next descriptor, ``core_model.posted_wait``)."""
-    H, L = tpp.shape
-    out_w = np.zeros(H * L, dtype=np.int64)
-    out_o = np.zeros(H * L, dtype=np.int64)
-    out_f = np.zeros(H * L, dtype=np.int64)
-    out_l = np.zeros(H * L, dtype=np.int64)
-    pos = np.flatnonzero(key_ok.ravel())
-    key = ((inv[:, None] * L + np.arange(L)[None, :]) * (PARAM_TILES + 1) + tpp).ravel()[pos]
+    tpp) only: computed once per distinct triple. The first pass's weight and parameter loads
+    come before the layer's input; the last pass's write-back is posted (it overlaps the next
+    descriptor, ``core_model.posted_wait``)."""
+    H, Lc = tpp.shape
+    flat = busy.ravel()
+    pos = np.flatnonzero(flat)
+    key = ((inv[:, None] * Lc + np.arange(Lc)[None, :]) * (PARAM_TILES + 1) + tpp).ravel()
+    key = key[pos] if pos.size < flat.size else key
     # distinct keys without sorting: the key space is small (layouts x layers x 17)
     seen = np.zeros(int(key.max(initial=0)) + 1, dtype=bool)
     seen[key] = True
@@ -682,14 +692,19 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     back = (np.cumsum(seen) - 1)[key]
     at = np.empty(ukey.size, dtype=np.int64)
     at[back] = pos  # a (configuration, layer) of every distinct triple, flat index
-    h, j = at // L, at % L
+    u, jc = inv[at // Lc], at % Lc
+    j = ci[jc]
 
     def g(name: str) -> I64:
-        out: I64 = lay[name].ravel()[at]
+        out: I64 = lu[name][u, j]
+        return out
+
+    def g1(name: str) -> I64:
+        out: I64 = lu[name][u, 0]
         return out
 
     tp, nt, kt, kg = tpp.ravel()[at], g("ntiles"), np.maximum(g("kt"), 1), g("kg")
-    c, bb, pt, pq = cols[h], bus[h], p_tile[h], wl.pq[j]
+    c, bb, pt, pq = g1("cols"), g1("bus"), g1("p_tile"), wl.pq[j]
     full = _cdiv(nt, tp) - 1  # passes before the last
     s_last = full * tp
     n_last = nt - s_last
@@ -709,25 +724,28 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     ch_l = chan(s_last)
     o_c = _dma_run(o_a, (chan(tp) - chan(0 * tp)) * pq, np.where(uniform, full, 0), bb, wr)
     l_c = _dma(o_a + ch_l * pq, (chan(nt) - ch_l) * pq, bb, wr)
-    o_c += l_c
     idx = np.flatnonzero(~uniform)
     o_c[idx] = 0
     p = 0
-    while idx.size:  # uneven passes, one by one
-        s0 = p * tp[idx]
-        e0 = np.minimum(s0 + tp[idx], nt[idx])
-        kt_i, kg_i, c_i = kt[idx], kg[idx], c[idx]
+    while idx.size:  # uneven passes, one by one (the last one is l_c)
+        p_idx = idx[full[idx] > p]
+        s0 = p * tp[p_idx]
+        e0 = np.minimum(s0 + tp[p_idx], nt[p_idx])
+        kt_i, kg_i, c_i = kt[p_idx], kg[p_idx], c[p_idx]
         ch0 = (s0 // kt_i) * kg_i + (s0 % kt_i) * c_i
         ch1 = (e0 // kt_i) * kg_i + (e0 % kt_i) * c_i
-        o_c[idx] += _dma(o_a[idx] + ch0 * pq[idx], (ch1 - ch0) * pq[idx], bb[idx], wr)
+        o_c[p_idx] += _dma(o_a[p_idx] + ch0 * pq[p_idx], (ch1 - ch0) * pq[p_idx], bb[p_idx], wr)
         p += 1
-        idx = idx[full[idx] >= p]
-    out_w[pos] = w_c[back.ravel()]
-    out_o[pos] = o_c[back.ravel()]
-    out_f[pos] = f_c[back.ravel()]
-    out_l[pos] = l_c[back.ravel()]
-    return (out_w.reshape(H, L), out_o.reshape(H, L), out_f.reshape(H, L),
-            out_l.reshape(H, L))  # fmt: skip
+        idx = p_idx
+    outs = []
+    for v in (w_c, o_c, f_c, l_c):
+        if pos.size == flat.size:
+            outs.append(v[back].reshape(H, Lc))
+        else:
+            o = np.zeros(H * Lc, dtype=np.int64)
+            o[pos] = v[back]
+            outs.append(o.reshape(H, Lc))
+    return outs[0], outs[1], outs[2], outs[3]
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -850,6 +868,11 @@ def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64, ubus: I64) -> dict[str, 
         "blob": np.where(comp, blob, 0),
         "t": np.where(comp, t, 1),
         "kg": np.where(comp, kg, 1),
+        # (U, 1): the layout's columns, bus, weight row and parameter tile bytes
+        "cols": C,
+        "bus": bus,
+        "w_row": w_row,
+        "p_tile": p_tile,
     }
 
 
@@ -870,37 +893,38 @@ def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], 
     return _layout(wl, ucols, uw, ubus), inv
 
 
-def _needs(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
-           ) -> dict[str, I64]:  # fmt: skip
-    """What each (configuration, layer) needs of the buffers, as the compiler checks it: bytes
+def _needs(wl: CoreWorkload, lu: dict[str, I64]) -> dict[str, I64]:
+    """What each (layout, layer) needs of the buffers, (U, L), as the compiler checks it: bytes
     of one ifmap copy (from the bus word of the input's address; a second input from the next
     bus word on), weight rows of one tile, ofmap bytes (a compute pass's tile from any byte of
-    a bus word; a vector layer's output from the bus word of its address)."""
-    bus = geo["bus"][:, None]
+    a bus word; a vector layer's output from the bus word of its address). All of it depends
+    on the layout alone (columns, bus, addresses)."""
+    bus = lu["bus"]
+    word = bus - 1  # bus a power of two: x mod bus = x & (bus - 1)
     comp = ~wl.vector[None, :]
     in_len = wl.in_len[None, :]
     pq = wl.pq[None, :]
-    need_if = lay["in_addr"] % bus + in_len
-    in2 = _cdiv(need_if, bus) * bus + lay["in2_addr"] % bus + in_len
+    need_if = (lu["in_addr"] & word) + in_len
+    in2 = _cdiv(need_if, bus) * bus + (lu["in2_addr"] & word) + in_len
     need_if = np.where(wl.src2[None, :] >= 0, in2, need_if)
-    need_o = np.where(
-        comp, cfg.cols[:, None] * pq + bus - 1, lay["out_addr"] % bus + wl.c[None, :] * pq
-    )
+    need_o = np.where(comp, lu["cols"] * pq + word, (lu["out_addr"] & word) + wl.c[None, :] * pq)
     out: dict[str, I64] = {
         "if": need_if,
-        "w": np.where(comp, lay["tile_w"] // geo["w_row"][:, None], 0),
+        "w": np.where(comp, lu["tile_w"] // lu["w_row"], 0),
         "o": need_o,
     }
     return out
 
 
 def _feasible(
-    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
+    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64
 ) -> npt.NDArray[np.bool_]:
-    need = _needs(wl, cfg, geo, lay)
-    ok = (need["if"] <= geo["if_depth"][:, None]) & (need["w"] <= geo["w_depth"][:, None])
-    ok &= need["o"] <= geo["o_depth"][:, None]
-    feasible: npt.NDArray[np.bool_] = np.asarray(ok.all(axis=1))
+    """Every layer fits the buffers: the largest need of each layout over its layers against
+    each configuration's buffers (the same as layer by layer)."""
+    need = {k: v.max(axis=1, initial=0)[inv] for k, v in _needs(wl, lu).items()}
+    feasible: npt.NDArray[np.bool_] = need["if"] <= geo["if_depth"]
+    feasible &= need["w"] <= geo["w_depth"]
+    feasible &= need["o"] <= geo["o_depth"]
     feasible &= (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits)
     if wl.adder:
         feasible &= cfg.adder == 1
@@ -915,29 +939,40 @@ def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
     tile fits the weight buffer and its outputs the ofmap buffer, the operand widths and PE
     kind suit the network."""
     lu, inv = _unique_layout(wl, cfg)
-    lay = {k: v[inv] for k, v in lu.items()}
-    return _feasible(wl, cfg, core_geometry(cfg), lay)
+    return _feasible(wl, cfg, core_geometry(cfg), lu, inv)
+
+
+def _per_column(x: I64, pq: I64) -> I64:
+    """``x[:, None] // pq`` (H, L) for the layers' ``pq`` (L,): one division per distinct
+    value (a network has few output sizes), spread to the layers."""
+    upq, back = np.unique(pq, return_inverse=True)
+    out: I64 = (x[:, None] // upq[None, :])[:, back.reshape(-1)]
+    return out
+
+
+def _tpp(geo: dict[str, I64], cols: I64, pq: I64, ntiles: I64, rows_per_tile: I64) -> I64:
+    """Weight tiles per pass of compute layers (the compiler's ``tpp``): as many as the weight
+    buffer, the ofmap buffer (a pass's outputs from any byte of a bus word:
+    ``(o_depth - bus + 1) // (C PQ)``, taken as ``// C`` then ``// PQ``) and the parameter RAM
+    (``PARAM_TILES``) hold, at most the layer's tiles; arrays (H, Lc) (``pq``: (Lc,))."""
+    o_fit = _per_column((geo["o_depth"] - (geo["bus"] - 1)) // cols, pq)
+    lim = np.minimum(np.minimum(geo["w_depth"][:, None] // rows_per_tile, o_fit), PARAM_TILES)
+    out: I64 = np.minimum(lim, ntiles)
+    return out
 
 
 def _tiling(
-    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
+    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64
 ) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
     """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
     configuration (``feasible``, (H,))."""
     R = cfg.rows[:, None]
-    C = cfg.cols[:, None]
-    bus = geo["bus"][:, None]
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
-    rows_per_tile = np.maximum(lay["tile_w"] // geo["w_row"][:, None], 1)
-    lim = np.minimum(
-        np.minimum(geo["w_depth"][:, None] // rows_per_tile,
-                   (geo["o_depth"][:, None] - (bus - 1)) // (C * pq)),
-        PARAM_TILES,
-    )  # fmt: skip
-    tpp = np.where(comp, np.minimum(lim, lay["ntiles"]), 0)
+    rows_per_tile = np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv]
+    tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, lu["ntiles"][inv], rows_per_tile), 0)
     npt_ = np.where(comp, _cdiv(pq, R), 0)
-    return tpp, npt_, _feasible(wl, cfg, geo, lay)
+    return tpp, npt_, _feasible(wl, cfg, geo, lu, inv)
 
 
 def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
@@ -946,14 +981,13 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
     H, L = len(cfg), len(wl)
     lu, inv = _unique_layout(wl, cfg)
-    lay = {k: v[inv] for k, v in lu.items()}
-    tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lay)
+    tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     return {
         "feasible": feasible,
-        **{k: lay[k] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "ntiles",
-                               "kt", "tile_w", "blob", "t", "kg")},
+        **{k: lu[k][inv] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr",
+                                   "ntiles", "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
         "tpp": tpp,
         # compute: pixel tiles of R outputs; vector: groups of R outputs (one per lane)
@@ -971,54 +1005,85 @@ def evaluate_core(
     per_layer: bool = True,
 ) -> CoreResult:
     """Cycles per (configuration, layer) of every configuration of ``cfg`` on ``wl``; energy
-    (pJ) per layer, or with ``per_layer=False`` its sum over layers (shape (H, 1))."""
+    (pJ) per layer. With ``per_layer=False`` the phases and the energy are their sums over
+    the layers (shape (H, 1): the same totals, fewer arrays of H x L).
+
+    What depends on the DRAM layout alone (columns, weight rows, bus) is computed once per
+    distinct layout, (U, L); the passes' DMA once per distinct (layout, layer, tiles per
+    pass); only the rest is (H, L): compute layers' tiling and array cycles, vector layers'
+    lanes, the posted write-backs' waits."""
     H, L = len(cfg), len(wl)
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
     geo = core_geometry(cfg)
+    bus = geo["bus"]
+    if np.any(bus & (bus - 1)):
+        raise ValueError("core_batch: the bus widths must be powers of two (the core's)")
     lu, inv = _unique_layout(wl, cfg)
-    lay = {k: v[inv] for k, v in lu.items()}
-    comp = ~wl.vector[None, :]
-    in_len = wl.in_len[None, :] + np.zeros((H, 1), dtype=np.int64)
-    pq = wl.pq[None, :]
-    K = wl.c[None, :]
-    c_pq = K * pq
+    feasible = _feasible(wl, cfg, geo, lu, inv)
+    comp_l = ~wl.vector
+    ci, vi = np.flatnonzero(comp_l), np.flatnonzero(wl.vector)
+    Lc = ci.size
+    cidx = np.full(L, Lc, dtype=np.int64)  # layer -> its compute column (Lc: a vector layer)
+    cidx[ci] = np.arange(Lc)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    ntiles, t, tile_w = lay["ntiles"], lay["t"], lay["tile_w"]
-    tpp, npt, feasible = _tiling(wl, cfg, geo, lay)
-    npass = np.where(comp, _cdiv(ntiles, np.maximum(tpp, 1)), 0)
-    two = np.where(wl.src2 >= 0, 2, 1)[None, :]
-    fetch, load, vec_wb = _layout_dma(wl, lu, inv, geo["bus"], rd, wr)
-    busy = comp & feasible[:, None] & (npass > 0)
-    pass_load, wb_all, first, posted = _pass_dma(
-        wl, lay, inv, busy, np.maximum(tpp, 1), cfg.cols, geo["bus"], geo["p_tile"], rd, wr
-    )
-    load = load + pass_load
-    # the last pass's write-back is posted (core_model._write_backs(...)[-1]): POSTED_ISSUE
-    # cycles in the layer, and the next input load waits for what is left of it
-    wb_c = wb_all - posted + POSTED_ISSUE
-    shape = (H, L)
-    prev = np.zeros(shape, dtype=np.int64)
-    prev[:, 1:] = np.where(comp[:, :-1], posted[:, :-1], 0)
-    spent = np.where(comp, 5 + fetch + first, 4 + fetch)
-    load = load + np.maximum(0, prev - 1 - spent)
+    u_fetch, u_load, u_vwb = _layout_dma(wl, lu, rd, wr)  # (U, L)
+
+    # compute layers, (H, Lc)
+    pq_c = wl.pq[ci]
+    ntiles = lu["ntiles"][:, ci][inv]
+    t = lu["t"][:, ci][inv]
+    rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
+    tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
+    npass = _cdiv(ntiles, tpp)
+    busy = feasible[:, None] & (npass > 0)
+    pass_load, wb_in, first, posted = _pass_dma(wl, lu, inv, busy, tpp, ci, rd, wr)
+    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
+    tiles = _cdiv(upq[None, :], R)[:, back.reshape(-1)] * ntiles  # the layer's array tiles
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
-    cmp_c = npass * (R + 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
-    vec_c = R + _cdiv(c_pq, R) * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
-    compute = np.where(comp, cmp_c, vec_c)
-    wb = np.where(comp, wb_c, vec_wb)
-    control = np.where(comp, 2 + npass, 2)
-    end_addr = np.full(H, L * DESC_BYTES, dtype=np.int64)
-    end_fetch = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd)
-    last_posted = np.where(comp[0, -1], posted[:, -1], 0) if L else np.zeros(H, dtype=np.int64)
+    cmp_c = npass * (R + 1 + flush_c) + tiles * _tile_cycles(R, C, t)
+    # every pass's write-back but the last waits for its DMA; the last is posted
+    wb_c = wb_in + POSTED_ISSUE
+
+    # vector layers, (H, Lv): R lanes, R outputs at a time
+    c_pq_v = (wl.c * wl.pq)[vi][None, :]
+    vec_c = R + _cdiv(c_pq_v, R) * (wl.kr * wl.ks)[vi][None, :] + FLUSH_CYCLES
+
+    # a layer after a compute layer waits for what is left of its posted write-back
+    pj = np.flatnonzero(comp_l[:-1]) + 1  # layers whose predecessor is a compute layer
+    fetch_all = u_fetch[inv]
+    first_x = np.concatenate([first, np.zeros((H, 1), dtype=np.int64)], axis=1)
+    spent = fetch_all[:, pj] + np.where(comp_l[pj], 5 + first_x[:, cidx[pj]], 4)
+    wait = np.maximum(0, posted[:, cidx[pj - 1]] - 1 - spent)
+    end_fetch = _dma(np.full(H, L * DESC_BYTES), np.full(H, DESC_BYTES), bus, rd)
+    last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
-    blob = lay["blob"]
+
+    if per_layer:
+        fetch = fetch_all
+        load = u_load[inv]
+        load[:, ci] += pass_load
+        load[:, pj] += wait
+        compute = np.empty((H, L), dtype=np.int64)
+        compute[:, ci] = cmp_c
+        compute[:, vi] = vec_c
+        wb = u_vwb[inv]
+        wb[:, ci] = wb_c
+        control = np.full((H, L), 2, dtype=np.int64)
+        control[:, ci] += npass
+    else:
+        one = (H, 1)
+        fetch = u_fetch.sum(axis=1)[inv].reshape(one)
+        load = (u_load.sum(axis=1)[inv] + pass_load.sum(axis=1) + wait.sum(axis=1)).reshape(one)
+        compute = (cmp_c.sum(axis=1) + vec_c.sum(axis=1)).reshape(one)
+        wb = (u_vwb.sum(axis=1)[inv] + wb_c.sum(axis=1)).reshape(one)
+        control = (2 * L + npass.sum(axis=1)).reshape(one)
 
     res: dict[str, I64] = {}
     area: F64 | None = None
     static = np.zeros(H)
-    e = np.zeros((H, L))
+    e = np.zeros((H, L) if per_layer else (H, 1))
     if platform is not None:
         if platform.is_fpga:
             assert platform.device is not None
@@ -1028,20 +1093,43 @@ def evaluate_core(
             area = core_area_um2(cfg, platform)
             static = _leak_vec(platform, area)
         if energy:
-            beats = (npt * ntiles * t).astype(np.float64)  # array beats of the layer
-            qty = {
-                "b": beats,
-                "post_rc": np.where(comp, (npt * ntiles).astype(np.float64), 0.0),
-                "post_1": np.where(comp, 0, c_pq * wl.kr[None, :] * wl.ks[None, :]) + 0.0 * beats,
-                "if_written": in_len * two + 0.0 * beats,
-                "w_written": (ntiles * tile_w).astype(np.float64),
-                "out_bytes": c_pq + 0.0 * beats,
-                "dram_bytes": DESC_BYTES + in_len * two + blob + c_pq + 0.0 * beats,
-            }
+            # counts per layer (integers): array beats, post-processing ops (R*C per tile and
+            # 1 per vector output element), bytes written to the ifmap (each of R copies) and
+            # weight buffers, output bytes, DRAM bytes; the model is linear in them
+            two = np.where(wl.src2 >= 0, 2, 1)
+            if_written = wl.in_len * two
+            out_b = wl.c * wl.pq
+            post_1 = np.where(comp_l, 0, out_b * wl.kr * wl.ks)
+            u_w = lu["ntiles"] * lu["tile_w"]
+            u_dram = DESC_BYTES + if_written[None, :] + lu["blob"] + out_b[None, :]
             cyc = fetch + load + compute + wb + control
-            if not per_layer:
-                qty = {k: v.sum(axis=1, keepdims=True) for k, v in qty.items()}
-                cyc = cyc.sum(axis=1, keepdims=True)
+            if per_layer:
+                beats = np.zeros((H, L), dtype=np.int64)
+                beats[:, ci] = tiles * t
+                post_rc = np.zeros((H, L), dtype=np.int64)
+                post_rc[:, ci] = tiles
+                z = np.zeros((H, L))
+                qty = {
+                    "b": beats.astype(np.float64),
+                    "post_rc": post_rc.astype(np.float64),
+                    "post_1": post_1[None, :] + z,
+                    "if_written": if_written[None, :] + z,
+                    "w_written": u_w[inv].astype(np.float64),
+                    "out_bytes": out_b[None, :] + z,
+                    "dram_bytes": u_dram[inv] + z,
+                }
+            else:
+                # sums of integers below 2^53: the same floats as summing per layer
+                z = np.zeros((H, 1))
+                qty = {
+                    "b": (tiles * t).sum(axis=1, keepdims=True).astype(np.float64),
+                    "post_rc": tiles.sum(axis=1, keepdims=True).astype(np.float64),
+                    "post_1": float(post_1.sum()) + z,
+                    "if_written": float(if_written.sum()) + z,
+                    "w_written": u_w.sum(axis=1)[inv][:, None].astype(np.float64),
+                    "out_bytes": float(out_b.sum()) + z,
+                    "dram_bytes": u_dram.sum(axis=1)[inv][:, None].astype(np.float64),
+                }
             e = _energy(cfg, platform, qty)
             e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
     return CoreResult(
@@ -1131,10 +1219,10 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
     best_c = np.full(shape, np.inf)
     best_n = np.zeros(shape, dtype=np.int64)
     for d, w, cost in _BRAM_MODES[target]:  # the cheapest mode, then the fewest cells
-        groups = -(-lanes // w)
+        groups = _cdiv_k(lanes, w)
         if drops:
-            groups = np.where(w <= row, rows * -(-used // w), groups)
-        n = -(-depth // d) * groups
+            groups = np.where(w <= row, rows * _cdiv_k(used, w), groups)
+        n = _cdiv_k(depth, d) * groups
         c = n * cost
         better = (c < best_c) | ((c == best_c) & (n < best_n))
         best_c = np.where(better, c, best_c)
@@ -1148,7 +1236,7 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
     bram = best_n.copy()
     lut = np.zeros(shape, dtype=np.int64)
     for i, (cd, cw, ccost, per, sites) in enumerate(opts):
-        deep = -(-depth // cd)
+        deep = _cdiv_k(depth, cd)
         ok = (pick == i) & (deep * rows * used * ccost * bits / per < best_c)
         bram = np.where(ok, 0, bram)
         lut = np.where(ok, deep * rows * used * -(-bits // cw) * sites, lut)
@@ -1256,7 +1344,7 @@ def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
     out = list(wl.problems)
     geo = core_geometry(one)
     lu, inv = _unique_layout(wl, one)
-    need = _needs(wl, one, geo, {k: v[inv] for k, v in lu.items()})
+    need = {k: v[inv] for k, v in _needs(wl, lu).items()}
     if_depth, w_depth = int(geo["if_depth"][0]), int(geo["w_depth"][0])
     o_depth, w_row = int(geo["o_depth"][0]), int(geo["w_row"][0])
     if int(one.w_bits[0]) < wl.w_bits or int(one.a_bits[0]) < wl.a_bits:
