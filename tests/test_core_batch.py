@@ -375,7 +375,8 @@ def test_dma_in_shifts_equals_the_scalar_command() -> None:
     for write in (False, True):
         t = dram_timing()
         ref_over = t["write_burst_overhead" if write else "read_burst_overhead"]
-        ref = [dma_cycles(int(a), int(n), write, int(b)) for a, n, b in zip(addr, length, bus)]
+        ref = [dma_cycles(int(a), int(n), write, int(b))
+               for a, n, b in zip(addr, length, bus, strict=True)]  # fmt: skip
         got = _dma(addr, length, bus, ref_over)
         assert got.tolist() == ref
 
@@ -397,8 +398,8 @@ def test_ram_cells_vectorised_equal_the_scalar_model() -> None:
     for target in ("xilinx", "ecp5"):
         bram, lut = _ram_batch(target, depth, lanes, bits, row, used)
         ref = [ram_cells(target, int(d), int(n), int(b), int(r), int(u))
-               for d, n, b, r, u in zip(depth, lanes, bits, row, used)]  # fmt: skip
-        assert list(zip(bram.tolist(), lut.tolist())) == ref
+               for d, n, b, r, u in zip(depth, lanes, bits, row, used, strict=True)]  # fmt: skip
+        assert list(zip(bram.tolist(), lut.tolist(), strict=True)) == ref
 
 
 @pytest.mark.parametrize("name", ["resnet18", "dwsep_digits"])
