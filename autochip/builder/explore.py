@@ -65,8 +65,10 @@ def evaluate_designs(
 ) -> dict[str, Any]:
     """Metrics of designs ``flat`` (flat indices of ``space``): arrays of one entry per design.
 
-    ``ok`` marks designs the core can run that fit the budget; ``latency_s``, ``energy_j``,
-    ``res`` (the Pareto resource measure), ``power_w``, ``cycles`` and the resources."""
+    ``ok`` marks designs the core can run that fit the budget and whose clock is within their
+    predicted Fmax (where the core model has one for the platform's FPGA family,
+    ``fmax_mhz``, NaN elsewhere: no bound); ``latency_s``, ``energy_j``, ``res`` (the Pareto
+    resource measure), ``power_w``, ``cycles`` and the resources."""
     plat = load_platform(platform) if isinstance(platform, str) else platform
     cfg = space.configs(flat)
     n = len(flat)
@@ -83,6 +85,8 @@ def evaluate_designs(
             frac = np.maximum(frac, used[k] / caps[k])
             ok &= used[k] * (1.0 + budget.margin) <= caps[k]
         out["res"] = frac
+        out["fmax_mhz"] = used["fmax_mhz"]
+        ok &= ~(cfg.clock_mhz > used["fmax_mhz"])  # NaN (no Fmax model): no bound
     else:
         out["area_mm2"] = core_area_um2(cfg, plat) / 1e6
         out["res"] = out["area_mm2"]

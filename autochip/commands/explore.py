@@ -7,8 +7,10 @@
 
 Every design is costed by the core model (`autochip predict --fidelity rtl`, whole network).
 The space is the core's parameters (array rows x cols, buffer sizes, AXI bus width up to the
-platform's DRAM bandwidth; PE kind and widths fixed by the model's arithmetic, the clock by the
-platform) unless --space narrows or widens it; it is
+platform's DRAM bandwidth; PE kind and widths fixed by the model's arithmetic; the clock: a few
+targets up to the platform's, each design within its predicted Fmax, where the core model has
+one for the platform's FPGA family (ECP5), else the platform's) unless --space narrows or
+widens it; it is
 swept exhaustively when it has at most --samples designs, else searched by a seeded
 evolutionary search of --samples designs. --budget caps resources on top of the device. Each
 design's `hw` is a complete hardware spec: `autochip predict MODEL --fidelity rtl --hw` re-costs
@@ -295,13 +297,13 @@ def _line(d: dict[str, Any]) -> str:
     return (
         f"{d['id']:<17} {hw['array']['rows']:>3}x{hw['array']['cols']:<3} "
         f"{b['ifmap']['size_kb']:>7g}/{b['weight']['size_kb']:<6g}/{b['ofmap']['size_kb']:<6g} "
-        f"{int(hw['dram']['bandwidth']):>3} "
+        f"{int(hw['dram']['bandwidth']):>3} {hw['clock_mhz']:>5g} "
         f"{d['latency_s'] * 1e3:>10.4g} {d['energy_j'] * 1e3:>10.4g}  {_res(d)}"
     )
 
 
 def _table(out: dict[str, Any]) -> str:
-    head = (f"{'design':<17} {'array':>7} {'if/w/of KB':>21} {'bus':>3} {'lat ms':>10} "
+    head = (f"{'design':<17} {'array':>7} {'if/w/of KB':>21} {'bus':>3} {'MHz':>5} {'lat ms':>10} "
             f"{'energy mJ':>10}"
             "  resources")  # fmt: skip
     lines = [
