@@ -88,6 +88,9 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
                 for lay, g in zip(prog.layers, groups, strict=True)
             ]
         ),
+        h=np.where(vector, 1, col(lambda x: x.get("h") or 1)),
+        sh=np.where(vector, 1, col(lambda x: x.get("sh") or 1)),
+        ph=np.where(vector, 0, col(lambda x: -x.get("oy0"))),
     )
 
 

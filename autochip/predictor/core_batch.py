@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,11 @@ class CoreWorkload:
     tensor_off: I64 | None = None
     # compute layers whose groups the compiler merges onto the columns (integer MAC, grouped)
     merge: npt.NDArray[np.bool_] | None = None
+    # compute layers' input height, row stride and row padding (feature-map tiling in row
+    # bands, :func:`tiled_layers`); None: not known (no tiling)
+    h: I64 | None = None
+    sh: I64 | None = None
+    ph: I64 | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -261,6 +267,8 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
             merge = int(k == OpKind.CONV2D and ar.kind == "mac" and g > 1)
             row.update(vec=0, in_len=cin, t=t, kg=kgv, groups=g, c=d.K, kr=d.R, ks=d.S)
             row.update(merge=merge)
+            if k != OpKind.LINEAR:
+                row.update(h=d.H, sh=d.stride_h, ph=d.pad_h)
             row["macs"] = d.N * d.K * d.P * d.Q * (d.C // g) * d.R * d.S
             kind = "linear" if k == OpKind.LINEAR else "conv"
         elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MEAN) and len(in_shape) == 4:
@@ -332,6 +340,9 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
         problems=tuple(problems),
         tensor_off=np.array(offs, dtype=np.int64),
         merge=col("merge").astype(bool),
+        h=col("h", 1),
+        sh=col("sh", 1),
+        ph=col("ph"),
     )
 
 
@@ -804,10 +815,12 @@ def _merged(wl: CoreWorkload, C: I64, w_depth: I64) -> tuple[I64, I64, I64]:
     return t, kg, groups
 
 
-def _tensor_off(wl: CoreWorkload, align: int) -> I64:
+def _tensor_off(wl: CoreWorkload, align: int, allocs: I64 | None = None) -> I64:
     """Byte offset of every tensor from the first tensor region when regions are ``align``-byte
     aligned. ``wl.tensor_off`` (16-byte alignment) tells which tensors sit inside another
-    (a padded / concatenated one: the outermost region holding its bytes) and where."""
+    (a padded / concatenated one: the outermost region holding its bytes) and where.
+    ``allocs``: how many times each tensor's region is laid out (the last one is the
+    tensor's; default once)."""
     n = wl.tensor_bytes.shape[0]
     t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
     off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
@@ -821,7 +834,7 @@ def _tensor_off(wl: CoreWorkload, align: int) -> I64:
             outer[j] = int(hold[np.argmax(wl.tensor_bytes[hold])])
     own = outer == np.arange(n)
     t_al = np.where(own, _cdiv(wl.tensor_bytes, align) * align, 0)
-    start = np.cumsum(t_al) - t_al
+    start = np.cumsum(t_al if allocs is None else t_al * allocs) - t_al
     out: I64 = start[outer] + off0 - off0[outer]
     return out
 
@@ -1003,10 +1016,14 @@ def evaluate_core(
     *,
     energy: bool = True,
     per_layer: bool = True,
+    tiled: bool = False,
 ) -> CoreResult:
     """Cycles per (configuration, layer) of every configuration of ``cfg`` on ``wl``; energy
     (pJ) per layer. With ``per_layer=False`` the phases and the energy are their sums over
-    the layers (shape (H, 1): the same totals, fewer arrays of H x L).
+    the layers (shape (H, 1): the same totals, fewer arrays of H x L). With ``tiled`` the
+    configurations whose buffers need feature-map tiling are costed band by band
+    (:func:`tiled_layers` and ``core_model.core_cycles``, one configuration at a time: a
+    layer's phases are the sums over its bands) instead of being infeasible.
 
     What depends on the DRAM layout alone (columns, weight rows, bus) is computed once per
     distinct layout, (U, L); the passes' DMA once per distinct (layout, layer, tiles per
@@ -1132,7 +1149,7 @@ def evaluate_core(
                 }
             e = _energy(cfg, platform, qty)
             e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
-    return CoreResult(
+    out = CoreResult(
         fetch=np.ascontiguousarray(fetch),
         load=load,
         compute=compute,
@@ -1145,6 +1162,77 @@ def evaluate_core(
         area_um2=area,
         static_w=static,
     )
+    if tiled:
+        _cost_tiled(wl, cfg, out, platform if energy else None, per_layer)
+    return out
+
+
+def _cost_tiled(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult, platform: Platform | None,
+                per_layer: bool) -> None:  # fmt: skip
+    """Cost the configurations of ``out`` that are infeasible untiled but run tiled, in place
+    (:func:`tiled_layers`, ``core_model.core_cycles``; energy from the bands' counts)."""
+    from autochip.predictor.core_model import core_cycles
+
+    L = len(wl)
+    if wl.problems:
+        return
+    ok = (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits) & (cfg.adder >= int(wl.adder))
+    geo = core_geometry(cfg)
+    for i in np.flatnonzero(~out.feasible & ok).tolist():
+        bands = tiled_layers(wl, cfg, i)
+        if bands is None:
+            continue
+        core = SimpleNamespace(rows=int(cfg.rows[i]), cols=int(cfg.cols[i]),
+                               bus_bytes=int(geo["bus"][i]),
+                               p_tile=int(geo["p_tile"][i]))  # fmt: skip
+        cyc = core_cycles(core, bands)
+        ph = np.zeros((5, L), dtype=np.int64)
+        qty = {k: np.zeros((1, L)) for k in _QTY}
+        for b, c in zip(bands, cyc[:-1], strict=True):
+            j = b.get("layer")
+            ph[:, j] += (c.fetch, c.load, c.compute, c.writeback, c.control)
+            for k, v in _band_counts(wl, b, j).items():
+                qty[k][0, j] += v
+        for n, arr in enumerate((out.fetch, out.load, out.compute, out.writeback, out.control)):
+            arr[i] = ph[n] if per_layer else ph[n].sum()
+        out.end_cycles[i] = cyc[-1].layer
+        out.feasible[i] = True
+        if platform is not None:
+            one = cfg.take(np.array([i]))
+            total = ph.sum(axis=0)[None, :]
+            if not per_layer:
+                qty = {k: v.sum(axis=1, keepdims=True) for k, v in qty.items()}
+                total = total.sum(axis=1, keepdims=True)
+            e = _energy(one, platform, qty)
+            e = e + out.static_w[i] * total / (float(cfg.clock_mhz[i]) * 1e6) * 1e12
+            out.energy_pj[i] = e[0]
+
+
+_QTY = ("b", "post_rc", "post_1", "if_written", "w_written", "out_bytes", "dram_bytes")
+
+
+def _band_counts(wl: CoreWorkload, b: PlannedLayer, j: int) -> dict[str, float]:
+    """A band's counts for the energy model (``_energy``): array beats, post-processing ops,
+    bytes written to the ifmap (each run: halos reloaded) and weight buffers, DRAM bytes
+    (descriptor, input runs, the band's weights and parameters, outputs); the layer's output
+    bytes once (the bands partition them)."""
+    g = b.get
+    first = g("band") == 0
+    out_b = float(wl.c[j] * wl.pq[j]) if first else 0.0
+    two = 2 if int(wl.src2[j]) >= 0 else 1
+    loaded = g("in_len") * max(1, g("in_runs")) * two
+    if b.mode == "vector":
+        return {
+            "post_1": float(g("c_pq") * g("kr") * g("ks")),
+            "if_written": float(loaded),
+            "out_bytes": out_b,
+            "dram_bytes": float(DESC_BYTES + loaded + g("c_pq")),
+        }
+    tiles = g("npt") * g("ntiles")
+    blob = g("ntiles") * (g("tile_w") + g("p_tile"))
+    return {"b": float(tiles * g("t")), "post_rc": float(tiles), "if_written": float(loaded),
+            "w_written": float(g("ntiles") * g("tile_w")), "out_bytes": out_b,
+            "dram_bytes": float(DESC_BYTES + loaded + blob) + out_b}  # fmt: skip
 
 
 def _leak_vec(platform: Platform, area: F64) -> F64:
@@ -1367,3 +1455,118 @@ def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
         if n_o > o_depth:
             out.append(f"layer '{name}': its outputs need {n_o} ofmap bytes (have {o_depth})")
     return out
+
+
+# -- feature-map tiling (autochip.builder.tiling) -------------------------------------------------
+def tiled_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLayer, ...] | None:
+    """The descriptors ``compile_model`` emits for configuration ``i`` with feature-map tiling:
+    every layer split into the bands :mod:`autochip.builder.tiling` plans (row bands with
+    strided input and output runs, group bands, vector channel bands), each a descriptor with
+    the compiler's fields and DRAM addresses (``(bands + 1) * 256`` bytes of descriptors, the
+    layer's parameter and weight blob once, then the tensors). ``None``: a layer the planner
+    refuses (not even one output row of one group fits), or a workload without the layers'
+    row geometry. For :func:`core_model.core_cycles`: the scalar authority, one configuration
+    at a time."""
+    from autochip.builder.tiling import band_rows, compute_tiling, pitch, vector_tiling
+
+    if wl.h is None or wl.sh is None or wl.ph is None:
+        return None
+    one = cfg.take(np.array([i]))
+    geo = {k: int(v[0]) for k, v in core_geometry(one).items()}
+    lu, _ = _unique_layout(wl, one)
+    lay = {k: v[0] for k, v in lu.items()}
+    R, C, B = int(one.rows[0]), int(one.cols[0]), geo["bus"]
+    if_depth, w_depth, o_depth = geo["if_depth"], geo["w_depth"], geo["o_depth"]
+    w_row, p_tile = geo["w_row"], geo["p_tile"]
+    bands: list[tuple[int, str, dict[str, int]]] = []  # (layer, mode, fields without start)
+    for j in range(len(wl)):
+        g = {k: int(v[j]) for k, v in lay.items() if v.shape[0] == len(wl)}
+        c, p, q, kr, ks = (int(x[j]) for x in (wl.c, wl.p, wl.q, wl.kr, wl.ks))
+        pq = p * q
+        in_len = int(wl.in_len[j])
+        name = wl.names[j]
+        if wl.vector[j]:
+            two = int(wl.src2[j]) >= 0
+            vt = vector_tiling(c=c, hw=in_len // c, pq=pq, two_inputs=two, bus=B,
+                               if_depth=if_depth, o_depth=o_depth, off_in=g["in_addr"] % B,
+                               off_in2=g["in2_addr"] % B if two else 0,
+                               off_out=g["out_addr"] % B)  # fmt: skip
+            if vt is None:
+                return None
+            hw = in_len // c
+            for gi in range(vt.group_bands):
+                c0 = gi * vt.groups
+                nc = min(c, c0 + vt.groups) - c0
+                f = {"in_addr": c0 * hw, "in2_addr": c0 * hw if two else 0,
+                     "out_addr": c0 * pq, "in_len": nc * hw, "c_pq": nc * pq,
+                     "npt": -(-(nc * pq) // R), "pq": pq, "c": nc, "p": p, "q": q, "kr": kr,
+                     "ks": ks}  # fmt: skip
+                bands.append((j, "vector", f))
+            continue
+        t, kg, kt, ntiles = g["t"], g["kg"], g["kt"], g["ntiles"]
+        groups = ntiles // kt
+        cg = t // (kr * ks)
+        h = int(wl.h[j])
+        wd = in_len // (groups * cg * h)
+        sh, ph = int(wl.sh[j]), int(wl.ph[j])
+        tile_w = g["tile_w"]
+        if tile_w // w_row > w_depth:
+            return None
+        ct = compute_tiling(cg=cg, h=h, w=wd, groups=groups, kr=kr, sh=sh, p=p, q=q, cols=C,
+                            bus=B, if_depth=if_depth, o_depth=o_depth,
+                            off_in=g["in_addr"] % B)  # fmt: skip
+        if ct is None:
+            return None
+        for ri in range(ct.row_bands):
+            if ct.row_bands == 1:
+                oy0, oy1, iy0, iy1 = 0, p, 0, h
+            else:
+                oy0, oy1, iy0, iy1 = band_rows(ri, ct.rows, p, h, kr, sh, ph)
+            for gi in range(ct.group_bands):
+                g0 = gi * ct.groups
+                ng = min(groups, g0 + ct.groups) - g0
+                pq_b, rows_in = (oy1 - oy0) * q, iy1 - iy0
+                f = {"in_addr": g0 * cg * h * wd + iy0 * wd, "out_addr": g0 * kg * pq + oy0 * q,
+                     "w_addr": g["w_addr"] + g0 * kt * tile_w,
+                     "p_addr": g["p_addr"] + g0 * kt * p_tile,
+                     "in_len": ng * cg * h * wd, "t": t, "kg": kg, "kt": kt, "tile_w": tile_w,
+                     "ntiles": ng * kt, "npt": -(-pq // R), "pq": pq, "c": c, "p": p, "q": q,
+                     "kr": kr, "ks": ks, "c_pq": C * pq, "out_stride": pq,
+                     "o_pitch": pq}  # fmt: skip
+                if ct.row_bands > 1:  # one run per input channel and per output channel
+                    opitch = pitch(pq_b, pq, B)
+                    f.update({"in_len": rows_in * wd, "in_runs": ng * cg, "in_stride": h * wd,
+                              "in_bstride": pitch(rows_in * wd, h * wd, B), "out_run": pq_b,
+                              "o_pitch": opitch, "p": oy1 - oy0, "pq": pq_b,
+                              "npt": -(-pq_b // R), "c_pq": C * opitch})  # fmt: skip
+                f["tpp"] = min(PARAM_TILES, w_depth // (tile_w // w_row),
+                               (o_depth - (B - 1)) // (C * f["o_pitch"]), ng * kt)  # fmt: skip
+                bands.append((j, "mac", f))
+    # the layout with one descriptor per band (compile_model's): the blobs move with the
+    # descriptors' end; a tiled layer's output region is allocated once per band (the
+    # compiler lays out every descriptor's output, the last allocation is the tensor's)
+    align = max(ALIGN, B)
+    start_l = -(-((len(wl) + 1) * DESC_BYTES) // align) * align
+    start_b = -(-((len(bands) + 1) * DESC_BYTES) // align) * align
+    delta = start_b - start_l
+    per_layer = np.bincount([j for j, _, _ in bands], minlength=len(wl))
+    blob_al = -(-lay["blob"] // align) * align
+    base = start_b + int(blob_al.sum())
+    t_off = _tensor_off(wl, align, np.concatenate([[1], per_layer,
+                                                   np.ones(len(wl.tensor_bytes) - len(wl) - 1,
+                                                           dtype=np.int64)]))  # fmt: skip
+    out = []
+    k = 0
+    for n, (j, mode, f) in enumerate(bands):
+        k = k + 1 if n and bands[n - 1][0] == j else 0
+        f["in_addr"] += base + int(t_off[wl.src[j]])
+        f["out_addr"] += base + int(t_off[j + 1])
+        if int(wl.src2[j]) >= 0:
+            f["in2_addr"] += base + int(t_off[wl.src2[j]])
+        for a in ("w_addr", "p_addr"):
+            if a in f:
+                f[a] += delta
+        name = f"{wl.names[j]}@{k}" if per_layer[j] > 1 else wl.names[j]
+        f.update(layer=j, band=k, p_tile=p_tile)
+        out.append(PlannedLayer(name, mode, f))
+    return tuple(out)
