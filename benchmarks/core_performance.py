@@ -22,6 +22,12 @@ post-training to int8, as a user would run it), simulates it with ``autochip.bui
                              model's 3x3 convolutions, from each layer's measured cycles
   resnet20_util_network=<x>  all MACs / (all measured cycles of one input * rows * cols):
                              every descriptor counts (vector layers, the end of the program)
+  resnet18_conv3x3_util_min=<x>, resnet18_util_network=<x>, mobilenet_v2_util_network=<x>
+                             the same from the core model (plan.json's predicted cycles of
+                             `autochip build`, not simulated) at 224x224 on ``--zoo-hw``
+                             (``examples/hw/core16x16_512k.yaml``: 16x16 int8, 128-bit bus,
+                             512 KB of SRAM); a tiled layer's bands are summed; ``nan`` with a
+                             ``#`` line giving the compiler's reason when the model does not build
 
 The simulator is the profile-guided Verilator model (``simulate_core(..., pgo=True)``: trained
 on the build's first input, see ``compile_testbench``); ``--no-pgo`` measures the plain one.
@@ -56,6 +62,7 @@ from autochip.reference import load_integer_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HW = ROOT / "examples" / "hw" / "core16x16_int8.yaml"
+ZOO_HW = ROOT / "examples" / "hw" / "core16x16_512k.yaml"
 
 
 @dataclass(frozen=True)
@@ -153,17 +160,59 @@ def _pes(run: Run) -> int:
 
 def resnet20_conv3x3_util_min(run: Run) -> str:
     macs = layer_macs(run.build_dir)
-    utils = [
-        macs[lay.name][0] / (lay.cycles_measured * _pes(run))
-        for lay in run.report.layers
-        if lay.name in macs and macs[lay.name][1] == (3, 3)
-    ]
+    cycles: dict[str, int] = {}  # a tiled layer's bands summed
+    for lay in run.report.layers:
+        cycles[_base(lay.name)] = cycles.get(_base(lay.name), 0) + lay.cycles_measured
+    utils = [m / (cycles[n] * _pes(run)) for n, (m, k) in macs.items() if k == (3, 3)]
     return f"{min(utils):.4f}" if utils else "nan"
 
 
 def resnet20_util_network(run: Run) -> str:
     total = sum(m for m, _ in layer_macs(run.build_dir).values())
     return f"{total / (run.report.cycles_total * _pes(run)):.4f}"
+
+
+def _base(name: str) -> str:
+    """A band's layer (``LAYER@k``, autochip.builder.tiling) -> LAYER."""
+    return name.split("@")[0]
+
+
+def model_utilisation(model: str, hw: Path, work: Path) -> tuple[float, float] | str:
+    """(lowest 3x3-convolution utilisation, network utilisation) of ``model`` built for ``hw``,
+    from the core model's predicted cycles (``plan.json``); the build's error when it fails."""
+    out = work / model
+    if not (out / "plan.json").is_file():
+        text, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(text), contextlib.redirect_stderr(err):
+            code = autochip_main(["build", model, "--hw", str(hw), "--out", str(out)])
+        if code != 0:
+            lines = (err.getvalue() + text.getvalue()).strip().splitlines()
+            return lines[-1] if lines else f"exit {code}"
+    plan = json.loads((out / "plan.json").read_text())
+    core = json.loads((out / "manifest.json").read_text())["core"]
+    pes = int(core["rows"]) * int(core["cols"])
+    macs = layer_macs(out)
+    cycles: dict[str, int] = {}
+    for lay in plan["layers"]:
+        cycles[_base(lay["name"])] = cycles.get(_base(lay["name"]), 0) + lay["cycles_predicted"]
+    utils = [m / (cycles[n] * pes) for n, (m, k) in macs.items() if k == (3, 3)]
+    total = sum(m for m, _ in macs.values()) / (plan["cycles_predicted_total"] * pes)
+    return (min(utils) if utils else float("nan")), total
+
+
+def zoo_lines(hw: Path, work: Path) -> list[str]:
+    """The model-based lines of ResNet-18 and MobileNet-V2 at 224x224."""
+    lines: list[str] = []
+    for model, names in (("resnet18", ("resnet18_conv3x3_util_min", "resnet18_util_network")),
+                         ("mobilenet_v2", (None, "mobilenet_v2_util_network"))):  # fmt: skip
+        res = model_utilisation(model, hw, work)
+        if isinstance(res, str):
+            lines.append(f"# {model} does not build on {hw.name}: {res}")
+            res = (float("nan"), float("nan"))
+        for name, value in zip(names, res, strict=True):
+            if name:
+                lines.append(f"{name}={value:.4f}")
+    return lines
 
 
 METRICS: tuple[Callable[[Run], str], ...] = (
@@ -186,7 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help="build folder to create or reuse")
     ap.add_argument("--no-pgo", action="store_true",
                     help="the plain Verilator model instead of the profile-guided one")  # fmt: skip
+    ap.add_argument("--zoo-hw", type=Path, default=ZOO_HW,
+                    help="core spec of the model-based ResNet-18 / MobileNet-V2 lines")  # fmt: skip
+    ap.add_argument("--no-zoo", action="store_true", help="skip the model-based zoo lines")
+    ap.add_argument("--zoo-only", action="store_true",
+                    help="only the model-based zoo lines (no simulation)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.zoo_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            for line in zoo_lines(args.zoo_hw, args.work or Path(tmp)):
+                print(line)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         out = args.work or Path(tmp) / "core"
         run = simulate(build(args.model, args.hw, out, args.images), args.images, not args.no_pgo)
@@ -195,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
               f"pgo={not args.no_pgo}")  # fmt: skip
         for metric in METRICS:
             print(f"{metric.__name__}={metric(run)}")
+        if not args.no_zoo:
+            for line in zoo_lines(args.zoo_hw, Path(tmp) / "zoo"):
+                print(line)
     return 0 if run.report.bit_exact else 1
 
 

@@ -96,7 +96,8 @@ module core_main #(
         D_NTILES = 31, D_KT = 32, D_KG = 33, D_TPP = 34, D_LO = 35, D_HI = 36, D_MULT0 = 37,
         D_MULT1 = 38, D_SHIFT = 39, D_C = 40, D_P = 41, D_WSTEP = 42, D_SW = 43,
         D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47, D_LAST_PQ = 48, D_IN2_OFS = 49,
-        D_V_OYW = 50, D_V_CWRAP = 51, D_V_LAST = 52;
+        D_V_OYW = 50, D_V_CWRAP = 51, D_V_LAST = 52, D_IN_RUNS = 53, D_IN_STRIDE = 54,
+        D_IN_BSTRIDE = 55, D_OUT_RUN = 56, D_OUT_STRIDE = 57, D_O_PITCH = 58;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
@@ -144,6 +145,9 @@ module core_main #(
     localparam integer W_RPW = 1 << W_ROWS_LB;  // weight rows per weight word
     // ifmap: R copies, written together by the DMA, read per array row (one byte each)
     reg  [31:0]          if_wofs;   // ifmap word offset of the load in flight
+    // strided input load: run irun of in_runs at DRAM in_a, ifmap byte in_b (in_b mod BUS =
+    // in_a mod BUS: the compiler's in_bstride = in_stride mod BUS)
+    reg  [31:0]          in_a, in_b, irun;
     wire                 if_load = rd_valid & ((st == S_IN_W) | (st == S_IN2_W));
     wire [BUS-1:0]       if_we = if_load ? rd_strb : {BUS{1'b0}};
     wire [IF_WADDR-1:0]  if_wa = if_wofs[IF_WADDR-1:0] + rd_word[IF_WADDR-1:0];
@@ -168,6 +172,10 @@ module core_main #(
     wire [10*8-1:0]      p_rd;
     // ofmap: bytes of the pass's output channels, at their DRAM offset within a bus word
     reg  [31:0]          pass_oaddr;  // DRAM address of the pass's (vector op's) first output
+    // strided write-back: one run of out_run bytes per output channel, run at DRAM wb_a from
+    // ofmap byte o_off + wb_o (o_pitch = out_stride mod BUS); o_wofs: ofmap bus word of the
+    // run's first byte, added to the DMA's word index
+    reg  [31:0]          wb_a, wb_o, o_wofs;
     wire [LB-1:0]        o_off = pass_oaddr[LB-1:0];
 
     genvar gi;
@@ -213,7 +221,8 @@ module core_main #(
     reg  [2*O_WB-1:0]    o_win_m;
     reg  [O_ADDR-O_WBL-1:0] o_word;
     wire [O_ADDR-O_WBL-1:0] o_word1 = o_word + 1'b1;
-    wire [31:0]          o_rword = src_word >> (O_WBL - LB);  // ofmap word of bus word src_word
+    wire [31:0]          o_sword = src_word + o_wofs;          // ofmap bus word
+    wire [31:0]          o_rword = o_sword >> (O_WBL - LB);    // ofmap word of bus word src_word
     reg                  o_rbank;
     reg  [31:0]          o_rslice;
     wire [16*O_WB-1:0]   o_rd;
@@ -232,7 +241,7 @@ module core_main #(
     always @(posedge clk) begin
         if (src_re) begin
             o_rbank <= o_rword[0];
-            o_rslice <= src_word % (O_WB / BUS);
+            o_rslice <= o_sword % (O_WB / BUS);
         end
     end
     assign src_data = o_rd[o_rbank * (8*O_WB) + o_rslice * (8*BUS) +: 8*BUS];
@@ -386,7 +395,7 @@ module core_main #(
             end
             if (col_run) begin
                 sc <= sc + 32'd1;
-                col_addr <= col_addr + desc[D_PQ];
+                col_addr <= col_addr + desc[D_O_PITCH];
                 if (sc == C - 1) col_run <= 1'b0;
             end
             if (walk_go) begin
@@ -719,9 +728,9 @@ module core_main #(
         tpw_h <= desc[D_TPP][15:0] * desc[D_TILE_W][31:16];
         tpw <= tpw_l + (tpw_h << 16);
         po_k <= kg0_ps + ktc_ps;
-        po_ll <= po_k[15:0] * desc[D_PQ][15:0];
-        po_lh <= po_k[15:0] * desc[D_PQ][31:16];
-        po_hl <= po_k[31:16] * desc[D_PQ][15:0];
+        po_ll <= po_k[15:0] * desc[D_OUT_STRIDE][15:0];
+        po_lh <= po_k[15:0] * desc[D_OUT_STRIDE][31:16];
+        po_hl <= po_k[31:16] * desc[D_OUT_STRIDE][15:0];
         po_prod <= po_ll + ((po_lh + po_hl) << 16);
     end
     always @(posedge clk) begin
@@ -738,6 +747,7 @@ module core_main #(
             dma_post <= 1'b0;
             if_wofs <= 32'd0;
             pass_oaddr <= 32'd0;
+            o_wofs <= 32'd0;
         end else begin
             dma_valid <= 1'b0;
             dma_post <= 1'b0;
@@ -758,6 +768,9 @@ module core_main #(
                 S_FETCH_W: if (dma_done) st <= S_DECODE;
                 S_DECODE: begin
                     pass_oaddr <= desc[D_OUT_ADDR];
+                    in_a <= desc[D_IN_ADDR];
+                    in_b <= {{(32-LB){1'b0}}, desc[D_IN_ADDR][LB-1:0]};
+                    irun <= 32'd1;
                     // a compute layer loads its first pass's weights and parameters first: they
                     // do not wait for a posted write-back, the input load (S_IN) does
                     if (op == 2'd0) begin
@@ -771,12 +784,17 @@ module core_main #(
                 end
                 S_IN: if (!dma_wbusy) begin  // the previous layer's output is in DRAM
                     dma_valid <= 1'b1; dma_write <= 1'b0;
-                    dma_addr <= desc[D_IN_ADDR]; dma_len <= desc[D_IN_LEN];
-                    if_wofs <= 32'd0;
+                    dma_addr <= in_a; dma_len <= desc[D_IN_LEN];
+                    if_wofs <= in_b >> LB;
                     st <= S_IN_W;
                 end
                 S_IN_W: if (dma_done) begin
-                    if (op == 2'd2 && vmode == 2'd2) begin
+                    if (irun < desc[D_IN_RUNS]) begin  // the next run of a strided load
+                        irun <= irun + 32'd1;
+                        in_a <= in_a + desc[D_IN_STRIDE];
+                        in_b <= in_b + desc[D_IN_BSTRIDE];
+                        st <= S_IN;
+                    end else if (op == 2'd2 && vmode == 2'd2) begin
                         st <= S_IN2;
                     end else if (op == 2'd2) begin
                         st <= S_VINIT;
@@ -808,6 +826,8 @@ module core_main #(
                     dma_addr <= desc[D_P_ADDR] + t_ps * P_TILE;
                     dma_len <= np * P_TILE;
                     pass_oaddr <= desc[D_OUT_ADDR] + po_prod;
+                    wb_a <= desc[D_OUT_ADDR] + po_prod;
+                    wb_o <= 32'd0;
                     st <= S_LP_W;
                 end
                 S_LP_W: if (dma_done) st <= (t_ps == 32'd0) ? S_IN : S_INIT;
@@ -817,14 +837,29 @@ module core_main #(
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
                 S_WB: begin
                     // the layer's last write-back is posted: the next descriptor starts at once
+                    // (a strided write-back: its last run)
                     dma_valid <= 1'b1; dma_write <= 1'b1;
-                    dma_post <= (t_ps + np >= desc[D_NTILES]);
-                    dma_addr <= pass_oaddr;
-                    dma_len <= obase;  // the pass's output channels, contiguous in DRAM
+                    dma_post <= (t_ps + np >= desc[D_NTILES])
+                                & ((desc[D_OUT_RUN] == 32'd0) | (wb_o + desc[D_O_PITCH] >= obase));
+                    if (desc[D_OUT_RUN] == 32'd0) begin
+                        // the pass's output channels, contiguous in DRAM
+                        dma_addr <= pass_oaddr;
+                        dma_len <= obase;
+                        o_wofs <= 32'd0;
+                    end else begin
+                        // one run per output channel
+                        dma_addr <= wb_a;
+                        dma_len <= desc[D_OUT_RUN];
+                        o_wofs <= ({{(32-LB){1'b0}}, o_off} + wb_o) >> LB;
+                    end
                     st <= S_WB_W;
                 end
                 S_WB_W: if (dma_done | dma_post) begin
-                    if (t_ps + np < desc[D_NTILES]) begin
+                    if (desc[D_OUT_RUN] != 32'd0 && wb_o + desc[D_O_PITCH] < obase) begin
+                        wb_o <= wb_o + desc[D_O_PITCH];
+                        wb_a <= wb_a + desc[D_OUT_STRIDE];
+                        st <= S_WB;
+                    end else if (t_ps + np < desc[D_NTILES]) begin
                         st <= S_PASS;
                     end else begin
                         st <= S_NEXT;
@@ -839,6 +874,7 @@ module core_main #(
                 S_VRUN: if (v_end) st <= S_FLUSH;
                 S_VWB: begin
                     dma_valid <= 1'b1; dma_write <= 1'b1;
+                    o_wofs <= 32'd0;
                     dma_addr <= desc[D_OUT_ADDR];
                     dma_len <= desc[D_C_PQ];
                     st <= S_VWB_W;
@@ -924,8 +960,9 @@ module core_main #(
                     end
                 end
                 S_FLUSH: fl <= fl + 32'd1;
-                S_WB_W: if (dma_done) begin
-                    // next pass starts after the last tile of this one
+                S_WB_W: if (dma_done & ((desc[D_OUT_RUN] == 32'd0)
+                                        | (wb_o + desc[D_O_PITCH] >= obase))) begin
+                    // next pass starts after the last tile of this one (its last run written)
                     t_ps <= t_ps + np;
                     tw_ps <= tw_ps + lw_len;
                     g_ps <= g_g; ktc_ps <= g_ktc; kg0_ps <= g_kg0; cb_ps <= g_cb;

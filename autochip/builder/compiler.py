@@ -51,6 +51,7 @@ from autochip.builder.program import (
     encode_descriptor,
     op_word,
 )
+from autochip.builder.tiling import band_rows, compute_tiling, pitch, vector_tiling
 from autochip.errors import AutochipError
 from autochip.reference import (
     ComputeOp,
@@ -153,6 +154,9 @@ class _Compiler:
         self.layers: list[tuple[CompiledLayer, bytes]] = []  # layer, its param+weight blob
         self.problems: list[str] = []
         self.need: dict[str, int] = {}  # bytes each buffer needs (all banks) for the model
+        # descriptor -> byte offsets of its band in its input, output, weight and parameter
+        # regions, and the index of the descriptor that carries the layer's blob
+        self.place: dict[str, tuple[int, int, int, int, int]] = {}
 
     def fail(self, op_name: str, what: str) -> None:
         self.problems.append(f"op '{op_name}': {what}")
@@ -182,6 +186,15 @@ class _Compiler:
                 f"{what}: {need} {unit}, but {per} holds {have} {unit}; it needs "
                 f"buffers.{buf}.size_kb >= {_kb(total)}",
             )
+
+    def offset(self, name: str) -> int:
+        """The tensor's DRAM address modulo the bus width (regions start on bus words; a
+        tensor placed inside a padded / concatenated one is at its offset there)."""
+        name = self.root(name)
+        if name in self.inside:
+            parent, off = self.inside[name]
+            return (self.offset(parent) + off) % self.core.bus_bytes
+        return 0
 
     def root(self, name: str) -> str:
         while name in self.alias:
@@ -241,25 +254,32 @@ class _Compiler:
         pq = p * q
         in_len = cin * h * wd
         tile_w = -(-t * w_row // bus) * bus  # DRAM bytes per weight tile: whole bus words
-        limits = {
-            "parameter buffer": PARAM_TILES,
-            "weight buffer": core.w_depth // (tile_w // w_row),
-            # the pass's outputs start at any byte of a bus word (their DRAM offset)
-            "ofmap buffer": (core.o_depth - (bus - 1)) // (core.cols * pq),
-        }
-        tpp = min(min(limits.values()), ntiles)
-        self.buffer(op.name, "ifmap", f"its input feature map {_shape(shp)}", in_len)
+        til = compute_tiling(
+            cg=cg, h=h, w=wd, groups=groups, kr=kr, sh=sh, p=p, q=q, cols=core.cols, bus=bus,
+            if_depth=core.if_depth, o_depth=core.o_depth, off_in=self.offset(op.input),
+        )  # fmt: skip
+        if til is None:
+            rows_in = min(h, kr)  # one output row's input rows, one run per channel
+            one = bus - 1 + (cg - 1) * pitch(rows_in * wd, h * wd, bus) + rows_in * wd
+            self.fail(
+                op.name,
+                f"its input feature map {_shape(shp)}: one output row of one group needs "
+                f"{one} bytes of one ifmap copy (channels at a pitch congruent to H*W modulo "
+                f"the bus, from any byte of a bus word), which holds "
+                f"{core.if_depth} bytes (buffers.ifmap.size_kb / rows, whole bus words), or "
+                f"one row of a weight tile's outputs ({core.cols} lanes x {q}) does not fit the "
+                f"ofmap ({core.o_depth} bytes); "
+                + ("a fully connected layer this large needs partial sums of the reduction, "
+                   "which the core does not compute" if op.layer == "linear" else
+                   "it needs column bands or partial sums of the reduction, which the compiler "
+                   "does not make"),
+            )  # fmt: skip
         self.buffer(
             op.name, "weight",
             f"one weight tile ({cg}x{kr}x{ks} weights per lane, whole bus words)",
             tile_w // w_row,
         )  # fmt: skip
-        self.buffer(
-            op.name, "ofmap",
-            f"one weight tile's outputs ({core.cols} lanes x {p}x{q}, from any byte of a "
-            f"{bus}-byte bus word)", core.cols * pq + bus - 1,
-        )  # fmt: skip
-        if self.problems:
+        if self.problems or til is None:
             return
         # weight tiles: row j (w_row bytes) of tile (g, kt) holds W[g*kg + kt*C + c, j] in
         # lane c, lanes past C zero; a tile is tile_w bytes (zero rows at the end). Parameter
@@ -298,14 +318,56 @@ class _Compiler:
             "a1_x": b1, "a1_ox": b1 * sw, "a1_oy": a1 * sh, "a1_base": a1 * sh * wd + b1 * sw,
             "ar_x": br, "ar_ox": br * sw, "ar_oy": ar * sh, "ar_base": ar * sh * wd + br * sw,
             "wrap_ox": q * sw, "sh": sh, "wrap_base": sh * wd - q * sw, "oy0": -ph, "ox0": -pw,
-            "base0": -ph * wd - pw, "ntiles": ntiles, "kt": kt, "kg": kg, "tpp": tpp, "lo": lo,
+            "base0": -ph * wd - pw, "ntiles": ntiles, "kt": kt, "kg": kg, "tpp": 0, "lo": lo,
             "hi": hi, "c": k, "p": p, "sw": sw, "tile_w": tile_w,
             "npt": -(-pq // core.rows), "cg": cg, "c_pq": core.cols * pq,
-            "last_pq": (kg - (kt - 1) * core.cols) * pq,
+            "last_pq": (kg - (kt - 1) * core.cols) * pq, "out_stride": pq, "o_pitch": pq,
         }  # fmt: skip
-        layer = CompiledLayer(op.name, op.layer, mode, op.output, fields)
-        self.layers.append((layer, bytes(blob_p) + bytes(blob_w)))
-        self.inputs[op.name] = (op.input, None, len(blob_p))
+        owner = len(self.layers)
+        for ri in range(til.row_bands):
+            if til.row_bands == 1:
+                oy0, oy1, iy0, iy1 = 0, p, 0, h
+            else:
+                oy0, oy1, iy0, iy1 = band_rows(ri, til.rows, p, h, kr, sh, ph)
+            for gi in range(til.group_bands):
+                g0 = gi * til.groups
+                ng = min(groups, g0 + til.groups) - g0
+                f = dict(fields)
+                pq_b, rows_in, cin_b = (oy1 - oy0) * q, iy1 - iy0, ng * cg
+                opitch = pq
+                if til.row_bands > 1:  # one run per input channel and per output channel
+                    bstr = pitch(rows_in * wd, h * wd, bus)
+                    opitch = pitch(pq_b, pq, bus)
+                    oy_loc = oy0 * sh - ph - iy0  # top of the band's first window, local rows
+                    f.update({
+                        "in_len": rows_in * wd, "h": rows_in, "hw": bstr, "cg_hw": cg * bstr,
+                        "in_runs": cin_b, "in_stride": h * wd, "in_bstride": bstr,
+                        "oy0": oy_loc, "base0": oy_loc * wd - pw, "out_run": pq_b,
+                        "o_pitch": opitch, "p": oy1 - oy0, "pq": pq_b,
+                        "npt": -(-pq_b // core.rows), "c_pq": core.cols * opitch,
+                        "last_pq": (kg - (kt - 1) * core.cols) * opitch,
+                    })  # fmt: skip
+                else:
+                    f["in_len"] = cin_b * h * wd
+                f["ntiles"] = ng * kt
+                f["tpp"] = min(
+                    PARAM_TILES,
+                    core.w_depth // (tile_w // w_row),
+                    # the pass's outputs start at any byte of a bus word (their DRAM offset)
+                    (core.o_depth - (bus - 1)) // (core.cols * opitch),
+                    ng * kt,
+                )
+                name = op.name if not til.tiled else f"{op.name}@{len(self.layers) - owner}"
+                layer = CompiledLayer(name, op.layer, mode, op.output, f)
+                self.layers.append((layer, bytes(blob_p) + bytes(blob_w) if ri + gi == 0 else b""))
+                self.inputs[name] = (op.input, None, len(blob_p))
+                self.place[name] = (
+                    g0 * cg * h * wd + iy0 * wd,
+                    g0 * kg * pq + oy0 * q,
+                    g0 * kt * tile_w,
+                    g0 * kt * core.p_tile,
+                    owner,
+                )
 
     # -- vector ops ------------------------------------------------------------------------
     def vector(
@@ -330,10 +392,22 @@ class _Compiler:
         c, h, wd = shp[1], shp[2], shp[3]
         osh = self.shapes[out]
         p, q = (osh[2], osh[3]) if len(osh) == 4 else (1, 1)
-        in_len = c * h * wd
-        what = f"its two inputs (2 x {_shape(shp)})" if src2 else f"its input {_shape(shp)}"
-        self.buffer(name, "ifmap", what, in_len * (2 if src2 else 1))
-        self.buffer(name, "ofmap", f"its output {_shape((1, c, p, q))}", c * p * q)
+        bus = core.bus_bytes
+        til = vector_tiling(
+            c=c, hw=h * wd, pq=p * q, two_inputs=src2 is not None, bus=bus,
+            if_depth=core.if_depth, o_depth=core.o_depth, off_in=self.offset(src),
+            off_in2=self.offset(src2) if src2 else 0, off_out=self.offset(out),
+        )  # fmt: skip
+        if til is None:
+            what = "its two inputs' channel planes" if src2 else "its input's channel plane"
+            self.fail(
+                name,
+                f"one channel of {what} ({_shape(shp)}: {h * wd} bytes each, from any byte of a "
+                f"bus word) does not fit one ifmap copy ({core.if_depth} bytes = "
+                f"buffers.ifmap.size_kb / rows), or one output plane ({p * q} bytes) the ofmap "
+                f"({core.o_depth} bytes): vector layers are split by channels only",
+            )
+            return
         if not (-(2 ** (core.a_bits - 1)) <= lo <= hi < 2 ** (core.a_bits - 1)):
             self.fail(name, f"output range [{lo}, {hi}] does not fit {core.a_bits}-bit activations")
         if any(abs(m) >= 2**31 for m in mults) or not 1 <= shift <= 62:
@@ -345,11 +419,27 @@ class _Compiler:
         # lanes step by R = dc * P*Q + dp * Q + dq outputs: x by dq, y by dp, the channel by
         # dc, with the carries of x into y (wrap_ox, wrap_base) and of y into the channel
         # (v_oyw, v_cwrap); the last group has v_last valid lanes
-        n_out = c * p * q
-        groups = -(-n_out // core.rows)
         dq = core.rows % q
         dp = core.rows // q % p
         dc = core.rows // (p * q)
+        for gi in range(til.group_bands):
+            c0 = gi * til.groups
+            nc = min(c, c0 + til.groups) - c0
+            band = f"{name}@{gi}" if til.tiled else name
+            self.vector_band(band, kind, vmode, src, src2, out, nc, h, wd, p, q, kr, ks, sh, sw,
+                             ph, pw, dq, dp, dc, mults, shift, lo, hi)  # fmt: skip
+            self.place[band] = (c0 * h * wd, c0 * p * q, 0, 0, len(self.layers) - 1)
+
+    def vector_band(
+        self, name: str, kind: str, vmode: int, src: str, src2: str | None, out: str, c: int,
+        h: int, wd: int, p: int, q: int, kr: int, ks: int, sh: int, sw: int, ph: int, pw: int,
+        dq: int, dp: int, dc: int, mults: tuple[int, int], shift: int, lo: int, hi: int,
+    ) -> None:  # fmt: skip
+        """One descriptor of a vector layer: ``c`` channels (a band of whole planes)."""
+        core = self.core
+        in_len = c * h * wd
+        n_out = c * p * q
+        groups = -(-n_out // core.rows)
         fields = {
             "op": op_word(OP_VECTOR, vmode=vmode, nobounds=kind == "add"),
             "in_len": in_len, "h": h, "w": wd, "hw": h * wd, "kr": kr, "ks": ks, "pq": p * q,
@@ -374,7 +464,18 @@ class _Compiler:
             for s in srcs:
                 consumers.setdefault(s, []).append(op.name)
         pending_sum: dict[str, SumPoolOp] = {}
+        # placements first (aliases, padded and concatenated tensors): the planner needs every
+        # tensor's offset within its bus word
         for op in ops:
+            if isinstance(op, FlattenOp):
+                self.alias[op.output] = op.input
+            elif isinstance(op, PadOp):
+                self.pad(op)
+            elif isinstance(op, ConcatOp):
+                self.concat(op)
+        for op in ops:
+            if isinstance(op, FlattenOp | PadOp | ConcatOp):
+                continue
             if isinstance(op, ComputeOp):
                 self.compute(op)
             elif isinstance(op, MaxPoolOp):
@@ -388,14 +489,8 @@ class _Compiler:
                 pending_sum[op.output] = op
             elif isinstance(op, RescaleOp):
                 self.rescale(op, pending_sum)
-            elif isinstance(op, FlattenOp):
-                self.alias[op.output] = op.input
             elif isinstance(op, SubsampleOp):
                 self.subsample(op)
-            elif isinstance(op, PadOp):
-                self.pad(op)
-            elif isinstance(op, ConcatOp):
-                self.concat(op)
             else:  # pragma: no cover - IntegerModel has no other op types
                 self.fail(getattr(op, "name", "?"), f"unsupported op {type(op).__name__}")
         if self.problems:
@@ -417,8 +512,8 @@ class _Compiler:
             return ""
         return (
             f"\n  on this {core.rows}x{core.cols} array the model needs " + ", ".join(short)
-            + " (each layer's whole input and outputs stay on chip: the core does not tile "
-            "feature maps)"
+            + " (feature maps are tiled in bands of rows and groups; a weight tile's reduction "
+            "and one output row of a group stay on chip)"
         )  # fmt: skip
 
     def subsample(self, op: SubsampleOp) -> None:
@@ -501,8 +596,9 @@ class _Compiler:
         blob_addr: list[int] = []
         for _, blob in self.layers:
             blob_addr.append(addr)
-            blobs.append((addr, blob))
-            addr = _align(addr + len(blob))
+            if blob:
+                blobs.append((addr, blob))
+                addr = _align(addr + len(blob))
         tensors: dict[str, tuple[int, tuple[int, ...]]] = {}
         names = [self.m.input_name, *(lay.output for lay, _ in self.layers), *self.pads]
         for name in names:
@@ -524,28 +620,30 @@ class _Compiler:
         final: list[CompiledLayer] = []
         for i, (lay, _) in enumerate(self.layers):
             src, src2, p_len = self.inputs[lay.name]
+            in_off, out_off, w_off, p_off, owner = self.place[lay.name]
             f = dict(lay.fields)
-            f["in_addr"] = tensors[self.root(src)][0]
-            f["in2_addr"] = tensors[self.root(src2)][0] if src2 else 0
-            f["out_addr"] = tensors[lay.output][0]
+            f["in_addr"] = tensors[self.root(src)][0] + in_off
+            f["in2_addr"] = tensors[self.root(src2)][0] + in_off if src2 else 0
+            f["out_addr"] = tensors[lay.output][0] + out_off
             # the DMA puts DRAM byte a at ifmap byte a - (in_addr rounded down to a bus word)
             off1 = f["in_addr"] % bus
             f["base0"] = f.get("base0", 0) + off1
-            need = off1 + f["in_len"]
+            span = f["in_len"] + max(0, f.get("in_runs", 0) - 1) * f.get("in_bstride", 0)
+            need = off1 + span
             if src2:
                 f["in2_ofs"] = -(-need // bus) * bus
                 off2 = f["in2_addr"] % bus
                 f["wstep"] = f["in2_ofs"] + off2 - off1
                 need = f["in2_ofs"] + off2 + f["in_len"]
-            if need > f["in_len"] * (2 if src2 else 1):  # more than compute/vector checked
+            if need > self.core.if_depth:  # the planner checked the offsets: not reached
                 self.buffer(lay.name, "ifmap", f"its input{'s' if src2 else ''} from the bus "
                             "word of its DRAM address on", need)  # fmt: skip
-            if lay.mode == "vector" and f["out_addr"] % bus:
+            if lay.mode == "vector" and f["out_addr"] % bus + f["c_pq"] > self.core.o_depth:
                 self.buffer(lay.name, "ofmap", "its output from the bus word of its DRAM "
                             "address on", f["out_addr"] % bus + f["c_pq"])  # fmt: skip
             if lay.mode != "vector":
-                f["p_addr"] = blob_addr[i]
-                f["w_addr"] = blob_addr[i] + p_len
+                f["p_addr"] = blob_addr[owner] + p_off
+                f["w_addr"] = blob_addr[owner] + p_len + w_off
             desc = encode_descriptor(f)
             image[i * DESC_BYTES : (i + 1) * DESC_BYTES] = desc
             final.append(CompiledLayer(lay.name, lay.kind, lay.mode, lay.output, f))

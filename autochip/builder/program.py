@@ -38,6 +38,7 @@ FIELDS = (
     "ar_ox", "ar_oy", "ar_base", "wrap_ox", "sh", "wrap_base", "oy0", "ox0", "base0",
     "ntiles", "kt", "kg", "tpp", "lo", "hi", "mult0", "mult1", "shift", "c", "p", "wstep",
     "sw", "tile_w", "npt", "cg", "c_pq", "last_pq", "in2_ofs", "v_oyw", "v_cwrap", "v_last",
+    "in_runs", "in_stride", "in_bstride", "out_run", "out_stride", "o_pitch",
 )  # fmt: skip
 DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
 DESC_BYTES = 4 * DESC_WORDS

@@ -140,13 +140,34 @@ def tile_cycles(rows: int, cols: int, depth: int) -> int:
 
 
 POSTED_ISSUE = 2  # core_main.v S_WB, S_WB_W: a posted write-back's cycles in its layer
+# Each further run of a strided input load costs one cycle more than its dma_cycles: the
+# controller's command is registered (S_IN sets dma_valid, the DMA starts a cycle later), a
+# cycle dma_cycles' 2-cycle base (measured on the DMA alone) does not hold. Every read command
+# has it (the +1 per read command the layer tables note for the first command of each
+# load, where the posted write-back's wait usually absorbs it); the write overhead
+# (core_timing.yaml, fitted inside the core) includes it. Measured: a band of n runs is
+# n - 1 cycles slower than the runs' dma_cycles (rtl_tests/core/test_core_sim.py tiled-bands).
+RUN_ISSUE = 1
 
 
-def _write_backs(core: _Core, lay: _Layer) -> list[int]:
-    """DMA cycles of each pass's write-back of a compute layer (its channels, contiguous)."""
+def input_load(core: _Core, lay: _Layer) -> int:
+    """DMA cycles of a layer's input load: one command, or ``in_runs`` strided runs of
+    ``in_len`` bytes at ``in_addr + i * in_stride`` (a band of rows; ``core_main.v`` S_IN,
+    S_IN_W loop once per run, each run a command of its own)."""
+    g, bus = lay.get, core.bus_bytes
+    runs = max(1, g("in_runs"))
+    return (runs - 1) * RUN_ISSUE + sum(
+        dma_cycles(g("in_addr") + i * g("in_stride"), g("in_len"), False, bus) for i in range(runs)
+    )
+
+
+def _write_backs(core: _Core, lay: _Layer) -> list[list[int]]:
+    """DMA cycles of each pass's write-back of a compute layer, one entry per command: its
+    channels, contiguous in DRAM, or (``out_run > 0``, a band of rows) one run of ``out_run``
+    bytes per channel at DRAM stride ``out_stride``."""
     c, g = core.cols, lay.get
     ntiles, tpp, kt, kg = g("ntiles"), g("tpp"), g("kt"), g("kg")
-    out: list[int] = []
+    out: list[list[int]] = []
     t_ps = 0
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
@@ -156,7 +177,13 @@ def _write_backs(core: _Core, lay: _Layer) -> list[int]:
         for tile in range(t_ps, t_ps + n):
             grp, tt = divmod(tile, kt)
             lanes += min(c, kg - tt * c)
-        out.append(dma_cycles(g("out_addr") + k0 * g("pq"), lanes * g("pq"), True, core.bus_bytes))
+        stride = g("out_stride") or g("pq")  # the DRAM channel stride (untiled: P*Q)
+        a0 = g("out_addr") + k0 * stride
+        if g("out_run"):
+            out.append([dma_cycles(a0 + i * stride, g("out_run"), True, core.bus_bytes)
+                        for i in range(lanes)])  # fmt: skip
+        else:
+            out.append([dma_cycles(a0, lanes * g("pq"), True, core.bus_bytes)])
         t_ps += n
     return out
 
@@ -176,7 +203,7 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     r, c, bus = core.rows, core.cols, core.bus_bytes
     g = lay.get
     fetch = dma_cycles(pc, DESC_BYTES, False, bus)
-    load = dma_cycles(g("in_addr"), g("in_len"), False, bus)
+    load = input_load(core, lay)
     compute = 0
     control = 1 + 1  # decode, program step
     ntiles, tpp = g("ntiles"), g("tpp")
@@ -190,8 +217,9 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
         compute += g("npt") * n * tile_cycles(r, c, g("t"))
         compute += flush_compute_cycles(r, c)
         t_ps += n
-    # every pass's write-back but the last waits for its DMA; the last is posted
-    wb = sum(_write_backs(core, lay)[:-1]) + POSTED_ISSUE
+    # every write-back command but the last waits for its DMA; the last is posted
+    cmds = [x for wbs in _write_backs(core, lay) for x in wbs]
+    wb = sum(cmds[:-1]) + POSTED_ISSUE
     return LayerCycles(lay.name, fetch, load, compute, wb, control)
 
 
@@ -208,7 +236,7 @@ def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     g = lay.get
     bus = core.bus_bytes
     fetch = dma_cycles(pc, DESC_BYTES, False, bus)
-    load = dma_cycles(g("in_addr"), g("in_len"), False, bus)
+    load = input_load(core, lay)
     if lay.get("in2_addr"):
         load += dma_cycles(g("in2_addr"), g("in_len"), False, bus)
     groups = -(-g("c_pq") // core.rows)  # R outputs at a time, one per lane
@@ -230,7 +258,7 @@ def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...
         else:
             cyc = _compute(core, lay, pc)
             wait = posted_wait(posted, cyc.fetch, "compute", _first_loads(core, lay))
-            posted = _write_backs(core, lay)[-1]
+            posted = _write_backs(core, lay)[-1][-1]
         out.append(replace(cyc, load=cyc.load + wait))
     end = len(layers) * DESC_BYTES
     fetch = dma_cycles(end, DESC_BYTES, False, core.bus_bytes)

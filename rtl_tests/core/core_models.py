@@ -100,6 +100,40 @@ def random_model(seed: int = 0) -> IntegerModel:
     return IntegerModel("input", (1, 3, 11, 9), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
 
 
+def tiled_model(seed: int = 2) -> IntegerModel:
+    """Feature maps larger than the tiny buffers of ``core_small8x8.yaml`` (320 bytes per ifmap
+    copy, 512 ofmap bytes): every layer is split into bands. A 5x5 stride-2 padding-2
+    convolution of a 3 x 21 x 19 input (row bands of one output row: halos, padding at the top
+    and bottom bands only, odd sizes, two weight tiles), a depthwise 3x3 (merged into two groups
+    of 8: row and group bands), a 1x1 convolution (row bands), the residual add of the two
+    (channel bands), max pooling 3x3/2 padding 1 and global average pooling (channel bands)
+    and a linear layer."""
+    rng = np.random.default_rng(seed)
+
+    def conv(name: str, src: str, k: int, c: int, kh: int, kw: int, **kw_: Any) -> ComputeOp:
+        groups = kw_.pop("groups", 1)
+        w = rng.integers(-127, 128, size=(k, c // groups, kh, kw)).astype(np.int64)
+        b = rng.integers(-2000, 2000, size=k).astype(np.int64)
+        return ComputeOp(name, src, name, "mac", "conv", w, b, groups=groups,
+                         requant=_requant(rng, k, kw_.pop("relu", True)), **kw_)  # fmt: skip
+
+    ops: list[Any] = [
+        conv("c5", "input", 16, 3, 5, 5, stride=(2, 2), padding=(2, 2)),  # 16 x 11 x 10
+        conv("dw", "c5", 16, 16, 3, 3, padding=(1, 1), groups=16),
+        conv("pw", "dw", 16, 16, 1, 1, relu=False),
+        RescaleOp("add", ("dw", "pw"), "add", (3 << 20, 5 << 19), 22, -128, 127),
+        MaxPoolOp("mp", "add", "mp", (3, 3), (2, 2), (1, 1)),  # 16 x 6 x 5
+        SumPoolOp("gsum", "mp", "gsum", (6, 5), (6, 5)),  # 16 x 1 x 1
+        RescaleOp("gap", ("gsum",), "gap", (13 << 16,), 24, -128, 127),
+        FlattenOp("flat", "gap", "flat"),
+    ]
+    w = rng.integers(-127, 128, size=(7, 16)).astype(np.int64)
+    ops.append(ComputeOp("fc", "flat", "fc", "mac", "linear", w,
+                         rng.integers(-500, 500, size=7).astype(np.int64),
+                         requant=_requant(rng, 7, False)))  # fmt: skip
+    return IntegerModel("input", (1, 3, 21, 19), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
+
+
 def short_tile_model(seed: int = 1) -> IntegerModel:
     """Layers whose reduction is shorter than an 8 x 8 array, both reading the input: a 1 x 1
     convolution of 3 input channels (T = 3; 11 output channels of 7 x 5 pixels: two weight

@@ -30,6 +30,7 @@ from core_models import (  # noqa: E402
     random_inputs,
     random_model,
     short_tile_model,
+    tiled_model,
     vector_model,
 )
 
@@ -50,6 +51,7 @@ NETWORKS = (
     ("vector-r3", "vector", "quant", VEC3, 2),
     ("short-tiles", "short", "quant", SMALL, 2),  # T < R: tiles wait for the read-out
     ("short-tiles-4x8", "short", "quant", WIDE, 2),  # T < R < C
+    ("tiled-bands", "tiled", "quant", SMALL, 1),  # feature maps larger than the buffers
 )
 
 
@@ -68,11 +70,26 @@ def test_network_bit_exact_and_cycles(
     elif spec == "short":
         model = short_tile_model()
         x = random_inputs(model, images)
+    elif spec == "tiled":
+        model = tiled_model()
+        x = random_inputs(model, images)
     else:
         model = integer_model(spec, method)
         x = digits_inputs(model, images)
     res = build_core(model, load_hardware_spec(hw), tmp_path / name, x)
-    if hw == SMALL:  # the point of this core: layers split into several passes
+    if spec == "tiled":  # row bands (strided runs), group bands, channel bands of vector ops
+        lays = res.program.layers
+        assert {lay.name.split("@")[0] for lay in lays if "@" in lay.name} == {
+            "c5",
+            "dw",
+            "pw",
+            "add",
+            "mp",
+            "gap",
+        }
+        assert min(lay.get("in_runs") for lay in lays if lay.name.startswith("pw@")) == 16
+        assert {lay.get("w_addr") for lay in lays if lay.name.startswith("dw@")} != 1
+    elif hw == SMALL:  # the point of this core: layers split into several passes
         passes = [-(-lay.get("ntiles") // lay.get("tpp")) for lay in res.program.layers
                   if lay.mode != "vector"]  # fmt: skip
         assert max(passes) >= 2

@@ -1,0 +1,155 @@
+"""Feature-map tiling: which bands a layer is split into so that each fits the core's buffers.
+
+A layer whose input does not fit one ifmap copy, or whose outputs do not fit the ofmap buffer,
+becomes several descriptors ("bands"), each a layer of its own for the core:
+
+* compute layers (conv): bands of ``rows`` consecutive output rows (the input rows they read,
+  halos included, padding only at the true top / bottom border) times bands of ``groups``
+  consecutive groups (after :func:`autochip.builder.compiler.merge_groups`; a plain convolution
+  has one group). A row band loads its input as one DMA run per input channel (``rows_in * W``
+  bytes at DRAM stride ``H * W``) and writes one run per output channel (``rows * Q`` bytes at
+  DRAM stride ``P * Q``); a band of whole rows loads and writes contiguous bytes.
+* vector layers (pooling, residual add, subsample, rescale): bands of ``groups`` consecutive
+  channels (whole planes, contiguous in DRAM).
+
+The planner is pure (shapes and buffer sizes in, band counts out) so the batch core model can
+mirror it. It picks the fewest bands (then the fewest row bands: each row band reloads the
+layer's weights), with band sizes balanced (``ceil(n / bands)``). ``None``: not even one
+output row of one group fits (the compiler refuses: the core would need column bands or
+partial sums of the reduction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Tiling", "band_rows", "compute_tiling", "pitch", "vector_tiling"]
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """``row_bands`` bands of ``rows`` output rows (the last one: the rest) times
+    ``group_bands`` bands of ``groups`` groups / channels (the last one: the rest)."""
+
+    row_bands: int
+    rows: int
+    group_bands: int
+    groups: int
+
+    @property
+    def bands(self) -> int:
+        return self.row_bands * self.group_bands
+
+    @property
+    def tiled(self) -> bool:
+        return self.bands > 1
+
+
+def pitch(n: int, stride: int, bus: int) -> int:
+    """The smallest buffer stride ``>= n`` congruent to the DRAM ``stride`` modulo ``bus``, so a
+    run lands in the buffer at the byte lanes it has in DRAM (no rotation)."""
+    return n + (stride - n) % bus
+
+
+def band_rows(i: int, rows: int, p: int, h: int, kr: int, sh: int, ph: int) -> tuple[int, ...]:
+    """Row band ``i``: output rows ``[oy0, oy1)`` and the input rows ``[iy0, iy1)`` they read."""
+    oy0 = i * rows
+    oy1 = min(p, oy0 + rows)
+    iy0 = max(0, oy0 * sh - ph)
+    iy1 = min(h, (oy1 - 1) * sh - ph + kr)
+    return oy0, oy1, iy0, iy1
+
+
+def _balanced(n: int, most: int) -> tuple[int, int]:
+    bands = -(-n // most)
+    size = -(-n // bands)
+    return -(-n // size), size
+
+
+def compute_tiling(
+    *,
+    cg: int,
+    h: int,
+    w: int,
+    groups: int,
+    kr: int,
+    sh: int,
+    p: int,
+    q: int,
+    cols: int,
+    bus: int,
+    if_depth: int,
+    o_depth: int,
+    off_in: int,
+) -> Tiling | None:
+    """Bands of a convolution with ``groups`` groups of ``cg`` input channels (``h x w``), kernel
+    height ``kr``, row stride ``sh`` and ``p x q`` outputs, on a core with ``cols`` columns, a
+    ``bus``-byte bus, ``if_depth`` bytes per ifmap copy and ``o_depth`` ofmap bytes. ``off_in``:
+    the input's byte offset within its bus word (DRAM address mod ``bus``).
+
+    One band when the whole input fits from ``off_in`` on and one weight tile's outputs fit
+    (``cols * p * q + bus - 1``), exactly the compiler's untiled checks. Otherwise every band is
+    checked with the worst offset, ``bus - 1``: a row band of ``rows_in`` input rows needs
+    ``bus - 1 + (channels - 1) * pitch(rows_in * w, h * w) + rows_in * w`` ifmap bytes and
+    ``bus - 1 + cols * pitch(rows * q, p * q)`` ofmap bytes."""
+    hw, pq = h * w, p * q
+    o_full = cols * pq + bus - 1 <= o_depth
+    if off_in + groups * cg * hw <= if_depth and o_full:
+        return Tiling(1, p, 1, groups)
+
+    def fits(rows: int, gb: int) -> bool:
+        if rows >= p:  # whole rows: contiguous input and output
+            return o_full and bus - 1 + gb * cg * hw <= if_depth
+        rows_in = min(h, (rows - 1) * sh + kr)
+        need = bus - 1 + (gb * cg - 1) * pitch(rows_in * w, hw, bus) + rows_in * w
+        return need <= if_depth and bus - 1 + cols * pitch(rows * q, pq, bus) <= o_depth
+
+    best: Tiling | None = None
+    for gb in range(groups, 0, -1):
+        if not fits(1, gb):
+            continue
+        lo, hi = 1, p  # the most rows that fit (fits is monotone in rows)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(mid, gb) else (lo, mid - 1)
+        nr, rows = _balanced(p, lo)
+        ng, size = _balanced(groups, gb)
+        cand = Tiling(nr, rows, ng, size)
+        if best is None or (cand.bands, cand.row_bands) < (best.bands, best.row_bands):
+            best = cand
+    return best
+
+
+def vector_tiling(
+    *,
+    c: int,
+    hw: int,
+    pq: int,
+    two_inputs: bool,
+    bus: int,
+    if_depth: int,
+    o_depth: int,
+    off_in: int,
+    off_in2: int,
+    off_out: int,
+) -> Tiling | None:
+    """Channel bands of a vector layer of ``c`` channels of ``hw`` input and ``pq`` output bytes
+    (``two_inputs``: a residual add, both inputs in the ifmap, the second from the bus word after
+    the first). One band when it fits with its real offsets (the compiler's untiled checks),
+    otherwise bands of whole channel planes checked with the worst offsets (``bus - 1``)."""
+
+    def need(ch: int, o1: int, o2: int) -> int:
+        n = o1 + ch * hw
+        return -(-n // bus) * bus + o2 + ch * hw if two_inputs else n
+
+    if need(c, off_in, off_in2) <= if_depth and off_out + c * pq <= o_depth:
+        return Tiling(1, 1, 1, c)
+    most = 0
+    for ch in range(c, 0, -1):
+        if need(ch, bus - 1, bus - 1) <= if_depth and bus - 1 + ch * pq <= o_depth:
+            most = ch
+            break
+    if most == 0:
+        return None
+    ng, size = _balanced(c, most)
+    return Tiling(1, 1, ng, size)
