@@ -284,3 +284,36 @@ def test_listed_clocks_meet_a_power_budget() -> None:
     res = explore(wl, plat, space, parse_budget(f"power_w={cap}", plat), "latency", progress=False)
     assert sorted(res.metrics["flat"].tolist()) == [0, 1]
     assert int(res.metrics["flat"][res.chosen]) == 1  # 50 MHz: the fastest within the budget
+
+
+def test_tiled_search_costs_designs_that_need_feature_map_tiling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``explore --tiled``: designs whose buffers hold only bands of the feature maps are
+    searched (without it none runs); the chosen design's cycles equal ``core_model`` on the
+    program ``compile_model`` emits for it, in bands."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
+    from core_models import tiled_model
+
+    from autochip.builder.compiler import compile_model
+    from autochip.reference import save_integer_model
+
+    model = tiled_model()
+    npz = tmp_path / "tiled.npz"
+    save_integer_model(model, npz)
+    s = tmp_path / "s.yaml"
+    s.write_text(yaml.safe_dump({"rows": [2, 4], "cols": [4, 8], "ifmap_kb": [0.5, 1],
+                                 "weight_kb": [1, 4], "ofmap_kb": [0.25, 0.5],
+                                 "bus_bytes": [4, 8]}))  # fmt: skip
+    args = ["explore", str(npz), "--platform", "pynq-z2", "--space", str(s), "--json"]
+    assert main(args) == 2
+    assert "no design of the space fits" in capsys.readouterr().err
+    assert main([*args, "--tiled"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    chosen = out["chosen"]
+    core = core_params(hardware_spec_from_dict(chosen["hw"]))
+    prog = compile_model(model, core)
+    assert any("@" in lay.name for lay in prog.layers)  # it runs in bands
+    assert chosen["cycles"] == sum(c.total for c in core_cycles(core, prog.layers))

@@ -1426,8 +1426,13 @@ def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedL
     return tuple(out)
 
 
-def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
-    """What keeps configuration ``i`` from running ``wl`` (empty when it is feasible)."""
+def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int, tiled: bool = False) -> list[str]:
+    """What keeps configuration ``i`` from running ``wl`` (empty when it is feasible); with
+    ``tiled``, what keeps it from running with feature-map tiling (the buffer problems of the
+    layers the band planner refuses only)."""
+    refused: list[int] = []
+    if tiled and tiled_layers(wl, cfg, i, refused) is not None:
+        return []
     one = cfg.take(np.array([i]))
     out = list(wl.problems)
     geo = core_geometry(one)
@@ -1441,6 +1446,16 @@ def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
         out.append("the network has adder layers: expected pe.kind 'adder'")
     for j, name in enumerate(wl.names):
         n_if, n_w, n_o = (int(need[k][0, j]) for k in ("if", "w", "o"))
+        if tiled and j not in refused:
+            continue
+        if tiled and (n_if > if_depth or n_o > o_depth):
+            what = "one channel plane" if wl.vector[j] else "one output row of one group"
+            out.append(
+                f"layer '{name}': even in bands (feature-map tiling, {what} at a time) it does "
+                f"not fit one ifmap copy ({if_depth} bytes = buffers.ifmap.size_kb / rows) or "
+                f"the ofmap ({o_depth} bytes)"
+            )
+            n_if = n_o = 0
         if n_if > if_depth:
             out.append(
                 f"layer '{name}': its input ({n_if} bytes from the bus word of its address) does "
@@ -1458,7 +1473,9 @@ def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
 
 
 # -- feature-map tiling (autochip.builder.tiling) -------------------------------------------------
-def tiled_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLayer, ...] | None:
+def tiled_layers(
+    wl: CoreWorkload, cfg: CoreConfigs, i: int, refused: list[int] | None = None
+) -> tuple[PlannedLayer, ...] | None:
     """The descriptors ``compile_model`` emits for configuration ``i`` with feature-map tiling:
     every layer split into the bands :mod:`autochip.builder.tiling` plans (row bands with
     strided input and output runs, group bands, vector channel bands), each a descriptor with
@@ -1466,7 +1483,7 @@ def tiled_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLay
     layer's parameter and weight blob once, then the tensors). ``None``: a layer the planner
     refuses (not even one output row of one group fits), or a workload without the layers'
     row geometry. For :func:`core_model.core_cycles`: the scalar authority, one configuration
-    at a time."""
+    at a time. ``refused``: collects the layers the planner refuses (all of them)."""
     from autochip.builder.tiling import band_rows, compute_tiling, pitch, vector_tiling
 
     if wl.h is None or wl.sh is None or wl.ph is None:
@@ -1492,7 +1509,10 @@ def tiled_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLay
                                off_in2=g["in2_addr"] % B if two else 0,
                                off_out=g["out_addr"] % B)  # fmt: skip
             if vt is None:
-                return None
+                if refused is None:
+                    return None
+                refused.append(j)
+                continue
             hw = in_len // c
             for gi in range(vt.group_bands):
                 c0 = gi * vt.groups
@@ -1510,13 +1530,14 @@ def tiled_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLay
         wd = in_len // (groups * cg * h)
         sh, ph = int(wl.sh[j]), int(wl.ph[j])
         tile_w = g["tile_w"]
-        if tile_w // w_row > w_depth:
-            return None
         ct = compute_tiling(cg=cg, h=h, w=wd, groups=groups, kr=kr, sh=sh, p=p, q=q, cols=C,
                             bus=B, if_depth=if_depth, o_depth=o_depth,
                             off_in=g["in_addr"] % B)  # fmt: skip
-        if ct is None:
-            return None
+        if ct is None or tile_w // w_row > w_depth:
+            if refused is None:
+                return None
+            refused.append(j)
+            continue
         for ri in range(ct.row_bands):
             if ct.row_bands == 1:
                 oy0, oy1, iy0, iy1 = 0, p, 0, h
@@ -1542,6 +1563,8 @@ def tiled_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedLay
                 f["tpp"] = min(PARAM_TILES, w_depth // (tile_w // w_row),
                                (o_depth - (B - 1)) // (C * f["o_pitch"]), ng * kt)  # fmt: skip
                 bands.append((j, "mac", f))
+    if refused:
+        return None
     # the layout with one descriptor per band (compile_model's): the blobs move with the
     # descriptors' end; a tiled layer's output region is allocated once per band (the
     # compiler lays out every descriptor's output, the last allocation is the tensor's)
