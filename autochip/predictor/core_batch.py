@@ -594,10 +594,13 @@ def _count_in_page(a: I64, step: I64, n: I64, lo: I64, hi: I64) -> I64:
     return out
 
 
-def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
-    """``sum(core_model.dma_cycles(addr + j * length, length, bus) for j in range(n))``
-    element-wise, in closed form (n >= 0; ``tests/test_core_batch.py`` checks it against
-    the scalar loop on random addresses, lengths and buses).
+def _dma_run(
+    addr: I64, length: I64, n: I64, bus: I64, over: I64 | int, stride: I64 | None = None
+) -> I64:
+    """``sum(core_model.dma_cycles(addr + j * stride, length, bus) for j in range(n))``
+    element-wise, in closed form (n >= 0; ``stride`` default ``length``: back-to-back
+    commands; ``tests/test_core_batch.py`` checks it against the scalar loop on random
+    addresses, lengths, strides and buses).
 
     Command j covers the bus words x .. e - 1 of bytes [u, u + L), u = addr + j * L; its
     bursts start at x, then every 256 words while in x's 4 KB page, then at the multiples of
@@ -610,37 +613,48 @@ def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
     boundary, a linear congruence modulo a power of two (:func:`_multiples`). The correction
     is an interval of u mod 4 KB (summed as floor sums, :func:`_floor_sum`), except when
     (L - 1) mod (G bus words) is within one bus word of a whole block: then it depends on
-    u mod bus too, and the commands are summed by their class j mod bus."""
+    u mod bus too, and the commands are summed by their class j mod bus. With a ``stride``
+    (commands not back to back) the words and grid terms are floor sums instead."""
     k = BURST_BOUNDARY
-    shape = np.broadcast(addr, length, n, bus).shape
-    A, L, N, B = (np.broadcast_to(np.asarray(x, dtype=np.int64), shape).ravel()
-                  for x in (addr, length, n, bus))  # fmt: skip
+    strided = stride is not None
+    step = length if stride is None else stride
+    shape = np.broadcast(addr, length, n, bus, step).shape
+    A, L, N, B, S = (np.broadcast_to(np.asarray(x, dtype=np.int64), shape).ravel()
+                     for x in (addr, length, n, bus, step))  # fmt: skip
     out = np.where(N > 0, 2 * N, 0)
     live = np.flatnonzero((N > 0) & (L > 0))
-    A, L, N, B = A[live], L[live], N[live], B[live]
+    A, L, N, B, S = A[live], L[live], N[live], B[live], S[live]
     lb = _log2(B)
     gb = np.minimum(MAX_BURST * B, k)  # the grid in bytes: G words
     lg = _log2(gb)
     one = np.ones_like(N)
-    end = A + N * L - 1
-    words = N + (end >> lb) - (A >> lb) - _multiples(A, L, one, N, lb)
-    grid = (end >> lg) - (A >> lg) - _multiples(A, L, one, N, lg)
+    if strided:  # sum over j of floor((A + L - 1 + j S) / m) - floor((A + j S) / m)
+        fs = _floor_sum(np.concatenate([N, N, N, N]), np.concatenate([B, B, gb, gb]),
+                        np.concatenate([S, S, S, S]),
+                        np.concatenate([A + L - 1, A, A + L - 1, A]))  # fmt: skip
+        m = N.size
+        words = N + fs[:m] - fs[m : 2 * m]
+        grid = fs[2 * m : 3 * m] - fs[3 * m :]
+    else:
+        end = A + N * L - 1
+        words = N + (end >> lb) - (A >> lb) - _multiples(A, L, one, N, lb)
+        grid = (end >> lg) - (A >> lg) - _multiples(A, L, one, N, lg)
     corr = np.zeros(live.size, dtype=np.int64)
     sel = np.flatnonzero((gb < k) & (k >= L))  # a finer grid than a page, one-page commands
     if sel.size:
-        As, Ls, ns, Bs, g = A[sel], L[sel], N[sel], B[sel], gb[sel]
+        As, Ls, ns, Bs, g, Ss = A[sel], L[sel], N[sel], B[sel], gb[sel], S[sel]
         mu = g - (Ls - 1) % g  # (e - 1) mod G < x mod G  <=>  u mod (G bytes) >= mu ...
         fine = mu < Bs  # ... and then, when mu < bus, u mod bus < mu too
         # the commands j = t + i * T (T = 1, or bus when fine) whose u mod bus passes
         jobs: list[tuple[I64, I64, I64, I64]] = []  # (element, first address, step, count)
         e_all = np.arange(sel.size)
-        jobs.append((e_all[~fine], As[~fine], Ls[~fine], ns[~fine]))
+        jobs.append((e_all[~fine], As[~fine], Ss[~fine], ns[~fine]))
         for t in range(8 if fine.any() else 0):
             f = np.flatnonzero(fine & (t < Bs))
-            a0 = As[f] + t * Ls[f]
+            a0 = As[f] + t * Ss[f]
             f = f[a0 % Bs[f] < mu[f]]
-            a0 = As[f] + t * Ls[f]
-            jobs.append((f, a0, Bs[f] * Ls[f], np.maximum(-(-(ns[f] - t) // Bs[f]), 0)))
+            a0 = As[f] + t * Ss[f]
+            jobs.append((f, a0, Bs[f] * Ss[f], np.maximum(-(-(ns[f] - t) // Bs[f]), 0)))
         el = np.concatenate([j[0] for j in jobs])
         a0, st, cnt = (np.concatenate([j[i] for j in jobs]) for i in (1, 2, 3))
         # intervals [q G + mu, min(q G + G, 4097 - L)) of the page, q < 4 KB / G
