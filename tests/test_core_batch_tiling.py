@@ -21,6 +21,7 @@ from autochip.builder.core import core_params
 from autochip.builder.explore_build import integer_workload
 from autochip.hw import hardware_spec_from_dict
 from autochip.predictor.core_batch import (
+    _band_cycles,
     core_configs,
     core_workload,
     evaluate_core,
@@ -91,6 +92,12 @@ def test_tiled_layers_equal_the_compiled_program(name: str) -> None:
         ref = core_cycles(core, prog.layers)
         mine = core_cycles(core, bands)
         assert [c.as_dict() for c in mine] == [c.as_dict() for c in ref]
+        # the bands' cycles with numpy (strided runs in closed form), band by band
+        phases, end = _band_cycles(core.rows, core.cols, core.bus_bytes, core.p_tile, bands)
+        assert phases.T.tolist() == [
+            [c.fetch, c.load, c.compute, c.writeback, c.control] for c in ref[:-1]
+        ]
+        assert end == ref[-1].layer
         assert int(res.total_cycles[0]) == sum(c.total for c in ref)
         # per layer: the sums over its bands, in the layer's row of the result
         per = np.zeros(len(wl), dtype=np.int64)

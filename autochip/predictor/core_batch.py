@@ -29,7 +29,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -1184,9 +1183,7 @@ def evaluate_core(
 def _cost_tiled(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult, platform: Platform | None,
                 per_layer: bool) -> None:  # fmt: skip
     """Cost the configurations of ``out`` that are infeasible untiled but run tiled, in place
-    (:func:`tiled_layers`, ``core_model.core_cycles``; energy from the bands' counts)."""
-    from autochip.predictor.core_model import core_cycles
-
+    (:func:`tiled_layers`, :func:`_band_cycles`; energy from the bands' counts)."""
     L = len(wl)
     if wl.problems:
         return
@@ -1196,20 +1193,20 @@ def _cost_tiled(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult, platform: P
         bands = tiled_layers(wl, cfg, i)
         if bands is None:
             continue
-        core = SimpleNamespace(rows=int(cfg.rows[i]), cols=int(cfg.cols[i]),
-                               bus_bytes=int(geo["bus"][i]),
-                               p_tile=int(geo["p_tile"][i]))  # fmt: skip
-        cyc = core_cycles(core, bands)
+        phases, end = _band_cycles(int(cfg.rows[i]), int(cfg.cols[i]), int(geo["bus"][i]),
+                                   int(geo["p_tile"][i]), bands)  # fmt: skip
         ph = np.zeros((5, L), dtype=np.int64)
+        layer_of = np.array([b.get("layer") for b in bands], dtype=np.int64)
+        for n in range(5):
+            np.add.at(ph[n], layer_of, phases[n])
         qty = {k: np.zeros((1, L)) for k in _QTY}
-        for b, c in zip(bands, cyc[:-1], strict=True):
+        for b in bands:
             j = b.get("layer")
-            ph[:, j] += (c.fetch, c.load, c.compute, c.writeback, c.control)
             for k, v in _band_counts(wl, b, j).items():
                 qty[k][0, j] += v
         for n, arr in enumerate((out.fetch, out.load, out.compute, out.writeback, out.control)):
             arr[i] = ph[n] if per_layer else ph[n].sum()
-        out.end_cycles[i] = cyc[-1].layer
+        out.end_cycles[i] = end
         out.feasible[i] = True
         if platform is not None:
             one = cfg.take(np.array([i]))
@@ -1607,3 +1604,98 @@ def tiled_layers(
         f.update(layer=j, band=k, p_tile=p_tile)
         out.append(PlannedLayer(name, mode, f))
     return tuple(out)
+
+
+_BAND_FIELDS = ("in_addr", "in2_addr", "in_len", "in_runs", "in_stride", "out_addr", "out_run",
+                "out_stride", "pq", "c_pq", "kr", "ks", "ntiles", "tpp", "tile_w", "w_addr",
+                "p_addr", "npt", "t", "kt", "kg")  # fmt: skip
+
+
+def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
+                 bands: Sequence[PlannedLayer]) -> tuple[I64, int]:  # fmt: skip
+    """``core_model.core_cycles`` of a list of descriptors (the bands of :func:`tiled_layers`)
+    with numpy: phases (5, N) (fetch, load, compute, writeback, control) and the end
+    descriptor's cycles. A band's input rows are ``in_runs`` strided commands and its output
+    rows one command per channel (all of the band's channels in order, over its passes):
+    each a strided run in closed form (:func:`_dma_run`)."""
+    from autochip.predictor.core_model import RUN_ISSUE
+
+    tm = dram_timing()
+    rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
+    N = len(bands)
+    f = {k: np.array([b.get(k) for b in bands], dtype=np.int64) for k in _BAND_FIELDS}
+    vec = np.array([b.mode == "vector" for b in bands])
+    R, C = rows, cols
+    busv = np.full(N, bus, dtype=np.int64)
+    fetch = _dma(np.arange(N, dtype=np.int64) * DESC_BYTES, np.full(N, DESC_BYTES), busv, rd)
+    runs = np.maximum(1, f["in_runs"])
+    load = (runs - 1) * RUN_ISSUE + _dma_run(f["in_addr"], f["in_len"], runs, busv, rd,
+                                             np.maximum(f["in_stride"], 1))  # fmt: skip
+    load += np.where(vec & (f["in2_addr"] != 0), _dma(f["in2_addr"], f["in_len"], busv, rd), 0)
+    # vector bands
+    vec_c = R + _cdiv(f["c_pq"], R) * f["kr"] * f["ks"] + FLUSH_CYCLES
+    vec_wb = _dma(f["out_addr"], f["c_pq"], busv, wr)
+    # compute bands: passes of tpp weight tiles
+    nt, tp = f["ntiles"], np.maximum(f["tpp"], 1)
+    kt, kg = np.maximum(f["kt"], 1), f["kg"]
+    npass = np.where(vec, 0, _cdiv(nt, tp))
+    full = np.maximum(npass - 1, 0)
+    s_last = full * tp
+    n_first = np.minimum(tp, nt)
+    first = np.zeros(N, dtype=np.int64)
+    for a0, st in ((f["w_addr"], f["tile_w"]), (f["p_addr"], np.full(N, p_tile))):
+        load += np.where(vec, 0, _dma_run(a0, tp * st, full, busv, rd)
+                         + _dma(a0 + s_last * st, (nt - s_last) * st, busv, rd))  # fmt: skip
+        first += np.where(vec, 0, _dma(a0, n_first * st, busv, rd))
+    cmp_c = npass * (R + 1 + flush_compute_cycles(R, C)) + f["npt"] * nt * np.maximum(
+        f["t"], max(R, C)
+    )
+    # write-backs: every command but the last waits; the last is posted
+    pq, stride = f["pq"], np.where(f["out_stride"] > 0, f["out_stride"], f["pq"])
+    run = f["out_run"] > 0
+    nch = (nt // kt) * kg  # a band's output channels, written in order
+    all_runs = _dma_run(f["out_addr"], f["out_run"], nch, busv, wr, stride)
+    last_run = _dma(f["out_addr"] + (nch - 1) * stride, f["out_run"], busv, wr)
+
+    def chan(s: I64) -> I64:
+        out: I64 = (s // kt) * kg + (s % kt) * C
+        return out
+
+    ch_l = chan(s_last)
+    last_pass = _dma(f["out_addr"] + ch_l * stride, (chan(nt) - ch_l) * pq, busv, wr)
+    uniform = (kt == 1) | (kg == kt * C) | (tp % kt == 0) | (nt == kt)
+    # uniform passes: back to back (out_stride = PQ without row bands)
+    passes = _dma_run(f["out_addr"], (chan(tp) - chan(0 * tp)) * pq, np.where(uniform, full, 0),
+                      busv, wr)  # fmt: skip
+    idx = np.flatnonzero(~uniform & ~run & ~vec)
+    passes[idx] = 0
+    p = 0
+    while idx.size:  # uneven passes one by one (the last one is last_pass)
+        idx = idx[full[idx] > p]
+        s0 = p * tp[idx]
+        e0 = np.minimum(s0 + tp[idx], nt[idx])
+        a = f["out_addr"][idx] + _chan_at(s0, kt[idx], kg[idx], C) * stride[idx]
+        n_ch = _chan_at(e0, kt[idx], kg[idx], C) - _chan_at(s0, kt[idx], kg[idx], C)
+        passes[idx] += _dma(a, n_ch * pq[idx], busv[idx], wr)
+        p += 1
+    wb_in = np.where(run, all_runs - last_run, passes)
+    posted = np.where(vec, 0, np.where(run, last_run, last_pass))
+    control = np.where(vec, 2, 2 + npass)
+    compute = np.where(vec, vec_c, cmp_c)
+    wb = np.where(vec, vec_wb, wb_in + POSTED_ISSUE)
+    # posted write-backs: a band after a compute band waits for what is left of it
+    prev = np.zeros(N, dtype=np.int64)
+    prev[1:] = posted[:-1]
+    spent = np.where(vec, 4 + fetch, 5 + fetch + first)
+    load += np.maximum(0, prev - 1 - spent)
+    end_fetch = int(_dma(np.array([N * DESC_BYTES]), np.array([DESC_BYTES]),
+                         np.array([bus]), rd)[0])  # fmt: skip
+    last_posted = int(posted[-1]) if N else 0
+    end = end_fetch + 1 + max(0, last_posted - 1 - (4 + end_fetch))
+    return np.stack([fetch, load, compute, wb, control]), end
+
+
+def _chan_at(s: I64, kt: I64, kg: I64, cols: int) -> I64:
+    """The first output channel of weight tile ``s`` (``(s // kt) kg + (s % kt) C``)."""
+    out: I64 = (s // kt) * kg + (s % kt) * cols
+    return out
