@@ -317,3 +317,29 @@ def test_tiled_search_costs_designs_that_need_feature_map_tiling(
     prog = compile_model(model, core)
     assert any("@" in lay.name for lay in prog.layers)  # it runs in bands
     assert chosen["cycles"] == sum(c.total for c in core_cycles(core, prog.layers))
+
+
+def test_build_search_falls_back_to_tiled_designs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``autochip build --platform`` without ``--hw``: when no design holds the feature maps
+    whole (the untiled search finds nothing), a search of designs that tile them."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
+    from core_models import tiled_model
+
+    from autochip.builder import explore_build
+    from autochip.builder.explore import ExploreError
+
+    calls: list[tuple[bool, int]] = []
+    real = explore_build.explore
+
+    def fake(*args: object, **kw: object) -> object:
+        calls.append((bool(kw.get("tiled")), int(kw.get("samples", 200_000))))  # type: ignore[call-overload]
+        if not kw.get("tiled"):
+            raise ExploreError("no design of the space fits the budget")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(explore_build, "explore", fake)
+    hw, d = explore_build.choose_core(tiled_model(), "pynq-z2", "tiled")
+    assert calls == [(False, 200_000), (True, explore_build.TILED_SAMPLES)]
+    assert d["latency_s"] > 0 and hw.rows == d["hw"]["array"]["rows"]

@@ -17,7 +17,7 @@ import yaml
 
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
-from autochip.builder.explore import explore
+from autochip.builder.explore import ExploreError, explore
 from autochip.builder.space import default_space, parse_budget
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, hardware_spec_from_dict
@@ -94,11 +94,16 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
     )
 
 
+TILED_SAMPLES = 2000  # designs of the tiled search (band by band: ~15 ms per ImageNet design)
+
+
 def choose_core(
     model: IntegerModel, platform_name: str, name: str = "model"
 ) -> tuple[HardwareSpec, dict[str, Any]]:
     """Search the default space for ``model`` on the platform (objective latency, the device as
-    budget) and return the chosen core's spec and its design dict."""
+    budget) and return the chosen core's spec and its design dict. When no design holds the
+    network's feature maps whole, a search of ``TILED_SAMPLES`` designs that tile them
+    (``explore(tiled=True)``)."""
     from autochip.builder.baselines import design_dict
 
     platform = load_platform(platform_name)
@@ -107,8 +112,12 @@ def choose_core(
     if dev is not None and dev.synth_target not in RESOURCE_TARGETS:
         return _default_core(wl, platform, platform_name)
     space = default_space(wl, platform)
-    res = explore(wl, platform, space, parse_budget(None, platform, 0.05), "latency",
-                  progress=False)  # fmt: skip
+    budget = parse_budget(None, platform, 0.05)
+    try:
+        res = explore(wl, platform, space, budget, "latency", progress=False)
+    except ExploreError:  # nothing holds whole feature maps: search designs that tile them
+        res = explore(wl, platform, space, budget, "latency", progress=False, tiled=True,
+                      samples=TILED_SAMPLES)  # fmt: skip
     d = design_dict(space, res.metrics, res.chosen, platform, f"{platform.name}-searched")
     return hardware_spec_from_dict(d["hw"], f"search for {platform_name}"), d
 
