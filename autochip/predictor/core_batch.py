@@ -1606,35 +1606,80 @@ def tiled_layers(
     return tuple(out)
 
 
-_BAND_FIELDS = ("in_addr", "in2_addr", "in_len", "in_runs", "in_stride", "out_addr", "out_run",
-                "out_stride", "pq", "c_pq", "kr", "ks", "ntiles", "tpp", "tile_w", "w_addr",
-                "p_addr", "npt", "t", "kt", "kg")  # fmt: skip
+_BAND_FIELDS = (
+    "in_addr",
+    "in2_addr",
+    "in_len",
+    "in_runs",
+    "in_stride",
+    "out_addr",
+    "out_run",
+    "out_stride",
+    "pq",
+    "c_pq",
+    "kr",
+    "ks",
+    "ntiles",
+    "tpp",
+    "tile_w",
+    "w_addr",
+    "p_addr",
+    "npt",
+    "t",
+    "kt",
+    "kg",
+)  # fmt: skip (and "vector": 1 for vector bands)
 
 
 def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
                  bands: Sequence[PlannedLayer]) -> tuple[I64, int]:  # fmt: skip
     """``core_model.core_cycles`` of a list of descriptors (the bands of :func:`tiled_layers`)
     with numpy: phases (5, N) (fetch, load, compute, writeback, control) and the end
-    descriptor's cycles. A band's input rows are ``in_runs`` strided commands and its output
+    descriptor's cycles (:func:`_bands_cycles` on one configuration)."""
+    N = len(bands)
+    f = {k: np.array([b.get(k) for b in bands], dtype=np.int64) for k in _BAND_FIELDS}
+    f["vector"] = np.array([b.mode == "vector" for b in bands], dtype=np.int64)
+    one = np.ones(N, dtype=np.int64)
+    first = np.zeros(N, dtype=bool)
+    first[:1] = True
+    phases, posted, _ = _bands_cycles(f, rows * one, cols * one, bus * one, p_tile * one, first)
+    end = _end_cycles(np.array([N]), np.array([bus]), posted[-1:] if N else np.zeros(1, int))
+    return phases, int(end[0])
+
+
+def _end_cycles(n_desc: I64, bus: I64, last_posted: I64) -> I64:
+    """The end descriptor's cycles: its fetch, 1, and the wait for the last posted write."""
+    rd = int(dram_timing()["read_burst_overhead"])
+    fetch = _dma(n_desc * DESC_BYTES, np.full(n_desc.shape, DESC_BYTES), bus, rd)
+    out: I64 = fetch + 1 + np.maximum(0, last_posted - 1 - (4 + fetch))
+    return out
+
+
+def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
+                  first: npt.NDArray[np.bool_]) -> tuple[I64, I64, I64]:  # fmt: skip
+    """The cycles of a table of descriptors (one entry per band, the bands of one or more
+    configurations in program order; ``first`` marks each configuration's first band), as
+    ``core_model.core_cycles`` counts them: phases (5, N), each band's posted write-back and
+    its descriptor index. A band's input rows are ``in_runs`` strided commands and its output
     rows one command per channel (all of the band's channels in order, over its passes):
     each a strided run in closed form (:func:`_dma_run`)."""
     from autochip.predictor.core_model import RUN_ISSUE
 
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
-    N = len(bands)
-    f = {k: np.array([b.get(k) for b in bands], dtype=np.int64) for k in _BAND_FIELDS}
-    vec = np.array([b.mode == "vector" for b in bands])
-    R, C = rows, cols
-    busv = np.full(N, bus, dtype=np.int64)
-    fetch = _dma(np.arange(N, dtype=np.int64) * DESC_BYTES, np.full(N, DESC_BYTES), busv, rd)
+    N = R.size
+    vec = f["vector"] > 0
+    # descriptor index within its configuration
+    start = np.flatnonzero(first)
+    pos = np.arange(N) - np.repeat(start, np.diff(np.append(start, N)))
+    fetch = _dma(pos * DESC_BYTES, np.full(N, DESC_BYTES), bus, rd)
     runs = np.maximum(1, f["in_runs"])
-    load = (runs - 1) * RUN_ISSUE + _dma_run(f["in_addr"], f["in_len"], runs, busv, rd,
+    load = (runs - 1) * RUN_ISSUE + _dma_run(f["in_addr"], f["in_len"], runs, bus, rd,
                                              np.maximum(f["in_stride"], 1))  # fmt: skip
-    load += np.where(vec & (f["in2_addr"] != 0), _dma(f["in2_addr"], f["in_len"], busv, rd), 0)
+    load += np.where(vec & (f["in2_addr"] != 0), _dma(f["in2_addr"], f["in_len"], bus, rd), 0)
     # vector bands
     vec_c = R + _cdiv(f["c_pq"], R) * f["kr"] * f["ks"] + FLUSH_CYCLES
-    vec_wb = _dma(f["out_addr"], f["c_pq"], busv, wr)
+    vec_wb = _dma(f["out_addr"], f["c_pq"], bus, wr)
     # compute bands: passes of tpp weight tiles
     nt, tp = f["ntiles"], np.maximum(f["tpp"], 1)
     kt, kg = np.maximum(f["kt"], 1), f["kg"]
@@ -1642,31 +1687,26 @@ def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
     full = np.maximum(npass - 1, 0)
     s_last = full * tp
     n_first = np.minimum(tp, nt)
-    first = np.zeros(N, dtype=np.int64)
-    for a0, st in ((f["w_addr"], f["tile_w"]), (f["p_addr"], np.full(N, p_tile))):
-        load += np.where(vec, 0, _dma_run(a0, tp * st, full, busv, rd)
-                         + _dma(a0 + s_last * st, (nt - s_last) * st, busv, rd))  # fmt: skip
-        first += np.where(vec, 0, _dma(a0, n_first * st, busv, rd))
-    cmp_c = npass * (R + 1 + flush_compute_cycles(R, C)) + f["npt"] * nt * np.maximum(
-        f["t"], max(R, C)
-    )
+    first_ld = np.zeros(N, dtype=np.int64)
+    for a0, st in ((f["w_addr"], f["tile_w"]), (f["p_addr"], p_tile)):
+        load += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
+                         + _dma(a0 + s_last * st, (nt - s_last) * st, bus, rd))  # fmt: skip
+        first_ld += np.where(vec, 0, _dma(a0, n_first * st, bus, rd))
+    flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    cmp_c = npass * (R + 1 + flush_c) + f["npt"] * nt * np.maximum(f["t"], np.maximum(R, C))
     # write-backs: every command but the last waits; the last is posted
     pq, stride = f["pq"], np.where(f["out_stride"] > 0, f["out_stride"], f["pq"])
     run = f["out_run"] > 0
     nch = (nt // kt) * kg  # a band's output channels, written in order
-    all_runs = _dma_run(f["out_addr"], f["out_run"], nch, busv, wr, stride)
-    last_run = _dma(f["out_addr"] + (nch - 1) * stride, f["out_run"], busv, wr)
-
-    def chan(s: I64) -> I64:
-        out: I64 = (s // kt) * kg + (s % kt) * C
-        return out
-
-    ch_l = chan(s_last)
-    last_pass = _dma(f["out_addr"] + ch_l * stride, (chan(nt) - ch_l) * pq, busv, wr)
+    all_runs = _dma_run(f["out_addr"], f["out_run"], nch, bus, wr, stride)
+    last_run = _dma(f["out_addr"] + (nch - 1) * stride, f["out_run"], bus, wr)
+    ch_l = _chan_at(s_last, kt, kg, C)
+    last_pass = _dma(f["out_addr"] + ch_l * stride, (_chan_at(nt, kt, kg, C) - ch_l) * pq, bus,
+                     wr)  # fmt: skip
     uniform = (kt == 1) | (kg == kt * C) | (tp % kt == 0) | (nt == kt)
     # uniform passes: back to back (out_stride = PQ without row bands)
-    passes = _dma_run(f["out_addr"], (chan(tp) - chan(0 * tp)) * pq, np.where(uniform, full, 0),
-                      busv, wr)  # fmt: skip
+    step = _chan_at(tp, kt, kg, C) - _chan_at(0 * tp, kt, kg, C)
+    passes = _dma_run(f["out_addr"], step * pq, np.where(uniform, full, 0), bus, wr)
     idx = np.flatnonzero(~uniform & ~run & ~vec)
     passes[idx] = 0
     p = 0
@@ -1674,9 +1714,10 @@ def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
         idx = idx[full[idx] > p]
         s0 = p * tp[idx]
         e0 = np.minimum(s0 + tp[idx], nt[idx])
-        a = f["out_addr"][idx] + _chan_at(s0, kt[idx], kg[idx], C) * stride[idx]
-        n_ch = _chan_at(e0, kt[idx], kg[idx], C) - _chan_at(s0, kt[idx], kg[idx], C)
-        passes[idx] += _dma(a, n_ch * pq[idx], busv[idx], wr)
+        c0 = _chan_at(s0, kt[idx], kg[idx], C[idx])
+        a = f["out_addr"][idx] + c0 * stride[idx]
+        n_ch = _chan_at(e0, kt[idx], kg[idx], C[idx]) - c0
+        passes[idx] += _dma(a, n_ch * pq[idx], bus[idx], wr)
         p += 1
     wb_in = np.where(run, all_runs - last_run, passes)
     posted = np.where(vec, 0, np.where(run, last_run, last_pass))
@@ -1686,16 +1727,13 @@ def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
     # posted write-backs: a band after a compute band waits for what is left of it
     prev = np.zeros(N, dtype=np.int64)
     prev[1:] = posted[:-1]
-    spent = np.where(vec, 4 + fetch, 5 + fetch + first)
+    prev[first] = 0
+    spent = np.where(vec, 4 + fetch, 5 + fetch + first_ld)
     load += np.maximum(0, prev - 1 - spent)
-    end_fetch = int(_dma(np.array([N * DESC_BYTES]), np.array([DESC_BYTES]),
-                         np.array([bus]), rd)[0])  # fmt: skip
-    last_posted = int(posted[-1]) if N else 0
-    end = end_fetch + 1 + max(0, last_posted - 1 - (4 + end_fetch))
-    return np.stack([fetch, load, compute, wb, control]), end
+    return np.stack([fetch, load, compute, wb, control]), posted, pos
 
 
-def _chan_at(s: I64, kt: I64, kg: I64, cols: int) -> I64:
+def _chan_at(s: I64, kt: I64, kg: I64, cols: I64 | int) -> I64:
     """The first output channel of weight tile ``s`` (``(s // kt) kg + (s % kt) C``)."""
     out: I64 = (s // kt) * kg + (s % kt) * cols
     return out
