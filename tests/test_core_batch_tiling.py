@@ -134,3 +134,38 @@ def test_band_costs_of_an_untiled_core_equal_the_batch_model() -> None:
         assert got.feasible.all()
         assert (got.cycles == ref.cycles).all() and (got.end_cycles == ref.end_cycles).all()
         np.testing.assert_allclose(got.energy_pj, ref.energy_pj, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "resnet20"])
+def test_tiled_batch_equals_the_bands_one_by_one(name: str) -> None:
+    """The vectorised planner and band table (``_cost_tiled``: every design at once) equal
+    the band lists of ``tiled_layers`` costed one design at a time (``_cost_tiled_each``):
+    refusals, every layer's phases, the end descriptor and the energy, on random cores whose
+    buffers hold only bands of the feature maps (row, group and channel bands)."""
+    from autochip.hw.platform import load_platform
+    from autochip.ir import graph_for
+    from autochip.predictor.core_batch import CoreConfigs, _cost_tiled, _cost_tiled_each
+
+    wl = core_workload(graph_for(name))
+    rng = np.random.default_rng(44)
+    n = 60
+    cfg = CoreConfigs(rows=rng.integers(1, 33, n), cols=rng.integers(1, 65, n),
+                      a_bits=np.full(n, 8), w_bits=np.full(n, 8), adder=np.zeros(n, dtype=np.int64),
+                      if_bytes=rng.integers(8, 512, n) * 1024,
+                      w_bytes=rng.integers(64, 2048, n) * 1024,
+                      o_bytes=rng.integers(4, 512, n) * 1024, clock_mhz=np.full(n, 150.0),
+                      bus_bytes=1 << rng.integers(2, 7, n))  # fmt: skip
+    plat = load_platform("xcvu9p")
+    for per_layer in (True, False):
+        a = evaluate_core(wl, cfg, plat, per_layer=per_layer)
+        b = evaluate_core(wl, cfg, plat, per_layer=per_layer)
+        tiled = ~a.feasible
+        _cost_tiled(wl, cfg, a, plat, per_layer)
+        _cost_tiled_each(wl, cfg, b, plat, per_layer)
+        assert (a.feasible == b.feasible).all()
+        ran = tiled & a.feasible
+        assert ran.sum() >= 10 and (tiled & ~a.feasible).sum() >= 3  # tiled and refused
+        for p in ("fetch", "load", "compute", "writeback", "control"):
+            assert (getattr(a, p)[ran] == getattr(b, p)[ran]).all(), p
+        assert (a.end_cycles[ran] == b.end_cycles[ran]).all()
+        np.testing.assert_allclose(a.energy_pj[ran], b.energy_pj[ran], rtol=1e-12)

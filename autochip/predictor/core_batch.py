@@ -1182,8 +1182,79 @@ def evaluate_core(
 
 def _cost_tiled(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult, platform: Platform | None,
                 per_layer: bool) -> None:  # fmt: skip
-    """Cost the configurations of ``out`` that are infeasible untiled but run tiled, in place
-    (:func:`tiled_layers`, :func:`_band_cycles`; energy from the bands' counts)."""
+    """Cost the configurations of ``out`` that are infeasible untiled but run tiled, in place,
+    all at once (:func:`_tiled_table`, :func:`_bands_cycles`; energy from the bands' counts;
+    equal to :func:`_cost_tiled_each`, the band lists of :func:`tiled_layers` one by one)."""
+    L = len(wl)
+    if wl.problems or wl.h is None:
+        return
+    fit = (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits) & (cfg.adder >= int(wl.adder))
+    cand = np.flatnonzero(~out.feasible & fit)
+    if not cand.size:
+        return
+    sub = cfg.take(cand)
+    f, acc = _tiled_table(wl, sub)
+    hb, jb = f["cfg"], f["layer"]
+    if not hb.size:
+        return
+    geo = core_geometry(sub)
+    first = np.ones(hb.size, dtype=bool)
+    first[1:] = hb[1:] != hb[:-1]
+    phases, posted, _ = _bands_cycles(f, sub.rows[hb], sub.cols[hb], geo["bus"][hb],
+                                      geo["p_tile"][hb], first)  # fmt: skip
+    Hs = len(sub)
+    flat = hb * L + jb
+    ph2 = np.zeros((5, Hs * L), dtype=np.int64)
+    for n in range(5):
+        np.add.at(ph2[n], flat, phases[n])
+    ph: I64 = ph2.reshape(5, Hs, L)
+    last = np.ones(hb.size, dtype=bool)
+    last[:-1] = first[1:]
+    last_posted = np.zeros(Hs, dtype=np.int64)
+    last_posted[hb[last]] = posted[last]
+    end = _end_cycles(np.bincount(hb, minlength=Hs), geo["bus"], last_posted)
+    rows_ok = np.flatnonzero(acc)
+    idx = cand[rows_ok]
+    for n, arr in enumerate((out.fetch, out.load, out.compute, out.writeback, out.control)):
+        arr[idx] = ph[n][rows_ok] if per_layer else ph[n][rows_ok].sum(axis=1, keepdims=True)
+    out.end_cycles[idx] = end[rows_ok]
+    out.feasible[idx] = True
+    if platform is None:
+        return
+    # the bands' counts for the energy model (_band_counts), summed per (configuration, layer)
+    vec = f["vector"] > 0
+    two = np.where(wl.src2[jb] >= 0, 2, 1)
+    loaded = f["in_len"] * np.maximum(1, f["in_runs"]) * two
+    out_b = np.where(f["band"] == 0, wl.c[jb] * wl.pq[jb], 0)
+    tiles = f["npt"] * f["ntiles"]
+    blob = f["ntiles"] * (f["tile_w"] + geo["p_tile"][hb])
+    counts = {
+        "b": np.where(vec, 0, tiles * f["t"]),
+        "post_rc": np.where(vec, 0, tiles),
+        "post_1": np.where(vec, f["c_pq"] * f["kr"] * f["ks"], 0),
+        "if_written": loaded,
+        "w_written": np.where(vec, 0, f["ntiles"] * f["tile_w"]),
+        "out_bytes": out_b,
+        "dram_bytes": DESC_BYTES + loaded + np.where(vec, f["c_pq"], blob + out_b),
+    }
+    qty: dict[str, F64] = {}
+    for key, v in counts.items():
+        acc_q = np.zeros(Hs * L)
+        np.add.at(acc_q, flat, v.astype(np.float64))
+        qty[key] = acc_q.reshape(Hs, L)[rows_ok]
+    total = ph.sum(axis=0)[rows_ok]
+    if not per_layer:
+        qty = {key: v.sum(axis=1, keepdims=True) for key, v in qty.items()}
+        total = total.sum(axis=1, keepdims=True)
+    e = _energy(sub.take(rows_ok), platform, qty)
+    clock = cfg.clock_mhz[idx][:, None]
+    out.energy_pj[idx] = e + out.static_w[idx][:, None] * total / (clock * 1e6) * 1e12
+
+
+def _cost_tiled_each(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult,
+                     platform: Platform | None, per_layer: bool) -> None:  # fmt: skip
+    """:func:`_cost_tiled` one configuration at a time (:func:`tiled_layers`,
+    :func:`_band_cycles`, :func:`_band_counts`): the reference it is tested against."""
     L = len(wl)
     if wl.problems:
         return
@@ -1736,4 +1807,234 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
 def _chan_at(s: I64, kt: I64, kg: I64, cols: I64 | int) -> I64:
     """The first output channel of weight tile ``s`` (``(s // kt) kg + (s % kt) C``)."""
     out: I64 = (s // kt) * kg + (s % kt) * cols
+    return out
+
+
+def _balanced_v(n: I64, most: I64) -> tuple[I64, I64]:
+    """``tiling._balanced`` element-wise: ``ceil(n / bands)``-sized bands, their count."""
+    most = np.maximum(most, 1)
+    bands = _cdiv(n, most)
+    size = _cdiv(n, bands)
+    return _cdiv(n, size), size
+
+
+def _pitch_v(n: I64, stride: I64 | int, bus: I64) -> I64:
+    """``tiling.pitch`` element-wise (bus a power of two)."""
+    out: I64 = n + ((stride - n) & (bus - 1))
+    return out
+
+
+def _bisect_most(cond: Any, lo: I64, hi: I64) -> I64:
+    """The largest x in [lo, hi] with ``cond(x)`` (monotone: true up to some x), element-wise;
+    ``lo`` where none."""
+    lo, hi = lo.copy(), hi.copy()
+    while True:
+        act = lo < hi
+        if not act.any():
+            return lo
+        mid = (lo + hi + 1) // 2
+        ok = cond(mid)
+        lo = np.where(act & ok, mid, lo)
+        hi = np.where(act & ~ok, mid - 1, hi)
+
+
+def _tiled_table(
+    wl: CoreWorkload, cfg: CoreConfigs
+) -> tuple[dict[str, I64], npt.NDArray[np.bool_]]:
+    """:func:`tiled_layers` for every configuration of ``cfg`` at once: the band table (one
+    entry per band, configurations in turn, each in program order: ``cfg``, ``layer``,
+    ``band`` and the descriptor fields) and which configurations the planner accepts. The
+    planner (``autochip.builder.tiling``) vectorised: the untiled checks, then the most rows
+    (compute layers of one group) or channels (vector layers) that fit, by bisection; a
+    compute layer of several groups that needs tiling calls the planner itself."""
+    from autochip.builder.tiling import compute_tiling
+
+    H, L = len(cfg), len(wl)
+    geo = core_geometry(cfg)
+    lu, inv = _unique_layout(wl, cfg)
+    B, C = geo["bus"], cfg.cols
+    if_d, w_d, o_d, w_row = geo["if_depth"], geo["w_depth"], geo["o_depth"], geo["w_row"]
+    ok = np.ones(H, dtype=bool)
+    keys = ("nr", "rows", "ngb", "gsz", "groups", "cg", "wd", "hw")
+    par = {k: np.ones((H, L), dtype=np.int64) for k in keys}
+    word = B - 1
+    for j in range(L):
+        c, p, q = int(wl.c[j]), int(wl.p[j]), int(wl.q[j])
+        pq, in_len = p * q, int(wl.in_len[j])
+        off_in = lu["in_addr"][inv, j] & word
+        if wl.vector[j]:
+            hw = in_len // c
+            two = int(wl.src2[j]) >= 0
+            off2 = lu["in2_addr"][inv, j] & word if two else 0 * B
+
+            def need(ch: I64, o1: I64, o2: I64, hw: int = hw, two: bool = two) -> I64:
+                n = o1 + ch * hw
+                out: I64 = _cdiv(n, B) * B + o2 + ch * hw if two else n
+                return out
+
+            whole = (need(np.full(H, c), off_in, off2) <= if_d) & (
+                (lu["out_addr"][inv, j] & word) + c * pq <= o_d
+            )
+
+            def fits_ch(ch: I64, need: Any = need, pq: int = pq) -> npt.NDArray[np.bool_]:
+                out: npt.NDArray[np.bool_] = (need(ch, word, word) <= if_d) & (
+                    word + ch * pq <= o_d
+                )
+                return out
+
+            most = _bisect_most(fits_ch, np.zeros(H, dtype=np.int64), np.full(H, c))
+            ok &= whole | (most > 0)
+            ngb, gsz = _balanced_v(np.full(H, c), most)
+            par["ngb"][:, j] = np.where(whole, 1, ngb)
+            par["gsz"][:, j] = np.where(whole, c, gsz)
+            par["hw"][:, j] = hw
+            continue
+        kr, ks = int(wl.kr[j]), int(wl.ks[j])
+        t, kt, nt = lu["t"][inv, j], np.maximum(lu["kt"][inv, j], 1), lu["ntiles"][inv, j]
+        groups = nt // kt
+        cg = t // (kr * ks)
+        h = int(wl.h[j]) if wl.h is not None else 1
+        sh = int(wl.sh[j]) if wl.sh is not None else 1
+        wd = in_len // (groups * cg * h)
+        hw = h * wd
+        ok &= lu["tile_w"][inv, j] // w_row <= w_d
+        o_full = C * pq + word <= o_d
+        whole = (off_in + groups * cg * hw <= if_d) & o_full
+
+        def fits_rows(rows: I64, cg: I64 = cg, wd: I64 = wd, hw: I64 = hw, o_full: Any = o_full,
+                      h: int = h, sh: int = sh, kr: int = kr, p: int = p, q: int = q
+                      ) -> npt.NDArray[np.bool_]:  # fmt: skip
+            rows_in = np.minimum(h, (rows - 1) * sh + kr)
+            need = word + (cg - 1) * _pitch_v(rows_in * wd, hw, B) + rows_in * wd
+            band = (need <= if_d) & (word + C * _pitch_v(rows * q, p * q, B) <= o_d)
+            out: npt.NDArray[np.bool_] = np.where(rows >= p, o_full & (word + cg * hw <= if_d),
+                                                  band)  # fmt: skip
+            return out
+
+        one_group = groups == 1
+        lo = _bisect_most(fits_rows, np.ones(H, dtype=np.int64), np.full(H, p))
+        refused = ~whole & one_group & ~fits_rows(np.ones(H, dtype=np.int64))
+        nr, rows = _balanced_v(np.full(H, p), lo)
+        nr, rows = np.where(whole, 1, nr), np.where(whole, p, rows)
+        ngb, gsz = np.ones(H, dtype=np.int64), np.where(whole, groups, 1)
+        for i in np.flatnonzero(~whole & ~one_group).tolist():  # several groups: the planner
+            til = compute_tiling(cg=int(cg[i]), h=h, w=int(wd[i]), groups=int(groups[i]), kr=kr,
+                                 sh=sh, p=p, q=q, cols=int(C[i]), bus=int(B[i]),
+                                 if_depth=int(if_d[i]), o_depth=int(o_d[i]),
+                                 off_in=int(off_in[i]))  # fmt: skip
+            if til is None:
+                refused[i] = True
+                continue
+            nr[i], rows[i], ngb[i], gsz[i] = til.row_bands, til.rows, til.group_bands, til.groups
+        ok &= ~refused
+        for k, v in (("nr", nr), ("rows", rows), ("ngb", ngb), ("gsz", gsz), ("groups", groups),
+                     ("cg", cg), ("wd", wd), ("hw", hw)):  # fmt: skip
+            par[k][:, j] = v
+    return _band_table(wl, cfg, geo, lu, inv, par, ok), ok
+
+
+def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
+                inv: I64, par: dict[str, I64], ok: npt.NDArray[np.bool_]
+                ) -> dict[str, I64]:  # fmt: skip
+    """The bands of the accepted configurations (``ok``) as :func:`tiled_layers` emits them,
+    from each (configuration, layer)'s plan ``par`` (H, L): fields and DRAM addresses."""
+    H, L = len(cfg), len(wl)
+    B, R, C = geo["bus"], cfg.rows, cfg.cols
+    w_d, o_d, w_row = geo["w_depth"], geo["o_depth"], geo["w_row"]
+    nb = np.where(ok[:, None], par["nr"] * par["ngb"], 0)
+    rep = nb.ravel()
+    hj = np.repeat(np.arange(H * L), rep)
+    starts = np.cumsum(rep) - rep
+    k = np.arange(hj.size) - starts[hj]
+    h, j = hj // L, hj % L
+
+    def at(x: I64) -> I64:  # a (H, L) array per band
+        out: I64 = x.ravel()[hj]
+        return out
+
+    def lay(name: str) -> I64:
+        out: I64 = lu[name][inv[h], j]
+        return out
+
+    vec = wl.vector[j]
+    ngb_b = at(par["ngb"])
+    ri, gi = k // ngb_b, k % ngb_b
+    nr_b, rows_b, gsz_b = at(par["nr"]), at(par["rows"]), at(par["gsz"])
+    Bb, Rb, Cb = B[h], R[h], C[h]
+    p_, q_ = wl.p[j], wl.q[j]
+    pq = p_ * q_
+    hh = np.ones_like(j) if wl.h is None else wl.h[j]
+    sh = np.ones_like(j) if wl.sh is None else wl.sh[j]
+    ph = np.zeros_like(j) if wl.ph is None else wl.ph[j]
+    kr, ks = wl.kr[j], wl.ks[j]
+    wd, hw, cg, groups = at(par["wd"]), at(par["hw"]), at(par["cg"]), at(par["groups"])
+    kg, kt, t, tile_w = lay("kg"), np.maximum(lay("kt"), 1), lay("t"), lay("tile_w")
+    # compute bands: rows [oy0, oy1) reading input rows [iy0, iy1), groups [g0, g0 + ng)
+    tr = nr_b > 1
+    oy0 = np.where(tr, ri * rows_b, 0)
+    oy1 = np.where(tr, np.minimum(p_, oy0 + rows_b), p_)
+    iy0 = np.where(tr, np.maximum(0, oy0 * sh - ph), 0)
+    iy1 = np.where(tr, np.minimum(hh, (oy1 - 1) * sh - ph + kr), hh)
+    g0 = gi * gsz_b
+    ng = np.minimum(np.where(vec, wl.c[j], groups), g0 + gsz_b) - g0
+    pq_b = (oy1 - oy0) * q_
+    opitch = np.where(tr, _pitch_v(pq_b, pq, Bb), pq)
+    pq_f = np.where(tr, pq_b, pq)
+    f: dict[str, I64] = {
+        "cfg": h, "layer": j, "band": k, "vector": vec.astype(np.int64),
+        "in_off": np.where(vec, g0 * hw, g0 * cg * hh * wd + iy0 * wd),
+        "out_off": np.where(vec, g0 * pq, g0 * kg * pq + oy0 * q_),
+        "in_len": np.where(vec, ng * hw, np.where(tr, (iy1 - iy0) * wd, ng * cg * hh * wd)),
+        "in_runs": np.where(tr, ng * cg, 0), "in_stride": np.where(tr, hw, 0),
+        "out_run": np.where(tr, pq_b, 0), "out_stride": np.where(vec, 0, pq),
+        "pq": np.where(vec, pq, pq_f), "c_pq": np.where(vec, ng * pq, Cb * opitch),
+        "kr": kr, "ks": ks, "t": t, "kg": kg, "kt": kt, "tile_w": tile_w,
+        "ntiles": np.where(vec, 0, ng * kt), "npt": np.where(vec, _cdiv(ng * pq, Rb),
+                                                             _cdiv(pq_f, Rb)),
+        "w_addr": np.where(vec, 0, lay("w_addr") + g0 * kt * tile_w),
+        "p_addr": np.where(vec, 0, lay("p_addr") + g0 * kt * geo["p_tile"][h]),
+    }  # fmt: skip
+    f["tpp"] = np.where(vec, 0, np.minimum(
+        np.minimum(PARAM_TILES, w_d[h] // np.maximum(tile_w // w_row[h], 1)),
+        np.minimum((o_d[h] - (Bb - 1)) // (Cb * opitch), ng * kt)))  # fmt: skip
+    # the layout: a descriptor per band, a tiled layer's output allocated once per band
+    n_desc = nb.sum(axis=1)
+    align = np.maximum(ALIGN, B)
+    start_l = _cdiv((L + 1) * DESC_BYTES + 0 * align, align) * align
+    start_b = _cdiv((n_desc + 1) * DESC_BYTES, align) * align
+    delta = start_b - start_l
+    blob_al = _cdiv(lu["blob"], lu["bus"] * 0 + np.maximum(ALIGN, lu["bus"])) * np.maximum(
+        ALIGN, lu["bus"]
+    )
+    base = start_b + blob_al.sum(axis=1)[inv]
+    allocs = np.ones((H, wl.tensor_bytes.shape[0]), dtype=np.int64)
+    allocs[:, 1 : L + 1] = np.maximum(nb, 1)
+    t_off = _tensor_offsets(wl, align, allocs)
+    src2 = np.maximum(wl.src2[j], 0)
+    f["in_addr"] = base[h] + t_off[h, wl.src[j]] + f["in_off"]
+    f["in2_addr"] = np.where(wl.src2[j] >= 0, base[h] + t_off[h, src2] + f["in_off"], 0)
+    f["out_addr"] = base[h] + t_off[h, j + 1] + f["out_off"]
+    f["w_addr"] = np.where(vec, 0, f["w_addr"] + delta[h])
+    f["p_addr"] = np.where(vec, 0, f["p_addr"] + delta[h])
+    return f
+
+
+def _tensor_offsets(wl: CoreWorkload, align: I64, allocs: I64) -> I64:
+    """:func:`_tensor_off` per configuration, (H, T): ``align`` (H,) and ``allocs`` (H, T)."""
+    n = wl.tensor_bytes.shape[0]
+    t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
+    off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
+    end0 = off0 + wl.tensor_bytes
+    outer = np.arange(n)
+    for j in range(n):
+        hold = np.flatnonzero(
+            (off0 <= off0[j]) & (end0 >= end0[j]) & (wl.tensor_bytes > wl.tensor_bytes[j])
+        )
+        if hold.size:
+            outer[j] = int(hold[np.argmax(wl.tensor_bytes[hold])])
+    own = outer == np.arange(n)
+    a = align[:, None]
+    t_al = np.where(own[None, :], _cdiv(wl.tensor_bytes[None, :], a) * a, 0)
+    start = np.cumsum(t_al * allocs, axis=1) - t_al
+    out: I64 = start[:, outer] + (off0 - off0[outer])[None, :]
     return out
