@@ -137,15 +137,19 @@ def test_band_costs_of_an_untiled_core_equal_the_batch_model() -> None:
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "resnet20"])
-def test_tiled_batch_equals_the_bands_one_by_one(name: str) -> None:
+def test_tiled_batch_equals_the_bands_one_by_one(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The vectorised planner and band table (``_cost_tiled``: every design at once) equal
     the band lists of ``tiled_layers`` costed one design at a time (``_cost_tiled_each``):
     refusals, every layer's phases, the end descriptor and the energy, on random cores whose
     buffers hold only bands of the feature maps (row, group and channel bands)."""
     from autochip.hw.platform import load_platform
     from autochip.ir import graph_for
+    from autochip.predictor import core_batch
     from autochip.predictor.core_batch import CoreConfigs, _cost_tiled, _cost_tiled_each
 
+    monkeypatch.setattr(core_batch, "TILED_BLOCK", 7)  # band tables of 7 designs at a time
     wl = core_workload(graph_for(name))
     rng = np.random.default_rng(44)
     n = 60

@@ -1185,13 +1185,21 @@ def _cost_tiled(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult, platform: P
     """Cost the configurations of ``out`` that are infeasible untiled but run tiled, in place,
     all at once (:func:`_tiled_table`, :func:`_bands_cycles`; energy from the bands' counts;
     equal to :func:`_cost_tiled_each`, the band lists of :func:`tiled_layers` one by one)."""
-    L = len(wl)
     if wl.problems or wl.h is None:
         return
     fit = (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits) & (cfg.adder >= int(wl.adder))
     cand = np.flatnonzero(~out.feasible & fit)
-    if not cand.size:
-        return
+    for b in range(0, cand.size, TILED_BLOCK):  # a band table of a few hundred designs
+        _cost_tiled_block(wl, cfg, out, platform, per_layer, cand[b : b + TILED_BLOCK])
+
+
+TILED_BLOCK = 256  # designs per band table (ResNet-18: ~500 bands each)
+
+
+def _cost_tiled_block(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult,
+                      platform: Platform | None, per_layer: bool, cand: I64) -> None:  # fmt: skip
+    """:func:`_cost_tiled` of the configurations ``cand``."""
+    L = len(wl)
     sub = cfg.take(cand)
     f, acc = _tiled_table(wl, sub)
     hb, jb = f["cfg"], f["layer"]
