@@ -14,6 +14,9 @@ Prints
   speedup_vs_best_baseline=<x>  geometric mean over the suite of scripts/explore_results.py
                          (searched design's latency gain over the best expert baseline), run
                          here with --samples (default 50,000), or read from --suite-json
+  tiled_designs_per_s=<n>, tiled_designs_per_cpu_s=<n>  ResNet-18 designs whose buffers hold
+                         only bands of the feature maps, costed band by band (feature-map
+                         tiling, ``evaluate_core(tiled=True)``)
 With ``--baseline-rev REV`` also
   baseline_designs_per_cpu_s=<n>, speedup_vs_baseline_rev=<x>  the same designs through
                          ``core_batch`` as committed at git revision REV, timed in this process
@@ -101,6 +104,27 @@ def compare_rev(rev: str, wl: Any, cfg: Any, plat: Any, n: int) -> None:
     print(f"speedup_vs_baseline_rev={best['cur'][1] / best['rev'][1]:.2f}")
 
 
+def tiled_rate(wl: Any, plat: Any, n: int = 4096) -> None:
+    """ResNet-18 designs whose buffers hold only bands of the feature maps (ifmap 32-512 KB,
+    ofmap 64-512 KB), costed band by band (``evaluate_core(tiled=True)``)."""
+    rng = np.random.default_rng(1)
+    cfg = CoreConfigs(rows=rng.integers(1, 33, n), cols=rng.integers(1, 65, n),
+                      a_bits=np.full(n, 8), w_bits=np.full(n, 8), adder=np.zeros(n, dtype=np.int64),
+                      if_bytes=rng.integers(32, 512, n) * 1024,
+                      w_bytes=rng.integers(1024, 2048, n) * 1024,
+                      o_bytes=rng.integers(64, 512, n) * 1024, clock_mhz=np.full(n, 200.0),
+                      bus_bytes=1 << rng.integers(2, 7, n))  # fmt: skip
+    untiled = core_feasible(wl, cfg)
+    w0, c0 = time.perf_counter(), time.process_time()
+    res = evaluate_core(wl, cfg, plat, per_layer=False, tiled=True)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    m = int((res.feasible & ~untiled).sum())
+    print(f"# {n} small-buffer ResNet-18 designs: {m} run tiled, {int(untiled.sum())} untiled, "
+          f"{n - int(res.feasible.sum())} refused; {wall:.2f} s wall, {cpu:.2f} s CPU")  # fmt: skip
+    print(f"tiled_designs_per_s={m / wall:.0f}")
+    print(f"tiled_designs_per_cpu_s={m / cpu:.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--designs", type=int, default=100_000)
@@ -143,6 +167,7 @@ def main() -> None:
     print(f"designs_per_cpu_s={n / cpu:.0f}")
     if args.baseline_rev:
         compare_rev(args.baseline_rev, wl, cfg, plat, n)
+    tiled_rate(wl, plat)
 
     # an exhaustive sweep of >= 1e5 designs through the search
     base = default_space(wl, plat)
