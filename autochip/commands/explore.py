@@ -3,7 +3,7 @@
   autochip explore MODEL --platform NAME [--budget lut=..,ff=..,dsp=..,bram=.. | area_mm2=..,
       power_w=..] [--objective latency|throughput|energy|edp|resources] [--space SPACE.yaml]
       [--samples N] [--seed N] [--time S] [--json] [--csv FILE] [--plot FILE.png] [--top-k K]
-      [--synth] [--simulate] [--scheduler tcp://HOST:PORT]
+      [--synth] [--simulate] [--scheduler tcp://HOST:PORT] [--tiled]
 
 Every design is costed by the core model (`autochip predict --fidelity rtl`, whole network).
 The space is the core's parameters (array rows x cols, buffer sizes, AXI bus width up to the
@@ -16,7 +16,8 @@ evolutionary search of --samples designs. --budget caps resources on top of the 
 design's `hw` is a complete hardware spec: `autochip predict MODEL --fidelity rtl --hw` re-costs
 it and `autochip build` builds it. --synth synthesises the --top-k best designs with Yosys
 (about a minute each), drops those that do not fit and reports predicted vs synthesised
-resources. --scheduler runs the sweep and the synthesis on a Dask cluster.
+resources. --scheduler runs the sweep and the synthesis on a Dask cluster. --tiled also costs
+designs whose buffers hold only bands of the feature maps (feature-map tiling, band by band).
 """
 
 from __future__ import annotations
