@@ -643,7 +643,9 @@ def _dma_run(
     if sel.size:
         As, Ls, ns, Bs, g, Ss = A[sel], L[sel], N[sel], B[sel], gb[sel], S[sel]
         mu = g - (Ls - 1) % g  # (e - 1) mod G < x mod G  <=>  u mod (G bytes) >= mu ...
-        fine = mu < Bs  # ... and then, when mu < bus, u mod bus < mu too
+        # ... and then, when mu < bus, u mod bus < mu too (always, when every u is a multiple
+        # of the bus: a bus-aligned run, such as the weight and parameter loads)
+        fine = (mu < Bs) & (((As | Ss) & (Bs - 1)) != 0)
         # the commands j = t + i * T (T = 1, or bus when fine) whose u mod bus passes
         jobs: list[tuple[I64, I64, I64, I64]] = []  # (element, first address, step, count)
         e_all = np.arange(sel.size)
