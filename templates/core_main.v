@@ -115,6 +115,7 @@ module core_main #(
     wire        m_thresh  = desc[D_OP][3];
     wire [1:0]  vmode     = desc[D_OP][5:4];
     wire        nobounds  = desc[D_OP][6];
+    wire        w_keep    = desc[D_OP][7];  // weights and parameters of the previous descriptor
     wire signed [31:0] d_h  = desc[D_H];
     wire signed [31:0] d_w  = desc[D_W];
     wire signed [31:0] d_lo = desc[D_LO];
@@ -817,14 +818,14 @@ module core_main #(
                 S_LW: begin
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= desc[D_W_ADDR] + tw_ps;
-                    dma_len <= lw_len;
+                    dma_len <= w_keep ? 32'd0 : lw_len;  // kept: an empty command
                     st <= S_LW_W;
                 end
                 S_LW_W: if (dma_done) st <= S_LP;
                 S_LP: begin
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= desc[D_P_ADDR] + t_ps * P_TILE;
-                    dma_len <= np * P_TILE;
+                    dma_len <= w_keep ? 32'd0 : np * P_TILE;
                     pass_oaddr <= desc[D_OUT_ADDR] + po_prod;
                     wb_a <= desc[D_OUT_ADDR] + po_prod;
                     wb_o <= 32'd0;

@@ -51,7 +51,13 @@ from autochip.builder.program import (
     encode_descriptor,
     op_word,
 )
-from autochip.builder.tiling import band_rows, compute_tiling, pitch, vector_tiling
+from autochip.builder.tiling import (
+    band_rows,
+    compute_tiling,
+    pitch,
+    vector_tiling,
+    weights_outer,
+)
 from autochip.errors import AutochipError
 from autochip.reference import (
     ComputeOp,
@@ -324,50 +330,79 @@ class _Compiler:
             "last_pq": (kg - (kt - 1) * core.cols) * pq, "out_stride": pq, "o_pitch": pq,
         }  # fmt: skip
         owner = len(self.layers)
-        for ri in range(til.row_bands):
-            if til.row_bands == 1:
-                oy0, oy1, iy0, iy1 = 0, p, 0, h
+        rows = (
+            [(0, p, 0, h)]
+            if til.row_bands == 1
+            else [band_rows(ri, til.rows, p, h, kr, sh, ph) for ri in range(til.row_bands)]
+        )
+
+        def o_pitch(band: tuple[int, ...]) -> int:
+            return pitch((band[1] - band[0]) * q, pq, bus) if til.row_bands > 1 else pq
+
+        # a pass of weight tiles: the parameter and weight buffers, and the band's outputs
+        tpp_w = min(PARAM_TILES, core.w_depth // (tile_w // w_row))
+        tpp_max = min(tpp_w, *((core.o_depth - (bus - 1)) // (core.cols * o_pitch(b))
+                               for b in rows))  # fmt: skip
+        # (row band, first group, groups, first tile of the group, tiles, keep the weights)
+        specs: list[tuple[int, int, int, int, int, bool]] = []
+        if weights_outer(
+            til,
+            groups=groups,
+            passes=-(-kt // tpp_max),
+            in_bytes=in_len,
+            w_bytes=ntiles * (tile_w + core.p_tile),
+        ):
+            for t0 in range(0, kt, tpp_max):  # each pass's weights once, its row bands inside
+                specs += [(ri, 0, 1, t0, min(tpp_max, kt - t0), ri > 0)
+                          for ri in range(til.row_bands)]  # fmt: skip
+        else:
+            for ri in range(til.row_bands):
+                for gi in range(til.group_bands):
+                    g0 = gi * til.groups
+                    ng = min(groups, g0 + til.groups) - g0
+                    specs.append((ri, g0, ng, 0, ng * kt, False))
+        for i_spec, (ri, g0, ng, t0, nt, keep) in enumerate(specs):
+            oy0, oy1, iy0, iy1 = rows[ri]
+            f = dict(fields)
+            pq_b, rows_in, cin_b = (oy1 - oy0) * q, iy1 - iy0, ng * cg
+            opitch = o_pitch(rows[ri])
+            kg_b = min(kg, (t0 + nt) * core.cols) - t0 * core.cols if ng == 1 else kg
+            kt_b = nt if ng == 1 else kt
+            if til.row_bands > 1:  # one run per input channel and per output channel
+                bstr = pitch(rows_in * wd, h * wd, bus)
+                oy_loc = oy0 * sh - ph - iy0  # top of the band's first window, local rows
+                f.update({
+                    "in_len": rows_in * wd, "h": rows_in, "hw": bstr, "cg_hw": cg * bstr,
+                    "in_runs": cin_b, "in_stride": h * wd, "in_bstride": bstr,
+                    "oy0": oy_loc, "base0": oy_loc * wd - pw, "out_run": pq_b,
+                    "o_pitch": opitch, "p": oy1 - oy0, "pq": pq_b,
+                    "npt": -(-pq_b // core.rows), "c_pq": core.cols * opitch,
+                })  # fmt: skip
             else:
-                oy0, oy1, iy0, iy1 = band_rows(ri, til.rows, p, h, kr, sh, ph)
-            for gi in range(til.group_bands):
-                g0 = gi * til.groups
-                ng = min(groups, g0 + til.groups) - g0
-                f = dict(fields)
-                pq_b, rows_in, cin_b = (oy1 - oy0) * q, iy1 - iy0, ng * cg
-                opitch = pq
-                if til.row_bands > 1:  # one run per input channel and per output channel
-                    bstr = pitch(rows_in * wd, h * wd, bus)
-                    opitch = pitch(pq_b, pq, bus)
-                    oy_loc = oy0 * sh - ph - iy0  # top of the band's first window, local rows
-                    f.update({
-                        "in_len": rows_in * wd, "h": rows_in, "hw": bstr, "cg_hw": cg * bstr,
-                        "in_runs": cin_b, "in_stride": h * wd, "in_bstride": bstr,
-                        "oy0": oy_loc, "base0": oy_loc * wd - pw, "out_run": pq_b,
-                        "o_pitch": opitch, "p": oy1 - oy0, "pq": pq_b,
-                        "npt": -(-pq_b // core.rows), "c_pq": core.cols * opitch,
-                        "last_pq": (kg - (kt - 1) * core.cols) * opitch,
-                    })  # fmt: skip
-                else:
-                    f["in_len"] = cin_b * h * wd
-                f["ntiles"] = ng * kt
-                f["tpp"] = min(
-                    PARAM_TILES,
-                    core.w_depth // (tile_w // w_row),
-                    # the pass's outputs start at any byte of a bus word (their DRAM offset)
-                    (core.o_depth - (bus - 1)) // (core.cols * opitch),
-                    ng * kt,
-                )
-                name = op.name if not til.tiled else f"{op.name}@{len(self.layers) - owner}"
-                layer = CompiledLayer(name, op.layer, mode, op.output, f)
-                self.layers.append((layer, bytes(blob_p) + bytes(blob_w) if ri + gi == 0 else b""))
-                self.inputs[name] = (op.input, None, len(blob_p))
-                self.place[name] = (
-                    g0 * cg * h * wd + iy0 * wd,
-                    g0 * kg * pq + oy0 * q,
-                    g0 * kt * tile_w,
-                    g0 * kt * core.p_tile,
-                    owner,
-                )
+                f["in_len"] = cin_b * h * wd
+            f["kg"], f["kt"] = kg_b, kt_b
+            f["last_pq"] = (kg_b - (kt_b - 1) * core.cols) * opitch
+            f["ntiles"] = ng * kt_b if ng > 1 else nt
+            f["tpp"] = min(
+                tpp_w,
+                # the pass's outputs start at any byte of a bus word (their DRAM offset)
+                (core.o_depth - (bus - 1)) // (core.cols * opitch),
+                f["ntiles"],
+            )
+            if keep:
+                f["op"] |= 1 << 7  # program.op_word(keep=True): the previous band's weights
+            name = op.name if not til.tiled else f"{op.name}@{len(self.layers) - owner}"
+            layer = CompiledLayer(name, op.layer, mode, op.output, f)
+            blob = bytes(blob_p) + bytes(blob_w) if i_spec == 0 else b""  # the layer's region
+            self.layers.append((layer, blob))
+            self.inputs[name] = (op.input, None, len(blob_p))
+            self.place[name] = (
+                g0 * cg * h * wd + iy0 * wd,
+                (g0 * kg + t0 * core.cols) * pq + oy0 * q,
+                (g0 * kt + t0) * tile_w,
+                (g0 * kt + t0) * core.p_tile,
+                owner,
+            )
 
     # -- vector ops ------------------------------------------------------------------------
     def vector(

@@ -9,6 +9,8 @@ checks both agree). Word 0 packs the operation:
 * bit 3 epilogue: 1 = binary threshold (``(acc >= T) xor flip`` as +-1), 0 = requantisation
 * bits 5:4 vector mode: 0 max pooling, 1 window sum + rescale, 2 two-input rescale (add)
 * bit 6 no bounds check (the add's window spans two tensors)
+* bit 7 keep weights (compute): the weight and parameter buffers still hold this descriptor's
+  one pass of weight tiles (the previous band's): both loads are empty commands
 """
 
 from __future__ import annotations
@@ -48,9 +50,17 @@ VMODE_MAX, VMODE_SUM, VMODE_ADD = 0, 1, 2
 
 
 def op_word(
-    op: int, adder: bool = False, threshold: bool = False, vmode: int = 0, nobounds: bool = False
+    op: int,
+    adder: bool = False,
+    threshold: bool = False,
+    vmode: int = 0,
+    nobounds: bool = False,
+    keep: bool = False,
 ) -> int:
-    return op | int(adder) << 2 | int(threshold) << 3 | vmode << 4 | int(nobounds) << 6
+    return (
+        op | int(adder) << 2 | int(threshold) << 3 | vmode << 4 | int(nobounds) << 6
+        | int(keep) << 7
+    )  # fmt: skip
 
 
 def encode_descriptor(values: Mapping[str, int]) -> bytes:

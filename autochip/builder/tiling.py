@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Tiling", "band_rows", "compute_tiling", "pitch", "vector_tiling"]
+__all__ = [
+    "Tiling",
+    "band_rows",
+    "compute_tiling",
+    "pitch",
+    "vector_tiling",
+    "weights_outer",
+]
 
 
 @dataclass(frozen=True)
@@ -153,3 +160,17 @@ def vector_tiling(
         return None
     ng, size = _balanced(c, most)
     return Tiling(1, 1, ng, size)
+
+
+def weights_outer(til: Tiling, *, groups: int, passes: int, in_bytes: int, w_bytes: int) -> bool:
+    """Whether a convolution (one group) tiled in row bands runs its weight passes outermost:
+    one descriptor per (pass, row band), the row bands of a pass after each other, all but the
+    first keeping the pass's weights in the buffers (descriptor flag ``keep``: no weight or
+    parameter load). Moves ``passes * in_bytes + w_bytes`` instead of ``row_bands * w_bytes +
+    in_bytes`` bytes (rows outermost: every row band loads every weight tile); chosen when
+    that is fewer. ``w_bytes``: the layer's weight tiles and parameter records in DRAM."""
+    return (
+        groups == 1
+        and til.row_bands > 1
+        and passes * in_bytes + w_bytes < til.row_bands * w_bytes + in_bytes
+    )

@@ -211,8 +211,7 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
         control += 1
-        load += dma_cycles(g("w_addr") + t_ps * g("tile_w"), n * g("tile_w"), False, bus)
-        load += dma_cycles(g("p_addr") + t_ps * core.p_tile, n * core.p_tile, False, bus)
+        load += _weight_loads(core, lay, t_ps, n)
         compute += r + 1  # lane initialisation, first tile set-up
         compute += g("npt") * n * tile_cycles(r, c, g("t"))
         compute += flush_compute_cycles(r, c)
@@ -223,13 +222,19 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     return LayerCycles(lay.name, fetch, load, compute, wb, control)
 
 
+def _weight_loads(core: _Core, lay: _Layer, t_ps: int, n: int) -> int:
+    """The weight and parameter loads of the pass of ``n`` tiles from tile ``t_ps``; a band
+    that keeps the previous band's weights (op word bit 7) issues two empty commands."""
+    g, bus = lay.get, core.bus_bytes
+    keep = g("op") >> 7 & 1
+    return dma_cycles(
+        g("w_addr") + t_ps * g("tile_w"), 0 if keep else n * g("tile_w"), False, bus
+    ) + dma_cycles(g("p_addr") + t_ps * core.p_tile, 0 if keep else n * core.p_tile, False, bus)
+
+
 def _first_loads(core: _Core, lay: _Layer) -> int:
     """A compute layer's first pass's weight and parameter loads (before its input load)."""
-    g, bus = lay.get, core.bus_bytes
-    n = min(g("tpp"), g("ntiles"))
-    return dma_cycles(g("w_addr"), n * g("tile_w"), False, bus) + dma_cycles(
-        g("p_addr"), n * core.p_tile, False, bus
-    )
+    return _weight_loads(core, lay, 0, min(lay.get("tpp"), lay.get("ntiles")))
 
 
 def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
