@@ -1237,13 +1237,14 @@ def _cost_tiled_block(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult,
     loaded = f["in_len"] * np.maximum(1, f["in_runs"]) * two
     out_b = np.where(f["band"] == 0, wl.c[jb] * wl.pq[jb], 0)
     tiles = f["npt"] * f["ntiles"]
-    blob = f["ntiles"] * (f["tile_w"] + geo["p_tile"][hb])
+    keep = f["keep"] > 0  # the previous band's weights: none loaded
+    blob = np.where(keep, 0, f["ntiles"] * (f["tile_w"] + geo["p_tile"][hb]))
     counts = {
         "b": np.where(vec, 0, tiles * f["t"]),
         "post_rc": np.where(vec, 0, tiles),
         "post_1": np.where(vec, f["c_pq"] * f["kr"] * f["ks"], 0),
         "if_written": loaded,
-        "w_written": np.where(vec, 0, f["ntiles"] * f["tile_w"]),
+        "w_written": np.where(vec | keep, 0, f["ntiles"] * f["tile_w"]),
         "out_bytes": out_b,
         "dram_bytes": DESC_BYTES + loaded + np.where(vec, f["c_pq"], blob + out_b),
     }
@@ -1321,9 +1322,9 @@ def _band_counts(wl: CoreWorkload, b: PlannedLayer, j: int) -> dict[str, float]:
             "dram_bytes": float(DESC_BYTES + loaded + g("c_pq")),
         }
     tiles = g("npt") * g("ntiles")
-    blob = g("ntiles") * (g("tile_w") + g("p_tile"))
+    blob = 0 if g("keep") else g("ntiles") * (g("tile_w") + g("p_tile"))
     return {"b": float(tiles * g("t")), "post_rc": float(tiles), "if_written": float(loaded),
-            "w_written": float(g("ntiles") * g("tile_w")), "out_bytes": out_b,
+            "w_written": 0.0 if g("keep") else float(g("ntiles") * g("tile_w")), "out_bytes": out_b,
             "dram_bytes": float(DESC_BYTES + loaded + blob) + out_b}  # fmt: skip
 
 
@@ -1576,7 +1577,13 @@ def tiled_layers(
     refuses (not even one output row of one group fits), or a workload without the layers'
     row geometry. For :func:`core_model.core_cycles`: the scalar authority, one configuration
     at a time. ``refused``: collects the layers the planner refuses (all of them)."""
-    from autochip.builder.tiling import band_rows, compute_tiling, pitch, vector_tiling
+    from autochip.builder.tiling import (
+        band_rows,
+        compute_tiling,
+        pitch,
+        vector_tiling,
+        weights_outer,
+    )
 
     if wl.h is None or wl.sh is None or wl.ph is None:
         return None
@@ -1630,31 +1637,50 @@ def tiled_layers(
                 return None
             refused.append(j)
             continue
-        for ri in range(ct.row_bands):
-            if ct.row_bands == 1:
-                oy0, oy1, iy0, iy1 = 0, p, 0, h
-            else:
-                oy0, oy1, iy0, iy1 = band_rows(ri, ct.rows, p, h, kr, sh, ph)
-            for gi in range(ct.group_bands):
-                g0 = gi * ct.groups
-                ng = min(groups, g0 + ct.groups) - g0
-                pq_b, rows_in = (oy1 - oy0) * q, iy1 - iy0
-                f = {"in_addr": g0 * cg * h * wd + iy0 * wd, "out_addr": g0 * kg * pq + oy0 * q,
-                     "w_addr": g["w_addr"] + g0 * kt * tile_w,
-                     "p_addr": g["p_addr"] + g0 * kt * p_tile,
-                     "in_len": ng * cg * h * wd, "t": t, "kg": kg, "kt": kt, "tile_w": tile_w,
-                     "ntiles": ng * kt, "npt": -(-pq // R), "pq": pq, "c": c, "p": p, "q": q,
-                     "kr": kr, "ks": ks, "c_pq": C * pq, "out_stride": pq,
-                     "o_pitch": pq}  # fmt: skip
-                if ct.row_bands > 1:  # one run per input channel and per output channel
-                    opitch = pitch(pq_b, pq, B)
-                    f.update({"in_len": rows_in * wd, "in_runs": ng * cg, "in_stride": h * wd,
-                              "in_bstride": pitch(rows_in * wd, h * wd, B), "out_run": pq_b,
-                              "o_pitch": opitch, "p": oy1 - oy0, "pq": pq_b,
-                              "npt": -(-pq_b // R), "c_pq": C * opitch})  # fmt: skip
-                f["tpp"] = min(PARAM_TILES, w_depth // (tile_w // w_row),
-                               (o_depth - (B - 1)) // (C * f["o_pitch"]), ng * kt)  # fmt: skip
-                bands.append((j, "mac", f))
+        rws = [(0, p, 0, h)] if ct.row_bands == 1 else [
+            band_rows(ri, ct.rows, p, h, kr, sh, ph) for ri in range(ct.row_bands)]  # fmt: skip
+
+        def o_pitch(
+            b: tuple[int, ...], pq: int = pq, q: int = q, tr: bool = ct.row_bands > 1
+        ) -> int:
+            return pitch((b[1] - b[0]) * q, pq, B) if tr else pq
+
+        tpp_w = min(PARAM_TILES, w_depth // (tile_w // w_row))
+        tpp_max = min(tpp_w, *((o_depth - (B - 1)) // (C * o_pitch(b)) for b in rws))
+        # (row band, first group, groups, first tile, tiles, keep the weights): the compiler's
+        specs: list[tuple[int, int, int, int, int, bool]] = []
+        if weights_outer(ct, groups=groups, passes=-(-kt // tpp_max), in_bytes=in_len,
+                         w_bytes=ntiles * (tile_w + p_tile)):  # fmt: skip
+            for t0 in range(0, kt, tpp_max):
+                specs += [(ri, 0, 1, t0, min(tpp_max, kt - t0), ri > 0)
+                          for ri in range(ct.row_bands)]  # fmt: skip
+        else:
+            for ri in range(ct.row_bands):
+                for gi in range(ct.group_bands):
+                    g0 = gi * ct.groups
+                    ng = min(groups, g0 + ct.groups) - g0
+                    specs.append((ri, g0, ng, 0, ng * kt, False))
+        for ri, g0, ng, t0, nt, keep in specs:
+            oy0, oy1, iy0, iy1 = rws[ri]
+            pq_b, rows_in = (oy1 - oy0) * q, iy1 - iy0
+            kg_b = min(kg, (t0 + nt) * C) - t0 * C if ng == 1 else kg
+            kt_b = nt if ng == 1 else kt
+            f = {"in_addr": g0 * cg * h * wd + iy0 * wd,
+                 "out_addr": (g0 * kg + t0 * C) * pq + oy0 * q,
+                 "w_addr": g["w_addr"] + (g0 * kt + t0) * tile_w,
+                 "p_addr": g["p_addr"] + (g0 * kt + t0) * p_tile,
+                 "in_len": ng * cg * h * wd, "t": t, "kg": kg_b, "kt": kt_b, "tile_w": tile_w,
+                 "ntiles": ng * kt_b if ng > 1 else nt, "npt": -(-pq // R), "pq": pq, "c": c,
+                 "p": p, "q": q, "kr": kr, "ks": ks, "c_pq": C * pq, "out_stride": pq,
+                 "o_pitch": pq, "op": int(keep) << 7, "keep": int(keep)}  # fmt: skip
+            if ct.row_bands > 1:  # one run per input channel and per output channel
+                opitch = o_pitch(rws[ri])
+                f.update({"in_len": rows_in * wd, "in_runs": ng * cg, "in_stride": h * wd,
+                          "in_bstride": pitch(rows_in * wd, h * wd, B), "out_run": pq_b,
+                          "o_pitch": opitch, "p": oy1 - oy0, "pq": pq_b,
+                          "npt": -(-pq_b // R), "c_pq": C * opitch})  # fmt: skip
+            f["tpp"] = min(tpp_w, (o_depth - (B - 1)) // (C * f["o_pitch"]), f["ntiles"])
+            bands.append((j, "mac", f))
     if refused:
         return None
     # the layout with one descriptor per band (compile_model's): the blobs move with the
@@ -1688,6 +1714,7 @@ def tiled_layers(
 
 
 _BAND_FIELDS = (
+    "keep",
     "in_addr",
     "in2_addr",
     "in_len",
@@ -1769,7 +1796,9 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
     s_last = full * tp
     n_first = np.minimum(tp, nt)
     first_ld = np.zeros(N, dtype=np.int64)
-    for a0, st in ((f["w_addr"], f["tile_w"]), (f["p_addr"], p_tile)):
+    keep = f["keep"] > 0  # the previous band's weights stay: empty weight / parameter loads
+    for a0, st in ((f["w_addr"], np.where(keep, 0, f["tile_w"])),
+                   (f["p_addr"], np.where(keep, 0, p_tile))):  # fmt: skip
         load += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
                          + _dma(a0 + s_last * st, (nt - s_last) * st, bus, rd))  # fmt: skip
         first_ld += np.where(vec, 0, _dma(a0, n_first * st, bus, rd))
@@ -1951,7 +1980,22 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     H, L = len(cfg), len(wl)
     B, R, C = geo["bus"], cfg.rows, cfg.cols
     w_d, o_d, w_row = geo["w_depth"], geo["o_depth"], geo["w_row"]
-    nb = np.where(ok[:, None], par["nr"] * par["ngb"], 0)
+    # weights outermost (tiling.weights_outer): a plain convolution in row bands runs each pass
+    # of weight tiles over all its row bands when that moves fewer bytes
+    comp = ~wl.vector[None, :]
+    kt2 = np.maximum(lu["kt"][inv], 1)
+    tw2, nt2 = lu["tile_w"][inv], lu["ntiles"][inv]
+    pq2 = (wl.p * wl.q)[None, :]
+    tr2 = par["nr"] > 1
+    pitch0 = np.where(tr2, _pitch_v(np.minimum(wl.p[None, :], par["rows"]) * wl.q[None, :], pq2,
+                                    B[:, None]), pq2)  # fmt: skip
+    tpp_w = np.minimum(PARAM_TILES, w_d[:, None] // np.maximum(tw2 // w_row[:, None], 1))
+    tpp_max = np.maximum(np.minimum(tpp_w, (o_d - (B - 1))[:, None] // (C[:, None] * pitch0)), 1)
+    passes = _cdiv(kt2, tpp_max)
+    w_bytes = nt2 * (tw2 + geo["p_tile"][:, None])
+    in_b = wl.in_len[None, :]
+    wo = comp & (par["groups"] == 1) & tr2 & (passes * in_b + w_bytes < par["nr"] * w_bytes + in_b)
+    nb = np.where(ok[:, None], np.where(wo, passes * par["nr"], par["nr"] * par["ngb"]), 0)
     rep = nb.ravel()
     hj = np.repeat(np.arange(H * L), rep)
     starts = np.cumsum(rep) - rep
@@ -1968,7 +2012,11 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
 
     vec = wl.vector[j]
     ngb_b = at(par["ngb"])
-    ri, gi = k // ngb_b, k % ngb_b
+    wo_b = at(wo.astype(np.int64)) > 0
+    nr_w = np.maximum(at(par["nr"]), 1)
+    ri = np.where(wo_b, k % nr_w, k // ngb_b)
+    gi = np.where(wo_b, 0, k % ngb_b)
+    tmax = at(tpp_max)
     nr_b, rows_b, gsz_b = at(par["nr"]), at(par["rows"]), at(par["gsz"])
     Bb, Rb, Cb = B[h], R[h], C[h]
     p_, q_ = wl.p[j], wl.q[j]
@@ -1986,27 +2034,33 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     iy0 = np.where(tr, np.maximum(0, oy0 * sh - ph), 0)
     iy1 = np.where(tr, np.minimum(hh, (oy1 - 1) * sh - ph + kr), hh)
     g0 = gi * gsz_b
-    ng = np.minimum(np.where(vec, wl.c[j], groups), g0 + gsz_b) - g0
+    ng = np.where(wo_b, 1, np.minimum(np.where(vec, wl.c[j], groups), g0 + gsz_b) - g0)
+    t0 = np.where(wo_b, (k // nr_w) * tmax, 0)
+    nt = np.where(wo_b, np.minimum(tmax, kt - t0), ng * kt)
+    kg_b = np.where(ng == 1, np.minimum(kg, (t0 + nt) * Cb) - t0 * Cb, kg)
+    kt_b = np.where(ng == 1, nt, kt)
+    ntiles_b = np.where(ng > 1, ng * kt_b, nt)
     pq_b = (oy1 - oy0) * q_
     opitch = np.where(tr, _pitch_v(pq_b, pq, Bb), pq)
     pq_f = np.where(tr, pq_b, pq)
     f: dict[str, I64] = {
         "cfg": h, "layer": j, "band": k, "vector": vec.astype(np.int64),
         "in_off": np.where(vec, g0 * hw, g0 * cg * hh * wd + iy0 * wd),
-        "out_off": np.where(vec, g0 * pq, g0 * kg * pq + oy0 * q_),
+        "out_off": np.where(vec, g0 * pq, (g0 * kg + t0 * Cb) * pq + oy0 * q_),
+        "keep": (wo_b & (ri > 0)).astype(np.int64),
         "in_len": np.where(vec, ng * hw, np.where(tr, (iy1 - iy0) * wd, ng * cg * hh * wd)),
         "in_runs": np.where(tr, ng * cg, 0), "in_stride": np.where(tr, hw, 0),
         "out_run": np.where(tr, pq_b, 0), "out_stride": np.where(vec, 0, pq),
         "pq": np.where(vec, pq, pq_f), "c_pq": np.where(vec, ng * pq, Cb * opitch),
-        "kr": kr, "ks": ks, "t": t, "kg": kg, "kt": kt, "tile_w": tile_w,
-        "ntiles": np.where(vec, 0, ng * kt), "npt": np.where(vec, _cdiv(ng * pq, Rb),
-                                                             _cdiv(pq_f, Rb)),
-        "w_addr": np.where(vec, 0, lay("w_addr") + g0 * kt * tile_w),
-        "p_addr": np.where(vec, 0, lay("p_addr") + g0 * kt * geo["p_tile"][h]),
+        "kr": kr, "ks": ks, "t": t, "kg": kg_b, "kt": kt_b, "tile_w": tile_w,
+        "ntiles": np.where(vec, 0, ntiles_b), "npt": np.where(vec, _cdiv(ng * pq, Rb),
+                                                              _cdiv(pq_f, Rb)),
+        "w_addr": np.where(vec, 0, lay("w_addr") + (g0 * kt + t0) * tile_w),
+        "p_addr": np.where(vec, 0, lay("p_addr") + (g0 * kt + t0) * geo["p_tile"][h]),
     }  # fmt: skip
     f["tpp"] = np.where(vec, 0, np.minimum(
         np.minimum(PARAM_TILES, w_d[h] // np.maximum(tile_w // w_row[h], 1)),
-        np.minimum((o_d[h] - (Bb - 1)) // (Cb * opitch), ng * kt)))  # fmt: skip
+        np.minimum((o_d[h] - (Bb - 1)) // (Cb * opitch), ntiles_b)))  # fmt: skip
     # the layout: a descriptor per band, a tiled layer's output allocated once per band
     n_desc = nb.sum(axis=1)
     align = np.maximum(ALIGN, B)
