@@ -140,6 +140,17 @@ def test_compiled_bands_read_and_write_exactly_their_bytes() -> None:
             assert (g("o_pitch") - g("out_stride")) % core.bus_bytes == 0
     for name, cover in written.items():
         assert (cover == 1).all(), name
+    # weights outermost (c5: 2 passes of 11 row bands; pw: 1 pass): a band that keeps the
+    # weights follows a band of the same layer with the same weight tiles
+    keep = [i for i, lay in enumerate(prog.layers) if lay.get("op") >> 7 & 1]
+    assert {prog.layers[i].name.split("@")[0] for i in keep} == {"c5", "pw"}
+    for i in keep:
+        a, b = prog.layers[i - 1], prog.layers[i]
+        assert a.name.split("@")[0] == b.name.split("@")[0]
+        assert [a.get(k) for k in ("w_addr", "p_addr", "ntiles", "tpp")] == [
+            b.get(k) for k in ("w_addr", "p_addr", "ntiles", "tpp")
+        ]
+        assert b.get("ntiles") == b.get("tpp")  # one pass: the buffers hold all of it
     tiled = {lay.name.split("@")[0] for lay in prog.layers if "@" in lay.name}
     assert tiled == {"c5", "dw", "pw", "add", "mp", "gap"}
 
