@@ -298,6 +298,8 @@ def test_tiled_search_costs_designs_that_need_feature_map_tiling(
     from core_models import tiled_model
 
     from autochip.builder.compiler import compile_model
+    from autochip.builder.explore import ExploreError
+    from autochip.builder.explore_build import integer_workload
     from autochip.reference import save_integer_model
 
     model = tiled_model()
@@ -308,10 +310,18 @@ def test_tiled_search_costs_designs_that_need_feature_map_tiling(
                                  "weight_kb": [1, 4], "ofmap_kb": [0.25, 0.5],
                                  "bus_bytes": [4, 8]}))  # fmt: skip
     args = ["explore", str(npz), "--platform", "pynq-z2", "--space", str(s), "--json"]
-    assert main(args) == 2
-    assert "no design of the space fits" in capsys.readouterr().err
+    wl = integer_workload(model, "tiled")
+    space = space_from_dict(yaml.safe_load(s.read_text()), default_space(wl, load_platform(
+        "xc7z020")))  # fmt: skip
+    with pytest.raises(ExploreError, match="no design of the space fits"):
+        explore(wl, load_platform("xc7z020"), space, parse_budget(None, load_platform("xc7z020")),
+                progress=False)  # fmt: skip
     assert main([*args, "--tiled"]) == 0
     out = json.loads(capsys.readouterr().out)
+    # without --tiled the command falls back to the tiled search by itself, and says so
+    assert main(args) == 0
+    auto = json.loads(capsys.readouterr().out)
+    assert auto["chosen"] == out["chosen"] and "tile them" in auto["notes"][0]
     chosen = out["chosen"]
     core = core_params(hardware_spec_from_dict(chosen["hw"]))
     prog = compile_model(model, core)

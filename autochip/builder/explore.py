@@ -42,6 +42,7 @@ from autochip.predictor.core_batch import (
 
 __all__ = [
     "OBJECTIVES",
+    "TILED_SAMPLES",
     "ExploreError",
     "ExploreResult",
     "evaluate_designs",
@@ -52,6 +53,7 @@ __all__ = [
 OBJECTIVES = ("latency", "throughput", "energy", "edp", "resources")
 STRATEGIES = ("auto", "exhaustive", "evolve", "random")
 CHUNK = 8192
+TILED_SAMPLES = 20_000  # a tiled search when nothing holds the feature maps whole (~20 s)
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 

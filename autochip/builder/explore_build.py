@@ -17,7 +17,7 @@ import yaml
 
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
-from autochip.builder.explore import ExploreError, explore
+from autochip.builder.explore import TILED_SAMPLES, ExploreError, explore
 from autochip.builder.space import default_space, parse_budget
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, hardware_spec_from_dict
@@ -92,9 +92,6 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
         sh=np.where(vector, 1, col(lambda x: x.get("sh") or 1)),
         ph=np.where(vector, 0, col(lambda x: -x.get("oy0"))),
     )
-
-
-TILED_SAMPLES = 20_000  # designs of the tiled search (~1,000 ResNet-18 designs per second)
 
 
 def choose_core(

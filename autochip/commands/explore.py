@@ -17,7 +17,9 @@ design's `hw` is a complete hardware spec: `autochip predict MODEL --fidelity rt
 it and `autochip build` builds it. --synth synthesises the --top-k best designs with Yosys
 (about a minute each), drops those that do not fit and reports predicted vs synthesised
 resources. --scheduler runs the sweep and the synthesis on a Dask cluster. --tiled also costs
-designs whose buffers hold only bands of the feature maps (feature-map tiling, band by band).
+designs whose buffers hold only bands of the feature maps (feature-map tiling, band by band);
+when no design of the space holds the feature maps whole, the search does so by itself (at most
+20,000 designs) and says so in its notes.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ import numpy as np
 
 from autochip._safeio import atomic_path, output_file_problems, user_code
 from autochip.builder.baselines import baselines, design_dict
-from autochip.builder.explore import OBJECTIVES, ExploreResult, explore, objective_values
+from autochip.builder.explore import (
+    OBJECTIVES,
+    TILED_SAMPLES,
+    ExploreError,
+    ExploreResult,
+    explore,
+    objective_values,
+)
 from autochip.builder.space import Budget, default_space, load_space, parse_budget
 from autochip.errors import SpecError
 from autochip.hw.platform import Platform, load_platform
@@ -138,8 +147,17 @@ def search(
     space = default_space(wl, platform)
     if space_file:
         space = load_space(space_file, space)
-    res = explore(wl, platform, space, budget, objective, samples=samples, seed=seed,
-                  time_s=time_s, scheduler=scheduler, announce=announce, tiled=tiled)  # fmt: skip
+    kw = {"seed": seed, "time_s": time_s, "scheduler": scheduler, "announce": announce}
+    try:
+        res = explore(wl, platform, space, budget, objective, samples=samples, tiled=tiled, **kw)
+    except ExploreError as exc:
+        if tiled or not str(exc).startswith("no design of the space fits"):
+            raise
+        # no design holds the network's feature maps whole: search designs that tile them
+        n = min(samples, TILED_SAMPLES)
+        res = explore(wl, platform, space, budget, objective, samples=n, tiled=True, **kw)
+        res.notes.insert(0, f"no design of the space holds the feature maps whole: searched "
+                            f"{res.evaluated:,} designs that tile them (--tiled)")  # fmt: skip
     return report(res, wl, platform, budget)
 
 
