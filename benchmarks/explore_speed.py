@@ -14,8 +14,17 @@ Prints
   speedup_vs_best_baseline=<x>  geometric mean over the suite of scripts/explore_results.py
                          (searched design's latency gain over the best expert baseline), run
                          here with --samples (default 50,000), or read from --suite-json
+  tiled_designs_per_s=<n>, tiled_designs_per_cpu_s=<n>  ResNet-18 designs whose buffers hold
+                         only bands of the feature maps, costed band by band (feature-map
+                         tiling, ``evaluate_core(tiled=True)``)
+With ``--baseline-rev REV`` also
+  baseline_designs_per_cpu_s=<n>, speedup_vs_baseline_rev=<x>  the same designs through
+                         ``core_batch`` as committed at git revision REV, timed in this process
+                         alternately with the current one (best of 3 each), after checking that
+                         both give the same cycles, energy and resources
 
-Run: ``.venv/bin/python benchmarks/explore_speed.py [--designs N] [--samples N] [--no-suite]``.
+Run: ``.venv/bin/python benchmarks/explore_speed.py [--designs N] [--samples N] [--no-suite]
+[--baseline-rev REV]``.
 """
 
 from __future__ import annotations
@@ -27,9 +36,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +56,82 @@ from autochip.predictor.core_batch import CoreConfigs, core_feasible, core_workl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
+def _module_at(rev: str) -> ModuleType:
+    """``autochip.predictor.core_batch`` as committed at ``rev`` (git show), imported apart."""
+    root = Path(__file__).resolve().parents[1]
+    what = f"{rev}:autochip/predictor/core_batch.py"
+    src = subprocess.run(["git", "-C", str(root), "show", what], check=True, capture_output=True,
+                         text=True).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp()) / "core_batch_at_rev.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("core_batch_at_rev", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rate(mod: Any, wl: Any, cfg: Any, plat: Any, n: int) -> tuple[float, float]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    for s in range(0, n, 4096):
+        mod.evaluate_core(wl, cfg.take(np.arange(s, min(s + 4096, n))), plat, per_layer=False)
+    return n / (time.perf_counter() - w0), n / (time.process_time() - c0)
+
+
+def compare_rev(rev: str, wl: Any, cfg: Any, plat: Any, n: int) -> None:
+    import autochip.predictor.core_batch as cur
+
+    old = _module_at(rev)
+    names = ("rows", "cols", "a_bits", "w_bits", "adder", "if_bytes", "w_bytes", "o_bytes",
+             "clock_mhz")  # fmt: skip
+    fields = {f: getattr(cfg, f) for f in names}
+    cfg_old = old.CoreConfigs(**fields, bus_bytes=cfg.bus_bytes)
+    wl_old = old.core_workload(graph_for("resnet18"))
+    a = cur.evaluate_core(wl, cfg.take(np.arange(4096)), plat, per_layer=False)
+    b = old.evaluate_core(wl_old, cfg_old.take(np.arange(4096)), plat, per_layer=False)
+    assert (a.total_cycles == b.total_cycles).all() and (a.energy_pj == b.energy_pj).all()
+    assert all((a.resources[k] == b.resources[k]).all() for k in ("lut", "ff", "dsp", "bram"))
+    best: dict[str, tuple[float, float]] = {"cur": (0.0, 0.0), "rev": (0.0, 0.0)}
+    for _ in range(3):  # alternately, so that both see the machine's load alike
+        for tag, mod, w, c in (("rev", old, wl_old, cfg_old), ("cur", cur, wl, cfg)):
+            r = _rate(mod, w, c, plat, n)
+            best[tag] = (max(best[tag][0], r[0]), max(best[tag][1], r[1]))
+    print(f"# {rev} vs this tree, best of 3 alternate runs: wall {best['rev'][0]:.0f} -> "
+          f"{best['cur'][0]:.0f} designs/s")  # fmt: skip
+    print(f"baseline_designs_per_cpu_s={best['rev'][1]:.0f}")
+    print(f"current_designs_per_cpu_s={best['cur'][1]:.0f}")
+    print(f"speedup_vs_baseline_rev={best['cur'][1] / best['rev'][1]:.2f}")
+
+
+def tiled_rate(wl: Any, plat: Any, n: int = 4096) -> None:
+    """ResNet-18 designs whose buffers hold only bands of the feature maps (ifmap 32-512 KB,
+    ofmap 64-512 KB), costed band by band (``evaluate_core(tiled=True)``)."""
+    rng = np.random.default_rng(1)
+    cfg = CoreConfigs(rows=rng.integers(1, 33, n), cols=rng.integers(1, 65, n),
+                      a_bits=np.full(n, 8), w_bits=np.full(n, 8), adder=np.zeros(n, dtype=np.int64),
+                      if_bytes=rng.integers(32, 512, n) * 1024,
+                      w_bytes=rng.integers(1024, 2048, n) * 1024,
+                      o_bytes=rng.integers(64, 512, n) * 1024, clock_mhz=np.full(n, 200.0),
+                      bus_bytes=1 << rng.integers(2, 7, n))  # fmt: skip
+    untiled = core_feasible(wl, cfg)
+    w0, c0 = time.perf_counter(), time.process_time()
+    res = evaluate_core(wl, cfg, plat, per_layer=False, tiled=True)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    m = int((res.feasible & ~untiled).sum())
+    print(f"# {n} small-buffer ResNet-18 designs: {m} run tiled, {int(untiled.sum())} untiled, "
+          f"{n - int(res.feasible.sum())} refused; {wall:.2f} s wall, {cpu:.2f} s CPU")  # fmt: skip
+    print(f"tiled_designs_per_s={m / wall:.0f}")
+    print(f"tiled_designs_per_cpu_s={m / cpu:.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--designs", type=int, default=100_000)
     ap.add_argument("--samples", type=int, default=50_000)
     ap.add_argument("--no-suite", action="store_true")
+    ap.add_argument("--baseline-rev", metavar="REV",
+                    help="also time core_batch as committed at this git revision")  # fmt: skip
     ap.add_argument("--suite-json", metavar="FILE",
                     help="the suite from scripts/explore_results.py --json FILE")  # fmt: skip
     args = ap.parse_args()
@@ -80,6 +165,9 @@ def main() -> None:
     print(f"# {n} ResNet-18 designs x {len(wl)} layers: {wall:.2f} s wall, {cpu:.2f} s CPU")
     print(f"designs_per_s={n / wall:.0f}")
     print(f"designs_per_cpu_s={n / cpu:.0f}")
+    if args.baseline_rev:
+        compare_rev(args.baseline_rev, wl, cfg, plat, n)
+    tiled_rate(wl, plat)
 
     # an exhaustive sweep of >= 1e5 designs through the search
     base = default_space(wl, plat)

@@ -120,7 +120,7 @@ def test_graph_layers_equal_the_compiled_program(name: str, ptq_models: dict[str
             refused += 1
             continue
         if any("@" in lay.name for lay in prog.layers):
-            continue  # feature maps tiled in bands (autochip.builder.tiling): not mirrored yet
+            continue  # feature maps tiled in bands: tests/test_core_batch_tiling.py
         assert plan["feasible"][0]
         compiled += 1
         assert [lay.kind for lay in prog.layers] == list(wl.kinds)
@@ -359,3 +359,90 @@ def test_uneven_passes_of_grouped_layers_equal_the_scalar_model() -> None:
         assert _phases(res, i, len(wl)) == [
             (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
         ]
+
+
+def test_dma_in_shifts_equals_the_scalar_command() -> None:
+    """``_dma`` (bus-word and burst counts as shifts of the power-of-two bus) equals
+    ``core_model.dma_cycles`` command by command, empty commands and page crossings included."""
+    from autochip.predictor.core_batch import _dma
+
+    rng = np.random.default_rng(31)
+    N = 6000
+    bus = 1 << rng.integers(2, 7, N)
+    addr = np.where(rng.random(N) < 0.3, rng.integers(0, 1 << 12, N) * bus,
+                    rng.integers(0, 1 << 22, N))  # fmt: skip
+    length = np.select([rng.random(N) < 0.1, rng.random(N) < 0.5],
+                       [np.zeros(N, dtype=np.int64), rng.integers(1, 300, N)],
+                       rng.integers(1, 40000, N))  # fmt: skip
+    for write in (False, True):
+        t = dram_timing()
+        ref_over = t["write_burst_overhead" if write else "read_burst_overhead"]
+        ref = [dma_cycles(int(a), int(n), write, int(b))
+               for a, n, b in zip(addr, length, bus, strict=True)]  # fmt: skip
+        got = _dma(addr, length, bus, ref_over)
+        assert got.tolist() == ref
+
+
+def test_ram_cells_vectorised_equal_the_scalar_model() -> None:
+    """``_ram_batch`` (ceilings by the modes' power-of-two sizes as shifts) equals
+    ``core_model.ram_cells`` on random RAM shapes for both targets."""
+    from autochip.predictor.core_batch import _ram_batch
+    from autochip.predictor.core_model import ram_cells
+
+    rng = np.random.default_rng(32)
+    N = 3000
+    depth = np.where(rng.random(N) < 0.5, rng.integers(1, 80, N), rng.integers(1, 20000, N))
+    lanes = 1 << rng.integers(0, 8, N)
+    row = np.where(rng.random(N) < 0.3, 0, lanes >> rng.integers(0, 3, N))
+    row = np.maximum(row, 0)
+    used = np.where(row > 0, rng.integers(0, np.maximum(row, 1) + 1, N), 0)
+    bits = rng.integers(1, 9, N)
+    for target in ("xilinx", "ecp5"):
+        bram, lut = _ram_batch(target, depth, lanes, bits, row, used)
+        ref = [ram_cells(target, int(d), int(n), int(b), int(r), int(u))
+               for d, n, b, r, u in zip(depth, lanes, bits, row, used, strict=True)]  # fmt: skip
+        assert list(zip(bram.tolist(), lut.tolist(), strict=True)) == ref
+
+
+@pytest.mark.parametrize("name", ["resnet18", "dwsep_digits"])
+def test_layer_sums_and_feasibility_equal_the_per_layer_model(name: str) -> None:
+    """``evaluate_core(per_layer=False)`` (layout-only parts summed once per layout, compute
+    and vector layers apart) gives the sums of the per-layer phases, the same cycles and the
+    same energy; the feasibility from each layout's largest need equals the per-layer check
+    (``why_infeasible``, the compiler's limits layer by layer)."""
+    from autochip.predictor.core_batch import core_feasible, why_infeasible
+
+    wl = core_workload(graph_for(name))
+    cfg = _random_configs(np.random.default_rng(33), 600, random_bus=True)
+    plat = load_platform("vcu118")
+    full = evaluate_core(wl, cfg, plat)
+    tot = evaluate_core(wl, cfg, plat, per_layer=False)
+    for p in PHASES:
+        assert (getattr(tot, p)[:, 0] == getattr(full, p).sum(axis=1)).all(), p
+    assert (tot.total_cycles == full.total_cycles).all()
+    np.testing.assert_allclose(tot.energy_pj[:, 0], full.energy_pj.sum(axis=1), rtol=1e-12)
+    ok = core_feasible(wl, cfg)
+    assert (ok == full.feasible).all() and 20 < ok.sum() < len(ok)
+    for i in range(0, len(ok), 5):
+        assert ok[i] == (why_infeasible(wl, cfg, i) == []), i
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_strided_dma_run_equals_the_scalar_loop(write: bool) -> None:
+    """Runs of commands at a stride (a band's input rows per channel, its output rows per
+    channel) in closed form equal ``dma_cycles`` command by command: random and bus-aligned
+    addresses, lengths up to and past a page, strides from the length up to 64 KB."""
+    rng = np.random.default_rng(14 + write)
+    N = 4000
+    bus = 1 << rng.integers(2, 7, N)
+    addr = np.where(rng.random(N) < 0.3, rng.integers(0, 1 << 10, N) * bus,
+                    rng.integers(0, 1 << 18, N))  # fmt: skip
+    length = np.where(rng.random(N) < 0.5, rng.integers(1, 600, N), rng.integers(1, 9000, N))
+    stride = length + np.where(rng.random(N) < 0.3, 0, rng.integers(0, 1 << 16, N))
+    stride = np.where(rng.random(N) < 0.2, (stride // bus + 1) * bus, stride)
+    n = rng.integers(0, 70, N)
+    over = dram_timing()["write_burst_overhead" if write else "read_burst_overhead"]
+    got = _dma_run(addr, length, n, bus, over, stride)
+    ref = [sum(dma_cycles(int(addr[i]) + j * int(stride[i]), int(length[i]), write, int(bus[i]))
+               for j in range(int(n[i]))) for i in range(N)]  # fmt: skip
+    assert got.tolist() == ref

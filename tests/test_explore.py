@@ -196,3 +196,160 @@ def test_bus_width_in_the_space(tmp_path: Path, capsys: pytest.CaptureFixture[st
     s.write_text("bus_bytes: [12]\n")
     assert main(["explore", "lenet_digits", "--platform", "vcu118", "--space", str(s)]) == 2
     assert "bus_bytes: expected powers of two" in capsys.readouterr().err
+
+
+def _fmax_model(monkeypatch: pytest.MonkeyPatch, a: float, b: float) -> None:
+    """An ECP5 Fmax model ``a + b log2(R C)`` in place of the fitted one (core_model reads
+    it through ``_control_model``, the batch model and the search too)."""
+    from autochip.predictor import core_model
+
+    model = dict(core_model._control_model())
+    targets = dict(model["targets"])
+    targets["ecp5"] = dict(targets["ecp5"], fmax={"a": a, "b": b, "measured": {"x": a}})
+    monkeypatch.setattr(core_model, "_control_model", lambda: dict(model, targets=targets))
+
+
+def test_clock_searched_within_the_predicted_fmax(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On ECP5 (an Fmax model) the clock is searched over targets up to the platform's clock,
+    each design only at targets within its Fmax as ``core_model.fmax_mhz`` predicts it; the
+    latency follows the clock; the JSON, CSV and table carry ``hw.clock_mhz``. Xilinx and
+    ASIC platforms (no Fmax model) keep the platform's clock; --space lists clocks up to the
+    platform's, not above."""
+    from autochip.builder.space import clock_targets
+    from autochip.predictor.core_model import fmax_mhz
+
+    _fmax_model(monkeypatch, 60.0, -4.0)  # 1x1: 60 MHz, 4x4: 44, 8x8: 36
+    plat = load_platform("lfe5u-85f")  # 50 MHz
+    assert clock_targets(plat) == (12.5, 25.0, 37.5, 50.0)
+    for name in ("pynq-z2", "vcu118", "asic-45nm"):
+        p = load_platform(name)
+        assert clock_targets(p) == (float(p.default_hw.clock_mhz),)
+    wl = core_workload(graph_for("lenet_digits"))
+    grid = {"rows": [1, 4, 8], "cols": [1, 4, 8], "ifmap_kb": [32], "weight_kb": [16],
+            "ofmap_kb": [2], "bus_bytes": [4]}  # fmt: skip
+    space = space_from_dict(grid, default_space(wl, plat))
+    res = explore(wl, plat, space, parse_budget(None, plat), "latency", progress=False)
+    m = res.metrics
+    cfg = space.configs(m["flat"])
+    by_array: dict[tuple[int, int], list[float]] = {}
+    cycles: dict[tuple[int, int], set[int]] = {}
+    for i in range(len(m["flat"])):
+        core = core_params(hardware_spec_from_dict(cfg.spec(i)))
+        clock, fmax = float(cfg.clock_mhz[i]), fmax_mhz(core, "ecp5")
+        assert fmax is not None and clock <= fmax and m["fmax_mhz"][i] == fmax
+        key = (int(cfg.rows[i]), int(cfg.cols[i]))
+        by_array.setdefault(key, []).append(clock)
+        cycles.setdefault(key, set()).add(int(m["cycles"][i]))
+        assert m["latency_s"][i] == pytest.approx(m["cycles"][i] / (clock * 1e6), rel=1e-12)
+    # every target within the Fmax, none above: 4x4 (44 MHz) runs at 12.5 .. 37.5 MHz
+    assert sorted(by_array[(4, 4)]) == [12.5, 25.0, 37.5]
+    assert sorted(by_array[(8, 8)]) == [12.5, 25.0]  # 36 MHz
+    assert sorted(by_array[(1, 1)]) == [12.5, 25.0, 37.5, 50.0]
+    assert all(len(c) == 1 for c in cycles.values())  # the clock changes time, not cycles
+    chosen = space.configs(m["flat"][res.chosen : res.chosen + 1])
+    best = min(m["latency_s"])
+    assert m["latency_s"][res.chosen] == best and chosen.clock_mhz[0] in (25.0, 37.5, 50.0)
+    # the CLI: JSON hw.clock_mhz and fmax_mhz, CSV and table columns
+    s = tmp_path / "s.yaml"
+    s.write_text(yaml.safe_dump(grid))
+    csv = tmp_path / "f.csv"
+    args = ["explore", "lenet_digits", "--platform", "ulx3s-85f", "--space", str(s)]
+    assert main([*args, "--json", "--csv", str(csv)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for d in out["pareto"] + [b for b in out["baselines"] if b["fits"]]:
+        assert d["hw"]["clock_mhz"] <= d["fmax_mhz"]
+    assert any(d["hw"]["clock_mhz"] < 50 for d in out["pareto"])
+    assert "clock_mhz" in csv.read_text().splitlines()[0]
+    assert main(args) == 0
+    assert " MHz " in capsys.readouterr().out
+    s.write_text("clock_mhz: [50, 125]\n")
+    assert main(["explore", "lenet_digits", "--platform", "pynq-z2", "--space", str(s)]) == 2
+    assert "clock_mhz: expected clocks up to the platform's 100 MHz" in capsys.readouterr().err
+
+
+def test_listed_clocks_meet_a_power_budget() -> None:
+    """A clock listed with --space on a platform without an Fmax model: a power budget that
+    the 100 MHz design exceeds leaves the same array at a lower clock."""
+    plat = load_platform("xc7z020")
+    wl = core_workload(graph_for("lenet_digits"))
+    grid = {"rows": [8], "cols": [16], "ifmap_kb": [8], "weight_kb": [16], "ofmap_kb": [2],
+            "bus_bytes": [8], "clock_mhz": [25, 50, 100]}  # fmt: skip
+    space = space_from_dict(grid, default_space(wl, plat))
+    free = explore(wl, plat, space, parse_budget(None, plat), "latency", progress=False)
+    power = dict(zip(free.metrics["flat"].tolist(), free.metrics["power_w"].tolist(), strict=True))
+    assert power[0] < power[1] < power[2]  # slower clock, less power
+    cap = (power[1] + power[2]) / 2
+    res = explore(wl, plat, space, parse_budget(f"power_w={cap}", plat), "latency", progress=False)
+    assert sorted(res.metrics["flat"].tolist()) == [0, 1]
+    assert int(res.metrics["flat"][res.chosen]) == 1  # 50 MHz: the fastest within the budget
+
+
+def test_tiled_search_costs_designs_that_need_feature_map_tiling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``explore --tiled``: designs whose buffers hold only bands of the feature maps are
+    searched (without it none runs); the chosen design's cycles equal ``core_model`` on the
+    program ``compile_model`` emits for it, in bands."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
+    from core_models import tiled_model
+
+    from autochip.builder.compiler import compile_model
+    from autochip.builder.explore import ExploreError
+    from autochip.builder.explore_build import integer_workload
+    from autochip.reference import save_integer_model
+
+    model = tiled_model()
+    npz = tmp_path / "tiled.npz"
+    save_integer_model(model, npz)
+    s = tmp_path / "s.yaml"
+    s.write_text(yaml.safe_dump({"rows": [2, 4], "cols": [4, 8], "ifmap_kb": [0.5, 1],
+                                 "weight_kb": [1, 4], "ofmap_kb": [0.25, 0.5],
+                                 "bus_bytes": [4, 8]}))  # fmt: skip
+    args = ["explore", str(npz), "--platform", "pynq-z2", "--space", str(s), "--json"]
+    wl = integer_workload(model, "tiled")
+    space = space_from_dict(yaml.safe_load(s.read_text()), default_space(wl, load_platform(
+        "xc7z020")))  # fmt: skip
+    with pytest.raises(ExploreError, match="no design of the space fits"):
+        explore(wl, load_platform("xc7z020"), space, parse_budget(None, load_platform("xc7z020")),
+                progress=False)  # fmt: skip
+    assert main([*args, "--tiled"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # without --tiled the command falls back to the tiled search by itself, and says so
+    assert main(args) == 0
+    auto = json.loads(capsys.readouterr().out)
+    assert auto["chosen"] == out["chosen"] and "tile them" in auto["notes"][0]
+    chosen = out["chosen"]
+    core = core_params(hardware_spec_from_dict(chosen["hw"]))
+    prog = compile_model(model, core)
+    assert any("@" in lay.name for lay in prog.layers)  # it runs in bands
+    assert chosen["cycles"] == sum(c.total for c in core_cycles(core, prog.layers))
+
+
+def test_build_search_falls_back_to_tiled_designs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``autochip build --platform`` without ``--hw``: when no design holds the feature maps
+    whole (the untiled search finds nothing), a search of designs that tile them."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
+    from core_models import tiled_model
+
+    from autochip.builder import explore_build
+    from autochip.builder.explore import ExploreError
+
+    calls: list[tuple[bool, int]] = []
+    real = explore_build.explore
+
+    def fake(*args: object, **kw: object) -> object:
+        calls.append((bool(kw.get("tiled")), int(kw.get("samples", 200_000))))  # type: ignore[call-overload]
+        if not kw.get("tiled"):
+            raise ExploreError("no design of the space fits the budget")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(explore_build, "explore", fake)
+    hw, d = explore_build.choose_core(tiled_model(), "pynq-z2", "tiled")
+    assert calls == [(False, 200_000), (True, explore_build.TILED_SAMPLES)]
+    assert d["latency_s"] > 0 and hw.rows == d["hw"]["array"]["rows"]

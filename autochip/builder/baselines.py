@@ -17,12 +17,15 @@ large enough for the network's largest layer, :func:`expert_buffers`):
   32 KB / 128 KB (the ofmap buffer).
 
 Every baseline's AXI bus is the platform's whole DRAM bandwidth (``platform_bus``), as an
-engineer would wire it. A baseline that does not fit the budget is shrunk (square arrays by one
-row and column at a time) until it does; one that cannot fit at all is reported as such.
+engineer would wire it, and its clock the highest of the search's clock targets that it meets
+(its predicted Fmax, where the core model has one). A baseline that does not fit the budget
+is shrunk (square arrays by one row and column at a time) until it does; one that cannot fit
+at all is reported as such.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +61,13 @@ def _one(space: DesignSpace, **over: float) -> DesignSpace:
 
 
 def _eval(wl: CoreWorkload, platform: Platform, sp: DesignSpace, budget: Budget) -> dict[str, Any]:
-    m = evaluate_designs(wl, platform, sp, budget, np.zeros(1, dtype=np.int64))
-    return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in m.items()}
+    """The design of ``sp`` (one value per parameter but the clock) at the highest clock of
+    the space that it meets (its predicted Fmax, the budget's power), else at the highest."""
+    assert sp.size == len(sp.of("clock_mhz"))
+    m = evaluate_designs(wl, platform, sp, budget, np.arange(sp.size, dtype=np.int64))
+    ok = np.flatnonzero(m["ok"])
+    i = int(ok[-1]) if ok.size else sp.size - 1  # clocks in ascending order
+    return {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in m.items()}
 
 
 def _fixed(wl: CoreWorkload, base: DesignSpace, r: int, c: int, **bufs: float) -> DesignSpace:
@@ -73,9 +81,12 @@ def _fixed(wl: CoreWorkload, base: DesignSpace, r: int, c: int, **bufs: float) -
 def baselines(
     wl: CoreWorkload, platform: Platform, base: DesignSpace, budget: Budget
 ) -> list[Baseline]:
-    """Every baseline, evaluated with the same model, budget and clock as the search, on the
-    platform's whole DRAM bandwidth (the widest bus, whatever ``--space`` allows the search)."""
-    base = _one(base, bus_bytes=platform_bus(platform))
+    """Every baseline, evaluated with the same model and budget as the search, on the
+    platform's whole DRAM bandwidth (the widest bus, whatever ``--space`` allows the search),
+    at the highest clock of the search's clock targets that it meets (its predicted Fmax
+    where the model has one, a ``power_w`` budget)."""
+    first = {k: base.of(k)[0] for k in ("pe_kind", "a_bits", "w_bits")}  # as --space lists them
+    base = _one(base, bus_bytes=platform_bus(platform), **first)
     d = platform.default_hw
     square: list[tuple[str, str, int, int, dict[str, float], bool]] = [
         ("largest-square", "largest n x n that fits the budget", 64, 64, {}, True),
@@ -165,6 +176,9 @@ def design_dict(
     }
     if platform.is_fpga:
         out["resources"] = {k: int(get(k)) for k in ("lut", "ff", "dsp", "bram")}
+        fmax = float(get("fmax_mhz")) if "fmax_mhz" in metrics else math.nan
+        if math.isfinite(fmax):  # the predicted Fmax the clock is within (ECP5)
+            out["fmax_mhz"] = fmax
         out["budget_fraction"] = float(get("res"))
     else:
         out["area_mm2"] = float(get("area_mm2"))

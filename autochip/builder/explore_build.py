@@ -17,7 +17,7 @@ import yaml
 
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
-from autochip.builder.explore import explore
+from autochip.builder.explore import TILED_SAMPLES, ExploreError, explore
 from autochip.builder.space import default_space, parse_budget
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, hardware_spec_from_dict
@@ -88,6 +88,9 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
                 for lay, g in zip(prog.layers, groups, strict=True)
             ]
         ),
+        h=np.where(vector, 1, col(lambda x: x.get("h") or 1)),
+        sh=np.where(vector, 1, col(lambda x: x.get("sh") or 1)),
+        ph=np.where(vector, 0, col(lambda x: -x.get("oy0"))),
     )
 
 
@@ -95,7 +98,9 @@ def choose_core(
     model: IntegerModel, platform_name: str, name: str = "model"
 ) -> tuple[HardwareSpec, dict[str, Any]]:
     """Search the default space for ``model`` on the platform (objective latency, the device as
-    budget) and return the chosen core's spec and its design dict."""
+    budget) and return the chosen core's spec and its design dict. When no design holds the
+    network's feature maps whole, a search of ``TILED_SAMPLES`` designs that tile them
+    (``explore(tiled=True)``)."""
     from autochip.builder.baselines import design_dict
 
     platform = load_platform(platform_name)
@@ -104,8 +109,12 @@ def choose_core(
     if dev is not None and dev.synth_target not in RESOURCE_TARGETS:
         return _default_core(wl, platform, platform_name)
     space = default_space(wl, platform)
-    res = explore(wl, platform, space, parse_budget(None, platform, 0.05), "latency",
-                  progress=False)  # fmt: skip
+    budget = parse_budget(None, platform, 0.05)
+    try:
+        res = explore(wl, platform, space, budget, "latency", progress=False)
+    except ExploreError:  # nothing holds whole feature maps: search designs that tile them
+        res = explore(wl, platform, space, budget, "latency", progress=False, tiled=True,
+                      samples=TILED_SAMPLES)  # fmt: skip
     d = design_dict(space, res.metrics, res.chosen, platform, f"{platform.name}-searched")
     return hardware_spec_from_dict(d["hw"], f"search for {platform_name}"), d
 

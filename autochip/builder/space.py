@@ -4,9 +4,11 @@ A :class:`DesignSpace` lists the values of every core parameter the search may c
 (:data:`PARAMETERS`); a design is one value per parameter, so the space is their cartesian
 product and a design has a flat index into it (``numpy.unravel_index`` order). The default space
 (:func:`default_space`) is fixed where the model decides (the PE kind and operand widths the
-network's arithmetic needs; the platform's clock, because the core has no Fmax model yet) and
-free elsewhere (array rows and columns, the three buffer sizes, the AXI data bus width: powers
-of two from 4 bytes up to the platform's DRAM bandwidth, :func:`platform_bus`). ``--space
+network's arithmetic needs) and free elsewhere (array rows and columns, the three buffer sizes,
+the AXI data bus width: powers of two from 4 bytes up to the platform's DRAM bandwidth,
+:func:`platform_bus`; the clock: a few targets up to the platform's clock where the core model
+predicts the Fmax of the platform's FPGA family, else the platform's clock,
+:func:`clock_targets`). ``--space
 FILE`` narrows or widens it: a YAML mapping from parameter to a list of values or ``{min, max,
 step}`` / ``{min, max, factor}``; every problem of the file is reported at once.
 
@@ -35,8 +37,10 @@ __all__ = [
     "Budget",
     "DesignSpace",
     "buffer_needs",
+    "clock_targets",
     "default_space",
     "expert_designs",
+    "has_fmax_model",
     "load_space",
     "parse_budget",
     "platform_bus",
@@ -148,7 +152,8 @@ def expert_designs(wl: CoreWorkload, space: DesignSpace) -> npt.NDArray[np.int64
                 pick.append(int(ok[0]) if ok.size else -1)
             if min(pick) < 0:
                 continue
-            idx = [g[:1] for g in grids]  # first value of the fixed parameters
+            idx = [g[:1] for g in grids]  # first value of the fixed parameters ...
+            idx[names.index("clock_mhz")] = grids[names.index("clock_mhz")]  # ... every clock
             for name, v in (("rows", r_i), ("cols", c_i), ("ifmap_kb", pick[0]),
                             ("weight_kb", pick[1]), ("ofmap_kb", pick[2])):  # fmt: skip
                 idx[names.index(name)] = np.array([v])
@@ -162,6 +167,39 @@ def platform_bus(platform: Platform) -> int:
     of two within its default ``dram.bandwidth``, 4 .. 64 (the core's limits)."""
     bw = int(platform.default_hw.dram.bandwidth)
     return max(4, min(64, 1 << max(0, bw.bit_length() - 1)))
+
+
+CLOCK_FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # default clock targets, of the platform's clock
+
+
+def has_fmax_model(platform: Platform) -> bool:
+    """Whether the core model predicts an Fmax on ``platform``'s FPGA family
+    (``core_model.fmax_mhz``, fitted to nextpnr runs: ECP5 only)."""
+    if not platform.is_fpga or platform.device is None:
+        return False
+    from autochip.predictor.core_batch import core_resources_batch
+    from autochip.predictor.core_model import RESOURCE_TARGETS
+
+    target = platform.device.synth_target
+    if target not in RESOURCE_TARGETS:
+        return False
+    one = np.ones(1, dtype=np.int64)
+    probe = CoreConfigs(rows=one, cols=one, a_bits=8 * one, w_bits=8 * one, adder=0 * one,
+                        if_bytes=1024 * one, w_bytes=1024 * one, o_bytes=1024 * one,
+                        clock_mhz=np.ones(1), bus_bytes=4 * one)  # fmt: skip
+    return bool(np.isfinite(core_resources_batch(probe, target)["fmax_mhz"][0]))
+
+
+def clock_targets(platform: Platform) -> tuple[float, ...]:
+    """The default clock targets (MHz): the platform's clock, and where the core model
+    predicts an Fmax for the platform's FPGA family, also 1/4, 1/2 and 3/4 of it (a design
+    runs only at targets within its predicted Fmax, ``explore.evaluate_designs``). Never
+    above the platform's clock: its DRAM bandwidth (``dram.bandwidth``, bytes per cycle) is
+    the platform's at that clock."""
+    clk = float(platform.default_hw.clock_mhz)
+    if not has_fmax_model(platform):
+        return (clk,)
+    return tuple(sorted({round(f * clk, 1) for f in CLOCK_FRACTIONS}))
 
 
 def default_space(wl: CoreWorkload, platform: Platform) -> DesignSpace:
@@ -182,7 +220,7 @@ def default_space(wl: CoreWorkload, platform: Platform) -> DesignSpace:
         "ifmap_kb": grid(0),
         "weight_kb": grid(1),
         "ofmap_kb": grid(2),
-        "clock_mhz": (float(platform.default_hw.clock_mhz),),
+        "clock_mhz": clock_targets(platform),
         "bus_bytes": tuple(float(1 << k) for k in range(2, platform_bus(platform).bit_length())),
     }
     return DesignSpace(tuple(vals[n] for n in PARAMETERS))
@@ -223,6 +261,12 @@ def space_from_dict(data: Any, base: DesignSpace, source: str = "space") -> Desi
         problems.append(
             f"bus_bytes: expected powers of two from 4 up to the platform's DRAM bandwidth "
             f"({widest:g} bytes per cycle), found {[_num(b) for b in bus]}"
+        )
+    top = max(base.of("clock_mhz"))
+    if "clock_mhz" in data and max(vals["clock_mhz"]) > top:
+        problems.append(
+            f"clock_mhz: expected clocks up to the platform's {top:g} MHz (its DRAM bandwidth "
+            f"is bytes per cycle at that clock), found {[_num(c) for c in vals['clock_mhz']]}"
         )
     if problems:
         raise SpecError(source, problems)

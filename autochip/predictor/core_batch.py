@@ -77,6 +77,9 @@ MIN_BUS, MAX_BUS = 4, 64  # core.MIN_BUS_BYTES, core.MAX_BUS_BYTES
 PARAM_TILES = 16  # core.PARAM_TILES
 PARAM_RECORD_BYTES = 16  # program.PARAM_RECORD_BYTES
 _MAX_BITS = 8
+_LOG_PAGE = BURST_BOUNDARY.bit_length() - 1  # both powers of two: divisions are shifts
+_LOG_BURST = MAX_BURST.bit_length() - 1
+assert 1 << _LOG_PAGE == BURST_BOUNDARY and 1 << _LOG_BURST == MAX_BURST
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ class CoreWorkload:
     tensor_off: I64 | None = None
     # compute layers whose groups the compiler merges onto the columns (integer MAC, grouped)
     merge: npt.NDArray[np.bool_] | None = None
+    # compute layers' input height, row stride and row padding (feature-map tiling in row
+    # bands, :func:`tiled_layers`); None: not known (no tiling)
+    h: I64 | None = None
+    sh: I64 | None = None
+    ph: I64 | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -258,6 +266,8 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
             merge = int(k == OpKind.CONV2D and ar.kind == "mac" and g > 1)
             row.update(vec=0, in_len=cin, t=t, kg=kgv, groups=g, c=d.K, kr=d.R, ks=d.S)
             row.update(merge=merge)
+            if k != OpKind.LINEAR:
+                row.update(h=d.H, sh=d.stride_h, ph=d.pad_h)
             row["macs"] = d.N * d.K * d.P * d.Q * (d.C // g) * d.R * d.S
             kind = "linear" if k == OpKind.LINEAR else "conv"
         elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MEAN) and len(in_shape) == 4:
@@ -329,6 +339,9 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
         problems=tuple(problems),
         tensor_off=np.array(offs, dtype=np.int64),
         merge=col("merge").astype(bool),
+        h=col("h", 1),
+        sh=col("sh", 1),
+        ph=col("ph"),
     )
 
 
@@ -470,22 +483,32 @@ def _cdiv(a: I64, b: I64 | int) -> I64:
     return out
 
 
+def _cdiv_k(x: I64, k: int) -> I64:
+    """``ceil(x / k)`` for a constant ``k >= 1``: a shift when ``k`` is a power of two."""
+    if k & (k - 1):
+        return _cdiv(x, k)
+    out: I64 = (x + (k - 1)) >> (k.bit_length() - 1)
+    return out
+
+
 def _dma(addr: I64, length: I64, bus: I64, over: int) -> I64:
     """``core_model.dma_cycles`` element-wise: the bus words of [addr, addr + length), per 4 KB
     page touched its words in bursts of at most 256 beats, each costing ``over`` more; 2 for
-    the issue and done cycles (also for an empty command)."""
-    wa = addr // bus
-    we = (addr + length - 1) // bus + 1
+    the issue and done cycles (also for an empty command). ``bus`` is a power of two (the
+    core's), so every division is a shift (floor division by 2^k, also of negative numbers)."""
+    lb = _log2(np.asarray(bus))
+    wa = addr >> lb
+    we = ((addr + length - 1) >> lb) + 1
     words = we - wa
-    page = BURST_BOUNDARY // bus  # words per 4 KB page
-    pa, pe = wa // page, (we - 1) // page
-    first = np.minimum(words, page - wa % page)
-    last = we - pe * page
-    per_page = _cdiv(page, MAX_BURST)
+    lp = _LOG_PAGE - lb  # log2 of the words per 4 KB page
+    pa, pe = wa >> lp, (we - 1) >> lp
+    first = np.minimum(words, (1 << lp) - (wa & ((1 << lp) - 1)))
+    last = we - (pe << lp)
+    up, lm = MAX_BURST - 1, _LOG_BURST  # ceil(x / MAX_BURST) = (x + up) >> lm
     bursts = np.where(
         pa == pe,
-        _cdiv(words, MAX_BURST),
-        _cdiv(first, MAX_BURST) + (pe - pa - 1) * per_page + _cdiv(last, MAX_BURST),
+        (words + up) >> lm,
+        ((first + up) >> lm) + (pe - pa - 1) * (((1 << lp) + up) >> lm) + ((last + up) >> lm),
     )
     out: I64 = np.where(length > 0, 2 + words + over * bursts, 2)
     return out
@@ -570,10 +593,13 @@ def _count_in_page(a: I64, step: I64, n: I64, lo: I64, hi: I64) -> I64:
     return out
 
 
-def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
-    """``sum(core_model.dma_cycles(addr + j * length, length, bus) for j in range(n))``
-    element-wise, in closed form (n >= 0; ``tests/test_core_batch.py`` checks it against
-    the scalar loop on random addresses, lengths and buses).
+def _dma_run(
+    addr: I64, length: I64, n: I64, bus: I64, over: I64 | int, stride: I64 | None = None
+) -> I64:
+    """``sum(core_model.dma_cycles(addr + j * stride, length, bus) for j in range(n))``
+    element-wise, in closed form (n >= 0; ``stride`` default ``length``: back-to-back
+    commands; ``tests/test_core_batch.py`` checks it against the scalar loop on random
+    addresses, lengths, strides and buses).
 
     Command j covers the bus words x .. e - 1 of bytes [u, u + L), u = addr + j * L; its
     bursts start at x, then every 256 words while in x's 4 KB page, then at the multiples of
@@ -586,37 +612,50 @@ def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
     boundary, a linear congruence modulo a power of two (:func:`_multiples`). The correction
     is an interval of u mod 4 KB (summed as floor sums, :func:`_floor_sum`), except when
     (L - 1) mod (G bus words) is within one bus word of a whole block: then it depends on
-    u mod bus too, and the commands are summed by their class j mod bus."""
+    u mod bus too, and the commands are summed by their class j mod bus. With a ``stride``
+    (commands not back to back) the words and grid terms are floor sums instead."""
     k = BURST_BOUNDARY
-    shape = np.broadcast(addr, length, n, bus).shape
-    A, L, N, B = (np.broadcast_to(np.asarray(x, dtype=np.int64), shape).ravel()
-                  for x in (addr, length, n, bus))  # fmt: skip
+    strided = stride is not None
+    step = length if stride is None else stride
+    shape = np.broadcast(addr, length, n, bus, step).shape
+    A, L, N, B, S = (np.broadcast_to(np.asarray(x, dtype=np.int64), shape).ravel()
+                     for x in (addr, length, n, bus, step))  # fmt: skip
     out = np.where(N > 0, 2 * N, 0)
     live = np.flatnonzero((N > 0) & (L > 0))
-    A, L, N, B = A[live], L[live], N[live], B[live]
+    A, L, N, B, S = A[live], L[live], N[live], B[live], S[live]
     lb = _log2(B)
     gb = np.minimum(MAX_BURST * B, k)  # the grid in bytes: G words
     lg = _log2(gb)
     one = np.ones_like(N)
-    end = A + N * L - 1
-    words = N + end // B - A // B - _multiples(A, L, one, N, lb)
-    grid = end // gb - A // gb - _multiples(A, L, one, N, lg)
+    if strided:  # sum over j of floor((A + L - 1 + j S) / m) - floor((A + j S) / m)
+        fs = _floor_sum(np.concatenate([N, N, N, N]), np.concatenate([B, B, gb, gb]),
+                        np.concatenate([S, S, S, S]),
+                        np.concatenate([A + L - 1, A, A + L - 1, A]))  # fmt: skip
+        m = N.size
+        words = N + fs[:m] - fs[m : 2 * m]
+        grid = fs[2 * m : 3 * m] - fs[3 * m :]
+    else:
+        end = A + N * L - 1
+        words = N + (end >> lb) - (A >> lb) - _multiples(A, L, one, N, lb)
+        grid = (end >> lg) - (A >> lg) - _multiples(A, L, one, N, lg)
     corr = np.zeros(live.size, dtype=np.int64)
     sel = np.flatnonzero((gb < k) & (k >= L))  # a finer grid than a page, one-page commands
     if sel.size:
-        As, Ls, ns, Bs, g = A[sel], L[sel], N[sel], B[sel], gb[sel]
+        As, Ls, ns, Bs, g, Ss = A[sel], L[sel], N[sel], B[sel], gb[sel], S[sel]
         mu = g - (Ls - 1) % g  # (e - 1) mod G < x mod G  <=>  u mod (G bytes) >= mu ...
-        fine = mu < Bs  # ... and then, when mu < bus, u mod bus < mu too
+        # ... and then, when mu < bus, u mod bus < mu too (always, when every u is a multiple
+        # of the bus: a bus-aligned run, such as the weight and parameter loads)
+        fine = (mu < Bs) & (((As | Ss) & (Bs - 1)) != 0)
         # the commands j = t + i * T (T = 1, or bus when fine) whose u mod bus passes
         jobs: list[tuple[I64, I64, I64, I64]] = []  # (element, first address, step, count)
         e_all = np.arange(sel.size)
-        jobs.append((e_all[~fine], As[~fine], Ls[~fine], ns[~fine]))
+        jobs.append((e_all[~fine], As[~fine], Ss[~fine], ns[~fine]))
         for t in range(8 if fine.any() else 0):
             f = np.flatnonzero(fine & (t < Bs))
-            a0 = As[f] + t * Ls[f]
+            a0 = As[f] + t * Ss[f]
             f = f[a0 % Bs[f] < mu[f]]
-            a0 = As[f] + t * Ls[f]
-            jobs.append((f, a0, Bs[f] * Ls[f], np.maximum(-(-(ns[f] - t) // Bs[f]), 0)))
+            a0 = As[f] + t * Ss[f]
+            jobs.append((f, a0, Bs[f] * Ss[f], np.maximum(-(-(ns[f] - t) // Bs[f]), 0)))
         el = np.concatenate([j[0] for j in jobs])
         a0, st, cnt = (np.concatenate([j[i] for j in jobs]) for i in (1, 2, 3))
         # intervals [q G + mu, min(q G + G, 4097 - L)) of the page, q < 4 KB / G
@@ -636,27 +675,26 @@ def _dma_run(addr: I64, length: I64, n: I64, bus: I64, over: I64 | int) -> I64:
     return res
 
 
-def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, bus: I64, rd: int, wr: int
+def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
                 ) -> tuple[I64, I64, I64]:  # fmt: skip
     """The DMA commands that depend on the DRAM layout and the bus alone, costed once per
-    distinct layout (``lu``, (U, L)) and spread to the configurations (``inv``): descriptor
-    fetches, input loads, vector layers' write-backs, (H, L) each."""
+    distinct layout (``lu``, (U, L)): descriptor fetches, input loads, vector layers'
+    write-backs, (U, L) each."""
     L = len(wl)
-    _, rep = np.unique(inv, return_index=True)  # a configuration of every layout
-    ub = bus[rep][:, None] + np.zeros((1, L), dtype=np.int64)
+    ub = lu["bus"] + np.zeros((1, L), dtype=np.int64)
     in_len = wl.in_len[None, :] + 0 * ub
     fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * ub, ub, rd)
     load = _dma(lu["in_addr"], in_len, ub, rd)
     load = load + np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len, ub, rd), 0)
     vec_wb = np.where(wl.vector[None, :], _dma(lu["out_addr"], wl.c * wl.pq + 0 * ub, ub, wr), 0)
-    return fetch[inv], load[inv], vec_wb[inv]
+    return fetch, load, vec_wb
 
 
-def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArray[np.bool_],
-              tpp: I64, cols: I64, bus: I64, p_tile: I64, rd: int, wr: int
-              ) -> tuple[I64, I64, I64, I64]:  # fmt: skip
-    """Per (configuration, layer), (H, L): the cycles of the per-pass weight and parameter
-    loads and of the per-pass write-backs of the compute layers where ``key_ok``.
+def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[np.bool_],
+              tpp: I64, ci: I64, rd: int, wr: int) -> tuple[I64, I64, I64, I64]:  # fmt: skip
+    """Per (configuration, compute layer ``ci``), (H, Lc): the cycles of the per-pass weight
+    and parameter loads, of the write-backs of every pass but the last, of the first pass's
+    weight and parameter loads and of the last pass's write-back, where ``busy`` (else 0).
 
     Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
     parameter load of their records, one write-back of their output channels (contiguous:
@@ -665,16 +703,14 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     when every pass starts the same number of channels further on), the last pass's commands
     one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
     C, passes not whole groups) write back pass by pass. All of it depends on (layout, layer,
-    tpp) only: computed once per distinct triple. Also returned: the first pass's weight and
-    parameter loads (the core loads them before the layer's input) and the last pass's
-    write-back (posted: it overlaps the next descriptor, ``core_model.posted_wait``)."""
-    H, L = tpp.shape
-    out_w = np.zeros(H * L, dtype=np.int64)
-    out_o = np.zeros(H * L, dtype=np.int64)
-    out_f = np.zeros(H * L, dtype=np.int64)
-    out_l = np.zeros(H * L, dtype=np.int64)
-    pos = np.flatnonzero(key_ok.ravel())
-    key = ((inv[:, None] * L + np.arange(L)[None, :]) * (PARAM_TILES + 1) + tpp).ravel()[pos]
+    tpp) only: computed once per distinct triple. The first pass's weight and parameter loads
+    come before the layer's input; the last pass's write-back is posted (it overlaps the next
+    descriptor, ``core_model.posted_wait``)."""
+    H, Lc = tpp.shape
+    flat = busy.ravel()
+    pos = np.flatnonzero(flat)
+    key = ((inv[:, None] * Lc + np.arange(Lc)[None, :]) * (PARAM_TILES + 1) + tpp).ravel()
+    key = key[pos] if pos.size < flat.size else key
     # distinct keys without sorting: the key space is small (layouts x layers x 17)
     seen = np.zeros(int(key.max(initial=0)) + 1, dtype=bool)
     seen[key] = True
@@ -682,14 +718,19 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     back = (np.cumsum(seen) - 1)[key]
     at = np.empty(ukey.size, dtype=np.int64)
     at[back] = pos  # a (configuration, layer) of every distinct triple, flat index
-    h, j = at // L, at % L
+    u, jc = inv[at // Lc], at % Lc
+    j = ci[jc]
 
     def g(name: str) -> I64:
-        out: I64 = lay[name].ravel()[at]
+        out: I64 = lu[name][u, j]
+        return out
+
+    def g1(name: str) -> I64:
+        out: I64 = lu[name][u, 0]
         return out
 
     tp, nt, kt, kg = tpp.ravel()[at], g("ntiles"), np.maximum(g("kt"), 1), g("kg")
-    c, bb, pt, pq = cols[h], bus[h], p_tile[h], wl.pq[j]
+    c, bb, pt, pq = g1("cols"), g1("bus"), g1("p_tile"), wl.pq[j]
     full = _cdiv(nt, tp) - 1  # passes before the last
     s_last = full * tp
     n_last = nt - s_last
@@ -709,25 +750,28 @@ def _pass_dma(wl: CoreWorkload, lay: dict[str, I64], inv: I64, key_ok: npt.NDArr
     ch_l = chan(s_last)
     o_c = _dma_run(o_a, (chan(tp) - chan(0 * tp)) * pq, np.where(uniform, full, 0), bb, wr)
     l_c = _dma(o_a + ch_l * pq, (chan(nt) - ch_l) * pq, bb, wr)
-    o_c += l_c
     idx = np.flatnonzero(~uniform)
     o_c[idx] = 0
     p = 0
-    while idx.size:  # uneven passes, one by one
-        s0 = p * tp[idx]
-        e0 = np.minimum(s0 + tp[idx], nt[idx])
-        kt_i, kg_i, c_i = kt[idx], kg[idx], c[idx]
+    while idx.size:  # uneven passes, one by one (the last one is l_c)
+        p_idx = idx[full[idx] > p]
+        s0 = p * tp[p_idx]
+        e0 = np.minimum(s0 + tp[p_idx], nt[p_idx])
+        kt_i, kg_i, c_i = kt[p_idx], kg[p_idx], c[p_idx]
         ch0 = (s0 // kt_i) * kg_i + (s0 % kt_i) * c_i
         ch1 = (e0 // kt_i) * kg_i + (e0 % kt_i) * c_i
-        o_c[idx] += _dma(o_a[idx] + ch0 * pq[idx], (ch1 - ch0) * pq[idx], bb[idx], wr)
+        o_c[p_idx] += _dma(o_a[p_idx] + ch0 * pq[p_idx], (ch1 - ch0) * pq[p_idx], bb[p_idx], wr)
         p += 1
-        idx = idx[full[idx] >= p]
-    out_w[pos] = w_c[back.ravel()]
-    out_o[pos] = o_c[back.ravel()]
-    out_f[pos] = f_c[back.ravel()]
-    out_l[pos] = l_c[back.ravel()]
-    return (out_w.reshape(H, L), out_o.reshape(H, L), out_f.reshape(H, L),
-            out_l.reshape(H, L))  # fmt: skip
+        idx = p_idx
+    outs = []
+    for v in (w_c, o_c, f_c, l_c):
+        if pos.size == flat.size:
+            outs.append(v[back].reshape(H, Lc))
+        else:
+            o = np.zeros(H * Lc, dtype=np.int64)
+            o[pos] = v[back]
+            outs.append(o.reshape(H, Lc))
+    return outs[0], outs[1], outs[2], outs[3]
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -786,10 +830,12 @@ def _merged(wl: CoreWorkload, C: I64, w_depth: I64) -> tuple[I64, I64, I64]:
     return t, kg, groups
 
 
-def _tensor_off(wl: CoreWorkload, align: int) -> I64:
+def _tensor_off(wl: CoreWorkload, align: int, allocs: I64 | None = None) -> I64:
     """Byte offset of every tensor from the first tensor region when regions are ``align``-byte
     aligned. ``wl.tensor_off`` (16-byte alignment) tells which tensors sit inside another
-    (a padded / concatenated one: the outermost region holding its bytes) and where."""
+    (a padded / concatenated one: the outermost region holding its bytes) and where.
+    ``allocs``: how many times each tensor's region is laid out (the last one is the
+    tensor's; default once)."""
     n = wl.tensor_bytes.shape[0]
     t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
     off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
@@ -803,7 +849,7 @@ def _tensor_off(wl: CoreWorkload, align: int) -> I64:
             outer[j] = int(hold[np.argmax(wl.tensor_bytes[hold])])
     own = outer == np.arange(n)
     t_al = np.where(own, _cdiv(wl.tensor_bytes, align) * align, 0)
-    start = np.cumsum(t_al) - t_al
+    start = np.cumsum(t_al if allocs is None else t_al * allocs) - t_al
     out: I64 = start[outer] + off0 - off0[outer]
     return out
 
@@ -850,6 +896,11 @@ def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64, ubus: I64) -> dict[str, 
         "blob": np.where(comp, blob, 0),
         "t": np.where(comp, t, 1),
         "kg": np.where(comp, kg, 1),
+        # (U, 1): the layout's columns, bus, weight row and parameter tile bytes
+        "cols": C,
+        "bus": bus,
+        "w_row": w_row,
+        "p_tile": p_tile,
     }
 
 
@@ -870,37 +921,38 @@ def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], 
     return _layout(wl, ucols, uw, ubus), inv
 
 
-def _needs(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
-           ) -> dict[str, I64]:  # fmt: skip
-    """What each (configuration, layer) needs of the buffers, as the compiler checks it: bytes
+def _needs(wl: CoreWorkload, lu: dict[str, I64]) -> dict[str, I64]:
+    """What each (layout, layer) needs of the buffers, (U, L), as the compiler checks it: bytes
     of one ifmap copy (from the bus word of the input's address; a second input from the next
     bus word on), weight rows of one tile, ofmap bytes (a compute pass's tile from any byte of
-    a bus word; a vector layer's output from the bus word of its address)."""
-    bus = geo["bus"][:, None]
+    a bus word; a vector layer's output from the bus word of its address). All of it depends
+    on the layout alone (columns, bus, addresses)."""
+    bus = lu["bus"]
+    word = bus - 1  # bus a power of two: x mod bus = x & (bus - 1)
     comp = ~wl.vector[None, :]
     in_len = wl.in_len[None, :]
     pq = wl.pq[None, :]
-    need_if = lay["in_addr"] % bus + in_len
-    in2 = _cdiv(need_if, bus) * bus + lay["in2_addr"] % bus + in_len
+    need_if = (lu["in_addr"] & word) + in_len
+    in2 = _cdiv(need_if, bus) * bus + (lu["in2_addr"] & word) + in_len
     need_if = np.where(wl.src2[None, :] >= 0, in2, need_if)
-    need_o = np.where(
-        comp, cfg.cols[:, None] * pq + bus - 1, lay["out_addr"] % bus + wl.c[None, :] * pq
-    )
+    need_o = np.where(comp, lu["cols"] * pq + word, (lu["out_addr"] & word) + wl.c[None, :] * pq)
     out: dict[str, I64] = {
         "if": need_if,
-        "w": np.where(comp, lay["tile_w"] // geo["w_row"][:, None], 0),
+        "w": np.where(comp, lu["tile_w"] // lu["w_row"], 0),
         "o": need_o,
     }
     return out
 
 
 def _feasible(
-    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
+    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64
 ) -> npt.NDArray[np.bool_]:
-    need = _needs(wl, cfg, geo, lay)
-    ok = (need["if"] <= geo["if_depth"][:, None]) & (need["w"] <= geo["w_depth"][:, None])
-    ok &= need["o"] <= geo["o_depth"][:, None]
-    feasible: npt.NDArray[np.bool_] = np.asarray(ok.all(axis=1))
+    """Every layer fits the buffers: the largest need of each layout over its layers against
+    each configuration's buffers (the same as layer by layer)."""
+    need = {k: v.max(axis=1, initial=0)[inv] for k, v in _needs(wl, lu).items()}
+    feasible: npt.NDArray[np.bool_] = need["if"] <= geo["if_depth"]
+    feasible &= need["w"] <= geo["w_depth"]
+    feasible &= need["o"] <= geo["o_depth"]
     feasible &= (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits)
     if wl.adder:
         feasible &= cfg.adder == 1
@@ -915,29 +967,40 @@ def core_feasible(wl: CoreWorkload, cfg: CoreConfigs) -> npt.NDArray[np.bool_]:
     tile fits the weight buffer and its outputs the ofmap buffer, the operand widths and PE
     kind suit the network."""
     lu, inv = _unique_layout(wl, cfg)
-    lay = {k: v[inv] for k, v in lu.items()}
-    return _feasible(wl, cfg, core_geometry(cfg), lay)
+    return _feasible(wl, cfg, core_geometry(cfg), lu, inv)
+
+
+def _per_column(x: I64, pq: I64) -> I64:
+    """``x[:, None] // pq`` (H, L) for the layers' ``pq`` (L,): one division per distinct
+    value (a network has few output sizes), spread to the layers."""
+    upq, back = np.unique(pq, return_inverse=True)
+    out: I64 = (x[:, None] // upq[None, :])[:, back.reshape(-1)]
+    return out
+
+
+def _tpp(geo: dict[str, I64], cols: I64, pq: I64, ntiles: I64, rows_per_tile: I64) -> I64:
+    """Weight tiles per pass of compute layers (the compiler's ``tpp``): as many as the weight
+    buffer, the ofmap buffer (a pass's outputs from any byte of a bus word:
+    ``(o_depth - bus + 1) // (C PQ)``, taken as ``// C`` then ``// PQ``) and the parameter RAM
+    (``PARAM_TILES``) hold, at most the layer's tiles; arrays (H, Lc) (``pq``: (Lc,))."""
+    o_fit = _per_column((geo["o_depth"] - (geo["bus"] - 1)) // cols, pq)
+    lim = np.minimum(np.minimum(geo["w_depth"][:, None] // rows_per_tile, o_fit), PARAM_TILES)
+    out: I64 = np.minimum(lim, ntiles)
+    return out
 
 
 def _tiling(
-    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lay: dict[str, I64]
+    wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64
 ) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
     """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
     configuration (``feasible``, (H,))."""
     R = cfg.rows[:, None]
-    C = cfg.cols[:, None]
-    bus = geo["bus"][:, None]
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
-    rows_per_tile = np.maximum(lay["tile_w"] // geo["w_row"][:, None], 1)
-    lim = np.minimum(
-        np.minimum(geo["w_depth"][:, None] // rows_per_tile,
-                   (geo["o_depth"][:, None] - (bus - 1)) // (C * pq)),
-        PARAM_TILES,
-    )  # fmt: skip
-    tpp = np.where(comp, np.minimum(lim, lay["ntiles"]), 0)
+    rows_per_tile = np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv]
+    tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, lu["ntiles"][inv], rows_per_tile), 0)
     npt_ = np.where(comp, _cdiv(pq, R), 0)
-    return tpp, npt_, _feasible(wl, cfg, geo, lay)
+    return tpp, npt_, _feasible(wl, cfg, geo, lu, inv)
 
 
 def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
@@ -946,14 +1009,13 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
     H, L = len(cfg), len(wl)
     lu, inv = _unique_layout(wl, cfg)
-    lay = {k: v[inv] for k, v in lu.items()}
-    tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lay)
+    tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     return {
         "feasible": feasible,
-        **{k: lay[k] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "ntiles",
-                               "kt", "tile_w", "blob", "t", "kg")},
+        **{k: lu[k][inv] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr",
+                                   "ntiles", "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
         "tpp": tpp,
         # compute: pixel tiles of R outputs; vector: groups of R outputs (one per lane)
@@ -969,56 +1031,91 @@ def evaluate_core(
     *,
     energy: bool = True,
     per_layer: bool = True,
+    tiled: bool = False,
 ) -> CoreResult:
     """Cycles per (configuration, layer) of every configuration of ``cfg`` on ``wl``; energy
-    (pJ) per layer, or with ``per_layer=False`` its sum over layers (shape (H, 1))."""
+    (pJ) per layer. With ``per_layer=False`` the phases and the energy are their sums over
+    the layers (shape (H, 1): the same totals, fewer arrays of H x L). With ``tiled`` the
+    configurations whose buffers need feature-map tiling are costed band by band
+    (:func:`tiled_layers` and ``core_model.core_cycles``, one configuration at a time: a
+    layer's phases are the sums over its bands) instead of being infeasible.
+
+    What depends on the DRAM layout alone (columns, weight rows, bus) is computed once per
+    distinct layout, (U, L); the passes' DMA once per distinct (layout, layer, tiles per
+    pass); only the rest is (H, L): compute layers' tiling and array cycles, vector layers'
+    lanes, the posted write-backs' waits."""
     H, L = len(cfg), len(wl)
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
     geo = core_geometry(cfg)
+    bus = geo["bus"]
+    if np.any(bus & (bus - 1)):
+        raise ValueError("core_batch: the bus widths must be powers of two (the core's)")
     lu, inv = _unique_layout(wl, cfg)
-    lay = {k: v[inv] for k, v in lu.items()}
-    comp = ~wl.vector[None, :]
-    in_len = wl.in_len[None, :] + np.zeros((H, 1), dtype=np.int64)
-    pq = wl.pq[None, :]
-    K = wl.c[None, :]
-    c_pq = K * pq
+    feasible = _feasible(wl, cfg, geo, lu, inv)
+    comp_l = ~wl.vector
+    ci, vi = np.flatnonzero(comp_l), np.flatnonzero(wl.vector)
+    Lc = ci.size
+    cidx = np.full(L, Lc, dtype=np.int64)  # layer -> its compute column (Lc: a vector layer)
+    cidx[ci] = np.arange(Lc)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    ntiles, t, tile_w = lay["ntiles"], lay["t"], lay["tile_w"]
-    tpp, npt, feasible = _tiling(wl, cfg, geo, lay)
-    npass = np.where(comp, _cdiv(ntiles, np.maximum(tpp, 1)), 0)
-    two = np.where(wl.src2 >= 0, 2, 1)[None, :]
-    fetch, load, vec_wb = _layout_dma(wl, lu, inv, geo["bus"], rd, wr)
-    busy = comp & feasible[:, None] & (npass > 0)
-    pass_load, wb_all, first, posted = _pass_dma(
-        wl, lay, inv, busy, np.maximum(tpp, 1), cfg.cols, geo["bus"], geo["p_tile"], rd, wr
-    )
-    load = load + pass_load
-    # the last pass's write-back is posted (core_model._write_backs(...)[-1]): POSTED_ISSUE
-    # cycles in the layer, and the next input load waits for what is left of it
-    wb_c = wb_all - posted + POSTED_ISSUE
-    shape = (H, L)
-    prev = np.zeros(shape, dtype=np.int64)
-    prev[:, 1:] = np.where(comp[:, :-1], posted[:, :-1], 0)
-    spent = np.where(comp, 5 + fetch + first, 4 + fetch)
-    load = load + np.maximum(0, prev - 1 - spent)
+    u_fetch, u_load, u_vwb = _layout_dma(wl, lu, rd, wr)  # (U, L)
+
+    # compute layers, (H, Lc)
+    pq_c = wl.pq[ci]
+    ntiles = lu["ntiles"][:, ci][inv]
+    t = lu["t"][:, ci][inv]
+    rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
+    tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
+    npass = _cdiv(ntiles, tpp)
+    busy = feasible[:, None] & (npass > 0)
+    pass_load, wb_in, first, posted = _pass_dma(wl, lu, inv, busy, tpp, ci, rd, wr)
+    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
+    tiles = _cdiv(upq[None, :], R)[:, back.reshape(-1)] * ntiles  # the layer's array tiles
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
-    cmp_c = npass * (R + 1 + flush_c) + npt * ntiles * _tile_cycles(R, C, t)
-    vec_c = R + _cdiv(c_pq, R) * wl.kr[None, :] * wl.ks[None, :] + FLUSH_CYCLES
-    compute = np.where(comp, cmp_c, vec_c)
-    wb = np.where(comp, wb_c, vec_wb)
-    control = np.where(comp, 2 + npass, 2)
-    end_addr = np.full(H, L * DESC_BYTES, dtype=np.int64)
-    end_fetch = _dma(end_addr, np.full(H, DESC_BYTES), geo["bus"], rd)
-    last_posted = np.where(comp[0, -1], posted[:, -1], 0) if L else np.zeros(H, dtype=np.int64)
+    cmp_c = npass * (R + 1 + flush_c) + tiles * _tile_cycles(R, C, t)
+    # every pass's write-back but the last waits for its DMA; the last is posted
+    wb_c = wb_in + POSTED_ISSUE
+
+    # vector layers, (H, Lv): R lanes, R outputs at a time
+    c_pq_v = (wl.c * wl.pq)[vi][None, :]
+    vec_c = R + _cdiv(c_pq_v, R) * (wl.kr * wl.ks)[vi][None, :] + FLUSH_CYCLES
+
+    # a layer after a compute layer waits for what is left of its posted write-back
+    pj = np.flatnonzero(comp_l[:-1]) + 1  # layers whose predecessor is a compute layer
+    fetch_all = u_fetch[inv]
+    first_x = np.concatenate([first, np.zeros((H, 1), dtype=np.int64)], axis=1)
+    spent = fetch_all[:, pj] + np.where(comp_l[pj], 5 + first_x[:, cidx[pj]], 4)
+    wait = np.maximum(0, posted[:, cidx[pj - 1]] - 1 - spent)
+    end_fetch = _dma(np.full(H, L * DESC_BYTES), np.full(H, DESC_BYTES), bus, rd)
+    last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
-    blob = lay["blob"]
+
+    if per_layer:
+        fetch = fetch_all
+        load = u_load[inv]
+        load[:, ci] += pass_load
+        load[:, pj] += wait
+        compute = np.empty((H, L), dtype=np.int64)
+        compute[:, ci] = cmp_c
+        compute[:, vi] = vec_c
+        wb = u_vwb[inv]
+        wb[:, ci] = wb_c
+        control = np.full((H, L), 2, dtype=np.int64)
+        control[:, ci] += npass
+    else:
+        one = (H, 1)
+        fetch = u_fetch.sum(axis=1)[inv].reshape(one)
+        load = (u_load.sum(axis=1)[inv] + pass_load.sum(axis=1) + wait.sum(axis=1)).reshape(one)
+        compute = (cmp_c.sum(axis=1) + vec_c.sum(axis=1)).reshape(one)
+        wb = (u_vwb.sum(axis=1)[inv] + wb_c.sum(axis=1)).reshape(one)
+        control = (2 * L + npass.sum(axis=1)).reshape(one)
 
     res: dict[str, I64] = {}
     area: F64 | None = None
     static = np.zeros(H)
-    e = np.zeros((H, L))
+    e = np.zeros((H, L) if per_layer else (H, 1))
     if platform is not None:
         if platform.is_fpga:
             assert platform.device is not None
@@ -1028,23 +1125,46 @@ def evaluate_core(
             area = core_area_um2(cfg, platform)
             static = _leak_vec(platform, area)
         if energy:
-            beats = (npt * ntiles * t).astype(np.float64)  # array beats of the layer
-            qty = {
-                "b": beats,
-                "post_rc": np.where(comp, (npt * ntiles).astype(np.float64), 0.0),
-                "post_1": np.where(comp, 0, c_pq * wl.kr[None, :] * wl.ks[None, :]) + 0.0 * beats,
-                "if_written": in_len * two + 0.0 * beats,
-                "w_written": (ntiles * tile_w).astype(np.float64),
-                "out_bytes": c_pq + 0.0 * beats,
-                "dram_bytes": DESC_BYTES + in_len * two + blob + c_pq + 0.0 * beats,
-            }
+            # counts per layer (integers): array beats, post-processing ops (R*C per tile and
+            # 1 per vector output element), bytes written to the ifmap (each of R copies) and
+            # weight buffers, output bytes, DRAM bytes; the model is linear in them
+            two = np.where(wl.src2 >= 0, 2, 1)
+            if_written = wl.in_len * two
+            out_b = wl.c * wl.pq
+            post_1 = np.where(comp_l, 0, out_b * wl.kr * wl.ks)
+            u_w = lu["ntiles"] * lu["tile_w"]
+            u_dram = DESC_BYTES + if_written[None, :] + lu["blob"] + out_b[None, :]
             cyc = fetch + load + compute + wb + control
-            if not per_layer:
-                qty = {k: v.sum(axis=1, keepdims=True) for k, v in qty.items()}
-                cyc = cyc.sum(axis=1, keepdims=True)
+            if per_layer:
+                beats = np.zeros((H, L), dtype=np.int64)
+                beats[:, ci] = tiles * t
+                post_rc = np.zeros((H, L), dtype=np.int64)
+                post_rc[:, ci] = tiles
+                z = np.zeros((H, L))
+                qty = {
+                    "b": beats.astype(np.float64),
+                    "post_rc": post_rc.astype(np.float64),
+                    "post_1": post_1[None, :] + z,
+                    "if_written": if_written[None, :] + z,
+                    "w_written": u_w[inv].astype(np.float64),
+                    "out_bytes": out_b[None, :] + z,
+                    "dram_bytes": u_dram[inv] + z,
+                }
+            else:
+                # sums of integers below 2^53: the same floats as summing per layer
+                z = np.zeros((H, 1))
+                qty = {
+                    "b": (tiles * t).sum(axis=1, keepdims=True).astype(np.float64),
+                    "post_rc": tiles.sum(axis=1, keepdims=True).astype(np.float64),
+                    "post_1": float(post_1.sum()) + z,
+                    "if_written": float(if_written.sum()) + z,
+                    "w_written": u_w.sum(axis=1)[inv][:, None].astype(np.float64),
+                    "out_bytes": float(out_b.sum()) + z,
+                    "dram_bytes": u_dram.sum(axis=1)[inv][:, None].astype(np.float64),
+                }
             e = _energy(cfg, platform, qty)
             e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
-    return CoreResult(
+    out = CoreResult(
         fetch=np.ascontiguousarray(fetch),
         load=load,
         compute=compute,
@@ -1057,6 +1177,155 @@ def evaluate_core(
         area_um2=area,
         static_w=static,
     )
+    if tiled:
+        _cost_tiled(wl, cfg, out, platform if energy else None, per_layer)
+    return out
+
+
+def _cost_tiled(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult, platform: Platform | None,
+                per_layer: bool) -> None:  # fmt: skip
+    """Cost the configurations of ``out`` that are infeasible untiled but run tiled, in place,
+    all at once (:func:`_tiled_table`, :func:`_bands_cycles`; energy from the bands' counts;
+    equal to :func:`_cost_tiled_each`, the band lists of :func:`tiled_layers` one by one)."""
+    if wl.problems or wl.h is None:
+        return
+    fit = (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits) & (cfg.adder >= int(wl.adder))
+    cand = np.flatnonzero(~out.feasible & fit)
+    for b in range(0, cand.size, TILED_BLOCK):  # a band table of a few hundred designs
+        _cost_tiled_block(wl, cfg, out, platform, per_layer, cand[b : b + TILED_BLOCK])
+
+
+TILED_BLOCK = 256  # designs per band table (ResNet-18: ~500 bands each)
+
+
+def _cost_tiled_block(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult,
+                      platform: Platform | None, per_layer: bool, cand: I64) -> None:  # fmt: skip
+    """:func:`_cost_tiled` of the configurations ``cand``."""
+    L = len(wl)
+    sub = cfg.take(cand)
+    f, acc = _tiled_table(wl, sub)
+    hb, jb = f["cfg"], f["layer"]
+    if not hb.size:
+        return
+    geo = core_geometry(sub)
+    first = np.ones(hb.size, dtype=bool)
+    first[1:] = hb[1:] != hb[:-1]
+    phases, posted, _ = _bands_cycles(f, sub.rows[hb], sub.cols[hb], geo["bus"][hb],
+                                      geo["p_tile"][hb], first)  # fmt: skip
+    Hs = len(sub)
+    flat = hb * L + jb
+    ph2 = np.zeros((5, Hs * L), dtype=np.int64)
+    for n in range(5):
+        np.add.at(ph2[n], flat, phases[n])
+    ph: I64 = ph2.reshape(5, Hs, L)
+    last = np.ones(hb.size, dtype=bool)
+    last[:-1] = first[1:]
+    last_posted = np.zeros(Hs, dtype=np.int64)
+    last_posted[hb[last]] = posted[last]
+    end = _end_cycles(np.bincount(hb, minlength=Hs), geo["bus"], last_posted)
+    rows_ok = np.flatnonzero(acc)
+    idx = cand[rows_ok]
+    for n, arr in enumerate((out.fetch, out.load, out.compute, out.writeback, out.control)):
+        arr[idx] = ph[n][rows_ok] if per_layer else ph[n][rows_ok].sum(axis=1, keepdims=True)
+    out.end_cycles[idx] = end[rows_ok]
+    out.feasible[idx] = True
+    if platform is None:
+        return
+    # the bands' counts for the energy model (_band_counts), summed per (configuration, layer)
+    vec = f["vector"] > 0
+    two = np.where(wl.src2[jb] >= 0, 2, 1)
+    loaded = f["in_len"] * np.maximum(1, f["in_runs"]) * two
+    out_b = np.where(f["band"] == 0, wl.c[jb] * wl.pq[jb], 0)
+    tiles = f["npt"] * f["ntiles"]
+    keep = f["keep"] > 0  # the previous band's weights: none loaded
+    blob = np.where(keep, 0, f["ntiles"] * (f["tile_w"] + geo["p_tile"][hb]))
+    counts = {
+        "b": np.where(vec, 0, tiles * f["t"]),
+        "post_rc": np.where(vec, 0, tiles),
+        "post_1": np.where(vec, f["c_pq"] * f["kr"] * f["ks"], 0),
+        "if_written": loaded,
+        "w_written": np.where(vec | keep, 0, f["ntiles"] * f["tile_w"]),
+        "out_bytes": out_b,
+        "dram_bytes": DESC_BYTES + loaded + np.where(vec, f["c_pq"], blob + out_b),
+    }
+    qty: dict[str, F64] = {}
+    for key, v in counts.items():
+        acc_q = np.zeros(Hs * L)
+        np.add.at(acc_q, flat, v.astype(np.float64))
+        qty[key] = acc_q.reshape(Hs, L)[rows_ok]
+    total = ph.sum(axis=0)[rows_ok]
+    if not per_layer:
+        qty = {key: v.sum(axis=1, keepdims=True) for key, v in qty.items()}
+        total = total.sum(axis=1, keepdims=True)
+    e = _energy(sub.take(rows_ok), platform, qty)
+    clock = cfg.clock_mhz[idx][:, None]
+    out.energy_pj[idx] = e + out.static_w[idx][:, None] * total / (clock * 1e6) * 1e12
+
+
+def _cost_tiled_each(wl: CoreWorkload, cfg: CoreConfigs, out: CoreResult,
+                     platform: Platform | None, per_layer: bool) -> None:  # fmt: skip
+    """:func:`_cost_tiled` one configuration at a time (:func:`tiled_layers`,
+    :func:`_band_cycles`, :func:`_band_counts`): the reference it is tested against."""
+    L = len(wl)
+    if wl.problems:
+        return
+    ok = (cfg.w_bits >= wl.w_bits) & (cfg.a_bits >= wl.a_bits) & (cfg.adder >= int(wl.adder))
+    geo = core_geometry(cfg)
+    for i in np.flatnonzero(~out.feasible & ok).tolist():
+        bands = tiled_layers(wl, cfg, i)
+        if bands is None:
+            continue
+        phases, end = _band_cycles(int(cfg.rows[i]), int(cfg.cols[i]), int(geo["bus"][i]),
+                                   int(geo["p_tile"][i]), bands)  # fmt: skip
+        ph = np.zeros((5, L), dtype=np.int64)
+        layer_of = np.array([b.get("layer") for b in bands], dtype=np.int64)
+        for n in range(5):
+            np.add.at(ph[n], layer_of, phases[n])
+        qty = {k: np.zeros((1, L)) for k in _QTY}
+        for b in bands:
+            j = b.get("layer")
+            for k, v in _band_counts(wl, b, j).items():
+                qty[k][0, j] += v
+        for n, arr in enumerate((out.fetch, out.load, out.compute, out.writeback, out.control)):
+            arr[i] = ph[n] if per_layer else ph[n].sum()
+        out.end_cycles[i] = end
+        out.feasible[i] = True
+        if platform is not None:
+            one = cfg.take(np.array([i]))
+            total = ph.sum(axis=0)[None, :]
+            if not per_layer:
+                qty = {k: v.sum(axis=1, keepdims=True) for k, v in qty.items()}
+                total = total.sum(axis=1, keepdims=True)
+            e = _energy(one, platform, qty)
+            e = e + out.static_w[i] * total / (float(cfg.clock_mhz[i]) * 1e6) * 1e12
+            out.energy_pj[i] = e[0]
+
+
+_QTY = ("b", "post_rc", "post_1", "if_written", "w_written", "out_bytes", "dram_bytes")
+
+
+def _band_counts(wl: CoreWorkload, b: PlannedLayer, j: int) -> dict[str, float]:
+    """A band's counts for the energy model (``_energy``): array beats, post-processing ops,
+    bytes written to the ifmap (each run: halos reloaded) and weight buffers, DRAM bytes
+    (descriptor, input runs, the band's weights and parameters, outputs); the layer's output
+    bytes once (the bands partition them)."""
+    g = b.get
+    first = g("band") == 0
+    out_b = float(wl.c[j] * wl.pq[j]) if first else 0.0
+    two = 2 if int(wl.src2[j]) >= 0 else 1
+    loaded = g("in_len") * max(1, g("in_runs")) * two
+    if b.mode == "vector":
+        return {
+            "post_1": float(g("c_pq") * g("kr") * g("ks")),
+            "if_written": float(loaded),
+            "out_bytes": out_b,
+            "dram_bytes": float(DESC_BYTES + loaded + g("c_pq")),
+        }
+    tiles = g("npt") * g("ntiles")
+    blob = 0 if g("keep") else g("ntiles") * (g("tile_w") + g("p_tile"))
+    return {"b": float(tiles * g("t")), "post_rc": float(tiles), "if_written": float(loaded),
+            "w_written": 0.0 if g("keep") else float(g("ntiles") * g("tile_w")), "out_bytes": out_b,
+            "dram_bytes": float(DESC_BYTES + loaded + blob) + out_b}  # fmt: skip
 
 
 def _leak_vec(platform: Platform, area: F64) -> F64:
@@ -1131,10 +1400,10 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
     best_c = np.full(shape, np.inf)
     best_n = np.zeros(shape, dtype=np.int64)
     for d, w, cost in _BRAM_MODES[target]:  # the cheapest mode, then the fewest cells
-        groups = -(-lanes // w)
+        groups = _cdiv_k(lanes, w)
         if drops:
-            groups = np.where(w <= row, rows * -(-used // w), groups)
-        n = -(-depth // d) * groups
+            groups = np.where(w <= row, rows * _cdiv_k(used, w), groups)
+        n = _cdiv_k(depth, d) * groups
         c = n * cost
         better = (c < best_c) | ((c == best_c) & (n < best_n))
         best_c = np.where(better, c, best_c)
@@ -1148,7 +1417,7 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
     bram = best_n.copy()
     lut = np.zeros(shape, dtype=np.int64)
     for i, (cd, cw, ccost, per, sites) in enumerate(opts):
-        deep = -(-depth // cd)
+        deep = _cdiv_k(depth, cd)
         ok = (pick == i) & (deep * rows * used * ccost * bits / per < best_c)
         bram = np.where(ok, 0, bram)
         lut = np.where(ok, deep * rows * used * -(-bits // cw) * sites, lut)
@@ -1250,13 +1519,18 @@ def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedL
     return tuple(out)
 
 
-def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
-    """What keeps configuration ``i`` from running ``wl`` (empty when it is feasible)."""
+def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int, tiled: bool = False) -> list[str]:
+    """What keeps configuration ``i`` from running ``wl`` (empty when it is feasible); with
+    ``tiled``, what keeps it from running with feature-map tiling (the buffer problems of the
+    layers the band planner refuses only)."""
+    refused: list[int] = []
+    if tiled and tiled_layers(wl, cfg, i, refused) is not None:
+        return []
     one = cfg.take(np.array([i]))
     out = list(wl.problems)
     geo = core_geometry(one)
     lu, inv = _unique_layout(wl, one)
-    need = _needs(wl, one, geo, {k: v[inv] for k, v in lu.items()})
+    need = {k: v[inv] for k, v in _needs(wl, lu).items()}
     if_depth, w_depth = int(geo["if_depth"][0]), int(geo["w_depth"][0])
     o_depth, w_row = int(geo["o_depth"][0]), int(geo["w_row"][0])
     if int(one.w_bits[0]) < wl.w_bits or int(one.a_bits[0]) < wl.a_bits:
@@ -1265,6 +1539,16 @@ def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
         out.append("the network has adder layers: expected pe.kind 'adder'")
     for j, name in enumerate(wl.names):
         n_if, n_w, n_o = (int(need[k][0, j]) for k in ("if", "w", "o"))
+        if tiled and j not in refused:
+            continue
+        if tiled and (n_if > if_depth or n_o > o_depth):
+            what = "one channel plane" if wl.vector[j] else "one output row of one group"
+            out.append(
+                f"layer '{name}': even in bands (feature-map tiling, {what} at a time) it does "
+                f"not fit one ifmap copy ({if_depth} bytes = buffers.ifmap.size_kb / rows) or "
+                f"the ofmap ({o_depth} bytes)"
+            )
+            n_if = n_o = 0
         if n_if > if_depth:
             out.append(
                 f"layer '{name}': its input ({n_if} bytes from the bus word of its address) does "
@@ -1278,4 +1562,543 @@ def why_infeasible(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> list[str]:
             )
         if n_o > o_depth:
             out.append(f"layer '{name}': its outputs need {n_o} ofmap bytes (have {o_depth})")
+    return out
+
+
+# -- feature-map tiling (autochip.builder.tiling) -------------------------------------------------
+def tiled_layers(
+    wl: CoreWorkload, cfg: CoreConfigs, i: int, refused: list[int] | None = None
+) -> tuple[PlannedLayer, ...] | None:
+    """The descriptors ``compile_model`` emits for configuration ``i`` with feature-map tiling:
+    every layer split into the bands :mod:`autochip.builder.tiling` plans (row bands with
+    strided input and output runs, group bands, vector channel bands), each a descriptor with
+    the compiler's fields and DRAM addresses (``(bands + 1) * 256`` bytes of descriptors, the
+    layer's parameter and weight blob once, then the tensors). ``None``: a layer the planner
+    refuses (not even one output row of one group fits), or a workload without the layers'
+    row geometry. For :func:`core_model.core_cycles`: the scalar authority, one configuration
+    at a time. ``refused``: collects the layers the planner refuses (all of them)."""
+    from autochip.builder.tiling import (
+        band_rows,
+        compute_tiling,
+        pitch,
+        vector_tiling,
+        weights_outer,
+    )
+
+    if wl.h is None or wl.sh is None or wl.ph is None:
+        return None
+    one = cfg.take(np.array([i]))
+    geo = {k: int(v[0]) for k, v in core_geometry(one).items()}
+    lu, _ = _unique_layout(wl, one)
+    lay = {k: v[0] for k, v in lu.items()}
+    R, C, B = int(one.rows[0]), int(one.cols[0]), geo["bus"]
+    if_depth, w_depth, o_depth = geo["if_depth"], geo["w_depth"], geo["o_depth"]
+    w_row, p_tile = geo["w_row"], geo["p_tile"]
+    bands: list[tuple[int, str, dict[str, int]]] = []  # (layer, mode, fields without start)
+    for j in range(len(wl)):
+        g = {k: int(v[j]) for k, v in lay.items() if v.shape[0] == len(wl)}
+        c, p, q, kr, ks = (int(x[j]) for x in (wl.c, wl.p, wl.q, wl.kr, wl.ks))
+        pq = p * q
+        in_len = int(wl.in_len[j])
+        name = wl.names[j]
+        if wl.vector[j]:
+            two = int(wl.src2[j]) >= 0
+            vt = vector_tiling(c=c, hw=in_len // c, pq=pq, two_inputs=two, bus=B,
+                               if_depth=if_depth, o_depth=o_depth, off_in=g["in_addr"] % B,
+                               off_in2=g["in2_addr"] % B if two else 0,
+                               off_out=g["out_addr"] % B)  # fmt: skip
+            if vt is None:
+                if refused is None:
+                    return None
+                refused.append(j)
+                continue
+            hw = in_len // c
+            for gi in range(vt.group_bands):
+                c0 = gi * vt.groups
+                nc = min(c, c0 + vt.groups) - c0
+                f = {"in_addr": c0 * hw, "in2_addr": c0 * hw if two else 0,
+                     "out_addr": c0 * pq, "in_len": nc * hw, "c_pq": nc * pq,
+                     "npt": -(-(nc * pq) // R), "pq": pq, "c": nc, "p": p, "q": q, "kr": kr,
+                     "ks": ks}  # fmt: skip
+                bands.append((j, "vector", f))
+            continue
+        t, kg, kt, ntiles = g["t"], g["kg"], g["kt"], g["ntiles"]
+        groups = ntiles // kt
+        cg = t // (kr * ks)
+        h = int(wl.h[j])
+        wd = in_len // (groups * cg * h)
+        sh, ph = int(wl.sh[j]), int(wl.ph[j])
+        tile_w = g["tile_w"]
+        ct = compute_tiling(cg=cg, h=h, w=wd, groups=groups, kr=kr, sh=sh, p=p, q=q, cols=C,
+                            bus=B, if_depth=if_depth, o_depth=o_depth,
+                            off_in=g["in_addr"] % B)  # fmt: skip
+        if ct is None or tile_w // w_row > w_depth:
+            if refused is None:
+                return None
+            refused.append(j)
+            continue
+        rws = [(0, p, 0, h)] if ct.row_bands == 1 else [
+            band_rows(ri, ct.rows, p, h, kr, sh, ph) for ri in range(ct.row_bands)]  # fmt: skip
+
+        def o_pitch(
+            b: tuple[int, ...], pq: int = pq, q: int = q, tr: bool = ct.row_bands > 1
+        ) -> int:
+            return pitch((b[1] - b[0]) * q, pq, B) if tr else pq
+
+        tpp_w = min(PARAM_TILES, w_depth // (tile_w // w_row))
+        tpp_max = min(tpp_w, *((o_depth - (B - 1)) // (C * o_pitch(b)) for b in rws))
+        # (row band, first group, groups, first tile, tiles, keep the weights): the compiler's
+        specs: list[tuple[int, int, int, int, int, bool]] = []
+        if weights_outer(ct, groups=groups, passes=-(-kt // tpp_max), in_bytes=in_len,
+                         w_bytes=ntiles * (tile_w + p_tile)):  # fmt: skip
+            for t0 in range(0, kt, tpp_max):
+                specs += [(ri, 0, 1, t0, min(tpp_max, kt - t0), ri > 0)
+                          for ri in range(ct.row_bands)]  # fmt: skip
+        else:
+            for ri in range(ct.row_bands):
+                for gi in range(ct.group_bands):
+                    g0 = gi * ct.groups
+                    ng = min(groups, g0 + ct.groups) - g0
+                    specs.append((ri, g0, ng, 0, ng * kt, False))
+        for ri, g0, ng, t0, nt, keep in specs:
+            oy0, oy1, iy0, iy1 = rws[ri]
+            pq_b, rows_in = (oy1 - oy0) * q, iy1 - iy0
+            kg_b = min(kg, (t0 + nt) * C) - t0 * C if ng == 1 else kg
+            kt_b = nt if ng == 1 else kt
+            f = {"in_addr": g0 * cg * h * wd + iy0 * wd,
+                 "out_addr": (g0 * kg + t0 * C) * pq + oy0 * q,
+                 "w_addr": g["w_addr"] + (g0 * kt + t0) * tile_w,
+                 "p_addr": g["p_addr"] + (g0 * kt + t0) * p_tile,
+                 "in_len": ng * cg * h * wd, "t": t, "kg": kg_b, "kt": kt_b, "tile_w": tile_w,
+                 "ntiles": ng * kt_b if ng > 1 else nt, "npt": -(-pq // R), "pq": pq, "c": c,
+                 "p": p, "q": q, "kr": kr, "ks": ks, "c_pq": C * pq, "out_stride": pq,
+                 "o_pitch": pq, "op": int(keep) << 7, "keep": int(keep)}  # fmt: skip
+            if ct.row_bands > 1:  # one run per input channel and per output channel
+                opitch = o_pitch(rws[ri])
+                f.update({"in_len": rows_in * wd, "in_runs": ng * cg, "in_stride": h * wd,
+                          "in_bstride": pitch(rows_in * wd, h * wd, B), "out_run": pq_b,
+                          "o_pitch": opitch, "p": oy1 - oy0, "pq": pq_b,
+                          "npt": -(-pq_b // R), "c_pq": C * opitch})  # fmt: skip
+            f["tpp"] = min(tpp_w, (o_depth - (B - 1)) // (C * f["o_pitch"]), f["ntiles"])
+            bands.append((j, "mac", f))
+    if refused:
+        return None
+    # the layout with one descriptor per band (compile_model's): the blobs move with the
+    # descriptors' end; a tiled layer's output region is allocated once per band (the
+    # compiler lays out every descriptor's output, the last allocation is the tensor's)
+    align = max(ALIGN, B)
+    start_l = -(-((len(wl) + 1) * DESC_BYTES) // align) * align
+    start_b = -(-((len(bands) + 1) * DESC_BYTES) // align) * align
+    delta = start_b - start_l
+    per_layer = np.bincount([j for j, _, _ in bands], minlength=len(wl))
+    blob_al = -(-lay["blob"] // align) * align
+    base = start_b + int(blob_al.sum())
+    t_off = _tensor_off(wl, align, np.concatenate([[1], per_layer,
+                                                   np.ones(len(wl.tensor_bytes) - len(wl) - 1,
+                                                           dtype=np.int64)]))  # fmt: skip
+    out = []
+    k = 0
+    for n, (j, mode, f) in enumerate(bands):
+        k = k + 1 if n and bands[n - 1][0] == j else 0
+        f["in_addr"] += base + int(t_off[wl.src[j]])
+        f["out_addr"] += base + int(t_off[j + 1])
+        if int(wl.src2[j]) >= 0:
+            f["in2_addr"] += base + int(t_off[wl.src2[j]])
+        for a in ("w_addr", "p_addr"):
+            if a in f:
+                f[a] += delta
+        name = f"{wl.names[j]}@{k}" if per_layer[j] > 1 else wl.names[j]
+        f.update(layer=j, band=k, p_tile=p_tile)
+        out.append(PlannedLayer(name, mode, f))
+    return tuple(out)
+
+
+_BAND_FIELDS = (
+    "keep",
+    "in_addr",
+    "in2_addr",
+    "in_len",
+    "in_runs",
+    "in_stride",
+    "out_addr",
+    "out_run",
+    "out_stride",
+    "pq",
+    "c_pq",
+    "kr",
+    "ks",
+    "ntiles",
+    "tpp",
+    "tile_w",
+    "w_addr",
+    "p_addr",
+    "npt",
+    "t",
+    "kt",
+    "kg",
+)  # fmt: skip (and "vector": 1 for vector bands)
+
+
+def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
+                 bands: Sequence[PlannedLayer]) -> tuple[I64, int]:  # fmt: skip
+    """``core_model.core_cycles`` of a list of descriptors (the bands of :func:`tiled_layers`)
+    with numpy: phases (5, N) (fetch, load, compute, writeback, control) and the end
+    descriptor's cycles (:func:`_bands_cycles` on one configuration)."""
+    N = len(bands)
+    f = {k: np.array([b.get(k) for b in bands], dtype=np.int64) for k in _BAND_FIELDS}
+    f["vector"] = np.array([b.mode == "vector" for b in bands], dtype=np.int64)
+    one = np.ones(N, dtype=np.int64)
+    first = np.zeros(N, dtype=bool)
+    first[:1] = True
+    phases, posted, _ = _bands_cycles(f, rows * one, cols * one, bus * one, p_tile * one, first)
+    end = _end_cycles(np.array([N]), np.array([bus]), posted[-1:] if N else np.zeros(1, int))
+    return phases, int(end[0])
+
+
+def _end_cycles(n_desc: I64, bus: I64, last_posted: I64) -> I64:
+    """The end descriptor's cycles: its fetch, 1, and the wait for the last posted write."""
+    rd = int(dram_timing()["read_burst_overhead"])
+    fetch = _dma(n_desc * DESC_BYTES, np.full(n_desc.shape, DESC_BYTES), bus, rd)
+    out: I64 = fetch + 1 + np.maximum(0, last_posted - 1 - (4 + fetch))
+    return out
+
+
+def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
+                  first: npt.NDArray[np.bool_]) -> tuple[I64, I64, I64]:  # fmt: skip
+    """The cycles of a table of descriptors (one entry per band, the bands of one or more
+    configurations in program order; ``first`` marks each configuration's first band), as
+    ``core_model.core_cycles`` counts them: phases (5, N), each band's posted write-back and
+    its descriptor index. A band's input rows are ``in_runs`` strided commands and its output
+    rows one command per channel (all of the band's channels in order, over its passes):
+    each a strided run in closed form (:func:`_dma_run`)."""
+    from autochip.predictor.core_model import RUN_ISSUE
+
+    tm = dram_timing()
+    rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
+    N = R.size
+    vec = f["vector"] > 0
+    # descriptor index within its configuration
+    start = np.flatnonzero(first)
+    pos = np.arange(N) - np.repeat(start, np.diff(np.append(start, N)))
+    fetch = _dma(pos * DESC_BYTES, np.full(N, DESC_BYTES), bus, rd)
+    runs = np.maximum(1, f["in_runs"])
+    load = (runs - 1) * RUN_ISSUE + _dma_run(f["in_addr"], f["in_len"], runs, bus, rd,
+                                             np.maximum(f["in_stride"], 1))  # fmt: skip
+    load += np.where(vec & (f["in2_addr"] != 0), _dma(f["in2_addr"], f["in_len"], bus, rd), 0)
+    # vector bands
+    vec_c = R + _cdiv(f["c_pq"], R) * f["kr"] * f["ks"] + FLUSH_CYCLES
+    vec_wb = _dma(f["out_addr"], f["c_pq"], bus, wr)
+    # compute bands: passes of tpp weight tiles
+    nt, tp = f["ntiles"], np.maximum(f["tpp"], 1)
+    kt, kg = np.maximum(f["kt"], 1), f["kg"]
+    npass = np.where(vec, 0, _cdiv(nt, tp))
+    full = np.maximum(npass - 1, 0)
+    s_last = full * tp
+    n_first = np.minimum(tp, nt)
+    first_ld = np.zeros(N, dtype=np.int64)
+    keep = f["keep"] > 0  # the previous band's weights stay: empty weight / parameter loads
+    for a0, st in ((f["w_addr"], np.where(keep, 0, f["tile_w"])),
+                   (f["p_addr"], np.where(keep, 0, p_tile))):  # fmt: skip
+        load += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
+                         + _dma(a0 + s_last * st, (nt - s_last) * st, bus, rd))  # fmt: skip
+        first_ld += np.where(vec, 0, _dma(a0, n_first * st, bus, rd))
+    flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    cmp_c = npass * (R + 1 + flush_c) + f["npt"] * nt * np.maximum(f["t"], np.maximum(R, C))
+    # write-backs: every command but the last waits; the last is posted
+    pq, stride = f["pq"], np.where(f["out_stride"] > 0, f["out_stride"], f["pq"])
+    run = f["out_run"] > 0
+    nch = (nt // kt) * kg  # a band's output channels, written in order
+    all_runs = _dma_run(f["out_addr"], f["out_run"], nch, bus, wr, stride)
+    last_run = _dma(f["out_addr"] + (nch - 1) * stride, f["out_run"], bus, wr)
+    ch_l = _chan_at(s_last, kt, kg, C)
+    last_pass = _dma(f["out_addr"] + ch_l * stride, (_chan_at(nt, kt, kg, C) - ch_l) * pq, bus,
+                     wr)  # fmt: skip
+    uniform = (kt == 1) | (kg == kt * C) | (tp % kt == 0) | (nt == kt)
+    # uniform passes: back to back (out_stride = PQ without row bands)
+    step = _chan_at(tp, kt, kg, C) - _chan_at(0 * tp, kt, kg, C)
+    passes = _dma_run(f["out_addr"], step * pq, np.where(uniform, full, 0), bus, wr)
+    idx = np.flatnonzero(~uniform & ~run & ~vec)
+    passes[idx] = 0
+    p = 0
+    while idx.size:  # uneven passes one by one (the last one is last_pass)
+        idx = idx[full[idx] > p]
+        s0 = p * tp[idx]
+        e0 = np.minimum(s0 + tp[idx], nt[idx])
+        c0 = _chan_at(s0, kt[idx], kg[idx], C[idx])
+        a = f["out_addr"][idx] + c0 * stride[idx]
+        n_ch = _chan_at(e0, kt[idx], kg[idx], C[idx]) - c0
+        passes[idx] += _dma(a, n_ch * pq[idx], bus[idx], wr)
+        p += 1
+    wb_in = np.where(run, all_runs - last_run, passes)
+    posted = np.where(vec, 0, np.where(run, last_run, last_pass))
+    control = np.where(vec, 2, 2 + npass)
+    compute = np.where(vec, vec_c, cmp_c)
+    wb = np.where(vec, vec_wb, wb_in + POSTED_ISSUE)
+    # posted write-backs: a band after a compute band waits for what is left of it
+    prev = np.zeros(N, dtype=np.int64)
+    prev[1:] = posted[:-1]
+    prev[first] = 0
+    spent = np.where(vec, 4 + fetch, 5 + fetch + first_ld)
+    load += np.maximum(0, prev - 1 - spent)
+    return np.stack([fetch, load, compute, wb, control]), posted, pos
+
+
+def _chan_at(s: I64, kt: I64, kg: I64, cols: I64 | int) -> I64:
+    """The first output channel of weight tile ``s`` (``(s // kt) kg + (s % kt) C``)."""
+    out: I64 = (s // kt) * kg + (s % kt) * cols
+    return out
+
+
+def _balanced_v(n: I64, most: I64) -> tuple[I64, I64]:
+    """``tiling._balanced`` element-wise: ``ceil(n / bands)``-sized bands, their count."""
+    most = np.maximum(most, 1)
+    bands = _cdiv(n, most)
+    size = _cdiv(n, bands)
+    return _cdiv(n, size), size
+
+
+def _pitch_v(n: I64, stride: I64 | int, bus: I64) -> I64:
+    """``tiling.pitch`` element-wise (bus a power of two)."""
+    out: I64 = n + ((stride - n) & (bus - 1))
+    return out
+
+
+def _bisect_most(cond: Any, lo: I64, hi: I64) -> I64:
+    """The largest x in [lo, hi] with ``cond(x)`` (monotone: true up to some x), element-wise;
+    ``lo`` where none."""
+    lo, hi = lo.copy(), hi.copy()
+    while True:
+        act = lo < hi
+        if not act.any():
+            return lo
+        mid = (lo + hi + 1) // 2
+        ok = cond(mid)
+        lo = np.where(act & ok, mid, lo)
+        hi = np.where(act & ~ok, mid - 1, hi)
+
+
+def _tiled_table(
+    wl: CoreWorkload, cfg: CoreConfigs
+) -> tuple[dict[str, I64], npt.NDArray[np.bool_]]:
+    """:func:`tiled_layers` for every configuration of ``cfg`` at once: the band table (one
+    entry per band, configurations in turn, each in program order: ``cfg``, ``layer``,
+    ``band`` and the descriptor fields) and which configurations the planner accepts. The
+    planner (``autochip.builder.tiling``) vectorised: the untiled checks, then the most rows
+    (compute layers of one group) or channels (vector layers) that fit, by bisection; a
+    compute layer of several groups that needs tiling calls the planner itself."""
+    from autochip.builder.tiling import compute_tiling
+
+    H, L = len(cfg), len(wl)
+    geo = core_geometry(cfg)
+    lu, inv = _unique_layout(wl, cfg)
+    B, C = geo["bus"], cfg.cols
+    if_d, w_d, o_d, w_row = geo["if_depth"], geo["w_depth"], geo["o_depth"], geo["w_row"]
+    ok = np.ones(H, dtype=bool)
+    keys = ("nr", "rows", "ngb", "gsz", "groups", "cg", "wd", "hw")
+    par = {k: np.ones((H, L), dtype=np.int64) for k in keys}
+    word = B - 1
+    for j in range(L):
+        c, p, q = int(wl.c[j]), int(wl.p[j]), int(wl.q[j])
+        pq, in_len = p * q, int(wl.in_len[j])
+        off_in = lu["in_addr"][inv, j] & word
+        if wl.vector[j]:
+            hw = in_len // c
+            two = int(wl.src2[j]) >= 0
+            off2 = lu["in2_addr"][inv, j] & word if two else 0 * B
+
+            def need(ch: I64, o1: I64, o2: I64, hw: int = hw, two: bool = two) -> I64:
+                n = o1 + ch * hw
+                out: I64 = _cdiv(n, B) * B + o2 + ch * hw if two else n
+                return out
+
+            whole = (need(np.full(H, c), off_in, off2) <= if_d) & (
+                (lu["out_addr"][inv, j] & word) + c * pq <= o_d
+            )
+
+            def fits_ch(ch: I64, need: Any = need, pq: int = pq) -> npt.NDArray[np.bool_]:
+                out: npt.NDArray[np.bool_] = (need(ch, word, word) <= if_d) & (
+                    word + ch * pq <= o_d
+                )
+                return out
+
+            most = _bisect_most(fits_ch, np.zeros(H, dtype=np.int64), np.full(H, c))
+            ok &= whole | (most > 0)
+            ngb, gsz = _balanced_v(np.full(H, c), most)
+            par["ngb"][:, j] = np.where(whole, 1, ngb)
+            par["gsz"][:, j] = np.where(whole, c, gsz)
+            par["hw"][:, j] = hw
+            continue
+        kr, ks = int(wl.kr[j]), int(wl.ks[j])
+        t, kt, nt = lu["t"][inv, j], np.maximum(lu["kt"][inv, j], 1), lu["ntiles"][inv, j]
+        groups = nt // kt
+        cg = t // (kr * ks)
+        h = int(wl.h[j]) if wl.h is not None else 1
+        sh = int(wl.sh[j]) if wl.sh is not None else 1
+        wd = in_len // (groups * cg * h)
+        hw = h * wd
+        ok &= lu["tile_w"][inv, j] // w_row <= w_d
+        o_full = C * pq + word <= o_d
+        whole = (off_in + groups * cg * hw <= if_d) & o_full
+
+        def fits_rows(rows: I64, cg: I64 = cg, wd: I64 = wd, hw: I64 = hw, o_full: Any = o_full,
+                      h: int = h, sh: int = sh, kr: int = kr, p: int = p, q: int = q
+                      ) -> npt.NDArray[np.bool_]:  # fmt: skip
+            rows_in = np.minimum(h, (rows - 1) * sh + kr)
+            need = word + (cg - 1) * _pitch_v(rows_in * wd, hw, B) + rows_in * wd
+            band = (need <= if_d) & (word + C * _pitch_v(rows * q, p * q, B) <= o_d)
+            out: npt.NDArray[np.bool_] = np.where(rows >= p, o_full & (word + cg * hw <= if_d),
+                                                  band)  # fmt: skip
+            return out
+
+        one_group = groups == 1
+        lo = _bisect_most(fits_rows, np.ones(H, dtype=np.int64), np.full(H, p))
+        refused = ~whole & one_group & ~fits_rows(np.ones(H, dtype=np.int64))
+        nr, rows = _balanced_v(np.full(H, p), lo)
+        nr, rows = np.where(whole, 1, nr), np.where(whole, p, rows)
+        ngb, gsz = np.ones(H, dtype=np.int64), np.where(whole, groups, 1)
+        for i in np.flatnonzero(~whole & ~one_group).tolist():  # several groups: the planner
+            til = compute_tiling(cg=int(cg[i]), h=h, w=int(wd[i]), groups=int(groups[i]), kr=kr,
+                                 sh=sh, p=p, q=q, cols=int(C[i]), bus=int(B[i]),
+                                 if_depth=int(if_d[i]), o_depth=int(o_d[i]),
+                                 off_in=int(off_in[i]))  # fmt: skip
+            if til is None:
+                refused[i] = True
+                continue
+            nr[i], rows[i], ngb[i], gsz[i] = til.row_bands, til.rows, til.group_bands, til.groups
+        ok &= ~refused
+        for k, v in (("nr", nr), ("rows", rows), ("ngb", ngb), ("gsz", gsz), ("groups", groups),
+                     ("cg", cg), ("wd", wd), ("hw", hw)):  # fmt: skip
+            par[k][:, j] = v
+    return _band_table(wl, cfg, geo, lu, inv, par, ok), ok
+
+
+def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
+                inv: I64, par: dict[str, I64], ok: npt.NDArray[np.bool_]
+                ) -> dict[str, I64]:  # fmt: skip
+    """The bands of the accepted configurations (``ok``) as :func:`tiled_layers` emits them,
+    from each (configuration, layer)'s plan ``par`` (H, L): fields and DRAM addresses."""
+    H, L = len(cfg), len(wl)
+    B, R, C = geo["bus"], cfg.rows, cfg.cols
+    w_d, o_d, w_row = geo["w_depth"], geo["o_depth"], geo["w_row"]
+    # weights outermost (tiling.weights_outer): a plain convolution in row bands runs each pass
+    # of weight tiles over all its row bands when that moves fewer bytes
+    comp = ~wl.vector[None, :]
+    kt2 = np.maximum(lu["kt"][inv], 1)
+    tw2, nt2 = lu["tile_w"][inv], lu["ntiles"][inv]
+    pq2 = (wl.p * wl.q)[None, :]
+    tr2 = par["nr"] > 1
+    pitch0 = np.where(tr2, _pitch_v(np.minimum(wl.p[None, :], par["rows"]) * wl.q[None, :], pq2,
+                                    B[:, None]), pq2)  # fmt: skip
+    tpp_w = np.minimum(PARAM_TILES, w_d[:, None] // np.maximum(tw2 // w_row[:, None], 1))
+    tpp_max = np.maximum(np.minimum(tpp_w, (o_d - (B - 1))[:, None] // (C[:, None] * pitch0)), 1)
+    passes = _cdiv(kt2, tpp_max)
+    w_bytes = nt2 * (tw2 + geo["p_tile"][:, None])
+    in_b = wl.in_len[None, :]
+    wo = comp & (par["groups"] == 1) & tr2 & (passes * in_b + w_bytes < par["nr"] * w_bytes + in_b)
+    nb = np.where(ok[:, None], np.where(wo, passes * par["nr"], par["nr"] * par["ngb"]), 0)
+    rep = nb.ravel()
+    hj = np.repeat(np.arange(H * L), rep)
+    starts = np.cumsum(rep) - rep
+    k = np.arange(hj.size) - starts[hj]
+    h, j = hj // L, hj % L
+
+    def at(x: I64) -> I64:  # a (H, L) array per band
+        out: I64 = x.ravel()[hj]
+        return out
+
+    def lay(name: str) -> I64:
+        out: I64 = lu[name][inv[h], j]
+        return out
+
+    vec = wl.vector[j]
+    ngb_b = at(par["ngb"])
+    wo_b = at(wo.astype(np.int64)) > 0
+    nr_w = np.maximum(at(par["nr"]), 1)
+    ri = np.where(wo_b, k % nr_w, k // ngb_b)
+    gi = np.where(wo_b, 0, k % ngb_b)
+    tmax = at(tpp_max)
+    nr_b, rows_b, gsz_b = at(par["nr"]), at(par["rows"]), at(par["gsz"])
+    Bb, Rb, Cb = B[h], R[h], C[h]
+    p_, q_ = wl.p[j], wl.q[j]
+    pq = p_ * q_
+    hh = np.ones_like(j) if wl.h is None else wl.h[j]
+    sh = np.ones_like(j) if wl.sh is None else wl.sh[j]
+    ph = np.zeros_like(j) if wl.ph is None else wl.ph[j]
+    kr, ks = wl.kr[j], wl.ks[j]
+    wd, hw, cg, groups = at(par["wd"]), at(par["hw"]), at(par["cg"]), at(par["groups"])
+    kg, kt, t, tile_w = lay("kg"), np.maximum(lay("kt"), 1), lay("t"), lay("tile_w")
+    # compute bands: rows [oy0, oy1) reading input rows [iy0, iy1), groups [g0, g0 + ng)
+    tr = nr_b > 1
+    oy0 = np.where(tr, ri * rows_b, 0)
+    oy1 = np.where(tr, np.minimum(p_, oy0 + rows_b), p_)
+    iy0 = np.where(tr, np.maximum(0, oy0 * sh - ph), 0)
+    iy1 = np.where(tr, np.minimum(hh, (oy1 - 1) * sh - ph + kr), hh)
+    g0 = gi * gsz_b
+    ng = np.where(wo_b, 1, np.minimum(np.where(vec, wl.c[j], groups), g0 + gsz_b) - g0)
+    t0 = np.where(wo_b, (k // nr_w) * tmax, 0)
+    nt = np.where(wo_b, np.minimum(tmax, kt - t0), ng * kt)
+    kg_b = np.where(ng == 1, np.minimum(kg, (t0 + nt) * Cb) - t0 * Cb, kg)
+    kt_b = np.where(ng == 1, nt, kt)
+    ntiles_b = np.where(ng > 1, ng * kt_b, nt)
+    pq_b = (oy1 - oy0) * q_
+    opitch = np.where(tr, _pitch_v(pq_b, pq, Bb), pq)
+    pq_f = np.where(tr, pq_b, pq)
+    f: dict[str, I64] = {
+        "cfg": h, "layer": j, "band": k, "vector": vec.astype(np.int64),
+        "in_off": np.where(vec, g0 * hw, g0 * cg * hh * wd + iy0 * wd),
+        "out_off": np.where(vec, g0 * pq, (g0 * kg + t0 * Cb) * pq + oy0 * q_),
+        "keep": (wo_b & (ri > 0)).astype(np.int64),
+        "in_len": np.where(vec, ng * hw, np.where(tr, (iy1 - iy0) * wd, ng * cg * hh * wd)),
+        "in_runs": np.where(tr, ng * cg, 0), "in_stride": np.where(tr, hw, 0),
+        "out_run": np.where(tr, pq_b, 0), "out_stride": np.where(vec, 0, pq),
+        "pq": np.where(vec, pq, pq_f), "c_pq": np.where(vec, ng * pq, Cb * opitch),
+        "kr": kr, "ks": ks, "t": t, "kg": kg_b, "kt": kt_b, "tile_w": tile_w,
+        "ntiles": np.where(vec, 0, ntiles_b), "npt": np.where(vec, _cdiv(ng * pq, Rb),
+                                                              _cdiv(pq_f, Rb)),
+        "w_addr": np.where(vec, 0, lay("w_addr") + (g0 * kt + t0) * tile_w),
+        "p_addr": np.where(vec, 0, lay("p_addr") + (g0 * kt + t0) * geo["p_tile"][h]),
+    }  # fmt: skip
+    f["tpp"] = np.where(vec, 0, np.minimum(
+        np.minimum(PARAM_TILES, w_d[h] // np.maximum(tile_w // w_row[h], 1)),
+        np.minimum((o_d[h] - (Bb - 1)) // (Cb * opitch), ntiles_b)))  # fmt: skip
+    # the layout: a descriptor per band, a tiled layer's output allocated once per band
+    n_desc = nb.sum(axis=1)
+    align = np.maximum(ALIGN, B)
+    start_l = _cdiv((L + 1) * DESC_BYTES + 0 * align, align) * align
+    start_b = _cdiv((n_desc + 1) * DESC_BYTES, align) * align
+    delta = start_b - start_l
+    blob_al = _cdiv(lu["blob"], lu["bus"] * 0 + np.maximum(ALIGN, lu["bus"])) * np.maximum(
+        ALIGN, lu["bus"]
+    )
+    base = start_b + blob_al.sum(axis=1)[inv]
+    allocs = np.ones((H, wl.tensor_bytes.shape[0]), dtype=np.int64)
+    allocs[:, 1 : L + 1] = np.maximum(nb, 1)
+    t_off = _tensor_offsets(wl, align, allocs)
+    src2 = np.maximum(wl.src2[j], 0)
+    f["in_addr"] = base[h] + t_off[h, wl.src[j]] + f["in_off"]
+    f["in2_addr"] = np.where(wl.src2[j] >= 0, base[h] + t_off[h, src2] + f["in_off"], 0)
+    f["out_addr"] = base[h] + t_off[h, j + 1] + f["out_off"]
+    f["w_addr"] = np.where(vec, 0, f["w_addr"] + delta[h])
+    f["p_addr"] = np.where(vec, 0, f["p_addr"] + delta[h])
+    return f
+
+
+def _tensor_offsets(wl: CoreWorkload, align: I64, allocs: I64) -> I64:
+    """:func:`_tensor_off` per configuration, (H, T): ``align`` (H,) and ``allocs`` (H, T)."""
+    n = wl.tensor_bytes.shape[0]
+    t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
+    off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
+    end0 = off0 + wl.tensor_bytes
+    outer = np.arange(n)
+    for j in range(n):
+        hold = np.flatnonzero(
+            (off0 <= off0[j]) & (end0 >= end0[j]) & (wl.tensor_bytes > wl.tensor_bytes[j])
+        )
+        if hold.size:
+            outer[j] = int(hold[np.argmax(wl.tensor_bytes[hold])])
+    own = outer == np.arange(n)
+    a = align[:, None]
+    t_al = np.where(own[None, :], _cdiv(wl.tensor_bytes[None, :], a) * a, 0)
+    start = np.cumsum(t_al * allocs, axis=1) - t_al
+    out: I64 = start[:, outer] + (off0 - off0[outer])[None, :]
     return out

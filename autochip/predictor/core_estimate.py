@@ -32,9 +32,9 @@ def predict_core(graph: AccelGraph, hw: HardwareSpec, platform: Platform) -> Est
     """Cost ``graph`` on the core built from ``hw`` (``SpecError`` if it cannot run it)."""
     wl = core_workload(graph)
     cfg = core_configs([hw], f"{hw.name} (fidelity rtl: the core autochip build emits)")
-    res = evaluate_core(wl, cfg, platform)
+    res = evaluate_core(wl, cfg, platform, tiled=True)  # feature maps tiled where needed
     if not res.feasible[0]:
-        raise SpecError(f"{hw.name} (fidelity rtl)", why_infeasible(wl, cfg, 0))
+        raise SpecError(f"{hw.name} (fidelity rtl)", why_infeasible(wl, cfg, 0, tiled=True))
     clock = hw.clock_mhz * 1e6
     cyc = res.cycles[0]
     macs = wl.macs
