@@ -77,5 +77,5 @@ def test_records_merge_and_render(cr: ModuleType) -> None:
     assert cells[3] == "2"
     assert cells[4] == "87.00 ± 1.41"
     assert cells[5] == "-3.00 ± 1.41"
-    assert cells[6] == "≤ 0.3: missed by 2.70"
+    assert cells[6] == "≤ 0.3: missed by 2.70 (n = 2)"
     assert "| FP32 |" in table and "| 1,000 | 90 |" in table
