@@ -517,6 +517,10 @@ def main() -> int:
             todo = [(r, s) for s in args.seeds for r in first]
             todo += [(r, s) for s in args.seeds for r in rest]
             list(pool.map(lambda rs: run_one(setup, rs[0], rs[1], out, args.data), todo))
+    if not _load_records(args.data):
+        # A table printed before the records existed stays as it is until its rows are run.
+        print(f"{_records_file(args.data)}: no run records; {args.doc} left as it is")
+        return 1
     block = render(setup, args.seeds, args.data)
     doc = Path(args.doc)
     begin, end = markers(args.data)
