@@ -1064,9 +1064,21 @@ class Pruner:
             return PrunePlan(removed_blocks=tuple(removed)), scores
         if target.criterion == "hw":
             assert self.latency is not None
-            return hw_plan(
+            plan = hw_plan(
                 self.model, self.an, imp, self.latency, lambda m, p: self._met(target, p, m)
-            ), {}
+            )
+            if target.latency_s is None:
+                # At a MAC target the criterion's aim is the lowest predicted latency. The greedy
+                # compares one group's step at a time, so it can miss a cut spread over all
+                # groups: the uniform L1 plan is a candidate too (docs/compression.md, Criteria).
+                uniform = self._uniform(target, imp)
+                if self._lat(uniform) < self._lat(plan):
+                    plan = uniform
+            return plan, {}
+        return self._uniform(target, imp), {}
+
+    def _uniform(self, target: PruneTarget, imp: dict[int, Tensor]) -> PrunePlan:
+        """The uniform L1 plan with the smallest fraction that meets ``target`` (bisection)."""
         lo, hi = 0.0, 1.0
         for _ in range(24 if target.latency_s is not None else 40):
             mid = (lo + hi) / 2
@@ -1074,7 +1086,7 @@ class Pruner:
                 hi = mid
             else:
                 lo = mid
-        return l1_plan(self.an, imp, hi), {}
+        return l1_plan(self.an, imp, hi)
 
     def result(self, plan: PrunePlan, scores: dict[str, float]) -> PruneResult:
         pruned = apply_plan(self.model, self.an, plan)
