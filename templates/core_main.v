@@ -82,8 +82,11 @@ module core_main #(
 );
     localparam integer DESC_WORDS = 64;
     localparam integer PREC_BYTES = 16;   // bytes of one per-channel parameter record
-    localparam integer FLUSH      = 7;    // cycles to drain the vector engine's pipeline
-    localparam integer FLUSH_C    = R + C + 7;  // last beat's skew, column walk, pipelines
+    localparam integer FLUSH      = 9;    // cycles to drain the vector engine's pipeline
+    // beat_last to the array's results, beyond the skew: the buffers' read-word registers,
+    // core_array's input register, core_pe's term register (Fmax)
+    localparam integer A_LAT      = 3;
+    localparam integer FLUSH_C    = R + C + 7 + A_LAT;  // last beat's skew, column walk, pipelines
     localparam integer MIN_P      = (R > C) ? R : C;  // shortest tile period of the read-out
     // descriptor word indices (autochip.builder.program.FIELDS); kt and cg are carried for
     // the host (plan.json) and not read by the RTL.
@@ -158,6 +161,8 @@ module core_main #(
     wire [W_WORD-1:0]    w_we;
     reg  [W_ADDR-1:0]    w_ra;      // row index
     reg  [31:0]          w_slice;   // row within the word read
+    reg  [8*W_WORD-1:0]  w_rw_q;    // the word read and its row, registered (Fmax)
+    reg  [31:0]          w_slice_q;
     wire                 w_re;
     wire [C*8-1:0]       w_rd;
     // parameters: one word of P_TILE bytes per weight tile, record k at byte 16 k
@@ -180,14 +185,22 @@ module core_main #(
             always @(posedge clk) begin
                 if (if_re[gi]) if_lane[gi] <= if_ra[gi*IF_ADDR +: LB];
             end
-            assign if_rd[gi*8 +: 8] = if_rw[gi*8*BUS + if_lane[gi]*8 +: 8];
+            // Fmax: the word read is registered before its byte is selected (no logic after
+            // the block RAM's slow clock-to-output); the byte is there two cycles after the read
+            reg [8*BUS-1:0] rw_q;
+            reg [LB-1:0]    lane_q;
+            always @(posedge clk) begin
+                rw_q   <= if_rw[gi*8*BUS +: 8*BUS];
+                lane_q <= if_lane[gi];
+            end
+            assign if_rd[gi*8 +: 8] = rw_q[lane_q*8 +: 8];
         end
         for (gi = 0; gi < W_GRP; gi = gi + 1) begin : g_wwe
             assign w_we[gi*BUS +: BUS] = (w_load && (rd_word % W_GRP) == gi) ? rd_strb
                                                                           : {BUS{1'b0}};
         end
         for (gi = 0; gi < C; gi = gi + 1) begin : g_wrd
-            assign w_rd[gi*8 +: 8] = w_rw[(w_slice * W_ROW + gi) * 8 +: 8];
+            assign w_rd[gi*8 +: 8] = w_rw_q[(w_slice_q * W_ROW + gi) * 8 +: 8];
         end
         for (gi = 0; gi < P_GRP; gi = gi + 1) begin : g_pwe
             assign p_we[gi*BUS +: BUS] = (p_load && (rd_word % P_GRP) == gi) ? rd_strb
@@ -200,6 +213,8 @@ module core_main #(
         .re(w_re), .ra(w_ra[W_ROWS_LB +: W_WADDR]), .rd(w_rw));
     always @(posedge clk) begin
         if (w_re) w_slice <= {{(32-W_ADDR){1'b0}}, w_ra} % W_RPW;
+        w_rw_q <= w_rw;
+        w_slice_q <= w_slice;
     end
 
     core_wram #(.BYTES(P_TILE), .DEPTH(1 << P_TADDR), .ADDR(P_TADDR)) u_param (
@@ -262,7 +277,7 @@ module core_main #(
     // vector engine: its lanes' ifmap byte addresses (the read ports are shared)
     wire [R*IF_ADDR-1:0] v_ra;
 
-    // beat issue (cycle 0) and data (cycle 1)
+    // beat issue (cycle 0), the buffers' words (cycle 1), registered: the beat's data (cycle 2)
     // a tile is issued in tper >= T cycles, its beats in the first T (tper - T idle cycles keep
     // short tiles MIN_P apart for the read-out); tile_end is its last cycle
     wire [31:0] tper     = (desc[D_T] > MIN_P) ? desc[D_T] : MIN_P;
@@ -271,8 +286,8 @@ module core_main #(
     wire       tile_end  = (st == S_STREAM) & (j == tper - 32'd1);
     wire       more_tip  = (tip + 32'd1 < np);
     wire       lane_adv  = tile_end & ~more_tip & (pt + 32'd1 < desc[D_NPT]);
-    reg        iss_d, last_d;
-    reg  [R-1:0] lv_d;
+    reg        iss_d, last_d, iss_q, last_q;
+    reg  [R-1:0] lv_d, lv_q;
     reg  [7:0] pad_d;
 
     generate
@@ -284,7 +299,7 @@ module core_main #(
             assign if_ra[gi*IF_ADDR +: IF_ADDR] = (st == S_VRUN) ? v_ra[gi*IF_ADDR +: IF_ADDR]
                                                                 : ad[IF_ADDR-1:0];
             assign if_re[gi] = (issue & inb) | (st == S_VRUN);
-            assign arr_a[gi*A_BITS +: A_BITS] = lv_d[gi] ? if_rd[gi*8 +: A_BITS]
+            assign arr_a[gi*A_BITS +: A_BITS] = lv_q[gi] ? if_rd[gi*8 +: A_BITS]
                                                          : pad_d[A_BITS-1:0];
             // step this lane: by one pixel (init from lane gi-1) or by R pixels (tile advance)
             wire        by1 = (st == S_INIT);
@@ -320,8 +335,10 @@ module core_main #(
             always @(posedge clk) begin
                 if (rst) begin
                     lv_d[gi] <= 1'b0;
+                    lv_q[gi] <= 1'b0;
                 end else begin
                     lv_d[gi] <= issue & inb;
+                    lv_q[gi] <= lv_d[gi];
                 end
             end
         end
@@ -339,19 +356,23 @@ module core_main #(
         if (rst) begin
             iss_d <= 1'b0;
             last_d <= 1'b0;
+            iss_q <= 1'b0;
+            last_q <= 1'b0;
             pad_d <= 8'd0;
         end else begin
             iss_d <= issue;
             last_d <= beat_last;
+            iss_q <= iss_d;
+            last_q <= last_d;
             pad_d <= desc[D_PAD][7:0];
         end
     end
-    assign arr_valid = iss_d;
-    assign arr_last  = last_d;
+    assign arr_valid = iss_q;
+    assign arr_last  = last_q;
 
     // ---------------------------------------------------------------- array read-out
-    // A tile's results stay in the PEs' result registers until the next tile's last beat. R
-    // cycles after the last beat left the controller (beat_last), the column walk starts: for
+    // A tile's results stay in the PEs' result registers until the next tile's last beat. R +
+    // A_LAT cycles after the last beat left the controller (beat_last), the column walk starts: for
     // cc = 0 .. C-1, the R results of column cc (output channel cc, pixels p0 .. p0+R-1,
     // consecutive bytes of NCHW) are read through the array's column select into R
     // post-processing pipelines at once and reach the ofmap as one write of R bytes. Column cc
@@ -364,9 +385,19 @@ module core_main #(
     reg  [31:0]       col_npix;    // valid pixels from p0 on
     reg  [31:0]       pend_addr, pend_kleft, pend_npix;
     reg  [P_TADDR-1:0] pend_tip;
-    wire              walk_go;     // beat_last, R cycles later
-    autochip_delay #(.WIDTH(1), .DEPTH(R)) u_walk_go (
+    wire              walk_go;     // beat_last, R + A_LAT cycles later
+    autochip_delay #(.WIDTH(1), .DEPTH(R + A_LAT)) u_walk_go (
         .clk(clk), .rst(rst), .en(1'b1), .d(beat_last), .q(walk_go));
+    // the tile's walk parameters follow beat_last A_LAT cycles behind (the next tile's may be
+    // as close as max(R, C) cycles: pend_* is written A_LAT cycles late, read R cycles later)
+    wire              pend_go;
+    wire [31:0]       pend_addr_d, pend_kleft_d, pend_npix_d;
+    wire [P_TADDR-1:0] pend_tip_d;
+    autochip_delay #(.WIDTH(97 + P_TADDR), .DEPTH(A_LAT)) u_pend (
+        .clk(clk), .rst(rst), .en(1'b1),
+        .d({beat_last, {{(32-LB){1'b0}}, o_off} + obase + p0, kleft, desc[D_PQ] - p0,
+            tip[P_TADDR-1:0]}),
+        .q({pend_go, pend_addr_d, pend_kleft_d, pend_npix_d, pend_tip_d}));
     assign arr_col_sel = sc[(C>1?$clog2(C):1)-1:0];
 
     always @(posedge clk) begin
@@ -378,11 +409,11 @@ module core_main #(
             col_npix <= 32'd0;
             col_tip <= {P_TADDR{1'b0}};
         end else begin
-            if (beat_last) begin
-                pend_addr <= {{(32-LB){1'b0}}, o_off} + obase + p0;
-                pend_kleft <= kleft;
-                pend_npix <= desc[D_PQ] - p0;
-                pend_tip <= tip[P_TADDR-1:0];
+            if (pend_go) begin
+                pend_addr <= pend_addr_d;
+                pend_kleft <= pend_kleft_d;
+                pend_npix <= pend_npix_d;
+                pend_tip <= pend_tip_d;
             end
             if (col_run) begin
                 sc <= sc + 32'd1;
@@ -400,8 +431,9 @@ module core_main #(
         end
     end
 
-    // post-processing, R lanes: 1 column select, 2 + bias, 3 partial products (32 x 16 bits) /
-    // threshold compare, 4 product, 5 + rounding, 6 arithmetic shift, 7 clamp (or +-1) to a byte
+    // post-processing, R lanes: 1 column select, 2 + bias, 3 partial products (16 x 16 bits:
+    // one DSP multiplier each, Fmax) / threshold compare, 4 product, 5 + rounding, 6 arithmetic
+    // shift, 7 clamp (or +-1) to a byte
     reg               s1_v, s2_v, s3_v, s4_v, s5_v, s6_v, s7_v;
     reg  [31:0]       s1_a, s2_a, s3_a, s4_a, s5_a, s6_a, s7_a;
     reg  [R-1:0]      s1_m, s2_m, s3_m, s4_m, s5_m, s6_m, s7_m;
@@ -413,8 +445,11 @@ module core_main #(
     reg  [8*R-1:0]    s7_d;
     reg  signed [31:0] s1_acc [0:R-1];
     reg  signed [31:0] s2_sum [0:R-1];
-    reg  signed [48:0] s3_lo [0:R-1];
-    reg  signed [47:0] s3_hi [0:R-1];
+    // sum = sh 2^16 + sl, mult = mh 2^16 + ml (sh, mh signed; sl, ml unsigned)
+    reg  signed [31:0] s3_hh [0:R-1];   // sh * mh
+    reg  signed [32:0] s3_hl [0:R-1];   // sh * ml
+    reg  signed [32:0] s3_lh [0:R-1];   // sl * mh
+    reg  [31:0]        s3_ll [0:R-1];   // sl * ml
     reg  [R-1:0]      s3_bit, s4_bit, s5_bit, s6_bit;
     reg  signed [63:0] s4_prod [0:R-1];
     reg  signed [63:0] s5_sum [0:R-1];
@@ -450,18 +485,24 @@ module core_main #(
 
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_post
-            wire signed [63:0] hi_x = {{16{s3_hi[gi][47]}}, s3_hi[gi]};
-            wire signed [63:0] lo_x = {{15{s3_lo[gi][48]}}, s3_lo[gi]};
+            wire signed [15:0] sh = s2_sum[gi][31:16];
+            wire signed [16:0] sl = {1'b0, s2_sum[gi][15:0]};
+            wire signed [15:0] mh = s2_mult[31:16];
+            wire signed [16:0] ml = {1'b0, s2_mult[15:0]};
+            wire signed [63:0] mid = {{31{s3_hl[gi][32]}}, s3_hl[gi]}
+                                   + {{31{s3_lh[gi][32]}}, s3_lh[gi]};
             wire signed [63:0] cval = (s6_val[gi] < lo64) ? lo64
                                     : (s6_val[gi] > hi64) ? hi64 : s6_val[gi];
             always @(posedge clk) begin
                 s1_m[gi] <= (gi < col_npix);
                 s1_acc[gi] <= arr_col_data[gi*ACC_BITS +: ACC_BITS];
                 s2_sum[gi] <= s1_acc[gi] + p_bias;
-                s3_lo[gi] <= s2_sum[gi] * $signed({1'b0, s2_mult[15:0]});
-                s3_hi[gi] <= s2_sum[gi] * $signed(s2_mult[31:16]);
+                s3_hh[gi] <= sh * mh;
+                s3_hl[gi] <= sh * ml;
+                s3_lh[gi] <= sl * mh;
+                s3_ll[gi] <= s2_sum[gi][15:0] * s2_mult[15:0];
                 s3_bit[gi] <= (s2_sum[gi] >= s2_mult) ^ s2_flip;
-                s4_prod[gi] <= (hi_x <<< 16) + lo_x;
+                s4_prod[gi] <= $signed({s3_hh[gi], s3_ll[gi]}) + (mid <<< 16);
                 s5_sum[gi] <= s4_prod[gi] + s4_rnd;
                 s6_val[gi] <= s5_sum[gi] >>> s5_shift;
                 s7_d[gi*8 +: 8] <= m_thresh ? (s6_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
@@ -607,18 +648,24 @@ module core_main #(
         end
     end
 
-    // pipeline, every lane (registers vN_* hold the element issued N cycles earlier): issue
-    // (the ifmap reads), 1 the ifmap word (its byte is selected), 2 the byte (times the
-    // multiplier), 3 the product (accumulated: max or sum); after the window's last element
-    // 4 the accumulator (+ rounding), 5 the rounded sum (arithmetic shift), 6 the shifted
-    // value (clamped to a byte), 7 the R bytes, written to the ofmap at once (masked: lanes
-    // past C*P*Q)
+    // pipeline, every lane (registers v1_*, vw_*, v2_*, vp_*, v3_* hold the element issued 1
+    // to 5 cycles earlier): issue (the ifmap reads), 1 the ifmap word (registered, Fmax), w the
+    // registered word (its byte is selected), 2 the byte (times the multiplier's low and high
+    // 16 bits: one DSP multiplier each, Fmax), p the two partial products, 3 the product
+    // (accumulated: max or sum); after the window's last element 4 the accumulator (+
+    // rounding), 5 the rounded sum (arithmetic shift), 6 the shifted value (clamped to a
+    // byte), 7 the R bytes, written to the ofmap at once (masked: lanes past C*P*Q)
     reg        v1_v, v1_first, v1_last, v1_m1, v2_v, v2_first, v2_last, v2_m1;
+    reg        vw_v, vw_first, vw_last, vw_m1, vp_v, vp_first, vp_last;
     reg        v3_v, v3_first, v3_last, v4_v, v5_v, v6_v, v7_v;
-    reg  [R-1:0] v1_in, v2_in, v3_in, v1_m, v2_m, v3_m, v4_m, v5_m, v6_m, v7_m;
-    reg  [31:0] v1_out, v2_out, v3_out, v4_out, v5_out, v6_out, v7_out;
+    reg  [R-1:0] v1_in, vw_in, v2_in, vp_in, v3_in;
+    reg  [R-1:0] v1_m, vw_m, v2_m, vp_m, v3_m, v4_m, v5_m, v6_m, v7_m;
+    reg  [31:0] v1_out, vw_out, v2_out, vp_out, v3_out, v4_out, v5_out, v6_out, v7_out;
     reg  [8*R-1:0] v7_d;
     reg  signed [7:0]  v2_x [0:R-1];
+    reg  signed [7:0]  vp_x [0:R-1];
+    reg  signed [24:0] vp_tl [0:R-1];   // byte * the multiplier's low 16 bits (unsigned)
+    reg  signed [23:0] vp_th [0:R-1];   // byte * the multiplier's high 16 bits (signed)
     reg  signed [7:0]  v3_x [0:R-1];
     reg  signed [39:0] v3_t [0:R-1];
     reg  signed [63:0] vacc [0:R-1];
@@ -629,6 +676,8 @@ module core_main #(
     wire signed [8:0]  v_hi = d_hi[8:0];
     wire signed [63:0] v_init = (vmode == 2'd0) ? -64'sd256 : 64'sd0;
     wire signed [31:0] v_mult = v2_m1 ? desc[D_MULT1] : desc[D_MULT0];
+    wire signed [16:0] v_ml = {1'b0, v_mult[15:0]};
+    wire signed [15:0] v_mh = v_mult[31:16];
 
     always @(posedge clk) begin
         if (rst) begin
@@ -636,8 +685,10 @@ module core_main #(
             v6_v <= 1'b0; v7_v <= 1'b0;
         end else begin
             v1_v <= v_run;
-            v2_v <= v1_v;
-            v3_v <= v2_v;
+            vw_v <= v1_v;
+            v2_v <= vw_v;
+            vp_v <= v2_v;
+            v3_v <= vp_v;
             v4_v <= v3_v & v3_last;
             v5_v <= v4_v;
             v6_v <= v5_v;
@@ -646,10 +697,14 @@ module core_main #(
         v1_first <= v_first; v1_last <= v_lastw; v1_m1 <= (vr != 0); v1_in <= v_inb;
         v1_m <= (vg == vk_g1) ? vk_lmask : {R{1'b1}};
         v1_out <= vout + {{(32-LB){1'b0}}, o_off};  // ofmap byte of lane 0's output
-        v2_first <= v1_first; v2_last <= v1_last; v2_m1 <= v1_m1; v2_in <= v1_in;
-        v2_m <= v1_m; v2_out <= v1_out;
-        v3_first <= v2_first; v3_last <= v2_last; v3_in <= v2_in; v3_m <= v2_m;
-        v3_out <= v2_out;
+        vw_first <= v1_first; vw_last <= v1_last; vw_m1 <= v1_m1; vw_in <= v1_in;
+        vw_m <= v1_m; vw_out <= v1_out;
+        v2_first <= vw_first; v2_last <= vw_last; v2_m1 <= vw_m1; v2_in <= vw_in;
+        v2_m <= vw_m; v2_out <= vw_out;
+        vp_first <= v2_first; vp_last <= v2_last; vp_in <= v2_in; vp_m <= v2_m;
+        vp_out <= v2_out;
+        v3_first <= vp_first; v3_last <= vp_last; v3_in <= vp_in; v3_m <= vp_m;
+        v3_out <= vp_out;
         v4_m <= v3_m; v4_out <= v3_out;
         v5_m <= v4_m; v5_out <= v4_out;
         v6_m <= v5_m; v6_out <= v5_out;
@@ -677,8 +732,12 @@ module core_main #(
                                    : (v6_q[gi] > v_hi) ? v_hi : v6_q[gi];
             always @(posedge clk) begin
                 v2_x[gi] <= if_rd[gi*8 +: 8];
-                v3_x[gi] <= v2_x[gi];
-                v3_t[gi] <= v2_x[gi] * v_mult;
+                vp_x[gi] <= v2_x[gi];
+                vp_tl[gi] <= v2_x[gi] * v_ml;
+                vp_th[gi] <= v2_x[gi] * v_mh;
+                v3_x[gi] <= vp_x[gi];
+                v3_t[gi] <= ({{16{vp_th[gi][23]}}, vp_th[gi]} <<< 16)
+                            + {{15{vp_tl[gi][24]}}, vp_tl[gi]};
                 if (v3_v) vacc[gi] <= nxt;
                 v5_s[gi] <= vacc[gi] + vk_rnd;
                 v6_q[gi] <= q[8:0];
