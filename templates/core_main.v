@@ -86,7 +86,7 @@ module core_main #(
     // beat_last to the array's results, beyond the skew: the buffers' read-word registers,
     // core_array's input register, core_pe's term register (Fmax)
     localparam integer A_LAT      = 3;
-    localparam integer FLUSH_C    = R + C + 7 + A_LAT;  // last beat's skew, column walk, pipelines
+    localparam integer FLUSH_C    = R + C + 8 + A_LAT;  // last beat's skew, column walk, pipelines
     localparam integer MIN_P      = (R > C) ? R : C;  // shortest tile period of the read-out
     // descriptor word indices (autochip.builder.program.FIELDS); kt and cg are carried for
     // the host (plan.json) and not read by the RTL.
@@ -282,10 +282,21 @@ module core_main #(
     // short tiles MIN_P apart for the read-out); tile_end is its last cycle
     wire [31:0] tper     = (desc[D_T] > MIN_P) ? desc[D_T] : MIN_P;
     wire       issue     = (st == S_STREAM) & (j < desc[D_T]);
-    wire       beat_last = issue & (j == desc[D_T] - 32'd1);
-    wire       tile_end  = (st == S_STREAM) & (j == tper - 32'd1);
-    wire       more_tip  = (tip + 32'd1 < np);
-    wire       lane_adv  = tile_end & ~more_tip & (pt + 32'd1 < desc[D_NPT]);
+    // the loop bounds, registered (Fmax: equality tests of registers; desc is stable while a
+    // layer runs, np while its pass streams; tip < np and pt < NPT while streaming)
+    reg  [31:0] k_t1, k_tper1, k_np1, k_npt1, k_wgap;
+    always @(posedge clk) begin
+        k_t1 <= desc[D_T] - 32'd1;
+        k_tper1 <= tper - 32'd1;
+        k_np1 <= np - 32'd1;
+        k_npt1 <= desc[D_NPT] - 32'd1;
+        k_wgap <= desc[D_W] - desc[D_KS] + 32'd1;
+    end
+    wire       beat_last = issue & (j == k_t1);
+    wire       tile_end  = (st == S_STREAM) & (j == k_tper1);
+    wire       more_tip  = (tip != k_np1);
+    wire       last_pt   = (pt == k_npt1);
+    wire       lane_adv  = tile_end & ~more_tip & ~last_pt;
     reg        iss_d, last_d, iss_q, last_q;
     reg  [R-1:0] lv_d, lv_q;
     reg  [7:0] pad_d;
@@ -433,16 +444,19 @@ module core_main #(
 
     // post-processing, R lanes: 1 column select, 2 + bias, 3 partial products (16 x 16 bits:
     // one DSP multiplier each, Fmax) / threshold compare, 4 product, 5 + rounding, 6 arithmetic
-    // shift, 7 clamp (or +-1) to a byte
-    reg               s1_v, s2_v, s3_v, s4_v, s5_v, s6_v, s7_v;
-    reg  [31:0]       s1_a, s2_a, s3_a, s4_a, s5_a, s6_a, s7_a;
-    reg  [R-1:0]      s1_m, s2_m, s3_m, s4_m, s5_m, s6_m, s7_m;
+    // shift by the shift's multiple of 8 (and whether the result leaves 9 bits), 7 the rest
+    // of the shift (the low 9 bits kept), 8 clamp (or +-1) to a byte (the shift in two stages:
+    // Fmax; lo, hi fit a byte: the compiler checks)
+    reg               s1_v, s2_v, s3_v, s4_v, s5_v, s6_v, s7_v, s8_v;
+    reg  [31:0]       s1_a, s2_a, s3_a, s4_a, s5_a, s6_a, s7_a, s8_a;
+    reg  [R-1:0]      s1_m, s2_m, s3_m, s4_m, s5_m, s6_m, s7_m, s8_m;
     reg  [31:0]       s1_cc;
     reg  signed [31:0] s2_mult;
-    reg  [7:0]        s2_shift, s3_shift, s4_shift, s5_shift;
+    reg  [7:0]        s2_shift, s3_shift, s4_shift, s5_shift, s6_shift;
     reg               s2_flip;
     reg  signed [63:0] s4_rnd;
-    reg  [8*R-1:0]    s7_d;
+    reg  [63:0]       s4_mhi, s5_mhi;  // bits of a rounded sum above a 9-bit result
+    reg  [8*R-1:0]    s8_d;
     reg  signed [31:0] s1_acc [0:R-1];
     reg  signed [31:0] s2_sum [0:R-1];
     // sum = sh 2^16 + sl, mult = mh 2^16 + ml (sh, mh signed; sl, ml unsigned)
@@ -450,28 +464,31 @@ module core_main #(
     reg  signed [32:0] s3_hl [0:R-1];   // sh * ml
     reg  signed [32:0] s3_lh [0:R-1];   // sl * mh
     reg  [31:0]        s3_ll [0:R-1];   // sl * ml
-    reg  [R-1:0]      s3_bit, s4_bit, s5_bit, s6_bit;
+    reg  [R-1:0]      s3_bit, s4_bit, s5_bit, s6_bit, s7_bit;
     reg  signed [63:0] s4_prod [0:R-1];
     reg  signed [63:0] s5_sum [0:R-1];
-    reg  signed [63:0] s6_val [0:R-1];
+    reg  signed [63:0] s6_c [0:R-1];     // shifted by the multiple of 8
+    reg  [R-1:0]      s6_big, s6_neg, s7_big, s7_neg;  // the result is outside 9 bits / < 0
+    reg  signed [8:0] s7_q [0:R-1];      // the result's low 9 bits
     assign p_sel = s1_cc;
     wire signed [31:0] p_bias = p_rd[31:0];
     wire signed [31:0] p_mult = p_rd[63:32];
-    wire signed [63:0] lo64 = {{32{d_lo[31]}}, d_lo};
-    wire signed [63:0] hi64 = {{32{d_hi[31]}}, d_hi};
+    wire signed [8:0] p_lo = d_lo[8:0];
+    wire signed [8:0] p_hi = d_hi[8:0];
 
     always @(posedge clk) begin
         if (rst) begin
             s1_v <= 1'b0; s2_v <= 1'b0; s3_v <= 1'b0; s4_v <= 1'b0; s5_v <= 1'b0;
-            s6_v <= 1'b0; s7_v <= 1'b0;
+            s6_v <= 1'b0; s7_v <= 1'b0; s8_v <= 1'b0;
         end else begin
             s1_v <= col_run & (sc < col_kleft);
             s2_v <= s1_v; s3_v <= s2_v; s4_v <= s3_v; s5_v <= s4_v; s6_v <= s5_v;
-            s7_v <= s6_v;
+            s7_v <= s6_v; s8_v <= s7_v;
         end
         s1_a <= col_addr; s2_a <= s1_a; s3_a <= s2_a; s4_a <= s3_a; s5_a <= s4_a;
-        s6_a <= s5_a; s7_a <= s6_a;
+        s6_a <= s5_a; s7_a <= s6_a; s8_a <= s7_a;
         s2_m <= s1_m; s3_m <= s2_m; s4_m <= s3_m; s5_m <= s4_m; s6_m <= s5_m; s7_m <= s6_m;
+        s8_m <= s7_m;
         s1_cc <= sc;
         s2_mult <= p_mult;
         s2_shift <= p_rd[71:64];
@@ -479,8 +496,11 @@ module core_main #(
         s3_shift <= s2_shift;
         s4_shift <= s3_shift;
         s4_rnd <= 64'sd1 <<< (s3_shift - 8'd1);
+        s4_mhi <= {64{1'b1}} << ({1'b0, s3_shift} + 9'd8);
+        s5_mhi <= s4_mhi;
         s5_shift <= s4_shift;
-        s4_bit <= s3_bit; s5_bit <= s4_bit; s6_bit <= s5_bit;
+        s6_shift <= s5_shift;
+        s4_bit <= s3_bit; s5_bit <= s4_bit; s6_bit <= s5_bit; s7_bit <= s6_bit;
     end
 
     generate
@@ -491,8 +511,15 @@ module core_main #(
             wire signed [16:0] ml = {1'b0, s2_mult[15:0]};
             wire signed [63:0] mid = {{31{s3_hl[gi][32]}}, s3_hl[gi]}
                                    + {{31{s3_lh[gi][32]}}, s3_lh[gi]};
-            wire signed [63:0] cval = (s6_val[gi] < lo64) ? lo64
-                                    : (s6_val[gi] > hi64) ? hi64 : s6_val[gi];
+            // (the shifts read wire copies of the lanes' words: Icarus 11 mis-emits a shift of
+            // an array word in a continuous assignment)
+            wire signed [63:0] s5w = s5_sum[gi];
+            wire signed [63:0] c6 = s5w >>> {s5_shift[7:3], 3'b000};
+            wire signed [63:0] s6w = s6_c[gi];
+            wire signed [63:0] f7 = s6w >>> s6_shift[2:0];
+            wire signed [8:0]  cval = s7_big[gi] ? (s7_neg[gi] ? p_lo : p_hi)
+                                    : (s7_q[gi] < p_lo) ? p_lo
+                                    : (s7_q[gi] > p_hi) ? p_hi : s7_q[gi];
             always @(posedge clk) begin
                 s1_m[gi] <= (gi < col_npix);
                 s1_acc[gi] <= arr_col_data[gi*ACC_BITS +: ACC_BITS];
@@ -504,8 +531,13 @@ module core_main #(
                 s3_bit[gi] <= (s2_sum[gi] >= s2_mult) ^ s2_flip;
                 s4_prod[gi] <= $signed({s3_hh[gi], s3_ll[gi]}) + (mid <<< 16);
                 s5_sum[gi] <= s4_prod[gi] + s4_rnd;
-                s6_val[gi] <= s5_sum[gi] >>> s5_shift;
-                s7_d[gi*8 +: 8] <= m_thresh ? (s6_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
+                s6_c[gi] <= c6;
+                s6_big[gi] <= |((s5_sum[gi] ^ {64{s5_sum[gi][63]}}) & s5_mhi);
+                s6_neg[gi] <= s5_sum[gi][63];
+                s7_q[gi] <= f7[8:0];
+                s7_big[gi] <= s6_big[gi];
+                s7_neg[gi] <= s6_neg[gi];
+                s8_d[gi*8 +: 8] <= m_thresh ? (s7_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
             end
         end
     endgenerate
@@ -750,9 +782,9 @@ module core_main #(
 
     // ofmap write port: R bytes of the post-processing or of the vector engine, at any byte
     // address: a window of two consecutive words (one in each bank)
-    wire [O_ADDR-1:0]  ow_a = v7_v ? v7_out[O_ADDR-1:0] : s7_a[O_ADDR-1:0];
-    wire [8*R-1:0]     ow_d = v7_v ? v7_d : s7_d;
-    wire [R-1:0]       ow_m = v7_v ? v7_m : (s7_v ? s7_m : {R{1'b0}});
+    wire [O_ADDR-1:0]  ow_a = v7_v ? v7_out[O_ADDR-1:0] : s8_a[O_ADDR-1:0];
+    wire [8*R-1:0]     ow_d = v7_v ? v7_d : s8_d;
+    wire [R-1:0]       ow_m = v7_v ? v7_m : (s8_v ? s8_m : {R{1'b0}});
     always @(*) begin
         o_win_d = {{(16*O_WB-8*R){1'b0}}, ow_d} << {ow_a[O_WBL-1:0], 3'b000};
         o_win_m = {{(2*O_WB-R){1'b0}}, ow_m} << ow_a[O_WBL-1:0];
@@ -872,7 +904,7 @@ module core_main #(
                 S_LP_W: if (dma_done) st <= (t_ps == 32'd0) ? S_IN : S_INIT;
                 S_INIT: if (icnt == R - 1) st <= S_TILE;
                 S_TILE: st <= S_STREAM;
-                S_STREAM: if (tile_end & ~more_tip & ~(pt + 32'd1 < desc[D_NPT])) st <= S_FLUSH;
+                S_STREAM: if (tile_end & ~more_tip & last_pt) st <= S_FLUSH;
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
                 S_WB: begin
                     // the layer's last write-back is posted: the next descriptor starts at once
@@ -940,16 +972,16 @@ module core_main #(
                     // beat counters (while issuing), then the step to the next tile at tile_end
                     j <= j + 32'd1;
                     if (issue) begin
-                        if (ks == desc[D_KS] - 32'd1) begin
+                        if (ks == vk_ks1) begin
                             ks <= 32'd0;
-                            if (kr == desc[D_KR] - 32'd1) begin
+                            if (kr == vk_kr1) begin
                                 kr <= 32'd0;
                                 woff <= 32'd0;
                                 cl <= cl + 32'd1;
                                 cofs <= cofs + desc[D_HW];
                             end else begin
                                 kr <= kr + 32'd1;
-                                woff <= woff + desc[D_W] - desc[D_KS] + 32'd1;
+                                woff <= woff + k_wgap;
                             end
                         end else begin
                             ks <= ks + 32'd1;

@@ -13,7 +13,7 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   set-up (1), then the ``npt * np`` array tiles of the pass back to back, ``max(T, R, C)``
   cycles each (T beats, one per cycle; the array has no fill or drain gap between tiles and
   the column walk of a tile's results through the post-processing overlaps the next tiles;
-  a tile shorter than R or C waits for the read-out); then an ``R + C + 10``-cycle flush (the
+  a tile shorter than R or C waits for the read-out); then an ``R + C + 11``-cycle flush (the
   last beat's way through the array and its 3 pipeline registers, the last column walk and
   the post-processing pipeline) and one write-back of the pass's output channels (contiguous
   in DRAM: PQ bytes per valid channel); finally 1 cycle to step the program. The first pass's
@@ -59,8 +59,8 @@ ARRAY_LATENCY = 3
 def flush_compute_cycles(rows: int, cols: int) -> int:
     """core_main.v FLUSH_C: after the pass's last tile, its last beat's way through the array
     (R plus ``ARRAY_LATENCY`` pipeline registers), the column walk (C) and the
-    post-processing pipeline, ``R + C + 10``."""
-    return rows + cols + 7 + ARRAY_LATENCY
+    post-processing pipeline (8 stages), ``R + C + 11``."""
+    return rows + cols + 8 + ARRAY_LATENCY
 
 
 DESC_BYTES = 256  # autochip.builder.program.DESC_BYTES
