@@ -82,7 +82,7 @@ module core_main #(
 );
     localparam integer DESC_WORDS = 64;
     localparam integer PREC_BYTES = 16;   // bytes of one per-channel parameter record
-    localparam integer FLUSH      = 9;    // cycles to drain the vector engine's pipeline
+    localparam integer FLUSH      = 10;   // cycles to drain the vector engine's pipeline
     // beat_last to the array's results, beyond the skew: the buffers' read-word registers,
     // core_array's input register, core_pe's term register (Fmax)
     localparam integer A_LAT      = 3;
@@ -685,14 +685,15 @@ module core_main #(
     // registered word (its byte is selected), 2 the byte (times the multiplier's low and high
     // 16 bits: one DSP multiplier each, Fmax), p the two partial products, 3 the product
     // (accumulated: max or sum); after the window's last element 4 the accumulator (+
-    // rounding), 5 the rounded sum (arithmetic shift), 6 the shifted value (clamped to a
-    // byte), 7 the R bytes, written to the ofmap at once (masked: lanes past C*P*Q)
+    // rounding), 5 the rounded sum (arithmetic shift by the shift's multiple of 8), c the
+    // coarsely shifted sum (the rest of the shift), 6 the shifted value (clamped to a byte),
+    // 7 the R bytes, written to the ofmap at once (masked: lanes past C*P*Q)
     reg        v1_v, v1_first, v1_last, v1_m1, v2_v, v2_first, v2_last, v2_m1;
     reg        vw_v, vw_first, vw_last, vw_m1, vp_v, vp_first, vp_last;
-    reg        v3_v, v3_first, v3_last, v4_v, v5_v, v6_v, v7_v;
+    reg        v3_v, v3_first, v3_last, v4_v, v5_v, vc_v, v6_v, v7_v;
     reg  [R-1:0] v1_in, vw_in, v2_in, vp_in, v3_in;
-    reg  [R-1:0] v1_m, vw_m, v2_m, vp_m, v3_m, v4_m, v5_m, v6_m, v7_m;
-    reg  [31:0] v1_out, vw_out, v2_out, vp_out, v3_out, v4_out, v5_out, v6_out, v7_out;
+    reg  [R-1:0] v1_m, vw_m, v2_m, vp_m, v3_m, v4_m, v5_m, vc_m, v6_m, v7_m;
+    reg  [31:0] v1_out, vw_out, v2_out, vp_out, v3_out, v4_out, v5_out, vc_out, v6_out, v7_out;
     reg  [8*R-1:0] v7_d;
     reg  signed [7:0]  v2_x [0:R-1];
     reg  signed [7:0]  vp_x [0:R-1];
@@ -702,6 +703,8 @@ module core_main #(
     reg  signed [39:0] v3_t [0:R-1];
     reg  signed [63:0] vacc [0:R-1];
     reg  signed [63:0] v5_s [0:R-1];
+    reg  signed [63:0] vc_c [0:R-1];      // shifted by the shift's multiple of 8 (Fmax)
+    reg  [R-1:0]       vc_big, vc_neg;
     reg  signed [8:0]  v6_q [0:R-1];      // the result's low 9 bits
     reg  [R-1:0]       v6_big, v6_neg;    // the result is outside 9 bits / negative
     wire signed [8:0]  v_lo = d_lo[8:0];  // lo, hi fit a byte (the compiler checks)
@@ -714,7 +717,7 @@ module core_main #(
     always @(posedge clk) begin
         if (rst) begin
             v1_v <= 1'b0; v2_v <= 1'b0; v3_v <= 1'b0; v4_v <= 1'b0; v5_v <= 1'b0;
-            v6_v <= 1'b0; v7_v <= 1'b0;
+            vc_v <= 1'b0; v6_v <= 1'b0; v7_v <= 1'b0;
         end else begin
             v1_v <= v_run;
             vw_v <= v1_v;
@@ -723,7 +726,8 @@ module core_main #(
             v3_v <= vp_v;
             v4_v <= v3_v & v3_last;
             v5_v <= v4_v;
-            v6_v <= v5_v;
+            vc_v <= v5_v;
+            v6_v <= vc_v;
             v7_v <= v6_v;
         end
         v1_first <= v_first; v1_last <= v_lastw; v1_m1 <= (vr != 0); v1_in <= v_inb;
@@ -739,7 +743,8 @@ module core_main #(
         v3_out <= vp_out;
         v4_m <= v3_m; v4_out <= v3_out;
         v5_m <= v4_m; v5_out <= v4_out;
-        v6_m <= v5_m; v6_out <= v5_out;
+        vc_m <= v5_m; vc_out <= v5_out;
+        v6_m <= vc_m; v6_out <= vc_out;
         v7_m <= v6_m; v7_out <= v6_out;
     end
 
@@ -757,8 +762,11 @@ module core_main #(
             // [lo, hi] (within a byte) needs no more
             // (the shift reads a wire copy of the lane's word: Icarus 11 mis-emits a shift of an
             // array word in a continuous assignment, a corrupt .vvp)
+            // (in two stages, Fmax: by the shift's multiple of 8, then the rest)
             wire signed [63:0] s5 = v5_s[gi];
-            wire signed [63:0] q = s5 >>> vk_sh;
+            wire signed [63:0] c5 = s5 >>> {vk_sh[7:3], 3'b000};
+            wire signed [63:0] sc6 = vc_c[gi];
+            wire signed [63:0] q = sc6 >>> vk_sh[2:0];
             wire signed [8:0]  vcl = v6_big[gi] ? (v6_neg[gi] ? v_lo : v_hi)
                                    : (v6_q[gi] < v_lo) ? v_lo
                                    : (v6_q[gi] > v_hi) ? v_hi : v6_q[gi];
@@ -772,9 +780,12 @@ module core_main #(
                             + {{15{vp_tl[gi][24]}}, vp_tl[gi]};
                 if (v3_v) vacc[gi] <= nxt;
                 v5_s[gi] <= vacc[gi] + vk_rnd;
+                vc_c[gi] <= c5;
+                vc_big[gi] <= |((v5_s[gi] ^ {64{v5_s[gi][63]}}) & vk_mhi);
+                vc_neg[gi] <= v5_s[gi][63];
                 v6_q[gi] <= q[8:0];
-                v6_big[gi] <= |((v5_s[gi] ^ {64{v5_s[gi][63]}}) & vk_mhi);
-                v6_neg[gi] <= v5_s[gi][63];
+                v6_big[gi] <= vc_big[gi];
+                v6_neg[gi] <= vc_neg[gi];
             end
             always @(posedge clk) v7_d[gi*8 +: 8] <= vcl[7:0];
         end

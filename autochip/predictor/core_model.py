@@ -23,7 +23,7 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
 * vector layer: fetch, decode, input load(s), lane initialisation (R), then R lanes compute
   R consecutive outputs at a time, one window element per lane per cycle
-  (``ceil(C * P * Q / R) * KR * KS``), flush (9), one write-back of C * P * Q bytes, 1 step
+  (``ceil(C * P * Q / R) * KR * KS``), flush (10), one write-back of C * P * Q bytes, 1 step
   cycle.
 """
 
@@ -48,7 +48,7 @@ __all__ = [
     "flush_compute_cycles",
 ]
 
-FLUSH_CYCLES = 9  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
+FLUSH_CYCLES = 10  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
 
 
 # core_main.v A_LAT: the buffers' read-word registers, core_array's input register and
