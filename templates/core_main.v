@@ -300,6 +300,31 @@ module core_main #(
     reg        iss_d, last_d, iss_q, last_q;
     reg  [R-1:0] lv_d, lv_q;
     reg  [7:0] pad_d;
+    // the lanes' step constants, registered from the descriptor (Fmax: the step is a
+    // carry-select of two sums, the wrap a compare of the old x, all side by side): index 0
+    // the step by one pixel (S_INIT), 1 by R pixels; kl_w*: the step when x wraps, which it
+    // does when x >= kl_q
+    reg  signed [31:0] kl_q [0:1];
+    reg  signed [31:0] kl_wx [0:1];
+    reg  signed [31:0] kl_wox [0:1];
+    reg  signed [31:0] kl_woy [0:1];
+    reg  signed [31:0] kl_wb [0:1];
+    // st == S_INIT one cycle late (Fmax: a register drives the lanes' step muxes): exact for
+    // the steps, which start in S_INIT's second cycle (lane 1) and in S_STREAM (after S_TILE)
+    reg                lane_by1;
+    always @(posedge clk) begin
+        lane_by1  <= (st == S_INIT);
+        kl_q[0]   <= $signed(desc[D_Q]) - $signed(desc[D_A1_X]);
+        kl_q[1]   <= $signed(desc[D_Q]) - $signed(desc[D_AR_X]);
+        kl_wx[0]  <= $signed(desc[D_A1_X]) - $signed(desc[D_Q]);
+        kl_wx[1]  <= $signed(desc[D_AR_X]) - $signed(desc[D_Q]);
+        kl_wox[0] <= $signed(desc[D_A1_OX]) - $signed(desc[D_WRAP_OX]);
+        kl_wox[1] <= $signed(desc[D_AR_OX]) - $signed(desc[D_WRAP_OX]);
+        kl_woy[0] <= $signed(desc[D_A1_OY]) + $signed(desc[D_SH]);
+        kl_woy[1] <= $signed(desc[D_AR_OY]) + $signed(desc[D_SH]);
+        kl_wb[0]  <= $signed(desc[D_A1_BASE]) + $signed(desc[D_WRAP_BASE]);
+        kl_wb[1]  <= $signed(desc[D_AR_BASE]) + $signed(desc[D_WRAP_BASE]);
+    end
 
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_lane
@@ -313,16 +338,20 @@ module core_main #(
             assign arr_a[gi*A_BITS +: A_BITS] = lv_q[gi] ? if_rd[gi*8 +: A_BITS]
                                                          : pad_d[A_BITS-1:0];
             // step this lane: by one pixel (init from lane gi-1) or by R pixels (tile advance)
-            wire        by1 = (st == S_INIT);
+            wire        by1 = lane_by1;
             wire signed [31:0] sx  = (gi == 0 || !by1) ? lx[gi]  : lx[gi-1];
             wire signed [31:0] sox = (gi == 0 || !by1) ? lox[gi] : lox[gi-1];
             wire signed [31:0] soy = (gi == 0 || !by1) ? loy[gi] : loy[gi-1];
             wire signed [31:0] sb  = (gi == 0 || !by1) ? lb[gi]  : lb[gi-1];
-            wire signed [31:0] nx  = sx + $signed(by1 ? desc[D_A1_X] : desc[D_AR_X]);
-            wire signed [31:0] nox = sox + $signed(by1 ? desc[D_A1_OX] : desc[D_AR_OX]);
-            wire signed [31:0] noy = soy + $signed(by1 ? desc[D_A1_OY] : desc[D_AR_OY]);
-            wire signed [31:0] nb  = sb + $signed(by1 ? desc[D_A1_BASE] : desc[D_AR_BASE]);
-            wire wrap = (nx >= $signed(desc[D_Q]));
+            wire        wrap = (sx >= (by1 ? kl_q[0] : kl_q[1]));
+            wire signed [31:0] nx  = wrap ? sx + (by1 ? kl_wx[0] : kl_wx[1])
+                                          : sx + $signed(by1 ? desc[D_A1_X] : desc[D_AR_X]);
+            wire signed [31:0] nox = wrap ? sox + (by1 ? kl_wox[0] : kl_wox[1])
+                                          : sox + $signed(by1 ? desc[D_A1_OX] : desc[D_AR_OX]);
+            wire signed [31:0] noy = wrap ? soy + (by1 ? kl_woy[0] : kl_woy[1])
+                                          : soy + $signed(by1 ? desc[D_A1_OY] : desc[D_AR_OY]);
+            wire signed [31:0] nb  = wrap ? sb + (by1 ? kl_wb[0] : kl_wb[1])
+                                          : sb + $signed(by1 ? desc[D_A1_BASE] : desc[D_AR_BASE]);
             always @(posedge clk) begin
                 if (st == S_INIT && icnt == gi) begin
                     if (gi == 0) begin
@@ -331,16 +360,16 @@ module core_main #(
                         loy[gi] <= $signed(desc[D_OY0]);
                         lb[gi]  <= $signed(desc[D_BASE0]);
                     end else begin
-                        lx[gi]  <= wrap ? nx - $signed(desc[D_Q]) : nx;
-                        lox[gi] <= wrap ? nox - $signed(desc[D_WRAP_OX]) : nox;
-                        loy[gi] <= wrap ? noy + $signed(desc[D_SH]) : noy;
-                        lb[gi]  <= wrap ? nb + $signed(desc[D_WRAP_BASE]) : nb;
+                        lx[gi]  <= nx;
+                        lox[gi] <= nox;
+                        loy[gi] <= noy;
+                        lb[gi]  <= nb;
                     end
                 end else if (lane_adv) begin
-                    lx[gi]  <= wrap ? nx - $signed(desc[D_Q]) : nx;
-                    lox[gi] <= wrap ? nox - $signed(desc[D_WRAP_OX]) : nox;
-                    loy[gi] <= wrap ? noy + $signed(desc[D_SH]) : noy;
-                    lb[gi]  <= wrap ? nb + $signed(desc[D_WRAP_BASE]) : nb;
+                    lx[gi]  <= nx;
+                    lox[gi] <= nox;
+                    loy[gi] <= noy;
+                    lb[gi]  <= nb;
                 end
             end
             always @(posedge clk) begin
