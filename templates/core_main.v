@@ -593,6 +593,10 @@ module core_main #(
     reg  signed [VW-1:0] vk_y [0:1][0:3];  // y step for the carries {c2, c1}
     reg  [IF_ADDR-1:0]   vk_b [0:1][0:3];  // address step for the carries {c2, c1}
     reg  signed [VW-1:0] vk_xt, vk_yt;      // x wraps when x' >= vk_xt, y when y' >= vk_yt
+    // the same tests on the old coordinates (Fmax: side by side with the sums): x wraps when
+    // x >= vk_xq[K], y when y >= vk_yq[K][c1]
+    reg  signed [VW-1:0] vk_xq [0:1];
+    reg  signed [VW-1:0] vk_yq [0:1][0:1];
     reg  [31:0] vk_kr1, vk_ks1, vk_g1, vk_wgap;
     reg  [R-1:0] vk_lmask;               // lanes of the last group
     reg  signed [63:0] vk_rnd;           // 2^(s-1) (0 for max pooling)
@@ -625,6 +629,13 @@ module core_main #(
                       + desc[D_V_CWRAP][IF_ADDR-1:0];
         vk_xt <= desc[D_OX0][VW-1:0] + desc[D_WRAP_OX][VW-1:0];
         vk_yt <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0];
+        vk_xq[0] <= desc[D_OX0][VW-1:0] + desc[D_WRAP_OX][VW-1:0] - desc[D_AR_OX][VW-1:0];
+        vk_xq[1] <= desc[D_OX0][VW-1:0] + desc[D_WRAP_OX][VW-1:0] - desc[D_SW][VW-1:0];
+        vk_yq[0][0] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0] - desc[D_AR_OY][VW-1:0];
+        vk_yq[0][1] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0] - desc[D_AR_OY][VW-1:0]
+                       - vd_sh;
+        vk_yq[1][0] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0];
+        vk_yq[1][1] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0] - vd_sh;
         vk_kr1 <= desc[D_KR] - 32'd1;
         vk_ks1 <= desc[D_KS] - 32'd1;
         vk_g1 <= desc[D_NPT] - 32'd1;
@@ -647,17 +658,23 @@ module core_main #(
     generate
         for (gi = 0; gi <= R; gi = gi + 1) begin : g_vstep
             localparam integer K = (gi == R) ? 1 : 0;
-            // next origin: carry-select over the wrap of x (c1) and of y (c2)
+            // next origin: carry-select over the wrap of x (c1) and of y (c2), every sum and
+            // test side by side (Fmax)
             wire signed [VW-1:0] nx0 = vlx[gi] + vk_x0[K];
             wire signed [VW-1:0] nx1 = vlx[gi] + vk_x1[K];
-            wire signed [VW-1:0] ny0 = vly[gi] + vk_y[K][0];
-            wire signed [VW-1:0] ny1 = vly[gi] + vk_y[K][1];
-            wire c1 = (nx0 >= vk_xt);
-            wire c2 = c1 ? (ny1 >= vk_yt) : (ny0 >= vk_yt);
+            wire c1 = (vlx[gi] >= vk_xq[K]);
+            wire c2 = c1 ? (vly[gi] >= vk_yq[K][1]) : (vly[gi] >= vk_yq[K][0]);
             wire [1:0] cc = {c2, c1};
+            wire signed [VW-1:0] nyk [0:3];
+            wire [IF_ADDR-1:0]   nbk [0:3];
+            genvar vk;
+            for (vk = 0; vk < 4; vk = vk + 1) begin : g_sum
+                assign nyk[vk] = vly[gi] + vk_y[K][vk];
+                assign nbk[vk] = vlb[gi] + vk_b[K][vk];
+            end
             wire signed [VW-1:0] nx = c1 ? nx1 : nx0;
-            wire signed [VW-1:0] ny = vly[gi] + vk_y[K][cc];
-            wire [IF_ADDR-1:0]   nb = vlb[gi] + vk_b[K][cc];
+            wire signed [VW-1:0] ny = nyk[cc];
+            wire [IF_ADDR-1:0]   nb = nbk[cc];
             if (gi == R) begin : g_cursor
                 always @(posedge clk) begin
                     if (st == S_DECODE) begin
