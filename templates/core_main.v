@@ -82,8 +82,11 @@ module core_main #(
 );
     localparam integer DESC_WORDS = 64;
     localparam integer PREC_BYTES = 16;   // bytes of one per-channel parameter record
-    localparam integer FLUSH      = 7;    // cycles to drain the vector engine's pipeline
-    localparam integer FLUSH_C    = R + C + 7;  // last beat's skew, column walk, pipelines
+    localparam integer FLUSH      = 10;   // cycles to drain the vector engine's pipeline
+    // beat_last to the array's results, beyond the skew: the buffers' read-word registers,
+    // core_array's input register, core_pe's term register (Fmax)
+    localparam integer A_LAT      = 3;
+    localparam integer FLUSH_C    = R + C + 8 + A_LAT;  // last beat's skew, column walk, pipelines
     localparam integer MIN_P      = (R > C) ? R : C;  // shortest tile period of the read-out
     // descriptor word indices (autochip.builder.program.FIELDS); kt and cg are carried for
     // the host (plan.json) and not read by the RTL.
@@ -163,6 +166,8 @@ module core_main #(
     wire [W_WORD-1:0]    w_we;
     reg  [W_ADDR-1:0]    w_ra;      // row index
     reg  [31:0]          w_slice;   // row within the word read
+    reg  [8*W_WORD-1:0]  w_rw_q;    // the word read and its row, registered (Fmax)
+    reg  [31:0]          w_slice_q;
     wire                 w_re;
     wire [C*8-1:0]       w_rd;
     // parameters: one word of P_TILE bytes per weight tile, record k at byte 16 k
@@ -189,14 +194,22 @@ module core_main #(
             always @(posedge clk) begin
                 if (if_re[gi]) if_lane[gi] <= if_ra[gi*IF_ADDR +: LB];
             end
-            assign if_rd[gi*8 +: 8] = if_rw[gi*8*BUS + if_lane[gi]*8 +: 8];
+            // Fmax: the word read is registered before its byte is selected (no logic after
+            // the block RAM's slow clock-to-output); the byte is there two cycles after the read
+            reg [8*BUS-1:0] rw_q;
+            reg [LB-1:0]    lane_q;
+            always @(posedge clk) begin
+                rw_q   <= if_rw[gi*8*BUS +: 8*BUS];
+                lane_q <= if_lane[gi];
+            end
+            assign if_rd[gi*8 +: 8] = rw_q[lane_q*8 +: 8];
         end
         for (gi = 0; gi < W_GRP; gi = gi + 1) begin : g_wwe
             assign w_we[gi*BUS +: BUS] = (w_load && (rd_word % W_GRP) == gi) ? rd_strb
                                                                           : {BUS{1'b0}};
         end
         for (gi = 0; gi < C; gi = gi + 1) begin : g_wrd
-            assign w_rd[gi*8 +: 8] = w_rw[(w_slice * W_ROW + gi) * 8 +: 8];
+            assign w_rd[gi*8 +: 8] = w_rw_q[(w_slice_q * W_ROW + gi) * 8 +: 8];
         end
         for (gi = 0; gi < P_GRP; gi = gi + 1) begin : g_pwe
             assign p_we[gi*BUS +: BUS] = (p_load && (rd_word % P_GRP) == gi) ? rd_strb
@@ -209,6 +222,8 @@ module core_main #(
         .re(w_re), .ra(w_ra[W_ROWS_LB +: W_WADDR]), .rd(w_rw));
     always @(posedge clk) begin
         if (w_re) w_slice <= {{(32-W_ADDR){1'b0}}, w_ra} % W_RPW;
+        w_rw_q <= w_rw;
+        w_slice_q <= w_slice;
     end
 
     core_wram #(.BYTES(P_TILE), .DEPTH(1 << P_TADDR), .ADDR(P_TADDR)) u_param (
@@ -272,18 +287,54 @@ module core_main #(
     // vector engine: its lanes' ifmap byte addresses (the read ports are shared)
     wire [R*IF_ADDR-1:0] v_ra;
 
-    // beat issue (cycle 0) and data (cycle 1)
+    // beat issue (cycle 0), the buffers' words (cycle 1), registered: the beat's data (cycle 2)
     // a tile is issued in tper >= T cycles, its beats in the first T (tper - T idle cycles keep
     // short tiles MIN_P apart for the read-out); tile_end is its last cycle
     wire [31:0] tper     = (desc[D_T] > MIN_P) ? desc[D_T] : MIN_P;
     wire       issue     = (st == S_STREAM) & (j < desc[D_T]);
-    wire       beat_last = issue & (j == desc[D_T] - 32'd1);
-    wire       tile_end  = (st == S_STREAM) & (j == tper - 32'd1);
-    wire       more_tip  = (tip + 32'd1 < np);
-    wire       lane_adv  = tile_end & ~more_tip & (pt + 32'd1 < desc[D_NPT]);
-    reg        iss_d, last_d;
-    reg  [R-1:0] lv_d;
+    // the loop bounds, registered (Fmax: equality tests of registers; desc is stable while a
+    // layer runs, np while its pass streams; tip < np and pt < NPT while streaming)
+    reg  [31:0] k_t1, k_tper1, k_np1, k_npt1, k_wgap;
+    always @(posedge clk) begin
+        k_t1 <= desc[D_T] - 32'd1;
+        k_tper1 <= tper - 32'd1;
+        k_np1 <= np - 32'd1;
+        k_npt1 <= desc[D_NPT] - 32'd1;
+        k_wgap <= desc[D_W] - desc[D_KS] + 32'd1;
+    end
+    wire       beat_last = issue & (j == k_t1);
+    wire       tile_end  = (st == S_STREAM) & (j == k_tper1);
+    wire       more_tip  = (tip != k_np1);
+    wire       last_pt   = (pt == k_npt1);
+    wire       lane_adv  = tile_end & ~more_tip & ~last_pt;
+    reg        iss_d, last_d, iss_q, last_q;
+    reg  [R-1:0] lv_d, lv_q;
     reg  [7:0] pad_d;
+    // the lanes' step constants, registered from the descriptor (Fmax: the step is a
+    // carry-select of two sums, the wrap a compare of the old x, all side by side): index 0
+    // the step by one pixel (S_INIT), 1 by R pixels; kl_w*: the step when x wraps, which it
+    // does when x >= kl_q
+    reg  signed [31:0] kl_q [0:1];
+    reg  signed [31:0] kl_wx [0:1];
+    reg  signed [31:0] kl_wox [0:1];
+    reg  signed [31:0] kl_woy [0:1];
+    reg  signed [31:0] kl_wb [0:1];
+    // st == S_INIT one cycle late (Fmax: a register drives the lanes' step muxes): exact for
+    // the steps, which start in S_INIT's second cycle (lane 1) and in S_STREAM (after S_TILE)
+    reg                lane_by1;
+    always @(posedge clk) begin
+        lane_by1  <= (st == S_INIT);
+        kl_q[0]   <= $signed(desc[D_Q]) - $signed(desc[D_A1_X]);
+        kl_q[1]   <= $signed(desc[D_Q]) - $signed(desc[D_AR_X]);
+        kl_wx[0]  <= $signed(desc[D_A1_X]) - $signed(desc[D_Q]);
+        kl_wx[1]  <= $signed(desc[D_AR_X]) - $signed(desc[D_Q]);
+        kl_wox[0] <= $signed(desc[D_A1_OX]) - $signed(desc[D_WRAP_OX]);
+        kl_wox[1] <= $signed(desc[D_AR_OX]) - $signed(desc[D_WRAP_OX]);
+        kl_woy[0] <= $signed(desc[D_A1_OY]) + $signed(desc[D_SH]);
+        kl_woy[1] <= $signed(desc[D_AR_OY]) + $signed(desc[D_SH]);
+        kl_wb[0]  <= $signed(desc[D_A1_BASE]) + $signed(desc[D_WRAP_BASE]);
+        kl_wb[1]  <= $signed(desc[D_AR_BASE]) + $signed(desc[D_WRAP_BASE]);
+    end
 
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_lane
@@ -294,19 +345,23 @@ module core_main #(
             assign if_ra[gi*IF_ADDR +: IF_ADDR] = (st == S_VRUN) ? v_ra[gi*IF_ADDR +: IF_ADDR]
                                                                 : ad[IF_ADDR-1:0];
             assign if_re[gi] = (issue & inb) | (st == S_VRUN);
-            assign arr_a[gi*A_BITS +: A_BITS] = lv_d[gi] ? if_rd[gi*8 +: A_BITS]
+            assign arr_a[gi*A_BITS +: A_BITS] = lv_q[gi] ? if_rd[gi*8 +: A_BITS]
                                                          : pad_d[A_BITS-1:0];
             // step this lane: by one pixel (init from lane gi-1) or by R pixels (tile advance)
-            wire        by1 = (st == S_INIT);
+            wire        by1 = lane_by1;
             wire signed [31:0] sx  = (gi == 0 || !by1) ? lx[gi]  : lx[gi-1];
             wire signed [31:0] sox = (gi == 0 || !by1) ? lox[gi] : lox[gi-1];
             wire signed [31:0] soy = (gi == 0 || !by1) ? loy[gi] : loy[gi-1];
             wire signed [31:0] sb  = (gi == 0 || !by1) ? lb[gi]  : lb[gi-1];
-            wire signed [31:0] nx  = sx + $signed(by1 ? desc[D_A1_X] : desc[D_AR_X]);
-            wire signed [31:0] nox = sox + $signed(by1 ? desc[D_A1_OX] : desc[D_AR_OX]);
-            wire signed [31:0] noy = soy + $signed(by1 ? desc[D_A1_OY] : desc[D_AR_OY]);
-            wire signed [31:0] nb  = sb + $signed(by1 ? desc[D_A1_BASE] : desc[D_AR_BASE]);
-            wire wrap = (nx >= $signed(desc[D_Q]));
+            wire        wrap = (sx >= (by1 ? kl_q[0] : kl_q[1]));
+            wire signed [31:0] nx  = wrap ? sx + (by1 ? kl_wx[0] : kl_wx[1])
+                                          : sx + $signed(by1 ? desc[D_A1_X] : desc[D_AR_X]);
+            wire signed [31:0] nox = wrap ? sox + (by1 ? kl_wox[0] : kl_wox[1])
+                                          : sox + $signed(by1 ? desc[D_A1_OX] : desc[D_AR_OX]);
+            wire signed [31:0] noy = wrap ? soy + (by1 ? kl_woy[0] : kl_woy[1])
+                                          : soy + $signed(by1 ? desc[D_A1_OY] : desc[D_AR_OY]);
+            wire signed [31:0] nb  = wrap ? sb + (by1 ? kl_wb[0] : kl_wb[1])
+                                          : sb + $signed(by1 ? desc[D_A1_BASE] : desc[D_AR_BASE]);
             always @(posedge clk) begin
                 if (st == S_INIT && icnt == gi) begin
                     if (gi == 0) begin
@@ -315,23 +370,25 @@ module core_main #(
                         loy[gi] <= $signed(desc[D_OY0]);
                         lb[gi]  <= $signed(desc[D_BASE0]);
                     end else begin
-                        lx[gi]  <= wrap ? nx - $signed(desc[D_Q]) : nx;
-                        lox[gi] <= wrap ? nox - $signed(desc[D_WRAP_OX]) : nox;
-                        loy[gi] <= wrap ? noy + $signed(desc[D_SH]) : noy;
-                        lb[gi]  <= wrap ? nb + $signed(desc[D_WRAP_BASE]) : nb;
+                        lx[gi]  <= nx;
+                        lox[gi] <= nox;
+                        loy[gi] <= noy;
+                        lb[gi]  <= nb;
                     end
                 end else if (lane_adv) begin
-                    lx[gi]  <= wrap ? nx - $signed(desc[D_Q]) : nx;
-                    lox[gi] <= wrap ? nox - $signed(desc[D_WRAP_OX]) : nox;
-                    loy[gi] <= wrap ? noy + $signed(desc[D_SH]) : noy;
-                    lb[gi]  <= wrap ? nb + $signed(desc[D_WRAP_BASE]) : nb;
+                    lx[gi]  <= nx;
+                    lox[gi] <= nox;
+                    loy[gi] <= noy;
+                    lb[gi]  <= nb;
                 end
             end
             always @(posedge clk) begin
                 if (rst) begin
                     lv_d[gi] <= 1'b0;
+                    lv_q[gi] <= 1'b0;
                 end else begin
                     lv_d[gi] <= issue & inb;
+                    lv_q[gi] <= lv_d[gi];
                 end
             end
         end
@@ -349,19 +406,23 @@ module core_main #(
         if (rst) begin
             iss_d <= 1'b0;
             last_d <= 1'b0;
+            iss_q <= 1'b0;
+            last_q <= 1'b0;
             pad_d <= 8'd0;
         end else begin
             iss_d <= issue;
             last_d <= beat_last;
+            iss_q <= iss_d;
+            last_q <= last_d;
             pad_d <= desc[D_PAD][7:0];
         end
     end
-    assign arr_valid = iss_d;
-    assign arr_last  = last_d;
+    assign arr_valid = iss_q;
+    assign arr_last  = last_q;
 
     // ---------------------------------------------------------------- array read-out
-    // A tile's results stay in the PEs' result registers until the next tile's last beat. R
-    // cycles after the last beat left the controller (beat_last), the column walk starts: for
+    // A tile's results stay in the PEs' result registers until the next tile's last beat. R +
+    // A_LAT cycles after the last beat left the controller (beat_last), the column walk starts: for
     // cc = 0 .. C-1, the R results of column cc (output channel cc, pixels p0 .. p0+R-1,
     // consecutive bytes of NCHW) are read through the array's column select into R
     // post-processing pipelines at once and reach the ofmap as one write of R bytes. Column cc
@@ -374,9 +435,19 @@ module core_main #(
     reg  [31:0]       col_npix;    // valid pixels from p0 on
     reg  [31:0]       pend_addr, pend_kleft, pend_npix;
     reg  [P_TADDR-1:0] pend_tip;
-    wire              walk_go;     // beat_last, R cycles later
-    autochip_delay #(.WIDTH(1), .DEPTH(R)) u_walk_go (
+    wire              walk_go;     // beat_last, R + A_LAT cycles later
+    autochip_delay #(.WIDTH(1), .DEPTH(R + A_LAT)) u_walk_go (
         .clk(clk), .rst(rst), .en(1'b1), .d(beat_last), .q(walk_go));
+    // the tile's walk parameters follow beat_last A_LAT cycles behind (the next tile's may be
+    // as close as max(R, C) cycles: pend_* is written A_LAT cycles late, read R cycles later)
+    wire              pend_go;
+    wire [31:0]       pend_addr_d, pend_kleft_d, pend_npix_d;
+    wire [P_TADDR-1:0] pend_tip_d;
+    autochip_delay #(.WIDTH(97 + P_TADDR), .DEPTH(A_LAT)) u_pend (
+        .clk(clk), .rst(rst), .en(1'b1),
+        .d({beat_last, {{(32-LB){1'b0}}, o_off} + obase + p0, kleft, desc[D_PQ] - p0,
+            tip[P_TADDR-1:0]}),
+        .q({pend_go, pend_addr_d, pend_kleft_d, pend_npix_d, pend_tip_d}));
     assign arr_col_sel = sc[(C>1?$clog2(C):1)-1:0];
 
     always @(posedge clk) begin
@@ -388,11 +459,11 @@ module core_main #(
             col_npix <= 32'd0;
             col_tip <= {P_TADDR{1'b0}};
         end else begin
-            if (beat_last) begin
-                pend_addr <= {{(32-LB){1'b0}}, o_off} + obase + p0;
-                pend_kleft <= kleft;
-                pend_npix <= desc[D_PQ] - p0;
-                pend_tip <= tip[P_TADDR-1:0];
+            if (pend_go) begin
+                pend_addr <= pend_addr_d;
+                pend_kleft <= pend_kleft_d;
+                pend_npix <= pend_npix_d;
+                pend_tip <= pend_tip_d;
             end
             if (col_run) begin
                 sc <= sc + 32'd1;
@@ -410,43 +481,53 @@ module core_main #(
         end
     end
 
-    // post-processing, R lanes: 1 column select, 2 + bias, 3 partial products (32 x 16 bits) /
-    // threshold compare, 4 product, 5 + rounding, 6 arithmetic shift, 7 clamp (or +-1) to a byte
-    reg               s1_v, s2_v, s3_v, s4_v, s5_v, s6_v, s7_v;
-    reg  [31:0]       s1_a, s2_a, s3_a, s4_a, s5_a, s6_a, s7_a;
-    reg  [R-1:0]      s1_m, s2_m, s3_m, s4_m, s5_m, s6_m, s7_m;
+    // post-processing, R lanes: 1 column select, 2 + bias, 3 partial products (16 x 16 bits:
+    // one DSP multiplier each, Fmax) / threshold compare, 4 product, 5 + rounding, 6 arithmetic
+    // shift by the shift's multiple of 8 (and whether the result leaves 9 bits), 7 the rest
+    // of the shift (the low 9 bits kept), 8 clamp (or +-1) to a byte (the shift in two stages:
+    // Fmax; lo, hi fit a byte: the compiler checks)
+    reg               s1_v, s2_v, s3_v, s4_v, s5_v, s6_v, s7_v, s8_v;
+    reg  [31:0]       s1_a, s2_a, s3_a, s4_a, s5_a, s6_a, s7_a, s8_a;
+    reg  [R-1:0]      s1_m, s2_m, s3_m, s4_m, s5_m, s6_m, s7_m, s8_m;
     reg  [31:0]       s1_cc;
     reg  signed [31:0] s2_mult;
-    reg  [7:0]        s2_shift, s3_shift, s4_shift, s5_shift;
+    reg  [7:0]        s2_shift, s3_shift, s4_shift, s5_shift, s6_shift;
     reg               s2_flip;
     reg  signed [63:0] s4_rnd;
-    reg  [8*R-1:0]    s7_d;
+    reg  [63:0]       s4_mhi, s5_mhi;  // bits of a rounded sum above a 9-bit result
+    reg  [8*R-1:0]    s8_d;
     reg  signed [31:0] s1_acc [0:R-1];
     reg  signed [31:0] s2_sum [0:R-1];
-    reg  signed [48:0] s3_lo [0:R-1];
-    reg  signed [47:0] s3_hi [0:R-1];
-    reg  [R-1:0]      s3_bit, s4_bit, s5_bit, s6_bit;
+    // sum = sh 2^16 + sl, mult = mh 2^16 + ml (sh, mh signed; sl, ml unsigned)
+    reg  signed [31:0] s3_hh [0:R-1];   // sh * mh
+    reg  signed [32:0] s3_hl [0:R-1];   // sh * ml
+    reg  signed [32:0] s3_lh [0:R-1];   // sl * mh
+    reg  [31:0]        s3_ll [0:R-1];   // sl * ml
+    reg  [R-1:0]      s3_bit, s4_bit, s5_bit, s6_bit, s7_bit;
     reg  signed [63:0] s4_prod [0:R-1];
     reg  signed [63:0] s5_sum [0:R-1];
-    reg  signed [63:0] s6_val [0:R-1];
+    reg  signed [63:0] s6_c [0:R-1];     // shifted by the multiple of 8
+    reg  [R-1:0]      s6_big, s6_neg, s7_big, s7_neg;  // the result is outside 9 bits / < 0
+    reg  signed [8:0] s7_q [0:R-1];      // the result's low 9 bits
     assign p_sel = s1_cc;
     wire signed [31:0] p_bias = p_rd[31:0];
     wire signed [31:0] p_mult = p_rd[63:32];
-    wire signed [63:0] lo64 = {{32{d_lo[31]}}, d_lo};
-    wire signed [63:0] hi64 = {{32{d_hi[31]}}, d_hi};
+    wire signed [8:0] p_lo = d_lo[8:0];
+    wire signed [8:0] p_hi = d_hi[8:0];
 
     always @(posedge clk) begin
         if (rst) begin
             s1_v <= 1'b0; s2_v <= 1'b0; s3_v <= 1'b0; s4_v <= 1'b0; s5_v <= 1'b0;
-            s6_v <= 1'b0; s7_v <= 1'b0;
+            s6_v <= 1'b0; s7_v <= 1'b0; s8_v <= 1'b0;
         end else begin
             s1_v <= col_run & (sc < col_kleft);
             s2_v <= s1_v; s3_v <= s2_v; s4_v <= s3_v; s5_v <= s4_v; s6_v <= s5_v;
-            s7_v <= s6_v;
+            s7_v <= s6_v; s8_v <= s7_v;
         end
         s1_a <= col_addr; s2_a <= s1_a; s3_a <= s2_a; s4_a <= s3_a; s5_a <= s4_a;
-        s6_a <= s5_a; s7_a <= s6_a;
+        s6_a <= s5_a; s7_a <= s6_a; s8_a <= s7_a;
         s2_m <= s1_m; s3_m <= s2_m; s4_m <= s3_m; s5_m <= s4_m; s6_m <= s5_m; s7_m <= s6_m;
+        s8_m <= s7_m;
         s1_cc <= sc;
         s2_mult <= p_mult;
         s2_shift <= p_rd[71:64];
@@ -454,27 +535,48 @@ module core_main #(
         s3_shift <= s2_shift;
         s4_shift <= s3_shift;
         s4_rnd <= 64'sd1 <<< (s3_shift - 8'd1);
+        s4_mhi <= {64{1'b1}} << ({1'b0, s3_shift} + 9'd8);
+        s5_mhi <= s4_mhi;
         s5_shift <= s4_shift;
-        s4_bit <= s3_bit; s5_bit <= s4_bit; s6_bit <= s5_bit;
+        s6_shift <= s5_shift;
+        s4_bit <= s3_bit; s5_bit <= s4_bit; s6_bit <= s5_bit; s7_bit <= s6_bit;
     end
 
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_post
-            wire signed [63:0] hi_x = {{16{s3_hi[gi][47]}}, s3_hi[gi]};
-            wire signed [63:0] lo_x = {{15{s3_lo[gi][48]}}, s3_lo[gi]};
-            wire signed [63:0] cval = (s6_val[gi] < lo64) ? lo64
-                                    : (s6_val[gi] > hi64) ? hi64 : s6_val[gi];
+            wire signed [15:0] sh = s2_sum[gi][31:16];
+            wire signed [16:0] sl = {1'b0, s2_sum[gi][15:0]};
+            wire signed [15:0] mh = s2_mult[31:16];
+            wire signed [16:0] ml = {1'b0, s2_mult[15:0]};
+            wire signed [63:0] mid = {{31{s3_hl[gi][32]}}, s3_hl[gi]}
+                                   + {{31{s3_lh[gi][32]}}, s3_lh[gi]};
+            // (the shifts read wire copies of the lanes' words: Icarus 11 mis-emits a shift of
+            // an array word in a continuous assignment)
+            wire signed [63:0] s5w = s5_sum[gi];
+            wire signed [63:0] c6 = s5w >>> {s5_shift[7:3], 3'b000};
+            wire signed [63:0] s6w = s6_c[gi];
+            wire signed [63:0] f7 = s6w >>> s6_shift[2:0];
+            wire signed [8:0]  cval = s7_big[gi] ? (s7_neg[gi] ? p_lo : p_hi)
+                                    : (s7_q[gi] < p_lo) ? p_lo
+                                    : (s7_q[gi] > p_hi) ? p_hi : s7_q[gi];
             always @(posedge clk) begin
                 s1_m[gi] <= (gi < col_npix);
                 s1_acc[gi] <= arr_col_data[gi*ACC_BITS +: ACC_BITS];
                 s2_sum[gi] <= s1_acc[gi] + p_bias;
-                s3_lo[gi] <= s2_sum[gi] * $signed({1'b0, s2_mult[15:0]});
-                s3_hi[gi] <= s2_sum[gi] * $signed(s2_mult[31:16]);
+                s3_hh[gi] <= sh * mh;
+                s3_hl[gi] <= sh * ml;
+                s3_lh[gi] <= sl * mh;
+                s3_ll[gi] <= s2_sum[gi][15:0] * s2_mult[15:0];
                 s3_bit[gi] <= (s2_sum[gi] >= s2_mult) ^ s2_flip;
-                s4_prod[gi] <= (hi_x <<< 16) + lo_x;
+                s4_prod[gi] <= $signed({s3_hh[gi], s3_ll[gi]}) + (mid <<< 16);
                 s5_sum[gi] <= s4_prod[gi] + s4_rnd;
-                s6_val[gi] <= s5_sum[gi] >>> s5_shift;
-                s7_d[gi*8 +: 8] <= m_thresh ? (s6_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
+                s6_c[gi] <= c6;
+                s6_big[gi] <= |((s5_sum[gi] ^ {64{s5_sum[gi][63]}}) & s5_mhi);
+                s6_neg[gi] <= s5_sum[gi][63];
+                s7_q[gi] <= f7[8:0];
+                s7_big[gi] <= s6_big[gi];
+                s7_neg[gi] <= s6_neg[gi];
+                s8_d[gi*8 +: 8] <= m_thresh ? (s7_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
             end
         end
     endgenerate
@@ -501,6 +603,10 @@ module core_main #(
     reg  signed [VW-1:0] vk_y [0:1][0:3];  // y step for the carries {c2, c1}
     reg  [IF_ADDR-1:0]   vk_b [0:1][0:3];  // address step for the carries {c2, c1}
     reg  signed [VW-1:0] vk_xt, vk_yt;      // x wraps when x' >= vk_xt, y when y' >= vk_yt
+    // the same tests on the old coordinates (Fmax: side by side with the sums): x wraps when
+    // x >= vk_xq[K], y when y >= vk_yq[K][c1]
+    reg  signed [VW-1:0] vk_xq [0:1];
+    reg  signed [VW-1:0] vk_yq [0:1][0:1];
     reg  [31:0] vk_kr1, vk_ks1, vk_g1, vk_wgap;
     reg  [R-1:0] vk_lmask;               // lanes of the last group
     reg  signed [63:0] vk_rnd;           // 2^(s-1) (0 for max pooling)
@@ -533,6 +639,13 @@ module core_main #(
                       + desc[D_V_CWRAP][IF_ADDR-1:0];
         vk_xt <= desc[D_OX0][VW-1:0] + desc[D_WRAP_OX][VW-1:0];
         vk_yt <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0];
+        vk_xq[0] <= desc[D_OX0][VW-1:0] + desc[D_WRAP_OX][VW-1:0] - desc[D_AR_OX][VW-1:0];
+        vk_xq[1] <= desc[D_OX0][VW-1:0] + desc[D_WRAP_OX][VW-1:0] - desc[D_SW][VW-1:0];
+        vk_yq[0][0] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0] - desc[D_AR_OY][VW-1:0];
+        vk_yq[0][1] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0] - desc[D_AR_OY][VW-1:0]
+                       - vd_sh;
+        vk_yq[1][0] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0];
+        vk_yq[1][1] <= desc[D_OY0][VW-1:0] + desc[D_V_OYW][VW-1:0] - vd_sh;
         vk_kr1 <= desc[D_KR] - 32'd1;
         vk_ks1 <= desc[D_KS] - 32'd1;
         vk_g1 <= desc[D_NPT] - 32'd1;
@@ -555,17 +668,23 @@ module core_main #(
     generate
         for (gi = 0; gi <= R; gi = gi + 1) begin : g_vstep
             localparam integer K = (gi == R) ? 1 : 0;
-            // next origin: carry-select over the wrap of x (c1) and of y (c2)
+            // next origin: carry-select over the wrap of x (c1) and of y (c2), every sum and
+            // test side by side (Fmax)
             wire signed [VW-1:0] nx0 = vlx[gi] + vk_x0[K];
             wire signed [VW-1:0] nx1 = vlx[gi] + vk_x1[K];
-            wire signed [VW-1:0] ny0 = vly[gi] + vk_y[K][0];
-            wire signed [VW-1:0] ny1 = vly[gi] + vk_y[K][1];
-            wire c1 = (nx0 >= vk_xt);
-            wire c2 = c1 ? (ny1 >= vk_yt) : (ny0 >= vk_yt);
+            wire c1 = (vlx[gi] >= vk_xq[K]);
+            wire c2 = c1 ? (vly[gi] >= vk_yq[K][1]) : (vly[gi] >= vk_yq[K][0]);
             wire [1:0] cc = {c2, c1};
+            wire signed [VW-1:0] nyk [0:3];
+            wire [IF_ADDR-1:0]   nbk [0:3];
+            genvar vk;
+            for (vk = 0; vk < 4; vk = vk + 1) begin : g_sum
+                assign nyk[vk] = vly[gi] + vk_y[K][vk];
+                assign nbk[vk] = vlb[gi] + vk_b[K][vk];
+            end
             wire signed [VW-1:0] nx = c1 ? nx1 : nx0;
-            wire signed [VW-1:0] ny = vly[gi] + vk_y[K][cc];
-            wire [IF_ADDR-1:0]   nb = vlb[gi] + vk_b[K][cc];
+            wire signed [VW-1:0] ny = nyk[cc];
+            wire [IF_ADDR-1:0]   nb = nbk[cc];
             if (gi == R) begin : g_cursor
                 always @(posedge clk) begin
                     if (st == S_DECODE) begin
@@ -617,52 +736,71 @@ module core_main #(
         end
     end
 
-    // pipeline, every lane (registers vN_* hold the element issued N cycles earlier): issue
-    // (the ifmap reads), 1 the ifmap word (its byte is selected), 2 the byte (times the
-    // multiplier), 3 the product (accumulated: max or sum); after the window's last element
-    // 4 the accumulator (+ rounding), 5 the rounded sum (arithmetic shift), 6 the shifted
-    // value (clamped to a byte), 7 the R bytes, written to the ofmap at once (masked: lanes
-    // past C*P*Q)
+    // pipeline, every lane (registers v1_*, vw_*, v2_*, vp_*, v3_* hold the element issued 1
+    // to 5 cycles earlier): issue (the ifmap reads), 1 the ifmap word (registered, Fmax), w the
+    // registered word (its byte is selected), 2 the byte (times the multiplier's low and high
+    // 16 bits: one DSP multiplier each, Fmax), p the two partial products, 3 the product
+    // (accumulated: max or sum); after the window's last element 4 the accumulator (+
+    // rounding), 5 the rounded sum (arithmetic shift by the shift's multiple of 8), c the
+    // coarsely shifted sum (the rest of the shift), 6 the shifted value (clamped to a byte),
+    // 7 the R bytes, written to the ofmap at once (masked: lanes past C*P*Q)
     reg        v1_v, v1_first, v1_last, v1_m1, v2_v, v2_first, v2_last, v2_m1;
-    reg        v3_v, v3_first, v3_last, v4_v, v5_v, v6_v, v7_v;
-    reg  [R-1:0] v1_in, v2_in, v3_in, v1_m, v2_m, v3_m, v4_m, v5_m, v6_m, v7_m;
-    reg  [31:0] v1_out, v2_out, v3_out, v4_out, v5_out, v6_out, v7_out;
+    reg        vw_v, vw_first, vw_last, vw_m1, vp_v, vp_first, vp_last;
+    reg        v3_v, v3_first, v3_last, v4_v, v5_v, vc_v, v6_v, v7_v;
+    reg  [R-1:0] v1_in, vw_in, v2_in, vp_in, v3_in;
+    reg  [R-1:0] v1_m, vw_m, v2_m, vp_m, v3_m, v4_m, v5_m, vc_m, v6_m, v7_m;
+    reg  [31:0] v1_out, vw_out, v2_out, vp_out, v3_out, v4_out, v5_out, vc_out, v6_out, v7_out;
     reg  [8*R-1:0] v7_d;
     reg  signed [7:0]  v2_x [0:R-1];
+    reg  signed [7:0]  vp_x [0:R-1];
+    reg  signed [24:0] vp_tl [0:R-1];   // byte * the multiplier's low 16 bits (unsigned)
+    reg  signed [23:0] vp_th [0:R-1];   // byte * the multiplier's high 16 bits (signed)
     reg  signed [7:0]  v3_x [0:R-1];
     reg  signed [39:0] v3_t [0:R-1];
     reg  signed [63:0] vacc [0:R-1];
     reg  signed [63:0] v5_s [0:R-1];
+    reg  signed [63:0] vc_c [0:R-1];      // shifted by the shift's multiple of 8 (Fmax)
+    reg  [R-1:0]       vc_big, vc_neg;
     reg  signed [8:0]  v6_q [0:R-1];      // the result's low 9 bits
     reg  [R-1:0]       v6_big, v6_neg;    // the result is outside 9 bits / negative
     wire signed [8:0]  v_lo = d_lo[8:0];  // lo, hi fit a byte (the compiler checks)
     wire signed [8:0]  v_hi = d_hi[8:0];
     wire signed [63:0] v_init = (vmode == 2'd0) ? -64'sd256 : 64'sd0;
     wire signed [31:0] v_mult = v2_m1 ? desc[D_MULT1] : desc[D_MULT0];
+    wire signed [16:0] v_ml = {1'b0, v_mult[15:0]};
+    wire signed [15:0] v_mh = v_mult[31:16];
 
     always @(posedge clk) begin
         if (rst) begin
             v1_v <= 1'b0; v2_v <= 1'b0; v3_v <= 1'b0; v4_v <= 1'b0; v5_v <= 1'b0;
-            v6_v <= 1'b0; v7_v <= 1'b0;
+            vc_v <= 1'b0; v6_v <= 1'b0; v7_v <= 1'b0;
         end else begin
             v1_v <= v_run;
-            v2_v <= v1_v;
-            v3_v <= v2_v;
+            vw_v <= v1_v;
+            v2_v <= vw_v;
+            vp_v <= v2_v;
+            v3_v <= vp_v;
             v4_v <= v3_v & v3_last;
             v5_v <= v4_v;
-            v6_v <= v5_v;
+            vc_v <= v5_v;
+            v6_v <= vc_v;
             v7_v <= v6_v;
         end
         v1_first <= v_first; v1_last <= v_lastw; v1_m1 <= (vr != 0); v1_in <= v_inb;
         v1_m <= (vg == vk_g1) ? vk_lmask : {R{1'b1}};
         v1_out <= vout + {{(32-LB){1'b0}}, o_off};  // ofmap byte of lane 0's output
-        v2_first <= v1_first; v2_last <= v1_last; v2_m1 <= v1_m1; v2_in <= v1_in;
-        v2_m <= v1_m; v2_out <= v1_out;
-        v3_first <= v2_first; v3_last <= v2_last; v3_in <= v2_in; v3_m <= v2_m;
-        v3_out <= v2_out;
+        vw_first <= v1_first; vw_last <= v1_last; vw_m1 <= v1_m1; vw_in <= v1_in;
+        vw_m <= v1_m; vw_out <= v1_out;
+        v2_first <= vw_first; v2_last <= vw_last; v2_m1 <= vw_m1; v2_in <= vw_in;
+        v2_m <= vw_m; v2_out <= vw_out;
+        vp_first <= v2_first; vp_last <= v2_last; vp_in <= v2_in; vp_m <= v2_m;
+        vp_out <= v2_out;
+        v3_first <= vp_first; v3_last <= vp_last; v3_in <= vp_in; v3_m <= vp_m;
+        v3_out <= vp_out;
         v4_m <= v3_m; v4_out <= v3_out;
         v5_m <= v4_m; v5_out <= v4_out;
-        v6_m <= v5_m; v6_out <= v5_out;
+        vc_m <= v5_m; vc_out <= v5_out;
+        v6_m <= vc_m; v6_out <= vc_out;
         v7_m <= v6_m; v7_out <= v6_out;
     end
 
@@ -680,20 +818,30 @@ module core_main #(
             // [lo, hi] (within a byte) needs no more
             // (the shift reads a wire copy of the lane's word: Icarus 11 mis-emits a shift of an
             // array word in a continuous assignment, a corrupt .vvp)
+            // (in two stages, Fmax: by the shift's multiple of 8, then the rest)
             wire signed [63:0] s5 = v5_s[gi];
-            wire signed [63:0] q = s5 >>> vk_sh;
+            wire signed [63:0] c5 = s5 >>> {vk_sh[7:3], 3'b000};
+            wire signed [63:0] sc6 = vc_c[gi];
+            wire signed [63:0] q = sc6 >>> vk_sh[2:0];
             wire signed [8:0]  vcl = v6_big[gi] ? (v6_neg[gi] ? v_lo : v_hi)
                                    : (v6_q[gi] < v_lo) ? v_lo
                                    : (v6_q[gi] > v_hi) ? v_hi : v6_q[gi];
             always @(posedge clk) begin
                 v2_x[gi] <= if_rd[gi*8 +: 8];
-                v3_x[gi] <= v2_x[gi];
-                v3_t[gi] <= v2_x[gi] * v_mult;
+                vp_x[gi] <= v2_x[gi];
+                vp_tl[gi] <= v2_x[gi] * v_ml;
+                vp_th[gi] <= v2_x[gi] * v_mh;
+                v3_x[gi] <= vp_x[gi];
+                v3_t[gi] <= ({{16{vp_th[gi][23]}}, vp_th[gi]} <<< 16)
+                            + {{15{vp_tl[gi][24]}}, vp_tl[gi]};
                 if (v3_v) vacc[gi] <= nxt;
                 v5_s[gi] <= vacc[gi] + vk_rnd;
+                vc_c[gi] <= c5;
+                vc_big[gi] <= |((v5_s[gi] ^ {64{v5_s[gi][63]}}) & vk_mhi);
+                vc_neg[gi] <= v5_s[gi][63];
                 v6_q[gi] <= q[8:0];
-                v6_big[gi] <= |((v5_s[gi] ^ {64{v5_s[gi][63]}}) & vk_mhi);
-                v6_neg[gi] <= v5_s[gi][63];
+                v6_big[gi] <= vc_big[gi];
+                v6_neg[gi] <= vc_neg[gi];
             end
             always @(posedge clk) v7_d[gi*8 +: 8] <= vcl[7:0];
         end
@@ -701,9 +849,9 @@ module core_main #(
 
     // ofmap write port: R bytes of the post-processing or of the vector engine, at any byte
     // address: a window of two consecutive words (one in each bank)
-    wire [O_ADDR-1:0]  ow_a = v7_v ? v7_out[O_ADDR-1:0] : s7_a[O_ADDR-1:0];
-    wire [8*R-1:0]     ow_d = v7_v ? v7_d : s7_d;
-    wire [R-1:0]       ow_m = v7_v ? v7_m : (s7_v ? s7_m : {R{1'b0}});
+    wire [O_ADDR-1:0]  ow_a = v7_v ? v7_out[O_ADDR-1:0] : s8_a[O_ADDR-1:0];
+    wire [8*R-1:0]     ow_d = v7_v ? v7_d : s8_d;
+    wire [R-1:0]       ow_m = v7_v ? v7_m : (s8_v ? s8_m : {R{1'b0}});
     always @(*) begin
         o_win_d = {{(16*O_WB-8*R){1'b0}}, ow_d} << {ow_a[O_WBL-1:0], 3'b000};
         o_win_m = {{(2*O_WB-R){1'b0}}, ow_m} << ow_a[O_WBL-1:0];
@@ -834,7 +982,7 @@ module core_main #(
                 S_LP_W: if (dma_done) st <= (t_ps == 32'd0) ? S_IN : S_INIT;
                 S_INIT: if (icnt == R - 1) st <= S_TILE;
                 S_TILE: st <= S_STREAM;
-                S_STREAM: if (tile_end & ~more_tip & ~(pt + 32'd1 < desc[D_NPT])) st <= S_FLUSH;
+                S_STREAM: if (tile_end & ~more_tip & last_pt) st <= S_FLUSH;
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
                 S_WB: begin
                     // the layer's last write-back is posted: the next descriptor starts at once
@@ -918,16 +1066,16 @@ module core_main #(
                     // beat counters (while issuing), then the step to the next tile at tile_end
                     j <= j + 32'd1;
                     if (issue) begin
-                        if (ks == desc[D_KS] - 32'd1) begin
+                        if (ks == vk_ks1) begin
                             ks <= 32'd0;
-                            if (kr == desc[D_KR] - 32'd1) begin
+                            if (kr == vk_kr1) begin
                                 kr <= 32'd0;
                                 woff <= 32'd0;
                                 cl <= cl + 32'd1;
                                 cofs <= cofs + desc[D_HW];
                             end else begin
                                 kr <= kr + 32'd1;
-                                woff <= woff + desc[D_W] - desc[D_KS] + 32'd1;
+                                woff <= woff + k_wgap;
                             end
                         end else begin
                             ks <= ks + 32'd1;

@@ -2,9 +2,12 @@
 //   w = {mode, weight}: mode 0  acc <= acc + a * w          (int MAC; +-1 operands run binary
 //                                                              layers exactly: a*w = xnor term)
 //                       mode 1  acc <= acc - |a - w|        (AdderNet, only when ADDER = 1)
-// A beat with valid adds its term; the tile's last beat (valid & last) puts the finished sum
-// into res and restarts the accumulator from zero in the same cycle, so tiles follow each other
-// without a gap and res holds a tile's result until the next tile's last beat. The mode bit
+// Two stages (Fmax): a beat's term (the product, or -|a - w|) is registered with its valid and
+// last bits, and added to the accumulator in the next cycle. A beat with valid adds its term;
+// the tile's last beat (valid & last) puts the finished sum into res and restarts the
+// accumulator from zero in the same cycle, so tiles follow each other without a gap and res
+// holds a tile's result (two cycles after its last beat entered) until the next tile's last
+// beat. The mode bit
 // travels down the column with the weight, so one array runs int8, binary and adder layers.
 `default_nettype none
 module core_pe #(
@@ -24,6 +27,8 @@ module core_pe #(
     reg signed [ACC_BITS-1:0] acc;
     localparam integer P_BITS = A_BITS + W_BITS;
     localparam integer D_BITS = (A_BITS > W_BITS ? A_BITS : W_BITS) + 1;
+    // bits of a registered term: the product, or the adder's -|a - w| (D_BITS + 1 bits)
+    localparam integer T_BITS = (ADDER != 0 && D_BITS + 1 > P_BITS) ? D_BITS + 1 : P_BITS;
 
     wire signed [W_BITS-1:0]   wv   = w[W_BITS-1:0];
     wire                       mode = w[W_BITS];
@@ -45,14 +50,30 @@ module core_pe #(
         end
     endgenerate
 
-    wire signed [ACC_BITS-1:0] sum = acc + term;
+    // stage 1: the term, registered with its beat's valid and last
+    reg                      t_valid, t_last;
+    reg signed [T_BITS-1:0]  t_q;
+    always @(posedge clk) begin
+        if (rst) begin
+            t_valid <= 1'b0;
+            t_last  <= 1'b0;
+        end else begin
+            t_valid <= valid;
+            t_last  <= last;
+        end
+        t_q <= term[T_BITS-1:0];
+    end
+    wire unused_hi = &{1'b0, term[ACC_BITS-1:T_BITS]};
+
+    // stage 2: accumulate
+    wire signed [ACC_BITS-1:0] sum = acc + {{(ACC_BITS-T_BITS){t_q[T_BITS-1]}}, t_q};
 
     always @(posedge clk) begin
         if (rst) begin
             acc <= {ACC_BITS{1'b0}};
             res <= {ACC_BITS{1'b0}};
-        end else if (valid) begin
-            if (last) begin
+        end else if (t_valid) begin
+            if (t_last) begin
                 acc <= {ACC_BITS{1'b0}};
                 res <= sum;
             end else begin

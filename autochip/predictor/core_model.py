@@ -13,17 +13,17 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   set-up (1), then the ``npt * np`` array tiles of the pass back to back, ``max(T, R, C)``
   cycles each (T beats, one per cycle; the array has no fill or drain gap between tiles and
   the column walk of a tile's results through the post-processing overlaps the next tiles;
-  a tile shorter than R or C waits for the read-out); then an ``R + C + 7``-cycle flush (the
-  last beat's way through the array, the last column walk and the post-processing pipeline)
-  and one write-back of the pass's output channels (contiguous in DRAM: PQ bytes per valid
-  channel); finally 1 cycle to step the program. The first pass's weights and parameters load
-  before the input. The last pass's write-back is posted (2 cycles in the layer): the next
-  descriptor's input load, or the end's ``done``, waits for what is left of it
-  (:func:`posted_wait`). Parameter loads are ``p_tile`` bytes per
+  a tile shorter than R or C waits for the read-out); then an ``R + C + 11``-cycle flush (the
+  last beat's way through the array and its 3 pipeline registers, the last column walk and
+  the post-processing pipeline) and one write-back of the pass's output channels (contiguous
+  in DRAM: PQ bytes per valid channel); finally 1 cycle to step the program. The first pass's
+  weights and parameters load before the input. The last pass's write-back is posted (2
+  cycles in the layer): the next descriptor's input load, or the end's ``done``, waits for
+  what is left of it (:func:`posted_wait`). Parameter loads are ``p_tile`` bytes per
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
 * vector layer: fetch, decode, input load(s), lane initialisation (R), then R lanes compute
   R consecutive outputs at a time, one window element per lane per cycle
-  (``ceil(C * P * Q / R) * KR * KS``), flush (7), one write-back of C * P * Q bytes, 1 step
+  (``ceil(C * P * Q / R) * KR * KS``), flush (10), one write-back of C * P * Q bytes, 1 step
   cycle.
 """
 
@@ -48,13 +48,19 @@ __all__ = [
     "flush_compute_cycles",
 ]
 
-FLUSH_CYCLES = 7  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
+FLUSH_CYCLES = 10  # core_main.v FLUSH: the vector engine's pipeline drained before write-back
+
+
+# core_main.v A_LAT: the buffers' read-word registers, core_array's input register and
+# core_pe's term register (pipeline stages for Fmax)
+ARRAY_LATENCY = 3
 
 
 def flush_compute_cycles(rows: int, cols: int) -> int:
     """core_main.v FLUSH_C: after the pass's last tile, its last beat's way through the array
-    (R), the column walk (C) and the post-processing pipeline, ``R + C + 7``."""
-    return rows + cols + 7
+    (R plus ``ARRAY_LATENCY`` pipeline registers), the column walk (C) and the
+    post-processing pipeline (8 stages), ``R + C + 11``."""
+    return rows + cols + 8 + ARRAY_LATENCY
 
 
 DESC_BYTES = 256  # autochip.builder.program.DESC_BYTES
