@@ -28,6 +28,11 @@ post-training to int8, as a user would run it), simulates it with ``autochip.bui
                              (``examples/hw/core16x16_512k.yaml``: 16x16 int8, 128-bit bus,
                              512 KB of SRAM); a tiled layer's bands are summed; ``nan`` with a
                              ``#`` line giving the compiler's reason when the model does not build
+  resnet18_layers_cycle_error_max=<x>, resnet18_stem_util_sim=<x>, resnet18_layer4_util_sim=<x>
+                             with ``--resnet18-layers``: two full-size ResNet-18 layers (the stem,
+                             7x7/2 of 3x224x224, and a last-stage 3x3 512 -> 512 at 7x7; seeded
+                             random int8 parameters) built for ``--zoo-hw`` and simulated,
+                             bit-exact, every band's cycles against the core model
 
 The simulator is the profile-guided Verilator model (``simulate_core(..., pgo=True)``: trained
 on the build's first input, see ``compile_testbench``); ``--no-pgo`` measures the plain one.
@@ -215,6 +220,44 @@ def zoo_lines(hw: Path, work: Path) -> list[str]:
     return lines
 
 
+def resnet18_layer_lines(hw: Path, work: Path, pgo: bool) -> list[str]:
+    """Simulate ResNet-18's stem and a last-stage 3x3 convolution at full size (random int8
+    parameters: the cycles do not depend on the values) and compare with the core model."""
+    from autochip.builder.core_build import build_core
+    from autochip.hw import load_hardware_spec
+    from autochip.reference import ComputeOp, IntegerModel, Requant
+
+    rng = np.random.default_rng(3)
+    lines: list[str] = []
+    worst = 0.0
+    for tag, k, c, kh, stride, pad, shape in (
+        ("stem", 64, 3, 7, 2, 3, (1, 3, 224, 224)),
+        ("layer4", 512, 512, 3, 1, 1, (1, 512, 7, 7)),
+    ):
+        w = rng.integers(-127, 128, size=(k, c, kh, kh)).astype(np.int64)
+        req = Requant(rng.integers(1 << 14, 1 << 16, size=k).astype(np.int64),
+                      np.full(k, 24, dtype=np.int64), 0, 127)  # fmt: skip
+        op = ComputeOp("conv", "input", "conv", "mac", "conv", w,
+                       rng.integers(-2000, 2000, size=k).astype(np.int64), requant=req,
+                       stride=(stride, stride), padding=(pad, pad))  # fmt: skip
+        model = IntegerModel("input", shape, 1 / 64, -128, 127, (op,), "conv", 1.0)
+        x = rng.integers(-128, 128, size=(1, *shape[1:]))
+        out = work / f"resnet18_{tag}"
+        build_core(model, load_hardware_spec(hw), out, x)
+        compile_testbench(out, pgo=pgo)
+        rep = simulate_core(out, model, x, pgo=pgo)
+        macs = int(w.size) * int(np.prod(rep.tensors["conv"].shape[2:]))
+        pes = _pes(Run(out, rep, 0.0, 0.0))
+        worst = max([worst, *(abs(la.cycles_predicted - la.cycles_measured) / la.cycles_measured
+                              for la in rep.layers)])  # fmt: skip
+        lines.append(f"# resnet18 {tag}: {len(rep.layers)} descriptor(s), {rep.cycles_total} "
+                     f"cycles measured, {rep.cycles_predicted_total} predicted, "
+                     f"bit_exact={rep.bit_exact}")  # fmt: skip
+        lines.append(f"resnet18_{tag}_util_sim={macs / (rep.cycles_total * pes):.4f}")
+    lines.append(f"resnet18_layers_cycle_error_max={worst:.4f}")
+    return lines
+
+
 METRICS: tuple[Callable[[Run], str], ...] = (
     sim_cycles_per_s,
     sim_cycles_per_cpu_s,
@@ -238,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zoo-hw", type=Path, default=ZOO_HW,
                     help="core spec of the model-based ResNet-18 / MobileNet-V2 lines")  # fmt: skip
     ap.add_argument("--no-zoo", action="store_true", help="skip the model-based zoo lines")
+    ap.add_argument("--resnet18-layers", action="store_true",
+                    help="also simulate two full-size ResNet-18 layers (minutes)")  # fmt: skip
     ap.add_argument("--zoo-only", action="store_true",
                     help="only the model-based zoo lines (no simulation)")  # fmt: skip
     args = ap.parse_args(argv)
@@ -245,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for line in zoo_lines(args.zoo_hw, args.work or Path(tmp)):
                 print(line)
+            if args.resnet18_layers:
+                for line in resnet18_layer_lines(args.zoo_hw, args.work or Path(tmp),
+                                                 not args.no_pgo):  # fmt: skip
+                    print(line)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         out = args.work or Path(tmp) / "core"
@@ -256,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{metric.__name__}={metric(run)}")
         if not args.no_zoo:
             for line in zoo_lines(args.zoo_hw, Path(tmp) / "zoo"):
+                print(line)
+        if args.resnet18_layers:
+            for line in resnet18_layer_lines(args.zoo_hw, Path(tmp) / "zoo", not args.no_pgo):
                 print(line)
     return 0 if run.report.bit_exact else 1
 
