@@ -106,8 +106,8 @@ def tiled_model(seed: int = 2) -> IntegerModel:
     convolution of a 3 x 21 x 19 input (row bands of one output row: halos, padding at the top
     and bottom bands only, odd sizes, two weight tiles), a depthwise 3x3 (merged into two groups
     of 8: row and group bands), a 1x1 convolution (row bands), the residual add of the two
-    (channel bands), max pooling 3x3/2 padding 1 and global average pooling (channel bands)
-    and a linear layer."""
+    (channel bands), max pooling 3x3/2 padding 1 and global average pooling (channel
+    bands)."""
     rng = np.random.default_rng(seed)
 
     def conv(name: str, src: str, k: int, c: int, kh: int, kw: int, **kw_: Any) -> ComputeOp:
@@ -125,13 +125,8 @@ def tiled_model(seed: int = 2) -> IntegerModel:
         MaxPoolOp("mp", "add", "mp", (3, 3), (2, 2), (1, 1)),  # 16 x 6 x 5
         SumPoolOp("gsum", "mp", "gsum", (6, 5), (6, 5)),  # 16 x 1 x 1
         RescaleOp("gap", ("gsum",), "gap", (13 << 16,), 24, -128, 127),
-        FlattenOp("flat", "gap", "flat"),
     ]
-    w = rng.integers(-127, 128, size=(7, 16)).astype(np.int64)
-    ops.append(ComputeOp("fc", "flat", "fc", "mac", "linear", w,
-                         rng.integers(-500, 500, size=7).astype(np.int64),
-                         requant=_requant(rng, 7, False)))  # fmt: skip
-    return IntegerModel("input", (1, 3, 21, 19), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
+    return IntegerModel("input", (1, 3, 21, 19), 1 / 64, -128, 127, tuple(ops), "gap", 1.0)
 
 
 def short_tile_model(seed: int = 1) -> IntegerModel:
