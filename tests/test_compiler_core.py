@@ -275,13 +275,13 @@ HELD_OUT = {
     "3x4 adder a6w6, 256-bit bus": (3, 4, "adder", 6, 6, 32, (16, 8, 8)),
 }
 YOSYS: dict[tuple[str, str], dict[str, int]] = {
-    ("xilinx", "4x6 adder int8"): {"lut": 15208, "ff": 8858, "dsp": 56, "bram": 12},
-    ("ecp5", "4x6 adder int8"): {"lut": 12748, "ff": 10060, "dsp": 56, "bram": 23},
-    ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 10320, "ff": 8318, "dsp": 41, "bram": 21},
-    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 12512, "ff": 7220, "dsp": 26, "bram": 11},
-    ("ecp5", "4x4 mac a4w4"): {"lut": 11312, "ff": 8795, "dsp": 48, "bram": 16},
-    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 11033, "ff": 9016, "dsp": 38, "bram": 48},
-    ("xilinx", "8x8 mac int8"): {"lut": 23445, "ff": 12321, "dsp": 120, "bram": 16},
+    ("xilinx", "4x6 adder int8"): {"lut": 15001, "ff": 10437, "dsp": 56, "bram": 12},
+    ("ecp5", "4x6 adder int8"): {"lut": 12078, "ff": 12347, "dsp": 56, "bram": 23},
+    ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 9634, "ff": 10030, "dsp": 41, "bram": 21},
+    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 11825, "ff": 8388, "dsp": 26, "bram": 11},
+    ("ecp5", "4x4 mac a4w4"): {"lut": 10278, "ff": 10744, "dsp": 48, "bram": 16},
+    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 10663, "ff": 11604, "dsp": 38, "bram": 48},
+    ("xilinx", "8x8 mac int8"): {"lut": 21455, "ff": 13225, "dsp": 120, "bram": 16},
 }
 
 
