@@ -830,12 +830,9 @@ def _merged(wl: CoreWorkload, C: I64, w_depth: I64) -> tuple[I64, I64, I64]:
     return t, kg, groups
 
 
-def _tensor_off(wl: CoreWorkload, align: int, allocs: I64 | None = None) -> I64:
-    """Byte offset of every tensor from the first tensor region when regions are ``align``-byte
-    aligned. ``wl.tensor_off`` (16-byte alignment) tells which tensors sit inside another
-    (a padded / concatenated one: the outermost region holding its bytes) and where.
-    ``allocs``: how many times each tensor's region is laid out (the last one is the
-    tensor's; default once)."""
+def _outer_regions(wl: CoreWorkload) -> tuple[I64, I64, np.ndarray]:
+    """The tensors' 16-byte-aligned offsets, the outermost region holding each tensor's bytes
+    (a padded / concatenated one, else itself) and whether a tensor owns its region."""
     n = wl.tensor_bytes.shape[0]
     t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
     off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
@@ -847,7 +844,16 @@ def _tensor_off(wl: CoreWorkload, align: int, allocs: I64 | None = None) -> I64:
         )
         if hold.size:
             outer[j] = int(hold[np.argmax(wl.tensor_bytes[hold])])
-    own = outer == np.arange(n)
+    return off0, outer, outer == np.arange(n)
+
+
+def _tensor_off(wl: CoreWorkload, align: int, allocs: I64 | None = None) -> I64:
+    """Byte offset of every tensor from the first tensor region when regions are ``align``-byte
+    aligned. ``wl.tensor_off`` (16-byte alignment) tells which tensors sit inside another
+    (a padded / concatenated one: the outermost region holding its bytes) and where.
+    ``allocs``: how many times each tensor's region is laid out (the last one is the
+    tensor's; default once)."""
+    off0, outer, own = _outer_regions(wl)
     t_al = np.where(own, _cdiv(wl.tensor_bytes, align) * align, 0)
     start = np.cumsum(t_al if allocs is None else t_al * allocs) - t_al
     out: I64 = start[outer] + off0 - off0[outer]
@@ -2085,18 +2091,7 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
 
 def _tensor_offsets(wl: CoreWorkload, align: I64, allocs: I64) -> I64:
     """:func:`_tensor_off` per configuration, (H, T): ``align`` (H,) and ``allocs`` (H, T)."""
-    n = wl.tensor_bytes.shape[0]
-    t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
-    off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
-    end0 = off0 + wl.tensor_bytes
-    outer = np.arange(n)
-    for j in range(n):
-        hold = np.flatnonzero(
-            (off0 <= off0[j]) & (end0 >= end0[j]) & (wl.tensor_bytes > wl.tensor_bytes[j])
-        )
-        if hold.size:
-            outer[j] = int(hold[np.argmax(wl.tensor_bytes[hold])])
-    own = outer == np.arange(n)
+    off0, outer, own = _outer_regions(wl)
     a = align[:, None]
     t_al = np.where(own[None, :], _cdiv(wl.tensor_bytes[None, :], a) * a, 0)
     start = np.cumsum(t_al * allocs, axis=1) - t_al

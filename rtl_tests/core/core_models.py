@@ -70,6 +70,18 @@ def _requant(rng: np.random.Generator, k: int, relu: bool) -> Requant:
     return Requant(mult.astype(np.int64), shift.astype(np.int64), 0 if relu else -128, 127)
 
 
+def _conv(
+    rng: np.random.Generator, name: str, src: str, shape: tuple[int, int, int, int], **kw_: Any
+) -> ComputeOp:
+    """A random int8 mac convolution of ``shape`` (K, C, KH, KW) with its requantisation."""
+    k, c, kh, kw = shape
+    groups = kw_.pop("groups", 1)
+    w = rng.integers(-127, 128, size=(k, c // groups, kh, kw)).astype(np.int64)
+    b = rng.integers(-2000, 2000, size=k).astype(np.int64)
+    return ComputeOp(name, src, name, "mac", "conv", w, b, groups=groups,
+                     requant=_requant(rng, k, kw_.pop("relu", True)), **kw_)  # fmt: skip
+
+
 def random_model(seed: int = 0) -> IntegerModel:
     """A hand-made integer network of awkward shapes with random parameters: odd channel
     counts, a 5x5 stride-2 convolution with padding 2, a grouped convolution (groups 3), a
@@ -78,11 +90,7 @@ def random_model(seed: int = 0) -> IntegerModel:
     rng = np.random.default_rng(seed)
 
     def conv(name: str, src: str, k: int, c: int, kh: int, kw: int, **kw_: Any) -> ComputeOp:
-        groups = kw_.pop("groups", 1)
-        w = rng.integers(-127, 128, size=(k, c // groups, kh, kw)).astype(np.int64)
-        b = rng.integers(-2000, 2000, size=k).astype(np.int64)
-        return ComputeOp(name, src, name, "mac", "conv", w, b, groups=groups,
-                         requant=_requant(rng, k, kw_.pop("relu", True)), **kw_)  # fmt: skip
+        return _conv(rng, name, src, (k, c, kh, kw), **kw_)
 
     ops: list[Any] = [
         conv("c5", "input", 6, 3, 5, 5, stride=(2, 2), padding=(2, 2)),  # 6 x 6 x 5
@@ -111,11 +119,7 @@ def tiled_model(seed: int = 2) -> IntegerModel:
     rng = np.random.default_rng(seed)
 
     def conv(name: str, src: str, k: int, c: int, kh: int, kw: int, **kw_: Any) -> ComputeOp:
-        groups = kw_.pop("groups", 1)
-        w = rng.integers(-127, 128, size=(k, c // groups, kh, kw)).astype(np.int64)
-        b = rng.integers(-2000, 2000, size=k).astype(np.int64)
-        return ComputeOp(name, src, name, "mac", "conv", w, b, groups=groups,
-                         requant=_requant(rng, k, kw_.pop("relu", True)), **kw_)  # fmt: skip
+        return _conv(rng, name, src, (k, c, kh, kw), **kw_)
 
     ops: list[Any] = [
         conv("c5", "input", 16, 3, 5, 5, stride=(2, 2), padding=(2, 2)),  # 16 x 11 x 10
