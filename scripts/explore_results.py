@@ -188,6 +188,15 @@ def _obj(res: Any, i: int, objective: str) -> float:
     return float(objective_values(res.metrics, objective)[i])
 
 
+def _write_block(marker: str, text: str) -> None:
+    """Replace what stands between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` in the
+    docs page by ``text``."""
+    doc = DOC.read_text()
+    DOC.write_text(re.sub(rf"(<!-- {marker}:begin -->\n).*?(<!-- {marker}:end -->)",
+                          lambda m: m.group(1) + text + "\n" + m.group(2), doc,
+                          flags=re.S))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--samples", type=int, default=200_000)
@@ -200,19 +209,13 @@ def main() -> None:
         text = asic_rank()
         print(text)
         if args.write:
-            doc = DOC.read_text()
-            DOC.write_text(re.sub(r"(<!-- asic:begin -->\n).*?(<!-- asic:end -->)",
-                                  lambda m: m.group(1) + text + "\n" + m.group(2), doc,
-                                  flags=re.S))  # fmt: skip
+            _write_block("asic", text)
         return
     if args.compare_search:
         text = compare_search(args.samples)
         print(text)
         if args.write:
-            doc = DOC.read_text()
-            DOC.write_text(re.sub(r"(<!-- search:begin -->\n).*?(<!-- search:end -->)",
-                                  lambda m: m.group(1) + text + "\n" + m.group(2), doc,
-                                  flags=re.S))  # fmt: skip
+            _write_block("search", text)
         return
     rows = run_suite(args.samples)
     text = table(rows)
@@ -220,10 +223,7 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.write:
-        doc = DOC.read_text()
-        new = re.sub(r"(<!-- results:begin -->\n).*?(<!-- results:end -->)",
-                     lambda m: m.group(1) + text + "\n" + m.group(2), doc, flags=re.S)  # fmt: skip
-        DOC.write_text(new)
+        _write_block("results", text)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,6 +57,21 @@ def _spec(r: int, c: int, i: float, w: float, o: float, a: int = 8) -> object:
             "buffers": {"ifmap": {"size_kb": i}, "weight": {"size_kb": w}, "ofmap": {"size_kb": o}},
         }
     )
+
+
+def _assert_phases_equal_scalar(
+    res: Any, wl: Any, cfg: Any, geo: dict[str, Any], i: int
+) -> tuple[Any, ...]:
+    """Design ``i``'s per-layer phases equal ``core_model.core_cycles`` of its planned layers;
+    returns the scalar model's cycles (the end descriptor last)."""
+    core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
+                             "bus_bytes": int(geo["bus"][i]),
+                             "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
+    ref = core_cycles(core, planned_layers(wl, cfg, i))
+    assert _phases(res, i, len(wl)) == [
+        (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
+    ]
+    return tuple(ref)
 
 
 def _phases(res: object, i: int, n: int) -> list[tuple[int, ...]]:
@@ -186,13 +202,7 @@ def test_batch_equals_scalar_model_on_zoo_networks(name: str) -> None:
     assert ok.size >= 10
     for i in ok[:10].tolist():
         geo = core_geometry(cfg)
-        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
-                                 "bus_bytes": int(geo["bus"][i]),
-                                 "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
-        ref = core_cycles(core, planned_layers(wl, cfg, i))
-        assert _phases(res, i, len(wl)) == [
-            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
-        ]
+        _assert_phases_equal_scalar(res, wl, cfg, geo, i)
 
 
 def test_resources_equal_the_scalar_model() -> None:
@@ -311,13 +321,7 @@ def test_batch_equals_scalar_model_at_every_bus_width(name: str) -> None:
     geo = core_geometry(cfg)
     assert len(set(geo["bus"][ok[:12]].tolist())) >= 3
     for i in ok[:12].tolist():
-        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
-                                 "bus_bytes": int(geo["bus"][i]),
-                                 "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
-        ref = core_cycles(core, planned_layers(wl, cfg, i))
-        assert _phases(res, i, len(wl)) == [
-            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
-        ]
+        ref = _assert_phases_equal_scalar(res, wl, cfg, geo, i)
         assert int(res.end_cycles[i]) == ref[-1].layer
 
 
@@ -352,13 +356,7 @@ def test_uneven_passes_of_grouped_layers_equal_the_scalar_model() -> None:
     assert uneven.sum() >= 5
     geo = core_geometry(cfg)
     for i in pick:
-        core = type("Core", (), {"rows": int(cfg.rows[i]), "cols": int(cfg.cols[i]),
-                                 "bus_bytes": int(geo["bus"][i]),
-                                 "p_tile": int(geo["p_tile"][i])})()  # fmt: skip
-        ref = core_cycles(core, planned_layers(wl, cfg, i))
-        assert _phases(res, i, len(wl)) == [
-            (c.fetch, c.load, c.compute, c.writeback, c.control) for c in ref[:-1]
-        ]
+        _assert_phases_equal_scalar(res, wl, cfg, geo, i)
 
 
 def test_dma_in_shifts_equals_the_scalar_command() -> None:
