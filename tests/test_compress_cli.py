@@ -112,6 +112,7 @@ def test_runs_are_repeatable(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["--method", "quant", "--epochs", "-1"], r"--epochs: expected an integer >= 0, found -1"),
         (["--method", "quant", "--data", "/no/such/dir"], r"expected 'digits' or a dataset folder"),
         (["--method", "quant", "--kd", "mlp"], r"expected MODEL.s input shape \(1, 8, 8\)"),
+        (["--method", "quant", "--no-binary-bn"], r"--no-binary-bn: expected --method binary"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(

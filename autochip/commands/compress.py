@@ -104,6 +104,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--estimator", choices=["ste", "fda"], default="ste", help="binary gradient")
+    p.add_argument(
+        "--binary-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="binary: a batch-norm before each binariser that has none, folded into the integer "
+        "thresholds (default on)",
+    )
     p.add_argument("--calibration", choices=["minmax", "percentile"], default="minmax")
     p.add_argument(
         "--steps",
@@ -172,6 +179,9 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
         )
     if args.kd and args.kd_loss is None:
         args.kd_loss = "pkkd" if args.method == "adder" else "kd"
+    if args.binary_bn is not None and args.method != "binary":
+        flag = "--binary-bn" if args.binary_bn else "--no-binary-bn"
+        problems.append(f"{flag}: expected --method binary beside it, found --method {args.method}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr: expected a positive number, found {args.lr}")
     problems += _prune_problems(args)
@@ -401,7 +411,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     bits, out = _check(args)
     policy = policy_for_method(
-        "quant" if args.method == "prune" else args.method, bits, args.estimator
+        "quant" if args.method == "prune" else args.method,
+        bits,
+        args.estimator,
+        binary_bn=args.binary_bn is not False,
     )
     policy = dataclasses.replace(policy, calibration=args.calibration, steps=args.steps)
     torch.set_num_threads(args.threads)
