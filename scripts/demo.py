@@ -61,6 +61,7 @@ def main() -> None:
         [
             *("compress", "lenet_digits", "--method", "quant", "--bits", "8/8"),
             *("--data", "digits", "--epochs", epochs, "--fp32-epochs", epochs),
+            *("--lr", "1e-3", "--batch-size", "32", "--no-kd"),  # digits: the demo's recipe
             *("--out", str(ckpt)),
         ],
     )

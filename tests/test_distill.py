@@ -158,7 +158,8 @@ def example_input():
     [
         (["--method", "quant", "--kd", "{four}"], r"expected logits of shape \(1, 10\) like MODEL"),
         (["--method", "quant", "--kd", "mlp"], r"expected MODEL's input shape \(1, 8, 8\)"),
-        (["--method", "quant", "--kd-loss", "skd"], r"expected --kd TEACHER beside it"),
+        (["--method", "quant", "--no-kd", "--kd-loss", "skd"], r"expected no --no-kd beside"),
+        (["--method", "quant", "--no-kd", "--kd", "mlp"], r"expected one of them, found both"),
         (["--method", "binary", "--kd", "lenet_digits", "--kd-loss", "pkkd"], r"--method adder"),
         (["--method", "adder", "--kd", "dwsep_digits"], r"pkkd expected MODEL 'lenet_digits'"),
     ],

@@ -308,3 +308,30 @@ def test_option_a_shortcut_subsample_and_channel_pad() -> None:
         OptionA(), Policy(default=LayerPolicy("mac", 6, 6)), torch.randn(8, 3, 8, 8), 8
     )
     assert diff <= 1 and equal >= 0.99, (diff, equal)
+
+
+@pytest.mark.parametrize("estimator", ["ste", "fda"])
+def test_binary_bn_lenet5_folds_into_thresholds(estimator: str) -> None:
+    """``Policy.binary_bn``: a batch-norm after each layer whose output is binarised (through
+    ReLU, max pooling and flatten), folded into thresholds with flips: integer == fake-quant."""
+    from autochip.compress.policy import policy_for_method
+    from models.lenet5_fashion import build_model
+
+    torch.manual_seed(10)
+    model = build_model()
+    policy = policy_for_method("binary", estimator=estimator)
+    assert policy.binary_bn
+    gm = convert(model, policy)
+    bns = {
+        n.args[0].target: n.target
+        for n in gm.graph.nodes
+        if n.op == "call_module"
+        and isinstance(gm.get_submodule(str(n.target)), nn.BatchNorm2d | nn.BatchNorm1d)
+    }
+    # the binarised outputs: features.0 (int8) -> features.3 (xnor) -> classifier.1 (xnor)
+    assert sorted(bns) == ["classifier.1", "features.0", "features.3"]
+    plain = convert(model, policy_for_method("binary", estimator=estimator, binary_bn=False))
+    assert not any(isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d) for m in plain.modules())
+    x = torch.rand(16, 1, 28, 28)
+    diff, _ = _compare(model, policy, x, seed=11)
+    assert diff == 0

@@ -10,6 +10,13 @@ one, the FP32 model beside it as <stem>.fp32.pt (usable as --kd TEACHER).
   autochip compress lenet_digits --method adder --kd q8.fp32.pt --epochs 30 --out adder_kd.pt
   autochip compress lenet_digits --method binary --kd q8.fp32.pt --kd-loss skd --out b.pt
 
+The defaults are the recipes measured on LeNet-5 / Fashion-MNIST (docs/compression.md, Results):
+batch 128, 20 FP32 epochs, and distillation from a copy of the FP32 model being compressed
+(Hinton KD; PKKD for adder) unless --kd TEACHER names another or --no-kd turns it off; epochs and
+learning rate per method: quant 1 epoch at 1e-4 (8 bits), 2 at 5e-4 (4..7 bits), 3 at 1e-3
+(2..3 bits); binary 12 at 2e-3 (with a batch-norm before each binariser, --no-binary-bn to drop
+it); adder 6 at 1e-2; prune 24 fine-tuning epochs, then 1 int8 epoch at 1e-3.
+
 --method prune removes channels or residual blocks (docs/compression.md, Pruning), fine-tunes the
 smaller FP32 model for --epochs, then quantises it at --bits like --method quant
 (--quant-epochs); <stem>.fp32.pt is the pruned FP32 model:
@@ -59,10 +66,21 @@ from autochip.reference import run as run_integer
 __all__ = ["add_arguments", "run"]
 
 FP32_LR = 3e-3
-METHOD_LR = {"quant": 1e-3, "binary": 1e-2, "adder": 2e-2, "prune": 1e-3}
-METHOD_EPOCHS = {"quant": 30, "binary": 30, "adder": 60, "prune": 10}
-PRUNE_QUANT_EPOCHS = 3
-FP32_EPOCHS = 30
+# The defaults are the recipes measured on LeNet-5 / Fashion-MNIST (docs/compression.md,
+# Results): (epochs, learning rate) per method, quant by its narrowest width (8; 4..7; 2..3).
+# prune: fine-tuning epochs of the pruned FP32 model (at FP32_LR / 3), then PRUNE_QUANT_EPOCHS
+# int8 epochs at the learning rate given here.
+RECIPES = {
+    "quant8": (1, 1e-4),
+    "quant4": (2, 5e-4),
+    "quant2": (3, 1e-3),
+    "binary": (12, 2e-3),
+    "adder": (6, 1e-2),
+    "prune": (24, 1e-3),
+}
+PRUNE_QUANT_EPOCHS = 1
+FP32_EPOCHS = 20
+BATCH_SIZE = 128
 CALIBRATION_SAMPLES = 512
 
 
@@ -73,14 +91,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kd",
         metavar="TEACHER",
-        help="FP32 teacher to distil from: zoo name, .py file or FP32 checkpoint .pt",
+        help="FP32 teacher to distil from: zoo name, .py file or FP32 checkpoint .pt (default: "
+        "a copy of the FP32 model being compressed)",
+    )
+    p.add_argument(
+        "--no-kd", action="store_true", help="no distillation: train on the labels alone"
     )
     p.add_argument(
         "--kd-loss",
         choices=KD_LOSSES,
         default=None,
-        help="distillation loss with --kd: kd (Hinton), skd (spherical), pkkd (adder only); "
-        "default pkkd for adder, kd otherwise",
+        help="distillation loss: kd (Hinton), skd (spherical), pkkd (adder only); default pkkd "
+        "for adder, kd otherwise",
     )
     p.add_argument(
         "--data",
@@ -91,10 +113,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--epochs",
         type=int,
         default=None,
-        help="epochs of compressed training (quant 30, binary 30, adder 60; prune: FP32 "
-        "fine-tuning of the pruned model, 10)",
+        help="epochs of compressed training (quant: 1 at 8 bits, 2 at 4..7, 3 at 2..3; binary "
+        "12; adder 6; prune: FP32 fine-tuning of the pruned model, 24)",
     )
-    p.add_argument("--fp32-epochs", type=int, default=FP32_EPOCHS, help="FP32 epochs (30)")
+    p.add_argument(
+        "--fp32-epochs", type=int, default=FP32_EPOCHS, help=f"FP32 epochs ({FP32_EPOCHS})"
+    )
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
     p.add_argument(
         "--model-code",
@@ -104,6 +128,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--estimator", choices=["ste", "fda"], default="ste", help="binary gradient")
+    p.add_argument(
+        "--binary-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="binary: a batch-norm before each binariser that has none, folded into the integer "
+        "thresholds (default on)",
+    )
     p.add_argument("--calibration", choices=["minmax", "percentile"], default="minmax")
     p.add_argument(
         "--steps",
@@ -111,8 +142,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="lsq",
         help="learn quantiser steps (LSQ) or keep the calibrated ones",
     )
-    p.add_argument("--lr", type=float, default=None, help="learning rate of the compressed model")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate of the compressed model (quant: 1e-4 at 8 bits, 5e-4 at 4..7, 1e-3 "
+        "at 2..3; binary 2e-3; adder 1e-2; prune: of its int8 epochs, 1e-3)",
+    )
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"({BATCH_SIZE})")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
     _prune_arguments(p)
 
@@ -153,8 +190,9 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
         bits = parse_bits(args.bits)
     except CompressionError as exc:
         problems.append(str(exc))
+    epochs, lr = _recipe(args.method, bits)
     if args.epochs is None:
-        args.epochs = METHOD_EPOCHS[args.method]
+        args.epochs = epochs
     if args.epochs < 0:
         problems.append(f"--epochs: expected an integer >= 0, found {args.epochs}")
     if args.fp32_epochs < 0:
@@ -163,17 +201,24 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
         problems.append(f"--batch-size: expected an integer >= 1, found {args.batch_size}")
     if args.threads < 1:
         problems.append(f"--threads: expected an integer >= 1, found {args.threads}")
-    if args.kd_loss is not None and not args.kd:
-        problems.append(f"--kd-loss {args.kd_loss}: expected --kd TEACHER beside it, found none")
+    if args.kd and args.no_kd:
+        problems.append(f"--kd {args.kd} and --no-kd: expected one of them, found both")
+    if args.kd_loss is not None and args.no_kd:
+        problems.append(f"--kd-loss {args.kd_loss}: distils, expected no --no-kd beside it")
     if args.kd_loss == "pkkd" and args.method != "adder":
         problems.append(
             f"--kd-loss pkkd: distils adder layers, expected --method adder, found "
             f"--method {args.method} (use kd or skd)"
         )
-    if args.kd and args.kd_loss is None:
+    if not args.no_kd and args.kd_loss is None:
         args.kd_loss = "pkkd" if args.method == "adder" else "kd"
+    if args.binary_bn is not None and args.method != "binary":
+        flag = "--binary-bn" if args.binary_bn else "--no-binary-bn"
+        problems.append(f"{flag}: expected --method binary beside it, found --method {args.method}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr: expected a positive number, found {args.lr}")
+    if args.lr is None:
+        args.lr = lr
     problems += _prune_problems(args)
     out = Path(args.out)
     if out.suffix != ".pt":
@@ -187,6 +232,14 @@ def _check(args: argparse.Namespace) -> tuple[tuple[int, int], Path]:
     if problems:
         raise SpecError("autochip compress", problems)
     return bits, out
+
+
+def _recipe(method: str, bits: tuple[int, int]) -> tuple[int, float]:
+    """The default (epochs, learning rate) of ``method`` at ``bits`` (RECIPES)."""
+    if method != "quant":
+        return RECIPES[method]
+    narrow = min(bits)
+    return RECIPES["quant8" if narrow == 8 else "quant4" if narrow >= 4 else "quant2"]
 
 
 def _prune_problems(args: argparse.Namespace) -> list[str]:
@@ -346,13 +399,15 @@ def _start_and_teacher(
 ) -> tuple[nn.Module, nn.Module | None, bool]:
     """(FP32 start of the student, teacher or None, whether the start was loaded, not trained).
 
-    Without --kd the start is MODEL (trained here unless it is a checkpoint). With --kd TEACHER
-    of MODEL's architecture and an untrained MODEL, the teacher is also the start (it is trained
-    once); otherwise MODEL and TEACHER are loaded or trained separately. PKKD needs MODEL's
-    architecture. The teacher is checked before any training.
+    Without --kd the start is MODEL (trained here unless it is a checkpoint) and the teacher a
+    copy of it (none with --no-kd). With --kd TEACHER of MODEL's architecture and an untrained
+    MODEL, the teacher is also the start (it is trained once); otherwise MODEL and TEACHER are
+    loaded or trained separately. PKKD needs MODEL's architecture. The teacher is checked before
+    any training.
     """
     if not args.kd:
-        return _fp32(model, pretrained, data, args, "fp32"), None, pretrained
+        fp = _fp32(model, pretrained, data, args, "fp32")
+        return fp, None if args.no_kd else copy.deepcopy(fp), pretrained
     teacher, t_example, _, t_pretrained = _load_fp32(args.kd, "--kd TEACHER", args.model_code)
     _check_teacher(teacher, example, t_example, data, args.kd)
     same = _same_architecture(teacher, model)
@@ -401,7 +456,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     bits, out = _check(args)
     policy = policy_for_method(
-        "quant" if args.method == "prune" else args.method, bits, args.estimator
+        "quant" if args.method == "prune" else args.method,
+        bits,
+        args.estimator,
+        binary_bn=args.binary_bn is not False,
     )
     policy = dataclasses.replace(policy, calibration=args.calibration, steps=args.steps)
     torch.set_num_threads(args.threads)
@@ -433,7 +491,7 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         init_adder_weights(student, data.x_train[:CALIBRATION_SAMPLES], policy.calibration)
     cfg = TrainConfig(
         epochs=args.quant_epochs if args.method == "prune" else args.epochs,
-        lr=args.lr or METHOD_LR[args.method],
+        lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
     )
@@ -462,7 +520,7 @@ def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         "data": args.data,
         "epochs": args.epochs,
         "seed": args.seed,
-        "kd": args.kd,
+        "kd": args.kd or (None if args.no_kd else "MODEL"),
         "kd_loss": args.kd_loss,
         "accuracy_fp32": acc_fp32,
         "accuracy": acc,

@@ -10,7 +10,10 @@ The model is traced with ``torch.fx``; the result is a ``GraphModule`` with
   binary layer), on the inputs of average pooling and residual additions, and on the model output
   (``policy.output_bits``). A tensor that feeds several consumers gets one quantiser per kind.
   Quantisers of tensors that are non-negative (after a ReLU) use the non-negative half;
-* a batch-norm after every adder layer that has none (adder outputs are all <= 0);
+* a batch-norm after every adder layer that has none (adder outputs are all <= 0), and with
+  ``policy.binary_bn`` after every compute layer whose output a binary layer binarises (through
+  ReLUs, max pooling and flattening) and that has none: the binariser then thresholds at a
+  learned per-channel centre, which the export folds into the integer threshold (and sign flip);
 * ReLUs that only feed a binariser removed (``b(relu(v)) == b(v)``; the ReLU would only zero the
   gradient of negative inputs).
 
@@ -257,6 +260,10 @@ def convert(model: nn.Module, policy: Policy) -> fx.GraphModule:
         _set_module(gm, target, new)
         if lp.kind == "adder":
             _ensure_bn(gm, node, new)
+    if policy.binary_bn:
+        for node in compute:
+            if kinds[node.name].kind == "binary":
+                _binariser_bn(gm, node, {n.name for n in compute})
 
     # which tensors need a quantiser, and of which kind
     sites: list[tuple[fx.Node, int, tuple[str, int]]] = []  # (consumer, arg index, (kind, bits))
@@ -353,6 +360,28 @@ def _ensure_bn(gm: fx.GraphModule, node: fx.Node, layer: nn.Module) -> None:
     with gm.graph.inserting_after(node):
         bn_node = gm.graph.call_module(name, (node,))
     node.replace_all_uses_with(bn_node, delete_user_cb=lambda u: u is not bn_node)
+
+
+def _binariser_bn(gm: fx.GraphModule, node: fx.Node, compute: set[str]) -> None:
+    """A batch-norm after the compute layer that feeds binary layer ``node``, if it has none.
+
+    Walks back from ``node``'s input over single-user ReLUs and layout ops (max pooling, flatten)
+    to a compute layer with one user; anything else (an add, a concatenation, the model input, a
+    tensor with several users) is left as it is. Per-channel batch-norm before max pooling is
+    exact under binarisation: ``sign(max(y)) = max(sign(y))`` for the folded threshold, and with
+    a negative scale the export flips the bit before the (monotone) pooling.
+    """
+    src = node.args[0]
+    while isinstance(src, fx.Node) and len(src.users) == 1:
+        if src.name in compute:
+            layer = gm.get_submodule(str(src.target))
+            _ensure_bn(gm, src, layer)
+            return
+        if isinstance(_module(gm, src), nn.BatchNorm2d | nn.BatchNorm1d):
+            return
+        if not (is_relu(gm, src) or _is_pass(gm, src)):
+            return
+        src = src.args[0]
 
 
 def _drop_relus(gm: fx.GraphModule, src: fx.Node) -> None:

@@ -64,7 +64,10 @@ class Policy:
     binarisation gradient (``ste`` or ``fda``); ``calibration`` the post-training calibration of
     activation steps (``minmax`` or ``percentile``); ``steps`` whether the quantiser steps are
     learned during training (``lsq``, the default) or stay at their calibrated values
-    (``static``: fake-quant training with straight-through gradients only).
+    (``static``: fake-quant training with straight-through gradients only). ``binary_bn``
+    inserts a batch-norm after the compute layer whose output a binary layer binarises, where
+    there is none (binary activations need a learned per-channel centre; ``convert``); it folds
+    into the integer thresholds exactly, so the integer model is unchanged in kind.
     """
 
     default: LayerPolicy = INT8
@@ -75,6 +78,7 @@ class Policy:
     estimator: str = "ste"
     calibration: str = "minmax"
     steps: str = "lsq"
+    binary_bn: bool = False
 
     def __post_init__(self) -> None:
         problems = self.default.problems("default")
@@ -96,6 +100,8 @@ class Policy:
             )
         if self.steps not in STEPS:
             problems.append(f"steps must be one of {', '.join(STEPS)}, found {self.steps!r}")
+        if not isinstance(self.binary_bn, bool):
+            problems.append(f"binary_bn must be true or false, found {self.binary_bn!r}")
         if problems:
             raise CompressionError("invalid compression policy:\n  - " + "\n  - ".join(problems))
 
@@ -132,6 +138,7 @@ class Policy:
                 estimator=d.get("estimator", "ste"),
                 calibration=d.get("calibration", "minmax"),
                 steps=d.get("steps", "lsq"),
+                binary_bn=d.get("binary_bn", False),  # checkpoints written before it: none
             )
         except TypeError as exc:
             raise CompressionError(f"invalid compression policy {dict(d)!r}: {exc}") from None
@@ -158,14 +165,15 @@ def parse_bits(text: str) -> tuple[int, int]:
 
 
 def policy_for_method(
-    method: str, bits: tuple[int, int] = (8, 8), estimator: str = "ste"
+    method: str, bits: tuple[int, int] = (8, 8), estimator: str = "ste", binary_bn: bool = True
 ) -> Policy:
-    """The CLI's policies: ``quant`` (W/A bits), ``binary`` and ``adder``; first/last int8."""
+    """The CLI's policies: ``quant`` (W/A bits), ``binary`` (with ``binary_bn``) and ``adder``;
+    first/last int8."""
     w, a = bits
     if method == "quant":
         return Policy(default=LayerPolicy("mac", w, a), estimator=estimator)
     if method == "binary":
-        return Policy(default=LayerPolicy("binary", 1, 1), estimator=estimator)
+        return Policy(default=LayerPolicy("binary", 1, 1), estimator=estimator, binary_bn=binary_bn)
     if method == "adder":
         if w != a:
             raise CompressionError(
