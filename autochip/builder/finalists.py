@@ -93,7 +93,8 @@ def verify_finalists(
 
 
 def simulate_chosen(model: str, hw: dict[str, Any]) -> dict[str, Any]:
-    """Build the chosen core for the integer model ``model`` (``.npz`` or its ``.pt``) and
+    """Build the chosen core for the integer model ``model`` (``.npz`` or its ``.pt``) in a
+    temporary folder (removed afterwards, also when the build or the simulation fails) and
     simulate it on two inputs: measured vs predicted cycles, bit-exactness."""
     from autochip.builder.core_build import build_core
     from autochip.builder.core_sim import simulate_core
@@ -101,12 +102,12 @@ def simulate_chosen(model: str, hw: dict[str, Any]) -> dict[str, Any]:
 
     im = _integer_model(model)
     spec = hardware_spec_from_dict(hw, "chosen")
-    work = Path(tempfile.mkdtemp(prefix="autochip-explore-"))
     x = default_inputs(im, 2)
-    res = build_core(im, spec, work / "build", x, "explore --simulate")
-    rep = simulate_core(res.out_dir, im, x, "verilator")
-    out: dict[str, Any] = rep.as_dict()
-    out["build_dir"] = str(res.out_dir)
+    # the build folder is temporary: removed when the simulation ends, also when it fails
+    with tempfile.TemporaryDirectory(prefix="autochip-explore-") as work:
+        res = build_core(im, spec, Path(work) / "build", x, "explore --simulate")
+        rep = simulate_core(res.out_dir, im, x, "verilator")
+        out: dict[str, Any] = rep.as_dict()
     return out
 
 
