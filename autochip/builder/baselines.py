@@ -173,6 +173,7 @@ def design_dict(
         "edp_js": lat * en,
         "power_w": float(get("power_w")),
         "cycles": int(get("cycles")),
+        "tiled": bool(get("tiled")) if "tiled" in metrics else False,  # feature maps in bands
     }
     if platform.is_fpga:
         out["resources"] = {k: int(get(k)) for k in ("lut", "ff", "dsp", "bram")}
