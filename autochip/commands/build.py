@@ -63,8 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(zoo name, .py, .pt2, FP32 checkpoint .pt)",
     )
     p.add_argument("--hw", metavar="HW.yaml", help="hardware spec of the core")
-    p.add_argument("--platform", metavar="NAME",
-                   help="search the core for the platform (as `autochip explore`) and build it")
+    p.add_argument(
+        "--platform",
+        metavar="NAME",
+        help="search the core for the platform (as `autochip explore`) and build it",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="build folder to write")
     p.add_argument("--images", type=int, default=20, help="test inputs to store (20)")
     p.add_argument(
