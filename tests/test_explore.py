@@ -486,3 +486,31 @@ def test_build_search_includes_tiled_designs(monkeypatch: pytest.MonkeyPatch) ->
     prog = compile_model(model, core)
     assert any("@" in lay.name for lay in prog.layers)  # it runs in bands
     assert d["cycles"] == sum(c.total for c in core_cycles(core, prog.layers))
+
+
+def test_baselines_tile_where_whole_feature_maps_do_not_fit() -> None:
+    """On pynq-z2 no core holds ResNet-18's feature maps whole (one ifmap copy per array row
+    exceeds the block RAM), so the expert baselines tile them: each fits the device with the
+    command's margin, runs in bands, and is costed as ``predict --fidelity rtl`` costs it."""
+    from autochip.builder.baselines import baselines, design_dict
+    from autochip.predictor.core_batch import core_feasible
+
+    graph = graph_for("resnet18")
+    plat = load_platform("pynq-z2")
+    wl = core_workload(graph)
+    space = default_space(wl, plat)
+    budget = parse_budget(None, plat, 0.05)
+    got = baselines(wl, plat, space, budget)
+    fits = [b for b in got if b.metrics is not None and b.space is not None]
+    assert {b.name for b in fits} >= {"largest-square", "tpu-like", "shidiannao-like"}
+    for b in fits:
+        assert b.space is not None and b.metrics is not None
+        d = design_dict(b.space, b.metrics, None, plat, b.name)
+        hw = hardware_spec_from_dict(d["hw"])
+        assert d["tiled"] and not core_feasible(wl, core_configs([hw]))[0]
+        assert "feature maps tiled" in b.note
+        caps = budget.caps
+        assert all(d["resources"][k] * 1.05 <= caps[k] for k in ("lut", "ff", "dsp", "bram"))
+        est = predict(graph, hw, plat, "rtl")
+        assert d["latency_s"] == pytest.approx(est.total.latency_s, rel=1e-12)
+        assert d["energy_j"] == pytest.approx(est.total.energy_pj * 1e-12, rel=1e-9)
