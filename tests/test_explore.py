@@ -514,3 +514,40 @@ def test_baselines_tile_where_whole_feature_maps_do_not_fit() -> None:
         est = predict(graph, hw, plat, "rtl")
         assert d["latency_s"] == pytest.approx(est.total.latency_s, rel=1e-12)
         assert d["energy_j"] == pytest.approx(est.total.energy_pj * 1e-12, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--platform", "pynq-z2", "--budget", "lut=abc,dsp=1e9"],
+         "lut: expected a number, found 'abc'"),
+        (["--platform", "pynq-z2", "--budget", "dsp=2,bram=1"],
+         "no design of the space fits the budget (lut=53200, ff=106400, dsp=2, bram=1)"),
+        (["--hw", "rtl_tests/core/core_small8x8.yaml", "--budget", "lut=1000"],
+         "--budget: expected with --platform NAME"),
+        (["--platform", "ice40hx8k", "--budget", "lut=1000"],
+         "--budget: expected a platform with a whole-core resource model"),
+        (["--platform", "nosuch"], "found unknown platform 'nosuch'"),
+    ],
+)  # fmt: skip
+def test_build_platform_bad_budget_one_error_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    """``autochip build --platform NAME --budget ... --out DIR``: a bad or impossible budget is
+    one error, exit 2, and DIR is not created."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
+    from core_models import tiled_model
+
+    from autochip.reference import save_integer_model
+
+    npz = tmp_path / "tiled.npz"
+    save_integer_model(tiled_model(), npz)
+    out = tmp_path / "build"
+    root = Path(__file__).resolve().parents[1]
+    flags = [str(root / f) if f.endswith(".yaml") else f for f in flags]
+    assert main(["build", str(npz), *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("error:") == 1
+    assert not out.exists()

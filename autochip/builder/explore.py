@@ -295,10 +295,11 @@ def explore(
         m = _concat(s.acc)
         notes = s.notes
         if not len(m.get("flat", [])):
+            least = ", ".join(f"{k} {v:,.6g}" for k, v in s.least.items())
             raise ExploreError(
                 f"no design of the space fits the budget ({_caps(budget)}) and runs '{wl.name}' "
-                f"on '{platform.name}' ({s.evaluated:,} designs evaluated); widen --space or "
-                f"--budget"
+                f"on '{platform.name}' ({s.evaluated:,} designs evaluated; the least any of "
+                f"them needs, each alone: {least}); widen --space or --budget"
             )
         if s.evaluated > first and not found_whole:
             notes.insert(0, f"no design of the space holds the feature maps whole: searched "
@@ -350,6 +351,7 @@ class _Search:
         self.show, self.deadline, self.shown_total = show, deadline, shown_total
         self.acc: dict[str, list[Any]] = {}
         self.candidates: list[I64] = []
+        self.least: dict[str, float] = {}  # the least of each resource any design needs
         self.evaluated = 0
         self.stopped = False
         self.notes: list[str] = []
@@ -360,6 +362,9 @@ class _Search:
             tile = m.pop("needs_tiling", None)
             if tile is not None and tile.any():
                 self.candidates.append(m["flat"][tile])
+            for k in ("lut", "ff", "dsp", "bram", "area_mm2"):
+                if k in m and len(m[k]):
+                    self.least[k] = min(self.least.get(k, math.inf), float(np.min(m[k])))
             ok = m["ok"]
             for k, v in m.items():
                 self.acc.setdefault(k, []).append(np.asarray(v)[ok])

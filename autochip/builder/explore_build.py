@@ -95,11 +95,11 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
 
 
 def choose_core(
-    model: IntegerModel, platform_name: str, name: str = "model"
+    model: IntegerModel, platform_name: str, name: str = "model", budget: str | None = None
 ) -> tuple[HardwareSpec, dict[str, Any]]:
-    """Search the default space for ``model`` on the platform (objective latency, the device as
-    budget; designs that tile the feature maps in ``explore``'s second phase) and return the
-    chosen core's spec and its design dict."""
+    """Search the default space for ``model`` on the platform (objective latency, the device
+    as budget, or ``budget``: ``--budget`` text; designs that tile the feature maps in
+    ``explore``'s second phase) and return the chosen core's spec and its design dict."""
     from autochip.builder.baselines import design_dict
 
     platform = load_platform(platform_name)
@@ -108,8 +108,8 @@ def choose_core(
     if dev is not None and dev.synth_target not in RESOURCE_TARGETS:
         return _default_core(wl, platform, platform_name)
     space = default_space(wl, platform)
-    budget = parse_budget(None, platform, 0.05)
-    res = explore(wl, platform, space, budget, "latency", progress=False)
+    budget_ = parse_budget(budget, platform, 0.05)
+    res = explore(wl, platform, space, budget_, "latency", progress=False)
     d = design_dict(space, res.metrics, res.chosen, platform, f"{platform.name}-searched")
     return hardware_spec_from_dict(d["hw"], f"search for {platform_name}"), d
 
