@@ -61,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(0.05: the core model's error vs Yosys)")  # fmt: skip
     p.add_argument("--objective", choices=OBJECTIVES, default="latency", help="what to optimise")
     p.add_argument("--space", metavar="SPACE.yaml", help="narrow or widen the design space")
-    p.add_argument("--samples", type=int, default=200_000, help="design budget (200000)")
+    p.add_argument("--samples", type=int, default=200_000,
+                   help="designs of the first phase, whole feature maps (200000)")  # fmt: skip
     p.add_argument("--tiled-samples", type=int, default=TILED_SAMPLES, metavar="N",
                    help="designs of the second phase, which need feature-map tiling and are "
                         f"costed band by band (~1,300 ResNet-18 designs per second; "
@@ -75,7 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="FILE", help="write the Pareto designs as CSV")
     p.add_argument("--plot", metavar="FILE.png", help="write a PNG of the front and baselines")
     p.add_argument("--top-k", type=int, default=3, help="finalists to synthesise with --synth (3)")
-    p.add_argument("--synth", action="store_true", help="synthesise the top-k with Yosys")
+    p.add_argument("--synth", action="store_true",
+                   help="synthesise the top-k with Yosys (ECP5: nextpnr Fmax too)")  # fmt: skip
     p.add_argument("--simulate", action="store_true", help="build and simulate the chosen core")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler address")
 
