@@ -182,8 +182,9 @@ def main() -> None:
         base,
     )
     t0 = time.perf_counter()
+    # the first phase alone (tiled designs: tiled_rate above)
     res = explore(wl, plat, space, parse_budget(None, plat), "latency", samples=space.size,
-                  progress=False)  # fmt: skip
+                  progress=False, tiled_samples=0)  # fmt: skip
     sweep = time.perf_counter() - t0
     print(f"# sweep: {res.strategy}, {len(res.metrics['flat'])} designs fit, "
           f"{len(res.pareto)} on the Pareto front")  # fmt: skip

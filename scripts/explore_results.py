@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -47,13 +46,17 @@ def run_suite(samples: int, models: tuple[str, ...] = MODELS,
                 continue
             c = out["chosen"]
             hw = c["hw"]
+            best = [b for b in out["baselines"] if b["id"] == out.get("best_baseline")]
             rows.append(
                 {
                     "model": model,
                     "platform": plat,
                     "chosen": f"{hw['array']['rows']}x{hw['array']['cols']}",
+                    "chosen_tiled": bool(c.get("tiled")),
                     "latency_ms": c["latency_s"] * 1e3,
                     "best_baseline": out.get("best_baseline"),
+                    "baseline_tiled": bool(best and best[0].get("tiled")),
+                    "evaluated_tiled": out.get("evaluated_tiled", 0),
                     "speedup": out.get("speedup_vs_best_baseline"),
                     "energy_ratio": out.get("energy_ratio_vs_best_baseline"),
                     "evaluated": out["evaluated"],
@@ -72,7 +75,7 @@ def geomean(xs: list[float]) -> float:
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| model | platform | searched core | latency (ms) | best baseline | speedup | "
-        "energy ratio | designs | search |",
+        "energy ratio | designs (tiled) | search |",
         "|---|---|---|---:|---|---:|---:|---:|---|",
     ]
     for r in rows:
@@ -82,9 +85,11 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         sp = f"{r['speedup']:.2f}x" if r["speedup"] else "—"
         er = f"{r['energy_ratio']:.2f}x" if r["energy_ratio"] else "—"
+        core = r["chosen"] + (" tiled" if r.get("chosen_tiled") else "")
+        base = (r["best_baseline"] or "none fits") + (" tiled" if r.get("baseline_tiled") else "")
         lines.append(
-            f"| {r['model']} | {r['platform']} | {r['chosen']} | {r['latency_ms']:.4g} | "
-            f"{r['best_baseline'] or 'none fits'} | {sp} | {er} | {r['evaluated']:,} | "
+            f"| {r['model']} | {r['platform']} | {core} | {r['latency_ms']:.4g} | {base} | "
+            f"{sp} | {er} | {r['evaluated']:,} ({r.get('evaluated_tiled', 0):,}) | "
             f"{r['strategy']} |"
         )
     ok = [r for r in rows if r.get("speedup")]
@@ -121,14 +126,16 @@ def compare_search(samples: int, seeds: int = 3) -> str:
         wl = core_workload(graph_for(model))
         space = default_space(wl, plat)
         budget = parse_budget(None, plat)
-        full = explore(wl, plat, space, budget, objective, strategy="exhaustive", progress=False)
+        # the first phase's strategies compared (no tiled phase)
+        full = explore(wl, plat, space, budget, objective, strategy="exhaustive", progress=False,
+                       tiled_samples=0)  # fmt: skip
         opt = _obj(full, full.chosen, objective)
         true_front = set(full.metrics["flat"][full.pareto].tolist())
         for strategy in ("evolve", "random"):
             ratios, found = [], []
             for seed in range(seeds):
                 r = explore(wl, plat, space, budget, objective, samples=samples, seed=seed,
-                            strategy=strategy, progress=False)  # fmt: skip
+                            strategy=strategy, progress=False, tiled_samples=0)  # fmt: skip
                 ratios.append(_obj(r, r.chosen, objective) / opt)
                 got = set(r.metrics["flat"][r.pareto].tolist())
                 found.append(len(got & true_front) / len(true_front))
@@ -188,13 +195,24 @@ def _obj(res: Any, i: int, objective: str) -> float:
     return float(objective_values(res.metrics, objective)[i])
 
 
-def _write_block(marker: str, text: str) -> None:
-    """Replace what stands between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` in the
-    docs page by ``text``."""
-    doc = DOC.read_text()
-    DOC.write_text(re.sub(rf"(<!-- {marker}:begin -->\n).*?(<!-- {marker}:end -->)",
-                          lambda m: m.group(1) + text + "\n" + m.group(2), doc,
-                          flags=re.S))  # fmt: skip
+def _write_block(marker: str, text: str, doc: Path = DOC) -> None:
+    """Replace what stands between the lines ``<!-- marker:begin -->`` and
+    ``<!-- marker:end -->`` of the docs page by ``text``; everything else stays as it is. Each
+    marker must stand on a line of its own, once, begin before end (else an error, nothing
+    written)."""
+    lines = doc.read_text().splitlines(keepends=True)
+    begin = [i for i, x in enumerate(lines) if x.strip() == f"<!-- {marker}:begin -->"]
+    end = [i for i, x in enumerate(lines) if x.strip() == f"<!-- {marker}:end -->"]
+    if len(begin) != 1 or len(end) != 1 or begin[0] > end[0]:
+        raise SystemExit(
+            f"{doc}: expected one '<!-- {marker}:begin -->' line before one "
+            f"'<!-- {marker}:end -->' line, found {len(begin)} and {len(end)}"
+        )
+    body = text.rstrip("\n") + "\n"
+    new = "".join(lines[: begin[0] + 1]) + body + "".join(lines[end[0] :])
+    tmp = doc.with_suffix(doc.suffix + ".tmp")
+    tmp.write_text(new)
+    tmp.replace(doc)
 
 
 def main() -> None:

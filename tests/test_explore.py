@@ -90,6 +90,130 @@ def test_explored_front_equals_brute_force_through_the_scalar_model(lenet: objec
     assert {flats[i] for i in np.flatnonzero(pareto_mask(np.asarray(pts, dtype=float)))} == brute
 
 
+# A network of our own as a user writes it (a .py model): its 32 x 32 feature maps need several
+# KB per array row, so the small buffers of TILED_SPACE run it whole (6 designs), in bands of
+# feature-map tiling (66) or not at all (72), at each bus width.
+NET_PY = """
+import torch
+from torch import nn
+
+
+def build_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 8 * 8, 10),
+    ).eval()
+
+
+def example_input() -> torch.Tensor:
+    return torch.zeros(1, 3, 32, 32)
+"""
+TILED_SPACE = {
+    "rows": [1, 2, 4],
+    "cols": [4, 8],
+    "ifmap_kb": [4, 8, 16, 32],
+    "weight_kb": [2, 8],
+    "ofmap_kb": [2, 4, 8],
+    "bus_bytes": [4, 8],
+}
+TILED_BUDGET = "lut=14000"
+
+
+@pytest.fixture(scope="module")
+def brute_force(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Every design of TILED_SPACE on pynq-z2 costed one at a time by ``predict(fidelity=
+    "rtl")`` (what ``autochip predict --fidelity rtl --hw`` prints), its cycles checked against
+    the scalar model on the descriptors the compiler emits (in bands where it tiles), kept
+    when it fits the budget with the command's 5 % margin: flat index -> (latency, energy,
+    resource fraction, tiled)."""
+    from autochip.predictor.core_batch import core_feasible, tiled_layers
+
+    net = tmp_path_factory.mktemp("net") / "mynet.py"
+    net.write_text(NET_PY)
+    graph = graph_for(str(net))
+    plat = load_platform("pynq-z2")
+    wl = core_workload(graph)
+    caps = parse_budget(TILED_BUDGET, plat).caps
+    keys = ("rows", "cols", "ifmap_kb", "weight_kb", "ofmap_kb", "bus_bytes")
+    points: dict[int, tuple[float, float, float, bool]] = {}
+    for flat, (r, c, i, w, o, bus) in enumerate(itertools.product(*(TILED_SPACE[k] for k in keys))):
+        spec = {"pe": {"kind": "mac"}, "array": {"rows": r, "cols": c}, "clock_mhz": 100,
+                "buffers": {"ifmap": {"size_kb": i}, "weight": {"size_kb": w},
+                            "ofmap": {"size_kb": o}}, "dram": {"bandwidth": bus}}  # fmt: skip
+        hw = hardware_spec_from_dict(spec)
+        try:
+            est = predict(graph, hw, plat, "rtl")
+        except SpecError:
+            continue  # the core cannot run the network, not even in bands
+        cfg = core_configs([hw])
+        tiled = not core_feasible(wl, cfg)[0]
+        bands = tiled_layers(wl, cfg, 0) if tiled else planned_layers(wl, cfg, 0)
+        assert bands is not None
+        assert sum(x.total for x in core_cycles(core_params(hw), bands)) == est.total.cycles
+        rs = core_resources(core_params(hw), "xilinx")
+        use = {"lut": rs.lut, "ff": rs.ff, "dsp": rs.dsp, "bram": rs.bram}
+        if any(use[k] * 1.05 > caps[k] for k in use):
+            continue
+        frac = max(use[k] / caps[k] for k in use)
+        points[flat] = (est.total.latency_s, est.total.energy_pj * 1e-12, frac, tiled)
+    flats = sorted(points)
+    pts = np.array([points[f][:3] for f in flats])
+    front = {a for a, pa in zip(flats, pts, strict=True)
+             if not any((pb <= pa).all() and (pb < pa).any() for pb in pts)}  # fmt: skip
+    return {"net": str(net), "points": points, "front": front}
+
+
+@pytest.mark.parametrize("objective", ["latency", "throughput", "energy", "edp", "resources"])
+def test_explore_cli_equals_brute_force_with_tiled_designs(
+    brute_force: dict[str, object],
+    objective: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`autochip explore` on a .py model over a small space in which most runnable designs
+    tile the feature maps: the Pareto front is exactly the brute force's non-dominated set
+    (tiled and untiled designs), the chosen design the brute force's best for --objective,
+    and each reported design's latency, energy and resources are predict's."""
+    points: dict[int, tuple[float, float, float, bool]] = brute_force["points"]  # type: ignore[assignment]
+    brute: set[int] = brute_force["front"]  # type: ignore[assignment]
+    assert any(t for *_, t in points.values()) and not all(t for *_, t in points.values())
+    assert any(points[f][3] for f in brute)  # tiled designs are on the true front
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(TILED_SPACE))
+    assert main(["explore", str(brute_force["net"]), "--platform", "pynq-z2", "--budget",
+                 TILED_BUDGET, "--space", str(space), "--objective", objective,
+                 "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["evaluated"] == 288 + out["evaluated_tiled"] and out["evaluated_tiled"] > 0
+    keys = ("rows", "cols", "ifmap_kb", "weight_kb", "ofmap_kb", "bus_bytes")
+    index = {combo: n for n, combo in enumerate(itertools.product(*(TILED_SPACE[k] for k in keys)))}
+
+    def flat(d: dict) -> int:  # type: ignore[type-arg]
+        hw = d["hw"]
+        b = hw["buffers"]
+        return index[(hw["array"]["rows"], hw["array"]["cols"], b["ifmap"]["size_kb"],
+                      b["weight"]["size_kb"], b["ofmap"]["size_kb"],
+                      int(hw["dram"]["bandwidth"]))]  # fmt: skip
+
+    assert {flat(d) for d in out["pareto"]} == brute
+    for d in out["pareto"] + [out["chosen"]]:
+        lat, en, frac, tiled = points[flat(d)]
+        assert d["latency_s"] == pytest.approx(lat, rel=1e-12)
+        assert d["energy_j"] == pytest.approx(en, rel=1e-9)
+        assert d["budget_fraction"] == pytest.approx(frac, rel=1e-12) and d["tiled"] == tiled
+    value = {
+        "latency": lambda p: p[0],
+        "throughput": lambda p: p[0],
+        "energy": lambda p: p[1],
+        "edp": lambda p: p[0] * p[1],
+        "resources": lambda p: p[2],
+    }[objective]
+    best = min(value(p) for p in points.values())
+    assert value(points[flat(out["chosen"])]) == pytest.approx(best, rel=1e-9)
+
+
 def test_search_is_deterministic_and_evolve_finds_the_optimum(lenet: object) -> None:
     plat = load_platform("xc7z045")
     wl = core_workload(lenet)  # type: ignore[arg-type]
@@ -98,11 +222,15 @@ def test_search_is_deterministic_and_evolve_finds_the_optimum(lenet: object) -> 
     grid = {"rows": dims, "cols": dims, "ifmap_kb": pow2, "weight_kb": pow2, "ofmap_kb": pow2}
     space = space_from_dict(grid, default_space(wl, plat))
     budget = parse_budget(None, plat)
-    full = explore(wl, plat, space, budget, "edp", strategy="exhaustive", progress=False)
+    full = explore(wl, plat, space, budget, "edp", strategy="exhaustive", progress=False,
+                   tiled_samples=0)  # fmt: skip
     assert full.evaluated == space.size
-    a = explore(wl, plat, space, budget, "edp", samples=4000, seed=3, strategy="evolve")
-    b = explore(wl, plat, space, budget, "edp", samples=4000, seed=3, strategy="evolve")
-    assert a.evaluated == b.evaluated == 4000
+    # both phases deterministic: 4,000 designs, then 500 that tile the feature maps
+    a = explore(wl, plat, space, budget, "edp", samples=4000, seed=3, strategy="evolve",
+                tiled_samples=500)  # fmt: skip
+    b = explore(wl, plat, space, budget, "edp", samples=4000, seed=3, strategy="evolve",
+                tiled_samples=500)  # fmt: skip
+    assert a.evaluated == b.evaluated == 4500 and a.evaluated_tiled == 500
     assert a.metrics["flat"][a.chosen] == b.metrics["flat"][b.chosen]
     assert np.array_equal(np.sort(a.metrics["flat"]), np.sort(b.metrics["flat"]))
     best = full.metrics["latency_s"][full.chosen] * full.metrics["energy_j"][full.chosen]
@@ -315,13 +443,17 @@ def test_tiled_search_costs_designs_that_need_feature_map_tiling(
         "xc7z020")))  # fmt: skip
     with pytest.raises(ExploreError, match="no design of the space fits"):
         explore(wl, load_platform("xc7z020"), space, parse_budget(None, load_platform("xc7z020")),
-                progress=False)  # fmt: skip
+                progress=False, tiled_samples=0)  # fmt: skip
     assert main([*args, "--tiled"]) == 0
     out = json.loads(capsys.readouterr().out)
-    # without --tiled the command falls back to the tiled search by itself, and says so
+    # without --tiled the second phase costs every design that needs tiling, and says so
     assert main(args) == 0
     auto = json.loads(capsys.readouterr().out)
     assert auto["chosen"] == out["chosen"] and "tile them" in auto["notes"][0]
+    assert auto["evaluated"] == 64 + auto["evaluated_tiled"] and out["evaluated"] == 64
+    assert {d["id"]: d["hw"] for d in auto["pareto"]} == {d["id"]: d["hw"] for d in out["pareto"]}
+    assert main([*args, "--tiled-samples", "0"]) == 2
+    assert "no design of the space fits" in capsys.readouterr().err
     chosen = out["chosen"]
     core = core_params(hardware_spec_from_dict(chosen["hw"]))
     prog = compile_model(model, core)
@@ -329,27 +461,93 @@ def test_tiled_search_costs_designs_that_need_feature_map_tiling(
     assert chosen["cycles"] == sum(c.total for c in core_cycles(core, prog.layers))
 
 
-def test_build_search_falls_back_to_tiled_designs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``autochip build --platform`` without ``--hw``: when no design holds the feature maps
-    whole (the untiled search finds nothing), a search of designs that tile them."""
+def test_build_search_includes_tiled_designs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``autochip build --platform`` without ``--hw`` searches as ``explore`` does, tiled
+    designs in its second phase: with the space narrowed to buffers that hold no layer's
+    feature maps whole, the chosen core runs the network in bands, and its cycles are the
+    scalar model's on the program the compiler emits."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
     from core_models import tiled_model
 
     from autochip.builder import explore_build
-    from autochip.builder.explore import ExploreError
+    from autochip.builder.compiler import compile_model
 
-    calls: list[tuple[bool, int]] = []
-    real = explore_build.explore
+    small = {"rows": [2, 4], "cols": [4, 8], "ifmap_kb": [0.5, 1], "weight_kb": [1, 4],
+             "ofmap_kb": [0.25, 0.5], "bus_bytes": [4, 8]}  # fmt: skip
+    real = explore_build.default_space
+    monkeypatch.setattr(explore_build, "default_space",
+                        lambda wl, plat: space_from_dict(small, real(wl, plat)))  # fmt: skip
+    model = tiled_model()
+    hw, d = explore_build.choose_core(model, "pynq-z2", "tiled")
+    assert d["tiled"] and hw.rows == d["hw"]["array"]["rows"]
+    core = core_params(hw)
+    prog = compile_model(model, core)
+    assert any("@" in lay.name for lay in prog.layers)  # it runs in bands
+    assert d["cycles"] == sum(c.total for c in core_cycles(core, prog.layers))
 
-    def fake(*args: object, **kw: object) -> object:
-        calls.append((bool(kw.get("tiled")), int(kw.get("samples", 200_000))))  # type: ignore[call-overload]
-        if not kw.get("tiled"):
-            raise ExploreError("no design of the space fits the budget")
-        return real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(explore_build, "explore", fake)
-    hw, d = explore_build.choose_core(tiled_model(), "pynq-z2", "tiled")
-    assert calls == [(False, 200_000), (True, explore_build.TILED_SAMPLES)]
-    assert d["latency_s"] > 0 and hw.rows == d["hw"]["array"]["rows"]
+def test_baselines_tile_where_whole_feature_maps_do_not_fit() -> None:
+    """On pynq-z2 no core holds ResNet-18's feature maps whole (one ifmap copy per array row
+    exceeds the block RAM), so the expert baselines tile them: each fits the device with the
+    command's margin, runs in bands, and is costed as ``predict --fidelity rtl`` costs it."""
+    from autochip.builder.baselines import baselines, design_dict
+    from autochip.predictor.core_batch import core_feasible
+
+    graph = graph_for("resnet18")
+    plat = load_platform("pynq-z2")
+    wl = core_workload(graph)
+    space = default_space(wl, plat)
+    budget = parse_budget(None, plat, 0.05)
+    got = baselines(wl, plat, space, budget)
+    fits = [b for b in got if b.metrics is not None and b.space is not None]
+    assert {b.name for b in fits} >= {"largest-square", "tpu-like", "shidiannao-like"}
+    for b in fits:
+        assert b.space is not None and b.metrics is not None
+        d = design_dict(b.space, b.metrics, None, plat, b.name)
+        hw = hardware_spec_from_dict(d["hw"])
+        assert d["tiled"] and not core_feasible(wl, core_configs([hw]))[0]
+        assert "feature maps tiled" in b.note
+        caps = budget.caps
+        assert all(d["resources"][k] * 1.05 <= caps[k] for k in ("lut", "ff", "dsp", "bram"))
+        est = predict(graph, hw, plat, "rtl")
+        assert d["latency_s"] == pytest.approx(est.total.latency_s, rel=1e-12)
+        assert d["energy_j"] == pytest.approx(est.total.energy_pj * 1e-12, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--platform", "pynq-z2", "--budget", "lut=abc,dsp=1e9"],
+         "lut: expected a number, found 'abc'"),
+        (["--platform", "pynq-z2", "--budget", "dsp=2,bram=1"],
+         "no design of the space fits the budget (lut=53200, ff=106400, dsp=2, bram=1)"),
+        (["--hw", "rtl_tests/core/core_small8x8.yaml", "--budget", "lut=1000"],
+         "--budget: expected with --platform NAME"),
+        (["--platform", "ice40hx8k", "--budget", "lut=1000"],
+         "--budget: expected a platform with a whole-core resource model"),
+        (["--platform", "nosuch"], "found unknown platform 'nosuch'"),
+    ],
+)  # fmt: skip
+def test_build_platform_bad_budget_one_error_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    """``autochip build --platform NAME --budget ... --out DIR``: a bad or impossible budget is
+    one error, exit 2, and DIR is not created."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
+    from core_models import tiled_model
+
+    from autochip.reference import save_integer_model
+
+    npz = tmp_path / "tiled.npz"
+    save_integer_model(tiled_model(), npz)
+    out = tmp_path / "build"
+    root = Path(__file__).resolve().parents[1]
+    flags = [str(root / f) if f.endswith(".yaml") else f for f in flags]
+    assert main(["build", str(npz), *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("error:") == 1
+    assert not out.exists()

@@ -30,7 +30,9 @@ def test_distributed_sweep_equals_local() -> None:
         dist = explore(wl, plat, space, budget, "edp", progress=False,
                        scheduler=cluster.scheduler_address)  # fmt: skip
         close_clients(cluster.scheduler_address)  # no reconnecting client after the cluster
-    assert dist.evaluated == local.evaluated == space.size
+    # both phases: the sweep, then the designs that need feature-map tiling
+    assert dist.evaluated == local.evaluated == space.size + local.evaluated_tiled
+    assert dist.evaluated_tiled == local.evaluated_tiled > 0
     for k in ("flat", "latency_s", "energy_j", "res"):
         assert np.array_equal(dist.metrics[k], local.metrics[k])
     assert np.array_equal(dist.pareto, local.pareto) and dist.chosen == local.chosen

@@ -50,3 +50,38 @@ def test_explore_simulate_measures_the_chosen_core(
     for lay in sim["layers"]:
         err = abs(lay["cycles_predicted"] - lay["cycles_measured"]) / lay["cycles_measured"]
         assert err <= 0.02, lay
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_simulate_chosen_removes_its_build_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: bool
+) -> None:
+    """``explore --simulate`` builds the chosen core in a temporary folder: gone afterwards,
+    also when the simulation fails (the simulator itself replaced; the build is real)."""
+    from autochip.builder import core_sim
+    from autochip.builder.finalists import simulate_chosen
+
+    npz = tmp_path / "odd.npz"
+    save_integer_model(random_model(), npz)
+    hw = yaml.safe_load((ROOT / "rtl_tests" / "core" / "core_small8x8.yaml").read_text())
+    seen: list[Path] = []
+
+    class Report:
+        def as_dict(self) -> dict[str, object]:
+            return {"bit_exact": True}
+
+    def fake(build_dir: Path, *args: object, **kw: object) -> Report:
+        seen.append(Path(build_dir))
+        assert (Path(build_dir) / "plan.json").is_file()  # the real build is there
+        if fail:
+            raise RuntimeError("simulator crashed")
+        return Report()
+
+    monkeypatch.setattr(core_sim, "simulate_core", fake)
+    if fail:
+        with pytest.raises(RuntimeError, match="simulator crashed"):
+            simulate_chosen(str(npz), hw)
+    else:
+        assert simulate_chosen(str(npz), hw) == {"bit_exact": True}
+    (build,) = seen
+    assert not build.exists() and not build.parent.exists()

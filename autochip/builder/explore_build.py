@@ -17,7 +17,7 @@ import yaml
 
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
-from autochip.builder.explore import TILED_SAMPLES, ExploreError, explore
+from autochip.builder.explore import explore
 from autochip.builder.space import default_space, parse_budget
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, hardware_spec_from_dict
@@ -95,12 +95,11 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
 
 
 def choose_core(
-    model: IntegerModel, platform_name: str, name: str = "model"
+    model: IntegerModel, platform_name: str, name: str = "model", budget: str | None = None
 ) -> tuple[HardwareSpec, dict[str, Any]]:
-    """Search the default space for ``model`` on the platform (objective latency, the device as
-    budget) and return the chosen core's spec and its design dict. When no design holds the
-    network's feature maps whole, a search of ``TILED_SAMPLES`` designs that tile them
-    (``explore(tiled=True)``)."""
+    """Search the default space for ``model`` on the platform (objective latency, the device
+    as budget, or ``budget``: ``--budget`` text; designs that tile the feature maps in
+    ``explore``'s second phase) and return the chosen core's spec and its design dict."""
     from autochip.builder.baselines import design_dict
 
     platform = load_platform(platform_name)
@@ -109,12 +108,8 @@ def choose_core(
     if dev is not None and dev.synth_target not in RESOURCE_TARGETS:
         return _default_core(wl, platform, platform_name)
     space = default_space(wl, platform)
-    budget = parse_budget(None, platform, 0.05)
-    try:
-        res = explore(wl, platform, space, budget, "latency", progress=False)
-    except ExploreError:  # nothing holds whole feature maps: search designs that tile them
-        res = explore(wl, platform, space, budget, "latency", progress=False, tiled=True,
-                      samples=TILED_SAMPLES)  # fmt: skip
+    budget_ = parse_budget(budget, platform, 0.05)
+    res = explore(wl, platform, space, budget_, "latency", progress=False)
     d = design_dict(space, res.metrics, res.chosen, platform, f"{platform.name}-searched")
     return hardware_spec_from_dict(d["hw"], f"search for {platform_name}"), d
 

@@ -46,7 +46,9 @@ def verify_finalists(
     out: dict[str, Any], platform: str, top_k: int, scheduler: str | None = None
 ) -> list[dict[str, Any]]:
     """Synthesise the ``top_k`` best designs of an explore result (``out``, the command's JSON);
-    each entry: predicted vs synthesised resources, relative errors, fits the budget or not.
+    each entry: predicted vs synthesised resources, relative errors, fits the budget or not,
+    and the clock against the Fmax (:func:`_timing`: on ECP5 nextpnr's measured Fmax beside
+    the predicted one, and a warning in ``out["notes"]`` when the clock is not met).
     If the chosen design does not fit after synthesis, the best finalist that does becomes
     ``out["chosen"]`` (noted in ``out["notes"]``)."""
     plat = load_platform(platform)
@@ -71,12 +73,20 @@ def verify_finalists(
         fits = all(got[k] <= caps[k] for k in RESOURCES)
         err = {k: (pred[k] - got[k]) / got[k] if got[k] else 0.0 for k in RESOURCES}
         summary = ", ".join(f"{k.upper()} {got[k]} (predicted {pred[k]})" for k in RESOURCES)
-        if s.get("fmax_mhz"):
-            summary += f", Fmax {s['fmax_mhz']:.1f} MHz"
+        entry: dict[str, Any] = {"id": d["id"], "hw": d["hw"], "predicted": pred,
+                                 "synthesised": got, "error": err, "fits": fits}  # fmt: skip
+        entry.update(_timing(d, s, target))
+        if entry["fmax_mhz"] is not None:
+            summary += f", Fmax {entry['fmax_mhz']:.1f} MHz (nextpnr"
+            if entry["fmax_predicted_mhz"] is not None:
+                summary += f"; predicted {entry['fmax_predicted_mhz']:.1f} MHz"
+            summary += f"), clock {entry['clock_mhz']:g} MHz"
+            summary += " met" if entry["clock_met"] else " NOT met"
+        if "warning" in entry:
+            out.setdefault("notes", []).append(entry["warning"])
         summary += "" if fits else " — over budget, dropped"
-        report.append({"id": d["id"], "hw": d["hw"], "predicted": pred, "synthesised": got,
-                       "error": err, "fits": fits, "fmax_mhz": s.get("fmax_mhz"),
-                       "summary": summary})  # fmt: skip
+        entry["summary"] = summary
+        report.append(entry)
     chosen_hw = out["chosen"]["hw"]
     by_hw = {repr(r["hw"]["array"]) + repr(r["hw"]["buffers"]): r for r in report}
     key = repr(chosen_hw["array"]) + repr(chosen_hw["buffers"])
@@ -92,8 +102,34 @@ def verify_finalists(
     return report
 
 
+def _timing(d: dict[str, Any], s: dict[str, Any], target: str) -> dict[str, Any]:
+    """A finalist's clock against its Fmax: ``fmax_predicted_mhz`` (the core model's, where it
+    has one for the target), ``fmax_mhz`` (measured by nextpnr: ECP5), ``clock_mhz`` (the
+    design's clock), ``clock_met`` (None without a measurement) and a ``warning`` when the
+    measured Fmax is below the clock."""
+    clock = float(d["hw"]["clock_mhz"])
+    pred = d.get("fmax_mhz")
+    meas = s.get("fmax_mhz")
+    out: dict[str, Any] = {
+        "fmax_predicted_mhz": float(pred) if pred is not None else None,
+        "fmax_mhz": float(meas) if meas is not None else None,
+        "clock_mhz": clock,
+        "clock_met": None if meas is None else bool(float(meas) >= clock),
+    }
+    if out["clock_met"] is False:
+        hw = d["hw"]
+        out["warning"] = (
+            f"{d['id']} ({hw['array']['rows']}x{hw['array']['cols']}): nextpnr places it for "
+            f"{target} at {out['fmax_mhz']:.1f} MHz, below its clock of {clock:g} MHz"
+            + (f" (predicted Fmax {float(pred):.1f} MHz)" if pred is not None else "")
+            + ": it would not meet timing; rebuild it at a lower clock_mhz"
+        )
+    return out
+
+
 def simulate_chosen(model: str, hw: dict[str, Any]) -> dict[str, Any]:
-    """Build the chosen core for the integer model ``model`` (``.npz`` or its ``.pt``) and
+    """Build the chosen core for the integer model ``model`` (``.npz`` or its ``.pt``) in a
+    temporary folder (removed afterwards, also when the build or the simulation fails) and
     simulate it on two inputs: measured vs predicted cycles, bit-exactness."""
     from autochip.builder.core_build import build_core
     from autochip.builder.core_sim import simulate_core
@@ -101,12 +137,12 @@ def simulate_chosen(model: str, hw: dict[str, Any]) -> dict[str, Any]:
 
     im = _integer_model(model)
     spec = hardware_spec_from_dict(hw, "chosen")
-    work = Path(tempfile.mkdtemp(prefix="autochip-explore-"))
     x = default_inputs(im, 2)
-    res = build_core(im, spec, work / "build", x, "explore --simulate")
-    rep = simulate_core(res.out_dir, im, x, "verilator")
-    out: dict[str, Any] = rep.as_dict()
-    out["build_dir"] = str(res.out_dir)
+    # the build folder is temporary: removed when the simulation ends, also when it fails
+    with tempfile.TemporaryDirectory(prefix="autochip-explore-") as work:
+        res = build_core(im, spec, Path(work) / "build", x, "explore --simulate")
+        rep = simulate_core(res.out_dir, im, x, "verilator")
+        out: dict[str, Any] = rep.as_dict()
     return out
 
 

@@ -1,7 +1,7 @@
 """Compile a model (integer, or float quantised post-training) into a complete accelerator core.
 
-  autochip build MODEL (--hw HW.yaml | --platform NAME) --out DIR [--calibrate DATA]
-                 [--images N] [--json]
+  autochip build MODEL (--hw HW.yaml | --platform NAME [--budget K=V,...]) --out DIR
+                 [--calibrate DATA] [--images N] [--json]
 
 MODEL is the integer model written by `autochip compress` (CKPT.npz), or its checkpoint CKPT.pt
 with the .npz beside it, or a float model (zoo name, .py, torch.export .pt2, or an FP32
@@ -10,9 +10,10 @@ activations; no training): calibrated on --calibrate DATA (digits, fashion-mnist
 a dataset folder, or an .npy of float inputs [N, C, H, W]), or without it on seeded synthetic
 inputs; the report says which.
 --hw gives the core's array, precision and buffer sizes; --platform searches the core's design
-space for the platform (`autochip explore`, objective latency, the device as budget) and builds
-the chosen core, writing its spec as hw.yaml in DIR to edit and rebuild with --hw (ECP5/iCE40,
-which have no whole-core resource model: the platform's default array, at most 16 x 16);
+space for the platform (`autochip explore`, objective latency, the device or --budget as
+budget) and builds the chosen core, writing its spec as hw.yaml in DIR to edit and rebuild with
+--hw (iCE40, which has no whole-core resource model: the platform's default array, at most
+16 x 16, unsearched);
 AdderNet datapaths when the model has adder layers. DIR receives rtl/ (the core), files.f and
 manifest.json (for `autochip synth DIR`), dram.bin, program.bin, plan.json (memory map, tiling
 plan, predicted cycles), model.npz, inputs.npy (N quantised test inputs: the test split of
@@ -63,7 +64,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(zoo name, .py, .pt2, FP32 checkpoint .pt)",
     )
     p.add_argument("--hw", metavar="HW.yaml", help="hardware spec of the core")
-    p.add_argument("--platform", metavar="NAME", help="use the platform's default accelerator")
+    p.add_argument(
+        "--platform",
+        metavar="NAME",
+        help="search the core for the platform (as `autochip explore`) and build it",
+    )
+    p.add_argument(
+        "--budget",
+        metavar="K=V,...",
+        help="with --platform: caps on top of the device for the search "
+        "(lut=,ff=,dsp=,bram=,power_w= | area_mm2=,power_w=; as explore)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="build folder to write")
     p.add_argument("--images", type=int, default=20, help="test inputs to store (20)")
     p.add_argument(
@@ -229,8 +240,24 @@ def _hardware(args: argparse.Namespace, model: IntegerModel) -> tuple[HardwareSp
         return load_hardware_spec(args.hw), str(args.hw)
     from autochip.builder.explore_build import choose_core
 
-    hw, args.chosen_design = choose_core(model, args.platform, Path(args.model).stem)
+    hw, args.chosen_design = choose_core(model, args.platform, Path(args.model).stem,
+                                         budget=args.budget)  # fmt: skip
     return hw, f"--platform {args.platform} (design-space search, hw.yaml)"
+
+
+def _check_budget(args: argparse.Namespace) -> None:
+    if not args.platform:
+        raise SpecError("autochip build", ["--budget: expected with --platform NAME (the "
+                                           "search's budget), found without it"])  # fmt: skip
+    from autochip.builder.space import parse_budget
+
+    plat = load_platform(args.platform)
+    if plat.device is not None and plat.device.synth_target not in RESOURCE_TARGETS:
+        raise SpecError("--budget", [
+            f"expected a platform with a whole-core resource model ({', '.join(RESOURCE_TARGETS)}"
+            f" devices, or an ASIC), found the {plat.device.synth_target} platform "
+            f"'{args.platform}', whose default core is built unsearched"])  # fmt: skip
+    parse_budget(args.budget, plat, 0.05)
 
 
 def default_inputs(model: IntegerModel, n: int) -> np.ndarray:
@@ -249,6 +276,8 @@ def run(args: argparse.Namespace) -> int:
     if args.images < 1:
         raise SpecError("autochip build", [f"--images: expected >= 1, found {args.images}"])
     raise_output_problems("autochip build", output_dir_problems("--out", args.out))
+    if args.budget is not None:  # before any work: the search's budget
+        _check_budget(args)
     quant = _model(args.model, args.calibrate, args.images)
     model = quant.model
     hw, source = _hardware(args, model)

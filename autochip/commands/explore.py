@@ -3,7 +3,7 @@
   autochip explore MODEL --platform NAME [--budget lut=..,ff=..,dsp=..,bram=.. | area_mm2=..,
       power_w=..] [--objective latency|throughput|energy|edp|resources] [--space SPACE.yaml]
       [--samples N] [--seed N] [--time S] [--json] [--csv FILE] [--plot FILE.png] [--top-k K]
-      [--synth] [--simulate] [--scheduler tcp://HOST:PORT] [--tiled]
+      [--synth] [--simulate] [--scheduler tcp://HOST:PORT] [--tiled-samples N] [--tiled]
 
 Every design is costed by the core model (`autochip predict --fidelity rtl`, whole network).
 The space is the core's parameters (array rows x cols, buffer sizes, AXI bus width up to the
@@ -16,10 +16,11 @@ evolutionary search of --samples designs. --budget caps resources on top of the 
 design's `hw` is a complete hardware spec: `autochip predict MODEL --fidelity rtl --hw` re-costs
 it and `autochip build` builds it. --synth synthesises the --top-k best designs with Yosys
 (about a minute each), drops those that do not fit and reports predicted vs synthesised
-resources. --scheduler runs the sweep and the synthesis on a Dask cluster. --tiled also costs
-designs whose buffers hold only bands of the feature maps (feature-map tiling, band by band);
-when no design of the space holds the feature maps whole, the search does so by itself (at most
-20,000 designs) and says so in its notes.
+resources. --scheduler runs the sweep and the synthesis on a Dask cluster. Designs whose
+buffers hold only bands of some layer's feature maps (feature-map tiling, costed band by band,
+about 100x slower) are searched in a second phase of --tiled-samples designs (20,000), seeded
+with the designs of the first phase that fit the budget but need tiling; --tiled makes the whole
+search one phase in which every design may tile.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from autochip.builder.baselines import baselines, design_dict
 from autochip.builder.explore import (
     OBJECTIVES,
     TILED_SAMPLES,
-    ExploreError,
     ExploreResult,
     explore,
     objective_values,
@@ -61,17 +61,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(0.05: the core model's error vs Yosys)")  # fmt: skip
     p.add_argument("--objective", choices=OBJECTIVES, default="latency", help="what to optimise")
     p.add_argument("--space", metavar="SPACE.yaml", help="narrow or widen the design space")
-    p.add_argument("--samples", type=int, default=200_000, help="design budget (200000)")
+    p.add_argument("--samples", type=int, default=200_000,
+                   help="designs of the first phase, whole feature maps (200000)")  # fmt: skip
+    p.add_argument("--tiled-samples", type=int, default=TILED_SAMPLES, metavar="N",
+                   help="designs of the second phase, which need feature-map tiling and are "
+                        f"costed band by band (~1,300 ResNet-18 designs per second; "
+                        f"{TILED_SAMPLES}; 0: none)")  # fmt: skip
     p.add_argument("--tiled", action="store_true",
-                   help="also cost designs whose buffers need feature-map tiling, band "
-                        "by band (exact; ~1,000 ResNet-18 designs per second)")  # fmt: skip
+                   help="one phase of --samples designs, each costed band by band where it "
+                        "needs feature-map tiling")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the search (0)")
     p.add_argument("--time", type=float, metavar="S", help="stop the search after S seconds")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", metavar="FILE", help="write the Pareto designs as CSV")
     p.add_argument("--plot", metavar="FILE.png", help="write a PNG of the front and baselines")
     p.add_argument("--top-k", type=int, default=3, help="finalists to synthesise with --synth (3)")
-    p.add_argument("--synth", action="store_true", help="synthesise the top-k with Yosys")
+    p.add_argument("--synth", action="store_true",
+                   help="synthesise the top-k with Yosys (ECP5: nextpnr Fmax too)")  # fmt: skip
     p.add_argument("--simulate", action="store_true", help="build and simulate the chosen core")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler address")
 
@@ -84,6 +90,8 @@ def _problems(args: argparse.Namespace) -> list[str]:
         bad.append(f"--plot {args.plot}: expected a .png file name")
     if args.samples < 1:
         bad.append(f"--samples: expected at least 1, found {args.samples}")
+    if args.tiled_samples < 0:
+        bad.append(f"--tiled-samples: expected at least 0, found {args.tiled_samples}")
     if args.top_k < 1:
         bad.append(f"--top-k: expected at least 1, found {args.top_k}")
     if args.simulate and not args.model.lower().endswith((".npz", ".pt")):
@@ -111,6 +119,7 @@ def search(
     extra_problems: list[str] | None = None,
     margin: float = 0.05,
     tiled: bool = False,
+    tiled_samples: int = TILED_SAMPLES,
 ) -> dict[str, Any]:
     """The whole search as the JSON the command prints (also used by ``autochip build``)."""
     problems = list(extra_problems or [])
@@ -147,17 +156,9 @@ def search(
     space = default_space(wl, platform)
     if space_file:
         space = load_space(space_file, space)
-    kw = {"seed": seed, "time_s": time_s, "scheduler": scheduler, "announce": announce}
-    try:
-        res = explore(wl, platform, space, budget, objective, samples=samples, tiled=tiled, **kw)
-    except ExploreError as exc:
-        if tiled or not str(exc).startswith("no design of the space fits"):
-            raise
-        # no design holds the network's feature maps whole: search designs that tile them
-        n = min(samples, TILED_SAMPLES)
-        res = explore(wl, platform, space, budget, objective, samples=n, tiled=True, **kw)
-        res.notes.insert(0, f"no design of the space holds the feature maps whole: searched "
-                            f"{res.evaluated:,} designs that tile them (--tiled)")  # fmt: skip
+    res = explore(wl, platform, space, budget, objective, samples=samples, seed=seed,
+                  time_s=time_s, scheduler=scheduler, announce=announce, tiled=tiled,
+                  tiled_samples=tiled_samples)  # fmt: skip
     return report(res, wl, platform, budget)
 
 
@@ -196,6 +197,7 @@ def report(res: ExploreResult, wl: Any, platform: Platform, budget: Budget) -> d
         "chosen": chosen,
         "baselines": base,
         "evaluated": res.evaluated,
+        "evaluated_tiled": res.evaluated_tiled,
         "seconds": res.seconds,
         "notes": res.notes,
     }
@@ -215,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
     out = search(args.model, args.platform, args.budget, args.objective, args.space,
                  samples=args.samples, seed=args.seed, time_s=args.time,
                  scheduler=args.scheduler, announce=announce, margin=args.margin,
-                 extra_problems=_problems(args), tiled=args.tiled)  # fmt: skip
+                 extra_problems=_problems(args), tiled=args.tiled,
+                 tiled_samples=args.tiled_samples)  # fmt: skip
     if args.synth:
         from autochip.builder.finalists import verify_finalists
 
@@ -322,6 +325,7 @@ def _line(d: dict[str, Any]) -> str:
         f"{b['ifmap']['size_kb']:>7g}/{b['weight']['size_kb']:<6g}/{b['ofmap']['size_kb']:<6g} "
         f"{int(hw['dram']['bandwidth']):>3} {hw['clock_mhz']:>5g} "
         f"{d['latency_s'] * 1e3:>10.4g} {d['energy_j'] * 1e3:>10.4g}  {_res(d)}"
+        + ("  tiled" if d.get("tiled") else "")
     )
 
 
@@ -331,8 +335,9 @@ def _table(out: dict[str, Any]) -> str:
             "  resources")  # fmt: skip
     lines = [
         f"{out['model']} on {out['platform']}: {out['strategy']} search, "
-        f"{out['evaluated']:,} of {out['space_size']:,} designs in {out['seconds']:.2f} s, "
-        f"objective {out['objective']}",
+        f"{out['evaluated']:,} of {out['space_size']:,} designs "
+        f"({out['evaluated_tiled']:,} of them tiling the feature maps) in "
+        f"{out['seconds']:.2f} s, objective {out['objective']}",
         "",
         f"Pareto front ({len(out['pareto'])} designs):",
         head,
