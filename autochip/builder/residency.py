@@ -131,7 +131,7 @@ def allocate(descs: Sequence[Desc], cap: int, bus: int) -> tuple[Placement, ...]
                 for k in loads:
                     rel.append(size)
                     size = _up(size + d.loads[k], bus)
-                base = cap - size
+                base = max(0, cap - size)  # (a load larger than the copy: refused by the planner)
             for k, r in zip(loads, rel, strict=True):
                 at[k] = base + r
             block = (base, base + size)
@@ -146,7 +146,8 @@ def allocate(descs: Sequence[Desc], cap: int, bus: int) -> tuple[Placement, ...]
             # from the bottom; else in place over an input read again only after the output;
             # else drop live tensors read after the output, the last-read first, until it
             # fits (what is dropped is in DRAM: its readers load it)
-            over = [k for k in range(n) if d.in_place and d.offs[k] == d.out_off]
+            over = [k for k in range(n) if d.in_place and d.offs[k] == d.out_off
+                    and need <= _up(d.loads[k], bus)]  # fmt: skip
             dying = [k for k in over if not used_after(d.srcs[k], i)]
             later_in = [k for k in over if next_use(d.srcs[k], i) > nu]
             taken = busy + [r for t, r in live.items() if used_after(t, i)]
