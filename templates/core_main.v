@@ -100,7 +100,8 @@ module core_main #(
         D_MULT1 = 38, D_SHIFT = 39, D_C = 40, D_P = 41, D_WSTEP = 42, D_SW = 43,
         D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47, D_LAST_PQ = 48, D_IN2_OFS = 49,
         D_V_OYW = 50, D_V_CWRAP = 51, D_V_LAST = 52, D_IN_RUNS = 53, D_IN_STRIDE = 54,
-        D_IN_BSTRIDE = 55, D_OUT_RUN = 56, D_OUT_STRIDE = 57, D_O_PITCH = 58;
+        D_IN_BSTRIDE = 55, D_OUT_RUN = 56, D_OUT_STRIDE = 57, D_O_PITCH = 58, D_FWD_OFS = 59,
+        D_IN_IFOFS = 60, D_O_BASE = 61;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
@@ -119,6 +120,14 @@ module core_main #(
     wire [1:0]  vmode     = desc[D_OP][5:4];
     wire        nobounds  = desc[D_OP][6];
     wire        w_keep    = desc[D_OP][7];  // weights and parameters of the previous descriptor
+    // feature-map residency: forward every ofmap write into the ifmap copies as well (at
+    // ifmap byte D_FWD_OFS + the output's byte offset from out_addr's bus word); the first /
+    // second input is already in the ifmap (no load); owait: a resident input still waits for
+    // the posted write-back (the layer writes the ofmap half it drains)
+    wire        fwd       = desc[D_OP][8];
+    wire        res_a     = desc[D_OP][9];
+    wire        res_b     = desc[D_OP][10];
+    wire        owait     = desc[D_OP][11];
     wire signed [31:0] d_h  = desc[D_H];
     wire signed [31:0] d_w  = desc[D_W];
     wire signed [31:0] d_lo = desc[D_LO];
@@ -153,8 +162,15 @@ module core_main #(
     // in_a mod BUS: the compiler's in_bstride = in_stride mod BUS)
     reg  [31:0]          in_a, in_b, irun;
     wire                 if_load = rd_valid & ((st == S_IN_W) | (st == S_IN2_W));
-    wire [BUS-1:0]       if_we = if_load ? rd_strb : {BUS{1'b0}};
-    wire [IF_WADDR-1:0]  if_wa = if_wofs[IF_WADDR-1:0] + rd_word[IF_WADDR-1:0];
+    // forwarded ofmap writes (registered, never during a load: loads and compute are in
+    // sequence): R bytes at an R-aligned ifmap byte, inside one bus word (R divides BUS)
+    wire [BUS-1:0]       fw_we;
+    wire [IF_WADDR-1:0]  fw_wa;
+    wire [8*BUS-1:0]     fw_wd;
+    wire [BUS-1:0]       if_we = if_load ? rd_strb : fw_we;
+    wire [IF_WADDR-1:0]  if_wa = if_load ? if_wofs[IF_WADDR-1:0] + rd_word[IF_WADDR-1:0]
+                                         : fw_wa;
+    wire [8*BUS-1:0]     if_wd = if_load ? rd_data : fw_wd;
     wire [R*IF_ADDR-1:0] if_ra;     // byte addresses
     wire [R-1:0]         if_re;
     wire [R*8*BUS-1:0]   if_rw;     // words read
@@ -182,13 +198,14 @@ module core_main #(
     // ofmap byte o_off + wb_o (o_pitch = out_stride mod BUS); o_wofs: ofmap bus word of the
     // run's first byte, added to the DMA's word index
     reg  [31:0]          wb_a, wb_o, o_wofs;
+    reg  [31:0]          o_base;      // the layer's ofmap half (D_O_BASE, whole bus words)
     wire [LB-1:0]        o_off = pass_oaddr[LB-1:0];
 
     genvar gi;
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_if
             core_wram #(.BYTES(BUS), .DEPTH(IF_WORDS), .ADDR(IF_WADDR)) u_ram (
-                .clk(clk), .we(if_we), .wa(if_wa), .wd(rd_data),
+                .clk(clk), .we(if_we), .wa(if_wa), .wd(if_wd),
                 .re(if_re[gi]), .ra(if_ra[gi*IF_ADDR+LB +: IF_WADDR]),
                 .rd(if_rw[gi*8*BUS +: 8*BUS]));
             always @(posedge clk) begin
@@ -445,7 +462,7 @@ module core_main #(
     wire [P_TADDR-1:0] pend_tip_d;
     autochip_delay #(.WIDTH(97 + P_TADDR), .DEPTH(A_LAT)) u_pend (
         .clk(clk), .rst(rst), .en(1'b1),
-        .d({beat_last, {{(32-LB){1'b0}}, o_off} + obase + p0, kleft, desc[D_PQ] - p0,
+        .d({beat_last, {{(32-LB){1'b0}}, o_off} + o_base + obase + p0, kleft, desc[D_PQ] - p0,
             tip[P_TADDR-1:0]}),
         .q({pend_go, pend_addr_d, pend_kleft_d, pend_npix_d, pend_tip_d}));
     assign arr_col_sel = sc[(C>1?$clog2(C):1)-1:0];
@@ -788,7 +805,7 @@ module core_main #(
         end
         v1_first <= v_first; v1_last <= v_lastw; v1_m1 <= (vr != 0); v1_in <= v_inb;
         v1_m <= (vg == vk_g1) ? vk_lmask : {R{1'b1}};
-        v1_out <= vout + {{(32-LB){1'b0}}, o_off};  // ofmap byte of lane 0's output
+        v1_out <= vout + {{(32-LB){1'b0}}, o_off} + o_base;  // ofmap byte of lane 0's output
         vw_first <= v1_first; vw_last <= v1_last; vw_m1 <= v1_m1; vw_in <= v1_in;
         vw_m <= v1_m; vw_out <= v1_out;
         v2_first <= vw_first; v2_last <= vw_last; v2_m1 <= vw_m1; v2_in <= vw_in;
@@ -857,6 +874,38 @@ module core_main #(
         o_win_m = {{(2*O_WB-R){1'b0}}, ow_m} << ow_a[O_WBL-1:0];
         o_word = ow_a[O_ADDR-1:O_WBL];
     end
+    // the same write forwarded into the ifmap copies, one cycle later (registered: Fmax);
+    // fwd_k: ifmap byte minus ofmap byte of the pass (D_FWD_OFS, the pass's bus word offset
+    // from out_addr's, the ofmap half), stable while the pass streams
+    reg  [31:0]        fwd_k;
+    always @(posedge clk) begin
+        fwd_k <= desc[D_FWD_OFS] - o_base + {pass_oaddr[31:LB], {LB{1'b0}}}
+                 - {desc[D_OUT_ADDR][31:LB], {LB{1'b0}}};
+    end
+    generate
+        if (BUS % R == 0) begin : g_fwd
+            reg  [31:0]  fq_a;
+            reg  [R-1:0] fq_m;
+            reg  [8*R-1:0] fq_d;
+            always @(posedge clk) begin
+                if (rst) begin
+                    fq_m <= {R{1'b0}};
+                end else begin
+                    fq_m <= fwd ? ow_m : {R{1'b0}};
+                end
+                fq_a <= {{(32-O_ADDR){1'b0}}, ow_a} + fwd_k;
+                fq_d <= ow_d;
+            end
+            assign fw_wa = fq_a[IF_ADDR-1:LB];
+            wire [BUS+R-1:0] fq_wm = {{BUS{1'b0}}, fq_m} << fq_a[LB-1:0];
+            assign fw_we = fq_wm[BUS-1:0];
+            assign fw_wd = {(BUS/R){fq_d}};
+        end else begin : g_nofwd  // the compiler does not forward (R does not divide BUS)
+            assign fw_wa = {IF_WADDR{1'b0}};
+            assign fw_we = {BUS{1'b0}};
+            assign fw_wd = {(8*BUS){1'b0}};
+        end
+    endgenerate
 
     // ---------------------------------------------------------------- main sequencer
     wire [31:0] pass_left = desc[D_NTILES] - t_ps;
@@ -897,6 +946,7 @@ module core_main #(
             if_wofs <= 32'd0;
             pass_oaddr <= 32'd0;
             o_wofs <= 32'd0;
+            o_base <= 32'd0;
         end else begin
             dma_valid <= 1'b0;
             dma_post <= 1'b0;
@@ -917,8 +967,9 @@ module core_main #(
                 S_FETCH_W: if (dma_done) st <= S_DECODE;
                 S_DECODE: begin
                     pass_oaddr <= desc[D_OUT_ADDR];
+                    o_base <= desc[D_O_BASE];
                     in_a <= desc[D_IN_ADDR];
-                    in_b <= {{(32-LB){1'b0}}, desc[D_IN_ADDR][LB-1:0]};
+                    in_b <= desc[D_IN_IFOFS] + {{(32-LB){1'b0}}, desc[D_IN_ADDR][LB-1:0]};
                     irun <= 32'd1;
                     // a compute layer loads its first pass's weights and parameters first: they
                     // do not wait for a posted write-back, the input load (S_IN) does
@@ -931,7 +982,13 @@ module core_main #(
                         st <= (op == 2'd1) ? S_PASS : S_IN;
                     end
                 end
-                S_IN: if (!dma_wbusy) begin  // the previous layer's output is in DRAM
+                S_IN: if (res_a) begin
+                    // resident: no load; with owait, the posted write-back drains the ofmap
+                    // half this layer writes
+                    if (!owait || !dma_wbusy) begin
+                        st <= (op == 2'd1) ? S_INIT : (vmode == 2'd2) ? S_IN2 : S_VINIT;
+                    end
+                end else if (!dma_wbusy) begin  // the previous layer's output is in DRAM
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= in_a; dma_len <= desc[D_IN_LEN];
                     if_wofs <= in_b >> LB;
@@ -951,7 +1008,9 @@ module core_main #(
                         st <= S_INIT;
                     end
                 end
-                S_IN2: begin
+                S_IN2: if (res_b) begin
+                    st <= S_VINIT;
+                end else if (!dma_wbusy) begin  // (after a resident first input) in DRAM
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= desc[D_IN2_ADDR]; dma_len <= desc[D_IN_LEN];
                     if_wofs <= desc[D_IN2_OFS] >> LB;
@@ -984,9 +1043,10 @@ module core_main #(
                 S_TILE: st <= S_STREAM;
                 S_STREAM: if (tile_end & ~more_tip & last_pt) st <= S_FLUSH;
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
-                S_WB: begin
+                S_WB: if (!dma_wbusy) begin
                     // the layer's last write-back is posted: the next descriptor starts at once
-                    // (a strided write-back: its last run)
+                    // (a strided write-back: its last run); a resident layer may get here
+                    // while the previous layer's posted write-back still drains
                     dma_valid <= 1'b1; dma_write <= 1'b1;
                     dma_post <= (t_ps + np >= desc[D_NTILES])
                                 & ((desc[D_OUT_RUN] == 32'd0) | (wb_o + desc[D_O_PITCH] >= obase));
@@ -994,12 +1054,12 @@ module core_main #(
                         // the pass's output channels, contiguous in DRAM
                         dma_addr <= pass_oaddr;
                         dma_len <= obase;
-                        o_wofs <= 32'd0;
+                        o_wofs <= o_base >> LB;
                     end else begin
                         // one run per output channel
                         dma_addr <= wb_a;
                         dma_len <= desc[D_OUT_RUN];
-                        o_wofs <= ({{(32-LB){1'b0}}, o_off} + wb_o) >> LB;
+                        o_wofs <= (o_base + {{(32-LB){1'b0}}, o_off} + wb_o) >> LB;
                     end
                     st <= S_WB_W;
                 end
@@ -1021,9 +1081,9 @@ module core_main #(
                 end
                 S_VINIT: if (vi == R - 1) st <= S_VRUN;
                 S_VRUN: if (v_end) st <= S_FLUSH;
-                S_VWB: begin
+                S_VWB: if (!dma_wbusy) begin  // (resident inputs: a posted write may drain)
                     dma_valid <= 1'b1; dma_write <= 1'b1;
-                    o_wofs <= 32'd0;
+                    o_wofs <= o_base >> LB;
                     dma_addr <= desc[D_OUT_ADDR];
                     dma_len <= desc[D_C_PQ];
                     st <= S_VWB_W;

@@ -92,6 +92,11 @@ def test_tiled_layers_equal_the_compiled_program(name: str) -> None:
                                                       "in_len", "c_pq")  # fmt: skip
             assert {k: b.get(k) for k in keys} == {k: lay.get(k) for k in keys}, lay.name
         ref = core_cycles(core, prog.layers)
+        if not any("@" in lay.name for lay in prog.layers):
+            # an untiled program keeps feature maps resident (residency.py), which the band
+            # path (programs with bands) does not model: the batch model's untiled path costs it
+            assert int(res.total_cycles[0]) == sum(c.total for c in ref)
+            continue
         mine = core_cycles(core, bands)
         assert [c.as_dict() for c in mine] == [c.as_dict() for c in ref]
         # the bands' cycles with numpy (strided runs in closed form), band by band
@@ -111,7 +116,9 @@ def test_tiled_layers_equal_the_compiled_program(name: str) -> None:
 
 def test_band_costs_of_an_untiled_core_equal_the_batch_model() -> None:
     """The band-by-band path (``_cost_tiled``) on cores that need no tiling (one band per
-    layer) gives the batch model's cycles and energy: the same counts, the same formulas."""
+    layer) gives the batch model's cycles and energy: the same counts, the same formulas. (Odd
+    row counts: R does not divide the bus, so no feature map is resident, which only the
+    untiled path models: a program with bands keeps every load.)"""
     from autochip.hw.platform import load_platform
     from autochip.ir import graph_for
     from autochip.predictor.core_batch import CoreConfigs, _cost_tiled
@@ -119,7 +126,7 @@ def test_band_costs_of_an_untiled_core_equal_the_batch_model() -> None:
     wl = core_workload(graph_for("resnet20"))
     rng = np.random.default_rng(43)
     n = 40
-    cfg = CoreConfigs(rows=rng.integers(1, 17, n), cols=rng.integers(1, 17, n),
+    cfg = CoreConfigs(rows=2 * rng.integers(1, 8, n) + 1, cols=rng.integers(1, 17, n),
                       a_bits=np.full(n, 8), w_bits=np.full(n, 8), adder=np.zeros(n, dtype=np.int64),
                       if_bytes=rng.integers(40, 60, n) * 1024 * 16, w_bytes=np.full(n, 64 * 1024),
                       o_bytes=np.full(n, 256 * 1024), clock_mhz=np.full(n, 150.0),

@@ -77,12 +77,13 @@ def lane_walk(f: dict[str, int], rows: int, ifmap: np.ndarray) -> tuple[np.ndarr
 
 
 def _ifmap(prog: Program, lay: CompiledLayer, mem: np.ndarray, bus: int) -> np.ndarray:
-    """The ifmap copy as the DMA fills it: from the bus word of in_addr (and in2_addr)."""
+    """The ifmap copy as the DMA fills it (or an earlier layer forwarded it): from the bus word
+    of in_addr at in_ifofs (and of in2_addr at in2_ofs)."""
     f = lay.fields
     img = np.zeros(1 << 16, dtype=np.int64)
     a0 = f["in_addr"] // bus * bus
     ln = f["in_addr"] % bus + f["in_len"]
-    img[:ln] = mem[a0 : a0 + ln]
+    img[f["in_ifofs"] : f["in_ifofs"] + ln] = mem[a0 : a0 + ln]
     if f["in2_addr"]:
         a2 = f["in2_addr"] // bus * bus
         ln2 = f["in2_addr"] % bus + f["in_len"]

@@ -51,6 +51,7 @@ from autochip.builder.program import (
     encode_descriptor,
     op_word,
 )
+from autochip.builder.residency import Desc, Placement, allocate, ofmap_bases
 from autochip.builder.tiling import (
     band_rows,
     compute_tiling,
@@ -618,6 +619,60 @@ class _Compiler:
             self.vector(op.name, "avgpool", src, op.output, (1, 1), (1, 1), (0, 0), (m, m),
                         op.shift, op.lo, op.hi)  # fmt: skip
 
+    def residency(
+        self, fs: list[dict[str, int]], tensors: dict[str, tuple[int, tuple[int, ...]]]
+    ) -> tuple[Placement, ...]:
+        """Feature-map residency (``residency.py``): every descriptor's ifmap placement, and
+        its op bits ``fwd res_a res_b owait``, ``fwd_ofs`` and ``o_base`` set in ``fs``."""
+        core = self.core
+        bus, rows = core.bus_bytes, core.rows
+        # a program with feature-map bands keeps every load (the batch model's band path,
+        # core_batch.tiled_layers, does not allocate residency)
+        banded = any("@" in lay.name for lay, _ in self.layers)
+        writers: dict[str, int] = {}
+        for lay, _ in self.layers:
+            writers[lay.output] = writers.get(lay.output, 0) + 1
+        descs = []
+        for (lay, _), f in zip(self.layers, fs, strict=True):
+            src, src2, _ = self.inputs[lay.name]
+            srcs = (self.root(src),) + ((self.root(src2),) if src2 else ())
+            addrs = (f["in_addr"],) + ((f["in2_addr"],) if src2 else ())
+            size = {t: int(np.prod(tensors[t][1])) for t in (*srcs, lay.output)}
+            whole = tuple(
+                f.get("in_runs", 0) <= 1 and a == tensors[t][0] and f["in_len"] == size[t]
+                for t, a in zip(srcs, addrs, strict=True)
+            )
+            span = f["in_len"] + max(0, f.get("in_runs", 0) - 1) * f.get("in_bstride", 0)
+            out_whole = (
+                writers[lay.output] == 1 and lay.output not in self.inside
+                and lay.output not in self.pads and f["out_addr"] == tensors[lay.output][0]
+            )  # fmt: skip
+            aligned = f["out_addr"] % rows == 0 and (
+                lay.mode == "vector" or (f.get("out_run", 0) == 0 and f["o_pitch"] % rows == 0)
+            )
+            descs.append(Desc(
+                srcs=srcs, whole=whole, offs=tuple(a % bus for a in addrs),
+                loads=(f["in_addr"] % bus + span,) + ((f["in2_addr"] % bus + f["in_len"],)
+                                                       if src2 else ()),
+                out=lay.output, out_off=f["out_addr"] % bus, out_bytes=size[lay.output],
+                fwd_ok=bus % rows == 0 and out_whole and aligned and not banded,
+                in_place=lay.kind == "add",
+            ))  # fmt: skip
+        place = allocate(descs, core.if_depth, bus)
+        res_a = [p.res[0] for p in place]
+        bases, waits = ofmap_bases(
+            [_ofmap_need(f, lay.mode, core) for (lay, _), f in zip(self.layers, fs, strict=True)],
+            [lay.mode != "vector" for lay, _ in self.layers], res_a, core.o_depth,
+            2 * core.o_wb, any(d.fwd_ok for d in descs),
+        )  # fmt: skip
+        for f, p, b, w in zip(fs, place, bases, waits, strict=True):
+            f["op"] |= op_word(
+                0, fwd=p.fwd >= 0, res_a=p.res[0], res_b=len(p.res) > 1 and p.res[1], owait=w
+            )
+            f["fwd_ofs"] = max(p.fwd, 0)
+            f["o_base"] = b
+        return place
+
     def layout(self) -> Program:
         bus = self.core.bus_bytes
         align = max(ALIGN, bus)
@@ -653,23 +708,33 @@ class _Compiler:
             place(name)
         image = bytearray(addr)
         final: list[CompiledLayer] = []
-        for i, (lay, _) in enumerate(self.layers):
-            src, src2, p_len = self.inputs[lay.name]
-            in_off, out_off, w_off, p_off, owner = self.place[lay.name]
+        fs: list[dict[str, int]] = []
+        for lay, _ in self.layers:
+            src, src2, _ = self.inputs[lay.name]
+            in_off, out_off, _, _, _ = self.place[lay.name]
             f = dict(lay.fields)
             f["in_addr"] = tensors[self.root(src)][0] + in_off
             f["in2_addr"] = tensors[self.root(src2)][0] + in_off if src2 else 0
             f["out_addr"] = tensors[lay.output][0] + out_off
-            # the DMA puts DRAM byte a at ifmap byte a - (in_addr rounded down to a bus word)
+            fs.append(f)
+        placed = self.residency(fs, tensors)
+        for i, (lay, _) in enumerate(self.layers):
+            src, src2, p_len = self.inputs[lay.name]
+            _, _, w_off, p_off, owner = self.place[lay.name]
+            f = fs[i]
+            at = placed[i].at
+            # the DMA puts DRAM byte a at ifmap byte at + a - (the load's first address rounded
+            # down to a bus word); a resident input is where its producer forwarded it, the same
             off1 = f["in_addr"] % bus
-            f["base0"] = f.get("base0", 0) + off1
+            f["base0"] = f.get("base0", 0) + at[0] + off1
+            f["in_ifofs"] = at[0]
             span = f["in_len"] + max(0, f.get("in_runs", 0) - 1) * f.get("in_bstride", 0)
-            need = off1 + span
+            need = at[0] + off1 + span
             if src2:
-                f["in2_ofs"] = -(-need // bus) * bus
+                f["in2_ofs"] = at[1]
                 off2 = f["in2_addr"] % bus
-                f["wstep"] = f["in2_ofs"] + off2 - off1
-                need = f["in2_ofs"] + off2 + f["in_len"]
+                f["wstep"] = at[1] + off2 - at[0] - off1
+                need = max(need, at[1] + off2 + f["in_len"])
             if need > self.core.if_depth:  # the planner checked the offsets: not reached
                 self.buffer(lay.name, "ifmap", f"its input{'s' if src2 else ''} from the bus "
                             "word of its DRAM address on", need)  # fmt: skip
@@ -699,6 +764,21 @@ class _Compiler:
             tensors={k: v for k, v in tensors.items()},
             output=out,
         )
+
+
+def _ofmap_need(f: dict[str, int], mode: str, core: CoreParams) -> int:
+    """Ofmap bytes a descriptor writes from ofmap byte 0 on (before its ``o_base``): a vector
+    layer's outputs from their DRAM offset within a bus word; a compute layer of one pass its
+    channels from theirs, of several passes the bound the passes were planned with."""
+    bus = core.bus_bytes
+    if mode == "vector":
+        return f["out_addr"] % bus + f["c_pq"]
+    ntiles, tpp, kt = f["ntiles"], f["tpp"], f["kt"]
+    if tpp < ntiles:
+        return bus - 1 + tpp * f["c_pq"]
+    # one pass: core_main.v's obase, c_pq per tile but a group's last (last_pq)
+    groups = ntiles // kt
+    return f["out_addr"] % bus + (ntiles - groups) * f["c_pq"] + groups * f["last_pq"]
 
 
 def merge_groups(w: np.ndarray, groups: int, cols: int, w_depth: int) -> tuple[np.ndarray, int]:

@@ -11,6 +11,13 @@ checks both agree). Word 0 packs the operation:
 * bit 6 no bounds check (the add's window spans two tensors)
 * bit 7 keep weights (compute): the weight and parameter buffers still hold this descriptor's
   one pass of weight tiles (the previous band's): both loads are empty commands
+* bit 8 forward: every ofmap write also goes to the ifmap copies, at ifmap byte ``fwd_ofs`` +
+  the output's offset from the bus word of ``out_addr`` (feature-map residency,
+  ``autochip/builder/residency.py``)
+* bit 9 resident input, bit 10 resident second input (an add's): no load, the tensor is in the
+  ifmap where an earlier layer forwarded it
+* bit 11 ofmap wait: a resident first input still waits for the previous posted write-back
+  (the layer writes the ofmap half that write-back reads)
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ FIELDS = (
     "ar_ox", "ar_oy", "ar_base", "wrap_ox", "sh", "wrap_base", "oy0", "ox0", "base0",
     "ntiles", "kt", "kg", "tpp", "lo", "hi", "mult0", "mult1", "shift", "c", "p", "wstep",
     "sw", "tile_w", "npt", "cg", "c_pq", "last_pq", "in2_ofs", "v_oyw", "v_cwrap", "v_last",
-    "in_runs", "in_stride", "in_bstride", "out_run", "out_stride", "o_pitch",
+    "in_runs", "in_stride", "in_bstride", "out_run", "out_stride", "o_pitch", "fwd_ofs",
+    "in_ifofs", "o_base",
 )  # fmt: skip
 DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
 DESC_BYTES = 4 * DESC_WORDS
@@ -56,10 +64,14 @@ def op_word(
     vmode: int = 0,
     nobounds: bool = False,
     keep: bool = False,
+    fwd: bool = False,
+    res_a: bool = False,
+    res_b: bool = False,
+    owait: bool = False,
 ) -> int:
     return (
         op | int(adder) << 2 | int(threshold) << 3 | vmode << 4 | int(nobounds) << 6
-        | int(keep) << 7
+        | int(keep) << 7 | int(fwd) << 8 | int(res_a) << 9 | int(res_b) << 10 | int(owait) << 11
     )  # fmt: skip
 
 

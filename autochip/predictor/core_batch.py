@@ -26,6 +26,7 @@ a weight tile larger than the weight buffer, ...) get ``feasible = False`` and i
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -49,6 +50,7 @@ from autochip.predictor.core_model import (
     FLUSH_CYCLES,
     MAX_BURST,
     POSTED_ISSUE,
+    RESIDENT_LOAD,
     _model_for,
     dram_timing,
     flush_compute_cycles,
@@ -676,18 +678,18 @@ def _dma_run(
 
 
 def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
-                ) -> tuple[I64, I64, I64]:  # fmt: skip
+                ) -> tuple[I64, I64, I64, I64]:  # fmt: skip
     """The DMA commands that depend on the DRAM layout and the bus alone, costed once per
-    distinct layout (``lu``, (U, L)): descriptor fetches, input loads, vector layers'
-    write-backs, (U, L) each."""
+    distinct layout (``lu``, (U, L)): descriptor fetches, input loads (first and second
+    input), vector layers' write-backs, (U, L) each."""
     L = len(wl)
     ub = lu["bus"] + np.zeros((1, L), dtype=np.int64)
     in_len = wl.in_len[None, :] + 0 * ub
     fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * ub, ub, rd)
     load = _dma(lu["in_addr"], in_len, ub, rd)
-    load = load + np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len, ub, rd), 0)
+    load2 = np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len, ub, rd), 0)
     vec_wb = np.where(wl.vector[None, :], _dma(lu["out_addr"], wl.c * wl.pq + 0 * ub, ub, wr), 0)
-    return fetch, load, vec_wb
+    return fetch, load, load2, vec_wb
 
 
 def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[np.bool_],
@@ -1009,6 +1011,104 @@ def _tiling(
     return tpp, npt_, _feasible(wl, cfg, geo, lu, inv)
 
 
+# (id of the workload, bus, ifmap copy bytes, rows when they divide the bus) -> res_a, res_b
+_RESIDENT: dict[int, tuple[Any, dict[tuple[int, int, int], tuple[Any, Any]]]] = {}
+
+
+def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, cap: int, rows: int
+                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:  # fmt: skip
+    """The compiler's residency (``autochip.builder.residency.allocate``) of an untiled
+    program on layout ``u`` of ``lu``, an ifmap copy of ``cap`` bytes and ``rows`` array rows:
+    which layers read their first / second input resident, (L,) each. Cached per workload and
+    (bus, cap, rows that divide the bus; 0 otherwise: no forwarding)."""
+    from autochip.builder.residency import Desc, allocate
+
+    bus = int(lu["bus"][u, 0])
+    r_eff = rows if bus % rows == 0 else 0
+    entry = _RESIDENT.get(id(wl))
+    if entry is None or entry[0]() is not wl:
+        entry = (weakref.ref(wl), {})
+        _RESIDENT[id(wl)] = entry
+    key = (bus, cap, r_eff)
+    if key in entry[1]:
+        out: tuple[Any, Any] = entry[1][key]
+        return out
+    L = len(wl)
+    _, _, own = _outer_regions(wl)
+    n_t = wl.tensor_bytes.shape[0]
+    descs = []
+    for j in range(L):
+        srcs = (int(wl.src[j]),) + ((int(wl.src2[j]),) if wl.src2[j] >= 0 else ())
+        addrs = (int(lu["in_addr"][u, j]),) + ((int(lu["in2_addr"][u, j]),) if len(srcs) > 1
+                                                else ())  # fmt: skip
+        n = int(wl.in_len[j])
+        out_a = int(lu["out_addr"][u, j])
+        aligned = r_eff > 0 and out_a % r_eff == 0 and (bool(wl.vector[j]) or wl.pq[j] % r_eff == 0)
+        descs.append(Desc(
+            srcs=tuple(str(t) for t in srcs),
+            whole=tuple(n == int(wl.tensor_bytes[t]) for t in srcs),
+            offs=tuple(a % bus for a in addrs), loads=tuple(a % bus + n for a in addrs),
+            out=str(j + 1), out_off=out_a % bus, out_bytes=int(wl.tensor_bytes[j + 1]),
+            fwd_ok=aligned and j + 1 < n_t and bool(own[j + 1]), in_place=wl.kinds[j] == "add",
+        ))  # fmt: skip
+    place = allocate(descs, cap, bus)
+    res_a = np.array([p.res[0] for p in place], dtype=bool)
+    res_b = np.array([len(p.res) > 1 and p.res[1] for p in place], dtype=bool)
+    entry[1][key] = (res_a, res_b)
+    return res_a, res_b
+
+
+def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
+               inv: I64, tpp: I64) -> tuple[Any, Any, Any]:  # fmt: skip
+    """Op bits 9, 10, 11 of every (configuration, layer) of an untiled program, (H, L) each:
+    resident first / second input (:func:`_allocation`, once per distinct layout, copy size
+    and rows) and ``owait`` (``residency.ofmap_bases``: each layer's ofmap half after the
+    previous posted write-back's, a scan over the layers vectorised over configurations)."""
+    H, L = len(cfg), len(wl)
+    if not L or not H:
+        z = np.zeros((H, L), dtype=bool)
+        return z, z.copy(), z.copy()
+    bus = geo["bus"]
+    fwd = bus % cfg.rows == 0
+    key = (inv * (int(geo["if_depth"].max()) + 1) + geo["if_depth"]) * 65 + np.where(
+        fwd, cfg.rows, 0
+    )
+    _, first, back = np.unique(key, return_index=True, return_inverse=True)
+    ua = np.zeros((first.size, L), dtype=bool)
+    ub = np.zeros((first.size, L), dtype=bool)
+    for k, i in enumerate(first.tolist()):
+        if fwd[i]:
+            ua[k], ub[k] = _allocation(
+                wl, lu, int(inv[i]), int(geo["if_depth"][i]), int(cfg.rows[i])
+            )
+    back = back.reshape(-1)
+    res_a, res_b = ua[back], ub[back]
+    # the ofmap bytes each layer writes from ofmap byte 0 (compiler._ofmap_need)
+    comp = ~wl.vector
+    B = bus[:, None]
+    C = cfg.cols[:, None]
+    pq = wl.pq[None, :]
+    ntiles, kt, kg = lu["ntiles"][inv], np.maximum(lu["kt"][inv], 1), lu["kg"][inv]
+    o_off = lu["out_addr"][inv] & (B - 1)
+    groups = ntiles // kt
+    one = o_off + (ntiles - groups) * C * pq + groups * (kg - (kt - 1) * C) * pq
+    need = np.where(comp[None, :], np.where(tpp < ntiles, B - 1 + tpp * C * pq, one),
+                    o_off + wl.c[None, :] * pq)  # fmt: skip
+    o_depth, unit = geo["o_depth"], 2 * np.maximum(bus, _pow2_ceil(cfg.rows))
+    half = o_depth // 2 // unit * unit
+    owait = np.zeros((H, L), dtype=bool)
+    prev_b: Any = np.zeros(H, dtype=np.int64)
+    prev_n: Any = np.zeros(H, dtype=np.int64)
+    for j in range(L):
+        n = need[:, j]
+        base: Any = np.where((half > 0) & (prev_b == 0) & (prev_n <= half) & (n <= o_depth - half),
+                     half, 0)  # fmt: skip
+        owait[:, j] = res_a[:, j] & (base < prev_b + prev_n) & (prev_b < base + n)
+        prev_b = base
+        prev_n = n if comp[j] else np.zeros(H, dtype=np.int64)
+    return res_a, res_b, owait
+
+
 def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     """The compiler's tiling and DRAM layout for every (configuration, layer), arrays (H, L):
     the descriptor fields the cycle model reads (``in_addr``, ``tpp``, ``w_addr``, ...) and
@@ -1018,8 +1118,12 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
+    res_a, res_b, owait = _residency(wl, cfg, core_geometry(cfg), lu, inv, tpp)
     return {
         "feasible": feasible,
+        # op word bits 9, 10, 11 (the rest of the op word is not modelled)
+        "op": (res_a.astype(np.int64) << 9) | (res_b.astype(np.int64) << 10)
+        | (owait.astype(np.int64) << 11),
         **{k: lu[k][inv] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr",
                                    "ntiles", "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
@@ -1066,7 +1170,7 @@ def evaluate_core(
     cidx[ci] = np.arange(Lc)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    u_fetch, u_load, u_vwb = _layout_dma(wl, lu, rd, wr)  # (U, L)
+    u_fetch, u_load, u_load2, u_vwb = _layout_dma(wl, lu, rd, wr)  # (U, L)
 
     # compute layers, (H, Lc)
     pq_c = wl.pq[ci]
@@ -1075,12 +1179,17 @@ def evaluate_core(
     rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
     tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
     npass = _cdiv(ntiles, tpp)
+    tpp_all = np.zeros((H, L), dtype=np.int64)
+    tpp_all[:, ci] = tpp
     busy = feasible[:, None] & (npass > 0)
     pass_load, wb_in, first, posted = _pass_dma(wl, lu, inv, busy, tpp, ci, rd, wr)
     upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
-    tiles = _cdiv(upq[None, :], R)[:, back.reshape(-1)] * ntiles  # the layer's array tiles
+    npt_c = _cdiv(upq[None, :], R)[:, back.reshape(-1)]
+    tiles = npt_c * ntiles  # the layer's array tiles
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
-    cmp_c = npass * (R + 1 + flush_c) + tiles * _tile_cycles(R, C, t)
+    tile_c = _tile_cycles(R, C, t)
+    cmp_c = npass * (R + 1 + flush_c) + tiles * tile_c
+    pass1 = R + 1 + flush_c + npt_c * np.minimum(tpp, ntiles) * tile_c  # the first pass
     # every pass's write-back but the last waits for its DMA; the last is posted
     wb_c = wb_in + POSTED_ISSUE
 
@@ -1088,19 +1197,38 @@ def evaluate_core(
     c_pq_v = (wl.c * wl.pq)[vi][None, :]
     vec_c = R + _cdiv(c_pq_v, R) * (wl.kr * wl.ks)[vi][None, :] + FLUSH_CYCLES
 
-    # a layer after a compute layer waits for what is left of its posted write-back
+    # input loads: a resident input (residency.py) is one cycle, no command
+    res_a, res_b, owait = _residency(wl, cfg, geo, lu, inv, tpp_all)
+    two = wl.src2[None, :] >= 0
+    in_load = np.where(res_a, RESIDENT_LOAD, u_load[inv]) + np.where(
+        two, np.where(res_b, RESIDENT_LOAD, u_load2[inv]), 0
+    )
+    # a layer after a compute layer waits for what is left of its posted write-back: in its
+    # input load (S_IN; S_IN2 after a resident first input), or, with its inputs resident,
+    # before its first write-back, after its first pass (core_model.resident_wait)
     pj = np.flatnonzero(comp_l[:-1]) + 1  # layers whose predecessor is a compute layer
     fetch_all = u_fetch[inv]
     first_x = np.concatenate([first, np.zeros((H, 1), dtype=np.int64)], axis=1)
-    spent = fetch_all[:, pj] + np.where(comp_l[pj], 5 + first_x[:, cidx[pj]], 4)
-    wait = np.maximum(0, posted[:, cidx[pj - 1]] - 1 - spent)
+    pass1_x = np.concatenate([pass1, np.zeros((H, 1), dtype=np.int64)], axis=1)
+    vec_x = np.zeros((H, L), dtype=np.int64)
+    vec_x[:, vi] = vec_c
+    ra, rb, ow = res_a[:, pj], res_b[:, pj], owait[:, pj]
+    at_wb = ra & ~ow & ~(two[:, pj] & ~rb)  # the wait moves to the first write-back
+    spent = fetch_all[:, pj] + np.where(
+        comp_l[pj],
+        5 + first_x[:, cidx[pj]] + np.where(at_wb, RESIDENT_LOAD + pass1_x[:, cidx[pj]], 0),
+        np.where(at_wb, 4 + in_load[:, pj] + vec_x[:, pj], np.where(ra & ~ow, 5, 4)),
+    )
+    wait_all = np.maximum(0, posted[:, cidx[pj - 1]] - 1 - spent)
+    wait = np.where(at_wb, 0, wait_all)
+    wait_wb = wait_all - wait
     end_fetch = _dma(np.full(H, L * DESC_BYTES), np.full(H, DESC_BYTES), bus, rd)
     last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
 
     if per_layer:
         fetch = fetch_all
-        load = u_load[inv]
+        load = in_load
         load[:, ci] += pass_load
         load[:, pj] += wait
         compute = np.empty((H, L), dtype=np.int64)
@@ -1108,14 +1236,15 @@ def evaluate_core(
         compute[:, vi] = vec_c
         wb = u_vwb[inv]
         wb[:, ci] = wb_c
+        wb[:, pj] += wait_wb
         control = np.full((H, L), 2, dtype=np.int64)
         control[:, ci] += npass
     else:
         one = (H, 1)
         fetch = u_fetch.sum(axis=1)[inv].reshape(one)
-        load = (u_load.sum(axis=1)[inv] + pass_load.sum(axis=1) + wait.sum(axis=1)).reshape(one)
+        load = (in_load.sum(axis=1) + pass_load.sum(axis=1) + wait.sum(axis=1)).reshape(one)
         compute = (cmp_c.sum(axis=1) + vec_c.sum(axis=1)).reshape(one)
-        wb = (u_vwb.sum(axis=1)[inv] + wb_c.sum(axis=1)).reshape(one)
+        wb = (u_vwb.sum(axis=1)[inv] + wb_c.sum(axis=1) + wait_wb.sum(axis=1)).reshape(one)
         control = (2 * L + npass.sum(axis=1)).reshape(one)
 
     res: dict[str, I64] = {}

@@ -197,19 +197,56 @@ def _write_backs(core: _Core, lay: _Layer) -> list[list[int]]:
 def posted_wait(posted: int, fetch: int, mode: str, first_loads: int = 0) -> int:
     """Cycles a descriptor's input load (or the end descriptor's ``done``) waits for the
     previous layer's posted write-back of ``posted`` DMA cycles (``core_main.v``: S_IN and the
-    end's S_DECODE wait while ``dma_wbusy``). From the write's issue (S_WB) the next descriptor
-    has spent 2 cycles (S_WB, S_WB_W), S_NEXT, its fetch, S_DECODE and, for a compute layer,
-    S_PASS and its first pass's weight and parameter loads (``first_loads``); the write engine
-    is free ``posted - 1`` cycles after S_WB."""
+    end's S_DECODE wait while ``dma_wbusy``). From the write's issue (S_WB, S_VWB) the next
+    descriptor has spent 2 cycles (S_WB, S_WB_W), S_NEXT, its fetch, S_DECODE and, for a
+    compute layer, S_PASS and its first pass's weight and parameter loads (``first_loads``);
+    the write engine is free ``posted - 1`` cycles after S_WB."""
     spent = {"compute": 5 + fetch + first_loads, "vector": 4 + fetch, "end": 4 + fetch}[mode]
     return max(0, posted - 1 - spent)
+
+
+def _flags(lay: _Layer) -> tuple[bool, bool, bool]:
+    """Op word bits 9, 10, 11: resident first / second input, ofmap wait (residency.py)."""
+    op = lay.get("op")
+    return bool(op >> 9 & 1), bool(op >> 10 & 1), bool(op >> 11 & 1)
+
+
+def resident_wait(core: _Core, lay: _Layer, cyc: LayerCycles, posted: int) -> tuple[int, int]:
+    """Where a descriptor waits for the previous posted write-back of ``posted`` DMA cycles,
+    and how long: ``(load wait, write-back wait)``. An input it loads waits in S_IN (S_IN2 for
+    an add's second input after a resident first one), as does a resident first input with
+    ``owait``; otherwise the first write-back (S_WB, S_VWB) waits, after the descriptor's
+    resident inputs (1 cycle each) and its first pass (or vector) compute."""
+    res_a, res_b, owait = _flags(lay)
+    if lay.mode == "vector":
+        if not res_a or owait:
+            return posted_wait(posted, cyc.fetch, "vector"), 0
+        if lay.get("in2_addr") and not res_b:
+            return max(0, posted - 1 - (5 + cyc.fetch)), 0
+        spent = 4 + cyc.fetch + cyc.load + cyc.compute
+        return 0, max(0, posted - 1 - spent)
+    first = _first_loads(core, lay)
+    if not res_a or owait:
+        return posted_wait(posted, cyc.fetch, "compute", first), 0
+    pass1 = core.rows + 1 + _pass_tiles(core, lay, 0) + flush_compute_cycles(core.rows, core.cols)
+    spent = 5 + cyc.fetch + first + RESIDENT_LOAD + pass1
+    return 0, max(0, posted - 1 - spent)
+
+
+RESIDENT_LOAD = 1  # core_main.v S_IN / S_IN2 of a resident input: one cycle, no command
+
+
+def _pass_tiles(core: _Core, lay: _Layer, t_ps: int) -> int:
+    """The array cycles of the pass from tile ``t_ps``: its tiles back to back."""
+    n = min(lay.get("tpp"), lay.get("ntiles") - t_ps)
+    return lay.get("npt") * n * tile_cycles(core.rows, core.cols, lay.get("t"))
 
 
 def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     r, c, bus = core.rows, core.cols, core.bus_bytes
     g = lay.get
     fetch = dma_cycles(pc, DESC_BYTES, False, bus)
-    load = input_load(core, lay)
+    load = RESIDENT_LOAD if _flags(lay)[0] else input_load(core, lay)
     compute = 0
     control = 1 + 1  # decode, program step
     ntiles, tpp = g("ntiles"), g("tpp")
@@ -219,7 +256,7 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
         control += 1
         load += _weight_loads(core, lay, t_ps, n)
         compute += r + 1  # lane initialisation, first tile set-up
-        compute += g("npt") * n * tile_cycles(r, c, g("t"))
+        compute += _pass_tiles(core, lay, t_ps)
         compute += flush_compute_cycles(r, c)
         t_ps += n
     # every write-back command but the last waits for its DMA; the last is posted
@@ -247,9 +284,10 @@ def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     g = lay.get
     bus = core.bus_bytes
     fetch = dma_cycles(pc, DESC_BYTES, False, bus)
-    load = input_load(core, lay)
+    res_a, res_b, _ = _flags(lay)
+    load = RESIDENT_LOAD if res_a else input_load(core, lay)
     if lay.get("in2_addr"):
-        load += dma_cycles(g("in2_addr"), g("in_len"), False, bus)
+        load += RESIDENT_LOAD if res_b else dma_cycles(g("in2_addr"), g("in_len"), False, bus)
     groups = -(-g("c_pq") // core.rows)  # R outputs at a time, one per lane
     compute = core.rows + groups * g("kr") * g("ks") + FLUSH_CYCLES
     wb = dma_cycles(g("out_addr"), g("c_pq"), True, bus)
@@ -259,18 +297,18 @@ def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
 def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...]:
     """Predicted cycles of every descriptor of a compiled program, plus the end descriptor."""
     out: list[LayerCycles] = []
-    posted = 0  # DMA cycles of the previous layer's posted write-back (compute layers)
+    posted = 0  # DMA cycles of the previous layer's posted write-back
     for i, lay in enumerate(layers):
         pc = i * DESC_BYTES
         if lay.mode == "vector":
             cyc = _vector(core, lay, pc)
-            wait = posted_wait(posted, cyc.fetch, "vector")
-            posted = 0
+            new = 0  # a vector layer's write-back is not posted
         else:
             cyc = _compute(core, lay, pc)
-            wait = posted_wait(posted, cyc.fetch, "compute", _first_loads(core, lay))
-            posted = _write_backs(core, lay)[-1][-1]
-        out.append(replace(cyc, load=cyc.load + wait))
+            new = _write_backs(core, lay)[-1][-1]
+        w_load, w_wb = resident_wait(core, lay, cyc, posted)
+        posted = new
+        out.append(replace(cyc, load=cyc.load + w_load, writeback=cyc.writeback + w_wb))
     end = len(layers) * DESC_BYTES
     fetch = dma_cycles(end, DESC_BYTES, False, core.bus_bytes)
     out.append(LayerCycles("(end)", fetch, 0, 0, 0, 1 + posted_wait(posted, fetch, "end")))

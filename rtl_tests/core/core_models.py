@@ -38,6 +38,7 @@ __all__ = [
     "integer_model",
     "random_inputs",
     "random_model",
+    "resident_model",
     "short_tile_model",
     "vector_model",
 ]
@@ -106,6 +107,43 @@ def random_model(seed: int = 0) -> IntegerModel:
                          rng.integers(-500, 500, size=7).astype(np.int64),
                          requant=_requant(rng, 7, False)))  # fmt: skip
     return IntegerModel("input", (1, 3, 11, 9), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
+
+
+def resident_model(seed: int = 3) -> IntegerModel:
+    """Feature-map residency (``autochip/builder/residency.py``) on ``core_resident4x4.yaml``:
+    a chain of 3x3 convolutions (3 x 12 x 12 input, 8 channels: each output forwarded into the
+    ifmap copies and read from there), a residual add whose first input stays resident across
+    two layers and whose second is loaded (no room for a third tensor), computed in place; a
+    stride-2 convolution in three weight passes; an option-A shortcut (a subsample written
+    inside a channel-padded tensor: not forwarded, loaded by the add that reads it); max
+    pooling, a 1x1 convolution of 9 pixels (not a multiple of R: not forwarded), a linear layer
+    and a global average pooling of the add that no later layer reads (checked all the
+    same)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(name: str, src: str, k: int, c: int, kh: int, kw: int, **kw_: Any) -> ComputeOp:
+        return _conv(rng, name, src, (k, c, kh, kw), **kw_)
+
+    ops: list[Any] = [
+        conv("c1", "input", 8, 3, 3, 3, padding=(1, 1)),  # 8 x 12 x 12
+        conv("c2", "c1", 8, 8, 3, 3, padding=(1, 1)),
+        conv("c3", "c2", 8, 8, 3, 3, padding=(1, 1), relu=False),
+        RescaleOp("add1", ("c1", "c3"), "add1", (3 << 20, 5 << 19), 22, 0, 127),
+        conv("c4", "add1", 12, 8, 3, 3, stride=(2, 2), padding=(1, 1)),  # 12 x 6 x 6
+        SubsampleOp("sub", "add1", "sub", (2, 2)),  # 8 x 6 x 6
+        PadOp("pad", "sub", "pad", (2, 2, 0, 0, 0, 0)),  # 12 x 6 x 6
+        RescaleOp("add2", ("c4", "pad"), "add2", (5 << 19, 3 << 20), 22, 0, 127),
+        SumPoolOp("gsum", "add2", "gsum", (6, 6), (6, 6)),  # 12 x 1 x 1
+        RescaleOp("gap", ("gsum",), "gap", (13 << 16,), 22, -128, 127),
+        MaxPoolOp("mp", "add2", "mp", (2, 2), (2, 2), (0, 0)),  # 12 x 3 x 3
+        conv("c5", "mp", 8, 12, 1, 1),  # 8 x 3 x 3
+        FlattenOp("flat", "c5", "flat"),
+    ]
+    w = rng.integers(-127, 128, size=(16, 72)).astype(np.int64)
+    ops.append(ComputeOp("fc", "flat", "fc", "mac", "linear", w,
+                         rng.integers(-500, 500, size=16).astype(np.int64),
+                         requant=_requant(rng, 16, False)))  # fmt: skip
+    return IntegerModel("input", (1, 3, 12, 12), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
 
 
 def tiled_model(seed: int = 2) -> IntegerModel:

@@ -29,6 +29,7 @@ from core_models import (  # noqa: E402
     integer_model,
     random_inputs,
     random_model,
+    resident_model,
     short_tile_model,
     tiled_model,
     vector_model,
@@ -39,6 +40,7 @@ ADDER = HERE / "core_adder8x8.yaml"
 SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers take 2 passes
 VEC3 = HERE / "core_vec3x4.yaml"  # R = 3 vector lanes: partial last groups
 WIDE = HERE / "core_small4x8.yaml"  # 4 rows, 8 columns: short tiles wait for the column walk
+RES = HERE / "core_resident4x4.yaml"  # R divides the bus: feature maps stay in the ifmap
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -52,6 +54,8 @@ NETWORKS = (
     ("short-tiles", "short", "quant", SMALL, 2),  # T < R: tiles wait for the read-out
     ("short-tiles-4x8", "short", "quant", WIDE, 2),  # T < R < C
     ("tiled-bands", "tiled", "quant", SMALL, 1),  # feature maps larger than the buffers
+    ("resident", "resident", "quant", RES, 2),  # forwarded outputs, resident inputs, owait
+    ("vector-resident", "vector", "quant", RES, 2),  # forwarded vector outputs, add in place
 )
 
 
@@ -73,6 +77,9 @@ def test_network_bit_exact_and_cycles(
     elif spec == "tiled":
         model = tiled_model()
         x = random_inputs(model, images)
+    elif spec == "resident":
+        model = resident_model()
+        x = random_inputs(model, images)
     else:
         model = integer_model(spec, method)
         x = digits_inputs(model, images)
@@ -93,6 +100,17 @@ def test_network_bit_exact_and_cycles(
         passes = [-(-lay.get("ntiles") // lay.get("tpp")) for lay in res.program.layers
                   if lay.mode != "vector"]  # fmt: skip
         assert max(passes) >= 2
+    if hw == RES:  # op bits 8..11: forwarded, resident first / second input, ofmap wait
+        bits = {b: {lay.name for lay in res.program.layers if lay.get("op") >> b & 1}
+                for b in (8, 9, 10, 11)}  # fmt: skip
+        want = (
+            {8: {"c1", "c2", "add1", "c4", "add2", "mp"},
+             9: {"c2", "c3", "add1", "c4", "sub", "add2", "gap", "mp", "c5"}, 10: set(),
+             11: {"c2", "add1"}}
+            if spec == "resident" else {8: {"mp", "mpc", "add"}, 9: {"add"}, 10: {"add"}}
+        )  # fmt: skip
+        for b, names in want.items():
+            assert bits[b] == names, (b, bits[b])
     if spec == "short":  # reductions shorter than the array, in several passes
         rows = load_hardware_spec(hw).rows
         short = {lay.name for lay in res.program.layers
