@@ -125,7 +125,7 @@ _R8 = ("--kd", "{fp}", "--epochs", "1", "--quant-epochs", "0")
 # The recipes compared on validation (fashion-mnist-val) and then run on test (fashion-mnist).
 _BIN_OLD = Row(
     "bin_ste",
-    "binary, STE (no batch-norm)",
+    "binary, STE, no batch-norm, no KD",
     ("--method", "binary", "--no-binary-bn", "--no-kd", "--epochs", "4", "--lr", "2e-3"),
 )
 _BIN_BN = Row(
@@ -495,6 +495,13 @@ def render(setup: Setup, seeds: list[int], name: str) -> str:
             f" (accuracies on the first {setup.test_limit:,} of the 10,000 test images: "
             f"`--data {_subset_data(setup.test_limit)}`, written by this script)"
             if setup.test_limit
+            else ""
+        )
+        + (
+            f" (validation: trained on the first {60_000 - setup.validation:,} training images, "
+            f"accuracies on the last {setup.validation:,}: "
+            f"`--data {_validation_data(setup.validation)}`, written by this script)"
+            if setup.validation
             else ""
         )
         + "; mean ± sample standard deviation over the seeds "

@@ -79,3 +79,35 @@ def test_records_merge_and_render(cr: ModuleType) -> None:
     assert cells[5] == "-3.00 ± 1.41"
     assert cells[6] == "≤ 0.3: missed by 2.70 (n = 2)"
     assert "| FP32 |" in table and "| 1,000 | 90 |" in table
+
+
+def test_validation_split_holds_out_the_last_training_images(
+    cr: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fashion-mnist-val: train = the first N - n training images, test = the last n, read back
+    by the CLI's loader; the test set of the official split is not used."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    from autochip.compress.data import load_fashion_mnist
+
+    src = tmp_path / "src"
+    src.mkdir()
+    images = np.arange(10 * 28 * 28, dtype=np.uint32).reshape(10, 28, 28) % 251
+    labels = np.arange(10, dtype=np.uint8) % 10
+    for split in ("train", "t10k"):
+        img = struct.pack(">4I", 0x803, 10, 28, 28) + images.astype(np.uint8).tobytes()
+        lab = struct.pack(">2I", 0x801, 10) + labels.tobytes()
+        (src / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(img))
+        (src / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(lab))
+    monkeypatch.setattr(cr, "FASHION_DIR", src)
+    monkeypatch.setattr(cr, "ROOT", tmp_path)
+    spec = cr._validation_data(3)
+    assert spec == "fashion-mnist:build/fashion-mnist-val3"
+    data = load_fashion_mnist(str(tmp_path / "build" / "fashion-mnist-val3"))
+    assert len(data.y_train) == 7 and len(data.y_test) == 3
+    assert data.y_train.tolist() == list(range(7)) and data.y_test.tolist() == [7, 8, 9]
+    expect = images[7:].astype(np.uint8).astype(np.float32) / 255
+    assert np.allclose(data.x_test.numpy()[:, 0], expect)

@@ -4,7 +4,9 @@ The shipped FP32 checkpoint (models/lenet5_fashion.fp32.pt) is compressed four w
 ``autochip.compress`` — int8, binary (xnor middle layers), adder (int8 AdderNet middle layers)
 and L1 filter pruning to half the MACs followed by int8 — calibrated on Fashion-MNIST training
 images and exported (no fine-tuning: bit-exactness does not depend on accuracy; the trained
-models' accuracies are in docs/compression.md). Each integer model is built with the CLI
+models' accuracies are in docs/compression.md). The binary model has the batch-norms
+``--method binary`` inserts before its binarisers, a third of their scales negated so that the
+thresholds' flips are exercised. Each integer model is built with the CLI
 (`autochip build`) and run on two test images with :func:`simulate_core`, the function behind
 `autochip sim`, given one folder for the compiled simulator so that the three models on the MAC
 core share one Verilator build (the adder core is the second). Every layer's output must equal
@@ -71,7 +73,23 @@ def _integer(method: str, pruned: bool) -> tuple[IntegerModel, int, int]:
     x_train, _ = _data()
     student = convert(model.eval(), policy_for_method(method))
     calibrate(student, x_train)
-    return export_integer(student, example), macs, macs_before
+    if method == "binary":
+        # The batch-norms before the binarisers (Policy.binary_bn) fold into thresholds; a
+        # negative scale (every third channel here) becomes the core's threshold flip.
+        bns = [
+            m
+            for m in student.modules()
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d)
+        ]
+        assert len(bns) == 3
+        with torch.no_grad():
+            for bn in bns:
+                bn.weight[::3] = -bn.weight[::3]
+    integer = export_integer(student, example)
+    if method == "binary":
+        flips = [op.threshold.flip for op in integer.ops if getattr(op, "threshold", None)]
+        assert len(flips) == 3 and all(f.any() and not f.all() for f in flips)
+    return integer, macs, macs_before
 
 
 def _cli(argv: list[str]) -> tuple[int, str]:
