@@ -1027,6 +1027,8 @@ def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, cap: int, rows: in
     r_eff = rows if bus % rows == 0 else 0
     entry = _RESIDENT.get(id(wl))
     if entry is None or entry[0]() is not wl:
+        for k in [k for k, (ref, _) in _RESIDENT.items() if ref() is None]:
+            del _RESIDENT[k]  # workloads that are gone
         entry = (weakref.ref(wl), {})
         _RESIDENT[id(wl)] = entry
     key = (bus, cap, r_eff)
