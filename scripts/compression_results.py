@@ -128,6 +128,10 @@ _BIN_OLD = Row(
     "binary, STE, no batch-norm, no KD",
     ("--method", "binary", "--no-binary-bn", "--no-kd", "--epochs", "4", "--lr", "2e-3"),
 )
+# Ablation on validation: the same KD recipe without the batch-norms.
+_BIN_NOBN = Row("bin_kd_e12_nobn", "binary, STE + KD, no batch-norm, 12 epochs",
+                ("--method", "binary", "--no-binary-bn", "--kd", "{fp}", "--epochs", "12",
+                 "--lr", "2e-3"))  # fmt: skip
 _BIN_BN = Row(
     "bin_bn_kd_e12",
     "binary, STE + batch-norm + KD, 12 epochs",
@@ -166,7 +170,7 @@ SETUPS = {
         (
             Row("fp32", "FP32 / int8 post-training (no fine-tuning)",
                 ("--method", "quant", "--bits", "8/8", "--epochs", "0"), base=True),
-            _BIN_OLD, _BIN_BN, *_PRUNE_E24, _PRUNE_HW_E48,
+            _BIN_OLD, _BIN_NOBN, _BIN_BN, *_PRUNE_E24, _PRUNE_HW_E48,
         ),
         hw=FASHION_CORE,
         validation=5000,

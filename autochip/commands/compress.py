@@ -15,7 +15,8 @@ batch 128, 20 FP32 epochs, and distillation from a copy of the FP32 model being 
 (Hinton KD; PKKD for adder) unless --kd TEACHER names another or --no-kd turns it off; epochs and
 learning rate per method: quant 1 epoch at 1e-4 (8 bits), 2 at 5e-4 (4..7 bits), 3 at 1e-3
 (2..3 bits); binary 12 at 2e-3 (with a batch-norm before each binariser, --no-binary-bn to drop
-it); adder 6 at 1e-2; prune 24 fine-tuning epochs, then 1 int8 epoch at 1e-3.
+it); adder 6 at 1e-2; prune 24 fine-tuning epochs, then 1 int8 epoch at 1e-3. On a small data
+set such as digits (1,437 training images) give --batch-size 32 and more epochs.
 
 --method prune removes channels or residual blocks (docs/compression.md, Pruning), fine-tunes the
 smaller FP32 model for --epochs, then quantises it at --bits like --method quant
