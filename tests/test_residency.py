@@ -17,7 +17,7 @@ import pytest
 
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
-from autochip.builder.residency import Desc, Placement, allocate, ofmap_bases
+from autochip.builder.residency import Desc, Placement, allocate, ofmap_bases, saturation
 from autochip.hw import hardware_spec_from_dict
 from autochip.predictor.core_batch import core_configs, core_plan
 from autochip.predictor.core_model import core_cycles
@@ -142,6 +142,11 @@ def test_random_programs_replay_clean() -> None:
             ))  # fmt: skip
             tensors[f"t{i}"] = (off, size)
         _replay(descs, allocate(descs, cap, BUS), cap)
+        # from the saturation size on, every copy makes the big copy's decisions
+        big, sat = saturation(descs, BUS)
+        flags = [(p.res, p.fwd >= 0) for p in big]
+        for c in (sat, sat + BUS, sat + int(rng.integers(1, 99)) * BUS):
+            assert [(p.res, p.fwd >= 0) for p in allocate(descs, c, BUS)] == flags
 
 
 def test_ofmap_halves_alternate_and_owait_where_they_cannot() -> None:
