@@ -1297,6 +1297,8 @@ def evaluate_core(
             post_1 = np.where(comp_l, 0, out_b * wl.kr * wl.ks)
             u_w = lu["ntiles"] * lu["tile_w"]
             u_dram = DESC_BYTES + if_written[None, :] + lu["blob"] + out_b[None, :]
+            # a resident input is read from the ifmap copies, not from DRAM
+            res_in = wl.in_len[None, :] * (res_a.astype(np.int64) + res_b.astype(np.int64))
             cyc = fetch + load + compute + wb + control
             if per_layer:
                 beats = np.zeros((H, L), dtype=np.int64)
@@ -1311,7 +1313,7 @@ def evaluate_core(
                     "if_written": if_written[None, :] + z,
                     "w_written": u_w[inv].astype(np.float64),
                     "out_bytes": out_b[None, :] + z,
-                    "dram_bytes": u_dram[inv] + z,
+                    "dram_bytes": u_dram[inv] - res_in + z,
                 }
             else:
                 # sums of integers below 2^53: the same floats as summing per layer
@@ -1323,7 +1325,9 @@ def evaluate_core(
                     "if_written": float(if_written.sum()) + z,
                     "w_written": u_w.sum(axis=1)[inv][:, None].astype(np.float64),
                     "out_bytes": float(out_b.sum()) + z,
-                    "dram_bytes": u_dram.sum(axis=1)[inv][:, None].astype(np.float64),
+                    "dram_bytes": (u_dram.sum(axis=1)[inv] - res_in.sum(axis=1))[:, None].astype(
+                        np.float64
+                    ),
                 }
             e = _energy(cfg, platform, qty)
             e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
