@@ -17,7 +17,7 @@ import pytest
 
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
-from autochip.builder.residency import Desc, Placement, allocate, ofmap_bases
+from autochip.builder.residency import Desc, Placement, allocate, ofmap_bases, saturation
 from autochip.hw import hardware_spec_from_dict
 from autochip.predictor.core_batch import core_configs, core_plan
 from autochip.predictor.core_model import core_cycles
@@ -142,6 +142,11 @@ def test_random_programs_replay_clean() -> None:
             ))  # fmt: skip
             tensors[f"t{i}"] = (off, size)
         _replay(descs, allocate(descs, cap, BUS), cap)
+        # from the saturation size on, every copy makes the big copy's decisions
+        big, sat = saturation(descs, BUS)
+        flags = [(p.res, p.fwd >= 0) for p in big]
+        for c in (sat, sat + BUS, sat + int(rng.integers(1, 99)) * BUS):
+            assert [(p.res, p.fwd >= 0) for p in allocate(descs, c, BUS)] == flags
 
 
 def test_ofmap_halves_alternate_and_owait_where_they_cannot() -> None:
@@ -195,3 +200,33 @@ def test_compiled_residency_saves_loads_and_the_batch_model_agrees(make: object)
                  for lay in prog.layers]  # fmt: skip
         assert sum(c.total for c in ref) <= sum(c.total for c in core_cycles(core, plain))
     assert resident > 0
+
+
+def test_batch_energy_drops_the_resident_inputs_dram_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from autochip.hw import load_hardware_spec
+    from autochip.hw.platform import load_platform
+    from autochip.ir import graph_for
+    from autochip.predictor import core_batch
+    from autochip.predictor.core_batch import core_workload, evaluate_core
+
+    wl = core_workload(graph_for("resnet20"))
+    cfg = core_configs([load_hardware_spec(CORE.parents[1] / "examples/hw/core16x16_int8.yaml")])
+    plat = load_platform("asic-45nm")
+    res = evaluate_core(wl, cfg, plat)
+    ra, rb, _ = core_batch._residency(wl, cfg, core_batch.core_geometry(cfg),
+                                      *core_batch._unique_layout(wl, cfg),
+                                      core_plan(wl, cfg)["tpp"])  # fmt: skip
+    assert ra.sum() >= 20
+    none = np.zeros_like(ra)
+    monkeypatch.setattr(core_batch, "_residency", lambda *a: (none, none, none))
+    plain = evaluate_core(wl, cfg, plat)
+    assert res.total_cycles[0] < plain.total_cycles[0]
+    # per layer: the resident inputs' DRAM bytes and the static power of the cycles saved
+    res_bytes = wl.in_len * (ra[0].astype(int) + rb[0].astype(int))
+    cycles = (plain.cycles - res.cycles)[0]
+    want = 8 * res_bytes * plat.tech.dram_pj_per_bit + (
+        res.static_w[0] * cycles / (cfg.clock_mhz[0] * 1e6) * 1e12
+    )
+    np.testing.assert_allclose(plain.energy_pj[0] - res.energy_pj[0], want, rtol=1e-9, atol=1e-6)

@@ -29,6 +29,11 @@ per tensor; every region starts on a bus word (``max(ALIGN, bus_bytes)``), so th
 long bursts. A tensor that starts inside a bus word (one placed inside a channel-padded
 tensor) is handled by its offset within the word (``base0``, ``in2_ofs``, ``wstep``).
 What the core cannot run is refused with a :class:`CompileError` naming the op.
+
+Feature-map residency (``residency.py``): in a program without bands, a layer's outputs are
+also forwarded into the ifmap copies where a later layer reads them without a load; the
+allocator's placements set ``in_ifofs`` / ``in2_ofs`` / ``base0`` / ``wstep``, ``fwd_ofs``,
+``o_base`` and op bits 8-11.
 """
 
 from __future__ import annotations

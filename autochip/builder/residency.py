@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Desc", "Placement", "allocate", "ofmap_bases"]
+__all__ = ["Desc", "Placement", "allocate", "ofmap_bases", "saturation"]
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,11 @@ def allocate(descs: Sequence[Desc], cap: int, bus: int) -> tuple[Placement, ...]
                 rel.append(size)
                 size = _up(size + d.loads[k], bus)
             base = cap - size
-            while base >= 0 and any(_overlap((base, base + size), r) for r in busy):
-                base -= bus
+            while base >= 0:
+                hit = [r for r in busy if _overlap((base, base + size), r)]
+                if not hit:
+                    break
+                base = (min(r[0] for r in hit) - size) // bus * bus  # below what it hit
             if base < 0:  # no room beside the resident inputs: load them all
                 res, busy, loads = [False] * n, [], list(range(n))
                 rel, size = [], 0
@@ -171,6 +174,30 @@ def allocate(descs: Sequence[Desc], cap: int, bus: int) -> tuple[Placement, ...]
             live[d.out] = (fwd, fwd + _up(d.out_off + d.out_bytes, bus))
         placed.append(Placement(tuple(res), tuple(at), fwd))
     return tuple(placed)
+
+
+BIG = 1 << 40  # a copy larger than any: nothing is dropped, every output finds room
+
+
+def saturation(descs: Sequence[Desc], bus: int) -> tuple[tuple[Placement, ...], int]:
+    """The placements in a copy of ``BIG`` bytes and the copy size from which every smaller
+    copy makes the same decisions (which inputs are resident, which outputs forwarded): the
+    loads and the outputs placed in place over them sit at fixed distances from the top, the
+    other outputs at fixed offsets from the bottom, and as long as the two groups cannot meet
+    (the lowest top one above the highest bottom one) every test the allocator makes comes out
+    as in the big copy. The batch model costs every larger copy with one allocation."""
+    place = allocate(descs, BIG, bus)
+    top = bottom = 0
+    for d, p in zip(descs, place, strict=True):
+        spans = [(p.at[k], d.loads[k]) for k in range(len(d.srcs)) if not p.res[k]]
+        if p.fwd >= 0:
+            spans.append((p.fwd, d.out_off + d.out_bytes))
+        for base, n in spans:
+            if base >= BIG // 2:
+                top = max(top, BIG - base)
+            else:
+                bottom = max(bottom, _up(base + n, bus))
+    return place, _up(top + bottom, bus)
 
 
 def ofmap_bases(

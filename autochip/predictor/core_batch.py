@@ -1011,41 +1011,30 @@ def _tiling(
     return tpp, npt_, _feasible(wl, cfg, geo, lu, inv)
 
 
-# (id of the workload, bus, ifmap copy bytes, rows when they divide the bus) -> res_a, res_b
-_RESIDENT: dict[int, tuple[Any, dict[tuple[int, int, int], tuple[Any, Any]]]] = {}
+# id of the workload -> (a reference to it, {(bus, rows when they divide the bus, copy bytes or
+# -1: every copy from the saturation size on) -> (res_a, res_b) or the saturation size})
+_RESIDENT: dict[int, tuple[Any, dict[tuple[int, int, int], Any]]] = {}
 
 
-def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, cap: int, rows: int
-                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:  # fmt: skip
-    """The compiler's residency (``autochip.builder.residency.allocate``) of an untiled
-    program on layout ``u`` of ``lu``, an ifmap copy of ``cap`` bytes and ``rows`` array rows:
-    which layers read their first / second input resident, (L,) each. Cached per workload and
-    (bus, cap, rows that divide the bus; 0 otherwise: no forwarding)."""
-    from autochip.builder.residency import Desc, allocate
+def _descs(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int) -> list[Any]:
+    """The allocator's view (``residency.Desc``) of every layer on layout ``u`` of ``lu``
+    (the tensors' offsets within a bus word depend on the bus alone) with ``rows`` array rows
+    (forwarding: R divides the bus, R-aligned outputs)."""
+    from autochip.builder.residency import Desc
 
     bus = int(lu["bus"][u, 0])
-    r_eff = rows if bus % rows == 0 else 0
-    entry = _RESIDENT.get(id(wl))
-    if entry is None or entry[0]() is not wl:
-        for k in [k for k, (ref, _) in _RESIDENT.items() if ref() is None]:
-            del _RESIDENT[k]  # workloads that are gone
-        entry = (weakref.ref(wl), {})
-        _RESIDENT[id(wl)] = entry
-    key = (bus, cap, r_eff)
-    if key in entry[1]:
-        out: tuple[Any, Any] = entry[1][key]
-        return out
-    L = len(wl)
     _, _, own = _outer_regions(wl)
     n_t = wl.tensor_bytes.shape[0]
     descs = []
-    for j in range(L):
+    for j in range(len(wl)):
         srcs = (int(wl.src[j]),) + ((int(wl.src2[j]),) if wl.src2[j] >= 0 else ())
         addrs = (int(lu["in_addr"][u, j]),) + ((int(lu["in2_addr"][u, j]),) if len(srcs) > 1
                                                 else ())  # fmt: skip
         n = int(wl.in_len[j])
         out_a = int(lu["out_addr"][u, j])
-        aligned = r_eff > 0 and out_a % r_eff == 0 and (bool(wl.vector[j]) or wl.pq[j] % r_eff == 0)
+        aligned = (
+            bus % rows == 0 and out_a % rows == 0 and (bool(wl.vector[j]) or wl.pq[j] % rows == 0)
+        )
         descs.append(Desc(
             srcs=tuple(str(t) for t in srcs),
             whole=tuple(n == int(wl.tensor_bytes[t]) for t in srcs),
@@ -1053,10 +1042,50 @@ def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, cap: int, rows: in
             out=str(j + 1), out_off=out_a % bus, out_bytes=int(wl.tensor_bytes[j + 1]),
             fwd_ok=aligned and j + 1 < n_t and bool(own[j + 1]), in_place=wl.kinds[j] == "add",
         ))  # fmt: skip
-    place = allocate(descs, cap, bus)
-    res_a = np.array([p.res[0] for p in place], dtype=bool)
-    res_b = np.array([len(p.res) > 1 and p.res[1] for p in place], dtype=bool)
-    entry[1][key] = (res_a, res_b)
+    return descs
+
+
+def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, caps: I64
+                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:  # fmt: skip
+    """The compiler's residency (``autochip.builder.residency.allocate``) of an untiled
+    program on layout ``u`` of ``lu`` with ``rows`` array rows (dividing the bus), for ifmap
+    copies of ``caps`` bytes: whether each layer reads its first / second input resident,
+    (len(caps), L) each. Copies from the saturation size on (``residency.saturation``) share
+    one allocation; smaller ones are allocated one distinct size at a time. Cached per
+    workload."""
+    from autochip.builder.residency import allocate, saturation
+
+    bus = int(lu["bus"][u, 0])
+    entry = _RESIDENT.get(id(wl))
+    if entry is None or entry[0]() is not wl:
+        for k in [k for k, (ref, _) in _RESIDENT.items() if ref() is None]:
+            del _RESIDENT[k]  # workloads that are gone
+        entry = (weakref.ref(wl), {})
+        _RESIDENT[id(wl)] = entry
+    memo = entry[1]
+    descs: list[Any] = []
+
+    def flags(place: Any) -> tuple[Any, Any]:
+        return (np.array([p.res[0] for p in place], dtype=bool),
+                np.array([len(p.res) > 1 and p.res[1] for p in place], dtype=bool))  # fmt: skip
+
+    if (bus, rows, -1) not in memo:
+        descs = _descs(wl, lu, u, rows)
+        place, sat = saturation(descs, bus)
+        memo[(bus, rows, -1)] = (*flags(place), sat)
+    sat_a, sat_b, sat = memo[(bus, rows, -1)]
+    L = len(wl)
+    res_a = np.broadcast_to(sat_a, (caps.size, L)).copy()
+    res_b = np.broadcast_to(sat_b, (caps.size, L)).copy()
+    small = np.flatnonzero(caps < sat)
+    if small.size:
+        ucap, back = np.unique(caps[small], return_inverse=True)
+        for k, cap in enumerate(ucap.tolist()):
+            if (bus, rows, cap) not in memo:
+                descs = descs or _descs(wl, lu, u, rows)
+                memo[(bus, rows, cap)] = flags(allocate(descs, cap, bus))
+            sel = small[back.reshape(-1) == k]
+            res_a[sel], res_b[sel] = memo[(bus, rows, cap)]
     return res_a, res_b
 
 
@@ -1072,19 +1101,16 @@ def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict
         return z, z.copy(), z.copy()
     bus = geo["bus"]
     fwd = bus % cfg.rows == 0
-    key = (inv * (int(geo["if_depth"].max()) + 1) + geo["if_depth"]) * 65 + np.where(
-        fwd, cfg.rows, 0
-    )
-    _, first, back = np.unique(key, return_index=True, return_inverse=True)
-    ua = np.zeros((first.size, L), dtype=bool)
-    ub = np.zeros((first.size, L), dtype=bool)
-    for k, i in enumerate(first.tolist()):
-        if fwd[i]:
-            ua[k], ub[k] = _allocation(
-                wl, lu, int(inv[i]), int(geo["if_depth"][i]), int(cfg.rows[i])
-            )
-    back = back.reshape(-1)
-    res_a, res_b = ua[back], ub[back]
+    res_a = np.zeros((H, L), dtype=bool)
+    res_b = np.zeros((H, L), dtype=bool)
+    # one allocation per (bus, rows) from the saturation size on; smaller copies one by one
+    key = np.where(fwd, bus * 128 + cfg.rows, -1)
+    for k in np.unique(key[fwd]).tolist():
+        sel = np.flatnonzero(key == k)
+        i = int(sel[0])
+        res_a[sel], res_b[sel] = _allocation(
+            wl, lu, int(inv[i]), int(cfg.rows[i]), geo["if_depth"][sel]
+        )
     # the ofmap bytes each layer writes from ofmap byte 0 (compiler._ofmap_need)
     comp = ~wl.vector
     B = bus[:, None]
@@ -1271,6 +1297,8 @@ def evaluate_core(
             post_1 = np.where(comp_l, 0, out_b * wl.kr * wl.ks)
             u_w = lu["ntiles"] * lu["tile_w"]
             u_dram = DESC_BYTES + if_written[None, :] + lu["blob"] + out_b[None, :]
+            # a resident input is read from the ifmap copies, not from DRAM
+            res_in = wl.in_len[None, :] * (res_a.astype(np.int64) + res_b.astype(np.int64))
             cyc = fetch + load + compute + wb + control
             if per_layer:
                 beats = np.zeros((H, L), dtype=np.int64)
@@ -1285,7 +1313,7 @@ def evaluate_core(
                     "if_written": if_written[None, :] + z,
                     "w_written": u_w[inv].astype(np.float64),
                     "out_bytes": out_b[None, :] + z,
-                    "dram_bytes": u_dram[inv] + z,
+                    "dram_bytes": u_dram[inv] - res_in + z,
                 }
             else:
                 # sums of integers below 2^53: the same floats as summing per layer
@@ -1297,7 +1325,9 @@ def evaluate_core(
                     "if_written": float(if_written.sum()) + z,
                     "w_written": u_w.sum(axis=1)[inv][:, None].astype(np.float64),
                     "out_bytes": float(out_b.sum()) + z,
-                    "dram_bytes": u_dram.sum(axis=1)[inv][:, None].astype(np.float64),
+                    "dram_bytes": (u_dram.sum(axis=1)[inv] - res_in.sum(axis=1))[:, None].astype(
+                        np.float64
+                    ),
                 }
             e = _energy(cfg, platform, qty)
             e = e + static[:, None] * cyc / (cfg.clock_mhz[:, None] * 1e6) * 1e12
