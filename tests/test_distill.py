@@ -104,7 +104,8 @@ def test_pkkd_without_adder_layers_is_an_error() -> None:
         Distiller("mse", _net(), _net())
 
 
-# CLI: each method distils from a teacher of another architecture (same input and classes).
+# CLI: each method distils from a teacher of another architecture (same input and classes) when
+# --kd-any-arch asks for it.
 @pytest.mark.parametrize(
     ("method", "kd_loss", "extra"),
     [
@@ -119,6 +120,7 @@ def test_cli_accepts_kd_for_each_method(
 ) -> None:
     out = tmp_path / "s.pt"
     argv = ["compress", "lenet_digits", "--method", method, "--kd", "dwsep_digits", *extra]
+    argv += ["--kd-any-arch"]
     argv += ["--kd-loss", kd_loss, "--fp32-epochs", "1", "--epochs", "1", "--out", str(out)]
     assert main(argv) == 0, capsys.readouterr().err
     from autochip.compress.checkpoint import read_checkpoint
@@ -162,6 +164,8 @@ def example_input():
         (["--method", "quant", "--no-kd", "--kd", "mlp"], r"expected one of them, found both"),
         (["--method", "binary", "--kd", "lenet_digits", "--kd-loss", "pkkd"], r"--method adder"),
         (["--method", "adder", "--kd", "dwsep_digits"], r"pkkd expected MODEL 'lenet_digits'"),
+        (["--method", "quant", "--kd", "dwsep_digits"], r"pass --kd-any-arch"),
+        (["--method", "prune", "--ratio", "0.5", "--kd", "dwsep_digits"], r"pass --kd-any-arch"),
     ],
 )
 def test_bad_teacher_is_one_clear_error_and_writes_nothing(

@@ -99,6 +99,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-kd", action="store_true", help="no distillation: train on the labels alone"
     )
     p.add_argument(
+        "--kd-any-arch",
+        action="store_true",
+        help="accept a --kd TEACHER of another architecture than MODEL (kd and skd only; it must "
+        "still take MODEL's input and give its logits); without it such a teacher is refused",
+    )
+    p.add_argument(
         "--kd-loss",
         choices=KD_LOSSES,
         default=None,
@@ -416,6 +422,12 @@ def _start_and_teacher(
         raise CompressionError(
             f"--kd TEACHER '{args.kd}': --kd-loss pkkd expected MODEL '{args.model}''s "
             "architecture (it matches layers by name and shape), found another one"
+        )
+    if not same and not args.kd_any_arch:
+        raise CompressionError(
+            f"--kd TEACHER '{args.kd}': expected MODEL '{args.model}''s architecture (the same "
+            "parameter names and shapes, e.g. its FP32 checkpoint), found another one; pass "
+            "--kd-any-arch to distil from a different network on purpose"
         )
     if same and not pretrained:
         fp = _fp32(teacher, t_pretrained, data, args, "fp32 teacher")
