@@ -275,13 +275,13 @@ HELD_OUT = {
     "3x4 adder a6w6, 256-bit bus": (3, 4, "adder", 6, 6, 32, (16, 8, 8)),
 }
 YOSYS: dict[tuple[str, str], dict[str, int]] = {
-    ("xilinx", "4x6 adder int8"): {"lut": 15001, "ff": 10437, "dsp": 56, "bram": 12},
-    ("ecp5", "4x6 adder int8"): {"lut": 12078, "ff": 12347, "dsp": 56, "bram": 23},
-    ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 9634, "ff": 10030, "dsp": 41, "bram": 21},
-    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 11825, "ff": 8388, "dsp": 26, "bram": 11},
-    ("ecp5", "4x4 mac a4w4"): {"lut": 10278, "ff": 10744, "dsp": 48, "bram": 16},
-    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 10663, "ff": 11604, "dsp": 38, "bram": 48},
-    ("xilinx", "8x8 mac int8"): {"lut": 21455, "ff": 13225, "dsp": 120, "bram": 16},
+    ("xilinx", "4x6 adder int8"): {"lut": 15198, "ff": 10564, "dsp": 56, "bram": 12},
+    ("ecp5", "4x6 adder int8"): {"lut": 12573, "ff": 12838, "dsp": 56, "bram": 23},
+    ("ecp5", "3x5 mac a2w2 (binary)"): {"lut": 9697, "ff": 10075, "dsp": 41, "bram": 21},
+    ("xilinx", "3x5 mac a2w2 (binary)"): {"lut": 11997, "ff": 8439, "dsp": 26, "bram": 11},
+    ("ecp5", "4x4 mac a4w4"): {"lut": 10812, "ff": 11225, "dsp": 48, "bram": 16},
+    ("ecp5", "3x4 adder a6w6, 256-bit bus"): {"lut": 11030, "ff": 11649, "dsp": 38, "bram": 48},
+    ("xilinx", "8x8 mac int8"): {"lut": 21567, "ff": 13272, "dsp": 120, "bram": 16},
 }
 
 
