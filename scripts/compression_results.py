@@ -248,10 +248,22 @@ PRIORITY = (
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
+def _idx(path: Path, dims: int) -> tuple[bytes, list[int], int, bytes]:
+    """A gzipped idx file: its raw bytes, its shape, the bytes per item and the items' bytes."""
+    import gzip
+    import struct
+
+    raw = gzip.decompress(path.read_bytes())
+    shape = list(struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims]))
+    per = 1
+    for d in shape[1:]:
+        per *= d
+    return raw, shape, per, raw[4 + 4 * dims :]
+
+
 def _subset_data(limit: int) -> str:
     """A Fashion-MNIST folder with all 60,000 training images and the first ``limit`` test
     images (idx files, written once under build/): the ``--data`` of a ``test_limit`` setup."""
-    import gzip
     import struct
 
     folder = Path("build") / f"fashion-mnist-test{limit}"
@@ -262,14 +274,9 @@ def _subset_data(limit: int) -> str:
             if not link.exists():
                 link.symlink_to(FASHION_DIR / f"{name}.gz")
         for name, dims in (("t10k-images-idx3-ubyte", 3), ("t10k-labels-idx1-ubyte", 1)):
-            raw = gzip.decompress((FASHION_DIR / f"{name}.gz").read_bytes())
-            shape = list(struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims]))
-            per = 1
-            for d in shape[1:]:
-                per *= d
-            body = raw[4 + 4 * dims : 4 + 4 * dims + limit * per]
+            raw, shape, per, body = _idx(FASHION_DIR / f"{name}.gz", dims)
             head = raw[:4] + struct.pack(f">{dims}I", limit, *shape[1:])
-            (ROOT / folder / name).write_bytes(head + body)
+            (ROOT / folder / name).write_bytes(head + body[: limit * per])
     return f"fashion-mnist:{folder}"
 
 
@@ -277,19 +284,13 @@ def _validation_data(n: int) -> str:
     """A Fashion-MNIST folder whose training set is the first ``60,000 - n`` training images
     and whose test set is the last ``n`` (idx files, written once under build/): the ``--data``
     of a ``validation`` setup, on which recipes are chosen without looking at the test set."""
-    import gzip
     import struct
 
     folder = Path("build") / f"fashion-mnist-val{n}"
     if not (ROOT / folder / "t10k-labels-idx1-ubyte").is_file():
         (ROOT / folder).mkdir(parents=True, exist_ok=True)
         for kind, dims in (("images-idx3-ubyte", 3), ("labels-idx1-ubyte", 1)):
-            raw = gzip.decompress((FASHION_DIR / f"train-{kind}.gz").read_bytes())
-            shape = list(struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims]))
-            per = 1
-            for d in shape[1:]:
-                per *= d
-            body = raw[4 + 4 * dims :]
+            raw, shape, per, body = _idx(FASHION_DIR / f"train-{kind}.gz", dims)
             cut = (shape[0] - n) * per
             for name, part in (("train", body[:cut]), ("t10k", body[cut:])):
                 head = raw[:4] + struct.pack(f">{dims}I", len(part) // per, *shape[1:])
