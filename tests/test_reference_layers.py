@@ -335,3 +335,67 @@ def test_binary_bn_lenet5_folds_into_thresholds(estimator: str) -> None:
     x = torch.rand(16, 1, 28, 28)
     diff, _ = _compare(model, policy, x, seed=11)
     assert diff == 0
+
+
+class BinaryResidual(nn.Module):
+    """Binary layers that read a residual sum (4-D: a depthwise 1x1 sign layer) and a pooled,
+    flattened tensor (2-D: an identity linear sign layer); the stem's output feeds both the add
+    (int8) and a binary layer (a threshold), so the stem is exported twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 3, padding=1, bias=False)
+        self.bn0 = nn.BatchNorm2d(6)
+        self.conv1 = nn.Conv2d(6, 6, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.down = nn.Conv2d(6, 8, 3, stride=2, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.fc1 = nn.Linear(8, 8)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn0(self.stem(x)))
+        x = torch.relu(x + self.bn1(self.conv1(x)))
+        x = self.bn2(self.down(x))
+        x = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc2(self.fc1(x))
+
+
+def test_binarised_sum_and_pooled_tensor_are_stored_then_signed(tmp_path: Path) -> None:
+    """``bit = x > 0`` of a stored integer tensor: convert puts an int quantiser before the
+    binariser of a sum or a pooled tensor, the export a sign layer (MAC, weight 1, threshold
+    ``acc >= 1``); integer == fake-quant, and the model saves and loads (op names)."""
+    torch.manual_seed(14)
+    policy = Policy(default=LayerPolicy("binary", 1, 1), first=STEM, last=STEM)
+    gm = convert(BinaryResidual(), policy)
+    chains = [
+        (n.args[0].target, n.target)
+        for n in gm.graph.nodes
+        if n.op == "call_module" and str(n.target).startswith("bq_")
+    ]
+    # the add's and the pooled tensor's binarisers read int quantisers; the stem's does not
+    assert sum(str(src).startswith("aq_") for src, _ in chains) == 2, chains
+    x = torch.randn(16, 3, 8, 8)
+    diff, equal = _compare(BinaryResidual(), policy, x, seed=15)
+    assert diff <= 1 and equal >= 0.99, (diff, equal)
+    gm = convert(BinaryResidual(), policy)
+    calibrate(gm, x)
+    im = export_integer(gm.eval(), x[:1])
+    signs = [op for op in im.ops if isinstance(op, ComputeOp) and op.name.endswith(".sign")]
+    assert [op.layer for op in signs] == ["conv", "linear"], [op.name for op in im.ops]
+    for op in signs:
+        assert op.kind == "mac" and op.threshold is not None and op.requant is None
+        assert np.all(op.threshold.threshold == 1) and not np.any(op.threshold.flip)
+        assert op.groups == (op.weight.shape[0] if op.layer == "conv" else 1)
+    _, dump = run(im, quantize_input(im, x.numpy()), dump=True)
+    for op in signs:
+        src = dump[op.input]
+        assert src.min() < 0 or op.layer == "conv"  # the pooled tensor is signed
+        np.testing.assert_array_equal(dump[op.output], np.where(src > 0, 1, -1))
+    assert any("+" in op.name for op in im.ops)  # the stem, exported twice
+    path = tmp_path / "m.npz"
+    save_integer_model(im, path)
+    again = load_integer_model(path)
+    np.testing.assert_array_equal(
+        run(again, quantize_input(again, x.numpy()))[0], run(im, quantize_input(im, x.numpy()))[0]
+    )

@@ -297,8 +297,22 @@ def convert(model: nn.Module, policy: Policy) -> fx.GraphModule:
                 _drop_relus(gm, src)
                 src = consumer.args[idx]
                 assert isinstance(src, fx.Node)
+                stem = src.name
+                if not _from_compute(gm, src, set(kinds)):
+                    # A sum, a pooled or concatenated tensor: the integer model stores it
+                    # (an int quantiser of its own kind), and the binariser reads that.
+                    int_key = (src.name, "int", act_default)
+                    if int_key not in made:
+                        qn = _unique_name(
+                            gm,
+                            f"aq_{src.name}" if act_default == 8 else f"aq{act_default}_{src.name}",
+                        )
+                        gm.add_submodule(qn, QuantAct(act_default, signed=not _nonneg(gm, src)))
+                        with graph.inserting_after(src):
+                            made[int_key] = graph.call_module(qn, (src,))
+                    src = made[int_key]
                 mod: nn.Module = BinaryAct(policy.estimator)
-                name = _unique_name(gm, f"bq_{src.name}")
+                name = _unique_name(gm, f"bq_{stem}")
             else:
                 mod = QuantAct(bits, signed=not _nonneg(gm, src))
                 name = _unique_name(gm, f"aq_{src.name}" if bits == 8 else f"aq{bits}_{src.name}")
@@ -382,6 +396,28 @@ def _binariser_bn(gm: fx.GraphModule, node: fx.Node, compute: set[str]) -> None:
         if not (is_relu(gm, src) or _is_pass(gm, src)):
             return
         src = src.args[0]
+
+
+def _from_compute(gm: fx.GraphModule, src: fx.Node, compute: set[str]) -> bool:
+    """True if ``src`` is a compute layer's output through batch-norms, ReLUs and layout ops
+    (max pooling, flatten): the export folds its binarisation into that layer's threshold.
+    Anything else (an add, average pooling, a concatenation) is binarised from its stored
+    integer tensor (``bit = x > 0``; :func:`convert` puts an int quantiser before the
+    binariser)."""
+    node: Any = src
+    while isinstance(node, fx.Node):
+        if node.name in compute:
+            return True
+        m = _module(gm, node)
+        if not (
+            is_relu(gm, node)
+            or relu_cap(gm, node) is not None
+            or _is_pass(gm, node)
+            or isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
+        ):
+            return False
+        node = node.args[0]
+    return False
 
 
 def _drop_relus(gm: fx.GraphModule, src: fx.Node) -> None:

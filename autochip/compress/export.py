@@ -171,7 +171,7 @@ class _Exporter:
         name, i = base, 1
         while name in self.names:
             i += 1
-            name = f"{base}#{i}"
+            name = f"{base}+{i}"
         self.names.add(name)
         return name
 
@@ -508,6 +508,8 @@ class _Exporter:
             assert isinstance(q, QuantAct)
             return self.finish_cat(node, q, d)
         if isinstance(d, _Int):
+            if binary:
+                return d if d.binary else self.binarise(node, d)
             d = _Sum([(d, 1.0)])
         if isinstance(d, _Pending):
             return self.finish_compute(node, q, d)
@@ -517,6 +519,36 @@ class _Exporter:
             assert isinstance(q, QuantAct)
             return self.finish_sum(node, q, d)
         raise self.fail(node, "unsupported input to a quantiser")
+
+    def binarise(self, node: fx.Node, d: _Int) -> _Int:
+        """``bit = x > 0`` of a stored integer tensor (a residual sum, a pooled tensor): a
+        depthwise 1x1 MAC convolution with weight 1 whose threshold epilogue is ``acc >= 1``
+        (an identity linear layer for a flattened tensor), so the core runs it as any layer."""
+        shape = self.shape(node)
+        c = shape[1]
+        if len(shape) == 4:
+            op: dict[str, Any] = {
+                "layer": "conv",
+                "weight": np.ones((c, 1, 1, 1), dtype=np.int64),
+                "groups": c,
+            }
+        elif len(shape) == 2:
+            op = {"layer": "linear", "weight": np.eye(c, dtype=np.int64)}
+        else:
+            raise self.fail(node, f"binarising a tensor of shape {shape} is not supported")
+        name = self.fresh(f"{node.name}.sign")
+        self.ops.append(
+            ComputeOp(
+                name=name,
+                input=d.name,
+                output=name,
+                kind="mac",
+                bias=np.zeros(c, dtype=np.int64),
+                threshold=Threshold(np.ones(c, dtype=np.int64), np.zeros(c, dtype=np.int64)),
+                **op,
+            )
+        )
+        return _Int(name, 1.0, True)
 
     def finish_compute(self, node: fx.Node, q: nn.Module, d: _Pending) -> _Int:
         k = d.a.shape[0]

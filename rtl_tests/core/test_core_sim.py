@@ -47,6 +47,8 @@ NETWORKS = (
     ("lenet-binary", "lenet_digits", "binary", MAC, 20),
     ("lenet-adder", "lenet_digits", "adder", ADDER, 20),
     ("resblock-int8", str(ROOT / "models" / "resblock_digits.py"), "quant", MAC, 4),
+    # binary layers reading the residual sum: a sign layer (depthwise 1x1, threshold) between
+    ("resblock-binary", str(ROOT / "models" / "resblock_digits.py"), "binary", MAC, 4),
     ("dwsep-int8", str(ROOT / "models" / "dwsep_digits.py"), "quant", MAC, 4),
     ("odd-shapes", "random", "quant", MAC, 3),
     ("odd-shapes-tiled", "random", "quant", SMALL, 2),
