@@ -62,6 +62,7 @@ from autochip.builder.tiling import (
     compute_tiling,
     pitch,
     vector_tiling,
+    prefetch_passes,
     weights_outer,
 )
 from autochip.errors import AutochipError
@@ -397,6 +398,11 @@ class _Compiler:
             )
             if keep:
                 f["op"] |= 1 << 7  # program.op_word(keep=True): the previous band's weights
+            elif not til.tiled:
+                n_pf = prefetch_passes(f["tpp"], f["ntiles"], tile_w // w_row, core.w_depth)
+                if n_pf:  # weight prefetch: two slots of n_pf tiles (program.op_word(pf=True))
+                    f["op"] |= 1 << 12
+                    f["tpp"], f["w_slot"], f["p_slot"] = n_pf, n_pf * (tile_w // w_row), n_pf
             name = op.name if not til.tiled else f"{op.name}@{len(self.layers) - owner}"
             layer = CompiledLayer(name, op.layer, mode, op.output, f)
             blob = bytes(blob_p) + bytes(blob_w) if i_spec == 0 else b""  # the layer's region

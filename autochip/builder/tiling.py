@@ -28,6 +28,7 @@ __all__ = [
     "band_rows",
     "compute_tiling",
     "pitch",
+    "prefetch_passes",
     "vector_tiling",
     "weights_outer",
 ]
@@ -174,3 +175,21 @@ def weights_outer(til: Tiling, *, groups: int, passes: int, in_bytes: int, w_byt
         and til.row_bands > 1
         and passes * in_bytes + w_bytes < til.row_bands * w_bytes + in_bytes
     )
+
+
+PREFETCH_PARAM_TILES = 8  # core.PARAM_TILES // 2: one parameter slot
+
+
+def prefetch_passes(tpp: int, ntiles: int, rows_tile: int, w_depth: int) -> int:
+    """Weight tiles per pass with weight prefetch (descriptor op bit 12), 0 without. A layer
+    of several passes (``ntiles > tpp``, ``tpp`` the tiles per pass the buffers hold) is
+    double-buffered when two passes of ``n = min(tpp, w_depth // (2 rows_tile), 8)`` tiles
+    fit the weight buffer (``w_depth`` rows; a tile is ``rows_tile`` rows, whole weight words)
+    and the 16-word parameter buffer, ``n >= 1``: pass p + 1's tiles load into the other slot
+    while pass p computes (slot 1 at weight row ``n rows_tile`` and parameter word ``n``).
+    Passes may get fewer tiles than without prefetch (more passes, each paying the array's
+    skew and flush, ``2R + C + 12`` cycles, but no exposed weight load after the first)."""
+    if ntiles <= tpp:
+        return 0  # one pass: its weights load before the input, nothing to prefetch
+    n = min(tpp, w_depth // (2 * rows_tile), PREFETCH_PARAM_TILES)
+    return n if n >= 1 else 0
