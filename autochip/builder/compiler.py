@@ -399,7 +399,11 @@ class _Compiler:
             if keep:
                 f["op"] |= 1 << 7  # program.op_word(keep=True): the previous band's weights
             elif not til.tiled:
-                n_pf = prefetch_passes(f["tpp"], f["ntiles"], tile_w // w_row, core.w_depth)
+                n_pf = prefetch_passes(
+                    f["tpp"], f["ntiles"], tile_w // w_row, core.w_depth,
+                    load_tile=(tile_w + core.p_tile) // bus, wb_tile=core.cols * pq // bus, rows=core.rows, cols=core.cols,
+                    npt=f["npt"], tile_cycles=max(t, core.rows, core.cols),
+                )  # fmt: skip
                 if n_pf:  # weight prefetch: two slots of n_pf tiles (program.op_word(pf=True))
                     f["op"] |= 1 << 12
                     f["tpp"], f["w_slot"], f["p_slot"] = n_pf, n_pf * (tile_w // w_row), n_pf

@@ -22,6 +22,9 @@ partial sums of the reduction).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "Tiling",
@@ -178,18 +181,63 @@ def weights_outer(til: Tiling, *, groups: int, passes: int, in_bytes: int, w_byt
 
 
 PREFETCH_PARAM_TILES = 8  # core.PARAM_TILES // 2: one parameter slot
+PREFETCHED_PASS = 3  # core_main.v S_LW, S_PF, S_LP of a prefetched pass (no command)
+# a pass's two load commands beyond their bus words, estimated: issue and done (2 each) and
+# one burst's handshakes (2 each, core_timing.yaml), plus the prefetch engine's start (1)
+LOAD_ISSUE = 9
+WRITE_ISSUE = 6  # a write-back command: issue and done, one burst's handshakes (4)
 
 
-def prefetch_passes(tpp: int, ntiles: int, rows_tile: int, w_depth: int) -> int:
-    """Weight tiles per pass with weight prefetch (descriptor op bit 12), 0 without. A layer
-    of several passes (``ntiles > tpp``, ``tpp`` the tiles per pass the buffers hold) is
-    double-buffered when two passes of ``n = min(tpp, w_depth // (2 rows_tile), 8)`` tiles
-    fit the weight buffer (``w_depth`` rows; a tile is ``rows_tile`` rows, whole weight words)
-    and the 16-word parameter buffer, ``n >= 1``: pass p + 1's tiles load into the other slot
-    while pass p computes (slot 1 at weight row ``n rows_tile`` and parameter word ``n``).
-    Passes may get fewer tiles than without prefetch (more passes, each paying the array's
-    skew and flush, ``2R + C + 12`` cycles, but no exposed weight load after the first)."""
-    if ntiles <= tpp:
-        return 0  # one pass: its weights load before the input, nothing to prefetch
-    n = min(tpp, w_depth // (2 * rows_tile), PREFETCH_PARAM_TILES)
-    return n if n >= 1 else 0
+def prefetch_passes(
+    tpp: Any,
+    ntiles: Any,
+    rows_tile: Any,
+    w_depth: Any,
+    *,
+    load_tile: Any,
+    wb_tile: Any,
+    rows: Any,
+    cols: Any,
+    npt: Any,
+    tile_cycles: Any,
+) -> Any:
+    """Weight tiles per pass with weight prefetch (descriptor op bit 12), 0 without; scalars
+    or numpy arrays (the batch model's, element by element). With prefetch the weight and
+    parameter buffers hold two slots of ``n`` tiles (slot 1 at weight row ``n rows_tile``,
+    parameter word ``n``): pass p + 1's tiles load into the other slot while pass p computes.
+    ``n`` can be at most ``tpp`` (the tiles per pass without prefetch, from the weight, ofmap
+    and parameter buffers), ``ntiles - 1`` (two passes at least), ``w_depth // (2 rows_tile)``
+    (two slots in the weight buffer) and 8 (two in the 16-word parameter buffer).
+
+    Among those ``n`` and no prefetch, the fewest estimated exposed cycles win (no prefetch
+    on a tie): without prefetch every load is exposed, ``ntiles load_tile`` (``load_tile``:
+    bus words of one tile's weights and parameter records) plus ``LOAD_ISSUE`` per pass (its
+    two commands), ``(2R + C + 12)`` of set-up and flush per pass and the write-backs of all
+    passes but the last (``wb_tile`` bus words a tile: only the last pass's is posted); with it the first pass's load, ``3`` cycles per pass more, and for
+    every pass but the last what its successor's load takes beyond its compute. A smaller
+    first pass exposes less of its load, more passes pay more set-up and flush."""
+    tpp, ntiles = np.asarray(tpp), np.asarray(ntiles)
+    over = 2 * np.asarray(rows) + np.asarray(cols) + 12
+    lim = np.minimum(
+        np.minimum(tpp, ntiles - 1),
+        np.minimum(np.asarray(w_depth) // (2 * np.maximum(rows_tile, 1)), PREFETCH_PARAM_TILES),
+    )
+    p0 = -(-ntiles // np.maximum(tpp, 1))
+    best = p0 * (over + LOAD_ISSUE) + ntiles * load_tile + _waited_writes(p0, tpp, wb_tile)
+    out = np.zeros(np.broadcast(tpp, ntiles, lim, best).shape, dtype=np.int64)
+    for n in range(1, PREFETCH_PARAM_TILES + 1):
+        passes = -(-ntiles // n)
+        run = over + np.asarray(npt) * n * tile_cycles
+        load = n * load_tile + LOAD_ISSUE
+        est = (passes * (over + PREFETCHED_PASS) + load + (passes - 1) * np.maximum(0, load - run)
+               + _waited_writes(passes, n, wb_tile))  # fmt: skip
+        take = (n <= lim) & (est < best)
+        out = np.where(take, n, out)
+        best = np.where(take, est, best)
+    return out if out.ndim else int(out)
+
+
+def _waited_writes(passes: Any, n: Any, wb_tile: Any) -> Any:
+    """The write-backs of every pass but the last (waited for: only the last is posted), of
+    ``n`` tiles each, estimated: ``wb_tile`` bus words a tile, ``WRITE_ISSUE`` a command."""
+    return (passes - 1) * (n * wb_tile + WRITE_ISSUE)

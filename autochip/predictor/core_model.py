@@ -40,6 +40,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from autochip._safeio import load_yaml_text
+from autochip.builder.tiling import PREFETCHED_PASS
 from autochip.errors import SpecError
 
 __all__ = [
@@ -279,9 +280,6 @@ def _weight_loads(core: _Core, lay: _Layer, t_ps: int, n: int) -> int:
     return dma_cycles(
         g("w_addr") + t_ps * g("tile_w"), 0 if keep else n * g("tile_w"), False, bus
     ) + dma_cycles(g("p_addr") + t_ps * core.p_tile, 0 if keep else n * core.p_tile, False, bus)
-
-
-PREFETCHED_PASS = 3  # core_main.v S_LW, S_PF, S_LP of a prefetched pass: no command
 
 
 def _prefetch(lay: _Layer) -> bool:
