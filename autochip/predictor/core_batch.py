@@ -776,6 +776,43 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     return outs[0], outs[1], outs[2], outs[3]
 
 
+def _prefetch_waits(lu: dict[str, I64], inv: I64, mask: npt.NDArray[np.bool_], tpp: I64,
+                    ntiles: I64, run: I64, ci: I64, rd: int) -> tuple[I64, I64]:  # fmt: skip
+    """Per (configuration, compute layer ``ci``) with weight prefetch (``mask``), (H, Lc): the
+    cycles the passes' write-backs wait for the prefetch engine in all, and the first pass's
+    (``core_model.prefetch_waits``): pass p (full, ``run`` cycles from S_INIT to S_WB)
+    waits ``max(0, 1 + loads of pass p + 1 - run)``. Only the elements whose loads could
+    outlast a pass (a bound on the DMA's words and bursts) are walked, pass by pass."""
+    H, Lc = tpp.shape
+    tot = np.zeros(H * Lc, dtype=np.int64)
+    w0 = np.zeros(H * Lc, dtype=np.int64)
+    idx = np.flatnonzero(mask)
+    h, jc = np.divmod(idx, Lc)
+    u, j = inv[h], ci[jc]
+    tp, nt, rn = tpp.ravel()[idx], ntiles.ravel()[idx], run.ravel()[idx]
+    bb, pt = lu["bus"][u, 0], lu["p_tile"][u, 0]
+    tw, wa, pa = lu["tile_w"][u, j], lu["w_addr"][u, j], lu["p_addr"][u, j]
+    m = np.minimum(MAX_BURST, (1 << _LOG_PAGE) // bb)  # words of a burst at most
+    ub = 1
+    for st in (tw, pt):
+        words = tp * st // bb + 2
+        ub = ub + 2 + words + rd * (2 * (words // m) + 3)
+    keep = ub > rn
+    idx, tp, nt, rn, bb, pt, tw, wa, pa = (
+        x[keep] for x in (idx, tp, nt, rn, bb, pt, tw, wa, pa)
+    )
+    npass = _cdiv(nt, tp)
+    for p in range(1, int(npass.max(initial=1))):
+        s0 = p * tp
+        n = np.clip(nt - s0, 0, tp)
+        loads = _dma(wa + s0 * tw, n * tw, bb, rd) + _dma(pa + s0 * pt, n * pt, bb, rd)
+        w = np.where(npass > p, np.maximum(0, 1 + loads - rn), 0)
+        tot[idx] += w
+        if p == 1:
+            w0[idx] = w
+    return tot.reshape(H, Lc), w0.reshape(H, Lc)
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CoreResult:
@@ -997,18 +1034,36 @@ def _tpp(geo: dict[str, I64], cols: I64, pq: I64, ntiles: I64, rows_per_tile: I6
     return out
 
 
+def _prefetch_n(cfg: CoreConfigs, geo: dict[str, I64], tpp: I64, ntiles: I64,
+                rows_per_tile: I64, tile_w: I64, pq: I64, t: I64) -> I64:  # fmt: skip
+    """The compiler's weight prefetch (``tiling.prefetch_passes``): tiles per pass with two
+    slots, 0 without, arrays (H, X) of compute layers (``pq``, ``t``: broadcast to them)."""
+    from autochip.builder.tiling import prefetch_passes
+
+    R, C, bus = cfg.rows[:, None], cfg.cols[:, None], geo["bus"][:, None]
+    out: I64 = prefetch_passes(
+        tpp, ntiles, rows_per_tile, geo["w_depth"][:, None],
+        load_tile=(tile_w + geo["p_tile"][:, None]) // bus, wb_tile=C * pq // bus, rows=R,
+        cols=C, npt=_cdiv(pq, R), tile_cycles=_tile_cycles(R, C, t),
+    )  # fmt: skip
+    return out
+
+
 def _tiling(
     wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64
-) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
-    """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
-    configuration (``feasible``, (H,))."""
+) -> tuple[I64, I64, I64, npt.NDArray[np.bool_]]:
+    """``tpp``, ``npt`` and the prefetch's tiles per pass (0: no prefetch) per (configuration,
+    layer), and whether the compiler accepts each configuration (``feasible``, (H,))."""
     R = cfg.rows[:, None]
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     rows_per_tile = np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv]
-    tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, lu["ntiles"][inv], rows_per_tile), 0)
+    ntiles = lu["ntiles"][inv]
+    tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, ntiles, rows_per_tile), 0)
+    pf = np.where(comp, _prefetch_n(cfg, geo, np.maximum(tpp, 1), ntiles, rows_per_tile,
+                                    lu["tile_w"][inv], pq, lu["t"][inv]), 0)  # fmt: skip
     npt_ = np.where(comp, _cdiv(pq, R), 0)
-    return tpp, npt_, _feasible(wl, cfg, geo, lu, inv)
+    return np.where(pf > 0, pf, tpp), npt_, pf, _feasible(wl, cfg, geo, lu, inv)
 
 
 # id of the workload -> (a reference to it, {(bus, rows when they divide the bus, copy bytes or
@@ -1143,15 +1198,17 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
     H, L = len(cfg), len(wl)
     lu, inv = _unique_layout(wl, cfg)
-    tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
+    tpp, npt_, pf, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     res_a, res_b, owait = _residency(wl, cfg, core_geometry(cfg), lu, inv, tpp)
     return {
         "feasible": feasible,
-        # op word bits 9, 10, 11 (the rest of the op word is not modelled)
+        # op word bits 9, 10, 11, 12 (the rest of the op word is not modelled)
         "op": (res_a.astype(np.int64) << 9) | (res_b.astype(np.int64) << 10)
-        | (owait.astype(np.int64) << 11),
+        | (owait.astype(np.int64) << 11) | ((pf > 0).astype(np.int64) << 12),
+        "p_slot": pf,
+        "w_slot": pf * np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv],
         **{k: lu[k][inv] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr",
                                    "ntiles", "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
@@ -1206,6 +1263,11 @@ def evaluate_core(
     t = lu["t"][:, ci][inv]
     rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
     tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
+    # weight prefetch (op bit 12): passes of pf_n tiles in two slots (tiling.prefetch_passes)
+    pf_n = _prefetch_n(cfg, geo, tpp, ntiles, rows_per_tile, lu["tile_w"][:, ci][inv],
+                       pq_c[None, :], t)  # fmt: skip
+    pf = pf_n > 0
+    tpp = np.where(pf, pf_n, tpp)
     npass = _cdiv(ntiles, tpp)
     tpp_all = np.zeros((H, L), dtype=np.int64)
     tpp_all[:, ci] = tpp
@@ -1218,6 +1280,12 @@ def evaluate_core(
     tile_c = _tile_cycles(R, C, t)
     cmp_c = npass * (R + 1 + flush_c) + tiles * tile_c
     pass1 = R + 1 + flush_c + npt_c * np.minimum(tpp, ntiles) * tile_c  # the first pass
+    # prefetch: the passes after the first load nothing (3 cycles); each pass's write-back
+    # waits for what the next pass's loads take beyond the pass (every such pass is full)
+    pf_wait, pf_wait0 = _prefetch_waits(lu, inv, pf & busy, tpp, ntiles, pass1, ci, rd)
+    from autochip.builder.tiling import PREFETCHED_PASS
+
+    pass_load = np.where(pf, first + (npass - 1) * PREFETCHED_PASS, pass_load) + pf_wait
     # every pass's write-back but the last waits for its DMA; the last is posted
     wb_c = wb_in + POSTED_ISSUE
 
@@ -1249,7 +1317,10 @@ def evaluate_core(
     )
     wait_all = np.maximum(0, posted[:, cidx[pj - 1]] - 1 - spent)
     wait = np.where(at_wb, 0, wait_all)
-    wait_wb = wait_all - wait
+    # a compute layer's first write-back waits for the posted write and its first pass's
+    # prefetch at once (the prefetch's wait is in the load phase: core_model.core_cycles)
+    pf_w0_x = np.concatenate([pf_wait0, np.zeros((H, 1), dtype=np.int64)], axis=1)
+    wait_wb = np.maximum(0, wait_all - wait - np.where(comp_l[pj], pf_w0_x[:, cidx[pj]], 0))
     end_fetch = _dma(np.full(H, L * DESC_BYTES), np.full(H, DESC_BYTES), bus, rd)
     last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
