@@ -784,14 +784,25 @@ def _prefetch_waits(lu: dict[str, I64], inv: I64, mask: npt.NDArray[np.bool_], t
     waits ``max(0, 1 + loads of pass p + 1 - run)``. Only the elements whose loads could
     outlast a pass (a bound on the DMA's words and bursts) are walked, pass by pass."""
     H, Lc = tpp.shape
-    tot = np.zeros(H * Lc, dtype=np.int64)
-    w0 = np.zeros(H * Lc, dtype=np.int64)
     idx = np.flatnonzero(mask)
     h, jc = np.divmod(idx, Lc)
     u, j = inv[h], ci[jc]
-    tp, nt, rn = tpp.ravel()[idx], ntiles.ravel()[idx], run.ravel()[idx]
-    bb, pt = lu["bus"][u, 0], lu["p_tile"][u, 0]
-    tw, wa, pa = lu["tile_w"][u, j], lu["w_addr"][u, j], lu["p_addr"][u, j]
+    tot, w0 = _pf_waits_flat(
+        tpp.ravel()[idx], ntiles.ravel()[idx], run.ravel()[idx], lu["bus"][u, 0],
+        lu["p_tile"][u, 0], lu["tile_w"][u, j], lu["w_addr"][u, j], lu["p_addr"][u, j], rd,
+    )  # fmt: skip
+    out, out0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
+    out[idx], out0[idx] = tot, w0
+    return out.reshape(H, Lc), out0.reshape(H, Lc)
+
+
+def _pf_waits_flat(tp: I64, nt: I64, rn: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64,
+                   rd: int) -> tuple[I64, I64]:  # fmt: skip
+    """:func:`_prefetch_waits` of a flat list of layers: tiles per pass, tiles, a full pass's
+    cycles, bus, parameter tile bytes, weight tile bytes, weight and parameter addresses."""
+    tot = np.zeros(tp.size, dtype=np.int64)
+    w0 = np.zeros(tp.size, dtype=np.int64)
+    idx = np.arange(tp.size)
     m = np.minimum(MAX_BURST, (1 << _LOG_PAGE) // bb)  # words of a burst at most
     ub = 1
     for st in (tw, pt):
@@ -810,7 +821,7 @@ def _prefetch_waits(lu: dict[str, I64], inv: I64, mask: npt.NDArray[np.bool_], t
         tot[idx] += w
         if p == 1:
             w0[idx] = w
-    return tot.reshape(H, Lc), w0.reshape(H, Lc)
+    return tot, w0
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -1819,6 +1830,7 @@ def tiled_layers(
         band_rows,
         compute_tiling,
         pitch,
+        prefetch_passes,
         vector_tiling,
         weights_outer,
     )
@@ -1921,6 +1933,18 @@ def tiled_layers(
             bands.append((j, "mac", f))
     if refused:
         return None
+    per_layer = np.bincount([j for j, _, _ in bands], minlength=len(wl))
+    if per_layer.max(initial=0) <= 1:  # no bands: weight prefetch (compiler.prefetch)
+        for _, mode, f in bands:
+            if mode == "vector":
+                continue
+            n = prefetch_passes(
+                f["tpp"], f["ntiles"], f["tile_w"] // w_row, w_depth,
+                load_tile=(f["tile_w"] + p_tile) // B, wb_tile=C * f["pq"] // B, rows=R,
+                cols=C, npt=f["npt"], tile_cycles=max(f["t"], R, C),
+            )  # fmt: skip
+            if n:
+                f.update(op=f["op"] | 1 << 12, tpp=n, p_slot=n, w_slot=n * f["tile_w"] // w_row)
     # the layout with one descriptor per band (compile_model's): the blobs move with the
     # descriptors' end; a tiled layer's output region is allocated once per band (the
     # compiler lays out every descriptor's output, the last allocation is the tensor's)
@@ -1928,7 +1952,6 @@ def tiled_layers(
     start_l = -(-((len(wl) + 1) * DESC_BYTES) // align) * align
     start_b = -(-((len(bands) + 1) * DESC_BYTES) // align) * align
     delta = start_b - start_l
-    per_layer = np.bincount([j for j, _, _ in bands], minlength=len(wl))
     blob_al = -(-lay["blob"] // align) * align
     base = start_b + int(blob_al.sum())
     t_off = _tensor_off(wl, align, np.concatenate([[1], per_layer,
@@ -1985,6 +2008,7 @@ def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
     N = len(bands)
     f = {k: np.array([b.get(k) for b in bands], dtype=np.int64) for k in _BAND_FIELDS}
     f["vector"] = np.array([b.mode == "vector" for b in bands], dtype=np.int64)
+    f["pf"] = np.array([b.get("op") >> 12 & 1 for b in bands], dtype=np.int64)  # prefetch
     one = np.ones(N, dtype=np.int64)
     first = np.zeros(N, dtype=bool)
     first[:1] = True
@@ -2034,13 +2058,26 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
     s_last = full * tp
     n_first = np.minimum(tp, nt)
     first_ld = np.zeros(N, dtype=np.int64)
+    w_ld = np.zeros(N, dtype=np.int64)
     keep = f["keep"] > 0  # the previous band's weights stay: empty weight / parameter loads
     for a0, st in ((f["w_addr"], np.where(keep, 0, f["tile_w"])),
                    (f["p_addr"], np.where(keep, 0, p_tile))):  # fmt: skip
-        load += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
+        w_ld += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
                          + _dma(a0 + s_last * st, (nt - s_last) * st, bus, rd))  # fmt: skip
         first_ld += np.where(vec, 0, _dma(a0, n_first * st, bus, rd))
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    # weight prefetch (programs without bands): the first pass's loads, 3 cycles a pass
+    # more, the write-backs' waits for the next pass's loads
+    pf = (f["pf"] > 0) if "pf" in f else np.zeros(N, dtype=bool)
+    ip = np.flatnonzero(pf & ~vec)
+    if ip.size:
+        from autochip.builder.tiling import PREFETCHED_PASS
+
+        rn = (R + 1 + flush_c + f["npt"] * tp * np.maximum(f["t"], np.maximum(R, C)))[ip]
+        pf_w, _ = _pf_waits_flat(tp[ip], nt[ip], rn, bus[ip], p_tile[ip], f["tile_w"][ip],
+                                 f["w_addr"][ip], f["p_addr"][ip], rd)  # fmt: skip
+        w_ld[ip] = first_ld[ip] + (npass[ip] - 1) * PREFETCHED_PASS + pf_w
+    load += w_ld
     cmp_c = npass * (R + 1 + flush_c) + f["npt"] * nt * np.maximum(f["t"], np.maximum(R, C))
     # write-backs: every command but the last waits; the last is posted
     pq, stride = f["pq"], np.where(f["out_stride"] > 0, f["out_stride"], f["pq"])
@@ -2299,8 +2336,17 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     f["tpp"] = np.where(vec, 0, np.minimum(
         np.minimum(PARAM_TILES, w_d[h] // np.maximum(tile_w // w_row[h], 1)),
         np.minimum((o_d[h] - (Bb - 1)) // (Cb * opitch), ntiles_b)))  # fmt: skip
-    # the layout: a descriptor per band, a tiled layer's output allocated once per band
     n_desc = nb.sum(axis=1)
+    # weight prefetch (compiler.prefetch): only in a program without bands
+    from autochip.builder.tiling import prefetch_passes
+
+    pf_b = np.where(vec | (n_desc[h] != L), 0, prefetch_passes(
+        np.maximum(f["tpp"], 1), ntiles_b, np.maximum(tile_w // w_row[h], 1), w_d[h],
+        load_tile=(tile_w + geo["p_tile"][h]) // Bb, wb_tile=Cb * pq_f // Bb, rows=Rb,
+        cols=Cb, npt=f["npt"], tile_cycles=np.maximum(t, np.maximum(Rb, Cb))))  # fmt: skip
+    f["pf"] = pf_b
+    f["tpp"] = np.where(pf_b > 0, pf_b, f["tpp"])
+    # the layout: a descriptor per band, a tiled layer's output allocated once per band
     align = np.maximum(ALIGN, B)
     start_l = _cdiv((L + 1) * DESC_BYTES + 0 * align, align) * align
     start_b = _cdiv((n_desc + 1) * DESC_BYTES, align) * align
