@@ -61,8 +61,8 @@ from autochip.builder.tiling import (
     band_rows,
     compute_tiling,
     pitch,
-    vector_tiling,
     prefetch_passes,
+    vector_tiling,
     weights_outer,
 )
 from autochip.errors import AutochipError
@@ -640,7 +640,7 @@ class _Compiler:
         ``w_slot`` and parameter word ``p_slot``. Not in a program with feature-map bands (as
         residency: the batch model's band path does not model it)."""
         banded = any("@" in lay.name for lay, _ in self.layers)
-        for (lay, _), f in zip(self.layers, fs, strict=True):
+        for f in fs:
             n = f.pop("pf_tiles", 0)
             if n and not banded:
                 f["op"] |= op_word(0, pf=True)

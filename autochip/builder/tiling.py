@@ -213,9 +213,10 @@ def prefetch_passes(
     on a tie): without prefetch every load is exposed, ``ntiles load_tile`` (``load_tile``:
     bus words of one tile's weights and parameter records) plus ``LOAD_ISSUE`` per pass (its
     two commands), ``(2R + C + 12)`` of set-up and flush per pass and the write-backs of all
-    passes but the last (``wb_tile`` bus words a tile: only the last pass's is posted); with it the first pass's load, ``3`` cycles per pass more, and for
-    every pass but the last what its successor's load takes beyond its compute. A smaller
-    first pass exposes less of its load, more passes pay more set-up and flush."""
+    passes but the last (``wb_tile`` bus words a tile: only the last pass's is posted); with
+    it the first pass's load, ``3`` cycles per pass more, for every pass but the last what its
+    successor's load takes beyond its compute, and the same write-backs. A smaller first pass
+    exposes less of its load, more passes pay more set-up, flush and waited write-backs."""
     tpp, ntiles = np.asarray(tpp), np.asarray(ntiles)
     over = 2 * np.asarray(rows) + np.asarray(cols) + 12
     lim = np.minimum(

@@ -809,9 +809,7 @@ def _pf_waits_flat(tp: I64, nt: I64, rn: I64, bb: I64, pt: I64, tw: I64, wa: I64
         words = tp * st // bb + 2
         ub = ub + 2 + words + rd * (2 * (words // m) + 3)
     keep = ub > rn
-    idx, tp, nt, rn, bb, pt, tw, wa, pa = (
-        x[keep] for x in (idx, tp, nt, rn, bb, pt, tw, wa, pa)
-    )
+    idx, tp, nt, rn, bb, pt, tw, wa, pa = (x[keep] for x in (idx, tp, nt, rn, bb, pt, tw, wa, pa))
     npass = _cdiv(nt, tp)
     for p in range(1, int(npass.max(initial=1))):
         s0 = p * tp
