@@ -8,6 +8,8 @@
 //        weight tiles are processed in passes that fit the weight, parameter and output
 //        buffers; each pass sweeps all pixel tiles, post-processes every accumulator
 //        (bias, requantisation or binary threshold) into the output buffer and writes it back.
+//        With op bit 12 (weight prefetch) the weight and parameter buffers hold two slots and
+//        the next pass's tiles load into the other slot while a pass computes.
 //   op 2 (vector): max pooling, window sum + rescale (average pooling), or the two-input
 //        rescale of a residual add: R lanes, lane i computes output element e + i, one
 //        window element per lane per cycle, R outputs per ofmap write.

@@ -217,24 +217,34 @@ def prefetch_passes(
     it the first pass's load, ``3`` cycles per pass more, for every pass but the last what its
     successor's load takes beyond its compute, and the same write-backs. A smaller first pass
     exposes less of its load, more passes pay more set-up, flush and waited write-backs."""
-    tpp, ntiles = np.asarray(tpp), np.asarray(ntiles)
-    over = 2 * np.asarray(rows) + np.asarray(cols) + 12
     lim = np.minimum(
-        np.minimum(tpp, ntiles - 1),
+        np.minimum(tpp, np.asarray(ntiles) - 1),
         np.minimum(np.asarray(w_depth) // (2 * np.maximum(rows_tile, 1)), PREFETCH_PARAM_TILES),
     )
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (
+        tpp, ntiles, lim, load_tile, wb_tile, rows, cols, npt, tile_cycles)))  # fmt: skip
+    out = np.zeros(shape, dtype=np.int64)
+    at = np.flatnonzero(np.broadcast_to(lim >= 1, shape))  # candidates only
+
+    def flat(x: Any) -> Any:
+        return np.broadcast_to(np.asarray(x), shape).ravel()[at]
+
+    tpp, ntiles, lim, load_tile, wb_tile, npt, tile_cycles = (
+        flat(x) for x in (tpp, ntiles, lim, load_tile, wb_tile, npt, tile_cycles))  # fmt: skip
+    over = 2 * flat(rows) + flat(cols) + 12
     p0 = -(-ntiles // np.maximum(tpp, 1))
     best = p0 * (over + LOAD_ISSUE) + ntiles * load_tile + _waited_writes(p0, tpp, wb_tile)
-    out = np.zeros(np.broadcast(tpp, ntiles, lim, best).shape, dtype=np.int64)
-    for n in range(1, PREFETCH_PARAM_TILES + 1):
+    got = np.zeros(at.size, dtype=np.int64)
+    for n in range(1, int(lim.max(initial=0)) + 1):
         passes = -(-ntiles // n)
-        run = over + np.asarray(npt) * n * tile_cycles
+        run = over + npt * n * tile_cycles
         load = n * load_tile + LOAD_ISSUE
         est = (passes * (over + PREFETCHED_PASS) + load + (passes - 1) * np.maximum(0, load - run)
                + _waited_writes(passes, n, wb_tile))  # fmt: skip
         take = (n <= lim) & (est < best)
-        out = np.where(take, n, out)
+        got = np.where(take, n, got)
         best = np.where(take, est, best)
+    out.ravel()[at] = got
     return out if out.ndim else int(out)
 
 

@@ -781,15 +781,18 @@ def _prefetch_waits(lu: dict[str, I64], inv: I64, mask: npt.NDArray[np.bool_], t
     """Per (configuration, compute layer ``ci``) with weight prefetch (``mask``), (H, Lc): the
     cycles the passes' write-backs wait for the prefetch engine in all, and the first pass's
     (``core_model.prefetch_waits``): pass p (full, ``run`` cycles from S_INIT to S_WB)
-    waits ``max(0, 1 + loads of pass p + 1 - run)``. Only the elements whose loads could
-    outlast a pass (a bound on the DMA's words and bursts) are walked, pass by pass."""
+    waits ``max(0, 1 + loads of pass p + 1 - run)``. The loads depend on (layout, layer,
+    tiles per pass) only: computed once per distinct triple (:func:`_pf_waits_flat`)."""
     H, Lc = tpp.shape
     idx = np.flatnonzero(mask)
     h, jc = np.divmod(idx, Lc)
-    u, j = inv[h], ci[jc]
+    tp = tpp.ravel()[idx]
+    key = (inv[h] * Lc + jc) * (PARAM_TILES + 1) + tp
+    _, at, back = np.unique(key, return_index=True, return_inverse=True)
+    u, j = inv[h[at]], ci[jc[at]]
     tot, w0 = _pf_waits_flat(
-        tpp.ravel()[idx], ntiles.ravel()[idx], run.ravel()[idx], lu["bus"][u, 0],
-        lu["p_tile"][u, 0], lu["tile_w"][u, j], lu["w_addr"][u, j], lu["p_addr"][u, j], rd,
+        tp[at], ntiles.ravel()[idx][at], run.ravel()[idx], lu["bus"][u, 0], lu["p_tile"][u, 0],
+        lu["tile_w"][u, j], lu["w_addr"][u, j], lu["p_addr"][u, j], rd, back.reshape(-1),
     )  # fmt: skip
     out, out0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
     out[idx], out0[idx] = tot, w0
@@ -797,28 +800,57 @@ def _prefetch_waits(lu: dict[str, I64], inv: I64, mask: npt.NDArray[np.bool_], t
 
 
 def _pf_waits_flat(tp: I64, nt: I64, rn: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64,
-                   rd: int) -> tuple[I64, I64]:  # fmt: skip
-    """:func:`_prefetch_waits` of a flat list of layers: tiles per pass, tiles, a full pass's
-    cycles, bus, parameter tile bytes, weight tile bytes, weight and parameter addresses."""
-    tot = np.zeros(tp.size, dtype=np.int64)
-    w0 = np.zeros(tp.size, dtype=np.int64)
-    idx = np.arange(tp.size)
-    m = np.minimum(MAX_BURST, (1 << _LOG_PAGE) // bb)  # words of a burst at most
-    ub = 1
-    for st in (tw, pt):
-        words = tp * st // bb + 2
-        ub = ub + 2 + words + rd * (2 * (words // m) + 3)
-    keep = ub > rn
-    idx, tp, nt, rn, bb, pt, tw, wa, pa = (x[keep] for x in (idx, tp, nt, rn, bb, pt, tw, wa, pa))
+                   rd: int, back: I64 | None = None) -> tuple[I64, I64]:  # fmt: skip
+    """:func:`_prefetch_waits` of a flat list of layers: per distinct layer (``back``: each
+    element's, default one each) tiles per pass, tiles, bus, parameter tile bytes, weight
+    tile bytes, weight and parameter addresses; per element ``rn``, a full pass's cycles.
+
+    Pass p waits ``max(0, 1 + loads(p + 1) - rn)``. The loads of a full pass (every pass but
+    the last) lie between bounds from its words and bursts (at least ``ceil(words / G)``, G
+    the longest burst, at most one more per page touched): where even the lower bound
+    outlasts the pass, every full pass waits and the waits sum in closed form
+    (:func:`_dma_run`); where even the upper bound does not, none waits; only the layers in
+    between are walked pass by pass (all their passes at once). The last pass's loads
+    (partial) and the first pass's wait are computed directly."""
+    if back is None:
+        back = np.arange(tp.size)
     npass = _cdiv(nt, tp)
-    for p in range(1, int(npass.max(initial=1))):
-        s0 = p * tp
-        n = np.clip(nt - s0, 0, tp)
-        loads = _dma(wa + s0 * tw, n * tw, bb, rd) + _dma(pa + s0 * pt, n * pt, bb, rd)
-        w = np.where(npass > p, np.maximum(0, 1 + loads - rn), 0)
-        tot[idx] += w
-        if p == 1:
-            w0[idx] = w
+
+    def loads(s0: I64, n: I64, ix: Any = slice(None)) -> I64:
+        out: I64 = (_dma(wa[ix] + s0 * tw[ix], n * tw[ix], bb[ix], rd)
+                    + _dma(pa[ix] + s0 * pt[ix], n * pt[ix], bb[ix], rd))  # fmt: skip
+        return out
+
+    s_l = (npass - 1) * tp
+    full = np.maximum(npass - 2, 0)  # full passes 1 .. npass - 2, loaded during passes 0 ..
+    l_1, l_l = loads(tp, np.clip(nt - tp, 0, tp)), loads(s_l, nt - s_l)
+    l_f = _dma_run(wa + tp * tw, tp * tw, full, bb, rd) + _dma_run(pa + tp * pt, tp * pt, full,
+                                                                   bb, rd)  # fmt: skip
+    g = np.minimum(MAX_BURST, (1 << _LOG_PAGE) // bb)  # words of a burst at most
+    pw = (1 << _LOG_PAGE) // bb  # words of a 4 KB page
+    lo = np.zeros_like(tp)
+    hi = np.zeros_like(tp)
+    for st in (tw, pt):
+        words = tp * st // bb
+        lo += 2 + words + rd * _cdiv(words, g)
+        # a page holds one burst (g = pw) or bursts of 256 from its first word on, the first
+        # page's from the command's: at most one burst more per page touched
+        more = np.where(g == pw, 1, _cdiv(words + 1, pw) + 1)
+        hi += 2 + words + 1 + rd * (_cdiv(words + 1, g) + more)
+    base = 1 - rn
+    two, fe = npass[back] > 1, full[back]
+    w0 = np.where(two, np.maximum(0, base + l_1[back]), 0)
+    tot = np.where(two, np.maximum(0, base + l_l[back]), 0)  # the last pass's
+    lin = (fe > 0) & (base + lo[back] >= 0)
+    tot += np.where(lin, fe * base + l_f[back], 0)
+    idx = np.flatnonzero((fe > 0) & ~lin & (base + hi[back] > 0))
+    # those pass by pass, all (element, pass) pairs at once
+    reps = fe[idx]
+    ix = np.repeat(idx, reps)
+    p = np.arange(ix.size) - np.repeat(np.cumsum(reps) - reps, reps) + 1
+    kx = back[ix]
+    w = np.maximum(0, base[ix] + loads(p * tp[kx], tp[kx], kx))
+    tot += np.bincount(ix, weights=w, minlength=rn.size).astype(np.int64)
     return tot, w0
 
 

@@ -21,6 +21,9 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   cycles in the layer): the next descriptor's input load, or the end's ``done``, waits for
   what is left of it (:func:`posted_wait`). Parameter loads are ``p_tile`` bytes per
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
+* weight prefetch (op bit 12, ``tiling.prefetch_passes``): passes after the first load
+  nothing (3 cycles); each pass's write-back waits for what the next pass's loads, started
+  with the pass, take beyond it (:func:`prefetch_waits`).
 * feature-map residency (``autochip/builder/residency.py``, op bits 9-11): a resident input
   costs one cycle instead of its load, and the wait for the previous posted write-back moves
   to where the RTL waits (:func:`resident_wait`).
