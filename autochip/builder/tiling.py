@@ -235,15 +235,16 @@ def prefetch_passes(
     p0 = -(-ntiles // np.maximum(tpp, 1))
     best = p0 * (over + LOAD_ISSUE) + ntiles * load_tile + _waited_writes(p0, tpp, wb_tile)
     got = np.zeros(at.size, dtype=np.int64)
+    ov3, ntc = over + PREFETCHED_PASS, npt * tile_cycles
     for n in range(1, int(lim.max(initial=0)) + 1):
-        passes = -(-ntiles // n)
-        run = over + npt * n * tile_cycles
+        pm1 = (ntiles + (n - 1)) // n - 1  # passes - 1
         load = n * load_tile + LOAD_ISSUE
-        est = (passes * (over + PREFETCHED_PASS) + load + (passes - 1) * np.maximum(0, load - run)
-               + _waited_writes(passes, n, wb_tile))  # fmt: skip
-        take = (n <= lim) & (est < best)
-        got = np.where(take, n, got)
-        best = np.where(take, est, best)
+        # passes (over + 3) + load + (passes - 1) (the wait for the next load + the write-back)
+        wait = np.maximum(load - over - n * ntc, 0)
+        est = ov3 + load + pm1 * (ov3 + wait + n * wb_tile + WRITE_ISSUE)
+        take = (est < best) & (n <= lim)
+        np.copyto(got, n, where=take)
+        np.copyto(best, est, where=take)
     out.ravel()[at] = got
     return out if out.ndim else int(out)
 
