@@ -8,6 +8,8 @@
 //        weight tiles are processed in passes that fit the weight, parameter and output
 //        buffers; each pass sweeps all pixel tiles, post-processes every accumulator
 //        (bias, requantisation or binary threshold) into the output buffer and writes it back.
+//        With op bit 12 (weight prefetch) the weight and parameter buffers hold two slots and
+//        the next pass's tiles load into the other slot while a pass computes.
 //   op 2 (vector): max pooling, window sum + rescale (average pooling), or the two-input
 //        rescale of a residual add: R lanes, lane i computes output element e + i, one
 //        window element per lane per cycle, R outputs per ofmap write.
@@ -101,13 +103,13 @@ module core_main #(
         D_TILE_W = 44, D_NPT = 45, D_CG = 46, D_C_PQ = 47, D_LAST_PQ = 48, D_IN2_OFS = 49,
         D_V_OYW = 50, D_V_CWRAP = 51, D_V_LAST = 52, D_IN_RUNS = 53, D_IN_STRIDE = 54,
         D_IN_BSTRIDE = 55, D_OUT_RUN = 56, D_OUT_STRIDE = 57, D_O_PITCH = 58, D_FWD_OFS = 59,
-        D_IN_IFOFS = 60, D_O_BASE = 61;
+        D_IN_IFOFS = 60, D_O_BASE = 61, D_W_SLOT = 62, D_P_SLOT = 63;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
         S_IN = 5'd4, S_IN_W = 5'd5, S_IN2 = 5'd6, S_IN2_W = 5'd7, S_PASS = 5'd8,
         S_LW = 5'd9, S_LW_W = 5'd10, S_LP = 5'd11, S_LP_W = 5'd12, S_INIT = 5'd13,
-        S_TILE = 5'd14, S_STREAM = 5'd15, S_FLUSH = 5'd19, S_WB = 5'd20, S_WB_W = 5'd21,
+        S_TILE = 5'd14, S_STREAM = 5'd15, S_PF = 5'd16, S_FLUSH = 5'd19, S_WB = 5'd20, S_WB_W = 5'd21,
         S_NEXT = 5'd22, S_VRUN = 5'd23, S_VWB = 5'd24, S_VWB_W = 5'd25, S_VINIT = 5'd26;
 
     reg [4:0]  st;
@@ -128,6 +130,10 @@ module core_main #(
     wire        res_a     = desc[D_OP][9];
     wire        res_b     = desc[D_OP][10];
     wire        owait     = desc[D_OP][11];
+    // weight prefetch: two slots in the weight and parameter buffers (slot 1 at weight row
+    // D_W_SLOT, parameter tile D_P_SLOT); while a pass computes on one slot, the next pass's
+    // weight tiles and parameter records are loaded into the other one
+    wire        pf        = desc[D_OP][12];
     wire signed [31:0] d_h  = desc[D_H];
     wire signed [31:0] d_w  = desc[D_W];
     wire signed [31:0] d_lo = desc[D_LO];
@@ -177,7 +183,26 @@ module core_main #(
     reg  [LB-1:0]        if_lane [0:R-1];
     wire [R*8-1:0]       if_rd;     // bytes read
     // weight: rows of W_ROW bytes, W_RPW rows per word of W_GRP bus words
-    wire                 w_load = rd_valid & (st == S_LW_W);
+    // prefetch engine (weight prefetch, op bit 12): it loads the next pass's tiles into the
+    // other slot while the controller computes (S_INIT .. S_FLUSH: the controller issues no
+    // DMA command then); the pass's write-back (S_WB) waits until it is idle
+    localparam [2:0] PF_IDLE = 3'd0, PF_W = 3'd1, PF_W_W = 3'd2, PF_P = 3'd3, PF_P_W = 3'd4;
+    reg  [2:0]           pf_st;
+    wire                 pf_busy = (pf_st != PF_IDLE);
+    reg                  slot;      // the slot of the pass being computed
+    reg                  wr_slot;   // the slot being loaded (registered: stable while it loads)
+    reg  [W_WADDR-1:0]   w_wofs;    // weight word of the loaded slot's first row
+    reg  [P_TADDR-1:0]   p_wofs;    // parameter word of the loaded slot's first tile
+    reg  [31:0]          w_rbase;   // weight row of the computed slot's first row
+    reg  [P_TADDR-1:0]   p_rbase;   // parameter word of the computed slot's first tile
+    always @(posedge clk) begin
+        wr_slot <= pf_busy ? ~slot : slot;
+        w_wofs  <= wr_slot ? desc[D_W_SLOT][W_ROWS_LB +: W_WADDR] : {W_WADDR{1'b0}};
+        p_wofs  <= wr_slot ? desc[D_P_SLOT][P_TADDR-1:0] : {P_TADDR{1'b0}};
+        w_rbase <= slot ? desc[D_W_SLOT] : 32'd0;
+        p_rbase <= slot ? desc[D_P_SLOT][P_TADDR-1:0] : {P_TADDR{1'b0}};
+    end
+    wire                 w_load = rd_valid & ((st == S_LW_W) | (pf_st == PF_W_W));
     wire [8*W_WORD-1:0]  w_rw;
     wire [W_WORD-1:0]    w_we;
     reg  [W_ADDR-1:0]    w_ra;      // row index
@@ -187,7 +212,7 @@ module core_main #(
     wire                 w_re;
     wire [C*8-1:0]       w_rd;
     // parameters: one word of P_TILE bytes per weight tile, record k at byte 16 k
-    wire                 p_load = rd_valid & (st == S_LP_W);
+    wire                 p_load = rd_valid & ((st == S_LP_W) | (pf_st == PF_P_W));
     wire [P_TILE-1:0]    p_we;
     wire [8*P_TILE-1:0]  p_rw;
     wire [31:0]          p_sel;     // record of the word read
@@ -235,7 +260,8 @@ module core_main #(
     endgenerate
 
     core_wram #(.BYTES(W_WORD), .DEPTH(W_WORDS), .ADDR(W_WADDR)) u_weight (
-        .clk(clk), .we(w_we), .wa(rd_word[W_GRP_LB +: W_WADDR]), .wd({W_GRP{rd_data}}),
+        .clk(clk), .we(w_we), .wa(rd_word[W_GRP_LB +: W_WADDR] + w_wofs),
+        .wd({W_GRP{rd_data}}),
         .re(w_re), .ra(w_ra[W_ROWS_LB +: W_WADDR]), .rd(w_rw));
     always @(posedge clk) begin
         if (w_re) w_slice <= {{(32-W_ADDR){1'b0}}, w_ra} % W_RPW;
@@ -244,7 +270,8 @@ module core_main #(
     end
 
     core_wram #(.BYTES(P_TILE), .DEPTH(1 << P_TADDR), .ADDR(P_TADDR)) u_param (
-        .clk(clk), .we(p_we), .wa(rd_word[P_GRP_LB +: P_TADDR]), .wd({P_GRP{rd_data}}),
+        .clk(clk), .we(p_we), .wa(rd_word[P_GRP_LB +: P_TADDR] + p_wofs),
+        .wd({P_GRP{rd_data}}),
         .re(1'b1), .ra(col_tip), .rd(p_rw));
     assign p_rd = p_rw[p_sel * (PREC_BYTES * 8) +: 80];
 
@@ -463,7 +490,7 @@ module core_main #(
     autochip_delay #(.WIDTH(97 + P_TADDR), .DEPTH(A_LAT)) u_pend (
         .clk(clk), .rst(rst), .en(1'b1),
         .d({beat_last, {{(32-LB){1'b0}}, o_off} + o_base + obase + p0, kleft, desc[D_PQ] - p0,
-            tip[P_TADDR-1:0]}),
+            tip[P_TADDR-1:0] + p_rbase}),
         .q({pend_go, pend_addr_d, pend_kleft_d, pend_npix_d, pend_tip_d}));
     assign arr_col_sel = sc[(C>1?$clog2(C):1)-1:0];
 
@@ -917,6 +944,12 @@ module core_main #(
     reg  [31:0] tw_ps, lw_len;                   // t_ps * TILE_W, np * TILE_W
     reg  [31:0] ntw_ll, ntw_lh, ntw_hl, ntw, tpw_l, tpw_h, tpw;
     reg  [31:0] po_k, po_ll, po_lh, po_hl, po_prod;
+    // weight prefetch: this pass's tiles were loaded into its slot during the pass before;
+    // the next pass's loads (DRAM address, length) start with the pass's S_INIT
+    wire        pf_hit  = pf & (t_ps != 32'd0);
+    wire [31:0] pf_left = pass_left - np;
+    wire        pf_go   = pf & (st == S_INIT) & (icnt == 32'd0) & (np < pass_left);
+    reg  [31:0] pf_a, pf_wl, pf_pa, pf_pl;
     always @(posedge clk) begin
         ntw_ll <= desc[D_NTILES][15:0] * desc[D_TILE_W][15:0];
         ntw_lh <= desc[D_NTILES][15:0] * desc[D_TILE_W][31:16];
@@ -947,6 +980,7 @@ module core_main #(
             pass_oaddr <= 32'd0;
             o_wofs <= 32'd0;
             o_base <= 32'd0;
+            pf_st <= PF_IDLE;
         end else begin
             dma_valid <= 1'b0;
             dma_post <= 1'b0;
@@ -1022,28 +1056,31 @@ module core_main #(
                     lw_len <= (pass_left < desc[D_TPP]) ? ntw - tw_ps : tpw;
                     st <= S_LW;
                 end
-                S_LW: begin
+                S_LW: if (pf_hit) begin
+                    st <= S_PF;  // prefetched: no loads (S_PF: po_prod is ready in S_LP)
+                end else begin
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= desc[D_W_ADDR] + tw_ps;
                     dma_len <= w_keep ? 32'd0 : lw_len;  // kept: an empty command
                     st <= S_LW_W;
                 end
+                S_PF: st <= S_LP;
                 S_LW_W: if (dma_done) st <= S_LP;
                 S_LP: begin
-                    dma_valid <= 1'b1; dma_write <= 1'b0;
+                    dma_valid <= ~pf_hit; dma_write <= 1'b0;
                     dma_addr <= desc[D_P_ADDR] + t_ps * P_TILE;
                     dma_len <= w_keep ? 32'd0 : np * P_TILE;
                     pass_oaddr <= desc[D_OUT_ADDR] + po_prod;
                     wb_a <= desc[D_OUT_ADDR] + po_prod;
                     wb_o <= 32'd0;
-                    st <= S_LP_W;
+                    st <= pf_hit ? S_INIT : S_LP_W;
                 end
                 S_LP_W: if (dma_done) st <= (t_ps == 32'd0) ? S_IN : S_INIT;
                 S_INIT: if (icnt == R - 1) st <= S_TILE;
                 S_TILE: st <= S_STREAM;
                 S_STREAM: if (tile_end & ~more_tip & last_pt) st <= S_FLUSH;
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
-                S_WB: if (!dma_wbusy) begin
+                S_WB: if (!dma_wbusy && !pf_busy) begin  // (the next pass's prefetch done)
                     // the layer's last write-back is posted: the next descriptor starts at once
                     // (a strided write-back: its last run); a resident layer may get here
                     // while the previous layer's posted write-back still drains
@@ -1093,18 +1130,44 @@ module core_main #(
             endcase
             // the vector op leaves FLUSH for its single write-back
             if (st == S_FLUSH && fl == FLUSH - 1 && op == 2'd2) st <= S_VWB;
+            // the prefetch engine: started at the first cycle of a pass's S_INIT when the
+            // layer has a next pass, it loads that pass's weight tiles and parameter records
+            // into the other slot (the one of the pass before, which is finished)
+            case (pf_st)
+                PF_IDLE: if (pf_go) begin
+                    pf_a <= desc[D_W_ADDR] + tw_ps + lw_len;
+                    pf_wl <= (pf_left < desc[D_TPP]) ? ntw - tw_ps - lw_len : tpw;
+                    pf_pa <= desc[D_P_ADDR] + (t_ps + np) * P_TILE;
+                    pf_pl <= ((pf_left < desc[D_TPP]) ? pf_left : desc[D_TPP]) * P_TILE;
+                    pf_st <= PF_W;
+                end
+                PF_W: begin
+                    dma_valid <= 1'b1; dma_write <= 1'b0;
+                    dma_addr <= pf_a; dma_len <= pf_wl;
+                    pf_st <= PF_W_W;
+                end
+                PF_W_W: if (dma_done) pf_st <= PF_P;
+                PF_P: begin
+                    dma_valid <= 1'b1; dma_write <= 1'b0;
+                    dma_addr <= pf_pa; dma_len <= pf_pl;
+                    pf_st <= PF_P_W;
+                end
+                PF_P_W: if (dma_done) pf_st <= PF_IDLE;
+                default: pf_st <= PF_IDLE;
+            endcase
         end
     end
 
     // counters of the compute loops
     always @(posedge clk) begin
         if (rst) begin
-            t_ps <= 32'd0; icnt <= 32'd0; fl <= 32'd0;
+            t_ps <= 32'd0; icnt <= 32'd0; fl <= 32'd0; slot <= 1'b0;
         end else begin
             case (st)
                 S_DECODE: begin
                     t_ps <= 32'd0;
                     tw_ps <= 32'd0;
+                    slot <= 1'b0;
                     g_ps <= 32'd0; ktc_ps <= 32'd0; kg0_ps <= 32'd0; cb_ps <= 32'd0;
                     fl <= 32'd0;
                 end
@@ -1118,7 +1181,7 @@ module core_main #(
                     // first tile of the pass for this pixel tile
                     tip <= 32'd0;
                     g_g <= g_ps; g_ktc <= ktc_ps; g_kg0 <= kg0_ps; g_cb <= cb_ps;
-                    wptr <= 32'd0; obase <= 32'd0;
+                    wptr <= w_rbase; obase <= 32'd0;
                     j <= 32'd0; cl <= 32'd0; kr <= 32'd0; ks <= 32'd0; woff <= 32'd0;
                     cofs <= 32'd0;
                 end
@@ -1152,7 +1215,7 @@ module core_main #(
                             p0 <= p0 + R;
                             tip <= 32'd0;
                             g_g <= g_ps; g_ktc <= ktc_ps; g_kg0 <= kg0_ps; g_cb <= cb_ps;
-                            wptr <= 32'd0; obase <= 32'd0;
+                            wptr <= w_rbase; obase <= 32'd0;
                         end else begin
                             // next weight tile (or past the pass's last one)
                             tip <= tip + 32'd1;
@@ -1174,6 +1237,7 @@ module core_main #(
                     // next pass starts after the last tile of this one (its last run written)
                     t_ps <= t_ps + np;
                     tw_ps <= tw_ps + lw_len;
+                    slot <= slot ^ pf;  // prefetch: the next pass computes on the other slot
                     g_ps <= g_g; ktc_ps <= g_ktc; kg0_ps <= g_kg0; cb_ps <= g_cb;
                 end
                 default: begin end

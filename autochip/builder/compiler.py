@@ -61,6 +61,7 @@ from autochip.builder.tiling import (
     band_rows,
     compute_tiling,
     pitch,
+    prefetch_passes,
     vector_tiling,
     weights_outer,
 )
@@ -397,6 +398,15 @@ class _Compiler:
             )
             if keep:
                 f["op"] |= 1 << 7  # program.op_word(keep=True): the previous band's weights
+            elif not til.tiled:  # weight prefetch: two slots of n_pf tiles, if it pays
+                n_pf = prefetch_passes(
+                    f["tpp"], f["ntiles"], tile_w // w_row, core.w_depth,
+                    load_tile=(tile_w + core.p_tile) // bus, wb_tile=core.cols * pq // bus,
+                    rows=core.rows, cols=core.cols, npt=f["npt"],
+                    tile_cycles=max(t, core.rows, core.cols),
+                )  # fmt: skip
+                if n_pf:  # applied in layout() when the program has no bands
+                    f["pf_tiles"] = n_pf
             name = op.name if not til.tiled else f"{op.name}@{len(self.layers) - owner}"
             layer = CompiledLayer(name, op.layer, mode, op.output, f)
             blob = bytes(blob_p) + bytes(blob_w) if i_spec == 0 else b""  # the layer's region
@@ -624,6 +634,19 @@ class _Compiler:
             self.vector(op.name, "avgpool", src, op.output, (1, 1), (1, 1), (0, 0), (m, m),
                         op.shift, op.lo, op.hi)  # fmt: skip
 
+    def prefetch(self, fs: list[dict[str, int]]) -> None:
+        """Weight prefetch (op bit 12): a compute layer of several passes whose two slots fit
+        gets ``pf_tiles`` tiles per pass (``tiling.prefetch_passes``), slot 1 at weight row
+        ``w_slot`` and parameter word ``p_slot``. Not in a program with feature-map bands (as
+        residency: the batch model's band path does not model it)."""
+        banded = any("@" in lay.name for lay, _ in self.layers)
+        for f in fs:
+            n = f.pop("pf_tiles", 0)
+            if n and not banded:
+                f["op"] |= op_word(0, pf=True)
+                f["tpp"], f["p_slot"] = n, n
+                f["w_slot"] = n * f["tile_w"] // self.core.w_row
+
     def residency(
         self, fs: list[dict[str, int]], tensors: dict[str, tuple[int, tuple[int, ...]]]
     ) -> tuple[Placement, ...]:
@@ -722,6 +745,7 @@ class _Compiler:
             f["in2_addr"] = tensors[self.root(src2)][0] + in_off if src2 else 0
             f["out_addr"] = tensors[lay.output][0] + out_off
             fs.append(f)
+        self.prefetch(fs)
         placed = self.residency(fs, tensors)
         for i, (lay, _) in enumerate(self.layers):
             src, src2, p_len = self.inputs[lay.name]

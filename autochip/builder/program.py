@@ -18,6 +18,9 @@ checks both agree). Word 0 packs the operation:
   ifmap where an earlier layer forwarded it
 * bit 11 ofmap wait: a resident first input still waits for the previous posted write-back
   (the layer writes the ofmap half that write-back reads)
+* bit 12 weight prefetch (compute): the weight and parameter buffers have two slots (slot 1 at
+  weight row ``w_slot`` and parameter tile ``p_slot``); pass p computes on slot p mod 2 while
+  the controller loads pass p + 1's weight tiles and parameter records into the other one
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ FIELDS = (
     "ntiles", "kt", "kg", "tpp", "lo", "hi", "mult0", "mult1", "shift", "c", "p", "wstep",
     "sw", "tile_w", "npt", "cg", "c_pq", "last_pq", "in2_ofs", "v_oyw", "v_cwrap", "v_last",
     "in_runs", "in_stride", "in_bstride", "out_run", "out_stride", "o_pitch", "fwd_ofs",
-    "in_ifofs", "o_base",
+    "in_ifofs", "o_base", "w_slot", "p_slot",
 )  # fmt: skip
 DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
 DESC_BYTES = 4 * DESC_WORDS
@@ -68,10 +71,12 @@ def op_word(
     res_a: bool = False,
     res_b: bool = False,
     owait: bool = False,
+    pf: bool = False,
 ) -> int:
     return (
         op | int(adder) << 2 | int(threshold) << 3 | vmode << 4 | int(nobounds) << 6
         | int(keep) << 7 | int(fwd) << 8 | int(res_a) << 9 | int(res_b) << 10 | int(owait) << 11
+        | int(pf) << 12
     )  # fmt: skip
 
 

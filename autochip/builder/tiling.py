@@ -22,12 +22,16 @@ partial sums of the reduction).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "Tiling",
     "band_rows",
     "compute_tiling",
     "pitch",
+    "prefetch_passes",
     "vector_tiling",
     "weights_outer",
 ]
@@ -174,3 +178,78 @@ def weights_outer(til: Tiling, *, groups: int, passes: int, in_bytes: int, w_byt
         and til.row_bands > 1
         and passes * in_bytes + w_bytes < til.row_bands * w_bytes + in_bytes
     )
+
+
+PREFETCH_PARAM_TILES = 8  # core.PARAM_TILES // 2: one parameter slot
+PREFETCHED_PASS = 3  # core_main.v S_LW, S_PF, S_LP of a prefetched pass (no command)
+# a pass's two load commands beyond their bus words, estimated: issue and done (2 each) and
+# one burst's handshakes (2 each, core_timing.yaml), plus the prefetch engine's start (1)
+LOAD_ISSUE = 9
+WRITE_ISSUE = 6  # a write-back command: issue and done, one burst's handshakes (4)
+
+
+def prefetch_passes(
+    tpp: Any,
+    ntiles: Any,
+    rows_tile: Any,
+    w_depth: Any,
+    *,
+    load_tile: Any,
+    wb_tile: Any,
+    rows: Any,
+    cols: Any,
+    npt: Any,
+    tile_cycles: Any,
+) -> Any:
+    """Weight tiles per pass with weight prefetch (descriptor op bit 12), 0 without; scalars
+    or numpy arrays (the batch model's, element by element). With prefetch the weight and
+    parameter buffers hold two slots of ``n`` tiles (slot 1 at weight row ``n rows_tile``,
+    parameter word ``n``): pass p + 1's tiles load into the other slot while pass p computes.
+    ``n`` can be at most ``tpp`` (the tiles per pass without prefetch, from the weight, ofmap
+    and parameter buffers), ``ntiles - 1`` (two passes at least), ``w_depth // (2 rows_tile)``
+    (two slots in the weight buffer) and 8 (two in the 16-word parameter buffer).
+
+    Among those ``n`` and no prefetch, the fewest estimated exposed cycles win (no prefetch
+    on a tie): without prefetch every load is exposed, ``ntiles load_tile`` (``load_tile``:
+    bus words of one tile's weights and parameter records) plus ``LOAD_ISSUE`` per pass (its
+    two commands), ``(2R + C + 12)`` of set-up and flush per pass and the write-backs of all
+    passes but the last (``wb_tile`` bus words a tile: only the last pass's is posted); with
+    it the first pass's load, ``3`` cycles per pass more, for every pass but the last what its
+    successor's load takes beyond its compute, and the same write-backs. A smaller first pass
+    exposes less of its load, more passes pay more set-up, flush and waited write-backs."""
+    lim = np.minimum(
+        np.minimum(tpp, np.asarray(ntiles) - 1),
+        np.minimum(np.asarray(w_depth) // (2 * np.maximum(rows_tile, 1)), PREFETCH_PARAM_TILES),
+    )
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (
+        tpp, ntiles, lim, load_tile, wb_tile, rows, cols, npt, tile_cycles)))  # fmt: skip
+    out = np.zeros(shape, dtype=np.int64)
+    at = np.flatnonzero(np.broadcast_to(lim >= 1, shape))  # candidates only
+
+    def flat(x: Any) -> Any:
+        return np.broadcast_to(np.asarray(x), shape).ravel()[at]
+
+    tpp, ntiles, lim, load_tile, wb_tile, npt, tile_cycles = (
+        flat(x) for x in (tpp, ntiles, lim, load_tile, wb_tile, npt, tile_cycles))  # fmt: skip
+    over = 2 * flat(rows) + flat(cols) + 12
+    p0 = -(-ntiles // np.maximum(tpp, 1))
+    best = p0 * (over + LOAD_ISSUE) + ntiles * load_tile + _waited_writes(p0, tpp, wb_tile)
+    got = np.zeros(at.size, dtype=np.int64)
+    ov3, ntc = over + PREFETCHED_PASS, npt * tile_cycles
+    for n in range(1, int(lim.max(initial=0)) + 1):
+        pm1 = (ntiles + (n - 1)) // n - 1  # passes - 1
+        load = n * load_tile + LOAD_ISSUE
+        # passes (over + 3) + load + (passes - 1) (the wait for the next load + the write-back)
+        wait = np.maximum(load - over - n * ntc, 0)
+        est = ov3 + load + pm1 * (ov3 + wait + n * wb_tile + WRITE_ISSUE)
+        take = (est < best) & (n <= lim)
+        np.copyto(got, n, where=take)
+        np.copyto(best, est, where=take)
+    out.ravel()[at] = got
+    return out if out.ndim else int(out)
+
+
+def _waited_writes(passes: Any, n: Any, wb_tile: Any) -> Any:
+    """The write-backs of every pass but the last (waited for: only the last is posted), of
+    ``n`` tiles each, estimated: ``wb_tile`` bus words a tile, ``WRITE_ISSUE`` a command."""
+    return (passes - 1) * (n * wb_tile + WRITE_ISSUE)

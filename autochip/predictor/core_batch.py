@@ -776,6 +776,84 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     return outs[0], outs[1], outs[2], outs[3]
 
 
+def _prefetch_waits(lu: dict[str, I64], inv: I64, mask: npt.NDArray[np.bool_], tpp: I64,
+                    ntiles: I64, run: I64, ci: I64, rd: int) -> tuple[I64, I64]:  # fmt: skip
+    """Per (configuration, compute layer ``ci``) with weight prefetch (``mask``), (H, Lc): the
+    cycles the passes' write-backs wait for the prefetch engine in all, and the first pass's
+    (``core_model.prefetch_waits``): pass p (full, ``run`` cycles from S_INIT to S_WB)
+    waits ``max(0, 1 + loads of pass p + 1 - run)``. The loads depend on (layout, layer,
+    tiles per pass) only: computed once per distinct triple (:func:`_pf_waits_flat`)."""
+    H, Lc = tpp.shape
+    idx = np.flatnonzero(mask)
+    h, jc = np.divmod(idx, Lc)
+    tp = tpp.ravel()[idx]
+    key = (inv[h] * Lc + jc) * (PARAM_TILES + 1) + tp
+    _, at, back = np.unique(key, return_index=True, return_inverse=True)
+    u, j = inv[h[at]], ci[jc[at]]
+    tot, w0 = _pf_waits_flat(
+        tp[at], ntiles.ravel()[idx][at], run.ravel()[idx], lu["bus"][u, 0], lu["p_tile"][u, 0],
+        lu["tile_w"][u, j], lu["w_addr"][u, j], lu["p_addr"][u, j], rd, back.reshape(-1),
+    )  # fmt: skip
+    out, out0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
+    out[idx], out0[idx] = tot, w0
+    return out.reshape(H, Lc), out0.reshape(H, Lc)
+
+
+def _pf_waits_flat(tp: I64, nt: I64, rn: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64,
+                   rd: int, back: I64 | None = None) -> tuple[I64, I64]:  # fmt: skip
+    """:func:`_prefetch_waits` of a flat list of layers: per distinct layer (``back``: each
+    element's, default one each) tiles per pass, tiles, bus, parameter tile bytes, weight
+    tile bytes, weight and parameter addresses; per element ``rn``, a full pass's cycles.
+
+    Pass p waits ``max(0, 1 + loads(p + 1) - rn)``. The loads of a full pass (every pass but
+    the last) lie between bounds from its words and bursts (at least ``ceil(words / G)``, G
+    the longest burst, at most one more per page touched): where even the lower bound
+    outlasts the pass, every full pass waits and the waits sum in closed form
+    (:func:`_dma_run`); where even the upper bound does not, none waits; only the layers in
+    between are walked pass by pass (all their passes at once). The last pass's loads
+    (partial) and the first pass's wait are computed directly."""
+    if back is None:
+        back = np.arange(tp.size)
+    npass = _cdiv(nt, tp)
+
+    def loads(s0: I64, n: I64, ix: Any = slice(None)) -> I64:
+        out: I64 = (_dma(wa[ix] + s0 * tw[ix], n * tw[ix], bb[ix], rd)
+                    + _dma(pa[ix] + s0 * pt[ix], n * pt[ix], bb[ix], rd))  # fmt: skip
+        return out
+
+    s_l = (npass - 1) * tp
+    full = np.maximum(npass - 2, 0)  # full passes 1 .. npass - 2, loaded during passes 0 ..
+    l_1, l_l = loads(tp, np.clip(nt - tp, 0, tp)), loads(s_l, nt - s_l)
+    l_f = _dma_run(wa + tp * tw, tp * tw, full, bb, rd) + _dma_run(pa + tp * pt, tp * pt, full,
+                                                                   bb, rd)  # fmt: skip
+    g = np.minimum(MAX_BURST, (1 << _LOG_PAGE) // bb)  # words of a burst at most
+    pw = (1 << _LOG_PAGE) // bb  # words of a 4 KB page
+    lo = np.zeros_like(tp)
+    hi = np.zeros_like(tp)
+    for st in (tw, pt):
+        words = tp * st // bb
+        lo += 2 + words + rd * _cdiv(words, g)
+        # a page holds one burst (g = pw) or bursts of 256 from its first word on, the first
+        # page's from the command's: at most one burst more per page touched
+        more = np.where(g == pw, 1, _cdiv(words + 1, pw) + 1)
+        hi += 2 + words + 1 + rd * (_cdiv(words + 1, g) + more)
+    base = 1 - rn
+    two, fe = npass[back] > 1, full[back]
+    w0 = np.where(two, np.maximum(0, base + l_1[back]), 0)
+    tot = np.where(two, np.maximum(0, base + l_l[back]), 0)  # the last pass's
+    lin = (fe > 0) & (base + lo[back] >= 0)
+    tot += np.where(lin, fe * base + l_f[back], 0)
+    idx = np.flatnonzero((fe > 0) & ~lin & (base + hi[back] > 0))
+    # those pass by pass, all (element, pass) pairs at once
+    reps = fe[idx]
+    ix = np.repeat(idx, reps)
+    p = np.arange(ix.size) - np.repeat(np.cumsum(reps) - reps, reps) + 1
+    kx = back[ix]
+    w = np.maximum(0, base[ix] + loads(p * tp[kx], tp[kx], kx))
+    tot += np.bincount(ix, weights=w, minlength=rn.size).astype(np.int64)
+    return tot, w0
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CoreResult:
@@ -997,18 +1075,36 @@ def _tpp(geo: dict[str, I64], cols: I64, pq: I64, ntiles: I64, rows_per_tile: I6
     return out
 
 
+def _prefetch_n(cfg: CoreConfigs, geo: dict[str, I64], tpp: I64, ntiles: I64,
+                rows_per_tile: I64, tile_w: I64, pq: I64, t: I64) -> I64:  # fmt: skip
+    """The compiler's weight prefetch (``tiling.prefetch_passes``): tiles per pass with two
+    slots, 0 without, arrays (H, X) of compute layers (``pq``, ``t``: broadcast to them)."""
+    from autochip.builder.tiling import prefetch_passes
+
+    R, C, bus = cfg.rows[:, None], cfg.cols[:, None], geo["bus"][:, None]
+    out: I64 = prefetch_passes(
+        tpp, ntiles, rows_per_tile, geo["w_depth"][:, None],
+        load_tile=(tile_w + geo["p_tile"][:, None]) // bus, wb_tile=C * pq // bus, rows=R,
+        cols=C, npt=_cdiv(pq, R), tile_cycles=_tile_cycles(R, C, t),
+    )  # fmt: skip
+    return out
+
+
 def _tiling(
     wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64
-) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
-    """``tpp`` and ``npt`` per (configuration, layer), and whether the compiler accepts each
-    configuration (``feasible``, (H,))."""
+) -> tuple[I64, I64, I64, npt.NDArray[np.bool_]]:
+    """``tpp``, ``npt`` and the prefetch's tiles per pass (0: no prefetch) per (configuration,
+    layer), and whether the compiler accepts each configuration (``feasible``, (H,))."""
     R = cfg.rows[:, None]
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     rows_per_tile = np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv]
-    tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, lu["ntiles"][inv], rows_per_tile), 0)
+    ntiles = lu["ntiles"][inv]
+    tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, ntiles, rows_per_tile), 0)
+    pf = np.where(comp, _prefetch_n(cfg, geo, np.maximum(tpp, 1), ntiles, rows_per_tile,
+                                    lu["tile_w"][inv], pq, lu["t"][inv]), 0)  # fmt: skip
     npt_ = np.where(comp, _cdiv(pq, R), 0)
-    return tpp, npt_, _feasible(wl, cfg, geo, lu, inv)
+    return np.where(pf > 0, pf, tpp), npt_, pf, _feasible(wl, cfg, geo, lu, inv)
 
 
 # id of the workload -> (a reference to it, {(bus, rows when they divide the bus, copy bytes or
@@ -1143,15 +1239,17 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     ``feasible`` (H,) (whether ``compile_model`` accepts the network on the core)."""
     H, L = len(cfg), len(wl)
     lu, inv = _unique_layout(wl, cfg)
-    tpp, npt_, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
+    tpp, npt_, pf, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
     res_a, res_b, owait = _residency(wl, cfg, core_geometry(cfg), lu, inv, tpp)
     return {
         "feasible": feasible,
-        # op word bits 9, 10, 11 (the rest of the op word is not modelled)
+        # op word bits 9, 10, 11, 12 (the rest of the op word is not modelled)
         "op": (res_a.astype(np.int64) << 9) | (res_b.astype(np.int64) << 10)
-        | (owait.astype(np.int64) << 11),
+        | (owait.astype(np.int64) << 11) | ((pf > 0).astype(np.int64) << 12),
+        "p_slot": pf,
+        "w_slot": pf * np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv],
         **{k: lu[k][inv] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr",
                                    "ntiles", "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
@@ -1206,6 +1304,11 @@ def evaluate_core(
     t = lu["t"][:, ci][inv]
     rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
     tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
+    # weight prefetch (op bit 12): passes of pf_n tiles in two slots (tiling.prefetch_passes)
+    pf_n = _prefetch_n(cfg, geo, tpp, ntiles, rows_per_tile, lu["tile_w"][:, ci][inv],
+                       pq_c[None, :], t)  # fmt: skip
+    pf = pf_n > 0
+    tpp = np.where(pf, pf_n, tpp)
     npass = _cdiv(ntiles, tpp)
     tpp_all = np.zeros((H, L), dtype=np.int64)
     tpp_all[:, ci] = tpp
@@ -1218,6 +1321,12 @@ def evaluate_core(
     tile_c = _tile_cycles(R, C, t)
     cmp_c = npass * (R + 1 + flush_c) + tiles * tile_c
     pass1 = R + 1 + flush_c + npt_c * np.minimum(tpp, ntiles) * tile_c  # the first pass
+    # prefetch: the passes after the first load nothing (3 cycles); each pass's write-back
+    # waits for what the next pass's loads take beyond the pass (every such pass is full)
+    pf_wait, pf_wait0 = _prefetch_waits(lu, inv, pf & busy, tpp, ntiles, pass1, ci, rd)
+    from autochip.builder.tiling import PREFETCHED_PASS
+
+    pass_load = np.where(pf, first + (npass - 1) * PREFETCHED_PASS, pass_load) + pf_wait
     # every pass's write-back but the last waits for its DMA; the last is posted
     wb_c = wb_in + POSTED_ISSUE
 
@@ -1249,7 +1358,10 @@ def evaluate_core(
     )
     wait_all = np.maximum(0, posted[:, cidx[pj - 1]] - 1 - spent)
     wait = np.where(at_wb, 0, wait_all)
-    wait_wb = wait_all - wait
+    # a compute layer's first write-back waits for the posted write and its first pass's
+    # prefetch at once (the prefetch's wait is in the load phase: core_model.core_cycles)
+    pf_w0_x = np.concatenate([pf_wait0, np.zeros((H, 1), dtype=np.int64)], axis=1)
+    wait_wb = np.maximum(0, wait_all - wait - np.where(comp_l[pj], pf_w0_x[:, cidx[pj]], 0))
     end_fetch = _dma(np.full(H, L * DESC_BYTES), np.full(H, DESC_BYTES), bus, rd)
     last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
@@ -1748,6 +1860,7 @@ def tiled_layers(
         band_rows,
         compute_tiling,
         pitch,
+        prefetch_passes,
         vector_tiling,
         weights_outer,
     )
@@ -1850,6 +1963,18 @@ def tiled_layers(
             bands.append((j, "mac", f))
     if refused:
         return None
+    per_layer = np.bincount([j for j, _, _ in bands], minlength=len(wl))
+    if per_layer.max(initial=0) <= 1:  # no bands: weight prefetch (compiler.prefetch)
+        for _, mode, f in bands:
+            if mode == "vector":
+                continue
+            n = prefetch_passes(
+                f["tpp"], f["ntiles"], f["tile_w"] // w_row, w_depth,
+                load_tile=(f["tile_w"] + p_tile) // B, wb_tile=C * f["pq"] // B, rows=R,
+                cols=C, npt=f["npt"], tile_cycles=max(f["t"], R, C),
+            )  # fmt: skip
+            if n:
+                f.update(op=f["op"] | 1 << 12, tpp=n, p_slot=n, w_slot=n * f["tile_w"] // w_row)
     # the layout with one descriptor per band (compile_model's): the blobs move with the
     # descriptors' end; a tiled layer's output region is allocated once per band (the
     # compiler lays out every descriptor's output, the last allocation is the tensor's)
@@ -1857,7 +1982,6 @@ def tiled_layers(
     start_l = -(-((len(wl) + 1) * DESC_BYTES) // align) * align
     start_b = -(-((len(bands) + 1) * DESC_BYTES) // align) * align
     delta = start_b - start_l
-    per_layer = np.bincount([j for j, _, _ in bands], minlength=len(wl))
     blob_al = -(-lay["blob"] // align) * align
     base = start_b + int(blob_al.sum())
     t_off = _tensor_off(wl, align, np.concatenate([[1], per_layer,
@@ -1914,6 +2038,7 @@ def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
     N = len(bands)
     f = {k: np.array([b.get(k) for b in bands], dtype=np.int64) for k in _BAND_FIELDS}
     f["vector"] = np.array([b.mode == "vector" for b in bands], dtype=np.int64)
+    f["pf"] = np.array([b.get("op") >> 12 & 1 for b in bands], dtype=np.int64)  # prefetch
     one = np.ones(N, dtype=np.int64)
     first = np.zeros(N, dtype=bool)
     first[:1] = True
@@ -1963,13 +2088,26 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
     s_last = full * tp
     n_first = np.minimum(tp, nt)
     first_ld = np.zeros(N, dtype=np.int64)
+    w_ld = np.zeros(N, dtype=np.int64)
     keep = f["keep"] > 0  # the previous band's weights stay: empty weight / parameter loads
     for a0, st in ((f["w_addr"], np.where(keep, 0, f["tile_w"])),
                    (f["p_addr"], np.where(keep, 0, p_tile))):  # fmt: skip
-        load += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
+        w_ld += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
                          + _dma(a0 + s_last * st, (nt - s_last) * st, bus, rd))  # fmt: skip
         first_ld += np.where(vec, 0, _dma(a0, n_first * st, bus, rd))
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    # weight prefetch (programs without bands): the first pass's loads, 3 cycles a pass
+    # more, the write-backs' waits for the next pass's loads
+    pf = (f["pf"] > 0) if "pf" in f else np.zeros(N, dtype=bool)
+    ip = np.flatnonzero(pf & ~vec)
+    if ip.size:
+        from autochip.builder.tiling import PREFETCHED_PASS
+
+        rn = (R + 1 + flush_c + f["npt"] * tp * np.maximum(f["t"], np.maximum(R, C)))[ip]
+        pf_w, _ = _pf_waits_flat(tp[ip], nt[ip], rn, bus[ip], p_tile[ip], f["tile_w"][ip],
+                                 f["w_addr"][ip], f["p_addr"][ip], rd)  # fmt: skip
+        w_ld[ip] = first_ld[ip] + (npass[ip] - 1) * PREFETCHED_PASS + pf_w
+    load += w_ld
     cmp_c = npass * (R + 1 + flush_c) + f["npt"] * nt * np.maximum(f["t"], np.maximum(R, C))
     # write-backs: every command but the last waits; the last is posted
     pq, stride = f["pq"], np.where(f["out_stride"] > 0, f["out_stride"], f["pq"])
@@ -2228,8 +2366,17 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     f["tpp"] = np.where(vec, 0, np.minimum(
         np.minimum(PARAM_TILES, w_d[h] // np.maximum(tile_w // w_row[h], 1)),
         np.minimum((o_d[h] - (Bb - 1)) // (Cb * opitch), ntiles_b)))  # fmt: skip
-    # the layout: a descriptor per band, a tiled layer's output allocated once per band
     n_desc = nb.sum(axis=1)
+    # weight prefetch (compiler.prefetch): only in a program without bands
+    from autochip.builder.tiling import prefetch_passes
+
+    pf_b = np.where(vec | (n_desc[h] != L), 0, prefetch_passes(
+        np.maximum(f["tpp"], 1), ntiles_b, np.maximum(tile_w // w_row[h], 1), w_d[h],
+        load_tile=(tile_w + geo["p_tile"][h]) // Bb, wb_tile=Cb * pq_f // Bb, rows=Rb,
+        cols=Cb, npt=f["npt"], tile_cycles=np.maximum(t, np.maximum(Rb, Cb))))  # fmt: skip
+    f["pf"] = pf_b
+    f["tpp"] = np.where(pf_b > 0, pf_b, f["tpp"])
+    # the layout: a descriptor per band, a tiled layer's output allocated once per band
     align = np.maximum(ALIGN, B)
     start_l = _cdiv((L + 1) * DESC_BYTES + 0 * align, align) * align
     start_b = _cdiv((n_desc + 1) * DESC_BYTES, align) * align

@@ -21,6 +21,9 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
   cycles in the layer): the next descriptor's input load, or the end's ``done``, waits for
   what is left of it (:func:`posted_wait`). Parameter loads are ``p_tile`` bytes per
   weight tile, weight loads ``tile_w`` bytes per tile, the descriptor fetch 256 bytes.
+* weight prefetch (op bit 12, ``tiling.prefetch_passes``): passes after the first load
+  nothing (3 cycles); each pass's write-back waits for what the next pass's loads, started
+  with the pass, take beyond it (:func:`prefetch_waits`).
 * feature-map residency (``autochip/builder/residency.py``, op bits 9-11): a resident input
   costs one cycle instead of its load, and the wait for the previous posted write-back moves
   to where the RTL waits (:func:`resident_wait`).
@@ -40,6 +43,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from autochip._safeio import load_yaml_text
+from autochip.builder.tiling import PREFETCHED_PASS
 from autochip.errors import SpecError
 
 __all__ = [
@@ -253,15 +257,18 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     compute = 0
     control = 1 + 1  # decode, program step
     ntiles, tpp = g("ntiles"), g("tpp")
+    pf = _prefetch(lay)
     t_ps = 0
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
         control += 1
-        load += _weight_loads(core, lay, t_ps, n)
+        # a prefetched pass (op bit 12, not the first) loads nothing: S_LW, S_PF, S_LP
+        load += PREFETCHED_PASS if pf and t_ps else _weight_loads(core, lay, t_ps, n)
         compute += r + 1  # lane initialisation, first tile set-up
         compute += _pass_tiles(core, lay, t_ps)
         compute += flush_compute_cycles(r, c)
         t_ps += n
+    load += sum(prefetch_waits(core, lay))
     # every write-back command but the last waits for its DMA; the last is posted
     cmds = [x for wbs in _write_backs(core, lay) for x in wbs]
     wb = sum(cmds[:-1]) + POSTED_ISSUE
@@ -276,6 +283,35 @@ def _weight_loads(core: _Core, lay: _Layer, t_ps: int, n: int) -> int:
     return dma_cycles(
         g("w_addr") + t_ps * g("tile_w"), 0 if keep else n * g("tile_w"), False, bus
     ) + dma_cycles(g("p_addr") + t_ps * core.p_tile, 0 if keep else n * core.p_tile, False, bus)
+
+
+def _prefetch(lay: _Layer) -> bool:
+    """Op word bit 12: weight prefetch (two slots, ``program.op_word(pf=True)``)."""
+    return bool(lay.get("op") >> 12 & 1)
+
+
+def prefetch_waits(core: _Core, lay: _Layer) -> list[int]:
+    """Per pass of a compute layer with weight prefetch, the cycles its write-back (S_WB)
+    waits for the prefetch engine: pass p's S_INIT starts the loads of pass p + 1 (one cycle,
+    then its weight and parameter commands, ``dma_cycles`` each), which run while the pass
+    computes (``R + 1`` set-up, its tiles, the ``R + C + 11`` flush); 0 for the last pass and
+    without prefetch."""
+    g = lay.get
+    ntiles, tpp = g("ntiles"), g("tpp")
+    out: list[int] = []
+    t_ps = 0
+    while t_ps < ntiles:
+        n = min(tpp, ntiles - t_ps)
+        t_nx = t_ps + n
+        if _prefetch(lay) and t_nx < ntiles:
+            busy = 1 + _weight_loads(core, lay, t_nx, min(tpp, ntiles - t_nx))
+            run = (core.rows + 1 + _pass_tiles(core, lay, t_ps)
+                   + flush_compute_cycles(core.rows, core.cols))  # fmt: skip
+            out.append(max(0, busy - run))
+        else:
+            out.append(0)
+        t_ps = t_nx
+    return out
 
 
 def _first_loads(core: _Core, lay: _Layer) -> int:
@@ -310,6 +346,10 @@ def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...
             cyc = _compute(core, lay, pc)
             new = _write_backs(core, lay)[-1][-1]
         w_load, w_wb = resident_wait(core, lay, cyc, posted)
+        if w_wb and lay.mode != "vector":
+            # the first write-back waits for the posted write and the first pass's prefetch
+            # at once: the prefetch's wait is already in the load phase
+            w_wb = max(0, w_wb - prefetch_waits(core, lay)[0])
         posted = new
         out.append(replace(cyc, load=cyc.load + w_load, writeback=cyc.writeback + w_wb))
     end = len(layers) * DESC_BYTES

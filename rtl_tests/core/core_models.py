@@ -36,6 +36,7 @@ from autochip.reference import (
 __all__ = [
     "digits_inputs",
     "integer_model",
+    "prefetch_model",
     "random_inputs",
     "random_model",
     "resident_model",
@@ -223,3 +224,31 @@ def vector_model(seed: int = 1) -> IntegerModel:
         RescaleOp("r5", ("pad",), "r5", (5 << 20,), 20, -20, 100),  # x5: past 9 bits, clamped
     ]
     return IntegerModel("input", (1, 5, 7, 9), 1 / 64, -128, 127, tuple(ops), "gap", 1.0)
+
+
+def prefetch_model(seed: int = 4) -> IntegerModel:
+    """Weight prefetch (descriptor op bit 12) on ``core_prefetch4x4.yaml`` (192 weight rows):
+    a 3x3 convolution 8 -> 16 channels (72-row tiles: two per pass without prefetch, so one
+    per pass in two slots, four passes), a 1x1 convolution 16 -> 40 (10 tiles: 6 per pass
+    with prefetch, then a partial pass of 4), one 40 -> 4 whose global average pooling feeds
+    a linear layer 4 -> 96 (24 four-row tiles, 8 per pass: each pass's loads take longer than
+    its compute, so its write-back waits for the prefetch), and a 3x3 convolution of one pass
+    (no prefetch)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(name: str, src: str, k: int, c: int, kh: int, kw: int, **kw_: Any) -> ComputeOp:
+        return _conv(rng, name, src, (k, c, kh, kw), **kw_)
+
+    ops: list[Any] = [
+        conv("c1", "input", 16, 8, 3, 3, padding=(1, 1)),  # 16 x 8 x 8, 4 passes
+        conv("c2", "c1", 40, 16, 1, 1),  # 40 x 8 x 8, passes of 6 and 4 tiles
+        conv("c3", "c2", 4, 40, 1, 1),  # 4 x 8 x 8, one pass
+        SumPoolOp("gsum", "c3", "gsum", (8, 8), (8, 8)),  # 4 x 1 x 1
+        RescaleOp("gap", ("gsum",), "gap", (13 << 16,), 22, -128, 127),
+        FlattenOp("flat", "gap", "flat"),
+    ]
+    w = rng.integers(-127, 128, size=(96, 4)).astype(np.int64)
+    ops.append(ComputeOp("fc", "flat", "fc", "mac", "linear", w,
+                         rng.integers(-500, 500, size=96).astype(np.int64),
+                         requant=_requant(rng, 96, False)))  # fmt: skip
+    return IntegerModel("input", (1, 8, 8, 8), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)

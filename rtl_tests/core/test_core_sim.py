@@ -20,6 +20,7 @@ import pytest
 from autochip.builder.core_build import build_core
 from autochip.builder.core_sim import simulate_core
 from autochip.hw import load_hardware_spec
+from autochip.predictor.core_model import prefetch_waits
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -27,6 +28,7 @@ sys.path.insert(0, str(HERE))
 from core_models import (  # noqa: E402
     digits_inputs,
     integer_model,
+    prefetch_model,
     random_inputs,
     random_model,
     resident_model,
@@ -41,6 +43,7 @@ SMALL = HERE / "core_small8x8.yaml"  # tiny buffers: grouped / depthwise layers 
 VEC3 = HERE / "core_vec3x4.yaml"  # R = 3 vector lanes: partial last groups
 WIDE = HERE / "core_small4x8.yaml"  # 4 rows, 8 columns: short tiles wait for the column walk
 RES = HERE / "core_resident4x4.yaml"  # R divides the bus: feature maps stay in the ifmap
+PF = HERE / "core_prefetch4x4.yaml"  # two passes' weight tiles fit the weight buffer
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -58,6 +61,7 @@ NETWORKS = (
     ("tiled-bands", "tiled", "quant", SMALL, 1),  # feature maps larger than the buffers
     ("resident", "resident", "quant", RES, 2),  # forwarded outputs, resident inputs, owait
     ("vector-resident", "vector", "quant", RES, 2),  # forwarded vector outputs, add in place
+    ("prefetch", "prefetch", "quant", PF, 2),  # weight prefetch: two slots, loads during passes
 )
 
 
@@ -81,6 +85,9 @@ def test_network_bit_exact_and_cycles(
         x = random_inputs(model, images)
     elif spec == "resident":
         model = resident_model()
+        x = random_inputs(model, images)
+    elif spec == "prefetch":
+        model = prefetch_model()
         x = random_inputs(model, images)
     else:
         model = integer_model(spec, method)
@@ -114,6 +121,15 @@ def test_network_bit_exact_and_cycles(
         )  # fmt: skip
         for b, names in want.items():
             assert bits[b] == names, (b, bits[b])
+    if spec == "prefetch":  # op bit 12 on the multi-pass layers; fc's write-backs wait for it
+        lays = {lay.name: lay for lay in res.program.layers}
+        assert {n for n, lay in lays.items() if lay.get("op") >> 12 & 1} == {"c1", "c2", "fc"}
+        assert [(lays[n].get("tpp"), lays[n].get("w_slot")) for n in ("c1", "c2", "fc")] == [
+            (1, 72),
+            (5, 80),
+            (8, 32),
+        ]
+        assert prefetch_waits(res.core, lays["fc"])[0] > 0
     if spec == "short":  # reductions shorter than the array, in several passes
         rows = load_hardware_spec(hw).rows
         short = {lay.name for lay in res.program.layers

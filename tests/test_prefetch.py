@@ -1,0 +1,115 @@
+"""Weight prefetch (descriptor op bit 12): the compiler's choice, the descriptor fields, the
+scalar cycle model's equations and the batch model against it. (Bit-exactness and cycles in
+simulation: ``rtl_tests/core/test_core_sim.py`` ``prefetch``.)"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autochip.builder import compiler as compiler_mod
+from autochip.builder.compiler import compile_model
+from autochip.builder.core import core_params
+from autochip.builder.explore_build import integer_workload
+from autochip.builder.tiling import PREFETCHED_PASS, prefetch_passes
+from autochip.hw import load_hardware_spec
+from autochip.predictor.core_batch import core_configs, core_plan, evaluate_core
+from autochip.predictor.core_model import (
+    core_cycles,
+    dma_cycles,
+    flush_compute_cycles,
+    prefetch_waits,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "rtl_tests" / "core"
+sys.path.insert(0, str(CORE))
+from core_models import prefetch_model  # noqa: E402
+
+SPEC = CORE / "core_prefetch4x4.yaml"
+
+
+def _resnet_tile(w_depth: int, tpp: int, ntiles: int = 4) -> int:
+    """ResNet-20's 64-channel 3x3 layer on the 16x16 core: 576-row tiles (9,216 + 256 bytes
+    of weights and parameters: 592 bus words of 16 bytes), 4 pixel tiles of 576 beats."""
+    return prefetch_passes(tpp, ntiles, 576, w_depth, load_tile=592, wb_tile=64, rows=16,
+                           cols=16, npt=4, tile_cycles=576)  # fmt: skip
+
+
+def test_prefetch_passes_needs_two_slots_and_several_passes() -> None:
+    assert _resnet_tile(1024, 1) == 0  # 16 KB: two 576-row slots do not fit
+    assert _resnet_tile(1536, 2) == 1  # 24 KB: two slots of one tile, four passes
+    assert _resnet_tile(1536, 2, ntiles=1) == 0  # one tile: nothing to prefetch
+    # one pass without prefetch, but a smaller first pass hides the rest of the loads
+    assert _resnet_tile(4096, 7) == 1
+    # ResNet-20's 32-channel 16x16 layer: one pass of two 288-row tiles; two passes would
+    # hide the second load (304 bus words) but wait for the first pass's 4 KB write-back
+    assert prefetch_passes(2, 2, 288, 1536, load_tile=304, wb_tile=256, rows=16, cols=16,
+                           npt=16, tile_cycles=288) == 0  # fmt: skip
+    # the same on arrays (the batch model's), element by element
+    got = prefetch_passes(np.array([1, 2, 2]), np.array([4, 4, 1]), 576,
+                          np.array([1024, 1536, 1536]), load_tile=592, wb_tile=64, rows=16,
+                          cols=16, npt=4, tile_cycles=576)  # fmt: skip
+    assert got.tolist() == [0, 1, 0]
+
+
+def test_compiled_prefetch_fields_and_model_equations() -> None:
+    core = core_params(load_hardware_spec(SPEC))
+    prog = compile_model(prefetch_model(), core)
+    lays = {lay.name: lay for lay in prog.layers}
+    assert {n for n, lay in lays.items() if lay.get("op") >> 12 & 1} == {"c1", "c2", "fc"}
+    for n in ("c1", "c2", "fc"):
+        lay = lays[n]
+        rows_tile = lay.get("tile_w") // core.w_row
+        assert lay.get("w_slot") == lay.get("tpp") * rows_tile
+        assert lay.get("p_slot") == lay.get("tpp")
+        assert lay.get("w_slot") + lay.get("tpp") * rows_tile <= core.w_depth
+        assert 2 * lay.get("tpp") <= 16
+    assert lays["c3"].get("w_slot") == lays["c3"].get("p_slot") == 0
+    cyc = dict(zip([lay.name for lay in prog.layers], core_cycles(core, prog.layers),
+                   strict=False))  # fmt: skip
+    # fc: passes of 8 four-row tiles; each pass's write-back waits for the next pass's loads
+    fc = lays["fc"]
+    tpp, bus, r, c = fc.get("tpp"), core.bus_bytes, core.rows, core.cols
+    assert (fc.get("ntiles"), tpp) == (24, 8)
+    run = r + 1 + tpp * max(fc.get("t"), r, c) + flush_compute_cycles(r, c)
+    waits = []
+    for t_nx in (8, 16):
+        loads = dma_cycles(fc.get("w_addr") + t_nx * fc.get("tile_w"), tpp * fc.get("tile_w"),
+                           False, bus) + dma_cycles(fc.get("p_addr") + t_nx * core.p_tile,
+                                                    tpp * core.p_tile, False, bus)  # fmt: skip
+        waits.append(max(0, 1 + loads - run))
+    assert prefetch_waits(core, fc) == [*waits, 0] and waits[0] > 0
+    first = dma_cycles(fc.get("w_addr"), tpp * fc.get("tile_w"), False, bus) + dma_cycles(
+        fc.get("p_addr"), tpp * core.p_tile, False, bus
+    )
+    in_load = cyc["fc"].load - first - 2 * PREFETCHED_PASS - sum(waits)
+    assert in_load in (1, dma_cycles(fc.get("in_addr"), fc.get("in_len"), False, bus))
+
+
+def test_prefetch_saves_cycles_and_the_batch_model_agrees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = prefetch_model()
+    core = core_params(load_hardware_spec(SPEC))
+    cfg = core_configs([load_hardware_spec(SPEC)])
+    wl = integer_workload(model, "prefetch")
+    prog = compile_model(model, core)
+    ref = core_cycles(core, prog.layers)
+    res = evaluate_core(wl, cfg)
+    assert [[int(getattr(res, p)[0, j]) for p in ("fetch", "load", "compute", "writeback",
+                                                   "control")] for j in range(len(wl))] == [
+        [c.fetch, c.load, c.compute, c.writeback, c.control] for c in ref[:-1]
+    ]  # fmt: skip
+    plan = core_plan(wl, cfg)
+    assert [int(o) >> 12 & 1 for o in plan["op"][0]] == [
+        lay.get("op") >> 12 & 1 for lay in prog.layers
+    ]
+    # the same network compiled without prefetch takes longer
+    monkeypatch.setattr(compiler_mod, "prefetch_passes", lambda *a, **k: 0)
+    plain = compile_model(model, core)
+    assert not any(lay.get("op") >> 12 & 1 for lay in plain.layers)
+    assert sum(c.total for c in ref) < sum(c.total for c in core_cycles(core, plain.layers))
