@@ -219,6 +219,9 @@ SETUPS = {
                  FASHION_CORE, *_R8)),
             Row("int8", "int8 (W8/A8), KD", ("--method", "quant", "--bits", "8/8", "--kd",
                 "{fp}", "--epochs", "1", "--lr", "1e-4")),
+            # binary blocks read the residual stream through sign layers (docs: binarisation)
+            Row("bin_bn_kd_e2", "binary, STE + batch-norm + KD, 2 epochs", ("--method", "binary",
+                "--kd", "{fp}", "--epochs", "2", "--lr", "2e-3")),
         ),
         start="models/resnet8_fashion.fp32.pt",
         hw=FASHION_CORE,
@@ -464,7 +467,7 @@ TARGET_LOSS = {"int8": 0.3, "int4": 1.0, "adder": 1.0, "adder_pkkd": 1.0, "prune
                "bin_fda": 5.0, "bin_fda_kd": 5.0, "bin_fda_skd": 5.0, "bin_ste_long": 5.0,
                "prune_l1_0.5_long": 1.0, "prune_l1_0.5_e24": 1.0,
                "prune_hw_0.5_e24": 1.0, "adder_pkkd_e6": 1.0, "bin_bn_kd_e12": 5.0,
-               "prune_hw_0.5_e48": 1.0, "bin_kd_e12_nobn": 5.0}  # fmt: skip
+               "prune_hw_0.5_e48": 1.0, "bin_kd_e12_nobn": 5.0, "bin_bn_kd_e2": 5.0}  # fmt: skip
 
 
 def _f(rec: dict[str, object], key: str) -> float:
