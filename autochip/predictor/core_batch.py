@@ -1113,18 +1113,21 @@ def _tpp(geo: dict[str, I64], cols: I64, pq: I64, ntiles: I64, rows_per_tile: I6
     return out
 
 
-def _prefetch_n(cfg: CoreConfigs, geo: dict[str, I64], tpp: I64, ntiles: I64,
-                rows_per_tile: I64, tile_w: I64, pq: I64, t: I64) -> I64:  # fmt: skip
+def _prefetch_n(cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64,
+                layers: I64, pq: I64, tpp: I64, ntiles: I64, rows_per_tile: I64, npt: I64,
+                tile_cycles: I64) -> I64:  # fmt: skip
     """The compiler's weight prefetch (``tiling.prefetch_passes``, as
     ``tiling.prefetch_passes_batch``): tiles per pass with two slots, 0 without, arrays (H, X)
-    of compute layers (``pq``, ``t``: broadcast to them)."""
+    of the ``layers`` (X,; ``pq``: theirs); a tile's bus words of weights and parameters and
+    of outputs once per layout."""
     from autochip.builder.tiling import prefetch_passes_batch
 
-    R, C, bus = cfg.rows[:, None], cfg.cols[:, None], geo["bus"][:, None]
+    load_tile = ((lu["tile_w"][:, layers] + lu["p_tile"]) // lu["bus"])[inv]
+    wb_tile = (lu["cols"] * pq[None, :] // lu["bus"])[inv]
     out: I64 = prefetch_passes_batch(
-        tpp, ntiles, rows_per_tile, geo["w_depth"][:, None],
-        load_tile=(tile_w + geo["p_tile"][:, None]) // bus, wb_tile=C * pq // bus, rows=R,
-        cols=C, npt=_cdiv(pq, R), tile_cycles=_tile_cycles(R, C, t),
+        tpp, ntiles, rows_per_tile, geo["w_depth"][:, None], load_tile=load_tile,
+        wb_tile=wb_tile, rows=cfg.rows[:, None], cols=cfg.cols[:, None], npt=npt,
+        tile_cycles=tile_cycles,
     )  # fmt: skip
     return out
 
@@ -1140,8 +1143,10 @@ def _tiling(
     rows_per_tile = np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv]
     ntiles = lu["ntiles"][inv]
     tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, ntiles, rows_per_tile), 0)
-    pf = np.where(comp, _prefetch_n(cfg, geo, np.maximum(tpp, 1), ntiles, rows_per_tile,
-                                    lu["tile_w"][inv], pq, lu["t"][inv]), 0)  # fmt: skip
+    tile_c = _tile_cycles(R, cfg.cols[:, None], lu["t"][inv])
+    pf = np.where(comp, _prefetch_n(cfg, geo, lu, inv, np.arange(len(wl)), wl.pq,
+                                    np.maximum(tpp, 1), ntiles, rows_per_tile, _cdiv(pq, R),
+                                    tile_c), 0)  # fmt: skip
     npt_ = np.where(comp, _cdiv(pq, R), 0)
     return np.where(pf > 0, pf, tpp), npt_, pf, _feasible(wl, cfg, geo, lu, inv)
 
@@ -1343,20 +1348,19 @@ def evaluate_core(
     t = lu["t"][:, ci][inv]
     rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
     tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
+    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
+    npt_c = _cdiv(upq[None, :], R)[:, back.reshape(-1)]
+    tile_c = _tile_cycles(R, C, t)
     # weight prefetch (op bit 12): passes of pf_n tiles in two slots (tiling.prefetch_passes)
-    pf_n = _prefetch_n(cfg, geo, tpp, ntiles, rows_per_tile, lu["tile_w"][:, ci][inv],
-                       pq_c[None, :], t)  # fmt: skip
+    pf_n = _prefetch_n(cfg, geo, lu, inv, ci, pq_c, tpp, ntiles, rows_per_tile, npt_c, tile_c)
     pf = pf_n > 0
     tpp = np.where(pf, pf_n, tpp)
     npass = _cdiv(ntiles, tpp)
     tpp_all = np.zeros((H, L), dtype=np.int64)
     tpp_all[:, ci] = tpp
     busy = feasible[:, None] & (npass > 0)
-    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
-    npt_c = _cdiv(upq[None, :], R)[:, back.reshape(-1)]
     tiles = npt_c * ntiles  # the layer's array tiles
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
-    tile_c = _tile_cycles(R, C, t)
     cmp_c = npass * (R + 1 + flush_c) + tiles * tile_c
     pass1 = R + 1 + flush_c + npt_c * np.minimum(tpp, ntiles) * tile_c  # the first pass
     # prefetch: the passes after the first load nothing (3 cycles); each pass's write-back
