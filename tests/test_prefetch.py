@@ -14,7 +14,7 @@ from autochip.builder import compiler as compiler_mod
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
 from autochip.builder.explore_build import integer_workload
-from autochip.builder.tiling import PREFETCHED_PASS, prefetch_passes
+from autochip.builder.tiling import PREFETCHED_PASS, prefetch_passes, prefetch_passes_batch
 from autochip.hw import load_hardware_spec
 from autochip.predictor.core_batch import core_configs, core_plan, evaluate_core
 from autochip.predictor.core_model import (
@@ -54,6 +54,34 @@ def test_prefetch_passes_needs_two_slots_and_several_passes() -> None:
                           np.array([1024, 1536, 1536]), load_tile=592, wb_tile=64, rows=16,
                           cols=16, npt=4, tile_cycles=576)  # fmt: skip
     assert got.tolist() == [0, 1, 0]
+
+
+def test_prefetch_passes_batch_equals_prefetch_passes() -> None:
+    """The batch model's choice (``prefetch_passes_batch``: running minimum, no masked
+    selects) equals ``prefetch_passes`` element by element: random (configuration, layer)
+    arrays broadcast as the batch model passes them ((H, L) and (H, 1)), wide and narrow
+    value ranges (the narrow ones make ties between pass sizes and with no prefetch), and
+    scalars."""
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        h, n_l = int(rng.integers(1, 200)), int(rng.integers(1, 24))
+        top = 3000 if trial % 2 else 6  # narrow ranges: many equal estimates
+        args = (rng.integers(-1, 18, (h, n_l)), rng.integers(0, 40, (h, n_l)),
+                rng.integers(0, 600, (h, n_l)), rng.integers(0, 20000, (h, 1)))  # fmt: skip
+        kw = dict(load_tile=rng.integers(0, top, (h, n_l)), wb_tile=rng.integers(0, top, (h, n_l)),
+                  rows=rng.integers(1, 65, (h, 1)), cols=rng.integers(1, 65, (h, 1)),
+                  npt=rng.integers(1, 2 + top // 10, (h, n_l)),
+                  tile_cycles=rng.integers(1, top, (h, n_l)))  # fmt: skip
+        want = prefetch_passes(*args, **kw)
+        got = prefetch_passes_batch(*args, **kw)
+        assert got.shape == want.shape and (got == want).all(), trial
+        i, j = int(rng.integers(h)), int(rng.integers(n_l))
+        one = [int(np.broadcast_to(a, (h, n_l))[i, j]) for a in args]
+        one_kw = {k: int(np.broadcast_to(v, (h, n_l))[i, j]) for k, v in kw.items()}
+        assert prefetch_passes_batch(*one, **one_kw) == prefetch_passes(*one, **one_kw)
+    assert _resnet_tile(1536, 2) == 1
+    assert prefetch_passes_batch(2, 4, 576, 1536, load_tile=592, wb_tile=64, rows=16, cols=16,
+                                 npt=4, tile_cycles=576) == 1  # fmt: skip
 
 
 def test_compiled_prefetch_fields_and_model_equations() -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "compute_tiling",
     "pitch",
     "prefetch_passes",
+    "prefetch_passes_batch",
     "vector_tiling",
     "weights_outer",
 ]
@@ -246,6 +247,71 @@ def prefetch_passes(
         np.copyto(got, n, where=take)
         np.copyto(best, est, where=take)
     out.ravel()[at] = got
+    return out if out.ndim else int(out)
+
+
+def prefetch_passes_batch(
+    tpp: Any,
+    ntiles: Any,
+    rows_tile: Any,
+    w_depth: Any,
+    *,
+    load_tile: Any,
+    wb_tile: Any,
+    rows: Any,
+    cols: Any,
+    npt: Any,
+    tile_cycles: Any,
+) -> Any:
+    """:func:`prefetch_passes` on numpy arrays (broadcast together), the same choice element
+    by element (``tests/test_prefetch.py`` checks it against :func:`prefetch_passes`), for the
+    batch model's hundreds of thousands of (design, layer) pairs without masked selects (slow
+    on random masks): each estimate less ``k0 = over + 3 + LOAD_ISSUE`` (common to every
+    ``n``), ``n load_tile + (passes - 1) (over + 3 + WRITE_ISSUE + n wb_tile + max(0,
+    n (load_tile - npt tile_cycles) + LOAD_ISSUE - over))`` (``passes - 1 = (ntiles - 1) //
+    n`` for ``n < ntiles``), is kept as running sums over ``n``, scaled by 16 with ``n`` in
+    the low 4 bits, so that one running minimum over the no-prefetch estimate (``n = 0``) and
+    ``n = 1 .. 8`` picks the fewest cycles and, on a tie, the smallest ``n`` (no prefetch
+    first); ``n`` beyond an element's ``lim`` is pushed out of the minimum by a penalty."""
+    tpp, ntiles, rows_tile, w_depth, load_tile, wb_tile, rows, cols, npt, tile_cycles = (
+        np.asarray(x, dtype=np.int64) for x in (tpp, ntiles, rows_tile, w_depth, load_tile,
+                                                wb_tile, rows, cols, npt, tile_cycles))  # fmt: skip
+    lim = np.minimum(
+        np.minimum(tpp, ntiles - 1),
+        np.minimum(w_depth // (2 * np.maximum(rows_tile, 1)), PREFETCH_PARAM_TILES),
+    )
+    top = int(lim.max(initial=0))
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (
+        lim, load_tile, wb_tile, rows, cols, npt, tile_cycles)))  # fmt: skip
+    over = 2 * rows + cols + 12
+    p0 = -(-ntiles // np.maximum(tpp, 1))
+    k0 = over + PREFETCHED_PASS + LOAD_ISSUE
+    # the no-prefetch estimate less k0, times 16 (n = 0 in the low bits)
+    best = np.zeros(shape, dtype=np.int64)
+    best += p0 * (over + LOAD_ISSUE) + ntiles * load_tile + _waited_writes(p0, tpp, wb_tile) - k0
+    best <<= 4
+    if top >= 1:
+        nt1 = np.broadcast_to(ntiles - 1, shape)  # passes - 1 = (ntiles - 1) // n, n < ntiles
+        z_inc = np.broadcast_to(16 * load_tile + 1, shape)  # 16 n load_tile + n
+        x_inc = np.broadcast_to(16 * wb_tile, shape)
+        y_inc = np.broadcast_to(16 * (load_tile - npt * tile_cycles), shape)
+        z = np.zeros(shape, dtype=np.int64)
+        x = np.zeros(shape, dtype=np.int64)
+        x += 16 * (over + (PREFETCHED_PASS + WRITE_ISSUE))  # + 16 n wb_tile
+        y = np.zeros(shape, dtype=np.int64)
+        y += 16 * (LOAD_ISSUE - over)  # + 16 n (load_tile - npt tile_cycles)
+        big = np.int64(1 << 61)  # more than any estimate: n > lim never wins
+        for n in range(1, top + 1):
+            z += z_inc
+            x += x_inc
+            y += y_inc
+            est = np.maximum(y, 0)
+            est += x
+            est *= nt1 >> (n.bit_length() - 1) if n & (n - 1) == 0 else nt1 // n
+            est += z
+            est += np.multiply(lim < n, big)
+            np.minimum(best, est, out=best)
+    out = best & 15
     return out if out.ndim else int(out)
 
 

@@ -693,10 +693,14 @@ def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
 
 
 def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[np.bool_],
-              tpp: I64, ci: I64, rd: int, wr: int) -> tuple[I64, I64, I64, I64]:  # fmt: skip
+              tpp: I64, ci: I64, rd: int, wr: int, pf: npt.NDArray[np.bool_] | None = None,
+              run: I64 | None = None) -> tuple[I64, I64, I64, I64, I64, I64]:  # fmt: skip
     """Per (configuration, compute layer ``ci``), (H, Lc): the cycles of the per-pass weight
     and parameter loads, of the write-backs of every pass but the last, of the first pass's
-    weight and parameter loads and of the last pass's write-back, where ``busy`` (else 0).
+    weight and parameter loads and of the last pass's write-back, where ``busy`` (else 0);
+    with weight prefetch (``pf``, ``run``: a full pass's cycles) also the write-backs' waits
+    for the prefetch engine in all and the first pass's (:func:`_pf_table`, :func:`_pf_apply`;
+    0 where not ``pf & busy``).
 
     Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
     parameter load of their records, one write-back of their output channels (contiguous:
@@ -736,12 +740,20 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     full = _cdiv(nt, tp) - 1  # passes before the last
     s_last = full * tp
     n_last = nt - s_last
-    w_c = np.zeros(ukey.size, dtype=np.int64)
-    f_c = np.zeros(ukey.size, dtype=np.int64)
     n_first = np.minimum(tp, nt)
-    for a0, st in ((g("w_addr"), g("tile_w")), (g("p_addr"), pt)):
-        w_c += _dma_run(a0, tp * st, full, bb, rd) + _dma(a0 + s_last * st, n_last * st, bb, rd)
-        f_c += _dma(a0, n_first * st, bb, rd)
+    wa, tw = g("w_addr"), g("tile_w")
+    pa = g("p_addr")
+    K = ukey.size
+    # weights and parameters in one call each (element-wise: the same sums, fewer calls)
+    cat = np.concatenate
+    r = _dma_run(cat([wa, pa]), cat([tp * tw, tp * pt]), cat([full, full]), cat([bb, bb]), rd)
+    run_c = r[:K] + r[K:]  # the passes before the last
+    d = _dma(cat([wa + s_last * tw, pa + s_last * pt, wa, pa]),
+             cat([n_last * tw, n_last * pt, n_first * tw, n_first * pt]), cat([bb, bb, bb, bb]),
+             rd)  # fmt: skip
+    last_c = d[:K] + d[K : 2 * K]
+    f_c = d[2 * K : 3 * K] + d[3 * K :]
+    w_c = run_c + last_c
 
     def chan(s: I64) -> I64:
         out: I64 = (s // kt) * kg + (s % kt) * c
@@ -773,59 +785,43 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
             o = np.zeros(H * Lc, dtype=np.int64)
             o[pos] = v[back]
             outs.append(o.reshape(H, Lc))
-    return outs[0], outs[1], outs[2], outs[3]
+    w_tot, w_0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
+    if pf is not None and run is not None:
+        sel = pf.ravel()[pos]
+        ip = pos[sel]  # (configuration, layer) with prefetch, flat
+        if ip.size:
+            # the passes 1 .. npass - 2 (those before the last but the first)
+            mid = np.where(full > 0, run_c - f_c, 0)
+            tab = _pf_table(tp, nt, bb, pt, tw, wa, pa, rd, mid)
+            w_tot[ip], w_0[ip] = _pf_apply(tab, back[sel], run.ravel()[ip], tp, tw, wa, pt,
+                                           pa, bb, rd)  # fmt: skip
+    return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
 
 
-def _prefetch_waits(lu: dict[str, I64], inv: I64, mask: npt.NDArray[np.bool_], tpp: I64,
-                    ntiles: I64, run: I64, ci: I64, rd: int) -> tuple[I64, I64]:  # fmt: skip
-    """Per (configuration, compute layer ``ci``) with weight prefetch (``mask``), (H, Lc): the
-    cycles the passes' write-backs wait for the prefetch engine in all, and the first pass's
-    (``core_model.prefetch_waits``): pass p (full, ``run`` cycles from S_INIT to S_WB)
-    waits ``max(0, 1 + loads of pass p + 1 - run)``. The loads depend on (layout, layer,
-    tiles per pass) only: computed once per distinct triple (:func:`_pf_waits_flat`)."""
-    H, Lc = tpp.shape
-    idx = np.flatnonzero(mask)
-    h, jc = np.divmod(idx, Lc)
-    tp = tpp.ravel()[idx]
-    key = (inv[h] * Lc + jc) * (PARAM_TILES + 1) + tp
-    _, at, back = np.unique(key, return_index=True, return_inverse=True)
-    u, j = inv[h[at]], ci[jc[at]]
-    tot, w0 = _pf_waits_flat(
-        tp[at], ntiles.ravel()[idx][at], run.ravel()[idx], lu["bus"][u, 0], lu["p_tile"][u, 0],
-        lu["tile_w"][u, j], lu["w_addr"][u, j], lu["p_addr"][u, j], rd, back.reshape(-1),
-    )  # fmt: skip
-    out, out0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
-    out[idx], out0[idx] = tot, w0
-    return out.reshape(H, Lc), out0.reshape(H, Lc)
+_NEVER = -(1 << 50)  # a wait's load bound where none applies: max(0, 1 - run + _NEVER) = 0
 
 
-def _pf_waits_flat(tp: I64, nt: I64, rn: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64,
-                   rd: int, back: I64 | None = None) -> tuple[I64, I64]:  # fmt: skip
-    """:func:`_prefetch_waits` of a flat list of layers: per distinct layer (``back``: each
-    element's, default one each) tiles per pass, tiles, bus, parameter tile bytes, weight
-    tile bytes, weight and parameter addresses; per element ``rn``, a full pass's cycles.
-
-    Pass p waits ``max(0, 1 + loads(p + 1) - rn)``. The loads of a full pass (every pass but
-    the last) lie between bounds from its words and bursts (at least ``ceil(words / G)``, G
-    the longest burst, at most one more per page touched): where even the lower bound
-    outlasts the pass, every full pass waits and the waits sum in closed form
-    (:func:`_dma_run`); where even the upper bound does not, none waits; only the layers in
-    between are walked pass by pass (all their passes at once). The last pass's loads
-    (partial) and the first pass's wait are computed directly."""
-    if back is None:
-        back = np.arange(tp.size)
+def _pf_table(tp: I64, nt: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64, rd: int,
+              mid: I64 | None = None) -> I64:  # fmt: skip
+    """What the weight prefetch's waits (:func:`_pf_waits_flat`) take from a layer's DMA, per
+    distinct (layout, layer, tiles per pass) (tiles per pass, tiles, bus, parameter tile
+    bytes, weight tile bytes, weight and parameter addresses; ``mid``: the loads of the
+    passes 1 .. npass - 2 in all, if known), (K, 6): pass 1's loads and the last pass's
+    (``_NEVER`` with one pass), the lower and upper bounds of a full pass's loads
+    (``_NEVER`` without full passes after the first), the full passes after the first and
+    their loads in all."""
     npass = _cdiv(nt, tp)
 
-    def loads(s0: I64, n: I64, ix: Any = slice(None)) -> I64:
-        out: I64 = (_dma(wa[ix] + s0 * tw[ix], n * tw[ix], bb[ix], rd)
-                    + _dma(pa[ix] + s0 * pt[ix], n * pt[ix], bb[ix], rd))  # fmt: skip
+    def loads(s0: I64, n: I64) -> I64:
+        out: I64 = _dma(wa + s0 * tw, n * tw, bb, rd) + _dma(pa + s0 * pt, n * pt, bb, rd)
         return out
 
     s_l = (npass - 1) * tp
     full = np.maximum(npass - 2, 0)  # full passes 1 .. npass - 2, loaded during passes 0 ..
     l_1, l_l = loads(tp, np.clip(nt - tp, 0, tp)), loads(s_l, nt - s_l)
-    l_f = _dma_run(wa + tp * tw, tp * tw, full, bb, rd) + _dma_run(pa + tp * pt, tp * pt, full,
-                                                                   bb, rd)  # fmt: skip
+    if mid is None:
+        mid = _dma_run(wa + tp * tw, tp * tw, full, bb, rd) + _dma_run(pa + tp * pt, tp * pt,
+                                                                       full, bb, rd)  # fmt: skip
     g = np.minimum(MAX_BURST, (1 << _LOG_PAGE) // bb)  # words of a burst at most
     pw = (1 << _LOG_PAGE) // bb  # words of a 4 KB page
     lo = np.zeros_like(tp)
@@ -837,21 +833,66 @@ def _pf_waits_flat(tp: I64, nt: I64, rn: I64, bb: I64, pt: I64, tw: I64, wa: I64
         # page's from the command's: at most one burst more per page touched
         more = np.where(g == pw, 1, _cdiv(words + 1, pw) + 1)
         hi += 2 + words + 1 + rd * (_cdiv(words + 1, g) + more)
+    two, some = npass > 1, full > 0
+    tab = np.empty((tp.size, 6), dtype=np.int64)
+    tab[:, 0] = np.where(two, l_1, _NEVER)
+    tab[:, 1] = np.where(two, l_l, _NEVER)
+    tab[:, 2] = np.where(some, lo, _NEVER)
+    tab[:, 3] = np.where(some, hi, _NEVER)
+    tab[:, 4] = full
+    tab[:, 5] = mid
+    return tab
+
+
+def _pf_apply(tab: I64, back: I64, rn: I64, tp: I64, tw: I64, wa: I64, pt: I64, pa: I64,
+              bb: I64, rd: int) -> tuple[I64, I64]:  # fmt: skip
+    """The waits of :func:`_pf_waits_flat` per element (``back``: its row of ``tab``, from
+    :func:`_pf_table`; ``rn``: a full pass's cycles): in all and the first pass's. Pass p
+    waits ``max(0, 1 + loads(p + 1) - rn)``: where even the lower bound of a full pass's
+    loads outlasts the pass, every full pass waits (their loads in all, ``tab[:, 5]``), where
+    even the upper bound does not, none; only the elements in between walk their passes
+    (all (element, pass) pairs at once; the other arguments per row of ``tab``)."""
+    t = tab[back]
     base = 1 - rn
-    two, fe = npass[back] > 1, full[back]
-    w0 = np.where(two, np.maximum(0, base + l_1[back]), 0)
-    tot = np.where(two, np.maximum(0, base + l_l[back]), 0)  # the last pass's
-    lin = (fe > 0) & (base + lo[back] >= 0)
-    tot += np.where(lin, fe * base + l_f[back], 0)
-    idx = np.flatnonzero((fe > 0) & ~lin & (base + hi[back] > 0))
+    w0 = np.maximum(base + t[:, 0], 0)
+    tot = np.maximum(base + t[:, 1], 0)  # the last pass's
+    fe = t[:, 4]
+    lin = base + t[:, 2] >= 0
+    tot += (fe * base + t[:, 5]) * lin
+    idx = np.flatnonzero(~lin & (base + t[:, 3] > 0))
     # those pass by pass, all (element, pass) pairs at once
     reps = fe[idx]
     ix = np.repeat(idx, reps)
     p = np.arange(ix.size) - np.repeat(np.cumsum(reps) - reps, reps) + 1
     kx = back[ix]
-    w = np.maximum(0, base[ix] + loads(p * tp[kx], tp[kx], kx))
+    s0, n = p * tp[kx], tp[kx]
+    ld = _dma(wa[kx] + s0 * tw[kx], n * tw[kx], bb[kx], rd) + _dma(
+        pa[kx] + s0 * pt[kx], n * pt[kx], bb[kx], rd
+    )
+    w = np.maximum(0, base[ix] + ld)
     tot += np.bincount(ix, weights=w, minlength=rn.size).astype(np.int64)
     return tot, w0
+
+
+def _pf_waits_flat(tp: I64, nt: I64, rn: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64,
+                   rd: int, back: I64 | None = None) -> tuple[I64, I64]:  # fmt: skip
+    """The weight prefetch's waits (``core_model.prefetch_waits``) of a flat list of layers,
+    in all and the first pass's: per distinct layer (``back``: each element's, default one
+    each) tiles per pass, tiles, bus, parameter tile bytes, weight tile bytes, weight and
+    parameter addresses; per element ``rn``, a full pass's cycles (from S_INIT to S_WB).
+
+    Pass p waits ``max(0, 1 + loads(p + 1) - rn)``. The loads of a full pass (every pass but
+    the last) lie between bounds from its words and bursts (at least ``ceil(words / G)``, G
+    the longest burst, at most one more per page touched): where even the lower bound
+    outlasts the pass, every full pass waits and the waits sum in closed form
+    (:func:`_dma_run`); where even the upper bound does not, none waits; only the layers in
+    between are walked pass by pass (all their passes at once). The last pass's loads
+    (partial) and the first pass's wait are computed directly (:func:`_pf_table`,
+    :func:`_pf_apply`)."""
+    if back is None:
+        back = np.arange(tp.size)
+    tab = _pf_table(tp, nt, bb, pt, tw, wa, pa, rd)
+    return _pf_apply(tab, back, rn, tp, tw, wa, pt, pa, bb, rd)
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -1075,17 +1116,21 @@ def _tpp(geo: dict[str, I64], cols: I64, pq: I64, ntiles: I64, rows_per_tile: I6
     return out
 
 
-def _prefetch_n(cfg: CoreConfigs, geo: dict[str, I64], tpp: I64, ntiles: I64,
-                rows_per_tile: I64, tile_w: I64, pq: I64, t: I64) -> I64:  # fmt: skip
-    """The compiler's weight prefetch (``tiling.prefetch_passes``): tiles per pass with two
-    slots, 0 without, arrays (H, X) of compute layers (``pq``, ``t``: broadcast to them)."""
-    from autochip.builder.tiling import prefetch_passes
+def _prefetch_n(cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64], inv: I64,
+                layers: I64, pq: I64, tpp: I64, ntiles: I64, rows_per_tile: I64, npt: I64,
+                tile_cycles: I64) -> I64:  # fmt: skip
+    """The compiler's weight prefetch (``tiling.prefetch_passes``, as
+    ``tiling.prefetch_passes_batch``): tiles per pass with two slots, 0 without, arrays (H, X)
+    of the ``layers`` (X,; ``pq``: theirs); a tile's bus words of weights and parameters and
+    of outputs once per layout."""
+    from autochip.builder.tiling import prefetch_passes_batch
 
-    R, C, bus = cfg.rows[:, None], cfg.cols[:, None], geo["bus"][:, None]
-    out: I64 = prefetch_passes(
-        tpp, ntiles, rows_per_tile, geo["w_depth"][:, None],
-        load_tile=(tile_w + geo["p_tile"][:, None]) // bus, wb_tile=C * pq // bus, rows=R,
-        cols=C, npt=_cdiv(pq, R), tile_cycles=_tile_cycles(R, C, t),
+    load_tile = ((lu["tile_w"][:, layers] + lu["p_tile"]) // lu["bus"])[inv]
+    wb_tile = (lu["cols"] * pq[None, :] // lu["bus"])[inv]
+    out: I64 = prefetch_passes_batch(
+        tpp, ntiles, rows_per_tile, geo["w_depth"][:, None], load_tile=load_tile,
+        wb_tile=wb_tile, rows=cfg.rows[:, None], cols=cfg.cols[:, None], npt=npt,
+        tile_cycles=tile_cycles,
     )  # fmt: skip
     return out
 
@@ -1101,8 +1146,10 @@ def _tiling(
     rows_per_tile = np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv]
     ntiles = lu["ntiles"][inv]
     tpp = np.where(comp, _tpp(geo, cfg.cols, wl.pq, ntiles, rows_per_tile), 0)
-    pf = np.where(comp, _prefetch_n(cfg, geo, np.maximum(tpp, 1), ntiles, rows_per_tile,
-                                    lu["tile_w"][inv], pq, lu["t"][inv]), 0)  # fmt: skip
+    tile_c = _tile_cycles(R, cfg.cols[:, None], lu["t"][inv])
+    pf = np.where(comp, _prefetch_n(cfg, geo, lu, inv, np.arange(len(wl)), wl.pq,
+                                    np.maximum(tpp, 1), ntiles, rows_per_tile, _cdiv(pq, R),
+                                    tile_c), 0)  # fmt: skip
     npt_ = np.where(comp, _cdiv(pq, R), 0)
     return np.where(pf > 0, pf, tpp), npt_, pf, _feasible(wl, cfg, geo, lu, inv)
 
@@ -1304,26 +1351,26 @@ def evaluate_core(
     t = lu["t"][:, ci][inv]
     rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
     tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
+    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
+    npt_c = _cdiv(upq[None, :], R)[:, back.reshape(-1)]
+    tile_c = _tile_cycles(R, C, t)
     # weight prefetch (op bit 12): passes of pf_n tiles in two slots (tiling.prefetch_passes)
-    pf_n = _prefetch_n(cfg, geo, tpp, ntiles, rows_per_tile, lu["tile_w"][:, ci][inv],
-                       pq_c[None, :], t)  # fmt: skip
+    pf_n = _prefetch_n(cfg, geo, lu, inv, ci, pq_c, tpp, ntiles, rows_per_tile, npt_c, tile_c)
     pf = pf_n > 0
     tpp = np.where(pf, pf_n, tpp)
     npass = _cdiv(ntiles, tpp)
     tpp_all = np.zeros((H, L), dtype=np.int64)
     tpp_all[:, ci] = tpp
     busy = feasible[:, None] & (npass > 0)
-    pass_load, wb_in, first, posted = _pass_dma(wl, lu, inv, busy, tpp, ci, rd, wr)
-    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
-    npt_c = _cdiv(upq[None, :], R)[:, back.reshape(-1)]
     tiles = npt_c * ntiles  # the layer's array tiles
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
-    tile_c = _tile_cycles(R, C, t)
     cmp_c = npass * (R + 1 + flush_c) + tiles * tile_c
     pass1 = R + 1 + flush_c + npt_c * np.minimum(tpp, ntiles) * tile_c  # the first pass
     # prefetch: the passes after the first load nothing (3 cycles); each pass's write-back
     # waits for what the next pass's loads take beyond the pass (every such pass is full)
-    pf_wait, pf_wait0 = _prefetch_waits(lu, inv, pf & busy, tpp, ntiles, pass1, ci, rd)
+    pass_load, wb_in, first, posted, pf_wait, pf_wait0 = _pass_dma(
+        wl, lu, inv, busy, tpp, ci, rd, wr, pf, pass1
+    )
     from autochip.builder.tiling import PREFETCHED_PASS
 
     pass_load = np.where(pf, first + (npass - 1) * PREFETCHED_PASS, pass_load) + pf_wait
@@ -2368,9 +2415,9 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
         np.minimum((o_d[h] - (Bb - 1)) // (Cb * opitch), ntiles_b)))  # fmt: skip
     n_desc = nb.sum(axis=1)
     # weight prefetch (compiler.prefetch): only in a program without bands
-    from autochip.builder.tiling import prefetch_passes
+    from autochip.builder.tiling import prefetch_passes_batch
 
-    pf_b = np.where(vec | (n_desc[h] != L), 0, prefetch_passes(
+    pf_b = np.where(vec | (n_desc[h] != L), 0, prefetch_passes_batch(
         np.maximum(f["tpp"], 1), ntiles_b, np.maximum(tile_w // w_row[h], 1), w_d[h],
         load_tile=(tile_w + geo["p_tile"][h]) // Bb, wb_tile=Cb * pq_f // Bb, rows=Rb,
         cols=Cb, npt=f["npt"], tile_cycles=np.maximum(t, np.maximum(Rb, Cb))))  # fmt: skip
