@@ -303,22 +303,13 @@ def convert(model: nn.Module, policy: Policy) -> fx.GraphModule:
                     # (an int quantiser of its own kind), and the binariser reads that.
                     int_key = (src.name, "int", act_default)
                     if int_key not in made:
-                        qn = _unique_name(
-                            gm,
-                            f"aq_{src.name}" if act_default == 8 else f"aq{act_default}_{src.name}",
-                        )
-                        gm.add_submodule(qn, QuantAct(act_default, signed=not _nonneg(gm, src)))
-                        with graph.inserting_after(src):
-                            made[int_key] = graph.call_module(qn, (src,))
+                        made[int_key] = _insert_after(gm, src, *_int_act(gm, src, act_default))
                     src = made[int_key]
-                mod: nn.Module = BinaryAct(policy.estimator)
-                name = _unique_name(gm, f"bq_{stem}")
+                made[made_key] = _insert_after(
+                    gm, src, _unique_name(gm, f"bq_{stem}"), BinaryAct(policy.estimator)
+                )
             else:
-                mod = QuantAct(bits, signed=not _nonneg(gm, src))
-                name = _unique_name(gm, f"aq_{src.name}" if bits == 8 else f"aq{bits}_{src.name}")
-            gm.add_submodule(name, mod)
-            with graph.inserting_after(src):
-                made[made_key] = graph.call_module(name, (src,))
+                made[made_key] = _insert_after(gm, src, *_int_act(gm, src, bits))
         args = list(consumer.args)
         args[idx] = made[made_key]
         consumer.args = tuple(args)
@@ -332,6 +323,19 @@ def convert(model: nn.Module, policy: Policy) -> fx.GraphModule:
     graph.lint()
     gm.recompile()
     return gm
+
+
+def _int_act(gm: fx.GraphModule, src: fx.Node, bits: int) -> tuple[str, QuantAct]:
+    """A free name and an integer activation quantiser for ``src``'s tensor."""
+    name = _unique_name(gm, f"aq_{src.name}" if bits == 8 else f"aq{bits}_{src.name}")
+    return name, QuantAct(bits, signed=not _nonneg(gm, src))
+
+
+def _insert_after(gm: fx.GraphModule, src: fx.Node, name: str, mod: nn.Module) -> fx.Node:
+    """Add ``mod`` to ``gm`` as ``name`` and call it on ``src`` right after ``src``."""
+    gm.add_submodule(name, mod)
+    with gm.graph.inserting_after(src):
+        return gm.graph.call_module(name, (src,))
 
 
 def _link(gm: fx.GraphModule, node: fx.Node) -> None:
