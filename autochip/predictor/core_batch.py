@@ -692,6 +692,23 @@ def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
     return fetch, load, load2, vec_wb
 
 
+# id of a workload -> (a reference to it, what is kept for it: the pass DMA of its triples,
+# :func:`_pass_rows`; its residency, :func:`_allocation`), dropped when the workload is gone
+_MEMO: dict[int, tuple[Any, dict[Any, Any]]] = {}
+
+
+def _workload_memo(wl: CoreWorkload) -> dict[Any, Any]:
+    """What is kept from call to call for ``wl`` (values that depend on the workload and their
+    key alone: the same results with or without)."""
+    entry = _MEMO.get(id(wl))
+    if entry is None or entry[0]() is not wl:
+        for k in [k for k, (ref, _) in _MEMO.items() if ref() is None]:
+            del _MEMO[k]  # workloads that are gone
+        entry = (weakref.ref(wl), {})
+        _MEMO[id(wl)] = entry
+    return entry[1]
+
+
 def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[np.bool_],
               tpp: I64, ci: I64, rd: int, wr: int, pf: npt.NDArray[np.bool_] | None = None,
               run: I64 | None = None) -> tuple[I64, I64, I64, I64, I64, I64]:  # fmt: skip
@@ -700,18 +717,9 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     weight and parameter loads and of the last pass's write-back, where ``busy`` (else 0);
     with weight prefetch (``pf``, ``run``: a full pass's cycles) also the write-backs' waits
     for the prefetch engine in all and the first pass's (:func:`_pf_table`, :func:`_pf_apply`;
-    0 where not ``pf & busy``).
-
-    Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
-    parameter load of their records, one write-back of their output channels (contiguous:
-    tile s starts at channel (s // kt) kg + (s % kt) C). The passes before the last are back
-    to back runs of one length, summed in closed form (:func:`_dma_run`; the write-back too
-    when every pass starts the same number of channels further on), the last pass's commands
-    one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
-    C, passes not whole groups) write back pass by pass. All of it depends on (layout, layer,
-    tpp) only: computed once per distinct triple. The first pass's weight and parameter loads
-    come before the layer's input; the last pass's write-back is posted (it overlaps the next
-    descriptor, ``core_model.posted_wait``)."""
+    0 where not ``pf & busy``). All of it but the waits depends on (layout, layer, tiles per
+    pass) only: :func:`_pass_table` once per distinct triple (:func:`_pass_rows`: kept from
+    call to call)."""
     H, Lc = tpp.shape
     flat = busy.ravel()
     pos = np.flatnonzero(flat)
@@ -724,8 +732,81 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     back = (np.cumsum(seen) - 1)[key]
     at = np.empty(ukey.size, dtype=np.int64)
     at[back] = pos  # a (configuration, layer) of every distinct triple, flat index
-    u, jc = inv[at // Lc], at % Lc
-    j = ci[jc]
+    tab = _pass_rows(wl, lu, inv[at // Lc], at % Lc, ci, tpp.ravel()[at], rd, wr)
+    outs = []
+    for v in tab[:4]:
+        if pos.size == flat.size:
+            outs.append(v[back].reshape(H, Lc))
+        else:
+            o = np.zeros(H * Lc, dtype=np.int64)
+            o[pos] = v[back]
+            outs.append(o.reshape(H, Lc))
+    w_tot, w_0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
+    if pf is not None and run is not None:
+        sel = pf.ravel()[pos]
+        ip = pos[sel]  # (configuration, layer) with prefetch, flat
+        if ip.size:
+            tp, tw, wa, pt, pa, bb = tab[10:]
+            w_tot[ip], w_0[ip] = _pf_apply(tab[4:10], back[sel], run.ravel()[ip], tp, tw, wa, pt,
+                                           pa, bb, rd)  # fmt: skip
+    return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
+
+
+_PASS_CACHE_ROWS = 1 << 17  # triples kept per workload and DRAM timing (16 int64 each)
+
+
+def _pass_rows(wl: CoreWorkload, lu: dict[str, I64], u: I64, jc: I64, ci: I64, tp: I64,
+               rd: int, wr: int) -> I64:  # fmt: skip
+    """:func:`_pass_table` of the distinct triples (layout ``u`` of ``lu``, compute layer
+    ``jc``, tiles per pass ``tp``), (16, K), kept from call to call per workload and DRAM
+    timing: a triple is named by its layout's (cols, weight rows, bus) (``lu["key"]``), so a
+    call with other configurations finds the triples an earlier one computed (sorted keys, a
+    binary search) and computes only the others. At most ``_PASS_CACHE_ROWS`` triples are
+    kept: past that, the cache starts again from this call's."""
+    step = (PARAM_TILES + 1) * max(ci.size, 1)
+    if u.size > _PASS_CACHE_ROWS or int(lu["key"].max(initial=0)) >= (1 << 62) // step:
+        return _pass_table(wl, lu, u, ci[jc], tp, rd, wr)  # too many, or keys past int64
+    gk = (lu["key"][u, 0] * ci.size + jc) * (PARAM_TILES + 1) + tp
+    memo = _workload_memo(wl)
+    empty = np.zeros(0, dtype=np.int64)
+    keys, idx, rows = memo.get(("pass", rd, wr), (empty, empty, None))
+    at = np.minimum(np.searchsorted(keys, gk), max(keys.size - 1, 0))
+    miss = np.flatnonzero(keys[at] != gk) if keys.size else np.arange(gk.size)
+    if miss.size:
+        if rows is None or keys.size + miss.size > _PASS_CACHE_ROWS:
+            keys, idx, rows, miss = empty, empty, None, np.arange(gk.size)  # start again
+        new = _pass_table(wl, lu, u[miss], ci[jc[miss]], tp[miss], rd, wr)
+        start = 0 if rows is None else rows.shape[1]
+        rows = new if rows is None else np.concatenate([rows, new], axis=1)
+        order = np.argsort(gk[miss])  # the misses are distinct, as the triples
+        ins = np.searchsorted(keys, gk[miss][order])
+        keys = np.insert(keys, ins, gk[miss][order])
+        idx = np.insert(idx, ins, start + order)
+        memo[("pass", rd, wr)] = (keys, idx, rows)
+        at = np.searchsorted(keys, gk)
+    assert rows is not None
+    out: I64 = rows[:, idx[at]]
+    return out
+
+
+def _pass_table(wl: CoreWorkload, lu: dict[str, I64], u: I64, j: I64, tp: I64, rd: int,
+                wr: int) -> I64:  # fmt: skip
+    """What a layer's passes take of the DMA per triple (layout ``u`` of ``lu``, layer ``j``,
+    tiles per pass ``tp``), (16, K): the cycles of the per-pass weight and parameter loads,
+    of the write-backs of every pass but the last, of the first pass's loads and of the last
+    pass's write-back (rows 0-3), the prefetch waits' table (:func:`_pf_table`, rows 4-9) and
+    what :func:`_pf_apply` walks the passes with (rows 10-15: tiles per pass, weight tile
+    bytes and address, parameter tile bytes and address, bus).
+
+    Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
+    parameter load of their records, one write-back of their output channels (contiguous:
+    tile s starts at channel (s // kt) kg + (s % kt) C). The passes before the last are back
+    to back runs of one length, summed in closed form (:func:`_dma_run`; the write-back too
+    when every pass starts the same number of channels further on), the last pass's commands
+    one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
+    C, passes not whole groups) write back pass by pass. The first pass's weight and
+    parameter loads come before the layer's input; the last pass's write-back is posted (it
+    overlaps the next descriptor, ``core_model.posted_wait``)."""
 
     def g(name: str) -> I64:
         out: I64 = lu[name][u, j]
@@ -735,7 +816,7 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
         out: I64 = lu[name][u, 0]
         return out
 
-    tp, nt, kt, kg = tpp.ravel()[at], g("ntiles"), np.maximum(g("kt"), 1), g("kg")
+    nt, kt, kg = g("ntiles"), np.maximum(g("kt"), 1), g("kg")
     c, bb, pt, pq = g1("cols"), g1("bus"), g1("p_tile"), wl.pq[j]
     full = _cdiv(nt, tp) - 1  # passes before the last
     s_last = full * tp
@@ -743,7 +824,7 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     n_first = np.minimum(tp, nt)
     wa, tw = g("w_addr"), g("tile_w")
     pa = g("p_addr")
-    K = ukey.size
+    K = tp.size
     # weights and parameters in one call each (element-wise: the same sums, fewer calls)
     cat = np.concatenate
     r = _dma_run(cat([wa, pa]), cat([tp * tw, tp * pt]), cat([full, full]), cat([bb, bb]), rd)
@@ -777,25 +858,11 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
         o_c[p_idx] += _dma(o_a[p_idx] + ch0 * pq[p_idx], (ch1 - ch0) * pq[p_idx], bb[p_idx], wr)
         p += 1
         idx = p_idx
-    outs = []
-    for v in (w_c, o_c, f_c, l_c):
-        if pos.size == flat.size:
-            outs.append(v[back].reshape(H, Lc))
-        else:
-            o = np.zeros(H * Lc, dtype=np.int64)
-            o[pos] = v[back]
-            outs.append(o.reshape(H, Lc))
-    w_tot, w_0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
-    if pf is not None and run is not None:
-        sel = pf.ravel()[pos]
-        ip = pos[sel]  # (configuration, layer) with prefetch, flat
-        if ip.size:
-            # the passes 1 .. npass - 2 (those before the last but the first)
-            mid = np.where(full > 0, run_c - f_c, 0)
-            tab = _pf_table(tp, nt, bb, pt, tw, wa, pa, rd, mid)
-            w_tot[ip], w_0[ip] = _pf_apply(tab, back[sel], run.ravel()[ip], tp, tw, wa, pt,
-                                           pa, bb, rd)  # fmt: skip
-    return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
+    # the passes 1 .. npass - 2 (those before the last but the first)
+    mid = np.where(full > 0, run_c - f_c, 0)
+    tab = _pf_table(tp, nt, bb, pt, tw, wa, pa, rd, mid)
+    out: I64 = np.stack([w_c, o_c, f_c, l_c, *tab, tp, tw, wa, pt, pa, bb])
+    return out
 
 
 _NEVER = -(1 << 50)  # a wait's load bound where none applies: max(0, 1 - run + _NEVER) = 0
@@ -806,7 +873,7 @@ def _pf_table(tp: I64, nt: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64, rd:
     """What the weight prefetch's waits (:func:`_pf_waits_flat`) take from a layer's DMA, per
     distinct (layout, layer, tiles per pass) (tiles per pass, tiles, bus, parameter tile
     bytes, weight tile bytes, weight and parameter addresses; ``mid``: the loads of the
-    passes 1 .. npass - 2 in all, if known), (K, 6): pass 1's loads and the last pass's
+    passes 1 .. npass - 2 in all, if known), (6, K): pass 1's loads and the last pass's
     (``_NEVER`` with one pass), the lower and upper bounds of a full pass's loads
     (``_NEVER`` without full passes after the first), the full passes after the first and
     their loads in all."""
@@ -834,13 +901,13 @@ def _pf_table(tp: I64, nt: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64, rd:
         more = np.where(g == pw, 1, _cdiv(words + 1, pw) + 1)
         hi += 2 + words + 1 + rd * (_cdiv(words + 1, g) + more)
     two, some = npass > 1, full > 0
-    tab = np.empty((tp.size, 6), dtype=np.int64)
-    tab[:, 0] = np.where(two, l_1, _NEVER)
-    tab[:, 1] = np.where(two, l_l, _NEVER)
-    tab[:, 2] = np.where(some, lo, _NEVER)
-    tab[:, 3] = np.where(some, hi, _NEVER)
-    tab[:, 4] = full
-    tab[:, 5] = mid
+    tab = np.empty((6, tp.size), dtype=np.int64)
+    tab[0] = np.where(two, l_1, _NEVER)
+    tab[1] = np.where(two, l_l, _NEVER)
+    tab[2] = np.where(some, lo, _NEVER)
+    tab[3] = np.where(some, hi, _NEVER)
+    tab[4] = full
+    tab[5] = mid
     return tab
 
 
@@ -849,17 +916,17 @@ def _pf_apply(tab: I64, back: I64, rn: I64, tp: I64, tw: I64, wa: I64, pt: I64, 
     """The waits of :func:`_pf_waits_flat` per element (``back``: its row of ``tab``, from
     :func:`_pf_table`; ``rn``: a full pass's cycles): in all and the first pass's. Pass p
     waits ``max(0, 1 + loads(p + 1) - rn)``: where even the lower bound of a full pass's
-    loads outlasts the pass, every full pass waits (their loads in all, ``tab[:, 5]``), where
+    loads outlasts the pass, every full pass waits (their loads in all, ``tab[5]``), where
     even the upper bound does not, none; only the elements in between walk their passes
-    (all (element, pass) pairs at once; the other arguments per row of ``tab``)."""
-    t = tab[back]
+    (all (element, pass) pairs at once; the other arguments per column of ``tab``)."""
+    t = tab[:, back]
     base = 1 - rn
-    w0 = np.maximum(base + t[:, 0], 0)
-    tot = np.maximum(base + t[:, 1], 0)  # the last pass's
-    fe = t[:, 4]
-    lin = base + t[:, 2] >= 0
-    tot += (fe * base + t[:, 5]) * lin
-    idx = np.flatnonzero(~lin & (base + t[:, 3] > 0))
+    w0 = np.maximum(base + t[0], 0)
+    tot = np.maximum(base + t[1], 0)  # the last pass's
+    fe = t[4]
+    lin = base + t[2] >= 0
+    tot += (fe * base + t[5]) * lin
+    idx = np.flatnonzero(~lin & (base + t[3] > 0))
     # those pass by pass, all (element, pass) pairs at once
     reps = fe[idx]
     ix = np.repeat(idx, reps)
@@ -1045,7 +1112,9 @@ def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], 
     inv = inv.reshape(-1)
     ucols, rest = np.divmod(uk, (cap + 1) * (MAX_BUS + 1))
     uw, ubus = np.divmod(rest, MAX_BUS + 1)
-    return _layout(wl, ucols, uw, ubus), inv
+    lu = _layout(wl, ucols, uw, ubus)
+    lu["key"] = uk[:, None]  # (U, 1): names the layout for every configuration of ``wl``
+    return lu, inv
 
 
 def _needs(wl: CoreWorkload, lu: dict[str, I64]) -> dict[str, I64]:
@@ -1154,11 +1223,6 @@ def _tiling(
     return np.where(pf > 0, pf, tpp), npt_, pf, _feasible(wl, cfg, geo, lu, inv)
 
 
-# id of the workload -> (a reference to it, {(bus, rows when they divide the bus, copy bytes or
-# -1: every copy from the saturation size on) -> (res_a, res_b) or the saturation size})
-_RESIDENT: dict[int, tuple[Any, dict[tuple[int, int, int], Any]]] = {}
-
-
 def _descs(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int) -> list[Any]:
     """The allocator's view (``residency.Desc``) of every layer on layout ``u`` of ``lu``
     (the tensors' offsets within a bus word depend on the bus alone) with ``rows`` array rows
@@ -1199,13 +1263,9 @@ def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, caps: I
     from autochip.builder.residency import allocate, saturation
 
     bus = int(lu["bus"][u, 0])
-    entry = _RESIDENT.get(id(wl))
-    if entry is None or entry[0]() is not wl:
-        for k in [k for k, (ref, _) in _RESIDENT.items() if ref() is None]:
-            del _RESIDENT[k]  # workloads that are gone
-        entry = (weakref.ref(wl), {})
-        _RESIDENT[id(wl)] = entry
-    memo = entry[1]
+    # (bus, rows when they divide the bus, copy bytes or -1: every copy from the saturation
+    # size on) -> (res_a, res_b) or the saturation size
+    memo = _workload_memo(wl).setdefault("resident", {})
     descs: list[Any] = []
 
     def flags(place: Any) -> tuple[Any, Any]:
