@@ -1253,13 +1253,13 @@ def _descs(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int) -> list[Any]
 
 
 def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, caps: I64
-                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:  # fmt: skip
+                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], I64]:  # fmt: skip
     """The compiler's residency (``autochip.builder.residency.allocate``) of an untiled
     program on layout ``u`` of ``lu`` with ``rows`` array rows (dividing the bus), for ifmap
-    copies of ``caps`` bytes: whether each layer reads its first / second input resident,
-    (len(caps), L) each. Copies from the saturation size on (``residency.saturation``) share
-    one allocation; smaller ones are allocated one distinct size at a time. Cached per
-    workload."""
+    copies of ``caps`` bytes: whether each layer reads its first / second input resident, as
+    distinct rows (M, L) each and every copy's row (len(caps),). Copies from the saturation
+    size on (``residency.saturation``) share one allocation, row 0; smaller ones are
+    allocated one distinct size at a time. Kept per workload."""
     from autochip.builder.residency import allocate, saturation
 
     bus = int(lu["bus"][u, 0])
@@ -1277,19 +1277,19 @@ def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, caps: I
         place, sat = saturation(descs, bus)
         memo[(bus, rows, -1)] = (*flags(place), sat)
     sat_a, sat_b, sat = memo[(bus, rows, -1)]
-    L = len(wl)
-    res_a = np.broadcast_to(sat_a, (caps.size, L)).copy()
-    res_b = np.broadcast_to(sat_b, (caps.size, L)).copy()
+    res_a, res_b = [sat_a], [sat_b]
+    which = np.zeros(caps.size, dtype=np.int64)
     small = np.flatnonzero(caps < sat)
     if small.size:
         ucap, back = np.unique(caps[small], return_inverse=True)
-        for k, cap in enumerate(ucap.tolist()):
+        for cap in ucap.tolist():
             if (bus, rows, cap) not in memo:
                 descs = descs or _descs(wl, lu, u, rows)
                 memo[(bus, rows, cap)] = flags(allocate(descs, cap, bus))
-            sel = small[back.reshape(-1) == k]
-            res_a[sel], res_b[sel] = memo[(bus, rows, cap)]
-    return res_a, res_b
+            res_a.append(memo[(bus, rows, cap)][0])
+            res_b.append(memo[(bus, rows, cap)][1])
+        which[small] = 1 + back.reshape(-1)
+    return np.stack(res_a), np.stack(res_b), which
 
 
 def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
@@ -1304,27 +1304,31 @@ def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict
         return z, z.copy(), z.copy()
     bus = geo["bus"]
     fwd = bus % cfg.rows == 0
-    res_a = np.zeros((H, L), dtype=bool)
-    res_b = np.zeros((H, L), dtype=bool)
-    # one allocation per (bus, rows) from the saturation size on; smaller copies one by one
+    # one allocation per (bus, rows) from the saturation size on; smaller copies one by one;
+    # the distinct rows of flags in one table (row 0: nothing resident), gathered at the end
+    tab_a, tab_b = [np.zeros((1, L), dtype=bool)], [np.zeros((1, L), dtype=bool)]
+    which = np.zeros(H, dtype=np.int64)
     key = np.where(fwd, bus * 128 + cfg.rows, -1)
     for k in np.unique(key[fwd]).tolist():
         sel = np.flatnonzero(key == k)
         i = int(sel[0])
-        res_a[sel], res_b[sel] = _allocation(
-            wl, lu, int(inv[i]), int(cfg.rows[i]), geo["if_depth"][sel]
-        )
-    # the ofmap bytes each layer writes from ofmap byte 0 (compiler._ofmap_need)
-    comp = ~wl.vector
-    B = bus[:, None]
-    C = cfg.cols[:, None]
+        a, b, w = _allocation(wl, lu, int(inv[i]), int(cfg.rows[i]), geo["if_depth"][sel])
+        which[sel] = sum(len(t) for t in tab_a) + w
+        tab_a.append(a)
+        tab_b.append(b)
+    res_a, res_b = np.concatenate(tab_a)[which], np.concatenate(tab_b)[which]
+    # the ofmap bytes each layer writes from ofmap byte 0 (compiler._ofmap_need): its tiles'
+    # outputs in one pass, or a vector layer's, per layout; a pass of tpp tiles otherwise
+    comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
-    ntiles, kt, kg = lu["ntiles"][inv], np.maximum(lu["kt"][inv], 1), lu["kg"][inv]
-    o_off = lu["out_addr"][inv] & (B - 1)
-    groups = ntiles // kt
-    one = o_off + (ntiles - groups) * C * pq + groups * (kg - (kt - 1) * C) * pq
-    need = np.where(comp[None, :], np.where(tpp < ntiles, B - 1 + tpp * C * pq, one),
-                    o_off + wl.c[None, :] * pq)  # fmt: skip
+    C = lu["cols"]
+    kt = np.maximum(lu["kt"], 1)
+    o_off = lu["out_addr"] & (lu["bus"] - 1)
+    groups = lu["ntiles"] // kt
+    tiles = (lu["ntiles"] - groups) * C * pq + groups * (lu["kg"] - (kt - 1) * C) * pq
+    one = o_off + np.where(comp, tiles, wl.c[None, :] * pq)
+    B = bus[:, None]
+    need = np.where(tpp < lu["ntiles"][inv], B - 1 + tpp * cfg.cols[:, None] * pq, one[inv])
     o_depth, unit = geo["o_depth"], 2 * np.maximum(bus, _pow2_ceil(cfg.rows))
     half = o_depth // 2 // unit * unit
     owait = np.zeros((H, L), dtype=bool)
@@ -1336,7 +1340,7 @@ def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict
                      half, 0)  # fmt: skip
         owait[:, j] = res_a[:, j] & (base < prev_b + prev_n) & (prev_b < base + n)
         prev_b = base
-        prev_n = n if comp[j] else np.zeros(H, dtype=np.int64)
+        prev_n = n if comp[0, j] else np.zeros(H, dtype=np.int64)
     return res_a, res_b, owait
 
 
@@ -1772,7 +1776,7 @@ def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
 
 
 # -- resources and area ------------------------------------------------------------------------
-def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
+def _ram_batch(target: str, *cols: I64 | int) -> tuple[I64, I64]:
     """``core_model.ram_cells(target, depth, lanes, bits, row, used)`` element-wise, vectorised
     (the same mode choice, the same arithmetic: ``tests/test_core_batch.py`` checks equality)."""
     shape = np.broadcast_shapes(*(np.shape(c) for c in cols))
@@ -1783,17 +1787,26 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
     used = np.where(used == 0, row, used)
     rows = lanes // row
     drops = _BRAM_DROPS_LANES[target]
-    best_c = np.full(shape, np.inf)
-    best_n = np.zeros(shape, dtype=np.int64)
-    for d, w, cost in _BRAM_MODES[target]:  # the cheapest mode, then the fewest cells
+    modes = _BRAM_MODES[target]
+    # the cheapest mode (cells x cost), then the fewest cells: on equal cells x cost the
+    # dearer cell has fewer, so the minimum of (cells x cost) x nc + the cost's rank among
+    # the nc costs, dearest first (ceilings shared by the modes of one depth / width)
+    costs = sorted({cost for _, _, cost in modes}, reverse=True)
+    nc = len(costs)
+    deep_d = {d: _cdiv_k(depth, d) for d in {d for d, _, _ in modes}}
+    groups_w = {}
+    for w in {w for _, w, _ in modes}:
         groups = _cdiv_k(lanes, w)
         if drops:
             groups = np.where(w <= row, rows * _cdiv_k(used, w), groups)
-        n = _cdiv_k(depth, d) * groups
-        c = n * cost
-        better = (c < best_c) | ((c == best_c) & (n < best_n))
-        best_c = np.where(better, c, best_c)
-        best_n = np.where(better, n, best_n)
+        groups_w[w] = groups
+    key = np.full(shape, np.iinfo(np.int64).max)
+    for d, w, cost in modes:
+        k = deep_d[d] * (groups_w[w] * (cost * nc))
+        k += costs.index(cost)
+        np.minimum(key, k, out=key)
+    best_c = key // nc
+    best_n = best_c // np.array(costs, dtype=np.int64)[key % nc]
     opts = _LUTRAM[target]
     pick = np.full(shape, -1)
     for i, o in enumerate(opts):  # the first LUT RAM cell deep enough
@@ -1802,12 +1815,15 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
         pick = np.where(pick < 0, len(opts) - 1, pick)
     bram = best_n.copy()
     lut = np.zeros(shape, dtype=np.int64)
-    for i, (cd, cw, ccost, per, sites) in enumerate(opts):
-        deep = _cdiv_k(depth, cd)
-        ok = (pick == i) & (deep * rows * used * ccost * bits / per < best_c)
-        bram = np.where(ok, 0, bram)
-        lut = np.where(ok, deep * rows * used * -(-bits // cw) * sites, lut)
-    return bram.astype(np.int64), lut.astype(np.int64)
+    at = np.flatnonzero(pick >= 0)  # LUT RAM candidates (7-series: one cell deep at most)
+    if at.size:
+        pk, dp, ru, bt, bc = (np.ravel(x)[at] for x in (pick, depth, rows * used, bits, best_c))
+        for i, (cd, cw, ccost, per, sites) in enumerate(opts):
+            deep = _cdiv_k(dp, cd)
+            ok = (pk == i) & (deep * ru * ccost * bt / per < bc)
+            bram.ravel()[at[ok]] = 0
+            lut.ravel()[at[ok]] = (deep * ru * -(-bt // cw) * sites)[ok]
+    return bram, lut
 
 
 def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
@@ -1824,8 +1840,6 @@ def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         ("ifmap", r - 1, geo["if_depth"] // b, b, cfg.a_bits, b, b),
         ("weight", one, geo["w_depth"] * geo["w_row"] // geo["w_word"], geo["w_word"],
          cfg.w_bits, geo["w_row"], c),
-        ("params", one, 16 * one, 16 * recs, 8 * one, 16 * one, 9 * one),
-        ("params", one, 16 * one, 16 * recs, one, 16 * one, one),
         ("ofmap", 2 * one, geo["o_depth"] // (2 * o_wb), o_wb, 8 * one, o_wb, o_wb),
     )  # fmt: skip
     out = {k: np.zeros(len(cfg), dtype=np.int64) for k in ("ifmap", "weight", "params", "ofmap")}
@@ -1834,6 +1848,12 @@ def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         bram, lut = _ram_batch(target, *shape)
         out[name] += count * bram
         out["lutram_lut"] += count * lut
+    # the parameter RAMs (the records' bytes, the flip bit) once per distinct record count
+    urecs, back = np.unique(recs, return_inverse=True)
+    for bits, used in ((8, 9), (1, 1)):
+        bram, lut = _ram_batch(target, 16, 16 * urecs, bits, 16, used)
+        out["params"] += bram[back.reshape(-1)]
+        out["lutram_lut"] += lut[back.reshape(-1)]
     return out
 
 
