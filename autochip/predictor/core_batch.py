@@ -772,7 +772,7 @@ def _pass_rows(wl: CoreWorkload, lu: dict[str, I64], u: I64, jc: I64, ci: I64, t
     keys, idx, rows = memo.get(("pass", rd, wr), (empty, empty, None))
     at = np.minimum(np.searchsorted(keys, gk), max(keys.size - 1, 0))
     miss = np.flatnonzero(keys[at] != gk) if keys.size else np.arange(gk.size)
-    if miss.size:
+    if miss.size or rows is None:
         if rows is None or keys.size + miss.size > _PASS_CACHE_ROWS:
             keys, idx, rows, miss = empty, empty, None, np.arange(gk.size)  # start again
         new = _pass_table(wl, lu, u[miss], ci[jc[miss]], tp[miss], rd, wr)
@@ -784,7 +784,6 @@ def _pass_rows(wl: CoreWorkload, lu: dict[str, I64], u: I64, jc: I64, ci: I64, t
         idx = np.insert(idx, ins, start + order)
         memo[("pass", rd, wr)] = (keys, idx, rows)
         at = np.searchsorted(keys, gk)
-    assert rows is not None
     out: I64 = rows[:, idx[at]]
     return out
 
@@ -1020,7 +1019,18 @@ def _merged(wl: CoreWorkload, C: I64, w_depth: I64) -> tuple[I64, I64, I64]:
 
 def _outer_regions(wl: CoreWorkload) -> tuple[I64, I64, np.ndarray]:
     """The tensors' 16-byte-aligned offsets, the outermost region holding each tensor's bytes
-    (a padded / concatenated one, else itself) and whether a tensor owns its region."""
+    (a padded / concatenated one, else itself) and whether a tensor owns its region (kept per
+    workload)."""
+    memo = _workload_memo(wl)
+    if "outer" not in memo:
+        memo["outer"] = _find_outer_regions(wl)
+        for x in memo["outer"]:
+            x.setflags(write=False)  # shared by every call
+    out: tuple[I64, I64, np.ndarray] = memo["outer"]
+    return out
+
+
+def _find_outer_regions(wl: CoreWorkload) -> tuple[I64, I64, np.ndarray]:
     n = wl.tensor_bytes.shape[0]
     t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
     off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
