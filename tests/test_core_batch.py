@@ -482,7 +482,7 @@ def test_pass_dma_kept_between_calls_equals_computed_afresh(
     def blockwise(cap: int) -> list[int]:
         """Evaluate the blocks one after another from an empty cache of ``cap`` triples, check
         them against ``ref``; the triples kept after each block."""
-        monkeypatch.setattr(core_batch, "_PASS_CACHE_ROWS", cap)
+        monkeypatch.setattr(core_batch, "_KEPT_COLUMNS", cap)
         core_batch._MEMO.pop(id(wl), None)
         kept = []
         for idx in blocks:
@@ -494,7 +494,7 @@ def test_pass_dma_kept_between_calls_equals_computed_afresh(
             kept.append(core_batch._workload_memo(wl)[key][0].size)
         return kept
 
-    kept = blockwise(core_batch._PASS_CACHE_ROWS)
+    kept = blockwise(core_batch._KEPT_COLUMNS)
     assert kept[-1] > kept[0] * 3 // 2  # later blocks find some triples, not all
     # a cache that holds a block's triples but not all of them: it starts again
     cap = kept[0] * 5 // 4

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -752,39 +752,50 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
 
 
-_PASS_CACHE_ROWS = 1 << 17  # triples kept per workload and DRAM timing (16 int64 each)
+_KEPT_COLUMNS = 1 << 17  # keys kept per workload and name (_kept_columns)
 
 
 def _pass_rows(wl: CoreWorkload, lu: dict[str, I64], u: I64, jc: I64, ci: I64, tp: I64,
                rd: int, wr: int) -> I64:  # fmt: skip
     """:func:`_pass_table` of the distinct triples (layout ``u`` of ``lu``, compute layer
     ``jc``, tiles per pass ``tp``), (16, K), kept from call to call per workload and DRAM
-    timing: a triple is named by its layout's (cols, weight rows, bus) (``lu["key"]``), so a
-    call with other configurations finds the triples an earlier one computed (sorted keys, a
-    binary search) and computes only the others. At most ``_PASS_CACHE_ROWS`` triples are
-    kept: past that, the cache starts again from this call's."""
+    timing (:func:`_kept_columns`): a triple is named by its layout's (cols, weight rows,
+    bus) (``lu["key"]``), so a call with other configurations finds the triples an earlier
+    one computed and computes only the others."""
     step = (PARAM_TILES + 1) * max(ci.size, 1)
-    if u.size > _PASS_CACHE_ROWS or int(lu["key"].max(initial=0)) >= (1 << 62) // step:
-        return _pass_table(wl, lu, u, ci[jc], tp, rd, wr)  # too many, or keys past int64
+    if int(lu["key"].max(initial=0)) >= (1 << 62) // step:  # keys past int64: not kept
+        return _pass_table(wl, lu, u, ci[jc], tp, rd, wr)
     gk = (lu["key"][u, 0] * ci.size + jc) * (PARAM_TILES + 1) + tp
+    return _kept_columns(wl, ("pass", rd, wr), gk,
+                         lambda m: _pass_table(wl, lu, u[m], ci[jc[m]], tp[m], rd, wr))  # fmt: skip
+
+
+def _kept_columns(wl: CoreWorkload, name: Any, keys: I64, compute: Callable[[I64], I64]) -> I64:
+    """``compute(sel)`` (the values of ``keys[sel]``, (V, len(sel))) for distinct integer
+    ``keys``, (V, len(keys)), kept from call to call per workload under ``name``: sorted
+    keys, a binary search, and ``compute`` only for the keys not kept. At most
+    ``_KEPT_COLUMNS`` keys are kept: past that, it starts again from this call's (a call
+    with more is not kept)."""
+    if keys.size > _KEPT_COLUMNS:
+        return compute(np.arange(keys.size))
     memo = _workload_memo(wl)
     empty = np.zeros(0, dtype=np.int64)
-    keys, idx, rows = memo.get(("pass", rd, wr), (empty, empty, None))
-    at = np.minimum(np.searchsorted(keys, gk), max(keys.size - 1, 0))
-    miss = np.flatnonzero(keys[at] != gk) if keys.size else np.arange(gk.size)
-    if miss.size or rows is None:
-        if rows is None or keys.size + miss.size > _PASS_CACHE_ROWS:
-            keys, idx, rows, miss = empty, empty, None, np.arange(gk.size)  # start again
-        new = _pass_table(wl, lu, u[miss], ci[jc[miss]], tp[miss], rd, wr)
-        start = 0 if rows is None else rows.shape[1]
-        rows = new if rows is None else np.concatenate([rows, new], axis=1)
-        order = np.argsort(gk[miss])  # the misses are distinct, as the triples
-        ins = np.searchsorted(keys, gk[miss][order])
-        keys = np.insert(keys, ins, gk[miss][order])
+    kept, idx, cols = memo.get(name, (empty, empty, None))
+    at = np.minimum(np.searchsorted(kept, keys), max(kept.size - 1, 0))
+    miss = np.flatnonzero(kept[at] != keys) if kept.size else np.arange(keys.size)
+    if miss.size or cols is None:
+        if cols is None or kept.size + miss.size > _KEPT_COLUMNS:
+            kept, idx, cols, miss = empty, empty, None, np.arange(keys.size)  # start again
+        new = compute(miss)
+        start = 0 if cols is None else cols.shape[1]
+        cols = new if cols is None else np.concatenate([cols, new], axis=1)
+        order = np.argsort(keys[miss])
+        ins = np.searchsorted(kept, keys[miss][order])
+        kept = np.insert(kept, ins, keys[miss][order])
         idx = np.insert(idx, ins, start + order)
-        memo[("pass", rd, wr)] = (keys, idx, rows)
-        at = np.searchsorted(keys, gk)
-    out: I64 = rows[:, idx[at]]
+        memo[name] = (kept, idx, cols)
+        at = np.searchsorted(kept, keys)
+    out: I64 = cols[:, idx[at]]
     return out
 
 
@@ -1108,6 +1119,12 @@ def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64, ubus: I64) -> dict[str, 
     }
 
 
+# what :func:`_layout` gives, (U, L) and (U, 1)
+_LAYOUT_L = ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "ntiles", "kt", "tile_w",
+             "p_len", "blob", "t", "kg")  # fmt: skip
+_LAYOUT_1 = ("cols", "bus", "w_row", "p_tile")
+
+
 def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], I64]:
     """:func:`_layout` of the distinct (cols, weight rows, bus) of ``cfg`` and the index of
     each configuration's triple."""
@@ -1122,9 +1139,33 @@ def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], 
     inv = inv.reshape(-1)
     ucols, rest = np.divmod(uk, (cap + 1) * (MAX_BUS + 1))
     uw, ubus = np.divmod(rest, MAX_BUS + 1)
-    lu = _layout(wl, ucols, uw, ubus)
+    L = len(wl)
+
+    def packed(m: I64) -> I64:
+        lu = _layout(wl, ucols[m], uw[m], ubus[m])
+        out: I64 = np.concatenate([lu[k] for k in _LAYOUT_L + _LAYOUT_1], axis=1).T
+        return out
+
+    # kept from call to call (the same layouts recur): (U, 12 L + 4) unpacked as views
+    lu_p = np.ascontiguousarray(_kept_columns(wl, "layout", uk, packed).T)
+    lu = {k: lu_p[:, i * L : (i + 1) * L] for i, k in enumerate(_LAYOUT_L)}
+    lu |= {k: lu_p[:, len(_LAYOUT_L) * L + i][:, None] for i, k in enumerate(_LAYOUT_1)}
     lu["key"] = uk[:, None]  # (U, 1): names the layout for every configuration of ``wl``
     return lu, inv
+
+
+def _kept_layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
+                     ) -> tuple[I64, I64, I64, I64]:  # fmt: skip
+    """:func:`_layout_dma`, kept from call to call per layout (``lu["key"]``)."""
+    L = len(wl)
+
+    def packed(m: I64) -> I64:
+        out: I64 = np.concatenate(_layout_dma(wl, {k: v[m] for k, v in lu.items()}, rd, wr),
+                                  axis=1).T  # fmt: skip
+        return out
+
+    p = _kept_columns(wl, ("layout_dma", rd, wr), lu["key"][:, 0], packed).T
+    return p[:, :L], p[:, L : 2 * L], p[:, 2 * L : 3 * L], p[:, 3 * L :]
 
 
 def _needs(wl: CoreWorkload, lu: dict[str, I64]) -> dict[str, I64]:
@@ -1417,7 +1458,7 @@ def evaluate_core(
     cidx[ci] = np.arange(Lc)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    u_fetch, u_load, u_load2, u_vwb = _layout_dma(wl, lu, rd, wr)  # (U, L)
+    u_fetch, u_load, u_load2, u_vwb = _kept_layout_dma(wl, lu, rd, wr)  # (U, L)
 
     # compute layers, (H, Lc)
     pq_c = wl.pq[ci]
