@@ -1381,17 +1381,22 @@ def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict
     B = bus[:, None]
     need = np.where(tpp < lu["ntiles"][inv], B - 1 + tpp * cfg.cols[:, None] * pq, one[inv])
     o_depth, unit = geo["o_depth"], 2 * np.maximum(bus, _pow2_ceil(cfg.rows))
-    half = o_depth // 2 // unit * unit
-    owait = np.zeros((H, L), dtype=bool)
-    prev_b: Any = np.zeros(H, dtype=np.int64)
-    prev_n: Any = np.zeros(H, dtype=np.int64)
+    half = (o_depth // 2 // unit * unit)[:, None]
+    # a layer's outputs start at the ofmap's upper half (``up``) when the previous layer's
+    # start at 0, its posted write-back ends below half and the layer's outputs fit above
+    # (in a run of layers where both fit: up, 0, up, ...), else at 0; the previous compute
+    # layer's posted write-back is waited for (owait) where the two ranges meet: both from
+    # 0, or the previous one from half and the layer's past half
+    over, nz = need > half, need > 0
+    prev_over = np.zeros((H, L), dtype=bool)  # the previous compute layer's past half, ...
+    prev_over[:, 1:] = over[:, :-1] & comp[:, :-1]
+    prev_nz = np.zeros((H, L), dtype=bool)  # ... and not empty
+    prev_nz[:, 1:] = nz[:, :-1] & comp[:, :-1]
+    fits = (half > 0) & ~prev_over & (need <= o_depth[:, None] - half)
+    up = np.zeros((H, L + 1), dtype=bool)  # column j + 1: layer j's
     for j in range(L):
-        n = need[:, j]
-        base: Any = np.where((half > 0) & (prev_b == 0) & (prev_n <= half) & (n <= o_depth - half),
-                     half, 0)  # fmt: skip
-        owait[:, j] = res_a[:, j] & (base < prev_b + prev_n) & (prev_b < base + n)
-        prev_b = base
-        prev_n = n if comp[0, j] else np.zeros(H, dtype=np.int64)
+        np.greater(fits[:, j], up[:, j], out=up[:, j + 1])  # fits and not the previous
+    owait = res_a & ~up[:, 1:] & np.where(up[:, :-1], over, prev_nz & nz)
     return res_a, res_b, owait
 
 
@@ -1919,16 +1924,19 @@ def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
     moves += (r * (r - 1) // 2) * (a + 1) + (c * (c - 1) // 2) * w
     x = {"one": np.ones(H), "rows": r, "cols": c, "pes": r * c,
          "bus": cfg.bus.astype(np.float64), "moves": moves}  # fmt: skip
-    key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
+    # a PE's resources per distinct (adder, a_bits, w_bits)
+    uk, back = np.unique(cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits, return_inverse=True)
+    pe = np.array([pe_resources(target, k // 100 % 100, k % 100, bool(k // 10000))
+                   for k in uk.tolist()], dtype=np.int64)  # fmt: skip
+    pe = pe.reshape(-1, len(FIT_RESOURCES))
+    pes = cfg.rows * cfg.cols
     out: dict[str, Any] = {}
     for i, res in enumerate(FIT_RESOURCES):
-        pe = _per_unique(key, lambda k, i=i: pe_resources(
-            target, k // 100 % 100, k % 100, bool(k // 10000))[i])  # fmt: skip
         acc = np.zeros(H)
         for f, v in model["control"][res].items():
             acc = acc + float(v) * x[f]
         ctrl = np.maximum(0, np.round(acc)).astype(np.int64)
-        out[res] = (cfg.rows * cfg.cols * pe).astype(np.int64) + ctrl
+        out[res] = pes * pe[back.reshape(-1), i] + ctrl
     mem = core_brams_batch(cfg, target)
     out["lut"] = out["lut"] + mem["lutram_lut"]
     out["bram"] = mem["ifmap"] + mem["weight"] + mem["params"] + mem["ofmap"]
