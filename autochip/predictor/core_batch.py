@@ -1529,7 +1529,8 @@ def evaluate_core(
     # prefetch at once (the prefetch's wait is in the load phase: core_model.core_cycles)
     pf_w0_x = np.concatenate([pf_wait0, np.zeros((H, 1), dtype=np.int64)], axis=1)
     wait_wb = np.maximum(0, wait_all - wait - np.where(comp_l[pj], pf_w0_x[:, cidx[pj]], 0))
-    end_fetch = _dma(np.full(H, L * DESC_BYTES), np.full(H, DESC_BYTES), bus, rd)
+    ub = lu["bus"][:, 0]  # the end descriptor's fetch, per layout
+    end_fetch = _dma(L * DESC_BYTES + 0 * ub, DESC_BYTES + 0 * ub, ub, rd)[inv]
     last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
 
