@@ -1465,27 +1465,36 @@ def evaluate_core(
     C = cfg.cols[:, None]
     u_fetch, u_load, u_load2, u_vwb = _kept_layout_dma(wl, lu, rd, wr)  # (U, L)
 
-    # compute layers, (H, Lc)
+    # compute layers, (H, Lc); their tiling, prefetch and array cycles once per distinct
+    # shape (layers with the same tiles, weight tile bytes and reduction on every layout and
+    # the same outputs per channel: ResNet-18's 21 are 12), ``col``: each layer's
     pq_c = wl.pq[ci]
-    ntiles = lu["ntiles"][:, ci][inv]
-    t = lu["t"][:, ci][inv]
-    rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
-    tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
-    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
-    npt_c = _cdiv(upq[None, :], R)[:, back.reshape(-1)]
-    tile_c = _tile_cycles(R, C, t)
+    shape = np.concatenate([lu["ntiles"][:, ci], lu["tile_w"][:, ci], lu["t"][:, ci], pq_c[None]])
+    _, first_c, col = np.unique(shape, axis=1, return_index=True, return_inverse=True)
+    col = col.reshape(-1)
+    cd = ci[first_c]  # a layer of each shape
+    pq_d = wl.pq[cd][None, :]
+    ntiles_d = lu["ntiles"][:, cd][inv]
+    t_d = lu["t"][:, cd][inv]
+    rows_per_tile = np.maximum(lu["tile_w"][:, cd] // lu["w_row"], 1)[inv]
+    tpp_d = np.maximum(_tpp(geo, cfg.cols, pq_d[0], ntiles_d, rows_per_tile), 1)
+    npt_d = _cdiv(pq_d, R)  # pixel tiles of R outputs
+    tile_d = _tile_cycles(R, C, t_d)
     # weight prefetch (op bit 12): passes of pf_n tiles in two slots (tiling.prefetch_passes)
-    pf_n = _prefetch_n(cfg, geo, lu, inv, ci, pq_c, tpp, ntiles, rows_per_tile, npt_c, tile_c)
-    pf = pf_n > 0
-    tpp = np.where(pf, pf_n, tpp)
-    npass = _cdiv(ntiles, tpp)
+    pf_n = _prefetch_n(cfg, geo, lu, inv, cd, pq_d[0], tpp_d, ntiles_d, rows_per_tile, npt_d,
+                       tile_d)  # fmt: skip
+    tpp_d = np.where(pf_n > 0, pf_n, tpp_d)
+    npass_d = _cdiv(ntiles_d, tpp_d)
+    tiles_d = npt_d * ntiles_d  # the layer's array tiles
+    flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    cmp_d = npass_d * (R + 1 + flush_c) + tiles_d * tile_d
+    pass1_d = R + 1 + flush_c + npt_d * np.minimum(tpp_d, ntiles_d) * tile_d  # the first pass
+    pf: npt.NDArray[np.bool_] = (pf_n > 0)[:, col]
+    tpp, npass, tiles, t, cmp_c, pass1 = (
+        x[:, col] for x in (tpp_d, npass_d, tiles_d, t_d, cmp_d, pass1_d))  # fmt: skip
     tpp_all = np.zeros((H, L), dtype=np.int64)
     tpp_all[:, ci] = tpp
     busy = feasible[:, None] & (npass > 0)
-    tiles = npt_c * ntiles  # the layer's array tiles
-    flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
-    cmp_c = npass * (R + 1 + flush_c) + tiles * tile_c
-    pass1 = R + 1 + flush_c + npt_c * np.minimum(tpp, ntiles) * tile_c  # the first pass
     # prefetch: the passes after the first load nothing (3 cycles); each pass's write-back
     # waits for what the next pass's loads take beyond the pass (every such pass is full)
     pass_load, wb_in, first, posted, pf_wait, pf_wait0 = _pass_dma(
