@@ -1470,9 +1470,10 @@ def evaluate_core(
     # the same outputs per channel: ResNet-18's 21 are 12), ``col``: each layer's
     pq_c = wl.pq[ci]
     shape = np.concatenate([lu["ntiles"][:, ci], lu["tile_w"][:, ci], lu["t"][:, ci], pq_c[None]])
-    _, first_c, col = np.unique(shape, axis=1, return_index=True, return_inverse=True)
-    col = col.reshape(-1)
-    cd = ci[first_c]  # a layer of each shape
+    seen: dict[bytes, int] = {}  # a few columns: compared as bytes (np.unique(axis=1) sorts)
+    col = np.array([seen.setdefault(shape[:, j].tobytes(), len(seen)) for j in range(Lc)],
+                   dtype=np.int64)  # fmt: skip
+    cd = ci[np.unique(col, return_index=True)[1]]  # a layer of each shape, by its number
     pq_d = wl.pq[cd][None, :]
     ntiles_d = lu["ntiles"][:, cd][inv]
     t_d = lu["t"][:, cd][inv]
