@@ -1491,8 +1491,8 @@ def evaluate_core(
     cmp_d = npass_d * (R + 1 + flush_c) + tiles_d * tile_d
     pass1_d = R + 1 + flush_c + npt_d * np.minimum(tpp_d, ntiles_d) * tile_d  # the first pass
     pf: npt.NDArray[np.bool_] = (pf_n > 0)[:, col]
-    tpp, npass, tiles, t, cmp_c, pass1 = (
-        x[:, col] for x in (tpp_d, npass_d, tiles_d, t_d, cmp_d, pass1_d))  # fmt: skip
+    tpp, npass, pass1 = (x[:, col] for x in (tpp_d, npass_d, pass1_d))
+    n_col = np.bincount(col, minlength=cd.size)  # layers of each shape: sums over the layers
     tpp_all = np.zeros((H, L), dtype=np.int64)
     tpp_all[:, ci] = tpp
     busy = feasible[:, None] & (npass > 0)
@@ -1550,7 +1550,7 @@ def evaluate_core(
         load[:, ci] += pass_load
         load[:, pj] += wait
         compute = np.empty((H, L), dtype=np.int64)
-        compute[:, ci] = cmp_c
+        compute[:, ci] = cmp_d[:, col]
         compute[:, vi] = vec_c
         wb = u_vwb[inv]
         wb[:, ci] = wb_c
@@ -1561,7 +1561,7 @@ def evaluate_core(
         one = (H, 1)
         fetch = u_fetch.sum(axis=1)[inv].reshape(one)
         load = (in_load.sum(axis=1) + pass_load.sum(axis=1) + wait.sum(axis=1)).reshape(one)
-        compute = (cmp_c.sum(axis=1) + vec_c.sum(axis=1)).reshape(one)
+        compute = (cmp_d @ n_col + vec_c.sum(axis=1)).reshape(one)
         wb = (u_vwb.sum(axis=1)[inv] + wb_c.sum(axis=1) + wait_wb.sum(axis=1)).reshape(one)
         control = (2 * L + npass.sum(axis=1)).reshape(one)
 
@@ -1592,9 +1592,9 @@ def evaluate_core(
             cyc = fetch + load + compute + wb + control
             if per_layer:
                 beats = np.zeros((H, L), dtype=np.int64)
-                beats[:, ci] = tiles * t
+                beats[:, ci] = (tiles_d * t_d)[:, col]
                 post_rc = np.zeros((H, L), dtype=np.int64)
-                post_rc[:, ci] = tiles
+                post_rc[:, ci] = tiles_d[:, col]
                 z = np.zeros((H, L))
                 qty = {
                     "b": beats.astype(np.float64),
@@ -1609,8 +1609,8 @@ def evaluate_core(
                 # sums of integers below 2^53: the same floats as summing per layer
                 z = np.zeros((H, 1))
                 qty = {
-                    "b": (tiles * t).sum(axis=1, keepdims=True).astype(np.float64),
-                    "post_rc": tiles.sum(axis=1, keepdims=True).astype(np.float64),
+                    "b": ((tiles_d * t_d) @ n_col)[:, None].astype(np.float64),
+                    "post_rc": (tiles_d @ n_col)[:, None].astype(np.float64),
                     "post_1": float(post_1.sum()) + z,
                     "if_written": float(if_written.sum()) + z,
                     "w_written": u_w.sum(axis=1)[inv][:, None].astype(np.float64),
