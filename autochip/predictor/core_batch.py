@@ -702,11 +702,15 @@ def _workload_memo(wl: CoreWorkload) -> dict[Any, Any]:
     key alone: the same results with or without)."""
     entry = _MEMO.get(id(wl))
     if entry is None or entry[0]() is not wl:
-        for k in [k for k, (ref, _) in _MEMO.items() if ref() is None]:
-            del _MEMO[k]  # workloads that are gone
-        entry = (weakref.ref(wl), {})
+        entry = (weakref.ref(wl, _forget), {})
         _MEMO[id(wl)] = entry
     return entry[1]
+
+
+def _forget(ref: Any) -> None:
+    """Drop what is kept for a workload that is gone."""
+    for k in [k for k, (r, _) in _MEMO.items() if r is ref]:
+        del _MEMO[k]
 
 
 def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[np.bool_],
@@ -752,7 +756,7 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
 
 
-_KEPT_COLUMNS = 1 << 17  # keys kept per workload and name (_kept_columns)
+_KEPT_VALUES = 1 << 22  # int64 values kept per workload and name (_kept_columns: 32 MB)
 
 
 def _pass_rows(wl: CoreWorkload, lu: dict[str, I64], u: I64, jc: I64, ci: I64, tp: I64,
@@ -774,28 +778,32 @@ def _kept_columns(wl: CoreWorkload, name: Any, keys: I64, compute: Callable[[I64
     """``compute(sel)`` (the values of ``keys[sel]``, (V, len(sel))) for distinct integer
     ``keys``, (V, len(keys)), kept from call to call per workload under ``name``: sorted
     keys, a binary search, and ``compute`` only for the keys not kept. At most
-    ``_KEPT_COLUMNS`` keys are kept: past that, it starts again from this call's (a call
-    with more is not kept)."""
-    if keys.size > _KEPT_COLUMNS:
-        return compute(np.arange(keys.size))
+    ``_KEPT_VALUES`` values are kept per name: past that, it starts again from this call's
+    keys (not kept either if they alone are more)."""
     memo = _workload_memo(wl)
     empty = np.zeros(0, dtype=np.int64)
     kept, idx, cols = memo.get(name, (empty, empty, None))
     at = np.minimum(np.searchsorted(kept, keys), max(kept.size - 1, 0))
-    miss = np.flatnonzero(kept[at] != keys) if kept.size else np.arange(keys.size)
-    if miss.size or cols is None:
-        if cols is None or kept.size + miss.size > _KEPT_COLUMNS:
-            kept, idx, cols, miss = empty, empty, None, np.arange(keys.size)  # start again
-        new = compute(miss)
-        start = 0 if cols is None else cols.shape[1]
-        cols = new if cols is None else np.concatenate([cols, new], axis=1)
-        order = np.argsort(keys[miss])
-        ins = np.searchsorted(kept, keys[miss][order])
-        kept = np.insert(kept, ins, keys[miss][order])
-        idx = np.insert(idx, ins, start + order)
-        memo[name] = (kept, idx, cols)
-        at = np.searchsorted(kept, keys)
-    out: I64 = cols[:, idx[at]]
+    hit = kept[at] == keys if kept.size else np.zeros(keys.size, dtype=bool)
+    if cols is not None and hit.all():
+        found: I64 = cols[:, idx[at]]
+        return found
+    miss = np.flatnonzero(~hit)
+    new = compute(miss)
+    out = np.empty((new.shape[0], keys.size), dtype=np.int64)
+    out[:, miss] = new
+    if cols is not None:
+        out[:, hit] = cols[:, idx[at[hit]]]
+    if (kept.size + miss.size) * new.shape[0] > _KEPT_VALUES:  # start again from this call's
+        kept, idx, cols, miss, new = empty, empty, None, np.arange(keys.size), out
+        if keys.size * new.shape[0] > _KEPT_VALUES:
+            memo.pop(name, None)
+            return out
+    start = 0 if cols is None else cols.shape[1]
+    cols = new if cols is None else np.concatenate([cols, new], axis=1)
+    order = np.argsort(keys[miss])
+    ins = np.searchsorted(kept, keys[miss][order])
+    memo[name] = (np.insert(kept, ins, keys[miss][order]), np.insert(idx, ins, start + order), cols)
     return out
 
 
