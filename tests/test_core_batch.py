@@ -497,8 +497,8 @@ def test_values_kept_between_calls_equal_computed_afresh(
 
     kept = blockwise(core_batch._KEPT_VALUES)
     assert kept[-1] > kept[0] * 3 // 2  # later blocks find some triples, not all
-    # a budget that holds a block's triples (16 values each) but not all of them
+    # a budget that holds a block's triples (17 values each) but not all of them
     cap = kept[0] * 5 // 4
-    kept = blockwise(16 * cap)
+    kept = blockwise(17 * cap)
     assert max(kept) <= cap
     assert any(b < a for a, b in itertools.pairwise(kept))  # it started again

@@ -748,11 +748,14 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     w_tot, w_0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
     if pf is not None and run is not None:
         sel = pf.ravel()[pos]
-        ip = pos[sel]  # (configuration, layer) with prefetch, flat
-        if ip.size:
-            tp, tw, wa, pt, pa, bb = tab[10:]
-            w_tot[ip], w_0[ip] = _pf_apply(tab[4:10], back[sel], run.ravel()[ip], tp, tw, wa, pt,
-                                           pa, bb, rd)  # fmt: skip
+        ip, b = pos[sel], back[sel]  # (configuration, layer) with prefetch, flat; its triple
+        rn = run.ravel()[ip]
+        # a pass waits for max(0, 1 + loads - rn): none where rn is at least every bound
+        may = np.flatnonzero(tab[16][b] >= rn)
+        if may.size:
+            ip, b, rn = ip[may], b[may], rn[may]
+            tp, tw, wa, pt, pa, bb = tab[10:16]
+            w_tot[ip], w_0[ip] = _pf_apply(tab[4:10], b, rn, tp, tw, wa, pt, pa, bb, rd)
     return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
 
 
@@ -762,7 +765,7 @@ _KEPT_VALUES = 1 << 22  # int64 values kept per workload and name (_kept_columns
 def _pass_rows(wl: CoreWorkload, lu: dict[str, I64], u: I64, jc: I64, ci: I64, tp: I64,
                rd: int, wr: int) -> I64:  # fmt: skip
     """:func:`_pass_table` of the distinct triples (layout ``u`` of ``lu``, compute layer
-    ``jc``, tiles per pass ``tp``), (16, K), kept from call to call per workload and DRAM
+    ``jc``, tiles per pass ``tp``), (17, K), kept from call to call per workload and DRAM
     timing (:func:`_kept_columns`): a triple is named by its layout's (cols, weight rows,
     bus) (``lu["key"]``), so a call with other configurations finds the triples an earlier
     one computed and computes only the others."""
@@ -810,11 +813,12 @@ def _kept_columns(wl: CoreWorkload, name: Any, keys: I64, compute: Callable[[I64
 def _pass_table(wl: CoreWorkload, lu: dict[str, I64], u: I64, j: I64, tp: I64, rd: int,
                 wr: int) -> I64:  # fmt: skip
     """What a layer's passes take of the DMA per triple (layout ``u`` of ``lu``, layer ``j``,
-    tiles per pass ``tp``), (16, K): the cycles of the per-pass weight and parameter loads,
+    tiles per pass ``tp``), (17, K): the cycles of the per-pass weight and parameter loads,
     of the write-backs of every pass but the last, of the first pass's loads and of the last
-    pass's write-back (rows 0-3), the prefetch waits' table (:func:`_pf_table`, rows 4-9) and
+    pass's write-back (rows 0-3), the prefetch waits' table (:func:`_pf_table`, rows 4-9),
     what :func:`_pf_apply` walks the passes with (rows 10-15: tiles per pass, weight tile
-    bytes and address, parameter tile bytes and address, bus).
+    bytes and address, parameter tile bytes and address, bus) and the most a pass's loads
+    can take (row 16: no pass of a layer whose passes take at least that waits).
 
     Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
     parameter load of their records, one write-back of their output channels (contiguous:
@@ -879,7 +883,8 @@ def _pass_table(wl: CoreWorkload, lu: dict[str, I64], u: I64, j: I64, tp: I64, r
     # the passes 1 .. npass - 2 (those before the last but the first)
     mid = np.where(full > 0, run_c - f_c, 0)
     tab = _pf_table(tp, nt, bb, pt, tw, wa, pa, rd, mid)
-    out: I64 = np.stack([w_c, o_c, f_c, l_c, *tab, tp, tw, wa, pt, pa, bb])
+    most = np.maximum(np.maximum(tab[0], tab[1]), tab[3])  # the loads a pass can wait for
+    out: I64 = np.stack([w_c, o_c, f_c, l_c, *tab, tp, tw, wa, pt, pa, bb, most])
     return out
 
 
