@@ -15,7 +15,8 @@ in closed form, and is checked to equal it exactly (``tests/test_core_batch.py``
   touched, its words in bursts of at most 256 beats); the per-pass weight, parameter and
   write-back commands of a layer are back-to-back runs, summed over the passes in closed form
   too (:func:`_dma_run`: telescoping word and burst-grid counts, linear congruences and floor
-  sums), once per distinct (layout, layer, tiles per pass).
+  sums), once per distinct (layout, layer, tiles per pass), kept from call to call with the
+  layouts (:func:`_kept_columns`).
 * Energy from the platform's technology tables (the analytic model's unit costs): PE operations
   and post-processing, SRAM bytes read and written per buffer, DRAM bytes, static power.
 
@@ -1316,44 +1317,32 @@ def _descs(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int) -> list[Any]
     return descs
 
 
-def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, caps: I64
-                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], I64]:  # fmt: skip
+def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, cap: int
+                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], int]:  # fmt: skip
     """The compiler's residency (``autochip.builder.residency.allocate``) of an untiled
     program on layout ``u`` of ``lu`` with ``rows`` array rows (dividing the bus), for ifmap
-    copies of ``caps`` bytes: whether each layer reads its first / second input resident, as
-    distinct rows (M, L) each and every copy's row (len(caps),). Copies from the saturation
-    size on (``residency.saturation``) share one allocation, row 0; smaller ones are
-    allocated one distinct size at a time. Kept per workload."""
-    from autochip.builder.residency import allocate, saturation
-
+    copies of ``cap`` bytes, or with ``cap = -1`` for every copy from the saturation size on
+    (``residency.saturation``): whether each layer reads its first / second input resident,
+    (L,) each, and the saturation size. Kept per workload, per (bus, rows, cap)."""
     bus = int(lu["bus"][u, 0])
-    # (bus, rows when they divide the bus, copy bytes or -1: every copy from the saturation
-    # size on) -> (res_a, res_b) or the saturation size
     memo = _workload_memo(wl).setdefault("resident", {})
-    descs: list[Any] = []
-
-    def flags(place: Any) -> tuple[Any, Any]:
-        return (np.array([p.res[0] for p in place], dtype=bool),
-                np.array([len(p.res) > 1 and p.res[1] for p in place], dtype=bool))  # fmt: skip
-
     if (bus, rows, -1) not in memo:
-        descs = _descs(wl, lu, u, rows)
-        place, sat = saturation(descs, bus)
-        memo[(bus, rows, -1)] = (*flags(place), sat)
-    sat_a, sat_b, sat = memo[(bus, rows, -1)]
-    res_a, res_b = [sat_a], [sat_b]
-    which = np.zeros(caps.size, dtype=np.int64)
-    small = np.flatnonzero(caps < sat)
-    if small.size:
-        ucap, back = np.unique(caps[small], return_inverse=True)
-        for cap in ucap.tolist():
-            if (bus, rows, cap) not in memo:
-                descs = descs or _descs(wl, lu, u, rows)
-                memo[(bus, rows, cap)] = flags(allocate(descs, cap, bus))
-            res_a.append(memo[(bus, rows, cap)][0])
-            res_b.append(memo[(bus, rows, cap)][1])
-        which[small] = 1 + back.reshape(-1)
-    return np.stack(res_a), np.stack(res_b), which
+        from autochip.builder.residency import saturation
+
+        place, sat = saturation(_descs(wl, lu, u, rows), bus)
+        memo[(bus, rows, -1)] = (*_resident_flags(place), sat)
+    if cap >= 0 and (bus, rows, cap) not in memo:
+        from autochip.builder.residency import allocate
+
+        place = allocate(_descs(wl, lu, u, rows), cap, bus)
+        memo[(bus, rows, cap)] = (*_resident_flags(place), memo[(bus, rows, -1)][2])
+    out: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], int] = memo[(bus, rows, cap)]
+    return out
+
+
+def _resident_flags(place: Any) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    return (np.array([p.res[0] for p in place], dtype=bool),
+            np.array([len(p.res) > 1 and p.res[1] for p in place], dtype=bool))  # fmt: skip
 
 
 def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
@@ -1368,19 +1357,25 @@ def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict
         return z, z.copy(), z.copy()
     bus = geo["bus"]
     fwd = bus % cfg.rows == 0
-    # one allocation per (bus, rows) from the saturation size on; smaller copies one by one;
-    # the distinct rows of flags in one table (row 0: nothing resident), gathered at the end
-    tab_a, tab_b = [np.zeros((1, L), dtype=bool)], [np.zeros((1, L), dtype=bool)]
-    which = np.zeros(H, dtype=np.int64)
+    # one allocation per (bus, rows) for copies from the saturation size on, one per distinct
+    # (bus, rows, size) below it; the flags of each in a table, gathered at the end
     key = np.where(fwd, bus * 128 + cfg.rows, -1)
-    for k in np.unique(key[fwd]).tolist():
-        sel = np.flatnonzero(key == k)
-        i = int(sel[0])
-        a, b, w = _allocation(wl, lu, int(inv[i]), int(cfg.rows[i]), geo["if_depth"][sel])
-        which[sel] = sum(len(t) for t in tab_a) + w
-        tab_a.append(a)
-        tab_b.append(b)
-    res_a, res_b = np.concatenate(tab_a)[which], np.concatenate(tab_b)[which]
+    ukey, first, which = np.unique(key, return_index=True, return_inverse=True)
+    which = which.reshape(-1)
+    none = np.zeros(L, dtype=bool)
+    tab = [_allocation(wl, lu, int(inv[i]), int(cfg.rows[i]), -1) if k >= 0 else (none, none, 0)
+           for k, i in zip(ukey.tolist(), first.tolist(), strict=True)]  # fmt: skip
+    caps = geo["if_depth"]
+    small = np.flatnonzero(caps < np.array([t[2] for t in tab], dtype=np.int64)[which])
+    if small.size:
+        m = int(caps[small].max()) + 1  # one integer per distinct (key, size)
+        pairs, back = np.unique(which[small] * m + caps[small], return_inverse=True)
+        which[small] = len(tab) + back.reshape(-1)
+        g, c = np.divmod(pairs, m)  # the key (its first configuration) and the size
+        tab += [_allocation(wl, lu, int(inv[i]), int(cfg.rows[i]), int(cap))
+                for i, cap in zip(first[g].tolist(), c.tolist(), strict=True)]  # fmt: skip
+    res_a = np.stack([t[0] for t in tab])[which]
+    res_b = np.stack([t[1] for t in tab])[which]
     # the ofmap bytes each layer writes from ofmap byte 0 (compiler._ofmap_need): its tiles'
     # outputs in one pass, or a vector layer's, per layout; a pass of tpp tiles otherwise
     comp = ~wl.vector[None, :]
@@ -1458,8 +1453,11 @@ def evaluate_core(
 
     What depends on the DRAM layout alone (columns, weight rows, bus) is computed once per
     distinct layout, (U, L); the passes' DMA once per distinct (layout, layer, tiles per
-    pass); only the rest is (H, L): compute layers' tiling and array cycles, vector layers'
-    lanes, the posted write-backs' waits."""
+    pass); both are kept from call to call per workload (:func:`_kept_columns`, bounded), so
+    blocks of a sweep compute only the layouts and triples no earlier block had. Compute
+    layers' tiling, prefetch choice and array cycles are (H, shapes): once per distinct layer
+    shape; only the rest is (H, L): vector layers' lanes, the passes' and posted
+    write-backs' waits, residency."""
     H, L = len(cfg), len(wl)
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
