@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -450,3 +451,54 @@ def test_strided_dma_run_equals_the_scalar_loop(write: bool) -> None:
     ref = [sum(dma_cycles(int(addr[i]) + j * int(stride[i]), int(length[i]), write, int(bus[i]))
                for j in range(int(n[i]))) for i in range(N)]  # fmt: skip
     assert got.tolist() == ref
+
+
+@pytest.mark.parametrize("name", ["resnet18", "dwsep_digits"])
+def test_values_kept_between_calls_equal_computed_afresh(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``evaluate_core`` keeps from call to call per workload (``_kept_columns``: the DRAM
+    layouts and their DMA per layout, the passes' DMA per (layout, layer, tiles per pass))
+    gives what computing it afresh in every call gives, phase by phase and layer by layer:
+    blocks of random cores (random buses; merged groups on dwsep_digits, so the layouts
+    differ in weight rows too) in shuffled order, and with a budget so small that the
+    tables start again (the layouts', of 12 L + 4 values each, or are not kept at all)."""
+    from autochip.predictor import core_batch
+
+    wl = core_workload(graph_for(name))
+    rng = np.random.default_rng(8)
+    cfg = _random_configs(rng, 1500, random_bus=True)
+    if name == "resnet18":  # buffers that hold the network: most cores run it
+        cfg = CoreConfigs(**{**cfg.__dict__, "if_bytes": cfg.rows * 1700 * 1024,
+                             "o_bytes": cfg.cols * 13 * 1024 + (1 << 20)})  # fmt: skip
+    plat = load_platform("vcu118")
+    with monkeypatch.context() as m:  # afresh: nothing kept
+        m.setattr(core_batch, "_workload_memo", lambda wl: {})
+        ref = evaluate_core(wl, cfg, plat)
+    assert ref.feasible.sum() > 300
+    tm = dram_timing()
+    key = ("pass", int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"]))
+    blocks = np.array_split(rng.permutation(len(cfg)), 6)
+
+    def blockwise(values: int) -> list[int]:
+        """Evaluate the blocks one after another, nothing kept at first and at most
+        ``values`` kept per table, check them against ``ref``; the triples kept after each."""
+        monkeypatch.setattr(core_batch, "_KEPT_VALUES", values)
+        core_batch._MEMO.pop(id(wl), None)
+        kept = []
+        for idx in blocks:
+            got = evaluate_core(wl, cfg.take(idx), plat)
+            for p in PHASES:
+                assert (getattr(got, p) == getattr(ref, p)[idx]).all(), (values, p)
+            assert (got.end_cycles == ref.end_cycles[idx]).all()
+            np.testing.assert_array_equal(got.energy_pj, ref.energy_pj[idx])
+            kept.append(core_batch._workload_memo(wl)[key][0].size)
+        return kept
+
+    kept = blockwise(core_batch._KEPT_VALUES)
+    assert kept[-1] > kept[0] * 3 // 2  # later blocks find some triples, not all
+    # a budget that holds a block's triples (17 values each) but not all of them
+    cap = kept[0] * 5 // 4
+    kept = blockwise(17 * cap)
+    assert max(kept) <= cap
+    assert any(b < a for a, b in itertools.pairwise(kept))  # it started again

@@ -15,7 +15,8 @@ in closed form, and is checked to equal it exactly (``tests/test_core_batch.py``
   touched, its words in bursts of at most 256 beats); the per-pass weight, parameter and
   write-back commands of a layer are back-to-back runs, summed over the passes in closed form
   too (:func:`_dma_run`: telescoping word and burst-grid counts, linear congruences and floor
-  sums), once per distinct (layout, layer, tiles per pass).
+  sums), once per distinct (layout, layer, tiles per pass), kept from call to call with the
+  layouts (:func:`_kept_columns`).
 * Energy from the platform's technology tables (the analytic model's unit costs): PE operations
   and post-processing, SRAM bytes read and written per buffer, DRAM bytes, static power.
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -692,6 +693,27 @@ def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
     return fetch, load, load2, vec_wb
 
 
+# id of a workload -> (a reference to it, what is kept for it: the pass DMA of its triples,
+# :func:`_pass_rows`; its residency, :func:`_allocation`), dropped when the workload is gone
+_MEMO: dict[int, tuple[Any, dict[Any, Any]]] = {}
+
+
+def _workload_memo(wl: CoreWorkload) -> dict[Any, Any]:
+    """What is kept from call to call for ``wl`` (values that depend on the workload and their
+    key alone: the same results with or without)."""
+    entry = _MEMO.get(id(wl))
+    if entry is None or entry[0]() is not wl:
+        entry = (weakref.ref(wl, _forget), {})
+        _MEMO[id(wl)] = entry
+    return entry[1]
+
+
+def _forget(ref: Any) -> None:
+    """Drop what is kept for a workload that is gone."""
+    for k in [k for k, (r, _) in _MEMO.items() if r is ref]:
+        del _MEMO[k]
+
+
 def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[np.bool_],
               tpp: I64, ci: I64, rd: int, wr: int, pf: npt.NDArray[np.bool_] | None = None,
               run: I64 | None = None) -> tuple[I64, I64, I64, I64, I64, I64]:  # fmt: skip
@@ -700,18 +722,9 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     weight and parameter loads and of the last pass's write-back, where ``busy`` (else 0);
     with weight prefetch (``pf``, ``run``: a full pass's cycles) also the write-backs' waits
     for the prefetch engine in all and the first pass's (:func:`_pf_table`, :func:`_pf_apply`;
-    0 where not ``pf & busy``).
-
-    Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
-    parameter load of their records, one write-back of their output channels (contiguous:
-    tile s starts at channel (s // kt) kg + (s % kt) C). The passes before the last are back
-    to back runs of one length, summed in closed form (:func:`_dma_run`; the write-back too
-    when every pass starts the same number of channels further on), the last pass's commands
-    one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
-    C, passes not whole groups) write back pass by pass. All of it depends on (layout, layer,
-    tpp) only: computed once per distinct triple. The first pass's weight and parameter loads
-    come before the layer's input; the last pass's write-back is posted (it overlaps the next
-    descriptor, ``core_model.posted_wait``)."""
+    0 where not ``pf & busy``). All of it but the waits depends on (layout, layer, tiles per
+    pass) only: :func:`_pass_table` once per distinct triple (:func:`_pass_rows`: kept from
+    call to call)."""
     H, Lc = tpp.shape
     flat = busy.ravel()
     pos = np.flatnonzero(flat)
@@ -724,8 +737,99 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     back = (np.cumsum(seen) - 1)[key]
     at = np.empty(ukey.size, dtype=np.int64)
     at[back] = pos  # a (configuration, layer) of every distinct triple, flat index
-    u, jc = inv[at // Lc], at % Lc
-    j = ci[jc]
+    tab = _pass_rows(wl, lu, inv[at // Lc], at % Lc, ci, tpp.ravel()[at], rd, wr)
+    outs = []
+    for v in tab[:4]:
+        if pos.size == flat.size:
+            outs.append(v[back].reshape(H, Lc))
+        else:
+            o = np.zeros(H * Lc, dtype=np.int64)
+            o[pos] = v[back]
+            outs.append(o.reshape(H, Lc))
+    w_tot, w_0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
+    if pf is not None and run is not None:
+        sel = pf.ravel()[pos]
+        ip, b = pos[sel], back[sel]  # (configuration, layer) with prefetch, flat; its triple
+        rn = run.ravel()[ip]
+        # a pass waits for max(0, 1 + loads - rn): none where rn is at least every bound
+        may = np.flatnonzero(tab[16][b] >= rn)
+        if may.size:
+            ip, b, rn = ip[may], b[may], rn[may]
+            tp, tw, wa, pt, pa, bb = tab[10:16]
+            w_tot[ip], w_0[ip] = _pf_apply(tab[4:10], b, rn, tp, tw, wa, pt, pa, bb, rd)
+    return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
+
+
+_KEPT_VALUES = 1 << 22  # int64 values kept per workload and name (_kept_columns: 32 MB)
+
+
+def _pass_rows(wl: CoreWorkload, lu: dict[str, I64], u: I64, jc: I64, ci: I64, tp: I64,
+               rd: int, wr: int) -> I64:  # fmt: skip
+    """:func:`_pass_table` of the distinct triples (layout ``u`` of ``lu``, compute layer
+    ``jc``, tiles per pass ``tp``), (17, K), kept from call to call per workload and DRAM
+    timing (:func:`_kept_columns`): a triple is named by its layout's (cols, weight rows,
+    bus) (``lu["key"]``), so a call with other configurations finds the triples an earlier
+    one computed and computes only the others."""
+    step = (PARAM_TILES + 1) * max(ci.size, 1)
+    if int(lu["key"].max(initial=0)) >= (1 << 62) // step:  # keys past int64: not kept
+        return _pass_table(wl, lu, u, ci[jc], tp, rd, wr)
+    gk = (lu["key"][u, 0] * ci.size + jc) * (PARAM_TILES + 1) + tp
+    return _kept_columns(wl, ("pass", rd, wr), gk,
+                         lambda m: _pass_table(wl, lu, u[m], ci[jc[m]], tp[m], rd, wr))  # fmt: skip
+
+
+def _kept_columns(wl: CoreWorkload, name: Any, keys: I64, compute: Callable[[I64], I64]) -> I64:
+    """``compute(sel)`` (the values of ``keys[sel]``, (V, len(sel))) for distinct integer
+    ``keys``, (V, len(keys)), kept from call to call per workload under ``name``: sorted
+    keys, a binary search, and ``compute`` only for the keys not kept. At most
+    ``_KEPT_VALUES`` values are kept per name: past that, it starts again from this call's
+    keys (not kept either if they alone are more)."""
+    memo = _workload_memo(wl)
+    empty = np.zeros(0, dtype=np.int64)
+    kept, idx, cols = memo.get(name, (empty, empty, None))
+    at = np.minimum(np.searchsorted(kept, keys), max(kept.size - 1, 0))
+    hit = kept[at] == keys if kept.size else np.zeros(keys.size, dtype=bool)
+    if cols is not None and hit.all():
+        found: I64 = cols[:, idx[at]]
+        return found
+    miss = np.flatnonzero(~hit)
+    new = compute(miss)
+    out = np.empty((new.shape[0], keys.size), dtype=np.int64)
+    out[:, miss] = new
+    if cols is not None:
+        out[:, hit] = cols[:, idx[at[hit]]]
+    if (kept.size + miss.size) * new.shape[0] > _KEPT_VALUES:  # start again from this call's
+        kept, idx, cols, miss, new = empty, empty, None, np.arange(keys.size), out
+        if keys.size * new.shape[0] > _KEPT_VALUES:
+            memo.pop(name, None)
+            return out
+    start = 0 if cols is None else cols.shape[1]
+    cols = new if cols is None else np.concatenate([cols, new], axis=1)
+    order = np.argsort(keys[miss])
+    ins = np.searchsorted(kept, keys[miss][order])
+    memo[name] = (np.insert(kept, ins, keys[miss][order]), np.insert(idx, ins, start + order), cols)
+    return out
+
+
+def _pass_table(wl: CoreWorkload, lu: dict[str, I64], u: I64, j: I64, tp: I64, rd: int,
+                wr: int) -> I64:  # fmt: skip
+    """What a layer's passes take of the DMA per triple (layout ``u`` of ``lu``, layer ``j``,
+    tiles per pass ``tp``), (17, K): the cycles of the per-pass weight and parameter loads,
+    of the write-backs of every pass but the last, of the first pass's loads and of the last
+    pass's write-back (rows 0-3), the prefetch waits' table (:func:`_pf_table`, rows 4-9),
+    what :func:`_pf_apply` walks the passes with (rows 10-15: tiles per pass, weight tile
+    bytes and address, parameter tile bytes and address, bus) and the most a pass's loads
+    can take (row 16: no pass of a layer whose passes take at least that waits).
+
+    Pass p carries tiles [p tpp, min((p + 1) tpp, ntiles)): one weight load of its tiles, one
+    parameter load of their records, one write-back of their output channels (contiguous:
+    tile s starts at channel (s // kt) kg + (s % kt) C). The passes before the last are back
+    to back runs of one length, summed in closed form (:func:`_dma_run`; the write-back too
+    when every pass starts the same number of channels further on), the last pass's commands
+    one by one; grouped layers whose passes cover uneven channel counts (kg not a multiple of
+    C, passes not whole groups) write back pass by pass. The first pass's weight and
+    parameter loads come before the layer's input; the last pass's write-back is posted (it
+    overlaps the next descriptor, ``core_model.posted_wait``)."""
 
     def g(name: str) -> I64:
         out: I64 = lu[name][u, j]
@@ -735,7 +839,7 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
         out: I64 = lu[name][u, 0]
         return out
 
-    tp, nt, kt, kg = tpp.ravel()[at], g("ntiles"), np.maximum(g("kt"), 1), g("kg")
+    nt, kt, kg = g("ntiles"), np.maximum(g("kt"), 1), g("kg")
     c, bb, pt, pq = g1("cols"), g1("bus"), g1("p_tile"), wl.pq[j]
     full = _cdiv(nt, tp) - 1  # passes before the last
     s_last = full * tp
@@ -743,7 +847,7 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
     n_first = np.minimum(tp, nt)
     wa, tw = g("w_addr"), g("tile_w")
     pa = g("p_addr")
-    K = ukey.size
+    K = tp.size
     # weights and parameters in one call each (element-wise: the same sums, fewer calls)
     cat = np.concatenate
     r = _dma_run(cat([wa, pa]), cat([tp * tw, tp * pt]), cat([full, full]), cat([bb, bb]), rd)
@@ -777,25 +881,12 @@ def _pass_dma(wl: CoreWorkload, lu: dict[str, I64], inv: I64, busy: npt.NDArray[
         o_c[p_idx] += _dma(o_a[p_idx] + ch0 * pq[p_idx], (ch1 - ch0) * pq[p_idx], bb[p_idx], wr)
         p += 1
         idx = p_idx
-    outs = []
-    for v in (w_c, o_c, f_c, l_c):
-        if pos.size == flat.size:
-            outs.append(v[back].reshape(H, Lc))
-        else:
-            o = np.zeros(H * Lc, dtype=np.int64)
-            o[pos] = v[back]
-            outs.append(o.reshape(H, Lc))
-    w_tot, w_0 = np.zeros(H * Lc, dtype=np.int64), np.zeros(H * Lc, dtype=np.int64)
-    if pf is not None and run is not None:
-        sel = pf.ravel()[pos]
-        ip = pos[sel]  # (configuration, layer) with prefetch, flat
-        if ip.size:
-            # the passes 1 .. npass - 2 (those before the last but the first)
-            mid = np.where(full > 0, run_c - f_c, 0)
-            tab = _pf_table(tp, nt, bb, pt, tw, wa, pa, rd, mid)
-            w_tot[ip], w_0[ip] = _pf_apply(tab, back[sel], run.ravel()[ip], tp, tw, wa, pt,
-                                           pa, bb, rd)  # fmt: skip
-    return (outs[0], outs[1], outs[2], outs[3], w_tot.reshape(H, Lc), w_0.reshape(H, Lc))
+    # the passes 1 .. npass - 2 (those before the last but the first)
+    mid = np.where(full > 0, run_c - f_c, 0)
+    tab = _pf_table(tp, nt, bb, pt, tw, wa, pa, rd, mid)
+    most = np.maximum(np.maximum(tab[0], tab[1]), tab[3])  # the loads a pass can wait for
+    out: I64 = np.stack([w_c, o_c, f_c, l_c, *tab, tp, tw, wa, pt, pa, bb, most])
+    return out
 
 
 _NEVER = -(1 << 50)  # a wait's load bound where none applies: max(0, 1 - run + _NEVER) = 0
@@ -806,7 +897,7 @@ def _pf_table(tp: I64, nt: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64, rd:
     """What the weight prefetch's waits (:func:`_pf_waits_flat`) take from a layer's DMA, per
     distinct (layout, layer, tiles per pass) (tiles per pass, tiles, bus, parameter tile
     bytes, weight tile bytes, weight and parameter addresses; ``mid``: the loads of the
-    passes 1 .. npass - 2 in all, if known), (K, 6): pass 1's loads and the last pass's
+    passes 1 .. npass - 2 in all, if known), (6, K): pass 1's loads and the last pass's
     (``_NEVER`` with one pass), the lower and upper bounds of a full pass's loads
     (``_NEVER`` without full passes after the first), the full passes after the first and
     their loads in all."""
@@ -834,13 +925,13 @@ def _pf_table(tp: I64, nt: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64, rd:
         more = np.where(g == pw, 1, _cdiv(words + 1, pw) + 1)
         hi += 2 + words + 1 + rd * (_cdiv(words + 1, g) + more)
     two, some = npass > 1, full > 0
-    tab = np.empty((tp.size, 6), dtype=np.int64)
-    tab[:, 0] = np.where(two, l_1, _NEVER)
-    tab[:, 1] = np.where(two, l_l, _NEVER)
-    tab[:, 2] = np.where(some, lo, _NEVER)
-    tab[:, 3] = np.where(some, hi, _NEVER)
-    tab[:, 4] = full
-    tab[:, 5] = mid
+    tab = np.empty((6, tp.size), dtype=np.int64)
+    tab[0] = np.where(two, l_1, _NEVER)
+    tab[1] = np.where(two, l_l, _NEVER)
+    tab[2] = np.where(some, lo, _NEVER)
+    tab[3] = np.where(some, hi, _NEVER)
+    tab[4] = full
+    tab[5] = mid
     return tab
 
 
@@ -849,17 +940,17 @@ def _pf_apply(tab: I64, back: I64, rn: I64, tp: I64, tw: I64, wa: I64, pt: I64, 
     """The waits of :func:`_pf_waits_flat` per element (``back``: its row of ``tab``, from
     :func:`_pf_table`; ``rn``: a full pass's cycles): in all and the first pass's. Pass p
     waits ``max(0, 1 + loads(p + 1) - rn)``: where even the lower bound of a full pass's
-    loads outlasts the pass, every full pass waits (their loads in all, ``tab[:, 5]``), where
+    loads outlasts the pass, every full pass waits (their loads in all, ``tab[5]``), where
     even the upper bound does not, none; only the elements in between walk their passes
-    (all (element, pass) pairs at once; the other arguments per row of ``tab``)."""
-    t = tab[back]
+    (all (element, pass) pairs at once; the other arguments per column of ``tab``)."""
+    t = tab[:, back]
     base = 1 - rn
-    w0 = np.maximum(base + t[:, 0], 0)
-    tot = np.maximum(base + t[:, 1], 0)  # the last pass's
-    fe = t[:, 4]
-    lin = base + t[:, 2] >= 0
-    tot += (fe * base + t[:, 5]) * lin
-    idx = np.flatnonzero(~lin & (base + t[:, 3] > 0))
+    w0 = np.maximum(base + t[0], 0)
+    tot = np.maximum(base + t[1], 0)  # the last pass's
+    fe = t[4]
+    lin = base + t[2] >= 0
+    tot += (fe * base + t[5]) * lin
+    idx = np.flatnonzero(~lin & (base + t[3] > 0))
     # those pass by pass, all (element, pass) pairs at once
     reps = fe[idx]
     ix = np.repeat(idx, reps)
@@ -953,7 +1044,18 @@ def _merged(wl: CoreWorkload, C: I64, w_depth: I64) -> tuple[I64, I64, I64]:
 
 def _outer_regions(wl: CoreWorkload) -> tuple[I64, I64, np.ndarray]:
     """The tensors' 16-byte-aligned offsets, the outermost region holding each tensor's bytes
-    (a padded / concatenated one, else itself) and whether a tensor owns its region."""
+    (a padded / concatenated one, else itself) and whether a tensor owns its region (kept per
+    workload)."""
+    memo = _workload_memo(wl)
+    if "outer" not in memo:
+        memo["outer"] = _find_outer_regions(wl)
+        for x in memo["outer"]:
+            x.setflags(write=False)  # shared by every call
+    out: tuple[I64, I64, np.ndarray] = memo["outer"]
+    return out
+
+
+def _find_outer_regions(wl: CoreWorkload) -> tuple[I64, I64, np.ndarray]:
     n = wl.tensor_bytes.shape[0]
     t_al0 = _cdiv(wl.tensor_bytes, ALIGN) * ALIGN
     off0 = wl.tensor_off if wl.tensor_off is not None else np.cumsum(t_al0) - t_al0
@@ -1031,6 +1133,12 @@ def _layout(wl: CoreWorkload, ucols: I64, uwdepth: I64, ubus: I64) -> dict[str, 
     }
 
 
+# what :func:`_layout` gives, (U, L) and (U, 1)
+_LAYOUT_L = ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr", "ntiles", "kt", "tile_w",
+             "p_len", "blob", "t", "kg")  # fmt: skip
+_LAYOUT_1 = ("cols", "bus", "w_row", "p_tile")
+
+
 def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], I64]:
     """:func:`_layout` of the distinct (cols, weight rows, bus) of ``cfg`` and the index of
     each configuration's triple."""
@@ -1045,7 +1153,33 @@ def _unique_layout(wl: CoreWorkload, cfg: CoreConfigs) -> tuple[dict[str, I64], 
     inv = inv.reshape(-1)
     ucols, rest = np.divmod(uk, (cap + 1) * (MAX_BUS + 1))
     uw, ubus = np.divmod(rest, MAX_BUS + 1)
-    return _layout(wl, ucols, uw, ubus), inv
+    L = len(wl)
+
+    def packed(m: I64) -> I64:
+        lu = _layout(wl, ucols[m], uw[m], ubus[m])
+        out: I64 = np.concatenate([lu[k] for k in _LAYOUT_L + _LAYOUT_1], axis=1).T
+        return out
+
+    # kept from call to call (the same layouts recur): (U, 12 L + 4) unpacked as views
+    lu_p = np.ascontiguousarray(_kept_columns(wl, "layout", uk, packed).T)
+    lu = {k: lu_p[:, i * L : (i + 1) * L] for i, k in enumerate(_LAYOUT_L)}
+    lu |= {k: lu_p[:, len(_LAYOUT_L) * L + i][:, None] for i, k in enumerate(_LAYOUT_1)}
+    lu["key"] = uk[:, None]  # (U, 1): names the layout for every configuration of ``wl``
+    return lu, inv
+
+
+def _kept_layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
+                     ) -> tuple[I64, I64, I64, I64]:  # fmt: skip
+    """:func:`_layout_dma`, kept from call to call per layout (``lu["key"]``)."""
+    L = len(wl)
+
+    def packed(m: I64) -> I64:
+        out: I64 = np.concatenate(_layout_dma(wl, {k: v[m] for k, v in lu.items()}, rd, wr),
+                                  axis=1).T  # fmt: skip
+        return out
+
+    p = _kept_columns(wl, ("layout_dma", rd, wr), lu["key"][:, 0], packed).T
+    return p[:, :L], p[:, L : 2 * L], p[:, 2 * L : 3 * L], p[:, 3 * L :]
 
 
 def _needs(wl: CoreWorkload, lu: dict[str, I64]) -> dict[str, I64]:
@@ -1154,11 +1288,6 @@ def _tiling(
     return np.where(pf > 0, pf, tpp), npt_, pf, _feasible(wl, cfg, geo, lu, inv)
 
 
-# id of the workload -> (a reference to it, {(bus, rows when they divide the bus, copy bytes or
-# -1: every copy from the saturation size on) -> (res_a, res_b) or the saturation size})
-_RESIDENT: dict[int, tuple[Any, dict[tuple[int, int, int], Any]]] = {}
-
-
 def _descs(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int) -> list[Any]:
     """The allocator's view (``residency.Desc``) of every layer on layout ``u`` of ``lu``
     (the tensors' offsets within a bus word depend on the bus alone) with ``rows`` array rows
@@ -1188,48 +1317,32 @@ def _descs(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int) -> list[Any]
     return descs
 
 
-def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, caps: I64
-                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:  # fmt: skip
+def _allocation(wl: CoreWorkload, lu: dict[str, I64], u: int, rows: int, cap: int
+                ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], int]:  # fmt: skip
     """The compiler's residency (``autochip.builder.residency.allocate``) of an untiled
     program on layout ``u`` of ``lu`` with ``rows`` array rows (dividing the bus), for ifmap
-    copies of ``caps`` bytes: whether each layer reads its first / second input resident,
-    (len(caps), L) each. Copies from the saturation size on (``residency.saturation``) share
-    one allocation; smaller ones are allocated one distinct size at a time. Cached per
-    workload."""
-    from autochip.builder.residency import allocate, saturation
-
+    copies of ``cap`` bytes, or with ``cap = -1`` for every copy from the saturation size on
+    (``residency.saturation``): whether each layer reads its first / second input resident,
+    (L,) each, and the saturation size. Kept per workload, per (bus, rows, cap)."""
     bus = int(lu["bus"][u, 0])
-    entry = _RESIDENT.get(id(wl))
-    if entry is None or entry[0]() is not wl:
-        for k in [k for k, (ref, _) in _RESIDENT.items() if ref() is None]:
-            del _RESIDENT[k]  # workloads that are gone
-        entry = (weakref.ref(wl), {})
-        _RESIDENT[id(wl)] = entry
-    memo = entry[1]
-    descs: list[Any] = []
-
-    def flags(place: Any) -> tuple[Any, Any]:
-        return (np.array([p.res[0] for p in place], dtype=bool),
-                np.array([len(p.res) > 1 and p.res[1] for p in place], dtype=bool))  # fmt: skip
-
+    memo = _workload_memo(wl).setdefault("resident", {})
     if (bus, rows, -1) not in memo:
-        descs = _descs(wl, lu, u, rows)
-        place, sat = saturation(descs, bus)
-        memo[(bus, rows, -1)] = (*flags(place), sat)
-    sat_a, sat_b, sat = memo[(bus, rows, -1)]
-    L = len(wl)
-    res_a = np.broadcast_to(sat_a, (caps.size, L)).copy()
-    res_b = np.broadcast_to(sat_b, (caps.size, L)).copy()
-    small = np.flatnonzero(caps < sat)
-    if small.size:
-        ucap, back = np.unique(caps[small], return_inverse=True)
-        for k, cap in enumerate(ucap.tolist()):
-            if (bus, rows, cap) not in memo:
-                descs = descs or _descs(wl, lu, u, rows)
-                memo[(bus, rows, cap)] = flags(allocate(descs, cap, bus))
-            sel = small[back.reshape(-1) == k]
-            res_a[sel], res_b[sel] = memo[(bus, rows, cap)]
-    return res_a, res_b
+        from autochip.builder.residency import saturation
+
+        place, sat = saturation(_descs(wl, lu, u, rows), bus)
+        memo[(bus, rows, -1)] = (*_resident_flags(place), sat)
+    if cap >= 0 and (bus, rows, cap) not in memo:
+        from autochip.builder.residency import allocate
+
+        place = allocate(_descs(wl, lu, u, rows), cap, bus)
+        memo[(bus, rows, cap)] = (*_resident_flags(place), memo[(bus, rows, -1)][2])
+    out: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], int] = memo[(bus, rows, cap)]
+    return out
+
+
+def _resident_flags(place: Any) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    return (np.array([p.res[0] for p in place], dtype=bool),
+            np.array([len(p.res) > 1 and p.res[1] for p in place], dtype=bool))  # fmt: skip
 
 
 def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
@@ -1244,39 +1357,54 @@ def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict
         return z, z.copy(), z.copy()
     bus = geo["bus"]
     fwd = bus % cfg.rows == 0
-    res_a = np.zeros((H, L), dtype=bool)
-    res_b = np.zeros((H, L), dtype=bool)
-    # one allocation per (bus, rows) from the saturation size on; smaller copies one by one
+    # one allocation per (bus, rows) for copies from the saturation size on, one per distinct
+    # (bus, rows, size) below it; the flags of each in a table, gathered at the end
     key = np.where(fwd, bus * 128 + cfg.rows, -1)
-    for k in np.unique(key[fwd]).tolist():
-        sel = np.flatnonzero(key == k)
-        i = int(sel[0])
-        res_a[sel], res_b[sel] = _allocation(
-            wl, lu, int(inv[i]), int(cfg.rows[i]), geo["if_depth"][sel]
-        )
-    # the ofmap bytes each layer writes from ofmap byte 0 (compiler._ofmap_need)
-    comp = ~wl.vector
-    B = bus[:, None]
-    C = cfg.cols[:, None]
+    ukey, first, which = np.unique(key, return_index=True, return_inverse=True)
+    which = which.reshape(-1)
+    none = np.zeros(L, dtype=bool)
+    tab = [_allocation(wl, lu, int(inv[i]), int(cfg.rows[i]), -1) if k >= 0 else (none, none, 0)
+           for k, i in zip(ukey.tolist(), first.tolist(), strict=True)]  # fmt: skip
+    caps = geo["if_depth"]
+    small = np.flatnonzero(caps < np.array([t[2] for t in tab], dtype=np.int64)[which])
+    if small.size:
+        m = int(caps[small].max()) + 1  # one integer per distinct (key, size)
+        pairs, back = np.unique(which[small] * m + caps[small], return_inverse=True)
+        which[small] = len(tab) + back.reshape(-1)
+        g, c = np.divmod(pairs, m)  # the key (its first configuration) and the size
+        tab += [_allocation(wl, lu, int(inv[i]), int(cfg.rows[i]), int(cap))
+                for i, cap in zip(first[g].tolist(), c.tolist(), strict=True)]  # fmt: skip
+    res_a = np.stack([t[0] for t in tab])[which]
+    res_b = np.stack([t[1] for t in tab])[which]
+    # the ofmap bytes each layer writes from ofmap byte 0 (compiler._ofmap_need): its tiles'
+    # outputs in one pass, or a vector layer's, per layout; a pass of tpp tiles otherwise
+    comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
-    ntiles, kt, kg = lu["ntiles"][inv], np.maximum(lu["kt"][inv], 1), lu["kg"][inv]
-    o_off = lu["out_addr"][inv] & (B - 1)
-    groups = ntiles // kt
-    one = o_off + (ntiles - groups) * C * pq + groups * (kg - (kt - 1) * C) * pq
-    need = np.where(comp[None, :], np.where(tpp < ntiles, B - 1 + tpp * C * pq, one),
-                    o_off + wl.c[None, :] * pq)  # fmt: skip
+    C = lu["cols"]
+    kt = np.maximum(lu["kt"], 1)
+    o_off = lu["out_addr"] & (lu["bus"] - 1)
+    groups = lu["ntiles"] // kt
+    tiles = (lu["ntiles"] - groups) * C * pq + groups * (lu["kg"] - (kt - 1) * C) * pq
+    one = o_off + np.where(comp, tiles, wl.c[None, :] * pq)
+    B = bus[:, None]
+    need = np.where(tpp < lu["ntiles"][inv], B - 1 + tpp * cfg.cols[:, None] * pq, one[inv])
     o_depth, unit = geo["o_depth"], 2 * np.maximum(bus, _pow2_ceil(cfg.rows))
-    half = o_depth // 2 // unit * unit
-    owait = np.zeros((H, L), dtype=bool)
-    prev_b: Any = np.zeros(H, dtype=np.int64)
-    prev_n: Any = np.zeros(H, dtype=np.int64)
+    half = (o_depth // 2 // unit * unit)[:, None]
+    # a layer's outputs start at the ofmap's upper half (``up``) when the previous layer's
+    # start at 0, its posted write-back ends below half and the layer's outputs fit above
+    # (in a run of layers where both fit: up, 0, up, ...), else at 0; the previous compute
+    # layer's posted write-back is waited for (owait) where the two ranges meet: both from
+    # 0, or the previous one from half and the layer's past half
+    over, nz = need > half, need > 0
+    prev_over = np.zeros((H, L), dtype=bool)  # the previous compute layer's past half, ...
+    prev_over[:, 1:] = over[:, :-1] & comp[:, :-1]
+    prev_nz = np.zeros((H, L), dtype=bool)  # ... and not empty
+    prev_nz[:, 1:] = nz[:, :-1] & comp[:, :-1]
+    fits = (half > 0) & ~prev_over & (need <= o_depth[:, None] - half)
+    up = np.zeros((H, L + 1), dtype=bool)  # column j + 1: layer j's
     for j in range(L):
-        n = need[:, j]
-        base: Any = np.where((half > 0) & (prev_b == 0) & (prev_n <= half) & (n <= o_depth - half),
-                     half, 0)  # fmt: skip
-        owait[:, j] = res_a[:, j] & (base < prev_b + prev_n) & (prev_b < base + n)
-        prev_b = base
-        prev_n = n if comp[j] else np.zeros(H, dtype=np.int64)
+        np.greater(fits[:, j], up[:, j], out=up[:, j + 1])  # fits and not the previous
+    owait = res_a & ~up[:, 1:] & np.where(up[:, :-1], over, prev_nz & nz)
     return res_a, res_b, owait
 
 
@@ -1325,8 +1453,11 @@ def evaluate_core(
 
     What depends on the DRAM layout alone (columns, weight rows, bus) is computed once per
     distinct layout, (U, L); the passes' DMA once per distinct (layout, layer, tiles per
-    pass); only the rest is (H, L): compute layers' tiling and array cycles, vector layers'
-    lanes, the posted write-backs' waits."""
+    pass); both are kept from call to call per workload (:func:`_kept_columns`, bounded), so
+    blocks of a sweep compute only the layouts and triples no earlier block had. Compute
+    layers' tiling, prefetch choice and array cycles are (H, shapes): once per distinct layer
+    shape; only the rest is (H, L): vector layers' lanes, the passes' and posted
+    write-backs' waits, residency."""
     H, L = len(cfg), len(wl)
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
@@ -1343,29 +1474,39 @@ def evaluate_core(
     cidx[ci] = np.arange(Lc)
     R = cfg.rows[:, None]
     C = cfg.cols[:, None]
-    u_fetch, u_load, u_load2, u_vwb = _layout_dma(wl, lu, rd, wr)  # (U, L)
+    u_fetch, u_load, u_load2, u_vwb = _kept_layout_dma(wl, lu, rd, wr)  # (U, L)
 
-    # compute layers, (H, Lc)
+    # compute layers, (H, Lc); their tiling, prefetch and array cycles once per distinct
+    # shape (layers with the same tiles, weight tile bytes and reduction on every layout and
+    # the same outputs per channel: ResNet-18's 21 are 12), ``col``: each layer's
     pq_c = wl.pq[ci]
-    ntiles = lu["ntiles"][:, ci][inv]
-    t = lu["t"][:, ci][inv]
-    rows_per_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
-    tpp = np.maximum(_tpp(geo, cfg.cols, pq_c, ntiles, rows_per_tile), 1)
-    upq, back = np.unique(pq_c, return_inverse=True)  # npt = ceil(PQ / R): per distinct PQ
-    npt_c = _cdiv(upq[None, :], R)[:, back.reshape(-1)]
-    tile_c = _tile_cycles(R, C, t)
+    shape = np.concatenate([lu["ntiles"][:, ci], lu["tile_w"][:, ci], lu["t"][:, ci], pq_c[None]])
+    seen: dict[bytes, int] = {}  # a few columns: compared as bytes (np.unique(axis=1) sorts)
+    col = np.array([seen.setdefault(shape[:, j].tobytes(), len(seen)) for j in range(Lc)],
+                   dtype=np.int64)  # fmt: skip
+    cd = ci[np.unique(col, return_index=True)[1]]  # a layer of each shape, by its number
+    pq_d = wl.pq[cd][None, :]
+    ntiles_d = lu["ntiles"][:, cd][inv]
+    t_d = lu["t"][:, cd][inv]
+    rows_per_tile = np.maximum(lu["tile_w"][:, cd] // lu["w_row"], 1)[inv]
+    tpp_d = np.maximum(_tpp(geo, cfg.cols, pq_d[0], ntiles_d, rows_per_tile), 1)
+    npt_d = _cdiv(pq_d, R)  # pixel tiles of R outputs
+    tile_d = _tile_cycles(R, C, t_d)
     # weight prefetch (op bit 12): passes of pf_n tiles in two slots (tiling.prefetch_passes)
-    pf_n = _prefetch_n(cfg, geo, lu, inv, ci, pq_c, tpp, ntiles, rows_per_tile, npt_c, tile_c)
-    pf = pf_n > 0
-    tpp = np.where(pf, pf_n, tpp)
-    npass = _cdiv(ntiles, tpp)
+    pf_n = _prefetch_n(cfg, geo, lu, inv, cd, pq_d[0], tpp_d, ntiles_d, rows_per_tile, npt_d,
+                       tile_d)  # fmt: skip
+    tpp_d = np.where(pf_n > 0, pf_n, tpp_d)
+    npass_d = _cdiv(ntiles_d, tpp_d)
+    tiles_d = npt_d * ntiles_d  # the layer's array tiles
+    flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    cmp_d = npass_d * (R + 1 + flush_c) + tiles_d * tile_d
+    pass1_d = R + 1 + flush_c + npt_d * np.minimum(tpp_d, ntiles_d) * tile_d  # the first pass
+    pf: npt.NDArray[np.bool_] = (pf_n > 0)[:, col]
+    tpp, npass, pass1 = (x[:, col] for x in (tpp_d, npass_d, pass1_d))
+    n_col = np.bincount(col, minlength=cd.size)  # layers of each shape: sums over the layers
     tpp_all = np.zeros((H, L), dtype=np.int64)
     tpp_all[:, ci] = tpp
     busy = feasible[:, None] & (npass > 0)
-    tiles = npt_c * ntiles  # the layer's array tiles
-    flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
-    cmp_c = npass * (R + 1 + flush_c) + tiles * tile_c
-    pass1 = R + 1 + flush_c + npt_c * np.minimum(tpp, ntiles) * tile_c  # the first pass
     # prefetch: the passes after the first load nothing (3 cycles); each pass's write-back
     # waits for what the next pass's loads take beyond the pass (every such pass is full)
     pass_load, wb_in, first, posted, pf_wait, pf_wait0 = _pass_dma(
@@ -1409,7 +1550,8 @@ def evaluate_core(
     # prefetch at once (the prefetch's wait is in the load phase: core_model.core_cycles)
     pf_w0_x = np.concatenate([pf_wait0, np.zeros((H, 1), dtype=np.int64)], axis=1)
     wait_wb = np.maximum(0, wait_all - wait - np.where(comp_l[pj], pf_w0_x[:, cidx[pj]], 0))
-    end_fetch = _dma(np.full(H, L * DESC_BYTES), np.full(H, DESC_BYTES), bus, rd)
+    ub = lu["bus"][:, 0]  # the end descriptor's fetch, per layout
+    end_fetch = _dma(L * DESC_BYTES + 0 * ub, DESC_BYTES + 0 * ub, ub, rd)[inv]
     last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
 
@@ -1419,7 +1561,7 @@ def evaluate_core(
         load[:, ci] += pass_load
         load[:, pj] += wait
         compute = np.empty((H, L), dtype=np.int64)
-        compute[:, ci] = cmp_c
+        compute[:, ci] = cmp_d[:, col]
         compute[:, vi] = vec_c
         wb = u_vwb[inv]
         wb[:, ci] = wb_c
@@ -1430,7 +1572,7 @@ def evaluate_core(
         one = (H, 1)
         fetch = u_fetch.sum(axis=1)[inv].reshape(one)
         load = (in_load.sum(axis=1) + pass_load.sum(axis=1) + wait.sum(axis=1)).reshape(one)
-        compute = (cmp_c.sum(axis=1) + vec_c.sum(axis=1)).reshape(one)
+        compute = (cmp_d @ n_col + vec_c.sum(axis=1)).reshape(one)
         wb = (u_vwb.sum(axis=1)[inv] + wb_c.sum(axis=1) + wait_wb.sum(axis=1)).reshape(one)
         control = (2 * L + npass.sum(axis=1)).reshape(one)
 
@@ -1461,9 +1603,9 @@ def evaluate_core(
             cyc = fetch + load + compute + wb + control
             if per_layer:
                 beats = np.zeros((H, L), dtype=np.int64)
-                beats[:, ci] = tiles * t
+                beats[:, ci] = (tiles_d * t_d)[:, col]
                 post_rc = np.zeros((H, L), dtype=np.int64)
-                post_rc[:, ci] = tiles
+                post_rc[:, ci] = tiles_d[:, col]
                 z = np.zeros((H, L))
                 qty = {
                     "b": beats.astype(np.float64),
@@ -1478,8 +1620,8 @@ def evaluate_core(
                 # sums of integers below 2^53: the same floats as summing per layer
                 z = np.zeros((H, 1))
                 qty = {
-                    "b": (tiles * t).sum(axis=1, keepdims=True).astype(np.float64),
-                    "post_rc": tiles.sum(axis=1, keepdims=True).astype(np.float64),
+                    "b": ((tiles_d * t_d) @ n_col)[:, None].astype(np.float64),
+                    "post_rc": (tiles_d @ n_col)[:, None].astype(np.float64),
                     "post_1": float(post_1.sum()) + z,
                     "if_written": float(if_written.sum()) + z,
                     "w_written": u_w.sum(axis=1)[inv][:, None].astype(np.float64),
@@ -1712,7 +1854,7 @@ def _energy(cfg: CoreConfigs, platform: Platform, q: dict[str, F64]) -> F64:
 
 
 # -- resources and area ------------------------------------------------------------------------
-def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
+def _ram_batch(target: str, *cols: I64 | int) -> tuple[I64, I64]:
     """``core_model.ram_cells(target, depth, lanes, bits, row, used)`` element-wise, vectorised
     (the same mode choice, the same arithmetic: ``tests/test_core_batch.py`` checks equality)."""
     shape = np.broadcast_shapes(*(np.shape(c) for c in cols))
@@ -1723,17 +1865,26 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
     used = np.where(used == 0, row, used)
     rows = lanes // row
     drops = _BRAM_DROPS_LANES[target]
-    best_c = np.full(shape, np.inf)
-    best_n = np.zeros(shape, dtype=np.int64)
-    for d, w, cost in _BRAM_MODES[target]:  # the cheapest mode, then the fewest cells
+    modes = _BRAM_MODES[target]
+    # the cheapest mode (cells x cost), then the fewest cells: on equal cells x cost the
+    # dearer cell has fewer, so the minimum of (cells x cost) x nc + the cost's rank among
+    # the nc costs, dearest first (ceilings shared by the modes of one depth / width)
+    costs = sorted({cost for _, _, cost in modes}, reverse=True)
+    nc = len(costs)
+    deep_d = {d: _cdiv_k(depth, d) for d in {d for d, _, _ in modes}}
+    groups_w = {}
+    for w in {w for _, w, _ in modes}:
         groups = _cdiv_k(lanes, w)
         if drops:
             groups = np.where(w <= row, rows * _cdiv_k(used, w), groups)
-        n = _cdiv_k(depth, d) * groups
-        c = n * cost
-        better = (c < best_c) | ((c == best_c) & (n < best_n))
-        best_c = np.where(better, c, best_c)
-        best_n = np.where(better, n, best_n)
+        groups_w[w] = groups
+    key = np.full(shape, np.iinfo(np.int64).max)
+    for d, w, cost in modes:
+        k = deep_d[d] * (groups_w[w] * (cost * nc))
+        k += costs.index(cost)
+        np.minimum(key, k, out=key)
+    best_c = key // nc
+    best_n = best_c // np.array(costs, dtype=np.int64)[key % nc]
     opts = _LUTRAM[target]
     pick = np.full(shape, -1)
     for i, o in enumerate(opts):  # the first LUT RAM cell deep enough
@@ -1742,12 +1893,15 @@ def _ram_batch(target: str, *cols: I64) -> tuple[I64, I64]:
         pick = np.where(pick < 0, len(opts) - 1, pick)
     bram = best_n.copy()
     lut = np.zeros(shape, dtype=np.int64)
-    for i, (cd, cw, ccost, per, sites) in enumerate(opts):
-        deep = _cdiv_k(depth, cd)
-        ok = (pick == i) & (deep * rows * used * ccost * bits / per < best_c)
-        bram = np.where(ok, 0, bram)
-        lut = np.where(ok, deep * rows * used * -(-bits // cw) * sites, lut)
-    return bram.astype(np.int64), lut.astype(np.int64)
+    at = np.flatnonzero(pick >= 0)  # LUT RAM candidates (7-series: one cell deep at most)
+    if at.size:
+        pk, dp, ru, bt, bc = (np.ravel(x)[at] for x in (pick, depth, rows * used, bits, best_c))
+        for i, (cd, cw, ccost, per, sites) in enumerate(opts):
+            deep = _cdiv_k(dp, cd)
+            ok = (pk == i) & (deep * ru * ccost * bt / per < bc)
+            bram.ravel()[at[ok]] = 0
+            lut.ravel()[at[ok]] = (deep * ru * -(-bt // cw) * sites)[ok]
+    return bram, lut
 
 
 def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
@@ -1764,8 +1918,6 @@ def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         ("ifmap", r - 1, geo["if_depth"] // b, b, cfg.a_bits, b, b),
         ("weight", one, geo["w_depth"] * geo["w_row"] // geo["w_word"], geo["w_word"],
          cfg.w_bits, geo["w_row"], c),
-        ("params", one, 16 * one, 16 * recs, 8 * one, 16 * one, 9 * one),
-        ("params", one, 16 * one, 16 * recs, one, 16 * one, one),
         ("ofmap", 2 * one, geo["o_depth"] // (2 * o_wb), o_wb, 8 * one, o_wb, o_wb),
     )  # fmt: skip
     out = {k: np.zeros(len(cfg), dtype=np.int64) for k in ("ifmap", "weight", "params", "ofmap")}
@@ -1774,6 +1926,12 @@ def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         bram, lut = _ram_batch(target, *shape)
         out[name] += count * bram
         out["lutram_lut"] += count * lut
+    # the parameter RAMs (the records' bytes, the flip bit) once per distinct record count
+    urecs, back = np.unique(recs, return_inverse=True)
+    for bits, used in ((8, 9), (1, 1)):
+        bram, lut = _ram_batch(target, 16, 16 * urecs, bits, 16, used)
+        out["params"] += bram[back.reshape(-1)]
+        out["lutram_lut"] += lut[back.reshape(-1)]
     return out
 
 
@@ -1788,16 +1946,19 @@ def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
     moves += (r * (r - 1) // 2) * (a + 1) + (c * (c - 1) // 2) * w
     x = {"one": np.ones(H), "rows": r, "cols": c, "pes": r * c,
          "bus": cfg.bus.astype(np.float64), "moves": moves}  # fmt: skip
-    key = cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits
+    # a PE's resources per distinct (adder, a_bits, w_bits)
+    uk, back = np.unique(cfg.adder * 10000 + cfg.a_bits * 100 + cfg.w_bits, return_inverse=True)
+    pe = np.array([pe_resources(target, k // 100 % 100, k % 100, bool(k // 10000))
+                   for k in uk.tolist()], dtype=np.int64)  # fmt: skip
+    pe = pe.reshape(-1, len(FIT_RESOURCES))
+    pes = cfg.rows * cfg.cols
     out: dict[str, Any] = {}
     for i, res in enumerate(FIT_RESOURCES):
-        pe = _per_unique(key, lambda k, i=i: pe_resources(
-            target, k // 100 % 100, k % 100, bool(k // 10000))[i])  # fmt: skip
         acc = np.zeros(H)
         for f, v in model["control"][res].items():
             acc = acc + float(v) * x[f]
         ctrl = np.maximum(0, np.round(acc)).astype(np.int64)
-        out[res] = (cfg.rows * cfg.cols * pe).astype(np.int64) + ctrl
+        out[res] = pes * pe[back.reshape(-1), i] + ctrl
     mem = core_brams_batch(cfg, target)
     out["lut"] = out["lut"] + mem["lutram_lut"]
     out["bram"] = mem["ifmap"] + mem["weight"] + mem["params"] + mem["ofmap"]
