@@ -1,5 +1,5 @@
 // autochip core: controller, buffers, im2col address generation and post-processing around an
-// output-stationary array (module core_array, rendered from pe_array_os.v.j2 with core_pe).
+// output-stationary array (module core_array, rendered from core_array.v.j2, core_pe inlined).
 //
 // The controller runs a program of layer descriptors (DESC_WORDS x 32-bit words, little endian)
 // fetched from DRAM, one after the other, until a descriptor with op 0:

@@ -1,6 +1,6 @@
 """Every parameter of the accelerator core (``templates/core_*.v``), computed from a hardware spec.
 
-The core wraps the output-stationary array of ``core_array.v.j2`` (``core_pe`` PEs, whose
+The core wraps the output-stationary array of ``core_array.v.j2`` (``core_pe`` PEs, inlined, whose
 weight lane carries a PE-mode bit, streaming tiles back to back) in buffers, a descriptor-driven
 controller, an AXI4 master and AXI4-Lite registers. :func:`core_params` checks what the core
 supports and raises one :class:`SpecError` listing every problem; :func:`render_core` renders
@@ -281,7 +281,7 @@ def render_core(p: CoreParams) -> dict[str, str]:
             raise ToolError(f"expected the Verilog module '{src}', found no such file")
         rtl[f"rtl/{name}"] = src.read_text()
     rtl[f"rtl/{p.array_top}.v"] = env.get_template("core_array.v.j2").render(
-        **asdict(array_params(p)), col_bits=p.col_bits
+        **asdict(array_params(p)), col_bits=p.col_bits, adder=p.adder
     )
     rtl[f"rtl/{p.top}.v"] = env.get_template("core_top.v.j2").render(**asdict(p))
     files = sorted(rtl)
