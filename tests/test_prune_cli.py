@@ -100,10 +100,39 @@ def test_hw_criterion_meets_the_latency_budget(
     assert after.total.latency_s <= budget and r["latency_after_s"] <= budget
 
 
+def test_hw_criterion_meets_the_energy_budget(
+    fp32_lenet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--energy-budget: the hw greedy lowers predicted energy per inference until the budget
+    holds; the pruned checkpoint's energy, predicted afresh, is within it."""
+    from autochip.hw.platform import load_platform
+    from autochip.predictor import predict
+
+    plat = load_platform("asic-45nm")
+    before = predict(graph_for(str(fp32_lenet)), plat.default_hw, plat).total.energy_pj * 1e-12
+    budget = 0.6 * before
+    out = tmp_path / "e.pt"
+    code, text, err = _run(
+        capsys, str(fp32_lenet), "--method", "prune", "--energy-budget", f"{budget:.9g}",
+        "--platform", "asic-45nm", "--epochs", "1", "--quant-epochs", "0", "--data", "digits",
+        "--out", str(out), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    r = json.loads(text)
+    assert r["criterion"] == "hw" and r["energy_before_j"] == pytest.approx(before)
+    after = predict(graph_for(str(tmp_path / "e.fp32.pt")), plat.default_hw, plat)
+    assert after.total.energy_pj * 1e-12 <= budget and r["energy_after_j"] <= budget
+    assert r["macs_after"] < r["macs_before"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--ratio", "1.5"], "0 < R < 1"),
+        (["--energy-budget", "-1", "--platform", "asic-45nm"], "joules per inference > 0"),
+        (["--energy-budget", "1e-6"], "expected --hw HW.yaml or --platform NAME"),
+        (["--energy-budget", "1e-18", "--platform", "asic-45nm"], "out of reach"),
+        (["--energy-budget", "1e-6", "--latency-budget", "1e-3"], "expected one target"),
         (["--ratio", "0.5", "--macs", "100"], "expected one target"),
         (["--latency-budget", "1e-3"], "expected --hw HW.yaml or --platform NAME"),
         (["--macs", "10"], "out of reach"),

@@ -166,15 +166,19 @@ def _prune_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ratio", type=float, help="fraction of the network's MACs to remove (0..1)")
     g.add_argument("--macs", type=int, help="MACs to keep at most")
     g.add_argument("--latency-budget", type=float, metavar="S", help="predicted latency (s)")
+    g.add_argument(
+        "--energy-budget", type=float, metavar="J", help="predicted energy per inference (J)"
+    )
     g.add_argument("--blocks", type=int, help="residual blocks to remove (--criterion block)")
-    g.add_argument("--hw", metavar="HW.yaml", help="accelerator of --latency-budget")
-    g.add_argument("--platform", metavar="NAME", help="platform of --latency-budget")
+    g.add_argument("--hw", metavar="HW.yaml", help="accelerator of the budget / --criterion hw")
+    g.add_argument("--platform", metavar="NAME", help="platform of the budget / --criterion hw")
     g.add_argument(
         "--criterion",
         choices=pr.CRITERIA,
         default=None,
-        help="l1 filter norms (default), hw: predicted latency per lost importance (default "
-        "with --latency-budget), block: residual blocks by linear-probe discrimination",
+        help="l1 filter norms (default), hw: predicted latency (with --energy-budget: energy) "
+        "per lost importance (default with a budget), block: residual blocks by linear-probe "
+        "discrimination",
     )
     g.add_argument(
         "--early-bird",
@@ -250,7 +254,16 @@ def _recipe(method: str, bits: tuple[int, int]) -> tuple[int, float]:
 
 
 def _prune_problems(args: argparse.Namespace) -> list[str]:
-    opts = ("ratio", "macs", "latency_budget", "blocks", "hw", "platform", "criterion")
+    opts = (
+        "ratio",
+        "macs",
+        "latency_budget",
+        "energy_budget",
+        "blocks",
+        "hw",
+        "platform",
+        "criterion",
+    )
     given = [f"--{o.replace('_', '-')}" for o in opts if getattr(args, o) is not None]
     if args.early_bird is not None:
         given.append("--early-bird")
@@ -258,12 +271,14 @@ def _prune_problems(args: argparse.Namespace) -> list[str]:
         return [f"{g}: a pruning option, expected --method prune beside it" for g in given]
     out: list[str] = []
     targets = [
-        t for t in ("ratio", "macs", "latency_budget", "blocks") if getattr(args, t) is not None
+        t
+        for t in ("ratio", "macs", "latency_budget", "energy_budget", "blocks")
+        if getattr(args, t) is not None
     ]
     if len(targets) != 1:
         out.append(
-            "--method prune: expected one target, --ratio R, --macs N, --latency-budget S or "
-            f"--blocks N, found {len(targets)}"
+            "--method prune: expected one target, --ratio R, --macs N, --latency-budget S, "
+            f"--energy-budget J or --blocks N, found {len(targets)}"
         )
     if args.ratio is not None and not (math.isfinite(args.ratio) and 0 < args.ratio < 1):
         out.append(f"--ratio: expected a fraction of MACs to remove, 0 < R < 1, found {args.ratio}")
@@ -271,13 +286,19 @@ def _prune_problems(args: argparse.Namespace) -> list[str]:
         out.append(f"--macs: expected an integer >= 1, found {args.macs}")
     if args.blocks is not None and args.blocks < 1:
         out.append(f"--blocks: expected an integer >= 1, found {args.blocks}")
-    lb = args.latency_budget
+    lb, jb = args.latency_budget, args.energy_budget
     if lb is not None and not (math.isfinite(lb) and lb > 0):
         out.append(f"--latency-budget: expected seconds > 0, found {lb}")
+    if jb is not None and not (math.isfinite(jb) and jb > 0):
+        out.append(f"--energy-budget: expected joules per inference > 0, found {jb}")
+    budget = lb is not None or jb is not None
     if args.criterion is None:
-        args.criterion = "block" if args.blocks else "hw" if lb is not None else "l1"
-    if (lb is not None or args.criterion == "hw") and not (args.hw or args.platform):
-        out.append("--latency-budget / --criterion hw: expected --hw HW.yaml or --platform NAME")
+        args.criterion = "block" if args.blocks else "hw" if budget else "l1"
+    if (budget or args.criterion == "hw") and not (args.hw or args.platform):
+        out.append(
+            "--latency-budget / --energy-budget / --criterion hw: expected --hw HW.yaml or "
+            "--platform NAME"
+        )
     if args.blocks is not None and args.criterion != "block":
         out.append(
             f"--blocks: removes residual blocks, expected --criterion block, found {args.criterion}"
@@ -295,12 +316,13 @@ def _pruner(model: nn.Module, example: torch.Tensor, args: argparse.Namespace) -
     from autochip.hw.platform import load_platform
     from autochip.hw.spec import load_hardware_spec
 
-    latency = None
+    latency = energy = None
     if args.hw or args.platform:
         platform = load_platform(args.platform or "asic-45nm")
         hw = load_hardware_spec(args.hw) if args.hw else platform.default_hw
         latency = pr.latency_fn(hw, platform, example)
-    pruner = pr.Pruner(copy.deepcopy(model), example, latency)
+        energy = pr.energy_fn(hw, platform, example)
+    pruner = pr.Pruner(copy.deepcopy(model), example, latency, energy)
     pruner.check(_target(args, pruner.macs_before))
     return pruner
 
@@ -309,7 +331,9 @@ def _target(args: argparse.Namespace, macs_before: int) -> pr.PruneTarget:
     macs = args.macs
     if args.ratio is not None:
         macs = math.floor(macs_before * (1.0 - args.ratio))
-    return pr.PruneTarget(args.criterion, macs, args.latency_budget, args.blocks)
+    return pr.PruneTarget(
+        args.criterion, macs, args.latency_budget, args.blocks, args.energy_budget
+    )
 
 
 def _prune(
@@ -598,6 +622,8 @@ _PRUNE_KEYS = (
     "params_after",
     "latency_before_s",
     "latency_after_s",
+    "energy_before_j",
+    "energy_after_j",
     "removed_blocks",
     "fp32_epochs_run",
 )
@@ -618,6 +644,8 @@ def _prune_report(args: argparse.Namespace, res: pr.PruneResult, acc: float) -> 
     }
     if res.latency_before_s is not None:
         rep.update(latency_before_s=res.latency_before_s, latency_after_s=res.latency_after_s)
+    if res.energy_before_j is not None:
+        rep.update(energy_before_j=res.energy_before_j, energy_after_j=res.energy_after_j)
     if getattr(args, "fp32_epochs_run", None) is not None:
         rep["fp32_epochs_run"] = args.fp32_epochs_run
     return rep
@@ -627,6 +655,8 @@ def _prune_line(meta: dict[str, Any]) -> str:
     text = f"{meta['criterion']}: MACs {meta['macs_before']:,} -> {meta['macs_after']:,}"
     if "latency_after_s" in meta:
         text += f", latency {meta['latency_before_s']:.4g} -> {meta['latency_after_s']:.4g} s"
+    if "energy_after_j" in meta:
+        text += f", energy {meta['energy_before_j']:.4g} -> {meta['energy_after_j']:.4g} J"
     if meta["removed_blocks"]:
         text += ", removed " + ", ".join(meta["removed_blocks"])
     return text

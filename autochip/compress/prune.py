@@ -24,7 +24,7 @@ Criteria (``docs/compression.md``):
 * ``hw``: hardware-aware filter pruning: greedily remove the channels whose removal lowers the
   predicted latency (``autochip.predictor.predict`` on the traced, smaller graph) most per unit of
   lost importance (the removed filters' share of their layer's L1 norm), until a latency budget,
-  a MAC target or a ratio holds;
+  a MAC target or a ratio holds; with an energy budget, the predicted energy per inference;
 * ``block``: discrimination-based block pruning: a linear probe (softmax regression) on the
   globally pooled features before and after every identity residual block; the blocks whose
   output improves the probe's accuracy least are replaced by their shortcut;
@@ -690,19 +690,28 @@ def traced_macs(model: nn.Module, example: Tensor) -> int:
     return int(trace(model, example).total_macs)
 
 
-LatencyFn = Callable[[nn.Module], float]
+LatencyFn = Callable[[nn.Module], float]  # a predicted cost of a model: latency or energy
 
 
 def latency_fn(hw: Any, platform: Any, example: Tensor) -> LatencyFn:
     """Predicted latency (seconds) of a model's traced graph on ``hw`` placed on ``platform``."""
+    return _predicted(hw, platform, example, lambda t: t.latency_s)
+
+
+def energy_fn(hw: Any, platform: Any, example: Tensor) -> LatencyFn:
+    """Predicted energy per inference (joules) of a model's traced graph on ``hw``."""
+    return _predicted(hw, platform, example, lambda t: t.energy_pj * 1e-12)
+
+
+def _predicted(hw: Any, platform: Any, example: Tensor, pick: Callable[[Any], float]) -> LatencyFn:
     from autochip.ir import run_passes, trace
     from autochip.predictor import predict
 
-    def latency(model: nn.Module) -> float:
+    def cost(model: nn.Module) -> float:
         model.eval()
-        return float(predict(run_passes(trace(model, example)), hw, platform).total.latency_s)
+        return float(pick(predict(run_passes(trace(model, example)), hw, platform).total))
 
-    return latency
+    return cost
 
 
 def hw_plan(
@@ -719,6 +728,7 @@ def hw_plan(
     least important channels (more when that alone does not lower the predicted latency, e.g.
     inside one array tile), and takes the candidate with the largest latency drop per unit of
     lost importance (then the largest MAC drop per unit, when no candidate lowers latency).
+    ``latency`` may be any predicted cost to lower: :func:`energy_fn` for an energy budget.
     """
     plan = PrunePlan()
     current = model
@@ -958,12 +968,18 @@ CRITERIA = ("l1", "hw", "block")
 
 @dataclass(frozen=True)
 class PruneTarget:
-    """What to reach: a MAC count, a predicted latency (seconds) or a number of removed blocks."""
+    """What to reach: a MAC count, a predicted latency (seconds) or energy per inference
+    (joules), or a number of removed blocks."""
 
     criterion: str
     macs: int | None = None
     latency_s: float | None = None
     blocks: int | None = None
+    energy_j: float | None = None
+
+    @property
+    def budget(self) -> bool:
+        return self.latency_s is not None or self.energy_j is not None
 
 
 @dataclass
@@ -974,16 +990,25 @@ class PruneResult:
     macs_after: int
     latency_before_s: float | None = None
     latency_after_s: float | None = None
+    energy_before_j: float | None = None
+    energy_after_j: float | None = None
     block_scores: dict[str, float] = field(default_factory=dict)
 
 
 class Pruner:
     """The analysis of one model and the checks and plans of the command line."""
 
-    def __init__(self, model: nn.Module, example: Tensor, latency: LatencyFn | None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        example: Tensor,
+        latency: LatencyFn | None,
+        energy: LatencyFn | None = None,
+    ) -> None:
         self.model = model.eval()
         self.example = example
         self.latency = latency
+        self.energy = energy
         self.an = analyse(self.model, example)
         self.macs_before = traced_macs(self.model, example)
         self.macs_other = self.macs_before - analytic_macs(self.model, self.an, PrunePlan())
@@ -995,6 +1020,10 @@ class Pruner:
     def _lat(self, plan: PrunePlan) -> float:
         assert self.latency is not None
         return self.latency(apply_plan(self.model, self.an, plan))
+
+    def _energy(self, plan: PrunePlan) -> float:
+        assert self.energy is not None
+        return self.energy(apply_plan(self.model, self.an, plan))
 
     def check(self, target: PruneTarget) -> None:
         """Refuse a target no pruning of this criterion reaches (before any training)."""
@@ -1032,6 +1061,14 @@ class Pruner:
                     f"with {what} the predicted latency is {low:.6g} s (unpruned "
                     f"{self._lat(PrunePlan()):.6g} s)"
                 )
+        if target.energy_j is not None:
+            low = self._energy(floor)
+            if low > target.energy_j:
+                raise CompressionError(
+                    f"pruning: an energy budget of {target.energy_j:.6g} J per inference is out "
+                    f"of reach; with {what} the predicted energy is {low:.6g} J (unpruned "
+                    f"{self._energy(PrunePlan()):.6g} J)"
+                )
 
     def _met(self, target: PruneTarget, plan: PrunePlan, pruned: nn.Module | None = None) -> bool:
         if target.macs is not None and self.macs(plan) > target.macs:
@@ -1042,6 +1079,11 @@ class Pruner:
                 pruned if pruned is not None else apply_plan(self.model, self.an, plan)
             )
             if lat > target.latency_s:
+                return False
+        if target.energy_j is not None:
+            assert self.energy is not None
+            e = self.energy(pruned if pruned is not None else apply_plan(self.model, self.an, plan))
+            if e > target.energy_j:
                 return False
         return True
 
@@ -1063,11 +1105,11 @@ class Pruner:
                 removed.append(b)
             return PrunePlan(removed_blocks=tuple(removed)), scores
         if target.criterion == "hw":
-            assert self.latency is not None
-            plan = hw_plan(
-                self.model, self.an, imp, self.latency, lambda m, p: self._met(target, p, m)
-            )
-            if target.latency_s is None:
+            # The cost the greedy lowers: the budget's (energy for an energy budget), else latency.
+            cost = self.energy if target.energy_j is not None else self.latency
+            assert cost is not None
+            plan = hw_plan(self.model, self.an, imp, cost, lambda m, p: self._met(target, p, m))
+            if not target.budget:
                 # At a MAC target the criterion's aim is the lowest predicted latency. The greedy
                 # compares one group's step at a time, so it can miss a cut spread over all
                 # groups: the uniform L1 plan is a candidate too (docs/compression.md, Criteria).
@@ -1080,7 +1122,7 @@ class Pruner:
     def _uniform(self, target: PruneTarget, imp: dict[int, Tensor]) -> PrunePlan:
         """The uniform L1 plan with the smallest fraction that meets ``target`` (bisection)."""
         lo, hi = 0.0, 1.0
-        for _ in range(24 if target.latency_s is not None else 40):
+        for _ in range(24 if target.budget else 40):
             mid = (lo + hi) / 2
             if self._met(target, l1_plan(self.an, imp, mid)):
                 hi = mid
@@ -1100,6 +1142,9 @@ class Pruner:
         if self.latency is not None:
             res.latency_before_s = self.latency(self.model)
             res.latency_after_s = self.latency(pruned)
+        if self.energy is not None:
+            res.energy_before_j = self.energy(self.model)
+            res.energy_after_j = self.energy(pruned)
         return res
 
     def early_bird_counts(self, target: PruneTarget) -> dict[int, int]:
