@@ -5,6 +5,7 @@ constraints; hardware-aware pruning reaches its predicted-latency budget; block 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -230,6 +231,36 @@ def test_hw_criterion_at_a_mac_target_predicts_no_more_latency_than_l1() -> None
     l1_plan, _ = pruner.plan(P.PruneTarget("l1", macs), load_digits())
     assert pruner.macs(hw_plan) <= macs and pruner.macs(l1_plan) <= macs
     assert pruner._lat(hw_plan) <= pruner._lat(l1_plan)
+
+
+def test_hw_criterion_leaves_no_layer_narrower_than_the_output() -> None:
+    """The digits LeNet to half its MACs on the demo 8x8 core: without the floors the greedy cut
+    `classifier.1` (120 units) to one unit, a bottleneck that left 27 % accuracy after
+    fine-tuning (docs/compression.md, digits). With them every group's output carries at least
+    the 10 logits' worth of values, and the MAC target still holds."""
+    from autochip.hw.platform import load_platform
+    from autochip.hw.spec import load_hardware_spec
+    from autochip.ir import load_model
+
+    torch.manual_seed(0)
+    loaded = load_model("lenet_digits")
+    model, x = loaded.model.eval(), loaded.example_input
+    root = Path(__file__).resolve().parents[1]
+    hw = load_hardware_spec(root / "examples" / "hw" / "demo_os8x8_int8.yaml")
+    pruner = P.Pruner(model, x, P.latency_fn(hw, load_platform("asic-45nm"), x))
+    an = pruner.an
+    linear = [r for r in an.prunable() if any(m.startswith("classifier") for m in an.members(r))]
+    assert linear and all(pruner.floors[r] == 10 for r in linear)
+    macs = pruner.macs_before // 2
+    plan, _ = pruner.plan(P.PruneTarget("hw", macs), load_digits())
+    assert pruner.macs(plan) <= macs
+    for r in an.prunable():
+        per = min(an.out_hw.get(m, an.batch.get(m, 1)) for m in an.members(r))
+        assert len(plan.keep.get(r, range(an.size[r]))) * per >= min(10, an.size[r] * per)
+    # a budget that needs a layer below its floor is refused before any training
+    floor_lat = pruner._lat(P.floor_plan(an, pruner.floors))
+    with pytest.raises(P.CompressionError, match="at its floor"):
+        pruner.check(P.PruneTarget("hw", latency_s=0.99 * floor_lat))
 
 
 def test_block_pruning_removes_blocks_and_still_traces() -> None:

@@ -523,6 +523,24 @@ def minimal_plan(an: ChannelAnalysis) -> PrunePlan:
     return PrunePlan({root: (0,) for root in an.prunable()})
 
 
+def value_floors(an: ChannelAnalysis, out_values: int) -> dict[int, int]:
+    """Fewest channels of each prunable group whose output still carries ``out_values`` values
+    per sample (the network output's width; a conv channel carries its H x W positions, a linear
+    unit one value per input row). A narrower layer is a rank bottleneck on the logits: the
+    digits LeNet with ``classifier.1`` cut to one unit classifies at 27 % (docs/compression.md).
+    A group narrower than that to start with is not cut at all."""
+    floors = {}
+    for root in an.prunable():
+        per = min(an.out_hw.get(m, an.batch.get(m, 1)) for m in an.members(root))
+        floors[root] = min(an.size[root], max(1, -(-out_values // max(per, 1))))
+    return floors
+
+
+def floor_plan(an: ChannelAnalysis, floors: dict[int, int]) -> PrunePlan:
+    """Every prunable group cut to its floor (:func:`value_floors`)."""
+    return PrunePlan({root: tuple(range(floors[root])) for root in an.prunable()})
+
+
 # ----------------------------------------------------------------------------- apply
 
 
@@ -721,6 +739,7 @@ def hw_plan(
     latency: LatencyFn,
     done: Callable[[nn.Module, PrunePlan], bool],
     steps_per_group: int = 8,
+    floors: dict[int, int] | None = None,
 ) -> PrunePlan:
     """Hardware-aware filter pruning: grow the plan greedily until ``done(pruned, plan)``.
 
@@ -729,6 +748,7 @@ def hw_plan(
     inside one array tile), and takes the candidate with the largest latency drop per unit of
     lost importance (then the largest MAC drop per unit, when no candidate lowers latency).
     ``latency`` may be any predicted cost to lower: :func:`energy_fn` for an energy budget.
+    No group goes below its entry in ``floors`` (default 1 channel).
     """
     plan = PrunePlan()
     current = model
@@ -738,19 +758,20 @@ def hw_plan(
         best: tuple[float, float, PrunePlan, nn.Module, float] | None = None
         for root, scores in imp.items():
             n_keep = _kept_count(an, root, plan)
-            if n_keep <= 1:
+            least = floors.get(root, 1) if floors else 1
+            if n_keep <= least:
                 continue
             step = max(1, round(an.size[root] / steps_per_group))
             order = torch.argsort(scores, descending=True, stable=True).tolist()
-            remove = min(step, n_keep - 1)
+            remove = min(step, n_keep - least)
             while True:
                 kept = tuple(sorted(order[: n_keep - remove]))
                 cand = plan.with_keep(root, kept)
                 pruned = apply_plan(model, an, cand)
                 lat = latency(pruned)
-                if lat < lat_now or remove >= n_keep - 1:
+                if lat < lat_now or remove >= n_keep - least:
                     break
-                remove = min(remove * 2, n_keep - 1)
+                remove = min(remove * 2, n_keep - least)
             lost = float(scores[list(set(order[:n_keep]) - set(kept))].sum())
             macs = analytic_macs(model, an, cand)
             key = ((lat_now - lat) / max(lost, 1e-9), (macs_now - macs) / max(lost, 1e-9))
@@ -1013,6 +1034,9 @@ class Pruner:
         self.macs_before = traced_macs(self.model, example)
         self.macs_other = self.macs_before - analytic_macs(self.model, self.an, PrunePlan())
         self.blocks = block_candidates(self.model, example)
+        with torch.no_grad():
+            out = self.model(example)
+        self.floors = value_floors(self.an, int(out[0].numel()))
 
     def macs(self, plan: PrunePlan) -> int:
         return analytic_macs(self.model, self.an, plan) + self.macs_other
@@ -1046,8 +1070,15 @@ class Pruner:
                     "pruning: the model has no prunable channels (every conv/linear output "
                     "feeds the model output or an operation that mixes channels)"
                 )
-            floor = minimal_plan(self.an)
-            what = "every prunable layer cut to one channel"
+            if target.criterion == "hw":
+                floor = floor_plan(self.an, self.floors)
+                what = (
+                    "every prunable layer at its floor (no layer's output narrower than the "
+                    "network's output)"
+                )
+            else:
+                floor = minimal_plan(self.an)
+                what = "every prunable layer cut to one channel"
         if target.macs is not None and self.macs(floor) > target.macs:
             raise CompressionError(
                 f"pruning: a target of {target.macs} MACs is out of reach; with {what} the "
@@ -1108,7 +1139,14 @@ class Pruner:
             # The cost the greedy lowers: the budget's (energy for an energy budget), else latency.
             cost = self.energy if target.energy_j is not None else self.latency
             assert cost is not None
-            plan = hw_plan(self.model, self.an, imp, cost, lambda m, p: self._met(target, p, m))
+            plan = hw_plan(
+                self.model,
+                self.an,
+                imp,
+                cost,
+                lambda m, p: self._met(target, p, m),
+                floors=self.floors,
+            )
             if not target.budget:
                 # At a MAC target the criterion's aim is the lowest predicted latency. The greedy
                 # compares one group's step at a time, so it can miss a cut spread over all
