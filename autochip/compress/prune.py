@@ -1084,21 +1084,16 @@ class Pruner:
                 f"pruning: a target of {target.macs} MACs is out of reach; with {what} the "
                 f"network keeps {self.macs(floor)} MACs (of {self.macs_before})"
             )
-        if target.latency_s is not None:
-            low = self._lat(floor)
-            if low > target.latency_s:
+        budgets = (
+            ("a latency", "latency", target.latency_s, self._lat, "s"),
+            ("an energy", "energy", target.energy_j, self._energy, "J"),
+        )
+        for article, quantity, budget, cost, unit in budgets:
+            if budget is not None and (low := cost(floor)) > budget:
                 raise CompressionError(
-                    f"pruning: a latency budget of {target.latency_s:.6g} s is out of reach; "
-                    f"with {what} the predicted latency is {low:.6g} s (unpruned "
-                    f"{self._lat(PrunePlan()):.6g} s)"
-                )
-        if target.energy_j is not None:
-            low = self._energy(floor)
-            if low > target.energy_j:
-                raise CompressionError(
-                    f"pruning: an energy budget of {target.energy_j:.6g} J per inference is out "
-                    f"of reach; with {what} the predicted energy is {low:.6g} J (unpruned "
-                    f"{self._energy(PrunePlan()):.6g} J)"
+                    f"pruning: {article} budget of {budget:.6g} {unit} is out of reach; with "
+                    f"{what} the predicted {quantity} is {low:.6g} {unit} (unpruned "
+                    f"{cost(PrunePlan()):.6g} {unit})"
                 )
 
     def _met(self, target: PruneTarget, plan: PrunePlan, pruned: nn.Module | None = None) -> bool:
