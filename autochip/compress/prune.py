@@ -1099,17 +1099,17 @@ class Pruner:
     def _met(self, target: PruneTarget, plan: PrunePlan, pruned: nn.Module | None = None) -> bool:
         if target.macs is not None and self.macs(plan) > target.macs:
             return False
-        if target.latency_s is not None:
-            assert self.latency is not None
-            lat = self.latency(
-                pruned if pruned is not None else apply_plan(self.model, self.an, plan)
-            )
-            if lat > target.latency_s:
-                return False
-        if target.energy_j is not None:
-            assert self.energy is not None
-            e = self.energy(pruned if pruned is not None else apply_plan(self.model, self.an, plan))
-            if e > target.energy_j:
+        budgets = [
+            (budget, cost)
+            for budget, cost in ((target.latency_s, self.latency), (target.energy_j, self.energy))
+            if budget is not None
+        ]
+        if not budgets:
+            return True
+        model = pruned if pruned is not None else apply_plan(self.model, self.an, plan)
+        for budget, cost in budgets:
+            assert cost is not None
+            if cost(model) > budget:
                 return False
         return True
 
