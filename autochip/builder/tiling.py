@@ -30,6 +30,7 @@ __all__ = [
     "Tiling",
     "band_rows",
     "compute_tiling",
+    "cross_prefetch",
     "pitch",
     "prefetch_passes",
     "prefetch_passes_batch",
@@ -319,3 +320,61 @@ def _waited_writes(passes: Any, n: Any, wb_tile: Any) -> Any:
     """The write-backs of every pass but the last (waited for: only the last is posted), of
     ``n`` tiles each, estimated: ``wb_tile`` bus words a tile, ``WRITE_ISSUE`` a command."""
     return (passes - 1) * (n * wb_tile + WRITE_ISSUE)
+
+
+def cross_prefetch(
+    ntiles: Any,
+    tpp: Any,
+    pf: Any,
+    rows_tile: Any,
+    w_depth: Any,
+    first_loads: Any,
+    last_run: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """Cross-layer weight prefetch (descriptor op bits 13-15): which compute layers get their
+    first pass's weight tiles and parameter records loaded during the last pass of the compute
+    layer before them (vector layers between them do not touch the weight and parameter
+    buffers), and where. Arrays ``(H, Lc)``: the compute layers of ``H`` programs in program
+    order (``ntiles``, tiles per pass ``tpp``, weight prefetch ``pf``, weight rows per tile
+    ``rows_tile``, the first pass's two load commands' ``dma_cycles`` ``first_loads`` and the
+    last pass's cycles from its S_INIT to its S_WB ``last_run``); ``w_depth`` ``(H, 1)``.
+
+    Layer L is prefetched (``xin``) when the load is hidden by the previous compute layer P's
+    last pass (``1 + first_loads(L) <= last_run(P)``: P's write-back never waits for it, so
+    the program is never slower) and L's first pass fits beside P's last pass: at weight row /
+    parameter word 0 (slot 0) when P's last pass lies above it, else in slot 1 from the end of
+    P's last pass on (``s0``: L's first pass computes on slot 1, at ``w_slot`` / ``p_slot``,
+    at least its own prefetch slot's base), within the weight buffer and the 16 parameter
+    words. Returns ``(xin, s0, w_slot, p_slot)``, ``(H, Lc)`` each; P's last pass's slot
+    follows from its own ``s0`` (a scan over the layers, vectorised over programs)."""
+    ntiles, tpp, rows_tile, first_loads, last_run = (
+        np.atleast_2d(np.asarray(x, dtype=np.int64))
+        for x in (ntiles, tpp, rows_tile, first_loads, last_run)
+    )
+    pf = np.atleast_2d(np.asarray(pf, dtype=bool))
+    w_depth = np.asarray(w_depth, dtype=np.int64).reshape(-1, 1)
+    tp = np.maximum(tpp, 1)
+    n0 = np.minimum(tp, ntiles)  # the first pass's tiles
+    npass = -(-ntiles // tp)
+    n_last = ntiles - (npass - 1) * tp
+    w_slot = np.where(pf, tp * rows_tile, 0)
+    p_slot = np.where(pf, tp, 0)
+    H, L = ntiles.shape
+    xin = np.zeros((H, L), dtype=bool)
+    s0 = np.zeros((H, L), dtype=bool)
+    for k in range(1, L):
+        j = k - 1
+        # P's last pass: on slot s0 ^ (passes - 1 odd, with prefetch)
+        last = s0[:, j] ^ (pf[:, j] & ((npass[:, j] - 1) % 2 == 1))
+        wb = np.where(last, w_slot[:, j], 0)
+        pb = np.where(last, p_slot[:, j], 0)
+        we, pe = wb + n_last[:, j] * rows_tile[:, j], pb + n_last[:, j]
+        wl0, pl0 = n0[:, k] * rows_tile[:, k], n0[:, k]
+        low = (wb >= wl0) & (pb >= pl0)  # slot 0 lies below P's last pass
+        ws1, ps1 = np.maximum(w_slot[:, k], we), np.maximum(p_slot[:, k], pe)
+        high = (ws1 + wl0 <= w_depth[:, 0]) & (ps1 + pl0 <= 2 * PREFETCH_PARAM_TILES)
+        xin[:, k] = (1 + first_loads[:, k] <= last_run[:, j]) & (low | high)
+        s0[:, k] = xin[:, k] & ~low
+        w_slot[:, k] = np.where(s0[:, k], ws1, w_slot[:, k])
+        p_slot[:, k] = np.where(s0[:, k], ps1, p_slot[:, k])
+    return xin, s0, w_slot, p_slot
