@@ -352,29 +352,42 @@ def cross_prefetch(
         for x in (ntiles, tpp, rows_tile, first_loads, last_run)
     )
     pf = np.atleast_2d(np.asarray(pf, dtype=bool))
-    w_depth = np.asarray(w_depth, dtype=np.int64).reshape(-1, 1)
+    w_depth = np.asarray(w_depth, dtype=np.int64).reshape(-1)
+    H, L = ntiles.shape
     tp = np.maximum(tpp, 1)
     n0 = np.minimum(tp, ntiles)  # the first pass's tiles
-    npass = -(-ntiles // tp)
+    more = ntiles > tp  # several passes: the last one's tiles and parity from the division
+    npass = np.ones((H, L), dtype=np.int64)
+    if more.any():
+        npass[more] = -(-ntiles[more] // tp[more])
     n_last = ntiles - (npass - 1) * tp
-    w_slot = np.where(pf, tp * rows_tile, 0)
-    p_slot = np.where(pf, tp, 0)
-    H, L = ntiles.shape
+    # the last pass's slot differs from the first one's with prefetch and an even pass count
+    flip = pf & (npass & 1 == 0)
+    w_def = pf * (tp * rows_tile)  # slot 1 without the cross-layer load
+    p_def = pf * tp
+    w_len, p_len = n0 * rows_tile, n0  # the first pass's rows and words
+    w_top = w_depth[:, None] - w_len
+    p_top = 2 * PREFETCH_PARAM_TILES - p_len
+    w_end, p_end = n_last * rows_tile, n_last  # the last pass's rows and words past its base
+    hidden = np.zeros((H, L), dtype=bool)
+    hidden[:, 1:] = 1 + first_loads[:, 1:] <= last_run[:, :-1]
+    w_slot, p_slot = w_def.copy(), p_def.copy()
     xin = np.zeros((H, L), dtype=bool)
     s0 = np.zeros((H, L), dtype=bool)
     for k in range(1, L):
+        hk = hidden[:, k]
+        if not hk.any():
+            continue
         j = k - 1
-        # P's last pass: on slot s0 ^ (passes - 1 odd, with prefetch)
-        last = s0[:, j] ^ (pf[:, j] & ((npass[:, j] - 1) % 2 == 1))
-        wb = np.where(last, w_slot[:, j], 0)
-        pb = np.where(last, p_slot[:, j], 0)
-        we, pe = wb + n_last[:, j] * rows_tile[:, j], pb + n_last[:, j]
-        wl0, pl0 = n0[:, k] * rows_tile[:, k], n0[:, k]
-        low = (wb >= wl0) & (pb >= pl0)  # slot 0 lies below P's last pass
-        ws1, ps1 = np.maximum(w_slot[:, k], we), np.maximum(p_slot[:, k], pe)
-        high = (ws1 + wl0 <= w_depth[:, 0]) & (ps1 + pl0 <= 2 * PREFETCH_PARAM_TILES)
-        xin[:, k] = (1 + first_loads[:, k] <= last_run[:, j]) & (low | high)
-        s0[:, k] = xin[:, k] & ~low
-        w_slot[:, k] = np.where(s0[:, k], ws1, w_slot[:, k])
-        p_slot[:, k] = np.where(s0[:, k], ps1, p_slot[:, k])
+        last = s0[:, j] ^ flip[:, j]  # P's last pass's slot
+        wb = last * w_slot[:, j]
+        pb = last * p_slot[:, j]
+        low = (wb >= w_len[:, k]) & (pb >= p_len[:, k])  # slot 0 lies below P's last pass
+        ws1 = np.maximum(w_def[:, k], wb + w_end[:, j])
+        ps1 = np.maximum(p_def[:, k], pb + p_end[:, j])
+        x = hk & (low | ((ws1 <= w_top[:, k]) & (ps1 <= p_top[:, k])))
+        up = x > low  # x and not low
+        xin[:, k], s0[:, k] = x, up
+        w_slot[:, k] += up * (ws1 - w_def[:, k])
+        p_slot[:, k] += up * (ps1 - p_def[:, k])
     return xin, s0, w_slot, p_slot
