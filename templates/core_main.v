@@ -104,6 +104,11 @@ module core_main #(
         D_V_OYW = 50, D_V_CWRAP = 51, D_V_LAST = 52, D_IN_RUNS = 53, D_IN_STRIDE = 54,
         D_IN_BSTRIDE = 55, D_OUT_RUN = 56, D_OUT_STRIDE = 57, D_O_PITCH = 58, D_FWD_OFS = 59,
         D_IN_IFOFS = 60, D_O_BASE = 61, D_W_SLOT = 62, D_P_SLOT = 63;
+    // a compute descriptor's cross-layer prefetch (op bit 13; program.X_FIELDS) in words only
+    // vector descriptors read: the next compute layer's first pass, weight and parameter
+    // bytes and DRAM addresses, and the weight row / parameter word it goes to
+    localparam integer X_W_ADDR = D_MULT0, X_P_ADDR = D_MULT1, X_W_LEN = D_V_OYW,
+        X_P_LEN = D_V_CWRAP, X_W_ROW = D_V_LAST, X_P_WORD = D_IN2_OFS;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
@@ -134,6 +139,11 @@ module core_main #(
     // D_W_SLOT, parameter tile D_P_SLOT); while a pass computes on one slot, the next pass's
     // weight tiles and parameter records are loaded into the other one
     wire        pf        = desc[D_OP][12];
+    // cross-layer prefetch: during the last pass, load the next compute layer's first pass
+    // (xpf); this layer's first pass was loaded so by the layer before (xin) into slot s0
+    wire        xpf       = desc[D_OP][13];
+    wire        xin       = desc[D_OP][14];
+    wire        s0        = desc[D_OP][15];
     wire signed [31:0] d_h  = desc[D_H];
     wire signed [31:0] d_w  = desc[D_W];
     wire signed [31:0] d_lo = desc[D_LO];
@@ -191,14 +201,19 @@ module core_main #(
     wire                 pf_busy = (pf_st != PF_IDLE);
     reg                  slot;      // the slot of the pass being computed
     reg                  wr_slot;   // the slot being loaded (registered: stable while it loads)
+    reg                  pf_x;      // the prefetch engine loads the next layer's first pass
+    reg                  wr_x;      // ... registered with wr_slot
     reg  [W_WADDR-1:0]   w_wofs;    // weight word of the loaded slot's first row
     reg  [P_TADDR-1:0]   p_wofs;    // parameter word of the loaded slot's first tile
     reg  [31:0]          w_rbase;   // weight row of the computed slot's first row
     reg  [P_TADDR-1:0]   p_rbase;   // parameter word of the computed slot's first tile
     always @(posedge clk) begin
         wr_slot <= pf_busy ? ~slot : slot;
-        w_wofs  <= wr_slot ? desc[D_W_SLOT][W_ROWS_LB +: W_WADDR] : {W_WADDR{1'b0}};
-        p_wofs  <= wr_slot ? desc[D_P_SLOT][P_TADDR-1:0] : {P_TADDR{1'b0}};
+        wr_x    <= pf_busy & pf_x;
+        w_wofs  <= wr_x ? desc[X_W_ROW][W_ROWS_LB +: W_WADDR]
+                 : wr_slot ? desc[D_W_SLOT][W_ROWS_LB +: W_WADDR] : {W_WADDR{1'b0}};
+        p_wofs  <= wr_x ? desc[X_P_WORD][P_TADDR-1:0]
+                 : wr_slot ? desc[D_P_SLOT][P_TADDR-1:0] : {P_TADDR{1'b0}};
         w_rbase <= slot ? desc[D_W_SLOT] : 32'd0;
         p_rbase <= slot ? desc[D_P_SLOT][P_TADDR-1:0] : {P_TADDR{1'b0}};
     end
@@ -946,9 +961,12 @@ module core_main #(
     reg  [31:0] po_k, po_ll, po_lh, po_hl, po_prod;
     // weight prefetch: this pass's tiles were loaded into its slot during the pass before;
     // the next pass's loads (DRAM address, length) start with the pass's S_INIT
-    wire        pf_hit  = pf & (t_ps != 32'd0);
+    // (or, op bit 14, the first pass was loaded during the layer before); the last pass
+    // starts the next compute layer's first pass's loads with op bit 13
+    wire        pf_hit  = (t_ps != 32'd0) ? pf : xin;
     wire [31:0] pf_left = pass_left - np;
-    wire        pf_go   = pf & (st == S_INIT) & (icnt == 32'd0) & (np < pass_left);
+    wire        pf_init = (st == S_INIT) & (icnt == 32'd0);
+    wire        pf_go   = pf_init & ((np < pass_left) ? pf : xpf);
     reg  [31:0] pf_a, pf_wl, pf_pa, pf_pl;
     always @(posedge clk) begin
         ntw_ll <= desc[D_NTILES][15:0] * desc[D_TILE_W][15:0];
@@ -981,6 +999,7 @@ module core_main #(
             o_wofs <= 32'd0;
             o_base <= 32'd0;
             pf_st <= PF_IDLE;
+            pf_x <= 1'b0;
         end else begin
             dma_valid <= 1'b0;
             dma_post <= 1'b0;
@@ -1073,7 +1092,7 @@ module core_main #(
                     pass_oaddr <= desc[D_OUT_ADDR] + po_prod;
                     wb_a <= desc[D_OUT_ADDR] + po_prod;
                     wb_o <= 32'd0;
-                    st <= pf_hit ? S_INIT : S_LP_W;
+                    st <= !pf_hit ? S_LP_W : (t_ps == 32'd0) ? S_IN : S_INIT;
                 end
                 S_LP_W: if (dma_done) st <= (t_ps == 32'd0) ? S_IN : S_INIT;
                 S_INIT: if (icnt == R - 1) st <= S_TILE;
@@ -1135,10 +1154,18 @@ module core_main #(
             // into the other slot (the one of the pass before, which is finished)
             case (pf_st)
                 PF_IDLE: if (pf_go) begin
-                    pf_a <= desc[D_W_ADDR] + tw_ps + lw_len;
-                    pf_wl <= (pf_left < desc[D_TPP]) ? ntw - tw_ps - lw_len : tpw;
-                    pf_pa <= desc[D_P_ADDR] + (t_ps + np) * P_TILE;
-                    pf_pl <= ((pf_left < desc[D_TPP]) ? pf_left : desc[D_TPP]) * P_TILE;
+                    pf_x <= (np >= pass_left);  // the last pass: the next layer's first
+                    if (np >= pass_left) begin
+                        pf_a <= desc[X_W_ADDR];
+                        pf_wl <= desc[X_W_LEN];
+                        pf_pa <= desc[X_P_ADDR];
+                        pf_pl <= desc[X_P_LEN];
+                    end else begin
+                        pf_a <= desc[D_W_ADDR] + tw_ps + lw_len;
+                        pf_wl <= (pf_left < desc[D_TPP]) ? ntw - tw_ps - lw_len : tpw;
+                        pf_pa <= desc[D_P_ADDR] + (t_ps + np) * P_TILE;
+                        pf_pl <= ((pf_left < desc[D_TPP]) ? pf_left : desc[D_TPP]) * P_TILE;
+                    end
                     pf_st <= PF_W;
                 end
                 PF_W: begin
@@ -1167,7 +1194,7 @@ module core_main #(
                 S_DECODE: begin
                     t_ps <= 32'd0;
                     tw_ps <= 32'd0;
-                    slot <= 1'b0;
+                    slot <= s0;  // (op bit 15: the first pass computes on slot 1)
                     g_ps <= 32'd0; ktc_ps <= 32'd0; kg0_ps <= 32'd0; cb_ps <= 32'd0;
                     fl <= 32'd0;
                 end

@@ -23,6 +23,7 @@ import pytest
 from autochip.builder.compiler import CompileError, compile_model
 from autochip.builder.core import core_params
 from autochip.builder.explore_build import integer_workload
+from autochip.builder.program import X_FIELDS
 from autochip.hw import hardware_spec_from_dict
 from autochip.hw.platform import load_platform
 from autochip.ir import graph_for
@@ -117,7 +118,7 @@ def test_graph_layers_equal_the_compiled_program(name: str, ptq_models: dict[str
     assert not wl.problems
     top, if_kb, w_kb, o_kb = _NETS[name]
     rng = np.random.default_rng(7)
-    compiled = refused = prefetched = 0
+    compiled = refused = prefetched = crossed = 0
     kinds: set[str] = set()
     for _ in range(40 if name.endswith("_digits") else 24):
         hw = _spec(
@@ -145,11 +146,14 @@ def test_graph_layers_equal_the_compiled_program(name: str, ptq_models: dict[str
         for j, lay in enumerate(prog.layers):
             keys = PLAN_KEYS + (("t", "kg") if lay.mode != "vector" else ())
             assert {k: lay.get(k) for k in keys} == {k: int(plan[k][0, j]) for k in keys}
-            # weight prefetch (op bit 12) and its slots
-            pf = (lay.get("op") >> 12 & 1, lay.get("w_slot"), lay.get("p_slot"))
-            assert pf == (int(plan["op"][0, j]) >> 12 & 1, int(plan["w_slot"][0, j]),
-                          int(plan["p_slot"][0, j]))  # fmt: skip
-            prefetched += pf[0]
+            # weight prefetch (op bit 12), cross-layer prefetch (bits 13-15), slots, loads
+            pf = (lay.get("op") >> 12 & 15, lay.get("w_slot"), lay.get("p_slot"),
+                  *(lay.get(k) for k in X_FIELDS))  # fmt: skip
+            assert pf == (int(plan["op"][0, j]) >> 12 & 15, int(plan["w_slot"][0, j]),
+                          int(plan["p_slot"][0, j]),
+                          *(int(plan[k][0, j]) for k in X_FIELDS))  # fmt: skip
+            prefetched += pf[0] & 1
+            crossed += pf[0] >> 2 & 1
         ref = core_cycles(core, prog.layers)
         res = evaluate_core(wl, cfg)
         assert _phases(res, 0, len(wl)) == [
@@ -161,6 +165,7 @@ def test_graph_layers_equal_the_compiled_program(name: str, ptq_models: dict[str
             assert _phases(evaluate_core(iw, cfg), 0, len(wl)) == _phases(res, 0, len(wl))
     assert compiled >= 5 and refused >= 1
     assert prefetched >= 1  # layers of several passes whose two slots fit
+    assert crossed >= 1  # first passes loaded during the compute layer before
     if name == "resnet20":
         assert {"subsample", "add", "avgpool"} <= kinds
     if name == "zoo_ops_tiny":

@@ -4,6 +4,7 @@ simulation: ``rtl_tests/core/test_core_sim.py`` ``prefetch``.)"""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -92,8 +93,13 @@ def test_compiled_prefetch_fields_and_model_equations() -> None:
     for n in ("c1", "c2", "fc"):
         lay = lays[n]
         rows_tile = lay.get("tile_w") // core.w_row
-        assert lay.get("w_slot") == lay.get("tpp") * rows_tile
-        assert lay.get("p_slot") == lay.get("tpp")
+        up = lay.get("op") >> 15 & 1  # cross-layer prefetch into slot 1: at least as high
+        assert (
+            (lay.get("w_slot") >= lay.get("tpp") * rows_tile)
+            if up
+            else (lay.get("w_slot") == lay.get("tpp") * rows_tile)
+        )
+        assert (lay.get("p_slot") >= lay.get("tpp")) if up else lay.get("p_slot") == lay.get("tpp")
         assert lay.get("w_slot") + lay.get("tpp") * rows_tile <= core.w_depth
         assert 2 * lay.get("tpp") <= 16
     assert lays["c3"].get("w_slot") == lays["c3"].get("p_slot") == 0
@@ -114,6 +120,8 @@ def test_compiled_prefetch_fields_and_model_equations() -> None:
     first = dma_cycles(fc.get("w_addr"), tpp * fc.get("tile_w"), False, bus) + dma_cycles(
         fc.get("p_addr"), tpp * core.p_tile, False, bus
     )
+    if fc.get("op") >> 14 & 1:  # its first pass loaded during c3's (cross-layer prefetch)
+        first = PREFETCHED_PASS
     in_load = cyc["fc"].load - first - 2 * PREFETCHED_PASS - sum(waits)
     assert in_load in (1, dma_cycles(fc.get("in_addr"), fc.get("in_len"), False, bus))
 
@@ -141,3 +149,94 @@ def test_prefetch_saves_cycles_and_the_batch_model_agrees(
     plain = compile_model(model, core)
     assert not any(lay.get("op") >> 12 & 1 for lay in plain.layers)
     assert sum(c.total for c in ref) < sum(c.total for c in core_cycles(core, plain.layers))
+
+
+def test_cross_prefetch_choice() -> None:
+    """``tiling.cross_prefetch`` on hand-made pairs: the next layer's first pass goes below the
+    previous layer's last pass when that lies in slot 1 high enough, else into slot 1 from its
+    end on, else (no room, or a load the last pass does not hide) not at all."""
+    from autochip.builder.tiling import cross_prefetch
+
+    def one(pf0: bool, nt0: int, tpp1: int, w_depth: int, run: int = 1000) -> tuple[int, ...]:
+        # P: 4 tiles of 100 rows (passes of 1 with prefetch: last on slot 1 at row 100; or
+        # one pass of 4 tiles on slot 0), L: nt0 tiles of 50 rows, tpp1 per pass
+        xin, s0, ws, ps = cross_prefetch(
+            [[4, nt0]], [[1 if pf0 else 4, tpp1]], [[pf0, False]], [[100, 50]], w_depth,
+            [[0, 60]], [[run, run]],
+        )  # fmt: skip
+        return int(xin[0, 1]), int(s0[0, 1]), int(ws[0, 1]), int(ps[0, 1])
+
+    assert one(True, 1, 1, 300) == (1, 0, 0, 0)  # 50 rows below P's slot 1 at row 100
+    # 100 rows would fit below it, but 2 parameter words do not (P's slot 1 is at word 1)
+    assert one(True, 2, 2, 300) == (1, 1, 200, 2)
+    assert one(True, 3, 3, 400) == (1, 1, 200, 2)  # 150 rows: above P's last pass
+    assert one(True, 3, 3, 300) == (0, 0, 0, 0)  # no room above it
+    assert one(False, 2, 2, 600) == (1, 1, 400, 4)  # P's one pass in slot 0: L above it
+    assert one(False, 2, 2, 600, run=60) == (0, 0, 0, 0)  # the load outlasts P's last pass
+
+
+def test_cross_prefetch_slots_never_overlap_and_never_slower() -> None:
+    """On the prefetch network on random cores: every prefetched first pass (op bit 14) lies
+    beside the last pass of the compute layer before (weight rows and parameter words
+    disjoint, both within the buffers), that layer's descriptor loads exactly it (the
+    ``x_*`` fields), its write-back never waits for it, and the same program without the
+    cross-layer loads (bits 13-15 cleared, slot bases as without them) is never faster."""
+    from autochip.builder.compiler import CompileError
+    from autochip.hw import hardware_spec_from_dict
+
+    rng = np.random.default_rng(3)
+    model = prefetch_model()
+    crossed = up = 0
+    for _ in range(30):
+        r, c = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        hw = hardware_spec_from_dict({
+            "pe": {"kind": "mac", "a_bits": 8, "w_bits": 8},
+            "array": {"rows": r, "cols": c},
+            "buffers": {"ifmap": {"size_kb": 16}, "weight": {"size_kb": float(rng.choice(
+                [0.5, 0.75, 1, 2, 4]))}, "ofmap": {"size_kb": float(rng.choice([1, 2, 4]))}},
+            "dram": {"bandwidth": int(rng.choice([4, 8, 16]))},
+        })  # fmt: skip
+        core = core_params(hw)
+        try:
+            prog = compile_model(model, core)
+        except CompileError:  # buffers too small for this core: not the point
+            continue
+        comp = [lay for lay in prog.layers if lay.mode != "vector"]
+        for p, lay in itertools.pairwise(comp):
+            if not lay.get("op") >> 14 & 1:
+                assert not p.get("op") >> 13 & 1
+                continue
+            crossed += 1
+            up += lay.get("op") >> 15 & 1
+            rt_p, rt_l = p.get("tile_w") // core.w_row, lay.get("tile_w") // core.w_row
+            nt_p, tp_p = p.get("ntiles"), p.get("tpp")
+            npass = -(-nt_p // tp_p)
+            last = (p.get("op") >> 15 & 1) ^ ((p.get("op") >> 12 & 1) & (npass - 1) % 2)
+            n_last = nt_p - (npass - 1) * tp_p
+            pw0 = p.get("w_slot") if last else 0
+            pp0 = p.get("p_slot") if last else 0
+            n0 = min(lay.get("tpp"), lay.get("ntiles"))
+            s0 = lay.get("op") >> 15 & 1
+            lw0 = lay.get("w_slot") if s0 else 0
+            lp0 = lay.get("p_slot") if s0 else 0
+            assert (p.get("x_w_row"), p.get("x_p_word")) == (lw0, lp0)
+            assert lw0 + n0 * rt_l <= pw0 or pw0 + n_last * rt_p <= lw0
+            assert lp0 + n0 <= pp0 or pp0 + n_last <= lp0
+            assert lw0 + n0 * rt_l <= core.w_depth and lp0 + n0 <= 16
+            assert (p.get("x_w_addr"), p.get("x_w_len")) == (
+                lay.get("w_addr"),
+                n0 * lay.get("tile_w"),
+            )
+            assert (p.get("x_p_addr"), p.get("x_p_len")) == (lay.get("p_addr"), n0 * core.p_tile)
+            assert prefetch_waits(core, p)[-1] == 0
+        plain = []
+        for lay in prog.layers:
+            f = {**lay.fields, "op": lay.get("op") & ~(7 << 13)}
+            if lay.get("op") >> 15 & 1:  # the slot bases without the cross-layer load
+                n = lay.get("tpp") if lay.get("op") >> 12 & 1 else 0
+                f.update(w_slot=n * lay.get("tile_w") // core.w_row, p_slot=n)
+            plain.append(type(lay)(lay.name, lay.kind, lay.mode, lay.output, f))
+        assert sum(x.total for x in core_cycles(core, prog.layers)) <= sum(
+            x.total for x in core_cycles(core, plain)
+        )
+    assert crossed >= 10 and up >= 3

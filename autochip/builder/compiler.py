@@ -60,6 +60,7 @@ from autochip.builder.residency import Desc, Placement, allocate, ofmap_bases
 from autochip.builder.tiling import (
     band_rows,
     compute_tiling,
+    cross_prefetch,
     pitch,
     prefetch_passes,
     vector_tiling,
@@ -647,6 +648,18 @@ class _Compiler:
                 f["tpp"], f["p_slot"] = n, n
                 f["w_slot"] = n * f["tile_w"] // self.core.w_row
 
+    def cross_prefetch(self, fs: list[dict[str, int]]) -> None:
+        """Cross-layer weight prefetch (op bits 13-15, :func:`apply_cross_prefetch`); not in a
+        program with feature-map bands (as :meth:`prefetch`)."""
+        if any("@" in lay.name for lay, _ in self.layers):
+            return
+        core = self.core
+        apply_cross_prefetch(
+            [f for (lay, _), f in zip(self.layers, fs, strict=True) if lay.mode != "vector"],
+            rows=core.rows, cols=core.cols, bus=core.bus_bytes, p_tile=core.p_tile,
+            w_row=core.w_row, w_depth=core.w_depth,
+        )  # fmt: skip
+
     def residency(
         self, fs: list[dict[str, int]], tensors: dict[str, tuple[int, tuple[int, ...]]]
     ) -> tuple[Placement, ...]:
@@ -744,12 +757,16 @@ class _Compiler:
             f["in_addr"] = tensors[self.root(src)][0] + in_off
             f["in2_addr"] = tensors[self.root(src2)][0] + in_off if src2 else 0
             f["out_addr"] = tensors[lay.output][0] + out_off
+            if lay.mode != "vector":
+                _, _, w_off, p_off, owner = self.place[lay.name]
+                f["p_addr"] = blob_addr[owner] + p_off
+                f["w_addr"] = blob_addr[owner] + self.inputs[lay.name][2] + w_off
             fs.append(f)
         self.prefetch(fs)
+        self.cross_prefetch(fs)
         placed = self.residency(fs, tensors)
         for i, (lay, _) in enumerate(self.layers):
-            src, src2, p_len = self.inputs[lay.name]
-            _, _, w_off, p_off, owner = self.place[lay.name]
+            src, src2, _ = self.inputs[lay.name]
             f = fs[i]
             at = placed[i].at
             # the DMA puts DRAM byte a at ifmap byte at + a - (the load's first address rounded
@@ -770,9 +787,6 @@ class _Compiler:
             if lay.mode == "vector" and f["out_addr"] % bus + f["c_pq"] > self.core.o_depth:
                 self.buffer(lay.name, "ofmap", "its output from the bus word of its DRAM "
                             "address on", f["out_addr"] % bus + f["c_pq"])  # fmt: skip
-            if lay.mode != "vector":
-                f["p_addr"] = blob_addr[owner] + p_off
-                f["w_addr"] = blob_addr[owner] + p_len + w_off
             desc = encode_descriptor(f)
             image[i * DESC_BYTES : (i + 1) * DESC_BYTES] = desc
             final.append(CompiledLayer(lay.name, lay.kind, lay.mode, lay.output, f))
@@ -793,6 +807,52 @@ class _Compiler:
             tensors={k: v for k, v in tensors.items()},
             output=out,
         )
+
+
+def apply_cross_prefetch(
+    cf: list[dict[str, int]],
+    *,
+    rows: int,
+    cols: int,
+    bus: int,
+    p_tile: int,
+    w_row: int,
+    w_depth: int,
+) -> None:
+    """Cross-layer weight prefetch (op bits 13-15, ``tiling.cross_prefetch``) on the fields of
+    a program's compute descriptors ``cf`` in order (their addresses and passes set): a
+    layer's first pass loads during the last pass of the compute layer before it where that
+    hides it and the slots fit; the earlier descriptor gets the load (``program.X_FIELDS``),
+    the later one bits 14 (prefetched) and 15 (start slot) and its slot bases."""
+    from autochip.predictor.core_model import dma_cycles, flush_compute_cycles, tile_cycles
+
+    if len(cf) < 2:
+        return
+    nt = [f["ntiles"] for f in cf]
+    tp = [max(f["tpp"], 1) for f in cf]
+    n0 = [min(a, b) for a, b in zip(tp, nt, strict=True)]
+    first = [dma_cycles(f["w_addr"], n * f["tile_w"], False, bus)
+             + dma_cycles(f["p_addr"], n * p_tile, False, bus)
+             for f, n in zip(cf, n0, strict=True)]  # fmt: skip
+    flush = flush_compute_cycles(rows, cols)
+    last = [rows + 1 + f["npt"] * (a - (-(-a // b) - 1) * b) * tile_cycles(rows, cols, f["t"])
+            + flush for f, a, b in zip(cf, nt, tp, strict=True)]  # fmt: skip
+    xin, s0, w_slot, p_slot = cross_prefetch(
+        [nt], [tp], [bool(f["op"] >> 12 & 1) for f in cf], [f["tile_w"] // w_row for f in cf],
+        w_depth, [first], [last],
+    )  # fmt: skip
+    for k, f in enumerate(cf):
+        if not xin[0, k]:
+            continue
+        up = bool(s0[0, k])
+        f["op"] |= op_word(0, xin=True, s0=up)
+        f["w_slot"], f["p_slot"] = int(w_slot[0, k]), int(p_slot[0, k])
+        cf[k - 1]["op"] |= op_word(0, xpf=True)
+        cf[k - 1].update(
+            x_w_addr=f["w_addr"], x_w_len=n0[k] * f["tile_w"], x_p_addr=f["p_addr"],
+            x_p_len=n0[k] * p_tile, x_w_row=f["w_slot"] if up else 0,
+            x_p_word=f["p_slot"] if up else 0,
+        )  # fmt: skip
 
 
 def _ofmap_need(f: dict[str, int], mode: str, core: CoreParams) -> int:

@@ -21,6 +21,16 @@ checks both agree). Word 0 packs the operation:
 * bit 12 weight prefetch (compute): the weight and parameter buffers have two slots (slot 1 at
   weight row ``w_slot`` and parameter tile ``p_slot``); pass p computes on slot p mod 2 while
   the controller loads pass p + 1's weight tiles and parameter records into the other one
+* bit 13 cross-layer prefetch (compute): during its last pass the controller also loads the
+  next compute layer's first pass (``x_w_len`` weight bytes at ``x_w_addr``, ``x_p_len``
+  parameter bytes at ``x_p_addr``) into the weight buffer from row ``x_w_row`` and the
+  parameter buffer from word ``x_p_word`` (:data:`X_FIELDS`; ``tiling.cross_prefetch``)
+* bit 14 first pass prefetched (compute): the layer before loaded this layer's first pass
+  (no loads); bit 15 start slot: the first pass computes on slot 1 (at ``w_slot`` /
+  ``p_slot``), pass p on slot (1 + p) mod 2 with bit 12
+
+A compute descriptor's cross-layer prefetch fields (:data:`X_FIELDS`) share the words of
+fields only vector descriptors read (the rescale multipliers and the vector lanes' carries).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ __all__ = [
     "VMODE_ADD",
     "VMODE_MAX",
     "VMODE_SUM",
+    "X_FIELDS",
     "encode_descriptor",
     "op_word",
 ]
@@ -53,6 +64,12 @@ FIELDS = (
     "in_runs", "in_stride", "in_bstride", "out_run", "out_stride", "o_pitch", "fwd_ofs",
     "in_ifofs", "o_base", "w_slot", "p_slot",
 )  # fmt: skip
+# a compute descriptor's cross-layer prefetch (op bit 13): name -> the vector-only field whose
+# word it takes (core_main.v X_* localparams)
+X_FIELDS = {
+    "x_w_addr": "mult0", "x_p_addr": "mult1", "x_w_len": "v_oyw", "x_p_len": "v_cwrap",
+    "x_w_row": "v_last", "x_p_word": "in2_ofs",
+}  # fmt: skip
 DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
 DESC_BYTES = 4 * DESC_WORDS
 PARAM_RECORD_BYTES = 16  # bias (4, LE), multiplier or threshold (4, LE), shift (1), flip (1)
@@ -72,19 +89,27 @@ def op_word(
     res_b: bool = False,
     owait: bool = False,
     pf: bool = False,
+    xpf: bool = False,
+    xin: bool = False,
+    s0: bool = False,
 ) -> int:
     return (
         op | int(adder) << 2 | int(threshold) << 3 | vmode << 4 | int(nobounds) << 6
         | int(keep) << 7 | int(fwd) << 8 | int(res_a) << 9 | int(res_b) << 10 | int(owait) << 11
-        | int(pf) << 12
+        | int(pf) << 12 | int(xpf) << 13 | int(xin) << 14 | int(s0) << 15
     )  # fmt: skip
 
 
 def encode_descriptor(values: Mapping[str, int]) -> bytes:
-    """The 192-byte descriptor; missing fields are 0, signed values are two's complement."""
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"unknown descriptor fields {unknown}")
+    """The 256-byte descriptor; missing fields are 0, signed values are two's complement; a
+    cross-layer prefetch field (:data:`X_FIELDS`) goes to its word, which must not be given
+    under its own name as well."""
+    unknown = sorted(set(values) - set(FIELDS) - set(X_FIELDS))
+    both = sorted(x for x, f in X_FIELDS.items() if x in values and values.get(f, 0))
+    if unknown or both:
+        raise ValueError(f"unknown descriptor fields {unknown}, or given twice {both}")
+    merged = dict(values)
+    merged.update({X_FIELDS[x]: v for x, v in values.items() if x in X_FIELDS})
     words = np.zeros(DESC_WORDS, dtype="<u4")
-    words[: len(FIELDS)] = [int(values.get(f, 0)) & 0xFFFFFFFF for f in FIELDS]
+    words[: len(FIELDS)] = [int(merged.get(f, 0)) & 0xFFFFFFFF for f in FIELDS]
     return words.tobytes()

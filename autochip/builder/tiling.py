@@ -30,6 +30,7 @@ __all__ = [
     "Tiling",
     "band_rows",
     "compute_tiling",
+    "cross_prefetch",
     "pitch",
     "prefetch_passes",
     "prefetch_passes_batch",
@@ -319,3 +320,74 @@ def _waited_writes(passes: Any, n: Any, wb_tile: Any) -> Any:
     """The write-backs of every pass but the last (waited for: only the last is posted), of
     ``n`` tiles each, estimated: ``wb_tile`` bus words a tile, ``WRITE_ISSUE`` a command."""
     return (passes - 1) * (n * wb_tile + WRITE_ISSUE)
+
+
+def cross_prefetch(
+    ntiles: Any,
+    tpp: Any,
+    pf: Any,
+    rows_tile: Any,
+    w_depth: Any,
+    first_loads: Any,
+    last_run: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """Cross-layer weight prefetch (descriptor op bits 13-15): which compute layers get their
+    first pass's weight tiles and parameter records loaded during the last pass of the compute
+    layer before them (vector layers between them do not touch the weight and parameter
+    buffers), and where. Arrays ``(H, Lc)``: the compute layers of ``H`` programs in program
+    order (``ntiles``, tiles per pass ``tpp``, weight prefetch ``pf``, weight rows per tile
+    ``rows_tile``, the first pass's two load commands' ``dma_cycles`` ``first_loads`` and the
+    last pass's cycles from its S_INIT to its S_WB ``last_run``); ``w_depth`` ``(H, 1)``.
+
+    Layer L is prefetched (``xin``) when the load is hidden by the previous compute layer P's
+    last pass (``1 + first_loads(L) <= last_run(P)``: P's write-back never waits for it, so
+    the program is never slower) and L's first pass fits beside P's last pass: at weight row /
+    parameter word 0 (slot 0) when P's last pass lies above it, else in slot 1 from the end of
+    P's last pass on (``s0``: L's first pass computes on slot 1, at ``w_slot`` / ``p_slot``,
+    at least its own prefetch slot's base), within the weight buffer and the 16 parameter
+    words. Returns ``(xin, s0, w_slot, p_slot)``, ``(H, Lc)`` each; P's last pass's slot
+    follows from its own ``s0`` (a scan over the layers, vectorised over programs)."""
+    ntiles, tpp, rows_tile, first_loads, last_run = (
+        np.atleast_2d(np.asarray(x, dtype=np.int64))
+        for x in (ntiles, tpp, rows_tile, first_loads, last_run)
+    )
+    pf = np.atleast_2d(np.asarray(pf, dtype=bool))
+    w_depth = np.asarray(w_depth, dtype=np.int64).reshape(-1)
+    H, L = ntiles.shape
+    tp = np.maximum(tpp, 1)
+    n0 = np.minimum(tp, ntiles)  # the first pass's tiles
+    more = ntiles > tp  # several passes: the last one's tiles and parity from the division
+    npass = np.ones((H, L), dtype=np.int64)
+    if more.any():
+        npass[more] = -(-ntiles[more] // tp[more])
+    n_last = ntiles - (npass - 1) * tp
+    # the last pass's slot differs from the first one's with prefetch and an even pass count
+    flip = pf & (npass & 1 == 0)
+    w_def = pf * (tp * rows_tile)  # slot 1 without the cross-layer load
+    p_def = pf * tp
+    w_len, p_len = n0 * rows_tile, n0  # the first pass's rows and words
+    w_top = w_depth[:, None] - w_len
+    p_top = 2 * PREFETCH_PARAM_TILES - p_len
+    w_end, p_end = n_last * rows_tile, n_last  # the last pass's rows and words past its base
+    hidden = np.zeros((H, L), dtype=bool)
+    hidden[:, 1:] = 1 + first_loads[:, 1:] <= last_run[:, :-1]
+    w_slot, p_slot = w_def.copy(), p_def.copy()
+    xin = np.zeros((H, L), dtype=bool)
+    s0 = np.zeros((H, L), dtype=bool)
+    for k in range(1, L):
+        hk = hidden[:, k]
+        if not hk.any():
+            continue
+        j = k - 1
+        last = s0[:, j] ^ flip[:, j]  # P's last pass's slot
+        wb = last * w_slot[:, j]
+        pb = last * p_slot[:, j]
+        low = (wb >= w_len[:, k]) & (pb >= p_len[:, k])  # slot 0 lies below P's last pass
+        ws1 = np.maximum(w_def[:, k], wb + w_end[:, j])
+        ps1 = np.maximum(p_def[:, k], pb + p_end[:, j])
+        x = hk & (low | ((ws1 <= w_top[:, k]) & (ps1 <= p_top[:, k])))
+        up = x > low  # x and not low
+        xin[:, k], s0[:, k] = x, up
+        w_slot[:, k] += up * (ws1 - w_def[:, k])
+        p_slot[:, k] += up * (ps1 - p_def[:, k])
+    return xin, s0, w_slot, p_slot

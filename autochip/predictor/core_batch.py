@@ -1408,6 +1408,43 @@ def _residency(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict
     return res_a, res_b, owait
 
 
+def _cross(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
+           inv: I64, ci: I64, tpp: I64, pf: npt.NDArray[np.bool_], first: I64 | None = None
+           ) -> dict[str, Any]:  # fmt: skip
+    """The compiler's cross-layer prefetch (``compiler.cross_prefetch``,
+    ``tiling.cross_prefetch``) of the compute layers ``ci`` of an untiled program, (H, Lc):
+    ``xin``, ``s0``, ``w_slot``, ``p_slot``, the first pass's tiles ``n0`` and its two loads'
+    cycles ``first`` (given, or computed here)."""
+    from autochip.builder.tiling import cross_prefetch
+
+    R, C = cfg.rows[:, None], cfg.cols[:, None]
+    ntiles = lu["ntiles"][:, ci][inv]
+    tp = np.maximum(tpp, 1)
+    n0 = np.minimum(tp, ntiles)
+    rows_tile = np.maximum(lu["tile_w"][:, ci] // lu["w_row"], 1)[inv]
+    if first is None:
+        rd = int(dram_timing()["read_burst_overhead"])
+        bus = geo["bus"][:, None] + 0 * n0
+        first = _dma(lu["w_addr"][:, ci][inv], n0 * lu["tile_w"][:, ci][inv], bus, rd) + _dma(
+            lu["p_addr"][:, ci][inv], n0 * geo["p_tile"][:, None], bus, rd
+        )
+    n_last = ntiles - (_cdiv(ntiles, tp) - 1) * tp
+    tile = _tile_cycles(R, C, lu["t"][:, ci][inv])
+    last = (R + 1 + flush_compute_cycles(R, C)  # type: ignore[arg-type]
+            + _cdiv(wl.pq[ci][None, :], R) * n_last * tile)  # fmt: skip
+    xin, s0, w_slot, p_slot = cross_prefetch(
+        ntiles, tpp, pf, rows_tile, geo["w_depth"][:, None], first, last
+    )
+    return {"xin": xin, "s0": s0, "w_slot": w_slot, "p_slot": p_slot, "n0": n0, "first": first}
+
+
+def program_x_fields() -> tuple[str, ...]:
+    """The cross-layer prefetch's descriptor fields (``program.X_FIELDS``)."""
+    from autochip.builder.program import X_FIELDS
+
+    return tuple(X_FIELDS)
+
+
 def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     """The compiler's tiling and DRAM layout for every (configuration, layer), arrays (H, L):
     the descriptor fields the cycle model reads (``in_addr``, ``tpp``, ``w_addr``, ...) and
@@ -1417,14 +1454,42 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     tpp, npt_, pf, feasible = _tiling(wl, cfg, core_geometry(cfg), lu, inv)
     comp = ~wl.vector[None, :]
     pq = wl.pq[None, :]
-    res_a, res_b, owait = _residency(wl, cfg, core_geometry(cfg), lu, inv, tpp)
+    geo = core_geometry(cfg)
+    res_a, res_b, owait = _residency(wl, cfg, geo, lu, inv, tpp)
+    # cross-layer prefetch (op bits 13-15) and its fields on the layer before (compiler)
+    ci = np.flatnonzero(~wl.vector)
+    x = _cross(wl, cfg, geo, lu, inv, ci, tpp[:, ci], pf[:, ci] > 0)
+    xin, s0 = np.zeros((H, L), dtype=np.int64), np.zeros((H, L), dtype=np.int64)
+    xin[:, ci], s0[:, ci] = x["xin"], x["s0"]
+    p_slot = pf.copy()
+    w_slot = pf * np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv]
+    p_slot[:, ci], w_slot[:, ci] = x["p_slot"], x["w_slot"]
+    xf = {k: np.zeros((H, L), dtype=np.int64) for k in program_x_fields()}
+    xpf = np.zeros((H, L), dtype=np.int64)
+    if ci.size > 1:
+        nx, pv = ci[1:], ci[:-1]  # each compute layer and the one before it
+        on = x["xin"][:, 1:]
+        xpf[:, pv] = on
+        up = x["s0"][:, 1:]
+        vals = {
+            "x_w_addr": lu["w_addr"][:, nx][inv],
+            "x_p_addr": lu["p_addr"][:, nx][inv],
+            "x_w_len": x["n0"][:, 1:] * lu["tile_w"][:, nx][inv],
+            "x_p_len": x["n0"][:, 1:] * geo["p_tile"][:, None],
+            "x_w_row": np.where(up, x["w_slot"][:, 1:], 0),
+            "x_p_word": np.where(up, x["p_slot"][:, 1:], 0),
+        }
+        for k, v in vals.items():
+            xf[k][:, pv] = np.where(on, v, 0)
     return {
         "feasible": feasible,
-        # op word bits 9, 10, 11, 12 (the rest of the op word is not modelled)
+        # op word bits 9-15 (the rest of the op word is not modelled)
         "op": (res_a.astype(np.int64) << 9) | (res_b.astype(np.int64) << 10)
-        | (owait.astype(np.int64) << 11) | ((pf > 0).astype(np.int64) << 12),
-        "p_slot": pf,
-        "w_slot": pf * np.maximum(lu["tile_w"] // lu["w_row"], 1)[inv],
+        | (owait.astype(np.int64) << 11) | ((pf > 0).astype(np.int64) << 12)
+        | (xpf << 13) | (xin << 14) | (s0 << 15),
+        "p_slot": p_slot,
+        "w_slot": w_slot,
+        **xf,
         **{k: lu[k][inv] for k in ("in_addr", "in2_addr", "out_addr", "p_addr", "w_addr",
                                    "ntiles", "kt", "tile_w", "blob", "t", "kg")},
         "in_len": np.broadcast_to(wl.in_len[None, :], (H, L)),
@@ -1515,6 +1580,14 @@ def evaluate_core(
     from autochip.builder.tiling import PREFETCHED_PASS
 
     pass_load = np.where(pf, first + (npass - 1) * PREFETCHED_PASS, pass_load) + pf_wait
+    # cross-layer prefetch (op bit 14): the first pass loaded during the layer before
+    from autochip.builder.tiling import cross_prefetch
+
+    last_d = R + 1 + flush_c + npt_d * (ntiles_d - (npass_d - 1) * tpp_d) * tile_d  # last pass
+    xin = cross_prefetch(ntiles_d[:, col], tpp, pf, rows_per_tile[:, col], geo["w_depth"],
+                         first, last_d[:, col])[0] & busy  # fmt: skip
+    pass_load -= np.where(xin, first - PREFETCHED_PASS, 0)
+    first = np.where(xin, PREFETCHED_PASS, first)
     # every pass's write-back but the last waits for its DMA; the last is posted
     wb_c = wb_in + POSTED_ISSUE
 
@@ -2209,6 +2282,11 @@ def tiled_layers(
         name = f"{wl.names[j]}@{k}" if per_layer[j] > 1 else wl.names[j]
         f.update(layer=j, band=k, p_tile=p_tile)
         out.append(PlannedLayer(name, mode, f))
+    if per_layer.max(initial=0) <= 1:  # no bands: cross-layer prefetch (compiler)
+        from autochip.builder.compiler import apply_cross_prefetch
+
+        apply_cross_prefetch([f for _, mode, f in bands if mode != "vector"], rows=R, cols=C,
+                             bus=B, p_tile=p_tile, w_row=w_row, w_depth=w_depth)  # fmt: skip
     return tuple(out)
 
 
@@ -2247,6 +2325,7 @@ def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
     f = {k: np.array([b.get(k) for b in bands], dtype=np.int64) for k in _BAND_FIELDS}
     f["vector"] = np.array([b.mode == "vector" for b in bands], dtype=np.int64)
     f["pf"] = np.array([b.get("op") >> 12 & 1 for b in bands], dtype=np.int64)  # prefetch
+    f["xin"] = np.array([b.get("op") >> 14 & 1 for b in bands], dtype=np.int64)
     one = np.ones(N, dtype=np.int64)
     first = np.zeros(N, dtype=bool)
     first[:1] = True
@@ -2304,13 +2383,17 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
                          + _dma(a0 + s_last * st, (nt - s_last) * st, bus, rd))  # fmt: skip
         first_ld += np.where(vec, 0, _dma(a0, n_first * st, bus, rd))
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
+    # cross-layer prefetch (op bit 14, programs without bands): no first loads, 3 cycles
+    from autochip.builder.tiling import PREFETCHED_PASS
+
+    xin = (f["xin"] > 0) & ~vec if "xin" in f else np.zeros(N, dtype=bool)
+    w_ld += np.where(xin, PREFETCHED_PASS - first_ld, 0)
+    first_ld = np.where(xin, PREFETCHED_PASS, first_ld)
     # weight prefetch (programs without bands): the first pass's loads, 3 cycles a pass
     # more, the write-backs' waits for the next pass's loads
     pf = (f["pf"] > 0) if "pf" in f else np.zeros(N, dtype=bool)
     ip = np.flatnonzero(pf & ~vec)
     if ip.size:
-        from autochip.builder.tiling import PREFETCHED_PASS
-
         rn = (R + 1 + flush_c + f["npt"] * tp * np.maximum(f["t"], np.maximum(R, C)))[ip]
         pf_w, _ = _pf_waits_flat(tp[ip], nt[ip], rn, bus[ip], p_tile[ip], f["tile_w"][ip],
                                  f["w_addr"][ip], f["p_addr"][ip], rd)  # fmt: skip
@@ -2602,6 +2685,33 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     f["out_addr"] = base[h] + t_off[h, j + 1] + f["out_off"]
     f["w_addr"] = np.where(vec, 0, f["w_addr"] + delta[h])
     f["p_addr"] = np.where(vec, 0, f["p_addr"] + delta[h])
+    # cross-layer prefetch (op bit 14) of the programs without bands (compiler)
+    f["xin"] = np.zeros(h.size, dtype=np.int64)
+    e = np.flatnonzero(~vec & (n_desc[h] == L))  # their compute layers, one band each
+    ci = np.flatnonzero(~wl.vector)
+    if e.size and ci.size > 1:
+        from autochip.builder.tiling import cross_prefetch
+
+        hs, row = np.unique(h[e], return_inverse=True)
+        cidx = np.zeros(L, dtype=np.int64)
+        cidx[ci] = np.arange(ci.size)
+        m = np.zeros((hs.size, ci.size), dtype=np.int64)
+        m[row.reshape(-1), cidx[j[e]]] = e
+        rd = int(dram_timing()["read_burst_overhead"])
+        nt_m, tp_m = f["ntiles"][m], np.maximum(f["tpp"][m], 1)
+        n0 = np.minimum(nt_m, tp_m)
+        bb, hh = Bb[m], h[m]
+        first = _dma(f["w_addr"][m], n0 * f["tile_w"][m], bb, rd) + _dma(
+            f["p_addr"][m], n0 * geo["p_tile"][hh], bb, rd
+        )
+        rr, cc = Rb[m], Cb[m]
+        n_last = nt_m - (_cdiv(nt_m, tp_m) - 1) * tp_m
+        last = (rr + 1 + flush_compute_cycles(rr, cc)
+                + f["npt"][m] * n_last * np.maximum(f["t"][m], np.maximum(rr, cc)))  # fmt: skip
+        xin = cross_prefetch(nt_m, f["tpp"][m], f["pf"][m] > 0,
+                             np.maximum(f["tile_w"][m] // w_row[hh], 1), w_d[hs][:, None], first,
+                             last)[0]  # fmt: skip
+        f["xin"][m[xin]] = 1
     return f
 
 

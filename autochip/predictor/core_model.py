@@ -24,6 +24,9 @@ state unless noted), for a compiled layer (:class:`autochip.builder.compiler.Com
 * weight prefetch (op bit 12, ``tiling.prefetch_passes``): passes after the first load
   nothing (3 cycles); each pass's write-back waits for what the next pass's loads, started
   with the pass, take beyond it (:func:`prefetch_waits`).
+* cross-layer prefetch (op bits 13, 14): a layer's first pass loaded during the last pass of
+  the compute layer before it loads nothing (3 cycles); that last pass's write-back waits for
+  what the load takes beyond the pass (:func:`prefetch_waits`).
 * feature-map residency (``autochip/builder/residency.py``, op bits 9-11): a resident input
   costs one cycle instead of its load, and the wait for the previous posted write-back moves
   to where the RTL waits (:func:`resident_wait`).
@@ -262,8 +265,10 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
         control += 1
-        # a prefetched pass (op bit 12, not the first) loads nothing: S_LW, S_PF, S_LP
-        load += PREFETCHED_PASS if pf and t_ps else _weight_loads(core, lay, t_ps, n)
+        # a prefetched pass (op bit 12, not the first; op bit 14, the first) loads nothing:
+        # S_LW, S_PF, S_LP
+        hit = (pf and t_ps) or (_cross_in(lay) and not t_ps)
+        load += PREFETCHED_PASS if hit else _weight_loads(core, lay, t_ps, n)
         compute += r + 1  # lane initialisation, first tile set-up
         compute += _pass_tiles(core, lay, t_ps)
         compute += flush_compute_cycles(r, c)
@@ -290,32 +295,44 @@ def _prefetch(lay: _Layer) -> bool:
     return bool(lay.get("op") >> 12 & 1)
 
 
+def _cross_in(lay: _Layer) -> bool:
+    """Op word bit 14: the first pass was loaded by the compute layer before (cross-layer
+    prefetch, ``program.op_word(xin=True)``)."""
+    return bool(lay.get("op") >> 14 & 1)
+
+
 def prefetch_waits(core: _Core, lay: _Layer) -> list[int]:
     """Per pass of a compute layer with weight prefetch, the cycles its write-back (S_WB)
     waits for the prefetch engine: pass p's S_INIT starts the loads of pass p + 1 (one cycle,
     then its weight and parameter commands, ``dma_cycles`` each), which run while the pass
-    computes (``R + 1`` set-up, its tiles, the ``R + C + 11`` flush); 0 for the last pass and
-    without prefetch."""
-    g = lay.get
+    computes (``R + 1`` set-up, its tiles, the ``R + C + 11`` flush); the last pass, with
+    op bit 13 (cross-layer prefetch), the same for the next compute layer's first pass
+    (``x_w_len`` bytes at ``x_w_addr``, ``x_p_len`` at ``x_p_addr``); otherwise 0."""
+    g, bus = lay.get, core.bus_bytes
     ntiles, tpp = g("ntiles"), g("tpp")
     out: list[int] = []
     t_ps = 0
     while t_ps < ntiles:
         n = min(tpp, ntiles - t_ps)
         t_nx = t_ps + n
+        busy = 0
         if _prefetch(lay) and t_nx < ntiles:
             busy = 1 + _weight_loads(core, lay, t_nx, min(tpp, ntiles - t_nx))
-            run = (core.rows + 1 + _pass_tiles(core, lay, t_ps)
-                   + flush_compute_cycles(core.rows, core.cols))  # fmt: skip
-            out.append(max(0, busy - run))
-        else:
-            out.append(0)
+        elif g("op") >> 13 & 1 and t_nx >= ntiles:
+            busy = (1 + dma_cycles(g("x_w_addr"), g("x_w_len"), False, bus)
+                    + dma_cycles(g("x_p_addr"), g("x_p_len"), False, bus))  # fmt: skip
+        run = (core.rows + 1 + _pass_tiles(core, lay, t_ps)
+               + flush_compute_cycles(core.rows, core.cols))  # fmt: skip
+        out.append(max(0, busy - run))
         t_ps = t_nx
     return out
 
 
 def _first_loads(core: _Core, lay: _Layer) -> int:
-    """A compute layer's first pass's weight and parameter loads (before its input load)."""
+    """A compute layer's first pass's weight and parameter loads (before its input load);
+    prefetched by the layer before (op bit 14): its 3 control cycles."""
+    if _cross_in(lay):
+        return PREFETCHED_PASS
     return _weight_loads(core, lay, 0, min(lay.get("tpp"), lay.get("ntiles")))
 
 

@@ -127,9 +127,14 @@ def test_network_bit_exact_and_cycles(
         assert [(lays[n].get("tpp"), lays[n].get("w_slot")) for n in ("c1", "c2", "fc")] == [
             (1, 72),
             (5, 80),
-            (8, 32),
+            (8, 40),  # slot 1 above c3's one pass (cross-layer prefetch, start slot 1)
         ]
         assert prefetch_waits(res.core, lays["fc"])[0] > 0
+        # cross-layer prefetch: c2's last pass loads c3's first (slot 0, below c2's last
+        # pass in slot 1), c3's one pass fc's first (slot 1 from row 40, parameter word 8)
+        bits = {b: {n for n, lay in lays.items() if lay.get("op") >> b & 1} for b in (13, 14, 15)}
+        assert bits == {13: {"c2", "c3"}, 14: {"c3", "fc"}, 15: {"fc"}}
+        assert (lays["c3"].get("x_w_row"), lays["c3"].get("x_p_word")) == (40, 8)
     if spec == "short":  # reductions shorter than the array, in several passes
         rows = load_hardware_spec(hw).rows
         short = {lay.name for lay in res.program.layers
