@@ -389,6 +389,7 @@ def cross_prefetch(
         x &= hk
         up = x > low  # x and not low
         xin[k], s0[k] = x, up
-        np.copyto(w_slot[k], ws1, where=up)
-        np.copyto(p_slot[k], ps1, where=up)
+        # ws1 >= w_def >= 0: slot 1 moves up to ws1 where up, else stays at w_def (no mask)
+        np.maximum(w_slot[k], np.multiply(up, ws1), out=w_slot[k])
+        np.maximum(p_slot[k], np.multiply(up, ps1), out=p_slot[k])
     return xin.T, s0.T, w_slot.T, p_slot.T
