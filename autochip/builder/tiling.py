@@ -330,6 +330,7 @@ def cross_prefetch(
     w_depth: Any,
     first_loads: Any,
     last_run: Any,
+    col: Any = None,
 ) -> tuple[Any, Any, Any, Any]:
     """Cross-layer weight prefetch (descriptor op bits 13-15): which compute layers get their
     first pass's weight tiles and parameter records loaded during the last pass of the compute
@@ -346,15 +347,20 @@ def cross_prefetch(
     P's last pass on (``s0``: L's first pass computes on slot 1, at ``w_slot`` / ``p_slot``,
     at least its own prefetch slot's base), within the weight buffer and the 16 parameter
     words. Returns ``(xin, s0, w_slot, p_slot)``, ``(H, Lc)`` each; P's last pass's slot
-    follows from its own ``s0`` (a scan over the layers, vectorised over programs)."""
-    # (Lc, H) inside: a layer's column of every program is one contiguous row for the scan
+    follows from its own ``s0`` (a scan over the layers, vectorised over programs).
+
+    With ``col`` (Lc,) every argument but ``first_loads`` is per distinct layer column, ``(H,
+    D)`` (layer k's is column ``col[k]``): the same result as with the columns gathered
+    (``x[:, col]``), what depends on them alone computed once per column."""
+    # (columns, H) inside: a column of every program is one contiguous row for the scan
     ntiles, tpp, rows_tile, first_loads, last_run = (
         np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.int64)).T)
         for x in (ntiles, tpp, rows_tile, first_loads, last_run)
     )
     pf = np.ascontiguousarray(np.atleast_2d(np.asarray(pf, dtype=bool)).T)
     w_depth = np.asarray(w_depth, dtype=np.int64).reshape(-1)
-    L, H = ntiles.shape
+    L, H = first_loads.shape
+    c = np.arange(L) if col is None else np.asarray(col, dtype=np.int64).reshape(-1)
     tp = np.maximum(tpp, 1)
     n0 = np.minimum(tp, ntiles)  # the first pass's tiles
     # passes (at least one): the last one's tiles and parity from the division
@@ -368,23 +374,22 @@ def cross_prefetch(
     w_top = w_depth[None, :] - w_len
     p_top = 2 * PREFETCH_PARAM_TILES - p_len
     w_end, p_end = n_last * rows_tile, n_last  # the last pass's rows and words past its base
-    hidden = np.zeros((L, H), dtype=bool)
-    hidden[1:] = 1 + first_loads[1:] <= last_run[:-1]
-    w_slot, p_slot = w_def.copy(), p_def.copy()
+    w_slot, p_slot = w_def[c], p_def[c]  # (L, H): copies
     xin = np.zeros((L, H), dtype=bool)
     s0 = np.zeros((L, H), dtype=bool)
     for k in range(1, L):
-        hk = hidden[k]
+        ck, cj = c[k], c[k - 1]
+        hk = 1 + first_loads[k] <= last_run[cj]  # hidden by P's last pass
         if not hk.any():
             continue
         j = k - 1
-        last = s0[j] ^ flip[j]  # P's last pass's slot
+        last = s0[j] ^ flip[cj]  # P's last pass's slot
         wb = last * w_slot[j]
         pb = last * p_slot[j]
-        low = (wb >= w_len[k]) & (pb >= p_len[k])  # slot 0 lies below P's last pass
-        ws1 = np.maximum(w_def[k], wb + w_end[j])
-        ps1 = np.maximum(p_def[k], pb + p_end[j])
-        x = (ws1 <= w_top[k]) & (ps1 <= p_top[k])
+        low = (wb >= w_len[ck]) & (pb >= p_len[ck])  # slot 0 lies below P's last pass
+        ws1 = np.maximum(w_def[ck], wb + w_end[cj])
+        ps1 = np.maximum(p_def[ck], pb + p_end[cj])
+        x = (ws1 <= w_top[ck]) & (ps1 <= p_top[ck])
         x |= low
         x &= hk
         up = x > low  # x and not low

@@ -1584,8 +1584,8 @@ def evaluate_core(
     from autochip.builder.tiling import cross_prefetch
 
     last_d = R + 1 + flush_c + npt_d * (ntiles_d - (npass_d - 1) * tpp_d) * tile_d  # last pass
-    xin = cross_prefetch(ntiles_d[:, col], tpp, pf, rows_per_tile[:, col], geo["w_depth"],
-                         first, last_d[:, col])[0] & busy  # fmt: skip
+    xin = cross_prefetch(ntiles_d, tpp_d, pf_n > 0, rows_per_tile, geo["w_depth"], first,
+                         last_d, col)[0] & busy  # fmt: skip
     pass_load -= np.where(xin, first - PREFETCHED_PASS, 0)
     first = np.where(xin, PREFETCHED_PASS, first)
     # every pass's write-back but the last waits for its DMA; the last is posted
