@@ -2001,11 +2001,22 @@ def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         out["lutram_lut"] += count * lut
     # the parameter RAMs (the records' bytes, the flip bit) once per distinct record count
     urecs, back = np.unique(recs, return_inverse=True)
-    for bits, used in ((8, 9), (1, 1)):
-        bram, lut = _ram_batch(target, 16, 16 * urecs, bits, 16, used)
-        out["params"] += bram[back.reshape(-1)]
-        out["lutram_lut"] += lut[back.reshape(-1)]
+    key = (target, urecs.tobytes())
+    if key not in _PARAM_RAMS:  # kept: a sweep's blocks share their few record counts
+        if len(_PARAM_RAMS) >= 256:
+            _PARAM_RAMS.clear()
+        (b8, l8), (b1, l1) = (_ram_batch(target, 16, 16 * urecs, bits, 16, used)
+                              for bits, used in ((8, 9), (1, 1)))  # fmt: skip
+        _PARAM_RAMS[key] = (b8 + b1, l8 + l1)
+    bram, lut = _PARAM_RAMS[key]
+    out["params"] += bram[back.reshape(-1)]
+    out["lutram_lut"] += lut[back.reshape(-1)]
     return out
+
+
+# the parameter RAMs' block RAMs and LUTs per distinct record count (core_brams_batch), per
+# (target, distinct record counts)
+_PARAM_RAMS: dict[tuple[str, bytes], tuple[I64, I64]] = {}
 
 
 def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
