@@ -349,18 +349,24 @@ def cross_prefetch(
     words. Returns ``(xin, s0, w_slot, p_slot)``, ``(H, Lc)`` each; P's last pass's slot
     follows from its own ``s0`` (a scan over the layers, vectorised over programs).
 
-    With ``col`` (Lc,) every argument but ``first_loads`` is per distinct layer column, ``(H,
-    D)`` (layer k's is column ``col[k]``): the same result as with the columns gathered
-    (``x[:, col]``), what depends on them alone computed once per column."""
+    With ``col`` (Lc,) the arguments but ``first_loads`` and ``w_depth`` are per distinct layer
+    column, ``(H, D)`` (layer k's is column ``col[k]``): the same result as with the columns
+    gathered (``x[:, col]``), what depends on them alone computed once per column."""
     # (columns, H) inside: a column of every program is one contiguous row for the scan
-    ntiles, tpp, rows_tile, first_loads, last_run = (
+    ntiles, tpp, rows_tile = (
         np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.int64)).T)
-        for x in (ntiles, tpp, rows_tile, first_loads, last_run)
+        for x in (ntiles, tpp, rows_tile)
     )
+    first_loads, last_run = (np.atleast_2d(np.asarray(x, dtype=np.int64))
+                             for x in (first_loads, last_run))  # fmt: skip
     pf = np.ascontiguousarray(np.atleast_2d(np.asarray(pf, dtype=bool)).T)
     w_depth = np.asarray(w_depth, dtype=np.int64).reshape(-1)
-    L, H = first_loads.shape
+    H, L = first_loads.shape
     c = np.arange(L) if col is None else np.asarray(col, dtype=np.int64).reshape(-1)
+    # L's load hidden by P's last pass (1 + first_loads(L) <= last_run(P)), (L - 1, H)
+    prev = last_run[:, :-1] if col is None else last_run[:, c[:-1]]
+    hidden = np.ascontiguousarray((first_loads[:, 1:] < prev).T)
+    some = hidden.any(axis=1)
     tp = np.maximum(tpp, 1)
     n0 = np.minimum(tp, ntiles)  # the first pass's tiles
     # passes (at least one): the last one's tiles and parity from the division
@@ -379,9 +385,9 @@ def cross_prefetch(
     s0 = np.zeros((L, H), dtype=bool)
     for k in range(1, L):
         ck, cj = c[k], c[k - 1]
-        hk = 1 + first_loads[k] <= last_run[cj]  # hidden by P's last pass
-        if not hk.any():
+        if not some[k - 1]:
             continue
+        hk = hidden[k - 1]
         j = k - 1
         last = s0[j] ^ flip[cj]  # P's last pass's slot
         wb = last * w_slot[j]
