@@ -366,7 +366,7 @@ def cross_prefetch(
     # L's load hidden by P's last pass (1 + first_loads(L) <= last_run(P)), (L - 1, H)
     prev = last_run[:, :-1] if col is None else last_run[:, c[:-1]]
     hidden = np.ascontiguousarray((first_loads[:, 1:] < prev).T)
-    some = hidden.any(axis=1)
+    some: Any = hidden.any(axis=1)
     tp = np.maximum(tpp, 1)
     n0 = np.minimum(tp, ntiles)  # the first pass's tiles
     # passes (at least one): the last one's tiles and parity from the division
