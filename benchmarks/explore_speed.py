@@ -19,7 +19,8 @@ Prints
                          tiling, ``evaluate_core(tiled=True)``)
 With ``--baseline-rev REV`` also
   baseline_designs_per_cpu_s=<n>, speedup_vs_baseline_rev=<x>  the same designs through
-                         ``core_batch`` as committed at git revision REV, timed in this process
+                         ``core_batch`` (and the ``tiling`` functions it calls) as committed at
+                         git revision REV, timed in this process
                          alternately with the current one (best of 3 each), after checking that
                          both give the same cycles, energy and resources
 
@@ -57,19 +58,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 def _module_at(rev: str) -> ModuleType:
-    """``autochip.predictor.core_batch`` as committed at ``rev`` (git show), imported apart."""
+    """``autochip.predictor.core_batch`` as committed at ``rev`` (git show), imported apart, with
+    ``autochip.builder.tiling`` (its prefetch choices) as committed at ``rev`` too."""
     root = Path(__file__).resolve().parents[1]
-    what = f"{rev}:autochip/predictor/core_batch.py"
-    src = subprocess.run(["git", "-C", str(root), "show", what], check=True, capture_output=True,
-                         text=True).stdout  # fmt: skip
-    path = Path(tempfile.mkdtemp()) / "core_batch_at_rev.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("core_batch_at_rev", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    tmp = Path(tempfile.mkdtemp())
+
+    def load(name: str, rel: str, edit: dict[str, str]) -> ModuleType:
+        src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{rel}"], check=True,
+                             capture_output=True, text=True).stdout  # fmt: skip
+        for a, b in edit.items():
+            src = src.replace(a, b)
+        path = tmp / f"{name}.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+        return mod
+
+    load("tiling_at_rev", "autochip/builder/tiling.py", {})
+    return load("core_batch_at_rev", "autochip/predictor/core_batch.py",
+                {"from autochip.builder.tiling import": "from tiling_at_rev import"})  # fmt: skip
 
 
 def _rate(mod: Any, wl: Any, cfg: Any, plat: Any, n: int) -> tuple[float, float]:

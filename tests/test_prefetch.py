@@ -175,6 +175,26 @@ def test_cross_prefetch_choice() -> None:
     assert one(False, 2, 2, 600, run=60) == (0, 0, 0, 0)  # the load outlasts P's last pass
 
 
+def test_cross_prefetch_per_column() -> None:
+    """``tiling.cross_prefetch`` with ``col`` (arguments per distinct layer column) gives what it
+    gives on the columns gathered, on random programs whose layers share columns."""
+    from autochip.builder.tiling import cross_prefetch
+
+    rng = np.random.default_rng(5)
+    H, D, L = 300, 4, 9
+    col = rng.integers(0, D, L)
+    nt, tpp = rng.integers(0, 12, (H, D)), rng.integers(0, 6, (H, D))
+    pf, rt = rng.random((H, D)) < 0.5, rng.integers(1, 40, (H, D))
+    w_depth = rng.integers(50, 600, (H, 1))
+    first, last = rng.integers(0, 400, (H, L)), rng.integers(0, 400, (H, D))
+    per = cross_prefetch(nt, tpp, pf, rt, w_depth, first, last, col)
+    ref = cross_prefetch(nt[:, col], tpp[:, col], pf[:, col], rt[:, col], w_depth, first,
+                         last[:, col])  # fmt: skip
+    assert ref[0].any() and ref[1].any()  # both slots taken somewhere
+    for a, b in zip(per, ref, strict=True):
+        assert a.shape == b.shape == (H, L) and a.dtype == b.dtype and (a == b).all()
+
+
 def test_cross_prefetch_slots_never_overlap_and_never_slower() -> None:
     """On the prefetch network on random cores: every prefetched first pass (op bit 14) lies
     beside the last pass of the compute layer before (weight rows and parameter words

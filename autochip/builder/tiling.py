@@ -330,6 +330,7 @@ def cross_prefetch(
     w_depth: Any,
     first_loads: Any,
     last_run: Any,
+    col: Any = None,
 ) -> tuple[Any, Any, Any, Any]:
     """Cross-layer weight prefetch (descriptor op bits 13-15): which compute layers get their
     first pass's weight tiles and parameter records loaded during the last pass of the compute
@@ -346,48 +347,60 @@ def cross_prefetch(
     P's last pass on (``s0``: L's first pass computes on slot 1, at ``w_slot`` / ``p_slot``,
     at least its own prefetch slot's base), within the weight buffer and the 16 parameter
     words. Returns ``(xin, s0, w_slot, p_slot)``, ``(H, Lc)`` each; P's last pass's slot
-    follows from its own ``s0`` (a scan over the layers, vectorised over programs)."""
-    ntiles, tpp, rows_tile, first_loads, last_run = (
-        np.atleast_2d(np.asarray(x, dtype=np.int64))
-        for x in (ntiles, tpp, rows_tile, first_loads, last_run)
+    follows from its own ``s0`` (a scan over the layers, vectorised over programs).
+
+    With ``col`` (Lc,) the arguments but ``first_loads`` and ``w_depth`` are per distinct layer
+    column, ``(H, D)`` (layer k's is column ``col[k]``): the same result as with the columns
+    gathered (``x[:, col]``), what depends on them alone computed once per column."""
+    # (columns, H) inside: a column of every program is one contiguous row for the scan
+    ntiles, tpp, rows_tile = (
+        np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.int64)).T)
+        for x in (ntiles, tpp, rows_tile)
     )
-    pf = np.atleast_2d(np.asarray(pf, dtype=bool))
+    first_loads, last_run = (np.atleast_2d(np.asarray(x, dtype=np.int64))
+                             for x in (first_loads, last_run))  # fmt: skip
+    pf = np.ascontiguousarray(np.atleast_2d(np.asarray(pf, dtype=bool)).T)
     w_depth = np.asarray(w_depth, dtype=np.int64).reshape(-1)
-    H, L = ntiles.shape
+    H, L = first_loads.shape
+    c = np.arange(L) if col is None else np.asarray(col, dtype=np.int64).reshape(-1)
+    # L's load hidden by P's last pass (1 + first_loads(L) <= last_run(P)), (L - 1, H)
+    prev = last_run[:, :-1] if col is None else last_run[:, c[:-1]]
+    hidden = np.ascontiguousarray((first_loads[:, 1:] < prev).T)
+    some: Any = hidden.any(axis=1)
     tp = np.maximum(tpp, 1)
     n0 = np.minimum(tp, ntiles)  # the first pass's tiles
-    more = ntiles > tp  # several passes: the last one's tiles and parity from the division
-    npass = np.ones((H, L), dtype=np.int64)
-    if more.any():
-        npass[more] = -(-ntiles[more] // tp[more])
+    # passes (at least one): the last one's tiles and parity from the division
+    npass = np.maximum(-(-ntiles // tp), 1)
     n_last = ntiles - (npass - 1) * tp
     # the last pass's slot differs from the first one's with prefetch and an even pass count
     flip = pf & (npass & 1 == 0)
     w_def = pf * (tp * rows_tile)  # slot 1 without the cross-layer load
     p_def = pf * tp
     w_len, p_len = n0 * rows_tile, n0  # the first pass's rows and words
-    w_top = w_depth[:, None] - w_len
+    w_top = w_depth[None, :] - w_len
     p_top = 2 * PREFETCH_PARAM_TILES - p_len
     w_end, p_end = n_last * rows_tile, n_last  # the last pass's rows and words past its base
-    hidden = np.zeros((H, L), dtype=bool)
-    hidden[:, 1:] = 1 + first_loads[:, 1:] <= last_run[:, :-1]
-    w_slot, p_slot = w_def.copy(), p_def.copy()
-    xin = np.zeros((H, L), dtype=bool)
-    s0 = np.zeros((H, L), dtype=bool)
+    w_slot, p_slot = w_def[c], p_def[c]  # (L, H): copies
+    xin = np.zeros((L, H), dtype=bool)
+    s0 = np.zeros((L, H), dtype=bool)
     for k in range(1, L):
-        hk = hidden[:, k]
-        if not hk.any():
+        ck, cj = c[k], c[k - 1]
+        if not some[k - 1]:
             continue
+        hk = hidden[k - 1]
         j = k - 1
-        last = s0[:, j] ^ flip[:, j]  # P's last pass's slot
-        wb = last * w_slot[:, j]
-        pb = last * p_slot[:, j]
-        low = (wb >= w_len[:, k]) & (pb >= p_len[:, k])  # slot 0 lies below P's last pass
-        ws1 = np.maximum(w_def[:, k], wb + w_end[:, j])
-        ps1 = np.maximum(p_def[:, k], pb + p_end[:, j])
-        x = hk & (low | ((ws1 <= w_top[:, k]) & (ps1 <= p_top[:, k])))
+        last = s0[j] ^ flip[cj]  # P's last pass's slot
+        wb = last * w_slot[j]
+        pb = last * p_slot[j]
+        low = (wb >= w_len[ck]) & (pb >= p_len[ck])  # slot 0 lies below P's last pass
+        ws1 = np.maximum(w_def[ck], wb + w_end[cj])
+        ps1 = np.maximum(p_def[ck], pb + p_end[cj])
+        x = (ws1 <= w_top[ck]) & (ps1 <= p_top[ck])
+        x |= low
+        x &= hk
         up = x > low  # x and not low
-        xin[:, k], s0[:, k] = x, up
-        w_slot[:, k] += up * (ws1 - w_def[:, k])
-        p_slot[:, k] += up * (ps1 - p_def[:, k])
-    return xin, s0, w_slot, p_slot
+        xin[k], s0[k] = x, up
+        # ws1 >= w_def >= 0: slot 1 moves up to ws1 where up, else stays at w_def (no mask)
+        np.maximum(w_slot[k], np.multiply(up, ws1), out=w_slot[k])
+        np.maximum(p_slot[k], np.multiply(up, ps1), out=p_slot[k])
+    return xin.T, s0.T, w_slot.T, p_slot.T

@@ -1584,8 +1584,8 @@ def evaluate_core(
     from autochip.builder.tiling import cross_prefetch
 
     last_d = R + 1 + flush_c + npt_d * (ntiles_d - (npass_d - 1) * tpp_d) * tile_d  # last pass
-    xin = cross_prefetch(ntiles_d[:, col], tpp, pf, rows_per_tile[:, col], geo["w_depth"],
-                         first, last_d[:, col])[0] & busy  # fmt: skip
+    xin = cross_prefetch(ntiles_d, tpp_d, pf_n > 0, rows_per_tile, geo["w_depth"], first,
+                         last_d, col)[0] & busy  # fmt: skip
     pass_load -= np.where(xin, first - PREFETCHED_PASS, 0)
     first = np.where(xin, PREFETCHED_PASS, first)
     # every pass's write-back but the last waits for its DMA; the last is posted
@@ -2001,11 +2001,22 @@ def core_brams_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         out["lutram_lut"] += count * lut
     # the parameter RAMs (the records' bytes, the flip bit) once per distinct record count
     urecs, back = np.unique(recs, return_inverse=True)
-    for bits, used in ((8, 9), (1, 1)):
-        bram, lut = _ram_batch(target, 16, 16 * urecs, bits, 16, used)
-        out["params"] += bram[back.reshape(-1)]
-        out["lutram_lut"] += lut[back.reshape(-1)]
+    key = (target, urecs.tobytes())
+    if key not in _PARAM_RAMS:  # kept: a sweep's blocks share their few record counts
+        if len(_PARAM_RAMS) >= 256:
+            _PARAM_RAMS.clear()
+        (b8, l8), (b1, l1) = (_ram_batch(target, 16, 16 * urecs, bits, 16, used)
+                              for bits, used in ((8, 9), (1, 1)))  # fmt: skip
+        _PARAM_RAMS[key] = (b8 + b1, l8 + l1)
+    bram, lut = _PARAM_RAMS[key]
+    out["params"] += bram[back.reshape(-1)]
+    out["lutram_lut"] += lut[back.reshape(-1)]
     return out
+
+
+# the parameter RAMs' block RAMs and LUTs per distinct record count (core_brams_batch), per
+# (target, distinct record counts)
+_PARAM_RAMS: dict[tuple[str, bytes], tuple[I64, I64]] = {}
 
 
 def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
