@@ -9,7 +9,8 @@ design for the objective:
 * ``exhaustive``: every design, in chunks (chosen when the space has at most ``samples``
   designs);
 * ``evolve``: a seeded evolutionary search in index space (elites of the objective and of the
-  Pareto front, mutated one or two parameters by one or two steps), ``samples`` designs in all;
+  Pareto front, mutated in one or two parameters by a few steps of their value lists,
+  :func:`mutation_steps`), ``samples`` designs in all;
 * ``random``: ``samples`` designs drawn uniformly (the comparison baseline, docs/explore.md).
 
 Designs whose buffers hold some layer's feature maps only in bands (feature-map tiling) cost
@@ -456,15 +457,30 @@ def _children(
     idx = np.stack(np.unravel_index(parents, space.shape), axis=1)
     reps = max(1, math.ceil(4 * n / len(parents)))
     kids = np.repeat(idx, reps, axis=0)
+    free = np.flatnonzero(shape > 1)  # parameters with a choice
+    if not len(free):
+        return np.zeros(0, dtype=np.int64)
     for _ in range(2):
-        dim = rng.integers(0, len(shape), size=len(kids))
-        step = rng.choice(np.array([-2, -1, 1, 2]), size=len(kids))
-        kids[np.arange(len(kids)), dim] += step
+        dim = free[rng.integers(0, len(free), size=len(kids))]
+        kids[np.arange(len(kids)), dim] += mutation_steps(rng, shape[dim])
     kids = np.clip(kids, 0, shape - 1)
     flat = np.ravel_multi_index(tuple(kids.T), space.shape).astype(np.int64)
     if pool is not None:
         flat = flat[np.isin(flat, pool)]
     return _fresh(rng.permutation(flat), seen, n)
+
+
+def mutation_steps(rng: np.random.Generator, lengths: I64) -> I64:
+    """One mutation's move in each of the value lists of ``lengths`` values: a sign and a
+    size drawn log-uniformly from 1 .. max(2, length // 8) steps (1 or 2 on the short lists,
+    up to 8 on the 64 array dimensions), so long lists are crossed in a few generations while
+    most moves stay local."""
+    top = np.maximum(2, lengths // 8).astype(np.float64)
+    size = np.floor(np.exp(rng.random(len(lengths)) * np.log(top + 1))).astype(np.int64)
+    size = np.clip(size, 1, top.astype(np.int64))
+    sign = np.where(rng.random(len(lengths)) < 0.5, -1, 1)
+    out: I64 = sign * size
+    return out
 
 
 class _Runner:
