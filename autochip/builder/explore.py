@@ -63,6 +63,8 @@ OBJECTIVES = ("latency", "throughput", "energy", "edp", "resources")
 STRATEGIES = ("auto", "exhaustive", "evolve", "random")
 CHUNK = 8192
 TILED_SAMPLES = 20_000  # the tiled phase's designs (ResNet-18: ~1,300 per second)
+ELITES = 128  # evolve: parents per generation, of the objective and of the Pareto front each
+GENERATIONS = 8  # evolve: each generation is 1 / GENERATIONS of the designs (at least 256)
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
@@ -408,7 +410,7 @@ class _Search:
                 batch = _fresh(self._draw(rng, pool, left * 2), seen, left)
                 continue
             batch = _children(rng, self.space, _concat(self.acc), self.objective, seen,
-                              min(left, max(256, total // 8)), pool)  # fmt: skip
+                              min(left, max(256, total // GENERATIONS)), pool)  # fmt: skip
             if not len(batch):
                 batch = _fresh(self._draw(rng, pool, left * 2), seen, left)
 
@@ -449,10 +451,10 @@ def _children(
     if not len(m.get("flat", [])):
         return np.zeros(0, dtype=np.int64)
     obj = objective_values(m, objective)
-    elite = m["flat"][np.argsort(obj, kind="stable")[:32]]
+    elite = m["flat"][np.argsort(obj, kind="stable")[:ELITES]]
     pts = np.stack([m["latency_s"], m["energy_j"], m["res"]], axis=1)
     front = m["flat"][pareto_mask(pts)]
-    parents = np.concatenate([elite, front[rng.permutation(len(front))[:32]]])
+    parents = np.concatenate([elite, front[rng.permutation(len(front))[:ELITES]]])
     shape = np.array(space.shape)
     idx = np.stack(np.unravel_index(parents, space.shape), axis=1)
     reps = max(1, math.ceil(4 * n / len(parents)))
