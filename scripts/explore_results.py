@@ -113,7 +113,7 @@ def compare_search(samples: int, seeds: int = 3) -> str:
     import numpy as np
 
     from autochip.builder.explore import explore
-    from autochip.builder.space import default_space, parse_budget
+    from autochip.builder.space import default_space, parse_budget, platform_bus, space_from_dict
     from autochip.hw.platform import load_platform
     from autochip.ir import graph_for
     from autochip.predictor.core_batch import core_workload
@@ -128,7 +128,12 @@ def compare_search(samples: int, seeds: int = 3) -> str:
                                         ("alexnet", "zc706", "energy")):  # fmt: skip
         plat = load_platform(plat_name)
         wl = core_workload(graph_for(model))
-        space = default_space(wl, plat)
+        # every array dimension of the default space; buffers at powers of two and the widest
+        # bus only, so that the exhaustive sweep stays tractable (4096 x 13^3 designs)
+        pow2 = [float(2**k) for k in range(13)]
+        narrow = {"ifmap_kb": pow2, "weight_kb": pow2, "ofmap_kb": pow2,
+                  "bus_bytes": [platform_bus(plat)]}  # fmt: skip
+        space = space_from_dict(narrow, default_space(wl, plat))
         budget = parse_budget(None, plat)
         # the first phase's strategies compared (no tiled phase)
         full = explore(wl, plat, space, budget, objective, strategy="exhaustive", progress=False,
