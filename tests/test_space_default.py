@@ -16,10 +16,9 @@ import pytest
 
 from autochip.builder.compiler import CompileError, compile_model
 from autochip.builder.core import core_params
-from autochip.builder.explore import budget_fit, explore, halved_designs, mutation_steps
+from autochip.builder.explore import explore, mutation_steps
 from autochip.builder.space import (
     PARAMETERS,
-    buffer_needs,
     default_space,
     expert_designs,
     parse_budget,
@@ -121,33 +120,3 @@ def test_evolve_finds_the_optimum_with_every_dimension(lenet_wl: object) -> None
         got = explore(lenet_wl, plat, space, budget, "latency", samples=space.size // 20,  # type: ignore[arg-type]
                       seed=seed, strategy="evolve", progress=False, tiled_samples=0)  # fmt: skip
         assert got.metrics["latency_s"][got.chosen] <= best * 1.01
-
-
-def test_halved_designs_fit_the_budget_and_warm_the_tiled_phase() -> None:
-    """ResNet-18 on pynq-z2 holds its feature maps whole on no core; the tiled phase's warm
-    start has, per array shape, the expert's buffers halved until the design fits the device:
-    every one fits, the largest buffers of its shape that the halving rule reaches."""
-    plat = load_platform("pynq-z2")
-    wl = core_workload(graph_for("resnet18"))
-    space = default_space(wl, plat)
-    budget = parse_budget(None, plat, 0.05)
-    got = halved_designs(wl, plat, space, budget)
-    cfg = space.configs(got)
-    fits, _ = budget_fit(cfg, plat, budget)
-    assert fits.all() and not core_feasible(wl, cfg).any()
-    shapes = list(zip(cfg.rows.tolist(), cfg.cols.tolist(), strict=True))
-    assert len(set(shapes)) == len(shapes) >= 300  # one per shape (pynq-z2: 220 DSPs)
-    # every shape whose core fits with 1 KB buffers is there (the halving ends at 1 KB)
-    tiny = space_from_dict({"ifmap_kb": [1], "weight_kb": [1], "ofmap_kb": [1],
-                            "bus_bytes": [max(space.of("bus_bytes"))]}, space)  # fmt: skip
-    t_cfg = tiny.configs(np.arange(tiny.size, dtype=np.int64))
-    t_fits, _ = budget_fit(t_cfg, plat, budget)
-    small = set(zip(t_cfg.rows[t_fits].tolist(), t_cfg.cols[t_fits].tolist(), strict=True))
-    assert small <= set(shapes) and len(small) >= 300
-    assert set(cfg.bus.tolist()) == {max(space.of("bus_bytes"))}
-    # a shape's design, doubled in its smallest-to-fit buffer, no longer fits (or is the need)
-    i = shapes.index((8, 16))
-    need = buffer_needs(wl, 8, 16)
-    kb = [int(cfg.if_bytes[i]) / 1024, int(cfg.w_bytes[i]) / 1024, int(cfg.o_bytes[i]) / 1024]
-    assert all(k <= n for k, n in zip(kb, need, strict=True))
-    assert kb != list(need)

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from autochip._progress import Counter
-from autochip.builder.space import PARAMETERS, Budget, DesignSpace, buffer_needs, expert_designs
+from autochip.builder.space import Budget, DesignSpace, expert_designs
 from autochip.errors import AutochipError
 from autochip.hw.platform import Platform, load_platform
 from autochip.predictor.core_batch import (
@@ -64,7 +64,6 @@ STRATEGIES = ("auto", "exhaustive", "evolve", "random")
 CHUNK = 8192
 TILED_SAMPLES = 20_000  # the tiled phase's designs (ResNet-18: ~1,300 per second)
 ELITES = 128  # evolve: parents per generation, of the objective and of the Pareto front each
-TILED_WARM = False  # warm-start the tiled phase with halved_designs (measured, off)
 GENERATIONS = 8  # evolve: each generation is 1 / GENERATIONS of the designs (at least 256)
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -294,10 +293,7 @@ def explore(
                 # otherwise any design not costed yet, the candidates first
                 pool = cand if strategy == "exhaustive" else None
                 seen2 = set() if pool is not None else seen - set(cand.tolist())
-                warm = rng.permutation(cand)
-                if strategy == "evolve" and TILED_WARM:
-                    warm = np.concatenate([halved_designs(wl, platform, space, budget), warm])
-                s.evolve(rng, strategy, tiled_samples, seen2, warm, pool, True)
+                s.evolve(rng, strategy, tiled_samples, seen2, rng.permutation(cand), pool, True)
         show(max(s.evaluated, total), max(s.evaluated, total))
         m = _concat(s.acc)
         notes = s.notes
@@ -474,46 +470,6 @@ def _children(
     if pool is not None:
         flat = flat[np.isin(flat, pool)]
     return _fresh(rng.permutation(flat), seen, n)
-
-
-def halved_designs(wl: CoreWorkload, platform: Platform, space: DesignSpace,
-                   budget: Budget) -> I64:  # fmt: skip
-    """The warm start of the tiled phase: for every array shape and clock of ``space`` on its
-    widest bus, the buffers an expert tries when whole feature maps do not fit (as the
-    baselines do, ``baselines._buffer_options``): each just large enough for the network
-    (:func:`~autochip.builder.space.buffer_needs`), then the largest halved again and again
-    down to 1 KB, each taken at the largest size of the space within it, until the design
-    fits the budget's resources (``budget_fit``); shapes that never fit are left out."""
-    names = list(PARAMETERS)
-    shape = space.shape
-    rows, cols = space.of("rows"), space.of("cols")
-    bufs = ("ifmap_kb", "weight_kb", "ofmap_kb")
-    grid = [np.asarray(space.of(k)) for k in bufs]
-    base = [0] * len(shape)
-    base[names.index("bus_bytes")] = shape[names.index("bus_bytes")] - 1
-    ri, ci, ki = np.meshgrid(np.arange(len(rows)), np.arange(len(cols)),
-                             np.arange(len(space.of("clock_mhz"))), indexing="ij")  # fmt: skip
-    ri, ci, ki = ri.ravel(), ci.ravel(), ki.ravel()
-    need = {(r, c): buffer_needs(wl, int(rows[r]), int(cols[c]))
-            for r, c in set(zip(ri.tolist(), ci.tolist(), strict=True))}  # fmt: skip
-    cur = np.array([need[(r, c)] for r, c in zip(ri.tolist(), ci.tolist(), strict=True)])
-    found = np.full(len(ri), -1, dtype=np.int64)
-    todo = np.arange(len(ri))
-    while len(todo):
-        idx = [np.full(len(todo), b, dtype=np.int64) for b in base]
-        idx[names.index("rows")], idx[names.index("cols")] = ri[todo], ci[todo]
-        idx[names.index("clock_mhz")] = ki[todo]
-        for j, k in enumerate(bufs):  # the largest size of the space within the wanted one
-            at = np.searchsorted(grid[j], cur[todo, j] * (1 + 1e-9), side="right") - 1
-            idx[names.index(k)] = np.maximum(at, 0)
-        flat = np.ravel_multi_index(tuple(idx), shape).astype(np.int64)
-        fits, _ = budget_fit(space.configs(flat), platform, budget)
-        found[todo[fits]] = flat[fits]
-        todo = todo[~fits]
-        todo = todo[cur[todo].max(axis=1) > 1.0]  # all at 1 KB and over the budget: none fits
-        big = cur[todo].argmax(axis=1)  # halve the largest (ties: ifmap, weight, ofmap)
-        cur[todo, big] = np.maximum(1.0, cur[todo, big] / 2)
-    return np.unique(found[found >= 0])
 
 
 def mutation_steps(rng: np.random.Generator, lengths: I64) -> I64:
