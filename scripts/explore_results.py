@@ -1,6 +1,7 @@
 """Searched core vs expert baselines on zoo models and platforms: the table of docs/explore.md.
 
   python scripts/explore_results.py [--samples N] [--write] [--json FILE]
+      [--models M1,M2] [--platforms P1,P2] [--pairs M:P,M:P]
   python scripts/explore_results.py --asic-rank [--write]
 
 For every (model, platform) pair: `autochip explore`'s search (objective latency, the device as
@@ -34,37 +35,40 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "explore.md"
 
 
 def run_suite(samples: int, models: tuple[str, ...] = MODELS,
-              platforms: tuple[str, ...] = PLATFORMS) -> list[dict[str, Any]]:  # fmt: skip
+              platforms: tuple[str, ...] = PLATFORMS,
+              pairs: tuple[tuple[str, str], ...] | None = None,
+              ) -> list[dict[str, Any]]:  # fmt: skip
+    """Every (model, platform) of ``models`` x ``platforms``, or ``pairs`` when given."""
     rows = []
-    for model in models:
-        for plat in platforms:
-            t0 = time.perf_counter()
-            try:
-                out = search(model, plat, BUDGET.get(plat), "latency", samples=samples)
-            except AutochipError as exc:
-                rows.append({"model": model, "platform": plat, "error": str(exc).splitlines()[0]})
-                continue
-            c = out["chosen"]
-            hw = c["hw"]
-            best = [b for b in out["baselines"] if b["id"] == out.get("best_baseline")]
-            rows.append(
-                {
-                    "model": model,
-                    "platform": plat,
-                    "chosen": f"{hw['array']['rows']}x{hw['array']['cols']}",
-                    "chosen_tiled": bool(c.get("tiled")),
-                    "latency_ms": c["latency_s"] * 1e3,
-                    "best_baseline": out.get("best_baseline"),
-                    "baseline_tiled": bool(best and best[0].get("tiled")),
-                    "evaluated_tiled": out.get("evaluated_tiled", 0),
-                    "speedup": out.get("speedup_vs_best_baseline"),
-                    "energy_ratio": out.get("energy_ratio_vs_best_baseline"),
-                    "evaluated": out["evaluated"],
-                    "strategy": out["strategy"],
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            print(json.dumps(rows[-1]), flush=True)
+    todo = pairs if pairs is not None else tuple((m, p) for m in models for p in platforms)
+    for model, plat in todo:
+        t0 = time.perf_counter()
+        try:
+            out = search(model, plat, BUDGET.get(plat), "latency", samples=samples)
+        except AutochipError as exc:
+            rows.append({"model": model, "platform": plat, "error": str(exc).splitlines()[0]})
+            continue
+        c = out["chosen"]
+        hw = c["hw"]
+        best = [b for b in out["baselines"] if b["id"] == out.get("best_baseline")]
+        rows.append(
+            {
+                "model": model,
+                "platform": plat,
+                "chosen": f"{hw['array']['rows']}x{hw['array']['cols']}",
+                "chosen_tiled": bool(c.get("tiled")),
+                "latency_ms": c["latency_s"] * 1e3,
+                "best_baseline": out.get("best_baseline"),
+                "baseline_tiled": bool(best and best[0].get("tiled")),
+                "evaluated_tiled": out.get("evaluated_tiled", 0),
+                "speedup": out.get("speedup_vs_best_baseline"),
+                "energy_ratio": out.get("energy_ratio_vs_best_baseline"),
+                "evaluated": out["evaluated"],
+                "strategy": out["strategy"],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -109,7 +113,7 @@ def compare_search(samples: int, seeds: int = 3) -> str:
     import numpy as np
 
     from autochip.builder.explore import explore
-    from autochip.builder.space import default_space, parse_budget
+    from autochip.builder.space import default_space, parse_budget, platform_bus, space_from_dict
     from autochip.hw.platform import load_platform
     from autochip.ir import graph_for
     from autochip.predictor.core_batch import core_workload
@@ -124,7 +128,12 @@ def compare_search(samples: int, seeds: int = 3) -> str:
                                         ("alexnet", "zc706", "energy")):  # fmt: skip
         plat = load_platform(plat_name)
         wl = core_workload(graph_for(model))
-        space = default_space(wl, plat)
+        # every array dimension of the default space; buffers at powers of two and the widest
+        # bus only, so that the exhaustive sweep stays tractable (4096 x 13^3 designs)
+        pow2 = [float(2**k) for k in range(13)]
+        narrow = {"ifmap_kb": pow2, "weight_kb": pow2, "ofmap_kb": pow2,
+                  "bus_bytes": [platform_bus(plat)]}  # fmt: skip
+        space = space_from_dict(narrow, default_space(wl, plat))
         budget = parse_budget(None, plat)
         # the first phase's strategies compared (no tiled phase)
         full = explore(wl, plat, space, budget, objective, strategy="exhaustive", progress=False,
@@ -220,6 +229,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200_000)
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--models", help="comma-separated zoo models (default: the suite's 12)")
+    ap.add_argument("--platforms", help="comma-separated platforms (default: the suite's 5)")
+    ap.add_argument("--pairs", help="comma-separated MODEL:PLATFORM pairs (instead)")
     ap.add_argument("--compare-search", action="store_true", help="evolve vs random, same budget")
     ap.add_argument("--asic-rank", action="store_true", help="area model vs Yosys cmos ranking")
     args = ap.parse_args()
@@ -235,7 +247,12 @@ def main() -> None:
         if args.write:
             _write_block("search", text)
         return
-    rows = run_suite(args.samples)
+    models = tuple(args.models.split(",")) if args.models else MODELS
+    platforms = tuple(args.platforms.split(",")) if args.platforms else PLATFORMS
+    pairs = None
+    if args.pairs:
+        pairs = tuple((m, p) for m, _, p in (x.partition(":") for x in args.pairs.split(",")))
+    rows = run_suite(args.samples, models, platforms, pairs)
     text = table(rows)
     print(text)
     if args.json:

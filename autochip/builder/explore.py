@@ -9,7 +9,8 @@ design for the objective:
 * ``exhaustive``: every design, in chunks (chosen when the space has at most ``samples``
   designs);
 * ``evolve``: a seeded evolutionary search in index space (elites of the objective and of the
-  Pareto front, mutated one or two parameters by one or two steps), ``samples`` designs in all;
+  Pareto front, mutated in one or two parameters by a few steps of their value lists,
+  :func:`mutation_steps`), ``samples`` designs in all;
 * ``random``: ``samples`` designs drawn uniformly (the comparison baseline, docs/explore.md).
 
 Designs whose buffers hold some layer's feature maps only in bands (feature-map tiling) cost
@@ -62,6 +63,8 @@ OBJECTIVES = ("latency", "throughput", "energy", "edp", "resources")
 STRATEGIES = ("auto", "exhaustive", "evolve", "random")
 CHUNK = 8192
 TILED_SAMPLES = 20_000  # the tiled phase's designs (ResNet-18: ~1,300 per second)
+ELITES = 128  # evolve: parents per generation, of the objective and of the Pareto front each
+GENERATIONS = 8  # evolve: each generation is 1 / GENERATIONS of the designs (at least 256)
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
@@ -407,7 +410,7 @@ class _Search:
                 batch = _fresh(self._draw(rng, pool, left * 2), seen, left)
                 continue
             batch = _children(rng, self.space, _concat(self.acc), self.objective, seen,
-                              min(left, max(256, total // 8)), pool)  # fmt: skip
+                              min(left, max(256, total // GENERATIONS)), pool)  # fmt: skip
             if not len(batch):
                 batch = _fresh(self._draw(rng, pool, left * 2), seen, left)
 
@@ -448,23 +451,38 @@ def _children(
     if not len(m.get("flat", [])):
         return np.zeros(0, dtype=np.int64)
     obj = objective_values(m, objective)
-    elite = m["flat"][np.argsort(obj, kind="stable")[:32]]
+    elite = m["flat"][np.argsort(obj, kind="stable")[:ELITES]]
     pts = np.stack([m["latency_s"], m["energy_j"], m["res"]], axis=1)
     front = m["flat"][pareto_mask(pts)]
-    parents = np.concatenate([elite, front[rng.permutation(len(front))[:32]]])
+    parents = np.concatenate([elite, front[rng.permutation(len(front))[:ELITES]]])
     shape = np.array(space.shape)
     idx = np.stack(np.unravel_index(parents, space.shape), axis=1)
     reps = max(1, math.ceil(4 * n / len(parents)))
     kids = np.repeat(idx, reps, axis=0)
+    free = np.flatnonzero(shape > 1)  # parameters with a choice
+    if not len(free):
+        return np.zeros(0, dtype=np.int64)
     for _ in range(2):
-        dim = rng.integers(0, len(shape), size=len(kids))
-        step = rng.choice(np.array([-2, -1, 1, 2]), size=len(kids))
-        kids[np.arange(len(kids)), dim] += step
+        dim = free[rng.integers(0, len(free), size=len(kids))]
+        kids[np.arange(len(kids)), dim] += mutation_steps(rng, shape[dim])
     kids = np.clip(kids, 0, shape - 1)
     flat = np.ravel_multi_index(tuple(kids.T), space.shape).astype(np.int64)
     if pool is not None:
         flat = flat[np.isin(flat, pool)]
     return _fresh(rng.permutation(flat), seen, n)
+
+
+def mutation_steps(rng: np.random.Generator, lengths: I64) -> I64:
+    """One mutation's move in each of the value lists of ``lengths`` values: a sign and a
+    size drawn log-uniformly from 1 .. max(2, length // 8) steps (1 or 2 on the short lists,
+    up to 8 on the 64 array dimensions), so long lists are crossed in a few generations while
+    most moves stay local."""
+    top = np.maximum(2, lengths // 8).astype(np.float64)
+    size = np.floor(np.exp(rng.random(len(lengths)) * np.log(top + 1))).astype(np.int64)
+    size = np.clip(size, 1, top.astype(np.int64))
+    sign = np.where(rng.random(len(lengths)) < 0.5, -1, 1)
+    out: I64 = sign * size
+    return out
 
 
 class _Runner:

@@ -63,8 +63,15 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "clock_mhz": (1, 2000),
     "bus_bytes": (4, 64),  # core.MIN_BUS_BYTES .. core.MAX_BUS_BYTES
 }
-_KB_DEFAULT = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-_DIM_DEFAULT = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+# Buffer sizes (KB): four steps per octave from 1 KB to 4 MB (1, 1.25, 1.5, 1.75, 2, 2.5, ...);
+# the core takes any size (core.core_params rounds each buffer down to its words), and the
+# block RAMs a size takes depend on its geometry (core_model.buffer_brams), not on powers of two.
+KB_STEPS = 4
+_KB_DEFAULT = (
+    *((KB_STEPS + i) * 2**e / KB_STEPS for e in range(12) for i in range(KB_STEPS)),
+    4096.0,
+)
+_DIM_DEFAULT = tuple(range(1, 65))  # every array dimension the core takes (core_params: 1..64)
 PE_KINDS = ("mac", "adder")
 
 
@@ -136,8 +143,8 @@ def buffer_needs(wl: CoreWorkload, rows: int, cols: int) -> tuple[float, float, 
 
 def expert_designs(wl: CoreWorkload, space: DesignSpace) -> npt.NDArray[np.int64]:
     """Flat indices of the designs whose buffers are the smallest of the space that hold the
-    network (:func:`buffer_needs`), one per array shape and other parameter: the warm start of
-    the model-guided search."""
+    network (:func:`buffer_needs`), one per array shape and clock, on the widest bus (as an
+    expert sizes them, ``baselines``): the warm start of the model-guided search."""
     shape = space.shape
     grids = [np.arange(n) for n in shape]
     names = list(PARAMETERS)
@@ -154,6 +161,7 @@ def expert_designs(wl: CoreWorkload, space: DesignSpace) -> npt.NDArray[np.int64
                 continue
             idx = [g[:1] for g in grids]  # first value of the fixed parameters ...
             idx[names.index("clock_mhz")] = grids[names.index("clock_mhz")]  # ... every clock
+            idx[names.index("bus_bytes")] = grids[names.index("bus_bytes")][-1:]  # widest bus
             for name, v in (("rows", r_i), ("cols", c_i), ("ifmap_kb", pick[0]),
                             ("weight_kb", pick[1]), ("ofmap_kb", pick[2])):  # fmt: skip
                 idx[names.index(name)] = np.array([v])
