@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "autochip.commands.compress",
         "train a quantised, binary or adder network and export it",
     ),
+    "codesign": (
+        "autochip.commands.codesign",
+        "co-design compression and hardware: front of accuracy vs latency/energy/resources",
+    ),
     "list": ("autochip.commands.list", "list target platforms or the models of the zoo"),
 }
 
