@@ -95,9 +95,16 @@ def hardware_for(npz: str, hs: HardwareSearch, name: str) -> dict[str, Any]:
             return {"error": f"--fixed-hw {hs.fixed_hw}: " + "; ".join(problems)}
         m = evaluate_designs(wl, platform, sp, budget, np.zeros(1, dtype=np.int64), True)
         if not bool(m["ok"][0]):
-            fits, _ = budget_fit(sp.configs(np.zeros(1, dtype=np.int64)), platform, budget)
-            why = "does not fit the budget" if not fits[0] else "cannot run the network"
-            return {"error": f"--fixed-hw {hs.fixed_hw}: the core {why}"}
+            from autochip.predictor.core_batch import why_infeasible
+
+            cfg = sp.configs(np.zeros(1, dtype=np.int64))
+            fits, _ = budget_fit(cfg, platform, budget)
+            why = (
+                ["it does not fit the budget"]
+                if not fits[0]
+                else (why_infeasible(wl, cfg, 0, tiled=True) or ["it cannot run the network"])
+            )
+            return {"error": f"--fixed-hw {hs.fixed_hw}: " + "; ".join(why[:3])}
         d = design_dict(sp, m, 0, platform, "fixed")
         d["objective"] = float(objective_values(m, hs.objective)[0])
         return {"chosen": d, "pareto": [d], "evaluated": 1, "seconds": 0.0}

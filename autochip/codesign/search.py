@@ -52,9 +52,16 @@ def _hw_task(npz: str, hs: HardwareSearch, name: str) -> dict[str, Any]:
     return hardware_for(npz, hs, name)
 
 
-def _map(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], st: Settings) -> list[Any]:
-    """``fn(*job)`` for every job, results in job order: on the Dask cluster of
-    ``st.scheduler``, else on ``st.workers`` local processes, else here."""
+def _map(
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    st: Settings,
+    done: Callable[[int, Any], None] = lambda i, r: None,
+    deadline: float | None = None,
+) -> list[Any]:
+    """``fn(*job)`` for every job, results in job order (``done(i, result)`` as each one
+    finishes): on the Dask cluster of ``st.scheduler``, else on ``st.workers`` local processes,
+    else here. Past ``deadline`` (here only) the remaining jobs are not started: None."""
     if not jobs:
         return []
     if st.scheduler is not None:
@@ -62,14 +69,43 @@ def _map(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], st: Settings) 
 
         client = connect(st.scheduler)
         futs = [client.submit(fn, *job, pure=False) for job in jobs]
+        for i, f in enumerate(futs):  # reported in job order as they come in
+            done(i, f.result())
         return list(client.gather(futs))
     if st.workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(min(st.workers, len(jobs)), mp.get_context("spawn")) as ex:
-            return list(ex.map(fn, *zip(*jobs, strict=True)))
-    return [fn(*job) for job in jobs]
+            pf = {ex.submit(fn, *job): i for i, job in enumerate(jobs)}
+            out: list[Any] = [None] * len(jobs)
+            for f in as_completed(pf):
+                out[pf[f]] = f.result()
+                done(pf[f], out[pf[f]])
+            return out
+    res: list[Any] = []
+    for i, job in enumerate(jobs):
+        if deadline is not None and time.perf_counter() > deadline:
+            res += [None] * (len(jobs) - i)
+            break
+        res.append(fn(*job))
+        done(i, res[-1])
+    return res
+
+
+def _reporter(
+    say: Callable[[str], None], alive: list[Candidate], sched: tuple[int, ...], n: int
+) -> Callable[[int, dict[str, Any]], None]:
+    """The progress line of each finished training."""
+    count = [0]
+
+    def done(i: int, t: dict[str, Any]) -> None:
+        count[0] += 1
+        say(f"  [{count[0]}/{n}] {alive[i].label:34s} e{sched[-1]:<3d} "
+            f"val {100 * t['accuracy_val']:6.2f} %  test {100 * t['accuracy']:6.2f} %"
+            + ("  (cached)" if t.get("cached") else f"  ({t['train_wall_s']:.0f} s)"))  # fmt: skip
+
+    return done
 
 
 def pick_candidates(space: JointSpace, st: Settings) -> list[Candidate]:
@@ -154,7 +190,12 @@ def codesign(
         sched = schedule_of(st.rungs, r)
         jobs = [(ctx, c, sched) for c in alive]
         say(f"rung {r + 1}/{len(st.rungs)}: {len(jobs)} candidates to {sched[-1]} epochs")
-        trained = _map(_train_task, jobs, st)
+        trained_one = _reporter(say, alive, sched, len(jobs))
+        trained = _map(_train_task, jobs, st, trained_one, deadline)
+        if any(t is None for t in trained):
+            stopped = True
+            alive = [c for c, t in zip(alive, trained, strict=True) if t is not None]
+            trained = [t for t in trained if t is not None]
         trainings += sum(not t.get("cached") for t in trained)
         hw = _map(_hw_task, [(t["integer_model"], hs, f"{name}-{t['key'][:8]}") for t in trained],
                   st)  # fmt: skip
@@ -166,17 +207,19 @@ def codesign(
             if c == REFERENCE:
                 reference[r] = rec
             lat = h["chosen"]["latency_s"] * 1e6 if "chosen" in h else float("nan")
-            say(f"  {c.label:34s} e{sched[-1]:<3d} val {100 * t['accuracy_val']:6.2f} %  "
-                f"test {100 * t['accuracy']:6.2f} %  {lat:10.2f} us"
-                + ("  (cached)" if t.get("cached") else "")
+            say(f"  {c.label:34s} e{sched[-1]:<3d} test {100 * t['accuracy']:6.2f} %  "
+                f"{lat:10.2f} us on its best core"
                 + (f"  [{h['error']}]" if "error" in h else ""))  # fmt: skip
+        if stopped:
+            rungs_done = r + 1 if trained else r
+            break
         rungs_done = r + 1
         if r + 1 == len(st.rungs):
             break
         keep = promote(recs, sizes[r + 1])
         alive = [alive[i] for i in keep]
         if REFERENCE not in alive:
-            alive.append(REFERENCE)
+            alive.insert(0, REFERENCE)  # trained first: a time limit never cuts it
     out = joint_front(best, reference, hs, st)
     out.update(
         model=name,
@@ -257,14 +300,14 @@ def joint_front(
     for n, p in enumerate(uniq):
         p["id"] = f"f{n}"
     out["front"] = uniq
-    top = max(reference)
-    ref_rec = reference[top]
+    ref_rec = reference[max(reference)] if reference else None
     ref = None
-    if "error" not in ref_rec["hardware"]:
+    if ref_rec is not None and "error" not in ref_rec["hardware"]:
         ref = _design_point(REFERENCE, ref_rec, ref_rec["hardware"]["chosen"])
         out["reference"] = ref
     floor = (ref["accuracy"] if ref else max(p["accuracy"] for p in points)) - st.max_loss
-    ok = [p for p in points if p["accuracy"] >= floor - 1e-12 and p["epochs"] >= ref_rec["epochs"]]
+    ref_epochs = ref_rec["epochs"] if ref_rec is not None else 0
+    ok = [p for p in points if p["accuracy"] >= floor - 1e-12 and p["epochs"] >= ref_epochs]
     if not ok:
         ok = [p for p in points if p["accuracy"] >= floor - 1e-12]
     chosen = min(ok, key=lambda p: (p["objective"], -p["accuracy"], p["latency_s"])) if ok else None
