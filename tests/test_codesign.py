@@ -200,3 +200,22 @@ def test_codesign_on_a_dask_cluster_gives_the_local_front(
         (p["accuracy"], p["latency_s"], p["energy_j"]) for p in local["front"]
     ]
     assert np.isclose(dist["chosen"]["latency_s"], local["chosen"]["latency_s"])
+
+
+def test_codesign_targets_restrict_the_chosen_design(
+    space_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = space_dir / "cache"  # the trainings of the first test: only hardware runs here
+    base = _run(space_dir, "t0", cache, capsys)
+    slowest = max(p["latency_s"] for p in base["front"])
+    fastest = min(p["latency_s"] for p in base["front"])
+    assert fastest < slowest
+    res = _run(space_dir, "t1", cache, capsys, "--latency-target", str(fastest * 1.0000001))
+    assert res["chosen"]["latency_s"] <= fastest * 1.0000001 and res["chosen"]["meets_targets"]
+    out = space_dir / "t2"
+    args = ["codesign", "lenet_digits", *BASE, "--out", str(out), "--cache", str(cache),
+            "--space", str(space_dir / "space.yaml"), "--epochs", "1,2",
+            "--latency-target", str(fastest / 10)]  # fmt: skip
+    assert main(args) == 2
+    assert "no measured design meets the targets" in capsys.readouterr().err
+    assert not out.exists()

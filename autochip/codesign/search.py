@@ -42,6 +42,8 @@ class Settings:
     seed: int = 0
     workers: int = 1
     scheduler: str | None = None
+    latency_target: float | None = None  # seconds per inference the chosen design must meet
+    energy_target: float | None = None  # joules per inference
 
 
 def _train_task(ctx: Context, cand: Candidate, schedule: tuple[int, ...]) -> dict[str, Any]:
@@ -307,9 +309,25 @@ def joint_front(
         out["reference"] = ref
     floor = (ref["accuracy"] if ref else max(p["accuracy"] for p in points)) - st.max_loss
     ref_epochs = ref_rec["epochs"] if ref_rec is not None else 0
+    lt = math.inf if st.latency_target is None else st.latency_target
+    et = math.inf if st.energy_target is None else st.energy_target
+    for p in points:
+        p["meets_targets"] = p["latency_s"] <= lt and p["energy_j"] <= et
     ok = [p for p in points if p["accuracy"] >= floor - 1e-12 and p["epochs"] >= ref_epochs]
     if not ok:
         ok = [p for p in points if p["accuracy"] >= floor - 1e-12]
+    if st.latency_target is not None or st.energy_target is not None:
+        met = [p for p in points if p["meets_targets"]]
+        out["targets"] = {"latency_s": st.latency_target, "energy_j": st.energy_target}
+        if not met:
+            out["targets_unmet"] = (
+                f"no measured design meets the targets: the fastest has latency "
+                f"{min(p['latency_s'] for p in points):.6g} s, the most frugal energy "
+                f"{min(p['energy_j'] for p in points):.6g} J"
+            )
+        # within the targets: the most accurate of those within the loss, else of all
+        ok = [p for p in ok if p["meets_targets"]] or sorted(
+            met, key=lambda p: -p["accuracy"])[:1]  # fmt: skip
     chosen = min(ok, key=lambda p: (p["objective"], -p["accuracy"], p["latency_s"])) if ok else None
     out["chosen"] = chosen
     out["max_loss"] = st.max_loss

@@ -22,7 +22,9 @@ training is cached by content (--cache), so a rerun, a wider search or an interr
 reuses it. Each candidate's hardware is the Chip Builder's search on --platform within
 --budget (or the one core of --fixed-hw). The chosen design is the best --objective on the front
 within --max-loss points of the uniform int8 dense network (trained alike), which is always a
-candidate; it is compared with that network on its own best core.
+candidate; it is compared with that network on its own best core. --latency-target and
+--energy-target restrict the chosen design to those that meet them (none: exit 2, the trainings
+stay cached).
 
 Writes DIR/codesign.json (front, chosen, every candidate), DIR/front.csv and DIR/chosen/
 (policy.json, hw.yaml, model.pt: the checkpoint, model.npz: the integer model). With --build,
@@ -83,6 +85,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.5,
         help="accuracy points the chosen design may lose against int8 (0.5)",
     )
+    p.add_argument("--latency-target", type=float, metavar="S",
+                   help="seconds per inference the chosen design must meet")  # fmt: skip
+    p.add_argument("--energy-target", type=float, metavar="J",
+                   help="joules per inference the chosen design must meet")  # fmt: skip
     p.add_argument("--samples", type=int, default=20_000,
                    help="hardware designs searched per candidate (20000)")  # fmt: skip
     p.add_argument("--tiled-samples", type=int, default=1_000, metavar="N",
@@ -139,6 +145,10 @@ def _check(args: argparse.Namespace) -> list[str]:
         bad.append(f"--hours: expected a positive number, found {args.hours}")
     if not (math.isfinite(args.max_loss) and 0 <= args.max_loss <= 100):
         bad.append(f"--max-loss: expected accuracy points 0..100, found {args.max_loss}")
+    for flag, v in (("--latency-target", args.latency_target),
+                    ("--energy-target", args.energy_target)):  # fmt: skip
+        if v is not None and not (math.isfinite(v) and v > 0):
+            bad.append(f"{flag}: expected a positive number, found {v}")
     if not (math.isfinite(args.margin) and 0 <= args.margin < 1):
         bad.append(f"--margin: expected a fraction 0..1, found {args.margin}")
     bad += output_dir_problems("--out", args.out)
@@ -190,10 +200,14 @@ def run(args: argparse.Namespace) -> int:
                   args.seed, args.batch_size, str(Path(cache).resolve()), threads)  # fmt: skip
     split_data(ctx, tuple(example.shape[1:]))  # data problems before any training
     st = Settings(args.rungs, args.eta, args.trials, args.hours, args.max_loss / 100, args.seed,
-                  args.workers, args.scheduler)  # fmt: skip
+                  args.workers, args.scheduler, args.latency_target,
+                  args.energy_target)  # fmt: skip
     out = codesign(Path(name).stem, ctx, space, hs, st, say)
     out.update(platform=args.platform, budget=args.budget, objective=args.objective,
                data=args.data, fp32_checkpoint=model, fixed_hw=args.fixed_hw)  # fmt: skip
+    if "targets_unmet" in out:
+        raise SpecError("codesign", [out["targets_unmet"] + " (the trainings are cached: a "
+                                     "rerun with other targets reuses them)"])  # fmt: skip
     if out.get("chosen") is None:
         raise SpecError(
             "codesign",
