@@ -551,3 +551,46 @@ def test_build_platform_bad_budget_one_error_nothing_written(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("error:") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("w_bits,a_bits", [(4, 4), (4, 5), (3, 8), (8, 3)])
+def test_integer_model_pe_widths_are_the_narrowest_that_compile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], w_bits: int, a_bits: int
+) -> None:
+    """An integer model's core gets the narrowest PEs that hold its integers (weights; the
+    input, every requantisation and rescale clamp, the logits included): the Chip Builder
+    (``explore`` of the .npz) searches cores of those widths, the
+    chosen design compiles the model, and one bit less in either width does not."""
+    import sys
+    from dataclasses import replace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtl_tests" / "core"))
+    from core_models import narrow_model, random_model
+
+    from autochip.builder.compiler import CompileError, compile_model
+    from autochip.builder.explore_build import integer_workload, pe_widths
+    from autochip.reference import save_integer_model
+
+    model = narrow_model(w_bits, a_bits)
+    assert pe_widths(model) == (max(a_bits, 2), max(w_bits, 2))
+    assert pe_widths(random_model()) == (8, 8)
+    wl = integer_workload(model, "narrow")
+    assert (wl.a_bits, wl.w_bits) == (a_bits, w_bits)
+    npz = tmp_path / "narrow.npz"
+    save_integer_model(model, npz)
+    assert main(["explore", str(npz), "--platform", "pynq-z2", "--samples", "2000", "--json"]) == 0
+    chosen = json.loads(capsys.readouterr().out)["chosen"]
+    pe = chosen["hw"]["pe"]
+    assert (pe["a_bits"], pe["w_bits"]) == (a_bits, w_bits)
+    hw = chosen["hw"]
+    compile_model(model, core_params(hardware_spec_from_dict(hw)))
+    for field in ("a_bits", "w_bits"):
+        if hw["pe"][field] > 2:
+            less = {**hw, "pe": {**hw["pe"], field: hw["pe"][field] - 1}}
+            with pytest.raises(CompileError, match=r"do not fit|does not fit"):
+                compile_model(model, core_params(hardware_spec_from_dict(less)))
+    # one wide layer (the logits at int8) makes the whole core as wide
+    ops = list(model.ops)
+    last = ops[-1]
+    ops[-1] = replace(last, requant=replace(last.requant, lo=-128, hi=127))
+    assert pe_widths(replace(model, ops=tuple(ops)))[0] == 8

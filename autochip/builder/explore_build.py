@@ -5,7 +5,10 @@ itself: the model is compiled once for a probe core (1 x 1 array, buffers large 
 layer) and the descriptor fields that do not depend on the core (``in_len t kg c p q kr ks``,
 groups, which tensor each layer reads and where each tensor lies) become the
 :class:`CoreWorkload` the search costs (a 1 x 1 array merges no groups, so the layers are read
-unmerged and the search merges them per core as the compiler does).
+unmerged and the search merges them per core as the compiler does). The PE widths are the
+narrowest signed operands that hold the model's integers (:func:`pe_widths`): a whole-network
+low-bit policy gets narrow PEs, one int8 layer makes the core int8; the probe compilation with
+those widths checks them.
 """
 
 from __future__ import annotations
@@ -18,23 +21,65 @@ import yaml
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
 from autochip.builder.explore import explore
+from autochip.builder.params import BIT_RANGE
 from autochip.builder.space import default_space, parse_budget
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, hardware_spec_from_dict
 from autochip.predictor.core_batch import CoreWorkload
 from autochip.predictor.core_model import RESOURCE_TARGETS
-from autochip.reference import ComputeOp, IntegerModel
+from autochip.reference import ComputeOp, IntegerModel, RescaleOp
 
-__all__ = ["choose_core", "integer_workload", "spec_yaml"]
+__all__ = ["choose_core", "integer_workload", "pe_widths", "spec_yaml"]
 
 _PROBE_KB = 65536.0
 
 
+def _signed_bits(lo: int, hi: int) -> int:
+    """The fewest bits (at least the PEs' minimum) of a signed integer holding ``lo..hi``."""
+    b = BIT_RANGE[0]
+    while not -(2 ** (b - 1)) <= lo <= hi < 2 ** (b - 1):
+        b += 1
+    return b
+
+
+def pe_widths(model: IntegerModel) -> tuple[int, int]:
+    """``(a_bits, w_bits)`` of the narrowest PEs that run ``model`` as the compiler checks it:
+    weights of every mac/adder layer (xnor layers' +-1 run on a mac as 2-bit operands), and as
+    activations the input range and every requantisation and rescale clamp (layer outputs are
+    the next layers' operands, the last one's included: it leaves through the same lanes). An
+    adder PE takes one width for both."""
+    a = _signed_bits(model.input_lo, model.input_hi)
+    w = BIT_RANGE[0]
+    adder = False
+    for op in model.ops:
+        if isinstance(op, ComputeOp):
+            adder = adder or op.kind == "adder"
+            if op.weight.size:
+                w = max(w, _signed_bits(int(op.weight.min()), int(op.weight.max())))
+            if op.requant is not None:
+                a = max(a, _signed_bits(op.requant.lo, op.requant.hi))
+        elif isinstance(op, RescaleOp):
+            a = max(a, _signed_bits(op.lo, op.hi))
+    if adder:
+        a = w = max(a, w)
+    return a, w
+
+
 def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
-    """The core workload of an integer model, read from one compilation on a probe core."""
+    """The core workload of an integer model, read from one compilation on a probe core whose
+    PEs are :func:`pe_widths` wide."""
+    a_bits, w_bits = pe_widths(model)
+    adder = any(isinstance(op, ComputeOp) and op.kind == "adder" for op in model.ops)
     probe = hardware_spec_from_dict(
         {
             "name": "probe",
+            "pe": {
+                "kind": "adder" if adder else "mac",
+                "dtype": "int",
+                "w_bits": w_bits,
+                "a_bits": a_bits,
+                "acc_bits": 32,
+            },
             "array": {"rows": 1, "cols": 1},
             "buffers": {k: {"size_kb": _PROBE_KB} for k in ("ifmap", "weight", "ofmap")},
         }
@@ -55,7 +100,6 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
     kg = col(lambda x: x.get("kg") or 1)
     ntiles = col(lambda x: x.get("ntiles"))
     groups = np.where(vector, 1, ntiles // np.maximum(kg, 1))
-    adder = any(isinstance(op, ComputeOp) and op.kind == "adder" for op in model.ops)
     macs = np.where(vector, 0, col(lambda x: x.get("c") * x.get("pq") * x.get("t")))
     return CoreWorkload(
         name=name,
@@ -78,8 +122,8 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
         ),
         tensor_bytes=np.array([int(np.prod(prog.tensors[n][1])) for n in order], dtype=np.int64),
         macs=macs[:L],
-        w_bits=8,
-        a_bits=8,
+        w_bits=w_bits,
+        a_bits=a_bits,
         adder=adder,
         tensor_off=np.array([prog.tensors[n][0] - base for n in order], dtype=np.int64),
         merge=np.array(
@@ -118,12 +162,13 @@ def _default_core(
     wl: CoreWorkload, platform: Any, platform_name: str
 ) -> tuple[HardwareSpec, dict[str, Any]]:
     """Devices without a whole-core resource model (iCE40): the platform default's array
-    (at most 16 x 16) and buffers as an output-stationary int8 core, not searched."""
+    (at most 16 x 16) and buffers as an output-stationary core of the model's PE widths, not
+    searched."""
     d = platform.default_hw
     spec = {
         "name": f"{platform.name}-default-core",
-        "pe": {"kind": "adder" if wl.adder else "mac", "dtype": "int", "w_bits": 8, "a_bits": 8,
-               "acc_bits": 32},
+        "pe": {"kind": "adder" if wl.adder else "mac", "dtype": "int", "w_bits": wl.w_bits,
+               "a_bits": wl.a_bits, "acc_bits": 32},
         "array": {"rows": min(d.rows, 16), "cols": min(d.cols, 16)},
         "dataflow": "os",
         "buffers": {k: {"size_kb": d.buffer(k).size_bytes / 1024}

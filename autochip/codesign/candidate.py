@@ -53,11 +53,15 @@ class Candidate:
         else:
             inner = LayerPolicy(self.kind, self.w_bits, self.a_bits)
         edge = LayerPolicy("mac", self.edge_w_bits, self.edge_a_bits)
-        return Policy(default=inner, first=edge, last=edge, binary_bn=self.kind == "binary")
+        # the logits leave the core through its activation lanes: as wide as the widest
+        # activation, so a whole-network narrow candidate runs on narrow PEs
+        return Policy(default=inner, first=edge, last=edge, binary_bn=self.kind == "binary",
+                      output_bits=self.core_bits[1])  # fmt: skip
 
     @property
     def core_bits(self) -> tuple[int, int]:
-        """(w, a): the PE widths a core needs for this network (its widest layer)."""
+        """(w, a): the PE widths a core needs for this network (its widest layer; the logits
+        are as wide as the activations)."""
         if self.kind == "binary":
             return self.edge_w_bits, self.edge_a_bits
         return max(self.w_bits, self.edge_w_bits), max(self.a_bits, self.edge_a_bits)

@@ -145,11 +145,14 @@ def search(
                 )
     if problems or platform is None or budget is None:
         raise SpecError("command line", problems)
-    if model.lower().endswith(".npz"):  # an integer model: its workload from the compiler
-        from autochip.builder.explore_build import integer_workload
-        from autochip.reference import load_integer_model
+    from autochip.commands.build import _integer_model, _is_integer_spec
 
-        wl = integer_workload(load_integer_model(model), Path(model).stem)
+    # an integer model (.npz, or a compressed .pt with its .npz beside, as `build` reads it):
+    # its workload and PE widths from the compiler
+    if _is_integer_spec(model) and Path(model).with_suffix(".npz").is_file():
+        from autochip.builder.explore_build import integer_workload
+
+        wl = integer_workload(_integer_model(model), Path(model).stem)
     else:
         with user_code(f"MODEL '{model}'"):
             wl = core_workload(graph_for(model))

@@ -36,6 +36,7 @@ from autochip.reference import (
 __all__ = [
     "digits_inputs",
     "integer_model",
+    "narrow_model",
     "prefetch_model",
     "random_inputs",
     "random_model",
@@ -108,6 +109,29 @@ def random_model(seed: int = 0) -> IntegerModel:
                          rng.integers(-500, 500, size=7).astype(np.int64),
                          requant=_requant(rng, 7, False)))  # fmt: skip
     return IntegerModel("input", (1, 3, 11, 9), 1 / 64, -128, 127, tuple(ops), "fc", 1.0)
+
+
+def narrow_model(w_bits: int, a_bits: int, seed: int = 0) -> IntegerModel:
+    """``random_model`` narrowed to ``w_bits``-bit weights and ``a_bits``-bit activations (the
+    input, every requantisation and rescale clamp): the network of a whole-network low-bit
+    policy, for a core whose PEs are that narrow (operands sign-extended to bytes in DRAM)."""
+    from dataclasses import replace
+
+    wide = random_model(seed)
+    ws, a_lo, a_hi = 8 - w_bits, -(2 ** (a_bits - 1)), 2 ** (a_bits - 1) - 1
+    ops: list[Any] = []
+    for op in wide.ops:
+        if isinstance(op, ComputeOp):
+            rq = op.requant
+            assert rq is not None
+            lo = 0 if rq.lo == 0 else a_lo  # keep ReLU clamps
+            # weights >> ws: products ws + (8 - a_bits) bits smaller, so is the shift
+            rq = Requant(rq.multiplier, rq.shift - ws - (8 - a_bits), lo, a_hi)
+            op = replace(op, weight=op.weight >> ws, requant=rq)
+        elif isinstance(op, RescaleOp):
+            op = replace(op, lo=0 if op.lo == 0 else a_lo, hi=a_hi)
+        ops.append(op)
+    return replace(wide, input_lo=a_lo, input_hi=a_hi, ops=tuple(ops))
 
 
 def resident_model(seed: int = 3) -> IntegerModel:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE))
 from core_models import (  # noqa: E402
     digits_inputs,
     integer_model,
+    narrow_model,
     prefetch_model,
     random_inputs,
     random_model,
@@ -44,6 +45,7 @@ VEC3 = HERE / "core_vec3x4.yaml"  # R = 3 vector lanes: partial last groups
 WIDE = HERE / "core_small4x8.yaml"  # 4 rows, 8 columns: short tiles wait for the column walk
 RES = HERE / "core_resident4x4.yaml"  # R divides the bus: feature maps stay in the ifmap
 PF = HERE / "core_prefetch4x4.yaml"  # two passes' weight tiles fit the weight buffer
+NARROW = HERE / "core_narrow4x4.yaml"  # w4 / a5 PEs: a whole-network low-bit policy
 # id, model spec, compression method, hardware spec, test images
 NETWORKS = (
     ("lenet-int8", "lenet_digits", "quant", MAC, 20),
@@ -62,6 +64,7 @@ NETWORKS = (
     ("resident", "resident", "quant", RES, 2),  # forwarded outputs, resident inputs, owait
     ("vector-resident", "vector", "quant", RES, 2),  # forwarded vector outputs, add in place
     ("prefetch", "prefetch", "quant", PF, 2),  # weight prefetch: two slots, loads during passes
+    ("narrow-w4a5", "narrow", "quant", NARROW, 2),  # 4-bit weights, 5-bit activations
 )
 
 
@@ -88,6 +91,9 @@ def test_network_bit_exact_and_cycles(
         x = random_inputs(model, images)
     elif spec == "prefetch":
         model = prefetch_model()
+        x = random_inputs(model, images)
+    elif spec == "narrow":
+        model = narrow_model(4, 5)
         x = random_inputs(model, images)
     else:
         model = integer_model(spec, method)
