@@ -80,13 +80,33 @@ from autochip.reference import (
     run,
 )
 
-__all__ = ["ALIGN", "CompileError", "CompiledLayer", "Program", "compile_model"]
+__all__ = ["ALIGN", "CompileError", "CompiledLayer", "Program", "compile_model", "pe_operands"]
 
 ALIGN = 16  # byte alignment of every DRAM region
 
 
 class CompileError(AutochipError):
     """The core cannot run this model (the message names the op and the limit)."""
+
+
+_BYTE = (-128, 127)  # every activation is stored as a byte; vector lanes read whole bytes
+
+
+def pe_operands(model: IntegerModel) -> set[str]:
+    """The tensors a PE reads as activations: the inputs of compute layers, directly or
+    through the ops that pass values on unchanged (max pooling, flatten, pad, subsample,
+    concat). They must fit the PEs' ``a_bits`` (a PE reads the low ``a_bits`` of each byte);
+    any other tensor (the logits, a residual branch read only by the add) only a byte."""
+    feeds: set[str] = set()
+    for op in reversed(model.ops):
+        if isinstance(op, ConcatOp):
+            if op.output in feeds:
+                feeds.update(op.inputs)
+        elif isinstance(op, ComputeOp | MaxPoolOp | FlattenOp | PadOp | SubsampleOp) and (
+            isinstance(op, ComputeOp) or op.output in feeds
+        ):
+            feeds.add(op.input)
+    return feeds
 
 
 @dataclass(frozen=True)
@@ -158,6 +178,7 @@ class _Compiler:
     def __init__(self, model: IntegerModel, core: CoreParams) -> None:
         self.m = model
         self.core = core
+        self.pe_in = pe_operands(model)
         x0 = np.zeros((1, *model.input_shape[1:]), dtype=np.int64)
         _, dumped = run(model, x0, dump=True)
         self.shapes = {k: tuple(int(d) for d in v.shape) for k, v in dumped.items()}
@@ -174,6 +195,16 @@ class _Compiler:
 
     def fail(self, op_name: str, what: str) -> None:
         self.problems.append(f"op '{op_name}': {what}")
+
+    def check_range(self, op_name: str, out: str, lo: int, hi: int) -> None:
+        """An output range must fit the PEs' activations where a PE reads it, else a byte."""
+        if out in self.pe_in:
+            bits = min(self.core.a_bits, 8)
+            what = f"{bits}-bit activations (a later layer's PEs read it)"
+        else:
+            bits, what = 8, "a byte (activations are stored as bytes)"
+        if not -(2 ** (bits - 1)) <= lo <= hi < 2 ** (bits - 1):
+            self.fail(op_name, f"output range [{lo}, {hi}] does not fit {what}")
 
     def buffer(self, op_name: str, buf: str, what: str, need: int) -> None:
         """Refuse ``need`` units of buffer ``buf`` if it holds less; keep the spec bytes needed.
@@ -252,14 +283,8 @@ class _Compiler:
                 f"weights in [{int(w.min())}, {int(w.max())}] do not fit {core.w_bits}-bit "
                 "signed PE operands",
             )
-        if op.requant is not None and not (
-            -(2 ** (core.a_bits - 1)) <= op.requant.lo <= op.requant.hi < 2 ** (core.a_bits - 1)
-        ):
-            self.fail(
-                op.name,
-                f"output range [{op.requant.lo}, {op.requant.hi}] does not fit "
-                f"{core.a_bits}-bit activations",
-            )
+        if op.requant is not None:
+            self.check_range(op.name, op.output, op.requant.lo, op.requant.hi)
         t = cg * kr * ks
         bus, w_row = core.bus_bytes, core.w_row
         kg = k // groups
@@ -460,8 +485,8 @@ class _Compiler:
                 f"({core.o_depth} bytes): vector layers are split by channels only",
             )
             return
-        if not (-(2 ** (core.a_bits - 1)) <= lo <= hi < 2 ** (core.a_bits - 1)):
-            self.fail(name, f"output range [{lo}, {hi}] does not fit {core.a_bits}-bit activations")
+        if kind not in ("maxpool", "subsample"):  # those pass values on (a byte clamp)
+            self.check_range(name, out, lo, hi)
         if any(abs(m) >= 2**31 for m in mults) or not 1 <= shift <= 62:
             self.fail(name, f"rescale multipliers {mults} / shift {shift} exceed 32 bits / 1..62")
         (kr, ks), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -530,10 +555,9 @@ class _Compiler:
                 continue
             if isinstance(op, ComputeOp):
                 self.compute(op)
-            elif isinstance(op, MaxPoolOp):
-                lo, hi = -(2 ** (self.core.a_bits - 1)), 2 ** (self.core.a_bits - 1) - 1
+            elif isinstance(op, MaxPoolOp):  # a byte clamp: a no-op on stored values
                 self.vector(op.name, "maxpool", op.input, op.output, op.kernel, op.stride,
-                            op.padding, (0, 0), 1, lo, hi)  # fmt: skip
+                            op.padding, (0, 0), 1, *_BYTE)  # fmt: skip
             elif isinstance(op, SumPoolOp):
                 users = consumers.get(op.output, [])
                 if len(users) != 1:
@@ -572,9 +596,8 @@ class _Compiler:
         if len(self.shapes[op.input]) != 4:
             self.fail(op.name, f"expected a 4-D input, found shape {self.shapes[op.input]}")
             return
-        lo, hi = -(2 ** (self.core.a_bits - 1)), 2 ** (self.core.a_bits - 1) - 1
         self.vector(op.name, "subsample", op.input, op.output, (1, 1), op.stride, (0, 0),
-                    (0, 0), 1, lo, hi)  # fmt: skip
+                    (0, 0), 1, *_BYTE)  # fmt: skip
 
     def pad(self, op: PadOp) -> None:
         shp = self.shapes[op.input]
@@ -903,10 +926,10 @@ def compile_model(model: IntegerModel, core: CoreParams) -> Program:
     """Compile ``model`` for ``core``; deterministic; :class:`CompileError` lists every refusal."""
     if model.input_shape[0] != 1 and len(model.input_shape) < 2:
         raise CompileError(f"expected a batched input shape, found {model.input_shape}")
-    lo, hi = -(2 ** (core.a_bits - 1)), 2 ** (core.a_bits - 1) - 1
-    if not lo <= model.input_lo <= model.input_hi <= hi:
+    bits = min(core.a_bits, 8) if model.input_name in pe_operands(model) else 8
+    if not -(2 ** (bits - 1)) <= model.input_lo <= model.input_hi < 2 ** (bits - 1):
         raise CompileError(
             f"the model input range [{model.input_lo}, {model.input_hi}] does not fit "
-            f"{core.a_bits}-bit activations"
+            f"{bits}-bit activations"
         )
     return _Compiler(model, core).compile()

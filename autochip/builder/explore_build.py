@@ -6,9 +6,9 @@ layer) and the descriptor fields that do not depend on the core (``in_len t kg c
 groups, which tensor each layer reads and where each tensor lies) become the
 :class:`CoreWorkload` the search costs (a 1 x 1 array merges no groups, so the layers are read
 unmerged and the search merges them per core as the compiler does). The PE widths are the
-narrowest signed operands that hold the model's integers (:func:`pe_widths`): a whole-network
-low-bit policy gets narrow PEs, one int8 layer makes the core int8; the probe compilation with
-those widths checks them.
+narrowest signed operands that hold the integers the PEs read (:func:`pe_widths`): a low-bit
+network gets narrow PEs (its int8 logits are stored as bytes), one int8 layer makes the core
+int8; the probe compilation with those widths checks them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from autochip.builder.compiler import compile_model
+from autochip.builder.compiler import compile_model, pe_operands
 from autochip.builder.core import core_params
 from autochip.builder.explore import explore
 from autochip.builder.params import BIT_RANGE
@@ -44,11 +44,13 @@ def _signed_bits(lo: int, hi: int) -> int:
 
 def pe_widths(model: IntegerModel) -> tuple[int, int]:
     """``(a_bits, w_bits)`` of the narrowest PEs that run ``model`` as the compiler checks it:
-    weights of every mac/adder layer (xnor layers' +-1 run on a mac as 2-bit operands), and as
-    activations the input range and every requantisation and rescale clamp (layer outputs are
-    the next layers' operands, the last one's included: it leaves through the same lanes). An
-    adder PE takes one width for both."""
-    a = _signed_bits(model.input_lo, model.input_hi)
+    the weights of every mac/adder layer (xnor layers' +-1 run on a mac as 2-bit operands),
+    and the ranges of the tensors a PE reads (:func:`~autochip.builder.compiler.pe_operands`:
+    the input, requantised and rescaled outputs that feed a later layer; the logits and other
+    tensors no PE reads are stored as bytes whatever the PEs). An adder PE takes one width for
+    both."""
+    feeds = pe_operands(model)
+    a = _signed_bits(model.input_lo, model.input_hi) if model.input_name in feeds else 2
     w = BIT_RANGE[0]
     adder = False
     for op in model.ops:
@@ -56,9 +58,9 @@ def pe_widths(model: IntegerModel) -> tuple[int, int]:
             adder = adder or op.kind == "adder"
             if op.weight.size:
                 w = max(w, _signed_bits(int(op.weight.min()), int(op.weight.max())))
-            if op.requant is not None:
+            if op.requant is not None and op.output in feeds:
                 a = max(a, _signed_bits(op.requant.lo, op.requant.hi))
-        elif isinstance(op, RescaleOp):
+        elif isinstance(op, RescaleOp) and op.output in feeds:
             a = max(a, _signed_bits(op.lo, op.hi))
     if adder:
         a = w = max(a, w)

@@ -44,9 +44,8 @@ SPLIT_SEED = 20261202  # the validation split is fixed (not the search's seed)
 # (docs/compression.md): quant 8 bits 1e-4, 4..7 bits 5e-4, 2..3 bits 1e-3, binary 2e-3,
 # adder 1e-2; a pruned network at least the pruning fine-tune's 1e-3. A continuation (a
 # promoted candidate's further epochs) restarts the cosine decay at half the rate.
-# Version 2: the logits are as wide as the widest activation (Candidate.policy).
 RECIPE = {"quant8": 1e-4, "quant4": 5e-4, "quant2": 1e-3, "binary": 2e-3, "adder": 1e-2,
-          "prune": 1e-3, "continue": 0.5, "version": 2}  # fmt: skip
+          "prune": 1e-3, "continue": 0.5, "version": 1}  # fmt: skip
 
 
 @dataclass(frozen=True)

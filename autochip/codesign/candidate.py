@@ -53,15 +53,12 @@ class Candidate:
         else:
             inner = LayerPolicy(self.kind, self.w_bits, self.a_bits)
         edge = LayerPolicy("mac", self.edge_w_bits, self.edge_a_bits)
-        # the logits leave the core through its activation lanes: as wide as the widest
-        # activation, so a whole-network narrow candidate runs on narrow PEs
-        return Policy(default=inner, first=edge, last=edge, binary_bn=self.kind == "binary",
-                      output_bits=self.core_bits[1])  # fmt: skip
+        # int8 logits: no PE reads them (stored as bytes), so they never widen the core
+        return Policy(default=inner, first=edge, last=edge, binary_bn=self.kind == "binary")
 
     @property
     def core_bits(self) -> tuple[int, int]:
-        """(w, a): the PE widths a core needs for this network (its widest layer; the logits
-        are as wide as the activations)."""
+        """(w, a): the PE widths a core needs for this network (its widest layer)."""
         if self.kind == "binary":
             return self.edge_w_bits, self.edge_a_bits
         return max(self.w_bits, self.edge_w_bits), max(self.a_bits, self.edge_a_bits)

@@ -112,9 +112,11 @@ def random_model(seed: int = 0) -> IntegerModel:
 
 
 def narrow_model(w_bits: int, a_bits: int, seed: int = 0) -> IntegerModel:
-    """``random_model`` narrowed to ``w_bits``-bit weights and ``a_bits``-bit activations (the
-    input, every requantisation and rescale clamp): the network of a whole-network low-bit
-    policy, for a core whose PEs are that narrow (operands sign-extended to bytes in DRAM)."""
+    """``random_model`` narrowed to ``w_bits``-bit weights and ``a_bits``-bit activations where
+    a PE reads them (the input, the requantised and rescaled outputs that feed a later layer),
+    for a core whose PEs are that narrow: the network of a whole-network low-bit policy. The
+    tensors no PE reads keep int8 ranges (stored as bytes): the 1x1 convolution read only by
+    the residual add, and the logits."""
     from dataclasses import replace
 
     wide = random_model(seed)
@@ -124,9 +126,12 @@ def narrow_model(w_bits: int, a_bits: int, seed: int = 0) -> IntegerModel:
         if isinstance(op, ComputeOp):
             rq = op.requant
             assert rq is not None
-            lo = 0 if rq.lo == 0 else a_lo  # keep ReLU clamps
             # weights >> ws: products ws + (8 - a_bits) bits smaller, so is the shift
-            rq = Requant(rq.multiplier, rq.shift - ws - (8 - a_bits), lo, a_hi)
+            shift = rq.shift - ws - (8 - a_bits)
+            if op.name not in ("pw", "fc"):  # read by PEs: narrow (ReLU clamps kept)
+                rq = Requant(rq.multiplier, shift, 0 if rq.lo == 0 else a_lo, a_hi)
+            else:  # read by the add / the logits: bytes, scaled into the byte range
+                rq = Requant(rq.multiplier, shift - (a_bits - 8), rq.lo, rq.hi)
             op = replace(op, weight=op.weight >> ws, requant=rq)
         elif isinstance(op, RescaleOp):
             op = replace(op, lo=0 if op.lo == 0 else a_lo, hi=a_hi)
