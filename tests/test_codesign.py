@@ -53,12 +53,22 @@ def test_joint_space_enumerates_what_the_core_can_tell_apart() -> None:
 def test_joint_space_yaml_errors_name_every_problem() -> None:
     with pytest.raises(SpecError) as e:
         joint_space_from_dict({"kind": ["mac", "fp16"], "bits": ["9/8"], "prune": [1.2],
-                               "colour": [1]}, "s.yaml")  # fmt: skip
+                               "colour": [1], "stage_weights": [[0, 0], "late"]},
+                              "s.yaml")  # fmt: skip
     text = str(e.value)
-    for bit in ("fp16", "'9/8'", "prune", "colour"):
+    for bit in ("fp16", "'9/8'", "prune", "colour", "stage_weights[0]", "stage_weights[1]"):
         assert bit in text
     sp = joint_space_from_dict({"bits": ["4/4"], "edge_bits": ["same"], "prune": [0, 0.3]}, "s")
     assert sp.candidates() == [Candidate("mac", 4, 4, 4, 4, 0.0), Candidate("mac", 4, 4, 4, 4, 0.3)]
+    # per-stage pruning: only pruned l1 candidates carry weights; uniform keeps its old key
+    sp = joint_space_from_dict({"bits": ["8/8"], "edge_bits": ["8/8"], "prune": [0, 0.3],
+                                "criterion": ["l1", "block"],
+                                "stage_weights": ["uniform", [0.5, 1, 1.5]]}, "s")  # fmt: skip
+    staged = Candidate("mac", 8, 8, 8, 8, 0.3, "l1", (0.5, 1.0, 1.5))
+    assert set(sp.candidates()) == {REFERENCE, Candidate("mac", 8, 8, 8, 8, 0.3), staged,
+                                    Candidate("mac", 8, 8, 8, 8, 0.3, "block")}  # fmt: skip
+    assert "stages" not in REFERENCE.to_dict() and Candidate.from_dict(staged.to_dict()) == staged
+    assert staged.label.endswith("stages 0.5/1/1.5")
 
 
 @pytest.mark.parametrize(

@@ -313,3 +313,35 @@ def test_restructure_refuses_shapes_pruning_cannot_make() -> None:
         P.restructure(Plain(), {"modules": {"c1": {"in": 1, "out": -3, "groups": 1}}})
     with pytest.raises(P.CompressionError, match="not a module"):
         P.restructure(Plain(), {"modules": {}, "removed_blocks": ["nowhere"]})
+
+
+def test_stage_weighted_l1_meets_the_mac_target_and_prunes_late_stages_harder() -> None:
+    """``PruneTarget.stage_weights``: the prunable groups split into stages in compute order;
+    each loses ``fraction x weight`` of its channels, the fraction found for the MAC target
+    (the smallest that meets it), a zero-weight stage untouched."""
+    from autochip.ir import load_model
+
+    loaded = load_model("resnet8_fashion")
+    net, x = loaded.model.eval(), loaded.example_input
+    an = P.analyse(net, x)
+    stages = P.group_stages(an, 3)
+    order = sorted(stages, key=lambda r: min(list(an.producers).index(m) for m in an.members(r)))
+    assert [stages[r] for r in order] == sorted(stages[r] for r in order)  # contiguous runs
+    assert set(stages.values()) == {0, 1, 2}
+    pruner = P.Pruner(net, x, None)
+    target_macs = pruner.macs_before // 2
+    kept: dict[tuple[float, ...], dict[int, float]] = {}
+    for wts in ((), (0.5, 1.0, 1.5), (0.0, 1.0, 1.0)):
+        target = P.PruneTarget("l1", macs=target_macs, stage_weights=wts)
+        pruner.check(target)
+        plan, _ = pruner.plan(target, None, 0)  # type: ignore[arg-type]
+        assert pruner.macs(plan) <= target_macs
+        assert P.traced_macs(P.apply_plan(net, an, plan), x) == pruner.macs(plan)
+        kept[wts] = {r: len(plan.keep.get(r, range(an.size[r]))) / an.size[r] for r in stages}
+    late = [r for r in stages if stages[r] == 2]
+    early = [r for r in stages if stages[r] == 0]
+    w = kept[(0.5, 1.0, 1.5)]
+    assert min(w[r] for r in early) > max(w[r] for r in late)  # early keeps more
+    assert all(kept[(0.0, 1.0, 1.0)][r] == 1.0 for r in early)  # weight 0: untouched
+    with pytest.raises(P.CompressionError, match="out of reach"):
+        pruner.check(P.PruneTarget("l1", macs=1000, stage_weights=(0.0, 0.0, 1.0)))

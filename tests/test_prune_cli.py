@@ -138,6 +138,26 @@ def test_hw_criterion_meets_the_energy_budget(
         (["--macs", "10"], "out of reach"),
         (["--latency-budget", "1e-12", "--platform", "asic-45nm"], "out of reach"),
         (["--blocks", "1"], "expected identity residual blocks"),
+        (["--ratio", "0.5", "--stage-weights", "1,-1"], "--stage-weights: expected"),
+        (["--ratio", "0.5", "--stage-weights", "a,b"], "--stage-weights: expected"),
+        (
+            [
+                "--ratio",
+                "0.5",
+                "--stage-weights",
+                "1,2",
+                "--criterion",
+                "hw",
+                "--platform",
+                "asic-45nm",
+            ],
+            "weights the l1 criterion",
+        ),
+        (
+            ["--blocks", "1", "--criterion", "block", "--stage-weights", "1,2"],
+            "weights the l1 criterion",
+        ),
+        (["--macs", "1000", "--stage-weights", "0,0,1"], "out of reach"),
     ],
 )
 def test_bad_targets_one_error_nothing_written(
@@ -257,3 +277,25 @@ def test_fashion_bad_inputs_one_error_nothing_written(
     assert code == 2 and stdout == "" and "Traceback" not in err
     assert err.startswith("autochip compress: error:") and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stage_weights_prune_the_late_layers_harder(
+    fp32_lenet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--stage-weights 0.5,1.5``: the same MAC target, the convolutions (first stage) keep a
+    larger share of their channels than the fully connected layers (second stage)."""
+    capsys.readouterr()
+    out = {}
+    for name, extra in (("u", []), ("s", ["--stage-weights", "0.5,1.5"])):
+        code, text, err = _run(
+            capsys, str(fp32_lenet), "--method", "prune", "--ratio", "0.5", "--epochs", "1",
+            "--quant-epochs", "0", "--data", "digits", "--out", str(tmp_path / f"{name}.pt"),
+            "--json", *extra,
+        )  # fmt: skip
+        assert code == 0, err
+        out[name] = json.loads(text)
+        assert out[name]["macs_after"] <= 0.5 * out[name]["macs_before"]
+    assert out["s"]["stage_weights"] == [0.5, 1.5] and "stage_weights" not in out["u"]
+    mods = {n: read_checkpoint(tmp_path / f"{n}.pt")["meta"]["pruned"]["modules"] for n in out}
+    assert mods["s"]["features.0"]["out"] > mods["u"]["features.0"]["out"]
+    assert mods["s"]["classifier.1"]["out"] < mods["u"]["classifier.1"]["out"]

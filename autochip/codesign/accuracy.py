@@ -219,7 +219,8 @@ def measure(ctx: Context, cand: Candidate, schedule: tuple[int, ...]) -> dict[st
         macs_dense = pr.traced_macs(model, example)
         if cand.prune > 0:
             pruner = pr.Pruner(model, example, None)
-            target = pr.PruneTarget(cand.criterion, macs=math.floor(macs_dense * (1 - cand.prune)))
+            target = pr.PruneTarget(cand.criterion, macs=math.floor(macs_dense * (1 - cand.prune)),
+                                    stage_weights=cand.stages)  # fmt: skip
             pruner.check(target)
             plan, _ = pruner.plan(target, train_data, ctx.seed)
             model = pruner.result(plan, {}).model.eval()

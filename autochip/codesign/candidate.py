@@ -11,8 +11,10 @@ of DRAM, so a layer narrower than the others runs in the same cycles and moves t
 (docs/CONTRACTS.md, Co-design). A per-layer mix is therefore dominated on this core by the
 uniform network at its widest width (the same hardware, no less accuracy), and the space
 searches the inner width, the edge (first/last) width and the kind instead. Pruning is per
-layer: the plan of ``criterion`` (L1 filter pruning, uniform over the prunable channel groups,
-or whole residual blocks) at the candidate's MAC fraction.
+layer: the plan of ``criterion`` (L1 filter pruning over the prunable channel groups, or whole
+residual blocks) at the candidate's MAC fraction; L1 either uniform or weighted per stage
+(``stages``: relative pruning of the early, middle, late layers, ``prune.group_stages``), the
+fraction found for the MAC target either way.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ __all__ = ["KINDS", "Candidate", "JointSpace", "digest", "load_joint_space"]
 
 KINDS = ("mac", "adder", "binary")
 CRITERIA = ("l1", "block")
-_KEYS = ("kind", "bits", "edge_bits", "prune", "criterion")
+_KEYS = ("kind", "bits", "edge_bits", "prune", "criterion", "stage_weights")
 SAME = (0, 0)  # edge_bits: the inner layers' widths
 
 
@@ -46,6 +48,7 @@ class Candidate:
     edge_a_bits: int = 8
     prune: float = 0.0  # fraction of the MACs removed (0: dense)
     criterion: str = "l1"
+    stages: tuple[float, ...] = ()  # l1: relative pruning per stage (): uniform
 
     def policy(self) -> Policy:
         if self.kind == "binary":
@@ -72,14 +75,23 @@ class Candidate:
             else (f" edge w{self.edge_w_bits}a{self.edge_a_bits}")
         )
         cut = f" prune {self.criterion} {self.prune:.2f}" if self.prune > 0 else ""
+        if self.stages:
+            cut += " stages " + "/".join(f"{w:g}" for w in self.stages)
         return f"{self.kind} {bits}{edge}{cut}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not self.stages:  # uniform: the dict (and the cache key) of before stages existed
+            del d["stages"]
+        else:
+            d["stages"] = list(self.stages)
+        return d
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Candidate:
-        return Candidate(**{k: d[k] for k in Candidate.__dataclass_fields__ if k in d})
+        vals = {k: d[k] for k in Candidate.__dataclass_fields__ if k in d}
+        vals["stages"] = tuple(float(w) for w in vals.get("stages", ()))
+        return Candidate(**vals)
 
 
 def digest(obj: Any) -> str:
@@ -98,6 +110,8 @@ class JointSpace:
     edge_bits: tuple[tuple[int, int], ...] = ((8, 8), SAME)
     prune: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
     criterion: tuple[str, ...] = ("l1",)
+    # l1 pruning per stage: () uniform, else relative weights of the stages
+    stage_weights: tuple[tuple[float, ...], ...] = ((),)
 
     def candidates(self) -> list[Candidate]:
         """Every distinct candidate worth training, in a fixed order.
@@ -113,8 +127,8 @@ class JointSpace:
     def _enumerate(self) -> tuple[list[Candidate], int]:
         out: set[Candidate] = set()
         skipped = 0
-        for kind, (w, a), edge, p, crit in itertools.product(
-            self.kinds, self.bits, self.edge_bits, self.prune, self.criterion
+        for kind, (w, a), edge, p, crit, stages in itertools.product(
+            self.kinds, self.bits, self.edge_bits, self.prune, self.criterion, self.stage_weights
         ):
             ew, ea = (w, a) if edge == SAME else edge
             if kind == "binary":
@@ -125,7 +139,9 @@ class JointSpace:
                 continue
             if p == 0.0:
                 crit = "l1"
-            out.add(Candidate(kind, w, a, ew, ea, float(p), crit))
+            if p == 0.0 or crit != "l1":
+                stages = ()
+            out.add(Candidate(kind, w, a, ew, ea, float(p), crit, tuple(stages)))
         return sorted(out, key=_order), skipped
 
     def describe(self) -> dict[str, Any]:
@@ -135,6 +151,7 @@ class JointSpace:
             "edge_bits": ["same" if e == SAME else f"{e[0]}/{e[1]}" for e in self.edge_bits],
             "prune": list(self.prune),
             "criterion": list(self.criterion),
+            "stage_weights": [list(w) if w else "uniform" for w in self.stage_weights],
             "candidates": len(self.candidates()),
             "skipped": self.skipped(),
         }
@@ -142,7 +159,7 @@ class JointSpace:
 
 def _order(c: Candidate) -> tuple[Any, ...]:
     return (KINDS.index(c.kind), -c.w_bits, -c.a_bits, -c.edge_w_bits, -c.edge_a_bits,
-            c.prune, c.criterion)  # fmt: skip
+            c.prune, c.criterion, c.stages)  # fmt: skip
 
 
 REFERENCE = Candidate()  # uniform int8, dense: what the knee is compared with
@@ -194,6 +211,20 @@ def joint_space_from_dict(data: Any, source: str) -> JointSpace:
             if len(ok) != len(raw):
                 problems.append(f"prune: expected MAC fractions 0 <= p < 0.95, found {raw!r}")
             vals["prune"] = tuple(dict.fromkeys(float(v) for v in ok))
+        elif key == "stage_weights":
+            got_w: list[tuple[float, ...]] = []
+            for i, v in enumerate(raw):
+                if v == "uniform":
+                    got_w.append(())
+                elif (isinstance(v, list) and 1 <= len(v) <= 8
+                      and all(isinstance(x, int | float) and not isinstance(x, bool)
+                              and 0 <= x <= 10 for x in v) and max(v) > 0):  # fmt: skip
+                    got_w.append(tuple(float(x) for x in v))
+                else:
+                    problems.append(f"stage_weights[{i}]: expected 'uniform' or a list of 1..8 "
+                                    f"weights 0..10, not all 0 (e.g. [0.5, 1, 1.5]), found "
+                                    f"{v!r}")  # fmt: skip
+            vals["stage_weights"] = tuple(dict.fromkeys(got_w))
         else:
             bad = [v for v in raw if v not in CRITERIA]
             if bad:

@@ -170,6 +170,12 @@ def _prune_arguments(p: argparse.ArgumentParser) -> None:
         "--energy-budget", type=float, metavar="J", help="predicted energy per inference (J)"
     )
     g.add_argument("--blocks", type=int, help="residual blocks to remove (--criterion block)")
+    g.add_argument(
+        "--stage-weights",
+        metavar="W,W,...",
+        help="--criterion l1: relative pruning of the network's stages (the prunable layers in "
+        "compute order, split into as many runs as weights), e.g. 0.5,1,1.5; default uniform",
+    )
     g.add_argument("--hw", metavar="HW.yaml", help="accelerator of the budget / --criterion hw")
     g.add_argument("--platform", metavar="NAME", help="platform of the budget / --criterion hw")
     g.add_argument(
@@ -263,6 +269,7 @@ def _prune_problems(args: argparse.Namespace) -> list[str]:
         "hw",
         "platform",
         "criterion",
+        "stage_weights",
     )
     given = [f"--{o.replace('_', '-')}" for o in opts if getattr(args, o) is not None]
     if args.early_bird is not None:
@@ -299,6 +306,24 @@ def _prune_problems(args: argparse.Namespace) -> list[str]:
             "--latency-budget / --energy-budget / --criterion hw: expected --hw HW.yaml or "
             "--platform NAME"
         )
+    if args.stage_weights is not None:
+        try:
+            wts = tuple(float(v) for v in args.stage_weights.split(","))
+        except ValueError:
+            wts = ()
+        if not wts or not all(math.isfinite(w) and w >= 0 for w in wts) or max(wts) <= 0:
+            out.append(
+                "--stage-weights: expected comma-separated weights >= 0, not all 0 (e.g. "
+                f"0.5,1,1.5), found {args.stage_weights!r}"
+            )
+        elif args.criterion != "l1" or (args.macs is None and args.ratio is None):
+            out.append(
+                "--stage-weights: weights the l1 criterion at a --ratio or --macs target, "
+                f"found --criterion {args.criterion}"
+                + ("" if args.macs is not None or args.ratio is not None else " without one")
+            )
+        else:
+            args.stage_weights_t = wts
     if args.blocks is not None and args.criterion != "block":
         out.append(
             f"--blocks: removes residual blocks, expected --criterion block, found {args.criterion}"
@@ -332,7 +357,12 @@ def _target(args: argparse.Namespace, macs_before: int) -> pr.PruneTarget:
     if args.ratio is not None:
         macs = math.floor(macs_before * (1.0 - args.ratio))
     return pr.PruneTarget(
-        args.criterion, macs, args.latency_budget, args.blocks, args.energy_budget
+        args.criterion,
+        macs,
+        args.latency_budget,
+        args.blocks,
+        args.energy_budget,
+        getattr(args, "stage_weights_t", ()),
     )
 
 
@@ -625,6 +655,7 @@ _PRUNE_KEYS = (
     "energy_before_j",
     "energy_after_j",
     "removed_blocks",
+    "stage_weights",
     "fp32_epochs_run",
 )
 
@@ -642,6 +673,8 @@ def _prune_report(args: argparse.Namespace, res: pr.PruneResult, acc: float) -> 
         "params_after": params(res.model),
         "removed_blocks": list(res.plan.removed_blocks),
     }
+    if getattr(args, "stage_weights_t", ()):
+        rep["stage_weights"] = list(args.stage_weights_t)
     if res.latency_before_s is not None:
         rep.update(latency_before_s=res.latency_before_s, latency_after_s=res.latency_after_s)
     if res.energy_before_j is not None:
@@ -657,6 +690,8 @@ def _prune_line(meta: dict[str, Any]) -> str:
         text += f", latency {meta['latency_before_s']:.4g} -> {meta['latency_after_s']:.4g} s"
     if "energy_after_j" in meta:
         text += f", energy {meta['energy_before_j']:.4g} -> {meta['energy_after_j']:.4g} J"
+    if meta.get("stage_weights"):
+        text += ", stage weights " + "/".join(f"{w:g}" for w in meta["stage_weights"])
     if meta["removed_blocks"]:
         text += ", removed " + ", ".join(meta["removed_blocks"])
     return text

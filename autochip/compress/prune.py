@@ -59,6 +59,7 @@ __all__ = [
     "block_candidates",
     "block_scores",
     "early_bird_train",
+    "group_stages",
     "hw_plan",
     "l1_importance",
     "l1_plan",
@@ -488,12 +489,32 @@ def _lowest_kept(imp: Tensor, n_keep: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in order))
 
 
-def l1_plan(an: ChannelAnalysis, imp: dict[int, Tensor], fraction: float) -> PrunePlan:
-    """Remove ``fraction`` of the channels of every prunable group (smallest L1 first)."""
+def group_stages(an: ChannelAnalysis, stages: int) -> dict[int, int]:
+    """Each prunable group's stage: the groups in the order the network computes them (their
+    first producer's), split into ``stages`` contiguous runs of (nearly) equal count. For a
+    ResNet of three stages with ``stages=3`` these are its stages; in general early, middle and
+    late layers."""
+    order = {name: i for i, name in enumerate(an.producers)}
+    roots = sorted(an.prunable(), key=lambda r: min(order[m] for m in an.members(r)))
+    n = max(len(roots), 1)
+    return {r: min(stages - 1, i * stages // n) for i, r in enumerate(roots)}
+
+
+def l1_plan(
+    an: ChannelAnalysis,
+    imp: dict[int, Tensor],
+    fraction: float,
+    weights: tuple[float, ...] = (),
+) -> PrunePlan:
+    """Remove ``fraction`` of the channels of every prunable group (smallest L1 first); with
+    stage ``weights`` (:func:`group_stages`), ``fraction * weights[stage]`` of each group's
+    (at least one channel kept)."""
+    stage = group_stages(an, len(weights)) if weights else {}
     keep: dict[int, tuple[int, ...]] = {}
     for root in an.prunable():
+        f = fraction * weights[stage[root]] if weights else fraction
         n = an.size[root]
-        k = max(1, min(n, round(n * (1.0 - fraction))))
+        k = max(1, min(n, round(n * (1.0 - min(f, 1.0)))))
         if k < n:
             keep[root] = _lowest_kept(imp[root], k)
     return PrunePlan(keep)
@@ -997,6 +1018,9 @@ class PruneTarget:
     latency_s: float | None = None
     blocks: int | None = None
     energy_j: float | None = None
+    # l1: relative pruning per stage (group_stages), e.g. (0.5, 1, 1.5) prunes late layers
+    # three times as hard as early ones; () is uniform
+    stage_weights: tuple[float, ...] = ()
 
     @property
     def budget(self) -> bool:
@@ -1076,6 +1100,11 @@ class Pruner:
                     "every prunable layer at its floor (no layer's output narrower than the "
                     "network's output)"
                 )
+            elif target.stage_weights:
+                stage = group_stages(self.an, len(target.stage_weights))
+                floor = PrunePlan({r: (0,) for r in self.an.prunable()
+                                   if target.stage_weights[stage[r]] > 0})  # fmt: skip
+                what = "every prunable layer of the stages with a weight above 0 cut to one channel"
             else:
                 floor = minimal_plan(self.an)
                 what = "every prunable layer cut to one channel"
@@ -1153,15 +1182,17 @@ class Pruner:
         return self._uniform(target, imp), {}
 
     def _uniform(self, target: PruneTarget, imp: dict[int, Tensor]) -> PrunePlan:
-        """The uniform L1 plan with the smallest fraction that meets ``target`` (bisection)."""
-        lo, hi = 0.0, 1.0
+        """The L1 plan (uniform, or by ``target.stage_weights``) with the smallest fraction
+        that meets ``target`` (bisection)."""
+        wts = target.stage_weights
+        lo, hi = 0.0, 1.0 / min((w for w in wts if w > 0), default=1.0)
         for _ in range(24 if target.budget else 40):
             mid = (lo + hi) / 2
-            if self._met(target, l1_plan(self.an, imp, mid)):
+            if self._met(target, l1_plan(self.an, imp, mid, wts)):
                 hi = mid
             else:
                 lo = mid
-        return l1_plan(self.an, imp, hi)
+        return l1_plan(self.an, imp, hi, wts)
 
     def result(self, plan: PrunePlan, scores: dict[str, float]) -> PruneResult:
         pruned = apply_plan(self.model, self.an, plan)
