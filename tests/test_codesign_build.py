@@ -48,3 +48,39 @@ def test_codesign_builds_and_simulates_the_chosen_design(
     assert (out / "build" / "outputs.npy").is_file()
     saved = json.loads((out / "codesign.json").read_text())
     assert saved["build"]["sim"]["bit_exact"]
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_codesign_synthesises_the_chosen_core(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--synth``: Yosys on the chosen core (a small fixed one, to keep it to a minute or
+    two): synthesised LUT/FF/DSP/BRAM beside the core model's prediction, and whether they fit
+    the budget (the caps, not the search's margin)."""
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"compression": {"bits": ["8/8"], "prune": [0]}}))
+    hw = tmp_path / "tiny.yaml"
+    hw.write_text(yaml.safe_dump({
+        "name": "tiny", "pe": {"kind": "mac", "dtype": "int", "w_bits": 8, "a_bits": 8,
+                               "acc_bits": 32},
+        "array": {"rows": 2, "cols": 2}, "dataflow": "os",
+        "buffers": {b: {"size_kb": 2} for b in ("ifmap", "weight", "ofmap")},
+        "dram": {"bandwidth": 4}, "clock_mhz": 100}))  # fmt: skip
+    out = tmp_path / "out"
+    args = ["codesign", "lenet_digits", "--data", "digits", "--platform", "pynq-z2",
+            "--budget", "lut=20000,dsp=30", "--val-images", "300", "--fp32-epochs", "3",
+            "--batch-size", "32", "--epochs", "1", "--space", str(space), "--fixed-hw", str(hw),
+            "--cache", str(tmp_path / "cache"), "--out", str(out), "--synth",
+            "--json"]  # fmt: skip
+    assert main(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    syn = res["synth"]
+    got, pred = syn["synthesised"], syn["predicted"]
+    assert pred == res["chosen"]["resources"]
+    assert set(got) == {"lut", "ff", "dsp", "bram"} and got["lut"] > 0 and got["ff"] > 0
+    caps = {"lut": 20000, "dsp": 30}
+    assert syn["fits"] == all(got[k] <= caps[k] for k in caps)
+    for k in ("lut", "ff"):  # the whole-core model (docs/core.md: within 10 % held out)
+        assert abs(syn["error"][k]) <= 0.15, (k, got[k], pred[k])
+    assert json.loads((out / "codesign.json").read_text())["synth"] == syn

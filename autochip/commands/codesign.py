@@ -29,9 +29,10 @@ stay cached).
 Writes DIR/codesign.json (front, chosen, every candidate), DIR/front.csv and DIR/chosen/
 (policy.json, hw.yaml, model.pt: the checkpoint, model.npz: the integer model). With --build,
 DIR/build is `autochip build` of the chosen design and `autochip sim` runs --sim-images test
-images on it, bit-exact against the integer model. --scheduler trains and costs candidates on a
-Dask cluster (the cache must be on a file system the workers share); --workers on local
-processes.
+images on it, bit-exact against the integer model; with --synth, Yosys synthesises the chosen
+core and reports its resources against the prediction and the budget. --scheduler trains and
+costs candidates on a Dask cluster (the cache must be on a file system the workers share);
+--workers on local processes.
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="F.png", help="write a PNG of the front")
     p.add_argument("--build", action="store_true", help="build and simulate the chosen design")
     p.add_argument("--sim-images", type=int, default=8, help="test images simulated (8)")
+    p.add_argument("--synth", action="store_true",
+                   help="synthesise the chosen core with Yosys for the platform's FPGA family "
+                        "(minutes): resources against the prediction and the budget, Fmax on "
+                        "ECP5")  # fmt: skip
 
 
 def _rungs(text: str, problems: list[str]) -> tuple[int, ...]:
@@ -188,6 +193,15 @@ def run(args: argparse.Namespace) -> int:
                         args.margin, args.tiled_samples, hw_space or None,
                         args.fixed_hw)  # fmt: skip
     problems += check_search(hs)
+    if args.synth:
+        from autochip.hw.platform import load_platform
+
+        try:
+            if load_platform(args.platform).device is None:
+                problems.append(f"--synth: expected an FPGA platform, found the ASIC "
+                                f"'{args.platform}'")  # fmt: skip
+        except SpecError:
+            pass  # check_search has said what is wrong with --platform
     if problems:
         raise SpecError("command line", problems)
     if space is None:
@@ -219,6 +233,9 @@ def run(args: argparse.Namespace) -> int:
     _write(Path(args.out), out, args)
     if args.build:
         out["build"] = _build(Path(args.out), out, ctx, example, args)
+    if args.synth:
+        out["synth"] = _synth(out, args)
+    if args.build or args.synth:
         atomic_write_text(Path(args.out) / "codesign.json", json.dumps(out, indent=1))
     out["out"] = str(args.out)
     if args.json:
@@ -332,6 +349,23 @@ def _build(root: Path, out: dict[str, Any], ctx: Any, example: Any, args: argpar
     return {"folder": str(build), "images": len(x), "sim": sim}
 
 
+def _synth(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Yosys on the chosen core, as `autochip explore --synth` verifies its finalists:
+    synthesised against predicted LUT/FF/DSP/BRAM, whether it fits --budget (the caps, without
+    --margin), and on ECP5 nextpnr's Fmax against the clock."""
+    from autochip.builder.finalists import verify_finalists
+    from autochip.builder.space import parse_budget
+    from autochip.hw.platform import load_platform
+
+    caps = parse_budget(args.budget, load_platform(args.platform)).as_dict()
+    chosen = out["chosen"]
+    probe = {"designs": [chosen], "chosen": chosen, "budget": caps}
+    report = verify_finalists(probe, args.platform, 1)[0]
+    if probe.get("notes"):
+        out.setdefault("notes", []).extend(probe["notes"])
+    return {k: v for k, v in report.items() if k != "hw"}
+
+
 def _plot(path: Path, out: dict[str, Any]) -> None:
     import matplotlib
 
@@ -397,5 +431,13 @@ def _table(out: dict[str, Any]) -> str:
             f"energy {out['energy_ratio']:.2f}x lower, accuracy "
             f"{-out['accuracy_loss_points']:+.2f} points"
         )
+    if "build" in out:
+        sim = out["build"]["sim"]
+        lines.append(f"built and simulated ({out['build']['images']} test images): bit-exact "
+                     f"{sim.get('bit_exact')}, {sim.get('cycles_total')} cycles measured, "
+                     f"{sim.get('cycles_predicted_total')} predicted")  # fmt: skip
+    if "synth" in out:
+        lines.append("synthesised: " + out["synth"]["summary"])
+    lines += [f"note: {n}" for n in out.get("notes", [])]
     lines.append(f"wrote {out.get('out', '')}".rstrip())
     return "\n".join(lines)
