@@ -229,3 +229,24 @@ def test_codesign_targets_restrict_the_chosen_design(
     assert main(args) == 2
     assert "no measured design meets the targets" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_promotion_keeps_slots_for_designs_within_the_loss() -> None:
+    """Successive halving's promotion: the reference takes no slot (it trains every rung);
+    half the slots go to the fastest candidates within --max-loss of the reference's
+    validation accuracy, the rest by non-dominated rank."""
+    from autochip.codesign.search import promote
+
+    def rec(acc: float, obj: float) -> dict[str, Any]:
+        return {"accuracy_val": acc, "hardware": {"chosen": {"objective": obj}}}
+
+    ref = rec(0.960, 10.0)
+    recs = [ref, rec(0.958, 9.0), rec(0.957, 8.0), rec(0.90, 2.0), rec(0.80, 1.0),
+            rec(0.94, 5.0), {"accuracy_val": 0.99, "hardware": {"error": "too big"}}]  # fmt: skip
+    # 2 slots: the fastest within 0.5 points (index 2), then the front's fastest (index 4)
+    assert promote(recs, 2, ref, 0.005) == [2, 4]
+    # 4 slots: both near ones, then the front by objective (1 and 2 are taken)
+    assert promote(recs, 4, ref, 0.005) == [2, 1, 4, 3]
+    # without a reference: by rank alone (the reference's record competes like any other)
+    assert promote(recs, 2) == [4, 3]
+    assert 0 not in promote(recs, 6, ref, 0.005) and 6 not in promote(recs, 6, ref, 0.005)

@@ -149,16 +149,33 @@ def _rank(points: np.ndarray) -> np.ndarray:
     return rank
 
 
-def promote(records: list[dict[str, Any]], keep: int) -> list[int]:
-    """Indices of the ``keep`` best records (rank on (-val accuracy, objective), objective)."""
-    ok = [i for i, r in enumerate(records) if "error" not in r["hardware"]]
-    if not ok:
+def promote(
+    records: list[dict[str, Any]],
+    keep: int,
+    reference: dict[str, Any] | None = None,
+    max_loss: float = 0.0,
+) -> list[int]:
+    """Indices of the ``keep`` records that train on (the reference, trained at every rung
+    anyway, takes no slot). Half the slots (rounded up) go to the candidates the chosen design
+    is picked from: validation accuracy within ``max_loss`` of the ``reference``'s at this rung,
+    best objective first; the rest, and any left over, by non-dominated rank on (-validation
+    accuracy, objective), then objective."""
+    ok = [i for i, r in enumerate(records)
+          if "error" not in r["hardware"] and r is not reference]  # fmt: skip
+    if not ok or keep < 1:
         return []
     pts = np.array([[-records[i]["accuracy_val"], records[i]["hardware"]["chosen"]["objective"]]
                     for i in ok])  # fmt: skip
     rank = _rank(pts)
     order = sorted(range(len(ok)), key=lambda j: (rank[j], pts[j, 1], -pts[j, 0], ok[j]))
-    return [ok[j] for j in order[:keep]]
+    picked: list[int] = []
+    if reference is not None:
+        floor = reference["accuracy_val"] - max_loss - 1e-12
+        near = sorted((j for j in range(len(ok)) if -pts[j, 0] >= floor),
+                      key=lambda j: (pts[j, 1], pts[j, 0], ok[j]))  # fmt: skip
+        picked = near[: math.ceil(keep / 2)]
+    picked += [j for j in order if j not in picked][: keep - len(picked)]
+    return [ok[j] for j in picked]
 
 
 def codesign(
@@ -218,7 +235,8 @@ def codesign(
         rungs_done = r + 1
         if r + 1 == len(st.rungs):
             break
-        keep = promote(recs, sizes[r + 1])
+        ref_rec = next((rec for c, rec in zip(alive, recs, strict=True) if c == REFERENCE), None)
+        keep = promote(recs, sizes[r + 1], ref_rec, st.max_loss)
         alive = [alive[i] for i in keep]
         if REFERENCE not in alive:
             alive.insert(0, REFERENCE)  # trained first: a time limit never cuts it
