@@ -1,11 +1,11 @@
 """Co-design on Fashion-MNIST: the runs and tables of docs/codesign.md.
 
-  python scripts/codesign_results.py [--only KEY,KEY] [--write] [--build KEY]
+  python scripts/codesign_results.py [--only KEY,KEY] [--write] [--build KEY,KEY]
 
 Each run is one `autochip codesign` command (printed, and in the doc); its JSON is kept in
 docs/codesign_runs/KEY.json, so --write alone re-renders the doc from the kept records and
---only KEY reruns those (the training cache makes a rerun cheap). --build KEY also builds and
-simulates that run's chosen design (`--build`: Verilator, bit-exact on test images).
+--only KEY reruns those (the training cache makes a rerun cheap). --build KEY,KEY also builds
+and simulates those runs' chosen designs (`--build`: Verilator, bit-exact on test images).
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ SETUPS: dict[str, tuple[str, str, str, str, list[str]]] = {
                     "lenet5.yaml", ["--epochs", "1,3"]),
     "lenet5_ultra96": ("models/lenet5_fashion.fp32.pt", "ultra96", "lut=30000,dsp=60",
                        "lenet5.yaml", ["--epochs", "1,3"]),
+    # widths whose PEs need no DSP, with long fine-tuning (rung 1 of 12 epochs, the best half
+    # and the reference to 24)
+    "lenet5_bits": ("models/lenet5_fashion.fp32.pt", "pynq-z2", "dsp=40", "lenet5_bits.yaml",
+                    ["--epochs", "12,24", "--eta", "2"]),
     "resnet8_pynq": ("models/resnet8_fashion.fp32.pt", "pynq-z2", "dsp=100",
                      "resnet8.yaml", R8_ARGS),
     "resnet8_ultra96": ("models/resnet8_fashion.fp32.pt", "ultra96", "lut=40000,dsp=120",
@@ -160,17 +164,20 @@ def write(records: dict[str, dict[str, Any]]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="comma-separated keys to (re)run: " + ", ".join(SETUPS))
-    ap.add_argument("--build", metavar="KEY", help="also build and simulate KEY's chosen design")
+    ap.add_argument("--build", metavar="KEY[,KEY]",
+                    help="also build and simulate these keys' chosen designs")  # fmt: skip
     ap.add_argument("--write", action="store_true", help="render docs/codesign.md")
     args = ap.parse_args()
     keys = args.only.split(",") if args.only else []
-    for k in keys + ([args.build] if args.build else []):
+    builds = args.build.split(",") if args.build else []
+    for k in keys + builds:
         if k not in SETUPS:
             ap.error(f"unknown key {k!r}: expected one of {list(SETUPS)}")
     for k in keys:
-        run(k, build=k == args.build)
-    if args.build and args.build not in keys:
-        run(args.build, build=True)
+        run(k, build=k in builds)
+    for k in builds:
+        if k not in keys:
+            run(k, build=True)
     records = {k: json.loads((RUNS / f"{k}.json").read_text()) for k in SETUPS
                if (RUNS / f"{k}.json").is_file()}  # fmt: skip
     print(render(records))
