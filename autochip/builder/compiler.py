@@ -196,13 +196,16 @@ class _Compiler:
     def fail(self, op_name: str, what: str) -> None:
         self.problems.append(f"op '{op_name}': {what}")
 
+    def act_bits(self, tensor: str) -> int:
+        """Signed bits a tensor's values must fit: the PEs' activations where a PE reads it,
+        else a byte (every activation is stored as one)."""
+        return min(self.core.a_bits, 8) if tensor in self.pe_in else 8
+
     def check_range(self, op_name: str, out: str, lo: int, hi: int) -> None:
-        """An output range must fit the PEs' activations where a PE reads it, else a byte."""
-        if out in self.pe_in:
-            bits = min(self.core.a_bits, 8)
-            what = f"{bits}-bit activations (a later layer's PEs read it)"
-        else:
-            bits, what = 8, "a byte (activations are stored as bytes)"
+        """An output range must fit :meth:`act_bits` of the tensor it writes."""
+        bits = self.act_bits(out)
+        what = (f"{bits}-bit activations (a later layer's PEs read it)" if out in self.pe_in
+                else "a byte (activations are stored as bytes)")  # fmt: skip
         if not -(2 ** (bits - 1)) <= lo <= hi < 2 ** (bits - 1):
             self.fail(op_name, f"output range [{lo}, {hi}] does not fit {what}")
 
@@ -926,10 +929,11 @@ def compile_model(model: IntegerModel, core: CoreParams) -> Program:
     """Compile ``model`` for ``core``; deterministic; :class:`CompileError` lists every refusal."""
     if model.input_shape[0] != 1 and len(model.input_shape) < 2:
         raise CompileError(f"expected a batched input shape, found {model.input_shape}")
-    bits = min(core.a_bits, 8) if model.input_name in pe_operands(model) else 8
+    comp = _Compiler(model, core)
+    bits = comp.act_bits(model.input_name)
     if not -(2 ** (bits - 1)) <= model.input_lo <= model.input_hi < 2 ** (bits - 1):
         raise CompileError(
             f"the model input range [{model.input_lo}, {model.input_hi}] does not fit "
             f"{bits}-bit activations"
         )
-    return _Compiler(model, core).compile()
+    return comp.compile()
