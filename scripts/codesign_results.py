@@ -37,7 +37,7 @@ SETUPS: dict[str, tuple[str, str, str, str, list[str]]] = {
     # widths whose PEs need no DSP, with long fine-tuning (rung 1 of 12 epochs, the best half
     # and the reference to 24)
     "lenet5_bits": ("models/lenet5_fashion.fp32.pt", "pynq-z2", "dsp=40", "lenet5_bits.yaml",
-                    ["--epochs", "12,24", "--eta", "2"]),
+                    ["--epochs", "12,24", "--eta", "2", "--workers", "2", "--threads", "1"]),
     "resnet8_pynq": ("models/resnet8_fashion.fp32.pt", "pynq-z2", "dsp=100",
                      "resnet8.yaml", R8_ARGS),
     "resnet8_ultra96": ("models/resnet8_fashion.fp32.pt", "ultra96", "lut=40000,dsp=120",

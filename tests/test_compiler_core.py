@@ -225,7 +225,7 @@ def test_build_and_sim_commands_reject_bad_input(
     npz = tmp_path / "m.npz"
     save_integer_model(random_model(), npz)
     assert main(["build", str(npz), "--out", str(tmp_path / "o")]) == 2
-    assert "expected exactly one of --hw HW.yaml or --platform NAME" in capsys.readouterr().err
+    assert "expected --hw HW.yaml or --platform NAME, found neither" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert main(["sim", str(tmp_path)]) == 2
     assert "expected a folder written by `autochip build` (plan.json)" in capsys.readouterr().err
@@ -303,6 +303,31 @@ def test_core_resources_within_10_percent_of_yosys(target: str, name: str) -> No
     pred = core_resources(_held_out(name), target)
     for key, got in YOSYS[(target, name)].items():
         assert abs(getattr(pred, key) - got) <= 0.10 * got, (key, getattr(pred, key), got)
+
+
+def test_build_fmax_warning_refers_to_the_platform_family(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``build --hw`` warns for every FPGA family whose predicted Fmax misses the clock;
+    ``build --hw --platform pynq-z2`` (the spec as given, no search) only for Xilinx."""
+    from autochip.predictor import core_model
+
+    model = dict(core_model._control_model())
+    targets = dict(model["targets"])
+    targets["ecp5"] = dict(targets["ecp5"], fmax={"a": 60.0, "b": -2.0, "measured": {"x": 1}})
+    monkeypatch.setattr(core_model, "_control_model", lambda: dict(model, targets=targets))
+    npz = tmp_path / "m.npz"
+    save_integer_model(random_model(), npz)
+    base = ["build", str(npz), "--hw", str(DEMO), "--images", "1"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert "exceeds the core's predicted ecp5 Fmax" in capsys.readouterr().err
+    assert main([*base, "--platform", "pynq-z2", "--out", str(tmp_path / "b")]) == 0
+    assert "ecp5" not in capsys.readouterr().err.lower()
+    assert (tmp_path / "b" / "rtl" / "autochip_core.v").read_text() == (
+        tmp_path / "a" / "rtl" / "autochip_core.v").read_text()  # fmt: skip
+    assert main([*base, "--platform", "nosuch", "--out", str(tmp_path / "c")]) == 2
+    assert "unknown platform 'nosuch'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_fmax_prediction_warns_when_the_clock_is_not_met(

@@ -525,6 +525,8 @@ def test_baselines_tile_where_whole_feature_maps_do_not_fit() -> None:
          "no design of the space fits the budget (lut=53200, ff=106400, dsp=2, bram=1)"),
         (["--hw", "rtl_tests/core/core_small8x8.yaml", "--budget", "lut=1000"],
          "--budget: expected with --platform NAME"),
+        (["--hw", "rtl_tests/core/core_small8x8.yaml", "--platform", "pynq-z2", "--budget",
+          "lut=1000"], "--budget: expected with --platform NAME and no --hw"),
         (["--platform", "ice40hx8k", "--budget", "lut=1000"],
          "--budget: expected a platform with a whole-core resource model"),
         (["--platform", "nosuch"], "found unknown platform 'nosuch'"),

@@ -19,6 +19,7 @@ model) and ``result.json``, written last: a folder without it is an interrupted 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -86,8 +87,20 @@ def file_digest(path: str) -> str:
 
 
 def candidate_key(ctx: Context, cand: Candidate, schedule: tuple[int, ...]) -> str:
-    return digest({"context": ctx.identity(), "candidate": cand.to_dict(),
-                   "schedule": list(schedule), "recipe": RECIPE})  # fmt: skip
+    what = {"context": ctx.identity(), "candidate": cand.to_dict(), "schedule": list(schedule),
+            "recipe": RECIPE}  # fmt: skip
+    if _calibration(cand) != "minmax":  # (the key of a min-max calibrated candidate predates it)
+        what["calibration"] = _calibration(cand)
+    return digest(what)
+
+
+def _calibration(cand: Candidate) -> str:
+    """Activation-step calibration before fine-tuning: ``mse`` for MAC networks narrower than
+    8 bits (the min-max step leaves most values in a few levels: LeNet-5 w4/a4 on Fashion-MNIST
+    tested 89.86 % after one epoch from an MSE-calibrated start against 88.37 % from min-max;
+    LSQ's steps move slowly under Adam), ``minmax`` otherwise (as `autochip compress`)."""
+    narrow = min(cand.w_bits, cand.a_bits, cand.edge_w_bits, cand.edge_a_bits)
+    return "mse" if cand.kind == "mac" and narrow < 8 else "minmax"
 
 
 def _entry(ctx: Context, key: str) -> Path:
@@ -203,7 +216,7 @@ def measure(ctx: Context, cand: Candidate, schedule: tuple[int, ...]) -> dict[st
     fp, example, spec = load_fp32(ctx.model)
     train_data, valid = split_data(ctx, tuple(example.shape[1:]))
     teacher = copy.deepcopy(fp).eval()
-    policy = cand.policy()
+    policy = dataclasses.replace(cand.policy(), calibration=_calibration(cand))
     start = 0
     meta: dict[str, Any] = {"method": "codesign", "candidate": cand.to_dict()}
     prev = schedule[:-1]

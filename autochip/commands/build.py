@@ -1,6 +1,7 @@
 """Compile a model (integer, or float quantised post-training) into a complete accelerator core.
 
-  autochip build MODEL (--hw HW.yaml | --platform NAME [--budget K=V,...]) --out DIR
+  autochip build MODEL (--hw HW.yaml [--platform NAME] | --platform NAME [--budget K=V,...])
+                 --out DIR
                  [--calibrate DATA] [--images N] [--json]
 
 MODEL is the integer model written by `autochip compress` (CKPT.npz), or its checkpoint CKPT.pt
@@ -13,7 +14,8 @@ inputs; the report says which.
 space for the platform (`autochip explore`, objective latency, the device or --budget as
 budget) and builds the chosen core, writing its spec as hw.yaml in DIR to edit and rebuild with
 --hw (iCE40, which has no whole-core resource model: the platform's default array, at most
-16 x 16, unsearched);
+16 x 16, unsearched); --hw with --platform builds the spec as given for that platform (no
+search; the Fmax check refers to the platform's FPGA family only);
 AdderNet datapaths when the model has adder layers. DIR receives rtl/ (the core), files.f and
 manifest.json (for `autochip synth DIR`), dram.bin, program.bin, plan.json (memory map, tiling
 plan, predicted cycles), model.npz, inputs.npy (N quantised test inputs: the test split of
@@ -67,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--platform",
         metavar="NAME",
-        help="search the core for the platform (as `autochip explore`) and build it",
+        help="search the core for the platform (as `autochip explore`) and build it; with "
+        "--hw: the platform the spec is for (its FPGA family's Fmax check)",
     )
     p.add_argument(
         "--budget",
@@ -232,11 +235,12 @@ def _integer_model(spec: str) -> IntegerModel:
 
 
 def _hardware(args: argparse.Namespace, model: IntegerModel) -> tuple[HardwareSpec, str]:
-    if bool(args.hw) == bool(args.platform):
+    if not args.hw and not args.platform:
         raise SpecError(
-            "autochip build", ["expected exactly one of --hw HW.yaml or --platform NAME"]
+            "autochip build", ["expected --hw HW.yaml or --platform NAME, found neither"]
         )
     if args.hw:
+        load_platform(args.platform) if args.platform else None  # a bad name: exit 2 here
         return load_hardware_spec(args.hw), str(args.hw)
     from autochip.builder.explore_build import choose_core
 
@@ -246,9 +250,9 @@ def _hardware(args: argparse.Namespace, model: IntegerModel) -> tuple[HardwareSp
 
 
 def _check_budget(args: argparse.Namespace) -> None:
-    if not args.platform:
-        raise SpecError("autochip build", ["--budget: expected with --platform NAME (the "
-                                           "search's budget), found without it"])  # fmt: skip
+    if not args.platform or args.hw:
+        raise SpecError("autochip build", ["--budget: expected with --platform NAME and no "
+                                           "--hw (the search's budget)"])  # fmt: skip
     from autochip.builder.space import parse_budget
 
     plat = load_platform(args.platform)

@@ -331,7 +331,7 @@ def _build(root: Path, out: dict[str, Any], ctx: Any, example: Any, args: argpar
         np.save(tmp, x)
     build = root / "build"
     argv = ["build", str(root / "chosen" / "model.npz"), "--hw", str(root / "chosen" / "hw.yaml"),
-            "--out", str(build), "--json"]  # fmt: skip
+            "--platform", args.platform, "--out", str(build), "--json"]  # fmt: skip
     import contextlib
     import io
 

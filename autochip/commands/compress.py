@@ -142,7 +142,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="binary: a batch-norm before each binariser that has none, folded into the integer "
         "thresholds (default on)",
     )
-    p.add_argument("--calibration", choices=["minmax", "percentile"], default="minmax")
+    p.add_argument("--calibration", choices=["minmax", "percentile", "mse"], default="minmax")
     p.add_argument(
         "--steps",
         choices=["lsq", "static"],

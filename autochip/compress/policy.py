@@ -18,7 +18,7 @@ __all__ = ["KINDS", "LayerPolicy", "Policy", "parse_bits", "policy_for_method"]
 KINDS = ("mac", "binary", "adder")
 MIN_BITS, MAX_BITS = 2, 8
 ESTIMATORS = ("ste", "fda")
-CALIBRATIONS = ("minmax", "percentile")
+CALIBRATIONS = ("minmax", "percentile", "mse")
 STEPS = ("lsq", "static")
 
 

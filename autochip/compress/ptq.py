@@ -153,7 +153,7 @@ def _calibrate(gm: nn.Module, x: Tensor, method: str) -> None:
 
     def observe(q: nn.Module, inp: tuple[Tensor, ...]) -> None:
         assert isinstance(q, QuantAct)
-        q.scale.fill_(calibrate_scale(inp[0], q.qp, method))
+        q.scale.fill_(calibrate_scale(inp[0], q.qp, method, qn=q.qn))
 
     hooks = [q.register_forward_pre_hook(observe) for q in quants]
     gm.eval()

@@ -108,7 +108,7 @@ def calibrate(model: nn.Module, x: Tensor, method: str = "minmax") -> None:
 
     def observe(q: nn.Module, inp: tuple[Tensor, ...]) -> None:
         assert isinstance(q, QuantAct)
-        q.scale.fill_(calibrate_scale(inp[0], q.qp, method))
+        q.scale.fill_(calibrate_scale(inp[0], q.qp, method, qn=q.qn))
 
     hooks = [q.register_forward_pre_hook(observe) for q in quants]
     was = model.training
