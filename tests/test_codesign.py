@@ -152,6 +152,14 @@ def test_codesign_front_is_measured_recostable_and_cached(
         m = load_integer_model(p["integer_model"])
         out, _ = run(m, quantize_input(m, d.x_test.numpy()))
         assert float((out.argmax(1) == d.y_test.numpy()).mean()) == pytest.approx(p["accuracy"])
+    # narrow networks fine-tune from MSE-calibrated activation steps, int8 ones from min-max
+    from autochip.compress.checkpoint import read_checkpoint
+
+    cal = {}
+    for f in cache.rglob("result.json"):
+        r = json.loads(f.read_text())
+        cal[r["candidate"]["w_bits"]] = read_checkpoint(r["checkpoint"])["policy"]["calibration"]
+    assert cal == {8: "minmax", 4: "mse"}
     # the chosen design within --max-loss of the int8 dense reference, at the same epochs
     ch, ref = res["chosen"], res["reference"]
     assert ch["epochs"] == ref["epochs"] == 2
