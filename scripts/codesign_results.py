@@ -38,10 +38,6 @@ SETUPS: dict[str, tuple[str, str, str, str, list[str]]] = {
     # and the reference to 24)
     "lenet5_bits": ("models/lenet5_fashion.fp32.pt", "pynq-z2", "dsp=40", "lenet5_bits.yaml",
                     ["--epochs", "12,24", "--eta", "2", "--workers", "2", "--threads", "1"]),
-    # the same trainings (cached by lenet5_bits) on the other board, under LUT and DSP caps
-    "lenet5_bits_ultra96": ("models/lenet5_fashion.fp32.pt", "ultra96", "lut=30000,dsp=60",
-                            "lenet5_bits.yaml",
-                            ["--epochs", "12,24", "--eta", "2", "--workers", "2", "--threads", "1"]),
     "resnet8_pynq": ("models/resnet8_fashion.fp32.pt", "pynq-z2", "dsp=100",
                      "resnet8.yaml", R8_ARGS),
     "resnet8_ultra96": ("models/resnet8_fashion.fp32.pt", "ultra96", "lut=40000,dsp=120",
