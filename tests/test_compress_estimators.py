@@ -116,8 +116,10 @@ def test_calibration_mse_finds_the_least_error_step(bits: int, signed: bool) -> 
         v = torch.cat([v.abs(), -v[:100].abs()])  # a ReLU output (and a few negatives it clips)
     qn, qp = act_range(bits, signed)
     step = calibrate_scale(v, qp, "mse", qn=qn)
-    fine = [float(v.clamp_min(0).max() if not signed else v.abs().max()) * k / 5000 / qp
-            for k in range(1, 5001)]
+    fine = [
+        float(v.clamp_min(0).max() if not signed else v.abs().max()) * k / 5000 / qp
+        for k in range(1, 5001)
+    ]
     best = min(_quant_mse(v, s, qn, qp) for s in fine)
     assert _quant_mse(v, step, qn, qp) <= best * 1.02
     minmax = calibrate_scale(v, qp, "minmax")
