@@ -240,7 +240,8 @@ def _hardware(args: argparse.Namespace, model: IntegerModel) -> tuple[HardwareSp
             "autochip build", ["expected --hw HW.yaml or --platform NAME, found neither"]
         )
     if args.hw:
-        load_platform(args.platform) if args.platform else None  # a bad name: exit 2 here
+        if args.platform:
+            load_platform(args.platform)  # a bad name: exit 2 here
         return load_hardware_spec(args.hw), str(args.hw)
     from autochip.builder.explore_build import choose_core
 

@@ -50,7 +50,7 @@ from autochip.compress.convert import convert
 from autochip.compress.data import Dataset, load_data
 from autochip.compress.distill import KD_LOSSES
 from autochip.compress.export import export_integer
-from autochip.compress.policy import parse_bits, policy_for_method
+from autochip.compress.policy import CALIBRATIONS, parse_bits, policy_for_method
 from autochip.compress.train import (
     TrainConfig,
     calibrate,
@@ -142,7 +142,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="binary: a batch-norm before each binariser that has none, folded into the integer "
         "thresholds (default on)",
     )
-    p.add_argument("--calibration", choices=["minmax", "percentile", "mse"], default="minmax")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default="minmax")
     p.add_argument(
         "--steps",
         choices=["lsq", "static"],

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autochip.compress._epilogue import grid_bias, input_quant
+from autochip.compress.policy import CALIBRATIONS
 from autochip.ir.node import Arithmetic
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
 
 ACC_BITS = 32
 CALIBRATION_MARGIN = 1.0 + 2.0**-7
-CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 
 
 def round_half_up(v: Tensor) -> Tensor:
@@ -118,7 +118,7 @@ def calibrate_scale(
     elif method == "mse":
         top = _mse_clip(v.detach().flatten().float(), -qp - 1 if qn is None else qn, qp)
     else:
-        raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, not {method!r}")
+        raise ValueError(f"calibration method must be one of {CALIBRATIONS}, not {method!r}")
     # slightly larger than top / Qp: with steps that are exact fractions of an observed value,
     # simple ratios of observed values would land exactly on rounding ties (k + 1/2), where the
     # float fake-quant and the integer requantisation may round apart
