@@ -264,23 +264,20 @@ def _accumulate(op: ComputeOp, x: IntArray) -> IntArray:
     kout = wk.shape[0]
     kg = kout // groups
     wg = wk.reshape(groups, kg, *wk.shape[1:])  # G, Kg, Cg, R, S
-    n, _, cg, p, q = cols.shape[:5]
+    n, p, q = cols.shape[0], cols.shape[3], cols.shape[4]
     acc: IntArray = np.empty((n, groups, kg, p, q), dtype=np.int64)
+    amax = max(-int(x.min()), int(x.max()), 1) if x.size else 1  # |x| and the padding value
+    if op.kind == "xnor":
+        # a and w are ±1 (bit 1 encodes +1, padding -1): n - 2 * popcount(a xor w) = sum a * w
+        wg = np.where(wg > 0, 1, -1).astype(np.int64)
     for g in range(groups):
         xg = cols[:, g]  # N, Cg, P, Q, R, S
-        if op.kind == "mac":
-            acc[:, g] = np.einsum("ncpqrs,kcrs->nkpq", xg, wg[g], optimize=True)
+        if op.kind in ("mac", "xnor"):
+            acc[:, g] = _dot(xg, wg[g], amax)
             continue
-        if op.kind == "xnor":
-            xb = xg > 0
-            window = cg * wg.shape[3] * wg.shape[4]
         for k in range(kg):
             wkk = wg[g, k][None, :, None, None, :, :]
-            if op.kind == "adder":
-                acc[:, g, k] = -np.abs(xg - wkk).sum(axis=(1, 4, 5))
-            else:
-                pop = np.logical_xor(xb, wkk > 0).sum(axis=(1, 4, 5))
-                acc[:, g, k] = window - 2 * pop
+            acc[:, g, k] = -np.abs(xg - wkk).sum(axis=(1, 4, 5))
     acc = acc.reshape(n, kout, p, q) + np.asarray(op.bias, dtype=np.int64).reshape(1, -1, 1, 1)
     if op.layer == "linear":
         acc = acc.reshape(n, kout)
@@ -290,6 +287,41 @@ def _accumulate(op: ComputeOp, x: IntArray) -> IntArray:
             f"[{int(acc.min())}, {int(acc.max())}]"
         )
     return acc
+
+
+_F32_EXACT, _F64_EXACT = 2**24, 2**53  # float32 / float64 hold every integer up to these
+_DOT_CHUNK = 1 << 22  # window elements per block (16-32 MB)
+
+
+def _dot(xg: IntArray, w: IntArray, amax: int) -> IntArray:
+    """``sum_{c,r,s} x[n, c, p+r, q+s] * w[k, c, r, s]`` over the window view ``xg`` [N, C, P,
+    Q, R, S] and ``w`` [K, C, R, S], exactly, as [N, K, P, Q]; ``amax`` bounds ``|x|``.
+
+    The products are summed by a floating-point matrix product (BLAS), in blocks of images:
+    exact, because every product and every partial sum is an integer of magnitude at most
+    ``B = max|x| * max|w| * C*R*S``, and float32 (when ``B < 2^24``) or float64 (``B < 2^53``)
+    represents every such integer, so each addition and multiplication (fused or not, in any
+    order) is exact. A larger bound falls back to int64 ``einsum``.
+    """
+    n, c, p, q, r, s = xg.shape
+    k = w.shape[0]
+    depth = c * r * s
+    if n == 0 or k == 0 or depth == 0:
+        return np.zeros((n, k, p, q), dtype=np.int64)
+    bound = amax * int(np.abs(w).max()) * depth
+    if bound >= _F64_EXACT:
+        out: IntArray = np.einsum("ncpqrs,kcrs->nkpq", xg, w, optimize=True)
+        return out
+    ft = np.float32 if bound < _F32_EXACT else np.float64
+    wf = w.reshape(k, depth).T.astype(ft)  # CRS, K
+    res: IntArray = np.empty((n, k, p, q), dtype=np.int64)
+    step = max(1, _DOT_CHUNK // (depth * p * q))
+    for i in range(0, n, step):
+        blk = xg[i : i + step]
+        m = blk.shape[0]
+        a = blk.transpose(0, 2, 3, 1, 4, 5).astype(ft, order="C").reshape(m * p * q, depth)
+        res[i : i + m] = (a @ wf).reshape(m, p, q, k).transpose(0, 3, 1, 2)
+    return res
 
 
 def _compute(op: ComputeOp, x: IntArray) -> tuple[IntArray, IntArray]:

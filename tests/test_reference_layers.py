@@ -219,6 +219,46 @@ def test_one_conv_recomputed_with_loops_from_exported_parameters() -> None:
     assert np.array_equal(out, dump[op.output])
 
 
+@pytest.mark.parametrize(
+    ("a_max", "w_max", "channels", "regime"),
+    [
+        (127, 127, 8, "float32"),  # 127 * 127 * 72 < 2^24
+        (128, 127, 1024, "float64"),  # 128 * 127 * 9216 > 2^24
+        (2**26, 2**26, 4, "int64"),  # beyond 2^53 (below 2^63): int64 einsum
+    ],
+)
+def test_window_product_is_exact_in_every_regime(
+    a_max: int, w_max: int, channels: int, regime: str
+) -> None:
+    """The conv/linear sums (a float32 or float64 BLAS product where every partial sum is an
+    integer the format holds, int64 beyond) equal Python-integer sums exactly, with the
+    extreme values that would round first if the bound were wrong."""
+    from autochip.reference import _F32_EXACT, _F64_EXACT, _dot, _windows
+
+    g = np.random.default_rng(channels)
+    x = g.integers(-a_max, a_max + 1, size=(3, channels, 5, 5), dtype=np.int64)
+    w = g.integers(-w_max, w_max + 1, size=(4, channels, 3, 3), dtype=np.int64)
+    x[0] = a_max  # one image and one filter at the extremes: the largest sums
+    w[0] = w_max
+    w[1] = -w_max
+    x[1, :, ::2] = -a_max
+    bound = a_max * w_max * channels * 9
+    assert {"float32": bound < _F32_EXACT, "float64": _F32_EXACT <= bound < _F64_EXACT,
+            "int64": bound >= _F64_EXACT}[regime]  # fmt: skip
+    win = _windows(x, (3, 3), (1, 1), (1, 1))
+    got = _dot(win, w, a_max)
+    want = np.zeros((3, 4, 3, 3), dtype=object)
+    xo, wo = x.astype(object), w.astype(object)
+    for p in range(3):
+        for q in range(3):
+            want[:, :, p, q] = np.tensordot(
+                xo[:, :, p : p + 3, q : q + 3], wo, ((1, 2, 3), (1, 2, 3))
+            )
+    assert got.dtype == np.int64
+    assert (got.astype(object) == want).all()
+    assert int(got[0, 0, 0, 0]) == a_max * w_max * channels * 9
+
+
 def test_fixed_point_precision() -> None:
     ratios = np.array([0.3, 1.7e-4, 5.0])
     m, s = fixed_point(ratios)
