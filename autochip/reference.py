@@ -312,15 +312,17 @@ def _dot(xg: IntArray, w: IntArray, amax: int) -> IntArray:
     if bound >= _F64_EXACT:
         out: IntArray = np.einsum("ncpqrs,kcrs->nkpq", xg, w, optimize=True)
         return out
-    ft = np.float32 if bound < _F32_EXACT else np.float64
-    wf = w.reshape(k, depth).T.astype(ft)  # CRS, K
+    ft: type[np.floating[Any]] = np.float32 if bound < _F32_EXACT else np.float64
+    wf: NDArray[np.floating[Any]] = w.reshape(k, depth).T.astype(ft)  # CRS, K
     res: IntArray = np.empty((n, k, p, q), dtype=np.int64)
     step = max(1, _DOT_CHUNK // (depth * p * q))
     for i in range(0, n, step):
         blk = xg[i : i + step]
         m = blk.shape[0]
-        a = blk.transpose(0, 2, 3, 1, 4, 5).astype(ft, order="C").reshape(m * p * q, depth)
-        res[i : i + m] = (a @ wf).reshape(m, p, q, k).transpose(0, 3, 1, 2)
+        a: NDArray[np.floating[Any]] = (
+            blk.transpose(0, 2, 3, 1, 4, 5).astype(ft, order="C").reshape(m * p * q, depth)
+        )
+        res[i : i + m] = np.matmul(a, wf).reshape(m, p, q, k).transpose(0, 3, 1, 2)
     return res
 
 
