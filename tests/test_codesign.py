@@ -242,7 +242,7 @@ def test_codesign_targets_restrict_the_chosen_design(
 def test_promotion_keeps_slots_for_designs_within_the_loss() -> None:
     """Successive halving's promotion: the reference takes no slot (it trains every rung);
     half the slots go to the fastest candidates within --max-loss of the reference's
-    validation accuracy, the rest by non-dominated rank."""
+    validation accuracy, the rest by non-dominated rank, then crowding distance."""
     from autochip.codesign.search import promote
 
     def rec(acc: float, obj: float) -> dict[str, Any]:
@@ -255,6 +255,12 @@ def test_promotion_keeps_slots_for_designs_within_the_loss() -> None:
     assert promote(recs, 2, ref, 0.005) == [2, 4]
     # 4 slots: both near ones, then the front by objective (1 and 2 are taken)
     assert promote(recs, 4, ref, 0.005) == [2, 1, 4, 3]
-    # without a reference: by rank alone (the reference's record competes like any other)
-    assert promote(recs, 2) == [4, 3]
+    # without a reference: by rank alone (the reference's record competes like any other):
+    # the front's two ends, the fastest and the most accurate
+    assert promote(recs, 2) == [4, 0]
+    # ResNet-8 on pynq-z2 at 1 epoch (2026-12-03): none within the loss; of the three-point
+    # front (dense w4/a4, w4/a4 pruned 30 % and 50 %) the ends go on, not the two fastest
+    r8 = [rec(0.9494, 2413.8), rec(0.9072, 1446.1), rec(0.8398, 1230.6), rec(0.9244, 820.4),
+          rec(0.8770, 652.8), rec(0.8532, 556.8)]  # fmt: skip
+    assert promote(r8, 2, r8[0], 0.005) == [5, 3]
     assert 0 not in promote(recs, 6, ref, 0.005) and 6 not in promote(recs, 6, ref, 0.005)
