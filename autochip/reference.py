@@ -1,6 +1,8 @@
 """The integer reference executor: the one definition of autochip's integer semantics.
 
-Pure numpy, integer arithmetic only (int64 intermediates; no floats after the input quantisation).
+Pure numpy, integer semantics only (int64 tensors; no rounding after the input quantisation: the
+sums of products run as float32/float64 matrix products only where every intermediate is an
+integer the format represents exactly, see :func:`_dot`).
 The compression export (:mod:`autochip.compress.export`) writes an :class:`IntegerModel`; the RTL
 testbenches compare the generated hardware against :func:`run` with ``dump=True``.
 
