@@ -37,6 +37,7 @@ test: lint pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/predictor_speed.py
+	$(BIN)/python benchmarks/reference_speed.py
 
 clean:
 	rm -rf build sim_build .pytest_cache .mypy_cache .ruff_cache
