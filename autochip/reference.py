@@ -268,10 +268,12 @@ def _accumulate(op: ComputeOp, x: IntArray) -> IntArray:
     wg = wk.reshape(groups, kg, *wk.shape[1:])  # G, Kg, Cg, R, S
     n, p, q = cols.shape[0], cols.shape[3], cols.shape[4]
     acc: IntArray = np.empty((n, groups, kg, p, q), dtype=np.int64)
-    amax = max(-int(x.min()), int(x.max()), 1) if x.size else 1  # |x| and the padding value
+    amax = 1  # bounds |x| for _dot (xnor: ±1, checked above, and its -1 padding)
     if op.kind == "xnor":
         # a and w are ±1 (bit 1 encodes +1, padding -1): n - 2 * popcount(a xor w) = sum a * w
         wg = np.where(wg > 0, 1, -1).astype(np.int64)
+    elif op.kind == "mac" and x.size:
+        amax = max(-int(x.min()), int(x.max()), 1)
     for g in range(groups):
         xg = cols[:, g]  # N, Cg, P, Q, R, S
         if op.kind in ("mac", "xnor"):
