@@ -5,7 +5,8 @@
 // byte strobes mark the bytes inside [cmd_addr, cmd_addr + cmd_len).
 //   read  (cmd_write = 0): bus word i of the command (i counting from 0 at the word holding
 //                          cmd_addr) appears on rd_valid/rd_data/rd_word with rd_strb;
-//                          rready is always high.
+//                          rready is high unless rd_hold (the destination's write port is
+//                          taken in the next cycle: no beat is accepted in this one).
 //   write (cmd_write = 1): word i is read from the source with src_re/src_word and taken from
 //                          src_data one cycle later (a registered RAM read port that holds);
 //                          WSTRB masks the bytes outside the command.
@@ -29,6 +30,7 @@ module core_dma #(
     input  wire [31:0]      cmd_addr,
     input  wire [31:0]      cmd_len,
     input  wire             cmd_post,
+    input  wire             rd_hold,
     output wire             idle,
     output wire             wr_busy,
     output reg              done,
@@ -151,7 +153,7 @@ module core_dma #(
     assign m_axi_arcache = 4'd0;
     assign m_axi_arprot  = 3'd0;
     assign m_axi_arvalid = (rstate == R_AR);
-    assign m_axi_rready  = (rstate == R_R);
+    assign m_axi_rready  = (rstate == R_R) & ~rd_hold;
     assign src_re        = (wstate == W_AW) | wfire;
     assign src_word      = wfire ? windex + 32'd1 : windex;
 
@@ -208,7 +210,7 @@ module core_dma #(
                     end
                 end
                 R_R: begin
-                    if (m_axi_rvalid) begin
+                    if (m_axi_rvalid & ~rd_hold) begin
                         rd_valid <= 1'b1;
                         rd_data  <= m_axi_rdata;
                         rd_strb  <= strobes(rindex, rnlast, rfirst_b, rlast_b);

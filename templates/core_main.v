@@ -65,6 +65,7 @@ module core_main #(
     output reg  [31:0] dma_addr,
     output reg  [31:0] dma_len,
     output reg         dma_post,   // the write-back is posted: the write engine runs on
+    output wire        dma_hold,   // the DMA accepts no read beat (a forwarded ifmap write next)
     input  wire        dma_wbusy,  // a write is in flight
     input  wire        dma_done,
     input  wire        rd_valid,
@@ -109,6 +110,9 @@ module core_main #(
     // bytes and DRAM addresses, and the weight row / parameter word it goes to
     localparam integer X_W_ADDR = D_MULT0, X_P_ADDR = D_MULT1, X_W_LEN = D_V_OYW,
         X_P_LEN = D_V_CWRAP, X_W_ROW = D_V_LAST, X_P_WORD = D_IN2_OFS;
+    // a compute descriptor's load watermark (op bit 16): bytes per channel of a row group,
+    // in the word of the second input's address (program.X_FIELDS in_grp)
+    localparam integer X_IN_GRP = D_IN2_ADDR;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
@@ -144,6 +148,10 @@ module core_main #(
     wire        xpf       = desc[D_OP][13];
     wire        xin       = desc[D_OP][14];
     wire        s0        = desc[D_OP][15];
+    // load watermark: the input load runs in row groups (every channel's next in_grp bytes,
+    // channel by channel) beside the compute, which starts once the first pixel tile's rows
+    // are in; a pixel tile whose rows are not all loaded yet waits (see the load engine)
+    wire        wm        = desc[D_OP][16];
     wire signed [31:0] d_h  = desc[D_H];
     wire signed [31:0] d_w  = desc[D_W];
     wire signed [31:0] d_lo = desc[D_LO];
@@ -177,7 +185,17 @@ module core_main #(
     // strided input load: run irun of in_runs at DRAM in_a, ifmap byte in_b (in_b mod BUS =
     // in_a mod BUS: the compiler's in_bstride = in_stride mod BUS)
     reg  [31:0]          in_a, in_b, irun;
-    wire                 if_load = rd_valid & ((st == S_IN_W) | (st == S_IN2_W));
+    // the input load engine (load watermark, op bit 16): it runs the row groups' runs while
+    // the controller computes; wm_lim: the ifmap byte (of channel 0) up to which every
+    // channel's rows are loaded (all ones: the whole input, or no watermark)
+    localparam [1:0] LS_IDLE = 2'd0, LS_CMD = 2'd1, LS_WAIT = 2'd2;
+    reg  [1:0]           ld_st;
+    wire                 ld_busy = (ld_st != LS_IDLE);
+    reg  [31:0]          goff, in_a0, in_b0;
+    reg  signed [31:0]   wm_lim;
+    localparam [31:0]    WM_ALL = 32'h7fffffff;
+    wire                 if_load = rd_valid & ((st == S_IN_W) | (st == S_IN2_W)
+                                               | (ld_st == LS_WAIT));
     // forwarded ofmap writes (registered, never during a load: loads and compute are in
     // sequence): R bytes at an R-aligned ifmap byte, inside one bus word (R divides BUS)
     wire [BUS-1:0]       fw_we;
@@ -342,6 +360,8 @@ module core_main #(
     reg signed [31:0] lox [0:R-1];
     reg signed [31:0] loy [0:R-1];
     reg signed [31:0] lb [0:R-1];
+    wire signed [31:0] lnb [0:R-1];  // each lane's next base and column (its step by R pixels
+    wire signed [31:0] lnox [0:R-1]; // in S_STREAM)
 
     // vector engine: its lanes' ifmap byte addresses (the read ports are shared)
     wire [R*IF_ADDR-1:0] v_ra;
@@ -350,11 +370,16 @@ module core_main #(
     // a tile is issued in tper >= T cycles, its beats in the first T (tper - T idle cycles keep
     // short tiles MIN_P apart for the read-out); tile_end is its last cycle
     wire [31:0] tper     = (desc[D_T] > MIN_P) ? desc[D_T] : MIN_P;
-    wire       issue     = (st == S_STREAM) & (j < desc[D_T]);
+    // a pixel tile starts (j = 0) once the load engine has loaded the rows it reads: need_q is
+    // the ifmap byte past the last one its last lane's window reads in channel 0
+    reg  signed [31:0] need_q;
+    wire       wm_stall  = (j == 32'd0) & (need_q > wm_lim);
+    wire       issue     = (st == S_STREAM) & (j < desc[D_T]) & ~wm_stall;
     // the loop bounds, registered (Fmax: equality tests of registers; desc is stable while a
     // layer runs, np while its pass streams; tip < np and pt < NPT while streaming)
-    reg  [31:0] k_t1, k_tper1, k_np1, k_npt1, k_wgap;
+    reg  [31:0] k_t1, k_tper1, k_np1, k_npt1, k_wgap, k_need;
     always @(posedge clk) begin
+        k_need <= {16'd0, desc[D_KR][15:0] - 16'd1} * {16'd0, desc[D_W][15:0]} + desc[D_KS];
         k_t1 <= desc[D_T] - 32'd1;
         k_tper1 <= tper - 32'd1;
         k_np1 <= np - 32'd1;
@@ -362,7 +387,7 @@ module core_main #(
         k_wgap <= desc[D_W] - desc[D_KS] + 32'd1;
     end
     wire       beat_last = issue & (j == k_t1);
-    wire       tile_end  = (st == S_STREAM) & (j == k_tper1);
+    wire       tile_end  = (st == S_STREAM) & (j == k_tper1) & ~wm_stall;
     wire       more_tip  = (tip != k_np1);
     wire       last_pt   = (pt == k_npt1);
     wire       lane_adv  = tile_end & ~more_tip & ~last_pt;
@@ -421,6 +446,8 @@ module core_main #(
                                           : soy + $signed(by1 ? desc[D_A1_OY] : desc[D_AR_OY]);
             wire signed [31:0] nb  = wrap ? sb + (by1 ? kl_wb[0] : kl_wb[1])
                                           : sb + $signed(by1 ? desc[D_A1_BASE] : desc[D_AR_BASE]);
+            assign lnb[gi] = nb;
+            assign lnox[gi] = nox;
             always @(posedge clk) begin
                 if (st == S_INIT && icnt == gi) begin
                     if (gi == 0) begin
@@ -457,6 +484,16 @@ module core_main #(
     endgenerate
 
     assign w_re = issue;
+    // need_q = base + (KR - 1) W + KS, less the window's columns past the row's end (padding,
+    // never read): base + (KR - 1) W + min(KS, W - x) for the lane's first column x
+    wire signed [31:0] nd_b = (st == S_TILE) ? lb[R-1] : lnb[R-1];
+    wire signed [31:0] nd_x = (st == S_TILE) ? lox[R-1] : lnox[R-1];
+    wire signed [31:0] nd_over = nd_x + $signed(desc[D_KS]) - d_w;
+    always @(posedge clk) begin
+        if (st == S_TILE || lane_adv) begin
+            need_q <= nd_b + $signed(k_need) - ((nd_over > 0) ? nd_over : 32'sd0);
+        end
+    end
     always @(*) begin
         w_ra = wptr[W_ADDR-1:0] + j[W_ADDR-1:0];  // weight row
     end
@@ -916,6 +953,9 @@ module core_main #(
         o_win_m = {{(2*O_WB-R){1'b0}}, ow_m} << ow_a[O_WBL-1:0];
         o_word = ow_a[O_ADDR-1:O_WBL];
     end
+    // a forwarded write takes the ifmap write port in the next cycle: while the load engine
+    // runs, the DMA accepts no read beat in this one (its beat would be written then)
+    assign dma_hold = (ld_st == LS_WAIT) & fwd & (|ow_m);
     // the same write forwarded into the ifmap copies, one cycle later (registered: Fmax);
     // fwd_k: ifmap byte minus ofmap byte of the pass (D_FWD_OFS, the pass's bus word offset
     // from out_addr's, the ofmap half), stable while the pass streams
@@ -1000,6 +1040,8 @@ module core_main #(
             o_base <= 32'd0;
             pf_st <= PF_IDLE;
             pf_x <= 1'b0;
+            ld_st <= LS_IDLE;
+            wm_lim <= WM_ALL;
         end else begin
             dma_valid <= 1'b0;
             dma_post <= 1'b0;
@@ -1023,7 +1065,10 @@ module core_main #(
                     o_base <= desc[D_O_BASE];
                     in_a <= desc[D_IN_ADDR];
                     in_b <= desc[D_IN_IFOFS] + {{(32-LB){1'b0}}, desc[D_IN_ADDR][LB-1:0]};
+                    in_a0 <= desc[D_IN_ADDR];
+                    in_b0 <= desc[D_IN_IFOFS] + {{(32-LB){1'b0}}, desc[D_IN_ADDR][LB-1:0]};
                     irun <= 32'd1;
+                    wm_lim <= WM_ALL;
                     // a compute layer loads its first pass's weights and parameters first: they
                     // do not wait for a posted write-back, the input load (S_IN) does
                     if (op == 2'd0) begin
@@ -1041,6 +1086,12 @@ module core_main #(
                     if (!owait || !dma_wbusy) begin
                         st <= (op == 2'd1) ? S_INIT : (vmode == 2'd2) ? S_IN2 : S_VINIT;
                     end
+                end else if (!dma_wbusy && wm && op == 2'd1) begin
+                    // load watermark: the load engine loads the input beside the compute
+                    goff <= 32'd0;
+                    wm_lim <= $signed(in_b);
+                    ld_st <= LS_CMD;
+                    st <= S_INIT;
                 end else if (!dma_wbusy) begin  // the previous layer's output is in DRAM
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= in_a; dma_len <= desc[D_IN_LEN];
@@ -1099,7 +1150,7 @@ module core_main #(
                 S_TILE: st <= S_STREAM;
                 S_STREAM: if (tile_end & ~more_tip & last_pt) st <= S_FLUSH;
                 S_FLUSH: if (fl == FLUSH_C - 1) st <= S_WB;
-                S_WB: if (!dma_wbusy && !pf_busy) begin  // (the next pass's prefetch done)
+                S_WB: if (!dma_wbusy && !pf_busy && !ld_busy) begin  // (prefetch, load done)
                     // the layer's last write-back is posted: the next descriptor starts at once
                     // (a strided write-back: its last run); a resident layer may get here
                     // while the previous layer's posted write-back still drains
@@ -1168,7 +1219,7 @@ module core_main #(
                     end
                     pf_st <= PF_W;
                 end
-                PF_W: begin
+                PF_W: if (!ld_busy) begin  // (after the watermarked input load)
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= pf_a; dma_len <= pf_wl;
                     pf_st <= PF_W_W;
@@ -1181,6 +1232,41 @@ module core_main #(
                 end
                 PF_P_W: if (dma_done) pf_st <= PF_IDLE;
                 default: pf_st <= PF_IDLE;
+            endcase
+            // the load engine (op bit 16): for each row group of in_grp bytes per channel (the
+            // last one what is left of the channel's plane of hw bytes), one run per channel
+            // (cg channels, hw bytes apart in DRAM and in the ifmap: an untiled input of one
+            // group); after a group's last run every channel's rows are in up to wm_lim,
+            // after the last group all of them
+            case (ld_st)
+                LS_IDLE: begin end  // (started by S_IN)
+                LS_CMD: begin
+                    dma_valid <= 1'b1; dma_write <= 1'b0;
+                    dma_addr <= in_a;
+                    dma_len <= (desc[D_HW] - goff < desc[X_IN_GRP]) ? desc[D_HW] - goff
+                                                                    : desc[X_IN_GRP];
+                    if_wofs <= in_b >> LB;
+                    ld_st <= LS_WAIT;
+                end
+                LS_WAIT: if (dma_done) begin
+                    if (irun < desc[D_CG]) begin  // the group's next channel
+                        irun <= irun + 32'd1;
+                        in_a <= in_a + desc[D_HW];
+                        in_b <= in_b + desc[D_HW];
+                        ld_st <= LS_CMD;
+                    end else if (goff + desc[X_IN_GRP] < desc[D_HW]) begin  // next group
+                        irun <= 32'd1;
+                        goff <= goff + desc[X_IN_GRP];
+                        in_a <= in_a0 + goff + desc[X_IN_GRP];
+                        in_b <= in_b0 + goff + desc[X_IN_GRP];
+                        wm_lim <= wm_lim + $signed(desc[X_IN_GRP]);
+                        ld_st <= LS_CMD;
+                    end else begin
+                        wm_lim <= WM_ALL;
+                        ld_st <= LS_IDLE;
+                    end
+                end
+                default: ld_st <= LS_IDLE;
             endcase
         end
     end
@@ -1214,7 +1300,7 @@ module core_main #(
                 end
                 S_STREAM: begin
                     // beat counters (while issuing), then the step to the next tile at tile_end
-                    j <= j + 32'd1;
+                    if (!wm_stall) j <= j + 32'd1;
                     if (issue) begin
                         if (ks == vk_ks1) begin
                             ks <= 32'd0;

@@ -147,9 +147,10 @@ def test_graph_layers_equal_the_compiled_program(name: str, ptq_models: dict[str
             keys = PLAN_KEYS + (("t", "kg") if lay.mode != "vector" else ())
             assert {k: lay.get(k) for k in keys} == {k: int(plan[k][0, j]) for k in keys}
             # weight prefetch (op bit 12), cross-layer prefetch (bits 13-15), slots, loads
-            pf = (lay.get("op") >> 12 & 15, lay.get("w_slot"), lay.get("p_slot"),
+            # and the load watermark (bit 16, its row group in_grp)
+            pf = (lay.get("op") >> 12 & 31, lay.get("w_slot"), lay.get("p_slot"),
                   *(lay.get(k) for k in X_FIELDS))  # fmt: skip
-            assert pf == (int(plan["op"][0, j]) >> 12 & 15, int(plan["w_slot"][0, j]),
+            assert pf == (int(plan["op"][0, j]) >> 12 & 31, int(plan["w_slot"][0, j]),
                           int(plan["p_slot"][0, j]),
                           *(int(plan[k][0, j]) for k in X_FIELDS))  # fmt: skip
             prefetched += pf[0] & 1

@@ -686,6 +686,45 @@ class _Compiler:
             w_row=core.w_row, w_depth=core.w_depth,
         )  # fmt: skip
 
+    def watermark(self, kind: str, f: dict[str, int]) -> None:
+        """The load watermark (op bit 16, ``watermark.py``) of the program's first descriptor,
+        a convolution of one group with the network input in DRAM; not in a program with
+        feature-map bands (as :meth:`prefetch`): its row group ``in_grp``."""
+        from autochip.builder.watermark import plan, prefetch_bound
+        from autochip.predictor.core_model import (
+            dram_timing,
+            flush_compute_cycles,
+            input_load,
+            tile_cycles,
+        )
+
+        core = self.core
+        banded = any("@" in lay.name for lay, _ in self.layers)
+        one_group = f["cg"] * f["hw"] == f["in_len"]
+        if kind != "conv" or f.get("in_runs", 0) or not one_group or f["op"] >> 9 & 1 or banded:
+            return
+        r, c, bus = core.rows, core.cols, core.bus_bytes
+        rd = dram_timing()["read_burst_overhead"]
+        period = tile_cycles(r, c, f["t"])
+        n1 = min(max(f["tpp"], 1), f["ntiles"])
+        pf_w = pf_p = 0
+        if f["op"] >> 12 & 1 and f["ntiles"] > n1:  # the second pass, prefetched
+            n2 = min(n1, f["ntiles"] - n1)
+            pf_w, pf_p = n2 * f["tile_w"], n2 * core.p_tile
+        elif f["op"] >> 13 & 1:  # the next compute layer's first pass
+            pf_w, pf_p = f["x_w_len"], f["x_p_len"]
+        layer = CompiledLayer("", kind, "compute", "", f)
+        use, grp, _ = plan(
+            rows=r, cols=c, bus=bus, in_addr=f["in_addr"], t=f["t"], pass_tiles=n1,
+            npt=f["npt"], pass_run=r + 1 + flush_compute_cycles(r, c) + f["npt"] * n1 * period,
+            pf_busy=prefetch_bound(pf_w, pf_p, bus, rd), plain_load=input_load(core, layer),
+            cin=f["cg"], h=f["h"], wd=f["w"], stride=f["hw"], q=f["q"], sh=f["sh"], sw=f["sw"],
+            ph=-f["oy0"], pw=-f["ox0"], kr=f["kr"], ks=f["ks"], over=rd,
+        )  # fmt: skip
+        if bool(use):
+            f["op"] |= op_word(0, wm=True)
+            f["in_grp"] = int(grp)
+
     def residency(
         self, fs: list[dict[str, int]], tensors: dict[str, tuple[int, tuple[int, ...]]]
     ) -> tuple[Placement, ...]:
@@ -807,6 +846,8 @@ class _Compiler:
                 off2 = f["in2_addr"] % bus
                 f["wstep"] = at[1] + off2 - at[0] - off1
                 need = max(need, at[1] + off2 + f["in_len"])
+            if i == 0 and lay.mode != "vector":
+                self.watermark(lay.kind, f)
             if need > self.core.if_depth:  # the planner checked the offsets: not reached
                 self.buffer(lay.name, "ifmap", f"its input{'s' if src2 else ''} from the bus "
                             "word of its DRAM address on", need)  # fmt: skip

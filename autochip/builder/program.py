@@ -28,9 +28,15 @@ checks both agree). Word 0 packs the operation:
 * bit 14 first pass prefetched (compute): the layer before loaded this layer's first pass
   (no loads); bit 15 start slot: the first pass computes on slot 1 (at ``w_slot`` /
   ``p_slot``), pass p on slot (1 + p) mod 2 with bit 12
+* bit 16 load watermark (compute, an untiled input of one group loaded from DRAM): the load
+  engine loads the input beside the compute, in row groups: for each group of ``in_grp``
+  bytes per channel (the last group what is left of the channel's ``hw`` bytes), one run per
+  channel (``cg`` channels, ``hw`` bytes apart in DRAM and in the ifmap); a pixel tile starts
+  once every channel's rows its windows read are loaded (``autochip/builder/watermark.py``)
 
 A compute descriptor's cross-layer prefetch fields (:data:`X_FIELDS`) share the words of
-fields only vector descriptors read (the rescale multipliers and the vector lanes' carries).
+fields only vector descriptors read (the rescale multipliers and the vector lanes' carries);
+its row group ``in_grp`` (bit 16) the word of the second input's address.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ FIELDS = (
 # word it takes (core_main.v X_* localparams)
 X_FIELDS = {
     "x_w_addr": "mult0", "x_p_addr": "mult1", "x_w_len": "v_oyw", "x_p_len": "v_cwrap",
-    "x_w_row": "v_last", "x_p_word": "in2_ofs",
+    "x_w_row": "v_last", "x_p_word": "in2_ofs", "in_grp": "in2_addr",
 }  # fmt: skip
 DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
 DESC_BYTES = 4 * DESC_WORDS
@@ -92,11 +98,12 @@ def op_word(
     xpf: bool = False,
     xin: bool = False,
     s0: bool = False,
+    wm: bool = False,
 ) -> int:
     return (
         op | int(adder) << 2 | int(threshold) << 3 | vmode << 4 | int(nobounds) << 6
         | int(keep) << 7 | int(fwd) << 8 | int(res_a) << 9 | int(res_b) << 10 | int(owait) << 11
-        | int(pf) << 12 | int(xpf) << 13 | int(xin) << 14 | int(s0) << 15
+        | int(pf) << 12 | int(xpf) << 13 | int(xin) << 14 | int(s0) << 15 | int(wm) << 16
     )  # fmt: skip
 
 

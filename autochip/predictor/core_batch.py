@@ -124,6 +124,10 @@ class CoreWorkload:
     h: I64 | None = None
     sh: I64 | None = None
     ph: I64 | None = None
+    # and their column stride and padding (the load watermark of the first layer,
+    # ``autochip/builder/watermark.py``); None: not known (no watermark)
+    sw: I64 | None = None
+    pw: I64 | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -270,7 +274,7 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
             row.update(vec=0, in_len=cin, t=t, kg=kgv, groups=g, c=d.K, kr=d.R, ks=d.S)
             row.update(merge=merge)
             if k != OpKind.LINEAR:
-                row.update(h=d.H, sh=d.stride_h, ph=d.pad_h)
+                row.update(h=d.H, sh=d.stride_h, ph=d.pad_h, sw=d.stride_w, pw=d.pad_w)
             row["macs"] = d.N * d.K * d.P * d.Q * (d.C // g) * d.R * d.S
             kind = "linear" if k == OpKind.LINEAR else "conv"
         elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MEAN) and len(in_shape) == 4:
@@ -345,6 +349,8 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
         h=col("h", 1),
         sh=col("sh", 1),
         ph=col("ph"),
+        sw=col("sw", 1),
+        pw=col("pw"),
     )
 
 
@@ -515,6 +521,12 @@ def _dma(addr: I64, length: I64, bus: I64, over: int) -> I64:
     )
     out: I64 = np.where(length > 0, 2 + words + over * bursts, 2)
     return out
+
+
+def dma_cycles_batch(addr: I64, length: I64, bus: I64, over: int) -> I64:
+    """``core_model.dma_cycles`` element-wise (``bus`` powers of two; ``over`` the read or
+    write burst overhead of ``core_timing.yaml``)."""
+    return _dma(addr, length, bus, over)
 
 
 def _floor_sum(n: I64, m: I64, a: I64, b: I64) -> I64:
@@ -1438,6 +1450,49 @@ def _cross(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str
     return {"xin": xin, "s0": s0, "w_slot": w_slot, "p_slot": p_slot, "n0": n0, "first": first}
 
 
+def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
+                inv: I64, tpp0: I64, pf0: npt.NDArray[np.bool_], xpf0: npt.NDArray[np.bool_],
+                x_len: I64) -> tuple[I64, I64]:  # fmt: skip
+    """The compiler's load watermark of the program's first layer (``compiler.watermark``,
+    ``autochip/builder/watermark.py``), (H,) each: its row group (bytes per channel, 0: none)
+    and its load phase. ``tpp0`` its tiles per pass, ``pf0`` its weight prefetch, ``xpf0``
+    whether its (last) pass loads the next compute layer's first pass, of ``x_len`` bytes
+    (weights, then parameters: ``x_len`` (H, 2))."""
+    from autochip.builder.watermark import plan, prefetch_bound
+
+    H = len(cfg)
+    none = np.zeros(H, dtype=np.int64)
+    if (not len(wl) or wl.vector[0] or wl.kinds[0] != "conv" or int(wl.groups[0]) != 1
+            or wl.h is None or wl.sh is None or wl.ph is None or wl.sw is None
+            or wl.pw is None):  # fmt: skip
+        return none, none
+    rd = int(dram_timing()["read_burst_overhead"])
+    R, C, bus = cfg.rows, cfg.cols, geo["bus"]
+    kr, ks, q = int(wl.kr[0]), int(wl.ks[0]), int(wl.q[0])
+    cin = int(wl.t[0]) // (kr * ks)
+    h = int(wl.h[0])
+    wd = int(wl.in_len[0]) // (cin * h)
+    t0, ntiles0, tile_w0 = (lu[k][:, 0][inv] for k in ("t", "ntiles", "tile_w"))
+    in_addr = lu["in_addr"][:, 0][inv]
+    period = _tile_cycles(R, C, t0)
+    n1 = np.minimum(np.maximum(tpp0, 1), ntiles0)
+    npt = _cdiv(int(wl.pq[0]) + 0 * R, R)
+    run = R + 1 + flush_compute_cycles(R, C) + npt * n1 * period  # type: ignore[arg-type]
+    # the first pass's prefetch: the second pass (op bit 12), else the next layer's first
+    n2 = np.minimum(n1, ntiles0 - n1)
+    multi = pf0 & (ntiles0 > n1)
+    pf_w = np.where(multi, n2 * tile_w0, np.where(xpf0 & ~multi, x_len[:, 0], 0))
+    pf_p = np.where(multi, n2 * geo["p_tile"], np.where(xpf0 & ~multi, x_len[:, 1], 0))
+    plain = _dma(in_addr, int(wl.in_len[0]) + 0 * in_addr, bus, rd)
+    use, grp, load = plan(
+        rows=R, cols=C, bus=bus, in_addr=in_addr, t=t0, pass_tiles=n1, npt=npt,
+        pass_run=run, pf_busy=prefetch_bound(pf_w, pf_p, bus, rd), plain_load=plain, cin=cin,
+        h=h, wd=wd, stride=h * wd, q=q, sh=int(wl.sh[0]), sw=int(wl.sw[0]),
+        ph=int(wl.ph[0]), pw=int(wl.pw[0]), kr=kr, ks=ks, over=rd,
+    )  # fmt: skip
+    return np.where(use, grp, 0), np.where(use, load, plain)
+
+
 def program_x_fields() -> tuple[str, ...]:
     """The cross-layer prefetch's descriptor fields (``program.X_FIELDS``)."""
     from autochip.builder.program import X_FIELDS
@@ -1481,12 +1536,22 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
         }
         for k, v in vals.items():
             xf[k][:, pv] = np.where(on, v, 0)
+    # the first layer's load watermark (op bit 16, its row group in_grp)
+    in_grp = xf["in_grp"]
+    if L and not wl.vector[0]:
+        x_len = np.zeros((H, 2), dtype=np.int64)
+        if ci.size > 1:
+            x_len[:, 0] = x["n0"][:, 1] * lu["tile_w"][:, ci[1]][inv]
+            x_len[:, 1] = x["n0"][:, 1] * geo["p_tile"]
+        xpf0 = x["xin"][:, 1] if ci.size > 1 else np.zeros(H, dtype=bool)
+        in_grp[:, 0] = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0] > 0, xpf0,
+                                   x_len)[0]  # fmt: skip
     return {
         "feasible": feasible,
-        # op word bits 9-15 (the rest of the op word is not modelled)
+        # op word bits 9-16 (the rest of the op word is not modelled)
         "op": (res_a.astype(np.int64) << 9) | (res_b.astype(np.int64) << 10)
         | (owait.astype(np.int64) << 11) | ((pf > 0).astype(np.int64) << 12)
-        | (xpf << 13) | (xin << 14) | (s0 << 15),
+        | (xpf << 13) | (xin << 14) | (s0 << 15) | ((in_grp > 0).astype(np.int64) << 16),
         "p_slot": p_slot,
         "w_slot": w_slot,
         **xf,
@@ -1601,6 +1666,17 @@ def evaluate_core(
     in_load = np.where(res_a, RESIDENT_LOAD, u_load[inv]) + np.where(
         two, np.where(res_b, RESIDENT_LOAD, u_load2[inv]), 0
     )
+    # the first layer's load watermark (op bit 16): its load phase S_IN and the first wait
+    if L and not wl.vector[0]:
+        nxt = ci[1] if Lc > 1 else None
+        x_len = np.zeros((H, 2), dtype=np.int64)
+        if nxt is not None:
+            n0x = np.minimum(np.maximum(tpp[:, 1], 1), ntiles_d[:, col[1]])
+            x_len[:, 0] = n0x * lu["tile_w"][:, nxt][inv]
+            x_len[:, 1] = n0x * geo["p_tile"]
+        xpf0 = xin[:, 1] if nxt is not None else np.zeros(H, dtype=bool)
+        grp0, load0 = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0], xpf0, x_len)
+        in_load[:, 0] = np.where(grp0 > 0, load0, in_load[:, 0])
     # a layer after a compute layer waits for what is left of its posted write-back: in its
     # input load (S_IN; S_IN2 after a resident first input), or, with its inputs resident,
     # before its first write-back, after its first pass (core_model.resident_wait)
@@ -2086,6 +2162,15 @@ def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedL
         f = {k: int(v[0, j]) for k, v in plan.items() if k != "feasible"}
         f.update(pq=int(wl.pq[j]), c=int(wl.c[j]))
         f.update(p=int(wl.p[j]), q=int(wl.q[j]), kr=int(wl.kr[j]), ks=int(wl.ks[j]))
+        if not wl.vector[j] and all(x is not None for x in (wl.h, wl.sh, wl.ph, wl.sw, wl.pw)):
+            # the input's geometry (what the load watermark's model reads)
+            assert wl.h is not None and wl.sh is not None and wl.ph is not None
+            assert wl.sw is not None and wl.pw is not None
+            cg = int(wl.t[j]) // (f["kr"] * f["ks"])
+            h = int(wl.h[j])
+            wd = int(wl.in_len[j]) // (int(wl.groups[j]) * cg * h)
+            f.update(cg=cg, h=h, w=wd, hw=h * wd, sh=int(wl.sh[j]), sw=int(wl.sw[j]),
+                     oy0=-int(wl.ph[j]), ox0=-int(wl.pw[j]))  # fmt: skip
         out.append(PlannedLayer(name, "vector" if wl.vector[j] else "mac", f))
     return tuple(out)
 

@@ -177,6 +177,26 @@ def input_load(core: _Core, lay: _Layer) -> int:
     )
 
 
+def watermarked(lay: _Layer) -> bool:
+    """Op word bit 16: the load watermark (``autochip/builder/watermark.py``)."""
+    return bool(lay.get("op") >> 16 & 1)
+
+
+def watermark_load(core: _Core, lay: _Layer) -> int:
+    """The load phase of a watermarked compute layer (op bit 16): S_IN, then what the first
+    pixel tile waits for its row groups beyond the lanes' set-up (``watermark.first_wait``;
+    the compiler sets the bit only where no later tile waits)."""
+    from autochip.builder.watermark import first_wait
+
+    g = lay.get
+    return int(first_wait(
+        rows=core.rows, bus=core.bus_bytes, in_addr=g("in_addr"), grp=g("in_grp"), cin=g("cg"),
+        plane=g("hw"), stride=g("hw"), q=g("q"), sh=g("sh"), sw=g("sw"), ph=-g("oy0"),
+        pw=-g("ox0"), kr=g("kr"), ks=g("ks"), wd=g("w"),
+        over=dram_timing()["read_burst_overhead"],
+    ))  # fmt: skip
+
+
 def _write_backs(core: _Core, lay: _Layer) -> list[list[int]]:
     """DMA cycles of each pass's write-back of a compute layer, one entry per command: its
     channels, contiguous in DRAM, or (``out_run > 0``, a band of rows) one run of ``out_run``
@@ -256,7 +276,12 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     r, c, bus = core.rows, core.cols, core.bus_bytes
     g = lay.get
     fetch = dma_cycles(pc, DESC_BYTES, False, bus)
-    load = RESIDENT_LOAD if _flags(lay)[0] else input_load(core, lay)
+    if _flags(lay)[0]:
+        load = RESIDENT_LOAD
+    elif watermarked(lay):
+        load = watermark_load(core, lay)
+    else:
+        load = input_load(core, lay)
     compute = 0
     control = 1 + 1  # decode, program step
     ntiles, tpp = g("ntiles"), g("tpp")

@@ -38,7 +38,7 @@ module dma_ram_top #(
 
     core_dma #(.BUS(BUS), .LB(LB)) u_dma (
         .clk(clk), .rst(rst), .cmd_valid(cmd_valid), .cmd_write(cmd_write),
-        .cmd_addr(cmd_addr), .cmd_len(cmd_len), .cmd_post(1'b0), .idle(idle), .wr_busy(),
+        .cmd_addr(cmd_addr), .cmd_len(cmd_len), .cmd_post(1'b0), .rd_hold(1'b0), .idle(idle), .wr_busy(),
         .done(done),
         .rd_valid(rd_valid), .rd_data(rd_data), .rd_strb(rd_strb), .rd_word(rd_word),
         .src_re(src_re), .src_word(src_word), .src_data(src_data),

@@ -37,6 +37,7 @@ async def dma_bursts(dut: Any) -> None:
         dut.ram_dump_last.value = (1 << 16) // bus - 1
     else:
         ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=1 << 16)
+        dut.rd_hold.value = 0
         logging.getLogger(f"cocotb.{dut._name}.m_axi").setLevel(logging.WARNING)
     dut.rst.value = 1
     dut.cmd_valid.value = 0

@@ -66,6 +66,10 @@ NETWORKS = (
     ("prefetch", "prefetch", "quant", PF, 2),  # weight prefetch: two slots, loads during passes
     ("narrow-w4a5", "narrow", "quant", NARROW, 2),  # 4-bit weights, 5-bit activations
 )
+# the first layer loads beside its compute (load watermark, op bit 16): 3x3 / pad 1, 5x5 /
+# stride 2, w4 / a5, and with forwarded outputs taking the ifmap's write port (resident,
+# prefetch); the first tile's wait and no later one, as the cycle model says
+WATERMARKED = {"lenet-int8", "lenet-adder", "odd-shapes", "resident", "prefetch", "narrow-w4a5"}
 
 
 @pytest.mark.sim
@@ -141,6 +145,10 @@ def test_network_bit_exact_and_cycles(
         bits = {b: {n for n, lay in lays.items() if lay.get("op") >> b & 1} for b in (13, 14, 15)}
         assert bits == {13: {"c2", "c3"}, 14: {"c3", "fc"}, 15: {"fc"}}
         assert (lays["c3"].get("x_w_row"), lays["c3"].get("x_p_word")) == (40, 8)
+    if name in WATERMARKED:  # op bit 16: the first layer's load beside its compute
+        first = res.program.layers[0]
+        assert first.get("op") >> 16 & 1 and first.get("in_grp") > 0
+        assert not any(lay.get("op") >> 16 & 1 for lay in res.program.layers[1:])
     if spec == "short":  # reductions shorter than the array, in several passes
         rows = load_hardware_spec(hw).rows
         short = {lay.name for lay in res.program.layers
