@@ -111,8 +111,9 @@ module core_main #(
     localparam integer X_W_ADDR = D_MULT0, X_P_ADDR = D_MULT1, X_W_LEN = D_V_OYW,
         X_P_LEN = D_V_CWRAP, X_W_ROW = D_V_LAST, X_P_WORD = D_IN2_OFS;
     // a compute descriptor's load watermark (op bit 16): bytes per channel of a row group,
-    // in the word of the second input's address (program.X_FIELDS in_grp)
-    localparam integer X_IN_GRP = D_IN2_ADDR;
+    // and (KR - 1) W + KS, in the words of the second input's address and of the vector
+    // lanes' row step (program.X_FIELDS in_grp, in_need)
+    localparam integer X_IN_GRP = D_IN2_ADDR, X_IN_NEED = D_WSTEP;
     /* verilator lint_on UNUSEDPARAM */
 
     localparam [4:0] S_IDLE = 5'd0, S_FETCH = 5'd1, S_FETCH_W = 5'd2, S_DECODE = 5'd3,
@@ -191,9 +192,21 @@ module core_main #(
     localparam [1:0] LS_IDLE = 2'd0, LS_CMD = 2'd1, LS_WAIT = 2'd2;
     reg  [1:0]           ld_st;
     wire                 ld_busy = (ld_st != LS_IDLE);
-    reg  [31:0]          goff, in_a0, in_b0;
-    reg  signed [31:0]   wm_lim;
-    localparam [31:0]    WM_ALL = 32'h7fffffff;
+    reg  [31:0]          ld_back;   // from a group's last channel to the next group's first
+    // ifmap byte positions (channel 0's bytes, a window's rows past it: < 4 * ifmap bytes)
+    localparam integer   WMW = IF_ADDR + 3;
+    localparam [WMW-1:0] WM_ALL = {1'b0, {(WMW-1){1'b1}}};
+    reg  [WMW-1:0]       gleft;     // bytes per channel from this group's first on
+    reg  signed [WMW-1:0] wm_lim;
+    wire                 ld_more = (gleft > desc[X_IN_GRP][WMW-1:0]);  // a group after this
+    // the strided runs' address steps (S_IN_W: the band's strides; the load engine: the next
+    // channel, or back to channel 0 of the next group), one pair of adders for both
+    wire                 ld_chan = (irun < desc[D_CG]);
+    wire [31:0]          in_a_nx = in_a + (ld_busy ? (ld_chan ? desc[D_HW] : ld_back)
+                                                   : desc[D_IN_STRIDE]);
+    wire [31:0]          in_b_nx = in_b + (ld_busy ? (ld_chan ? desc[D_HW] : ld_back)
+                                                   : desc[D_IN_BSTRIDE]);
+    always @(posedge clk) ld_back <= desc[X_IN_GRP] + desc[D_HW] - desc[D_CG_HW];
     wire                 if_load = rd_valid & ((st == S_IN_W) | (st == S_IN2_W)
                                                | (ld_st == LS_WAIT));
     // forwarded ofmap writes (registered, never during a load: loads and compute are in
@@ -372,14 +385,15 @@ module core_main #(
     wire [31:0] tper     = (desc[D_T] > MIN_P) ? desc[D_T] : MIN_P;
     // a pixel tile starts (j = 0) once the load engine has loaded the rows it reads: need_q is
     // the ifmap byte past the last one its last lane's window reads in channel 0
-    reg  signed [31:0] need_q;
+    reg  signed [WMW-1:0] need_q;
     wire       wm_stall  = (j == 32'd0) & (need_q > wm_lim);
     wire       issue     = (st == S_STREAM) & (j < desc[D_T]) & ~wm_stall;
     // the loop bounds, registered (Fmax: equality tests of registers; desc is stable while a
     // layer runs, np while its pass streams; tip < np and pt < NPT while streaming)
-    reg  [31:0] k_t1, k_tper1, k_np1, k_npt1, k_wgap, k_need;
+    reg  [31:0] k_t1, k_tper1, k_np1, k_npt1, k_wgap;
+    reg  [WMW-1:0] k_need;
     always @(posedge clk) begin
-        k_need <= {16'd0, desc[D_KR][15:0] - 16'd1} * {16'd0, desc[D_W][15:0]} + desc[D_KS];
+        k_need <= desc[X_IN_NEED][WMW-1:0];
         k_t1 <= desc[D_T] - 32'd1;
         k_tper1 <= tper - 32'd1;
         k_np1 <= np - 32'd1;
@@ -484,14 +498,13 @@ module core_main #(
     endgenerate
 
     assign w_re = issue;
-    // need_q = base + (KR - 1) W + KS, less the window's columns past the row's end (padding,
-    // never read): base + (KR - 1) W + min(KS, W - x) for the lane's first column x
+    // need_q = the window's first row's first byte (base - x, x the lane's first column) +
+    // KR W: the rows the window reads, whole (the load engine's groups are whole rows)
     wire signed [31:0] nd_b = (st == S_TILE) ? lb[R-1] : lnb[R-1];
     wire signed [31:0] nd_x = (st == S_TILE) ? lox[R-1] : lnox[R-1];
-    wire signed [31:0] nd_over = nd_x + $signed(desc[D_KS]) - d_w;
     always @(posedge clk) begin
         if (st == S_TILE || lane_adv) begin
-            need_q <= nd_b + $signed(k_need) - ((nd_over > 0) ? nd_over : 32'sd0);
+            need_q <= nd_b[WMW-1:0] - nd_x[WMW-1:0] + $signed(k_need);
         end
     end
     always @(*) begin
@@ -1065,8 +1078,6 @@ module core_main #(
                     o_base <= desc[D_O_BASE];
                     in_a <= desc[D_IN_ADDR];
                     in_b <= desc[D_IN_IFOFS] + {{(32-LB){1'b0}}, desc[D_IN_ADDR][LB-1:0]};
-                    in_a0 <= desc[D_IN_ADDR];
-                    in_b0 <= desc[D_IN_IFOFS] + {{(32-LB){1'b0}}, desc[D_IN_ADDR][LB-1:0]};
                     irun <= 32'd1;
                     wm_lim <= WM_ALL;
                     // a compute layer loads its first pass's weights and parameters first: they
@@ -1088,8 +1099,8 @@ module core_main #(
                     end
                 end else if (!dma_wbusy && wm && op == 2'd1) begin
                     // load watermark: the load engine loads the input beside the compute
-                    goff <= 32'd0;
-                    wm_lim <= $signed(in_b);
+                    gleft <= desc[D_HW][WMW-1:0];
+                    wm_lim <= $signed(in_b[WMW-1:0]);
                     ld_st <= LS_CMD;
                     st <= S_INIT;
                 end else if (!dma_wbusy) begin  // the previous layer's output is in DRAM
@@ -1101,8 +1112,8 @@ module core_main #(
                 S_IN_W: if (dma_done) begin
                     if (irun < desc[D_IN_RUNS]) begin  // the next run of a strided load
                         irun <= irun + 32'd1;
-                        in_a <= in_a + desc[D_IN_STRIDE];
-                        in_b <= in_b + desc[D_IN_BSTRIDE];
+                        in_a <= in_a_nx;
+                        in_b <= in_b_nx;
                         st <= S_IN;
                     end else if (op == 2'd2 && vmode == 2'd2) begin
                         st <= S_IN2;
@@ -1243,23 +1254,22 @@ module core_main #(
                 LS_CMD: begin
                     dma_valid <= 1'b1; dma_write <= 1'b0;
                     dma_addr <= in_a;
-                    dma_len <= (desc[D_HW] - goff < desc[X_IN_GRP]) ? desc[D_HW] - goff
-                                                                    : desc[X_IN_GRP];
+                    dma_len <= ld_more ? desc[X_IN_GRP] : {{(32-WMW){1'b0}}, gleft};
                     if_wofs <= in_b >> LB;
                     ld_st <= LS_WAIT;
                 end
                 LS_WAIT: if (dma_done) begin
-                    if (irun < desc[D_CG]) begin  // the group's next channel
+                    if (ld_chan) begin  // the group's next channel
                         irun <= irun + 32'd1;
-                        in_a <= in_a + desc[D_HW];
-                        in_b <= in_b + desc[D_HW];
+                        in_a <= in_a_nx;
+                        in_b <= in_b_nx;
                         ld_st <= LS_CMD;
-                    end else if (goff + desc[X_IN_GRP] < desc[D_HW]) begin  // next group
+                    end else if (ld_more) begin  // next group
                         irun <= 32'd1;
-                        goff <= goff + desc[X_IN_GRP];
-                        in_a <= in_a0 + goff + desc[X_IN_GRP];
-                        in_b <= in_b0 + goff + desc[X_IN_GRP];
-                        wm_lim <= wm_lim + $signed(desc[X_IN_GRP]);
+                        gleft <= gleft - desc[X_IN_GRP][WMW-1:0];
+                        in_a <= in_a_nx;
+                        in_b <= in_b_nx;
+                        wm_lim <= wm_lim + $signed(desc[X_IN_GRP][WMW-1:0]);
                         ld_st <= LS_CMD;
                     end else begin
                         wm_lim <= WM_ALL;

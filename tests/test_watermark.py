@@ -19,27 +19,22 @@ RD = int(dram_timing()["read_burst_overhead"])
 
 
 @pytest.mark.parametrize(
-    ("q", "sh", "sw", "ph", "pw", "kr", "ks", "wd"),
-    [(32, 1, 1, 1, 1, 3, 3, 32), (112, 2, 2, 3, 3, 7, 7, 224), (5, 1, 1, 0, 0, 1, 1, 5),
-     (7, 2, 2, 1, 1, 3, 3, 13), (4, 1, 3, 0, 2, 5, 3, 12)],
+    ("q", "sh", "ph", "kr", "wd"),
+    [(32, 1, 1, 3, 32), (112, 2, 3, 7, 224), (5, 1, 0, 1, 5), (7, 2, 1, 3, 13), (4, 1, 0, 5, 12)],
 )  # fmt: skip
 def test_first_tile_past_a_byte_equals_brute_force(
-    q: int, sh: int, sw: int, ph: int, pw: int, kr: int, ks: int, wd: int
+    q: int, sh: int, ph: int, kr: int, wd: int
 ) -> None:
-    # the bytes each pixel's window reads up to, from the window's own bounds: rows up to
-    # oy*sh - ph + kr - 1, columns up to min(ox*sw - pw + ks, wd) (past the row: padding)
+    # the bytes each pixel's window needs: its rows, whole, up to oy*sh - ph + kr - 1
     def need(p: int) -> int:
-        oy, ox = divmod(p, q)
-        return (oy * sh - ph + kr - 1) * wd + min(ox * sw - pw + ks, wd)
+        return (p // q * sh - ph + kr) * wd
 
     pixels = list(range(q * 12))
-    assert [int(_need(p, q, sh, sw, ph, pw, kr, ks, wd)) for p in pixels] == [
-        need(p) for p in pixels
-    ]
+    assert [int(_need(p, q, sh, ph, kr, wd)) for p in pixels] == [need(p) for p in pixels]
     assert all(need(a) <= need(b) for a, b in itertools.pairwise(pixels))
     for rows, thr in itertools.product((1, 3, 16), range(0, 6 * wd, max(1, wd // 3))):
         first = next(i for i in itertools.count() if need(i * rows + rows - 1) > thr)
-        assert int(_first_over(thr, rows, q, sh, sw, ph, pw, kr, ks, wd)) == first
+        assert int(_first_over(thr, rows, q, sh, ph, kr, wd)) == first
 
 
 def test_group_ready_cycles_are_the_runs_dma_cycles() -> None:
@@ -56,7 +51,7 @@ def test_group_ready_cycles_are_the_runs_dma_cycles() -> None:
     assert ready.tolist() == want
     # the first tile of 16 pixels of a 3x3 / pad 1 layer reads rows 0 and 1: one group
     wait = first_wait(rows=16, bus=16, in_addr=4000, grp=64, cin=3, plane=1024, stride=1024,
-                      q=32, sh=1, sw=1, ph=1, pw=1, kr=3, ks=3, wd=32, over=RD)  # fmt: skip
+                      q=32, sh=1, ph=1, kr=3, wd=32, over=RD)  # fmt: skip
     assert int(wait) == 1 + max(0, want[0] - (16 + 2))
 
 
@@ -65,7 +60,7 @@ def _stem(**over: object) -> dict[str, object]:
     kw: dict[str, object] = dict(
         rows=16, cols=16, bus=16, in_addr=288944, t=27, pass_tiles=1, npt=64,
         pass_run=16 + 1 + 43 + 64 * 27, pf_busy=0, plain_load=dma_cycles(288944, 3072, False, 16),
-        cin=3, h=32, wd=32, stride=1024, q=32, sh=1, sw=1, ph=1, pw=1, kr=3, ks=3, over=RD,
+        cin=3, h=32, wd=32, stride=1024, q=32, sh=1, ph=1, kr=3, over=RD,
     )  # fmt: skip
     kw.update(over)
     return kw

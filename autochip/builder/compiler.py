@@ -718,12 +718,13 @@ class _Compiler:
             rows=r, cols=c, bus=bus, in_addr=f["in_addr"], t=f["t"], pass_tiles=n1,
             npt=f["npt"], pass_run=r + 1 + flush_compute_cycles(r, c) + f["npt"] * n1 * period,
             pf_busy=prefetch_bound(pf_w, pf_p, bus, rd), plain_load=input_load(core, layer),
-            cin=f["cg"], h=f["h"], wd=f["w"], stride=f["hw"], q=f["q"], sh=f["sh"], sw=f["sw"],
-            ph=-f["oy0"], pw=-f["ox0"], kr=f["kr"], ks=f["ks"], over=rd,
+            cin=f["cg"], h=f["h"], wd=f["w"], stride=f["hw"], q=f["q"], sh=f["sh"],
+            ph=-f["oy0"], kr=f["kr"], over=rd,
         )  # fmt: skip
         if bool(use):
             f["op"] |= op_word(0, wm=True)
             f["in_grp"] = int(grp)
+            f["in_need"] = f["kr"] * f["w"]
 
     def residency(
         self, fs: list[dict[str, int]], tensors: dict[str, tuple[int, tuple[int, ...]]]

@@ -137,8 +137,6 @@ def integer_workload(model: IntegerModel, name: str = "model") -> CoreWorkload:
         h=np.where(vector, 1, col(lambda x: x.get("h") or 1)),
         sh=np.where(vector, 1, col(lambda x: x.get("sh") or 1)),
         ph=np.where(vector, 0, col(lambda x: -x.get("oy0"))),
-        sw=np.where(vector, 1, col(lambda x: x.get("sw") or 1)),
-        pw=np.where(vector, 0, col(lambda x: -x.get("ox0"))),
     )
 
 

@@ -36,7 +36,8 @@ checks both agree). Word 0 packs the operation:
 
 A compute descriptor's cross-layer prefetch fields (:data:`X_FIELDS`) share the words of
 fields only vector descriptors read (the rescale multipliers and the vector lanes' carries);
-its row group ``in_grp`` (bit 16) the word of the second input's address.
+its load watermark's row group ``in_grp`` and ``in_need`` = ``(kr - 1) w + ks`` (bit 16) the
+words of the second input's address and of the vector lanes' row step.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ FIELDS = (
 # word it takes (core_main.v X_* localparams)
 X_FIELDS = {
     "x_w_addr": "mult0", "x_p_addr": "mult1", "x_w_len": "v_oyw", "x_p_len": "v_cwrap",
-    "x_w_row": "v_last", "x_p_word": "in2_ofs", "in_grp": "in2_addr",
+    "x_w_row": "v_last", "x_p_word": "in2_ofs", "in_grp": "in2_addr", "in_need": "wstep",
 }  # fmt: skip
 DESC_WORDS = 64  # FIELDS, then zero words: a descriptor is 256 bytes, whole bus words of any width
 DESC_BYTES = 4 * DESC_WORDS

@@ -47,26 +47,21 @@ def _dma(addr: Any, length: Any, bus: Any, over: int) -> Any:
                             np.asarray(bus, dtype=np.int64), over)  # fmt: skip
 
 
-def _need(p: Any, q: int, sh: int, sw: int, ph: int, pw: int, kr: int, ks: int, wd: int) -> Any:
-    """Bytes of channel 0 (from its first) up to which output pixel ``p``'s window reads:
-    ``core_main.v`` ``need_q = base + (KR - 1) W + min(KS, W - x)`` minus ``wm_lim``'s start
-    (the window's columns past the row's end are padding, never read)."""
-    oy, ox = np.divmod(p, q)
-    return (oy * sh - ph + kr - 1) * wd + np.minimum(ox * sw - pw + ks, wd)
+def _need(p: Any, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
+    """Bytes of channel 0 (from its first) that output pixel ``p``'s window needs loaded: the
+    rows it reads, whole (``core_main.v`` ``need_q = base - x + KR W`` minus ``wm_lim``'s
+    start; the load engine's groups are whole rows, so a partial last row would wait for the
+    same group)."""
+    return (np.asarray(p) // q * sh - ph + kr) * wd
 
 
-def _first_over(thr: int, rows: Any, q: int, sh: int, sw: int, ph: int, pw: int, kr: int,
-                ks: int, wd: int) -> Any:  # fmt: skip
-    """The first pixel tile (of ``rows`` pixels; its last lane reads the most) that reads past
-    byte ``thr`` of a channel: ``need`` grows with the pixel (``pw < ks``: a row's first
-    window reads further than the row before's last), so the first pixel past ``thr`` is on
-    the first row whose last window is, at the first column that is."""
-    last = min((q - 1) * sw - pw + ks, wd)  # a row's last window, past its row's first byte
-    oy = max(0, (thr - (kr - 1 - ph) * wd - last) // (sh * wd) + 1)
-    base = (oy * sh - ph + kr - 1) * wd
-    ox = max(0, (thr - base + pw - ks) // sw + 1)
-    p = oy * q + ox
-    return np.maximum(0, -(-(p - (np.asarray(rows) - 1)) // np.asarray(rows)))
+def _first_over(thr: int, rows: Any, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
+    """The first pixel tile (of ``rows`` pixels; its last lane reads the most) that needs
+    more than byte ``thr`` of a channel: the first whose last pixel is on an output row past
+    ``(thr / wd - kr + ph) / sh``."""
+    oy = max(0, (thr - (kr - ph) * wd) // (sh * wd) + 1)
+    rows = np.asarray(rows)
+    return np.maximum(0, -(-(oy * q - (rows - 1)) // rows))
 
 
 def _ready(*, bus: Any, in_addr: Any, grp: int, groups: int, cin: int, plane: int,
@@ -90,7 +85,7 @@ def _ready(*, bus: Any, in_addr: Any, grp: int, groups: int, cin: int, plane: in
 
 def first_wait(
     *, rows: Any, bus: Any, in_addr: Any, grp: int, cin: int, plane: int, stride: int, q: int,
-    sh: int, sw: int, ph: int, pw: int, kr: int, ks: int, wd: int, over: int,
+    sh: int, ph: int, kr: int, wd: int, over: int,
 ) -> Any:  # fmt: skip
     """The load phase of a watermarked layer: S_IN and the first pixel tile's wait, ``1 +
     max(0, ready - (R + 2))``, ``ready`` the cycle from which the row groups of ``grp`` bytes
@@ -98,7 +93,7 @@ def first_wait(
     ``in_addr`` may be arrays (one value per design)."""
     rows = np.asarray(rows, dtype=np.int64)
     groups = -(-plane // grp)
-    k0 = np.minimum(-(-_need(rows - 1, q, sh, sw, ph, pw, kr, ks, wd) // grp), groups)
+    k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
     ready = _ready(bus=bus, in_addr=in_addr, grp=grp, groups=int(np.max(k0, initial=0)),
                    cin=cin, plane=plane, stride=stride, over=over)  # fmt: skip
     at = np.ones(np.broadcast(rows, bus, in_addr).shape, dtype=np.int64)
@@ -124,7 +119,7 @@ def prefetch_bound(w_bytes: Any, p_bytes: Any, bus: Any, over: int) -> Any:
 def plan(
     *, rows: Any, cols: Any, bus: Any, in_addr: Any, t: Any, pass_tiles: Any, npt: Any,
     pass_run: Any, pf_busy: Any, plain_load: Any, cin: int, h: int, wd: int, stride: int,
-    q: int, sh: int, sw: int, ph: int, pw: int, kr: int, ks: int, over: int,
+    q: int, sh: int, ph: int, kr: int, over: int,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
     """Whether to watermark the load, its row group (bytes per channel, 0: none) and its load
     phase, per design: the group of :data:`GROUP_ROWS` whose first pixel tile waits least
@@ -159,13 +154,13 @@ def plan(
     ub, ua = uniq[0], uniq[1]
     back = back.reshape(shape)
     for hg in GROUP_ROWS:
-        if hg >= h or pw >= ks or ph >= kr:  # (padding past a window: need not monotone)
+        if hg >= h:
             break  # one group: the whole input before the first tile, as without
         grp = hg * wd
         groups = -(-plane // grp)
         ready = _ready(bus=ub, in_addr=ua, grp=grp, groups=groups, cin=cin, plane=plane,
                        stride=stride, over=over)[:, back]  # fmt: skip
-        k0 = np.minimum(-(-_need(rows - 1, q, sh, sw, ph, pw, kr, ks, wd) // grp), groups)
+        k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
         first = np.ones(shape, dtype=np.int64)
         for g in range(groups):
             first = np.where(k0 == g + 1, ready[g], first)
@@ -180,7 +175,7 @@ def plan(
         ok = np.ones(shape, dtype=bool)
         # (a) group g (past what the first tile read) in before the first tile reading it
         for g in range(1, groups):
-            i_g = _first_over(g * grp, rows, q, sh, sw, ph, pw, kr, ks, wd)
+            i_g = _first_over(g * grp, rows, q, sh, ph, kr, wd)
             ok &= (i_g >= npt) | (g < k0) | (done_by(ready[g]) <= issue0 + i_g * pass_tiles
                                               * period)  # fmt: skip
         # (b) the whole load, then the prefetch, within the first pass

@@ -124,10 +124,6 @@ class CoreWorkload:
     h: I64 | None = None
     sh: I64 | None = None
     ph: I64 | None = None
-    # and their column stride and padding (the load watermark of the first layer,
-    # ``autochip/builder/watermark.py``); None: not known (no watermark)
-    sw: I64 | None = None
-    pw: I64 | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -274,7 +270,7 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
             row.update(vec=0, in_len=cin, t=t, kg=kgv, groups=g, c=d.K, kr=d.R, ks=d.S)
             row.update(merge=merge)
             if k != OpKind.LINEAR:
-                row.update(h=d.H, sh=d.stride_h, ph=d.pad_h, sw=d.stride_w, pw=d.pad_w)
+                row.update(h=d.H, sh=d.stride_h, ph=d.pad_h)
             row["macs"] = d.N * d.K * d.P * d.Q * (d.C // g) * d.R * d.S
             kind = "linear" if k == OpKind.LINEAR else "conv"
         elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.MEAN) and len(in_shape) == 4:
@@ -349,8 +345,6 @@ def core_workload(graph: AccelGraph) -> CoreWorkload:
         h=col("h", 1),
         sh=col("sh", 1),
         ph=col("ph"),
-        sw=col("sw", 1),
-        pw=col("pw"),
     )
 
 
@@ -1463,8 +1457,7 @@ def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     H = len(cfg)
     none = np.zeros(H, dtype=np.int64)
     if (not len(wl) or wl.vector[0] or wl.kinds[0] != "conv" or int(wl.groups[0]) != 1
-            or wl.h is None or wl.sh is None or wl.ph is None or wl.sw is None
-            or wl.pw is None):  # fmt: skip
+            or wl.h is None or wl.sh is None or wl.ph is None):  # fmt: skip
         return none, none
     rd = int(dram_timing()["read_burst_overhead"])
     R, C, bus = cfg.rows, cfg.cols, geo["bus"]
@@ -1487,8 +1480,7 @@ def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     use, grp, load = plan(
         rows=R, cols=C, bus=bus, in_addr=in_addr, t=t0, pass_tiles=n1, npt=npt,
         pass_run=run, pf_busy=prefetch_bound(pf_w, pf_p, bus, rd), plain_load=plain, cin=cin,
-        h=h, wd=wd, stride=h * wd, q=q, sh=int(wl.sh[0]), sw=int(wl.sw[0]),
-        ph=int(wl.ph[0]), pw=int(wl.pw[0]), kr=kr, ks=ks, over=rd,
+        h=h, wd=wd, stride=h * wd, q=q, sh=int(wl.sh[0]), ph=int(wl.ph[0]), kr=kr, over=rd,
     )  # fmt: skip
     return np.where(use, grp, 0), np.where(use, load, plain)
 
@@ -1546,6 +1538,9 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
         xpf0 = x["xin"][:, 1] if ci.size > 1 else np.zeros(H, dtype=bool)
         in_grp[:, 0] = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0] > 0, xpf0,
                                    x_len)[0]  # fmt: skip
+        kr, ks, h = int(wl.kr[0]), int(wl.ks[0]), int(wl.h[0]) if wl.h is not None else 1
+        wd = int(wl.in_len[0]) // max(1, int(wl.t[0]) // (kr * ks) * h)
+        xf["in_need"][:, 0] = np.where(in_grp[:, 0] > 0, kr * wd, 0)
     return {
         "feasible": feasible,
         # op word bits 9-16 (the rest of the op word is not modelled)
@@ -2162,15 +2157,12 @@ def planned_layers(wl: CoreWorkload, cfg: CoreConfigs, i: int) -> tuple[PlannedL
         f = {k: int(v[0, j]) for k, v in plan.items() if k != "feasible"}
         f.update(pq=int(wl.pq[j]), c=int(wl.c[j]))
         f.update(p=int(wl.p[j]), q=int(wl.q[j]), kr=int(wl.kr[j]), ks=int(wl.ks[j]))
-        if not wl.vector[j] and all(x is not None for x in (wl.h, wl.sh, wl.ph, wl.sw, wl.pw)):
+        if not wl.vector[j] and wl.h is not None and wl.sh is not None and wl.ph is not None:
             # the input's geometry (what the load watermark's model reads)
-            assert wl.h is not None and wl.sh is not None and wl.ph is not None
-            assert wl.sw is not None and wl.pw is not None
             cg = int(wl.t[j]) // (f["kr"] * f["ks"])
             h = int(wl.h[j])
             wd = int(wl.in_len[j]) // (int(wl.groups[j]) * cg * h)
-            f.update(cg=cg, h=h, w=wd, hw=h * wd, sh=int(wl.sh[j]), sw=int(wl.sw[j]),
-                     oy0=-int(wl.ph[j]), ox0=-int(wl.pw[j]))  # fmt: skip
+            f.update(cg=cg, h=h, w=wd, hw=h * wd, sh=int(wl.sh[j]), oy0=-int(wl.ph[j]))
         out.append(PlannedLayer(name, "vector" if wl.vector[j] else "mac", f))
     return tuple(out)
 
