@@ -36,6 +36,7 @@ __all__ = ["GROUP_ROWS", "first_wait", "plan", "prefetch_bound"]
 # candidate rows per group: fewer rows wait less for the first tile, more rows cost fewer runs
 GROUP_ROWS = (1, 2, 4, 8, 16)
 RUN_ISSUE = 1  # core_model.RUN_ISSUE: a run after the first costs one cycle more
+MAX_GROUPS = 64  # groups per channel at most (the proof's cost grows with them)
 MARGIN = 4  # cycles of the engines' hand-overs (PF_IDLE -> PF_W, LD_WAIT -> LD_IDLE), spare
 SETUP = 2  # S_IN, then S_INIT's R cycles and S_TILE: the first tile's j = 0 is at R + 2
 
@@ -55,11 +56,11 @@ def _need(p: Any, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
     return (np.asarray(p) // q * sh - ph + kr) * wd
 
 
-def _first_over(thr: int, rows: Any, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
+def _first_over(thr: Any, rows: Any, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
     """The first pixel tile (of ``rows`` pixels; its last lane reads the most) that needs
     more than byte ``thr`` of a channel: the first whose last pixel is on an output row past
     ``(thr / wd - kr + ph) / sh``."""
-    oy = max(0, (thr - (kr - ph) * wd) // (sh * wd) + 1)
+    oy = np.maximum(0, (np.asarray(thr) - (kr - ph) * wd) // (sh * wd) + 1)
     rows = np.asarray(rows)
     return np.maximum(0, -(-(oy * q - (rows - 1)) // rows))
 
@@ -70,17 +71,17 @@ def _ready(*, bus: Any, in_addr: Any, grp: int, groups: int, cin: int, plane: in
     may start: one after the done of group g's last run (runs in order: group by group,
     channel by channel, ``stride`` bytes apart in DRAM; the load engine's first command the
     cycle after S_IN, each further one ``RUN_ISSUE`` later than its predecessor's done)."""
-    out = []
-    done = np.zeros(np.broadcast(bus, in_addr).shape, dtype=np.int64)
-    n = 0
-    for g in range(groups):
-        length = min(grp, plane - g * grp)
-        for c in range(cin):
-            done = done + _dma(in_addr + c * stride + g * grp, length, bus, over)
-            done += RUN_ISSUE if n else 0
-            n += 1
-        out.append(done + 1)
-    return np.stack(out) if out else np.zeros((0, *done.shape), dtype=np.int64)
+    bus, in_addr = np.broadcast_arrays(np.asarray(bus, dtype=np.int64),
+                                       np.asarray(in_addr, dtype=np.int64))  # fmt: skip
+    g = np.repeat(np.arange(groups, dtype=np.int64), cin)  # run n: group n // cin
+    c = np.tile(np.arange(cin, dtype=np.int64), groups)  # channel n % cin
+    ex = (slice(None),) + (None,) * bus.ndim
+    addr = in_addr[None] + (c * stride + g * grp)[ex]
+    length = np.minimum(grp, plane - g * grp)[ex] + 0 * addr
+    cyc = _dma(addr, length, bus[None] + 0 * addr, over)
+    cyc[1:] += RUN_ISSUE
+    done = np.cumsum(cyc, axis=0)
+    return done[cin - 1 :: cin] + 1
 
 
 def first_wait(
@@ -96,10 +97,18 @@ def first_wait(
     k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
     ready = _ready(bus=bus, in_addr=in_addr, grp=grp, groups=int(np.max(k0, initial=0)),
                    cin=cin, plane=plane, stride=stride, over=over)  # fmt: skip
-    at = np.ones(np.broadcast(rows, bus, in_addr).shape, dtype=np.int64)
-    for g in range(ready.shape[0]):
-        at = np.where(k0 == g + 1, ready[g], at)
+    at = _at(ready, k0, np.broadcast(rows, bus, in_addr).shape)
     return 1 + np.maximum(0, at - (rows + SETUP))
+
+
+def _at(ready: Any, k0: Any, shape: tuple[int, ...]) -> Any:
+    """``ready[k0 - 1]`` per design (``ready`` ``(groups, *shape)``), 1 where ``k0 = 0``."""
+    k0 = np.broadcast_to(k0, shape)
+    if not ready.shape[0]:
+        return np.ones(shape, dtype=np.int64)
+    ready = np.broadcast_to(ready, (ready.shape[0], *shape))
+    got = np.take_along_axis(ready, np.maximum(k0 - 1, 0)[None], axis=0)[0]
+    return np.where(k0 > 0, got, 1)
 
 
 def prefetch_bound(w_bytes: Any, p_bytes: Any, bus: Any, over: int) -> Any:
@@ -122,13 +131,13 @@ def plan(
     q: int, sh: int, ph: int, kr: int, over: int,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
     """Whether to watermark the load, its row group (bytes per channel, 0: none) and its load
-    phase, per design: the group of :data:`GROUP_ROWS` whose first pixel tile waits least
-    (ties: the longer group) among those for which (a) no later pixel tile of the first pass
-    waits and (b) the load, then the first pass's prefetch loads (at most ``pf_busy``
-    cycles), end within the first pass (``pass_run`` cycles from S_INIT: lanes, tiles,
-    flush); only if it beats ``plain_load``, the load phase without the watermark. ``t`` is
-    the reduction (beats per tile), ``pass_tiles`` the first pass's weight tiles, ``npt``
-    the pixel tiles.
+    phase, per design: the group of :data:`GROUP_ROWS` (at most :data:`MAX_GROUPS` groups)
+    whose first pixel tile waits least (ties: the longer group) among those for which (a)
+    no later pixel tile of the first pass waits and (b) the load, then the first pass's
+    prefetch loads (at most ``pf_busy`` cycles), end within the first pass (``pass_run``
+    cycles from S_INIT: lanes, tiles, flush); only if it beats ``plain_load``, the load phase
+    without the watermark. ``t`` is the reduction (beats per tile), ``pass_tiles`` the first
+    pass's weight tiles, ``npt`` the pixel tiles.
 
     Both use the exact cycle from which each group is in (:func:`_ready`) and allow for the
     forwarded writes (the layer may forward its outputs into the ifmap, and the DMA then
@@ -136,51 +145,79 @@ def plan(
     (``T + R`` cycles after its first beat), then at most the walk's ``C`` per tile period
     ``P = max(T, R, C)``, so a load that needs ``W`` more cycles from ``w0`` on is done by
     ``w0 + (W + C) P / (P - C)`` (and never, for this proof, if ``P <= C``)."""
+    args = (rows, cols, bus, in_addr, t, pass_tiles, npt, pass_run, pf_busy, plain_load)
+    shape = np.broadcast(*args).shape
     rows, cols, bus, in_addr, t, pass_tiles, npt, pass_run, pf_busy, plain_load = (
-        np.asarray(x, dtype=np.int64)
-        for x in (rows, cols, bus, in_addr, t, pass_tiles, npt, pass_run, pf_busy,
-                  plain_load)
-    )  # fmt: skip
-    shape = np.broadcast(rows, cols, bus, in_addr, t, pass_tiles, npt, pass_run, pf_busy,
-                         plain_load).shape  # fmt: skip
+        np.broadcast_to(np.asarray(x, dtype=np.int64), shape).ravel() for x in args
+    )
     period = np.maximum(t, np.maximum(rows, cols))
-    best_load = np.broadcast_to(plain_load, shape).copy()
-    best_grp = np.zeros(shape, dtype=np.int64)
     plane = h * wd
-
     # the groups' cycles depend on the bus and the address alone: once per distinct pair
-    pairs = np.stack([np.broadcast_to(bus, shape).ravel(), np.broadcast_to(in_addr, shape).ravel()])
-    uniq, back = np.unique(pairs, axis=1, return_inverse=True)
-    ub, ua = uniq[0], uniq[1]
-    back = back.reshape(shape)
-    for hg in GROUP_ROWS:
-        if hg >= h:
-            break  # one group: the whole input before the first tile, as without
+    key, back = np.unique(in_addr * 128 + bus, return_inverse=True)  # (bus <= 64)
+    uniq = (key % 128, key // 128)
+    back = back.reshape(-1)
+    cands = [hg for hg in GROUP_ROWS if hg < h and -(-h // hg) <= MAX_GROUPS]
+    # each candidate's load phase (the first tile's wait), then per design the candidates in
+    # order (least load, then the longer group); the checks run on a design's first
+    # candidate, then on the next where it fails: the first that passes is the choice
+    readies, loads = [], []
+    for hg in cands:
         grp = hg * wd
         groups = -(-plane // grp)
-        ready = _ready(bus=ub, in_addr=ua, grp=grp, groups=groups, cin=cin, plane=plane,
-                       stride=stride, over=over)[:, back]  # fmt: skip
+        ready = _ready(bus=uniq[0], in_addr=uniq[1], grp=grp, groups=groups, cin=cin,
+                       plane=plane, stride=stride, over=over)  # fmt: skip
         k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
-        first = np.ones(shape, dtype=np.int64)
-        for g in range(groups):
-            first = np.where(k0 == g + 1, ready[g], first)
-        issue0 = np.maximum(rows + SETUP, first)  # the first tile's first beat
-        load = 1 + issue0 - (rows + SETUP)
-        w0 = issue0 + t + rows  # no forwarded write before
+        first = np.where(k0 > 0, ready[np.maximum(k0 - 1, 0), back], 1)
+        readies.append(ready)
+        loads.append(1 + np.maximum(rows + SETUP, first) - (rows + SETUP))
+    best_grp = np.zeros(rows.shape, dtype=np.int64)
+    best_load = plain_load.copy()
+    if not cands:
+        return best_grp.reshape(shape) > 0, best_grp.reshape(shape), best_load.reshape(shape)
+    load_c = np.stack(loads)  # (candidates, designs)
+    order = np.lexsort((-np.array(cands)[:, None] + 0 * load_c, load_c), axis=0)
+    open_ = load_c.min(axis=0) < plain_load  # designs still to decide
+    for rank in range(len(cands)):
+        for ci, hg in enumerate(cands):
+            idx = np.flatnonzero(open_ & (order[rank] == ci))
+            if not idx.size:
+                continue
+            load = load_c[ci, idx]
+            ok = _proof(idx, readies[ci][:, back[idx]], load, hg * wd, rows=rows, cols=cols,
+                        t=t, period=period, pass_tiles=pass_tiles, npt=npt,
+                        pass_run=pass_run, pf_busy=pf_busy, q=q, sh=sh, ph=ph, kr=kr,
+                        wd=wd)  # fmt: skip
+            win = ok & (load < plain_load[idx])
+            best_grp[idx[win]] = hg * wd
+            best_load[idx[win]] = load[win]
+            open_[idx[ok | (load >= plain_load[idx])]] = False
+    return best_grp.reshape(shape) > 0, best_grp.reshape(shape), best_load.reshape(shape)
 
-        def done_by(ready_g: Any, w0: Any = w0) -> Any:
-            late = w0 + -(-(ready_g - w0 + cols) * period // np.maximum(period - cols, 1))
-            return np.where(ready_g <= w0, ready_g, np.where(period > cols, late, 1 << 40))
 
-        ok = np.ones(shape, dtype=bool)
-        # (a) group g (past what the first tile read) in before the first tile reading it
-        for g in range(1, groups):
-            i_g = _first_over(g * grp, rows, q, sh, ph, kr, wd)
-            ok &= (i_g >= npt) | (g < k0) | (done_by(ready[g]) <= issue0 + i_g * pass_tiles
-                                              * period)  # fmt: skip
-        # (b) the whole load, then the prefetch, within the first pass
-        ok &= done_by(ready[groups - 1]) + pf_busy + MARGIN <= pass_run + load
-        better = ok & (load <= best_load) & ((load < plain_load) | (best_grp > 0))
-        best_load = np.where(better, load, best_load)
-        best_grp = np.where(better, grp, best_grp)
-    return best_grp > 0, best_grp, best_load
+def _proof(idx: Any, ready: Any, load: Any, grp: int, *, rows: Any, cols: Any, t: Any,
+           period: Any, pass_tiles: Any, npt: Any, pass_run: Any, pf_busy: Any, q: int,
+           sh: int, ph: int, kr: int, wd: int) -> Any:  # fmt: skip
+    """:func:`plan`'s checks (a) and (b) for the designs ``idx`` with groups of ``grp`` bytes
+    per channel, ``ready`` ``(groups, len(idx))``, their load phase ``load``."""
+    rows, cols, t, period, pass_tiles, npt, pass_run, pf_busy = (
+        x[idx] for x in (rows, cols, t, period, pass_tiles, npt, pass_run, pf_busy)
+    )
+    groups = ready.shape[0]
+    issue0 = rows + SETUP + load - 1  # the first tile's first beat
+    w0 = issue0 + t + rows  # no forwarded write before
+    k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
+
+    def in_by(ready_g: Any, at: Any) -> Any:
+        # done_by(ready_g) <= at, done_by(r) = r up to w0, then w0 + ceil((r - w0 + C) P /
+        # (P - C)) (ceil(a / b) <= m, b > 0, m whole: a <= m b)
+        late = (period > cols) & ((ready_g - w0 + cols) * period <= (at - w0) * (period - cols))
+        return (ready_g <= at) & ((ready_g <= w0) | late)
+
+    # (a) group g (past what the first tile read) in before the first tile reading it
+    gs = np.arange(1, groups)[:, None]
+    i_g = _first_over(gs * grp, rows, q, sh, ph, kr, wd)
+    ok = np.all((i_g >= npt) | (gs < k0) | in_by(ready[1:], issue0 + i_g * pass_tiles * period),
+                axis=0)  # fmt: skip
+    # (b) the whole load, then the prefetch, within the first pass
+    ok &= in_by(ready[groups - 1], pass_run + load - pf_busy - MARGIN)
+    return ok

@@ -1446,12 +1446,13 @@ def _cross(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str
 
 def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
                 inv: I64, tpp0: I64, pf0: npt.NDArray[np.bool_], xpf0: npt.NDArray[np.bool_],
-                x_len: I64) -> tuple[I64, I64]:  # fmt: skip
+                x_len: I64, live: npt.NDArray[np.bool_]) -> tuple[I64, I64]:  # fmt: skip
     """The compiler's load watermark of the program's first layer (``compiler.watermark``,
     ``autochip/builder/watermark.py``), (H,) each: its row group (bytes per channel, 0: none)
     and its load phase. ``tpp0`` its tiles per pass, ``pf0`` its weight prefetch, ``xpf0``
     whether its (last) pass loads the next compute layer's first pass, of ``x_len`` bytes
-    (weights, then parameters: ``x_len`` (H, 2))."""
+    (weights, then parameters: ``x_len`` (H, 2)); only for the ``live`` designs (those the
+    untiled model costs)."""
     from autochip.builder.watermark import plan, prefetch_bound
 
     H = len(cfg)
@@ -1477,12 +1478,19 @@ def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     pf_w = np.where(multi, n2 * tile_w0, np.where(xpf0 & ~multi, x_len[:, 0], 0))
     pf_p = np.where(multi, n2 * geo["p_tile"], np.where(xpf0 & ~multi, x_len[:, 1], 0))
     plain = _dma(in_addr, int(wl.in_len[0]) + 0 * in_addr, bus, rd)
+    grp_out, load_out = none.copy(), plain.copy()
+    if h <= 1 or not live.any():
+        return grp_out, load_out
+    pf_busy = prefetch_bound(pf_w, pf_p, bus, rd)
+    x = [v[live] for v in (R, C, bus, in_addr, t0, n1, npt, run, pf_busy, plain)]
     use, grp, load = plan(
-        rows=R, cols=C, bus=bus, in_addr=in_addr, t=t0, pass_tiles=n1, npt=npt,
-        pass_run=run, pf_busy=prefetch_bound(pf_w, pf_p, bus, rd), plain_load=plain, cin=cin,
-        h=h, wd=wd, stride=h * wd, q=q, sh=int(wl.sh[0]), ph=int(wl.ph[0]), kr=kr, over=rd,
+        rows=x[0], cols=x[1], bus=x[2], in_addr=x[3], t=x[4], pass_tiles=x[5], npt=x[6],
+        pass_run=x[7], pf_busy=x[8], plain_load=x[9], cin=cin, h=h, wd=wd, stride=h * wd,
+        q=q, sh=int(wl.sh[0]), ph=int(wl.ph[0]), kr=kr, over=rd,
     )  # fmt: skip
-    return np.where(use, grp, 0), np.where(use, load, plain)
+    grp_out[live] = np.where(use, grp, 0)
+    load_out[live] = np.where(use, load, x[9])
+    return grp_out, load_out
 
 
 def program_x_fields() -> tuple[str, ...]:
@@ -1537,7 +1545,7 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
             x_len[:, 1] = x["n0"][:, 1] * geo["p_tile"]
         xpf0 = x["xin"][:, 1] if ci.size > 1 else np.zeros(H, dtype=bool)
         in_grp[:, 0] = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0] > 0, xpf0,
-                                   x_len)[0]  # fmt: skip
+                                   x_len, feasible)[0]  # fmt: skip
         kr, ks, h = int(wl.kr[0]), int(wl.ks[0]), int(wl.h[0]) if wl.h is not None else 1
         wd = int(wl.in_len[0]) // max(1, int(wl.t[0]) // (kr * ks) * h)
         xf["in_need"][:, 0] = np.where(in_grp[:, 0] > 0, kr * wd, 0)
@@ -1670,7 +1678,8 @@ def evaluate_core(
             x_len[:, 0] = n0x * lu["tile_w"][:, nxt][inv]
             x_len[:, 1] = n0x * geo["p_tile"]
         xpf0 = xin[:, 1] if nxt is not None else np.zeros(H, dtype=bool)
-        grp0, load0 = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0], xpf0, x_len)
+        grp0, load0 = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0], xpf0, x_len,
+                                  feasible)  # fmt: skip
         in_load[:, 0] = np.where(grp0 > 0, load0, in_load[:, 0])
     # a layer after a compute layer waits for what is left of its posted write-back: in its
     # input load (S_IN; S_IN2 after a resident first input), or, with its inputs resident,
