@@ -45,6 +45,7 @@ from autochip.predictor.core_model import (
     _BRAM_DROPS_LANES,
     _BRAM_MODES,
     _LUTRAM,
+    ADDED_LOGIC,
     BURST_BOUNDARY,
     DESC_BYTES,
     FIT_RESOURCES,
@@ -2122,7 +2123,8 @@ def core_resources_batch(cfg: CoreConfigs, target: str) -> dict[str, I64]:
         for f, v in model["control"][res].items():
             acc = acc + float(v) * x[f]
         ctrl = np.maximum(0, np.round(acc)).astype(np.int64)
-        out[res] = pes * pe[back.reshape(-1), i] + ctrl
+        added = ADDED_LOGIC.get(target, {}).get(res, 0)
+        out[res] = pes * pe[back.reshape(-1), i] + ctrl + added
     mem = core_brams_batch(cfg, target)
     out["lut"] = out["lut"] + mem["lutram_lut"]
     out["bram"] = mem["ifmap"] + mem["weight"] + mem["params"] + mem["ofmap"]
