@@ -111,8 +111,8 @@ module core_main #(
     localparam integer X_W_ADDR = D_MULT0, X_P_ADDR = D_MULT1, X_W_LEN = D_V_OYW,
         X_P_LEN = D_V_CWRAP, X_W_ROW = D_V_LAST, X_P_WORD = D_IN2_OFS;
     // a compute descriptor's load watermark (op bit 16): bytes per channel of a row group,
-    // and (KR - 1) W + KS, in the words of the second input's address and of the vector
-    // lanes' row step (program.X_FIELDS in_grp, in_need)
+    // and KR W (a window's rows), in the words of the second input's address and of the
+    // vector lanes' row step (program.X_FIELDS in_grp, in_need)
     localparam integer X_IN_GRP = D_IN2_ADDR, X_IN_NEED = D_WSTEP;
     /* verilator lint_on UNUSEDPARAM */
 
@@ -209,8 +209,9 @@ module core_main #(
     always @(posedge clk) ld_back <= desc[X_IN_GRP] + desc[D_HW] - desc[D_CG_HW];
     wire                 if_load = rd_valid & ((st == S_IN_W) | (st == S_IN2_W)
                                                | (ld_st == LS_WAIT));
-    // forwarded ofmap writes (registered, never during a load: loads and compute are in
-    // sequence): R bytes at an R-aligned ifmap byte, inside one bus word (R divides BUS)
+    // forwarded ofmap writes (registered; during a load only the watermarked one's, and the
+    // DMA then holds its read beat back: dma_hold): R bytes at an R-aligned ifmap byte,
+    // inside one bus word (R divides BUS)
     wire [BUS-1:0]       fw_we;
     wire [IF_WADDR-1:0]  fw_wa;
     wire [8*BUS-1:0]     fw_wd;

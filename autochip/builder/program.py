@@ -36,8 +36,8 @@ checks both agree). Word 0 packs the operation:
 
 A compute descriptor's cross-layer prefetch fields (:data:`X_FIELDS`) share the words of
 fields only vector descriptors read (the rescale multipliers and the vector lanes' carries);
-its load watermark's row group ``in_grp`` and ``in_need`` = ``(kr - 1) w + ks`` (bit 16) the
-words of the second input's address and of the vector lanes' row step.
+its load watermark's row group ``in_grp`` and ``in_need`` = ``kr w`` (the bytes of a window's
+rows; bit 16) the words of the second input's address and of the vector lanes' row step.
 """
 
 from __future__ import annotations
