@@ -14,11 +14,13 @@ the compiler sets the bit only where it can show that no later pixel tile waits 
 load is over before the first pass's prefetch is needed (:func:`plan`): then the layer's load
 phase is ``1 + max(0, ready - (R + 2))`` cycles (S_IN, then the first tile's wait beyond the
 lanes' set-up), ``ready`` the cycle its last group's last run is done plus one
-(:func:`first_wait`). The proof bounds every run's cycles from above (its bus words plus one,
-one 4 KB page crossing more) and, since the layer may forward its outputs into the ifmap
-(feature-map residency) and a forwarded write takes the ifmap write port (the DMA holds back
-the read beat then: ``core_dma.v`` ``rd_hold``), it allows the column walk's ``C`` writes per
-tile period ``P`` to steal cycles: a load of ``W`` cycles takes at most ``(W + 2C) P / (P - C)``.
+(:func:`first_wait`). The proof takes every group's exact cycles (the runs' ``dma_cycles``,
+:func:`_ready`) and, since the layer may forward its outputs into the ifmap (feature-map
+residency) and a forwarded write takes the ifmap write port (the DMA holds back the read beat
+then: ``core_dma.v`` ``rd_hold``), it allows the column walk's ``C`` writes per tile period
+``P`` to steal cycles once the first tile's results reach the walk (``w0``): what is left of
+a load at ``w0``, ``W`` cycles, is done by ``w0 + (W + C) P / (P - C)``. The prefetch that
+follows the load is bounded from above (every command's bus words plus one, one burst more).
 
 Only the program's first descriptor is watermarked (the network input, never resident), and
 only in a program without feature-map bands; the batch model (``core_batch``) makes the same
@@ -37,7 +39,7 @@ __all__ = ["GROUP_ROWS", "first_wait", "plan", "prefetch_bound"]
 GROUP_ROWS = (1, 2, 4, 8, 16)
 RUN_ISSUE = 1  # core_model.RUN_ISSUE: a run after the first costs one cycle more
 MAX_GROUPS = 64  # groups per channel at most (the proof's cost grows with them)
-MARGIN = 4  # cycles of the engines' hand-overs (PF_IDLE -> PF_W, LD_WAIT -> LD_IDLE), spare
+MARGIN = 4  # cycles of the engines' hand-overs (PF_IDLE -> PF_W, LS_WAIT -> LS_IDLE), spare
 SETUP = 2  # S_IN, then S_INIT's R cycles and S_TILE: the first tile's j = 0 is at R + 2
 
 
