@@ -40,7 +40,7 @@ def test_first_tile_past_a_byte_equals_brute_force(
 def test_group_ready_cycles_are_the_runs_dma_cycles() -> None:
     # three channels, groups of 64 bytes of a 1,024-byte plane, a 16-byte bus; each run's done
     # the sum of the dma_cycles before it, one cycle more per run after the first
-    ready = _ready(bus=16, in_addr=4000, grp=64, groups=16, cin=3, plane=1024, stride=1024,
+    ready = _ready(bus=16, in_addr=4000, grp=64, groups=16, cin=3, plane=1024,
                    over=RD)  # fmt: skip
     done, n, want = 0, 0, []
     for g in range(16):
@@ -50,7 +50,7 @@ def test_group_ready_cycles_are_the_runs_dma_cycles() -> None:
         want.append(done + 1)
     assert ready.tolist() == want
     # the first tile of 16 pixels of a 3x3 / pad 1 layer reads rows 0 and 1: one group
-    wait = first_wait(rows=16, bus=16, in_addr=4000, grp=64, cin=3, plane=1024, stride=1024,
+    wait = first_wait(rows=16, bus=16, in_addr=4000, grp=64, cin=3, plane=1024,
                       q=32, sh=1, ph=1, kr=3, wd=32, over=RD)  # fmt: skip
     assert int(wait) == 1 + max(0, want[0] - (16 + 2))
 
@@ -60,7 +60,7 @@ def _stem(**over: object) -> dict[str, object]:
     kw: dict[str, object] = dict(
         rows=16, cols=16, bus=16, in_addr=288944, t=27, pass_tiles=1, npt=64,
         pass_run=16 + 1 + 43 + 64 * 27, pf_busy=0, plain_load=dma_cycles(288944, 3072, False, 16),
-        cin=3, h=32, wd=32, stride=1024, q=32, sh=1, ph=1, kr=3, over=RD,
+        cin=3, h=32, wd=32, q=32, sh=1, ph=1, kr=3, over=RD,
     )  # fmt: skip
     kw.update(over)
     return kw

@@ -718,7 +718,7 @@ class _Compiler:
             rows=r, cols=c, bus=bus, in_addr=f["in_addr"], t=f["t"], pass_tiles=n1,
             npt=f["npt"], pass_run=r + 1 + flush_compute_cycles(r, c) + f["npt"] * n1 * period,
             pf_busy=prefetch_bound(pf_w, pf_p, bus, rd), plain_load=input_load(core, layer),
-            cin=f["cg"], h=f["h"], wd=f["w"], stride=f["hw"], q=f["q"], sh=f["sh"],
+            cin=f["cg"], h=f["h"], wd=f["w"], q=f["q"], sh=f["sh"],
             ph=-f["oy0"], kr=f["kr"], over=rd,
         )  # fmt: skip
         if bool(use):

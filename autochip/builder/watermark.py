@@ -43,19 +43,24 @@ MARGIN = 4  # cycles of the engines' hand-overs (PF_IDLE -> PF_W, LS_WAIT -> LS_
 SETUP = 2  # S_IN, then S_INIT's R cycles and S_TILE: the first tile's j = 0 is at R + 2
 
 
-def _dma(addr: Any, length: Any, bus: Any, over: int) -> Any:
-    from autochip.predictor.core_batch import dma_cycles_batch
-
-    return dma_cycles_batch(np.asarray(addr, dtype=np.int64), np.asarray(length, dtype=np.int64),
-                            np.asarray(bus, dtype=np.int64), over)  # fmt: skip
-
-
 def _need(p: Any, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
     """Bytes of channel 0 (from its first) that output pixel ``p``'s window needs loaded: the
     rows it reads, whole (``core_main.v`` ``need_q = base - x + KR W`` minus ``wm_lim``'s
     start; the load engine's groups are whole rows, so a partial last row would wait for the
     same group)."""
     return (np.asarray(p) // q * sh - ph + kr) * wd
+
+
+def _k0(rows: Any, grp: int, groups: int, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
+    """The row groups (of ``grp`` bytes per channel) the first pixel tile reads: its last
+    lane's ``need`` in groups, at most all of them."""
+    return np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
+
+
+def _wait(rows: Any, ready: Any) -> Any:
+    """The load phase when the first tile's groups are in from cycle ``ready``: S_IN, then
+    what its first beat (cycle ``R + 2``) waits beyond the lanes' set-up."""
+    return 1 + np.maximum(0, ready - (rows + SETUP))
 
 
 def _first_over(thr: Any, rows: Any, q: int, sh: int, ph: int, kr: int, wd: int) -> Any:
@@ -68,27 +73,29 @@ def _first_over(thr: Any, rows: Any, q: int, sh: int, ph: int, kr: int, wd: int)
 
 
 def _ready(*, bus: Any, in_addr: Any, grp: int, groups: int, cin: int, plane: int,
-           stride: int, over: int) -> Any:  # fmt: skip
+           over: int) -> Any:  # fmt: skip
     """``(groups, ...)``: the cycle (from S_IN's) from which the tiles that read groups ``0..g``
     may start: one after the done of group g's last run (runs in order: group by group,
-    channel by channel, ``stride`` bytes apart in DRAM; the load engine's first command the
+    channel by channel, a ``plane`` apart in DRAM; the load engine's first command the
     cycle after S_IN, each further one ``RUN_ISSUE`` later than its predecessor's done)."""
+    from autochip.predictor.core_batch import dma_cycles_batch
+
     bus, in_addr = np.broadcast_arrays(np.asarray(bus, dtype=np.int64),
                                        np.asarray(in_addr, dtype=np.int64))  # fmt: skip
     g = np.repeat(np.arange(groups, dtype=np.int64), cin)  # run n: group n // cin
     c = np.tile(np.arange(cin, dtype=np.int64), groups)  # channel n % cin
     ex = (slice(None),) + (None,) * bus.ndim
-    addr = in_addr[None] + (c * stride + g * grp)[ex]
+    addr = in_addr[None] + (c * plane + g * grp)[ex]
     length = np.minimum(grp, plane - g * grp)[ex] + 0 * addr
-    cyc = _dma(addr, length, bus[None] + 0 * addr, over)
+    cyc = dma_cycles_batch(addr, length, bus[None] + 0 * addr, over)
     cyc[1:] += RUN_ISSUE
     done = np.cumsum(cyc, axis=0)
     return done[cin - 1 :: cin] + 1
 
 
 def first_wait(
-    *, rows: Any, bus: Any, in_addr: Any, grp: int, cin: int, plane: int, stride: int, q: int,
-    sh: int, ph: int, kr: int, wd: int, over: int,
+    *, rows: Any, bus: Any, in_addr: Any, grp: int, cin: int, plane: int, q: int, sh: int,
+    ph: int, kr: int, wd: int, over: int,
 ) -> Any:  # fmt: skip
     """The load phase of a watermarked layer: S_IN and the first pixel tile's wait, ``1 +
     max(0, ready - (R + 2))``, ``ready`` the cycle from which the row groups of ``grp`` bytes
@@ -96,11 +103,10 @@ def first_wait(
     ``in_addr`` may be arrays (one value per design)."""
     rows = np.asarray(rows, dtype=np.int64)
     groups = -(-plane // grp)
-    k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
+    k0 = _k0(rows, grp, groups, q, sh, ph, kr, wd)
     ready = _ready(bus=bus, in_addr=in_addr, grp=grp, groups=int(np.max(k0, initial=0)),
-                   cin=cin, plane=plane, stride=stride, over=over)  # fmt: skip
-    at = _at(ready, k0, np.broadcast(rows, bus, in_addr).shape)
-    return 1 + np.maximum(0, at - (rows + SETUP))
+                   cin=cin, plane=plane, over=over)  # fmt: skip
+    return _wait(rows, _at(ready, k0, np.broadcast(rows, bus, in_addr).shape))
 
 
 def _at(ready: Any, k0: Any, shape: tuple[int, ...]) -> Any:
@@ -129,8 +135,8 @@ def prefetch_bound(w_bytes: Any, p_bytes: Any, bus: Any, over: int) -> Any:
 
 def plan(
     *, rows: Any, cols: Any, bus: Any, in_addr: Any, t: Any, pass_tiles: Any, npt: Any,
-    pass_run: Any, pf_busy: Any, plain_load: Any, cin: int, h: int, wd: int, stride: int,
-    q: int, sh: int, ph: int, kr: int, over: int,
+    pass_run: Any, pf_busy: Any, plain_load: Any, cin: int, h: int, wd: int, q: int, sh: int,
+    ph: int, kr: int, over: int,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
     """Whether to watermark the load, its row group (bytes per channel, 0: none) and its load
     phase, per design: the group of :data:`GROUP_ROWS` (at most :data:`MAX_GROUPS` groups)
@@ -162,16 +168,16 @@ def plan(
     # each candidate's load phase (the first tile's wait), then per design the candidates in
     # order (least load, then the longer group); the checks run on a design's first
     # candidate, then on the next where it fails: the first that passes is the choice
-    readies, loads = [], []
+    readies, k0s, loads = [], [], []
     for hg in cands:
         grp = hg * wd
         groups = -(-plane // grp)
         ready = _ready(bus=uniq[0], in_addr=uniq[1], grp=grp, groups=groups, cin=cin,
-                       plane=plane, stride=stride, over=over)  # fmt: skip
-        k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
-        first = np.where(k0 > 0, ready[np.maximum(k0 - 1, 0), back], 1)
+                       plane=plane, over=over)  # fmt: skip
+        k0 = _k0(rows, grp, groups, q, sh, ph, kr, wd)
         readies.append(ready)
-        loads.append(1 + np.maximum(rows + SETUP, first) - (rows + SETUP))
+        k0s.append(k0)
+        loads.append(_wait(rows, np.where(k0 > 0, ready[np.maximum(k0 - 1, 0), back], 1)))
     best_grp = np.zeros(rows.shape, dtype=np.int64)
     best_load = plain_load.copy()
     if not cands:
@@ -185,8 +191,8 @@ def plan(
             if not idx.size:
                 continue
             load = load_c[ci, idx]
-            ok = _proof(idx, readies[ci][:, back[idx]], load, hg * wd, rows=rows, cols=cols,
-                        t=t, period=period, pass_tiles=pass_tiles, npt=npt,
+            ok = _proof(idx, readies[ci][:, back[idx]], load, k0s[ci][idx], hg * wd, rows=rows,
+                        cols=cols, t=t, period=period, pass_tiles=pass_tiles, npt=npt,
                         pass_run=pass_run, pf_busy=pf_busy, q=q, sh=sh, ph=ph, kr=kr,
                         wd=wd)  # fmt: skip
             win = ok & (load < plain_load[idx])
@@ -196,18 +202,18 @@ def plan(
     return best_grp.reshape(shape) > 0, best_grp.reshape(shape), best_load.reshape(shape)
 
 
-def _proof(idx: Any, ready: Any, load: Any, grp: int, *, rows: Any, cols: Any, t: Any,
+def _proof(idx: Any, ready: Any, load: Any, k0: Any, grp: int, *, rows: Any, cols: Any, t: Any,
            period: Any, pass_tiles: Any, npt: Any, pass_run: Any, pf_busy: Any, q: int,
            sh: int, ph: int, kr: int, wd: int) -> Any:  # fmt: skip
     """:func:`plan`'s checks (a) and (b) for the designs ``idx`` with groups of ``grp`` bytes
-    per channel, ``ready`` ``(groups, len(idx))``, their load phase ``load``."""
+    per channel, ``ready`` ``(groups, len(idx))``, their load phase ``load`` and first
+    tile's groups ``k0``."""
     rows, cols, t, period, pass_tiles, npt, pass_run, pf_busy = (
         x[idx] for x in (rows, cols, t, period, pass_tiles, npt, pass_run, pf_busy)
     )
     groups = ready.shape[0]
     issue0 = rows + SETUP + load - 1  # the first tile's first beat
     w0 = issue0 + t + rows  # no forwarded write before
-    k0 = np.minimum(-(-_need(rows - 1, q, sh, ph, kr, wd) // grp), groups)
 
     def in_by(ready_g: Any, at: Any) -> Any:
         # done_by(ready_g) <= at, done_by(r) = r up to w0, then w0 + ceil((r - w0 + C) P /

@@ -1446,14 +1446,15 @@ def _cross(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str
 
 
 def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str, I64],
-                inv: I64, tpp0: I64, pf0: npt.NDArray[np.bool_], xpf0: npt.NDArray[np.bool_],
-                x_len: I64, live: npt.NDArray[np.bool_]) -> tuple[I64, I64]:  # fmt: skip
+                inv: I64, tpp0: I64, pf0: npt.NDArray[np.bool_], nxt: int | None,
+                xpf0: npt.NDArray[np.bool_] | None, n0x: I64 | None,
+                live: npt.NDArray[np.bool_]) -> tuple[I64, I64]:  # fmt: skip
     """The compiler's load watermark of the program's first layer (``compiler.watermark``,
     ``autochip/builder/watermark.py``), (H,) each: its row group (bytes per channel, 0: none)
-    and its load phase. ``tpp0`` its tiles per pass, ``pf0`` its weight prefetch, ``xpf0``
-    whether its (last) pass loads the next compute layer's first pass, of ``x_len`` bytes
-    (weights, then parameters: ``x_len`` (H, 2)); only for the ``live`` designs (those the
-    untiled model costs)."""
+    and its load phase. ``tpp0`` its tiles per pass, ``pf0`` its weight prefetch; ``nxt`` the
+    next compute layer (None: none), ``xpf0`` whether the first layer's (last) pass loads that
+    layer's first pass of ``n0x`` tiles; only for the ``live`` designs (those the untiled
+    model costs)."""
     from autochip.builder.watermark import plan, prefetch_bound
 
     H = len(cfg)
@@ -1476,8 +1477,13 @@ def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     # the first pass's prefetch: the second pass (op bit 12), else the next layer's first
     n2 = np.minimum(n1, ntiles0 - n1)
     multi = pf0 & (ntiles0 > n1)
-    pf_w = np.where(multi, n2 * tile_w0, np.where(xpf0 & ~multi, x_len[:, 0], 0))
-    pf_p = np.where(multi, n2 * geo["p_tile"], np.where(xpf0 & ~multi, x_len[:, 1], 0))
+    pf_w = np.where(multi, n2 * tile_w0, 0)
+    pf_p = np.where(multi, n2 * geo["p_tile"], 0)
+    if nxt is not None:  # else the next compute layer's first pass (op bit 13)
+        assert xpf0 is not None and n0x is not None
+        x = xpf0 & ~multi
+        pf_w = np.where(x, n0x * lu["tile_w"][:, nxt][inv], pf_w)
+        pf_p = np.where(x, n0x * geo["p_tile"], pf_p)
     plain = _dma(in_addr, int(wl.in_len[0]) + 0 * in_addr, bus, rd)
     grp_out, load_out = none.copy(), plain.copy()
     if h <= 1 or not live.any():
@@ -1486,7 +1492,7 @@ def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
     x = [v[live] for v in (R, C, bus, in_addr, t0, n1, npt, run, pf_busy, plain)]
     use, grp, load = plan(
         rows=x[0], cols=x[1], bus=x[2], in_addr=x[3], t=x[4], pass_tiles=x[5], npt=x[6],
-        pass_run=x[7], pf_busy=x[8], plain_load=x[9], cin=cin, h=h, wd=wd, stride=h * wd,
+        pass_run=x[7], pf_busy=x[8], plain_load=x[9], cin=cin, h=h, wd=wd,
         q=q, sh=int(wl.sh[0]), ph=int(wl.ph[0]), kr=kr, over=rd,
     )  # fmt: skip
     grp_out[live] = np.where(use, grp, 0)
@@ -1540,16 +1546,15 @@ def core_plan(wl: CoreWorkload, cfg: CoreConfigs) -> dict[str, I64]:
     # the first layer's load watermark (op bit 16, its row group in_grp)
     in_grp = xf["in_grp"]
     if L and not wl.vector[0]:
-        x_len = np.zeros((H, 2), dtype=np.int64)
-        if ci.size > 1:
-            x_len[:, 0] = x["n0"][:, 1] * lu["tile_w"][:, ci[1]][inv]
-            x_len[:, 1] = x["n0"][:, 1] * geo["p_tile"]
-        xpf0 = x["xin"][:, 1] if ci.size > 1 else np.zeros(H, dtype=bool)
-        in_grp[:, 0] = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0] > 0, xpf0,
-                                   x_len, feasible)[0]  # fmt: skip
-        kr, ks, h = int(wl.kr[0]), int(wl.ks[0]), int(wl.h[0]) if wl.h is not None else 1
-        wd = int(wl.in_len[0]) // max(1, int(wl.t[0]) // (kr * ks) * h)
-        xf["in_need"][:, 0] = np.where(in_grp[:, 0] > 0, kr * wd, 0)
+        more = ci.size > 1
+        in_grp[:, 0] = _watermark0(
+            wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0] > 0, int(ci[1]) if more else None,
+            x["xin"][:, 1] if more else None, x["n0"][:, 1] if more else None, feasible,
+        )[0]  # fmt: skip
+        if wl.h is not None:  # (watermarked: a convolution of one group, h known)
+            kr, cin = int(wl.kr[0]), int(wl.t[0]) // int(wl.kr[0] * wl.ks[0])
+            wd = int(wl.in_len[0]) // (cin * int(wl.h[0]))
+            xf["in_need"][:, 0] = np.where(in_grp[:, 0] > 0, kr * wd, 0)
     return {
         "feasible": feasible,
         # op word bits 9-16 (the rest of the op word is not modelled)
@@ -1672,15 +1677,11 @@ def evaluate_core(
     )
     # the first layer's load watermark (op bit 16): its load phase S_IN and the first wait
     if L and not wl.vector[0]:
-        nxt = ci[1] if Lc > 1 else None
-        x_len = np.zeros((H, 2), dtype=np.int64)
-        if nxt is not None:
-            n0x = np.minimum(np.maximum(tpp[:, 1], 1), ntiles_d[:, col[1]])
-            x_len[:, 0] = n0x * lu["tile_w"][:, nxt][inv]
-            x_len[:, 1] = n0x * geo["p_tile"]
-        xpf0 = xin[:, 1] if nxt is not None else np.zeros(H, dtype=bool)
-        grp0, load0 = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0], xpf0, x_len,
-                                  feasible)  # fmt: skip
+        more = Lc > 1
+        n0x = np.minimum(np.maximum(tpp[:, 1], 1), ntiles_d[:, col[1]]) if more else None
+        grp0, load0 = _watermark0(wl, cfg, geo, lu, inv, tpp[:, 0], pf[:, 0],
+                                  int(ci[1]) if more else None, xin[:, 1] if more else None,
+                                  n0x, feasible)  # fmt: skip
         in_load[:, 0] = np.where(grp0 > 0, load0, in_load[:, 0])
     # a layer after a compute layer waits for what is left of its posted write-back: in its
     # input load (S_IN; S_IN2 after a resident first input), or, with its inputs resident,

@@ -191,7 +191,7 @@ def watermark_load(core: _Core, lay: _Layer) -> int:
     g = lay.get
     return int(first_wait(
         rows=core.rows, bus=core.bus_bytes, in_addr=g("in_addr"), grp=g("in_grp"), cin=g("cg"),
-        plane=g("hw"), stride=g("hw"), q=g("q"), sh=g("sh"), ph=-g("oy0"), kr=g("kr"),
+        plane=g("hw"), q=g("q"), sh=g("sh"), ph=-g("oy0"), kr=g("kr"),
         wd=g("w"), over=dram_timing()["read_burst_overhead"],
     ))  # fmt: skip
 
