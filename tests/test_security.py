@@ -532,6 +532,14 @@ CASES = [
     Case("model-sys-exit-in-build-model", lambda d, g: ["predict", str(_write(d, "m.py",
          "import sys\ndef build_model():\n    sys.exit(0)\ndef example_input():\n    pass\n")),
          "--platform", "zedboard", "--json"], "called sys.exit(0)"),
+    # model code that fails on its own example input: the node and line, not a traceback
+    Case("model-forward-fails-in-build", lambda d, g: ["build", str(_write(d, "m.py",
+         "import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n"
+         "        super().__init__()\n        self.fc = torch.nn.Linear(5, 3)\n"
+         "    def forward(self, x):\n        return self.fc(x)\n"
+         "def build_model():\n    return M()\n"
+         "def example_input():\n    return torch.zeros(1, 4)\n")),
+         "--platform", "zedboard", "--out", str(d / "b")], "failed at node 'fc'"),
 ]  # fmt: skip
 
 

@@ -46,7 +46,7 @@ from autochip._safeio import (
 from autochip.builder.compiler import compile_model
 from autochip.builder.core import core_params
 from autochip.builder.core_build import build_core
-from autochip.errors import SpecError
+from autochip.errors import AutochipError, SpecError
 from autochip.hw.platform import load_platform
 from autochip.hw.spec import HardwareSpec, load_hardware_spec
 from autochip.predictor.core_model import RESOURCE_TARGETS, fmax_warnings
@@ -143,7 +143,15 @@ def _post_training(spec: str, calibrate: str | None, images: int) -> _Quantised:
             model, example = loaded.model, loaded.example_input
             if loaded.program is not None:  # a .pt2: ATen calls back to quantisable modules
                 model = lift_exported(loaded.program)
-        samples, check = sample_budget(model, example)
+        try:
+            samples, check = sample_budget(model, example)  # the model's first forward
+        except AutochipError:
+            raise
+        except Exception:  # the model's own code failed: trace it for the node and line
+            from autochip.ir import trace
+
+            trace(model, example, Path(spec).stem)
+            raise
         cal = calibration_inputs(calibrate, tuple(example.shape[1:]), samples)
         notes: list[str] = []
         integer = ptq(model, example, cal.x, notes=notes)
