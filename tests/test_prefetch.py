@@ -19,6 +19,7 @@ from autochip.builder.tiling import PREFETCHED_PASS, prefetch_passes, prefetch_p
 from autochip.hw import load_hardware_spec
 from autochip.predictor.core_batch import core_configs, core_plan, evaluate_core
 from autochip.predictor.core_model import (
+    READ_ISSUE,
     core_cycles,
     dma_cycles,
     flush_compute_cycles,
@@ -112,18 +113,25 @@ def test_compiled_prefetch_fields_and_model_equations() -> None:
     run = r + 1 + tpp * max(fc.get("t"), r, c) + flush_compute_cycles(r, c)
     waits = []
     for t_nx in (8, 16):
-        loads = dma_cycles(fc.get("w_addr") + t_nx * fc.get("tile_w"), tpp * fc.get("tile_w"),
-                           False, bus) + dma_cycles(fc.get("p_addr") + t_nx * core.p_tile,
-                                                    tpp * core.p_tile, False, bus)  # fmt: skip
+        # two commands of the prefetch engine, each issued a cycle before the DMA starts
+        loads = (
+            2 * READ_ISSUE
+            + dma_cycles(
+                fc.get("w_addr") + t_nx * fc.get("tile_w"), tpp * fc.get("tile_w"), False, bus
+            )
+            + dma_cycles(fc.get("p_addr") + t_nx * core.p_tile, tpp * core.p_tile, False, bus)
+        )
         waits.append(max(0, 1 + loads - run))
     assert prefetch_waits(core, fc) == [*waits, 0] and waits[0] > 0
-    first = dma_cycles(fc.get("w_addr"), tpp * fc.get("tile_w"), False, bus) + dma_cycles(
-        fc.get("p_addr"), tpp * core.p_tile, False, bus
+    first = (
+        2 * READ_ISSUE
+        + dma_cycles(fc.get("w_addr"), tpp * fc.get("tile_w"), False, bus)
+        + dma_cycles(fc.get("p_addr"), tpp * core.p_tile, False, bus)
     )
     if fc.get("op") >> 14 & 1:  # its first pass loaded during c3's (cross-layer prefetch)
         first = PREFETCHED_PASS
     in_load = cyc["fc"].load - first - 2 * PREFETCHED_PASS - sum(waits)
-    assert in_load in (1, dma_cycles(fc.get("in_addr"), fc.get("in_len"), False, bus))
+    assert in_load in (1, READ_ISSUE + dma_cycles(fc.get("in_addr"), fc.get("in_len"), False, bus))
 
 
 def test_prefetch_saves_cycles_and_the_batch_model_agrees(

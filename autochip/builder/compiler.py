@@ -892,14 +892,19 @@ def apply_cross_prefetch(
     layer's first pass loads during the last pass of the compute layer before it where that
     hides it and the slots fit; the earlier descriptor gets the load (``program.X_FIELDS``),
     the later one bits 14 (prefetched) and 15 (start slot) and its slot bases."""
-    from autochip.predictor.core_model import dma_cycles, flush_compute_cycles, tile_cycles
+    from autochip.predictor.core_model import (
+        READ_ISSUE,
+        dma_cycles,
+        flush_compute_cycles,
+        tile_cycles,
+    )
 
     if len(cf) < 2:
         return
     nt = [f["ntiles"] for f in cf]
     tp = [max(f["tpp"], 1) for f in cf]
     n0 = [min(a, b) for a, b in zip(tp, nt, strict=True)]
-    first = [dma_cycles(f["w_addr"], n * f["tile_w"], False, bus)
+    first = [2 * READ_ISSUE + dma_cycles(f["w_addr"], n * f["tile_w"], False, bus)
              + dma_cycles(f["p_addr"], n * p_tile, False, bus)
              for f, n in zip(cf, n0, strict=True)]  # fmt: skip
     flush = flush_compute_cycles(rows, cols)

@@ -33,11 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from autochip.predictor.core_model import READ_ISSUE
+
 __all__ = ["GROUP_ROWS", "first_wait", "plan", "prefetch_bound"]
 
 # candidate rows per group: fewer rows wait less for the first tile, more rows cost fewer runs
 GROUP_ROWS = (1, 2, 4, 8, 16)
-RUN_ISSUE = 1  # core_model.RUN_ISSUE: a run after the first costs one cycle more
+RUN_ISSUE = 1  # the load engine's: a run after the first starts a cycle after its LS_CMD
 MAX_GROUPS = 64  # groups per channel at most (the proof's cost grows with them)
 MARGIN = 4  # cycles of the engines' hand-overs (PF_IDLE -> PF_W, LS_WAIT -> LS_IDLE), spare
 SETUP = 2  # S_IN, then S_INIT's R cycles and S_TILE: the first tile's j = 0 is at R + 2
@@ -123,12 +125,12 @@ def prefetch_bound(w_bytes: Any, p_bytes: Any, bus: Any, over: int) -> Any:
     """At most the cycles the prefetch engine takes for ``w_bytes`` of weights and ``p_bytes``
     of parameters (two commands, wherever they start; 0 when there is nothing to prefetch):
     their bus words plus one each, in bursts of at most 256 beats plus one more each where it
-    crosses a 4 KB page."""
+    crosses a 4 KB page; each command's issue cycle (``core_model.READ_ISSUE``)."""
     w_bytes, p_bytes = np.asarray(w_bytes, dtype=np.int64), np.asarray(p_bytes, dtype=np.int64)
 
-    def one(n: Any) -> Any:
+    def one(n: Any) -> Any:  # a command: its issue (READ_ISSUE), then dma_cycles at most
         words = -(-n // bus) + 1
-        return 2 + words + over * (-(-words // 256) + 1)
+        return READ_ISSUE + 2 + words + over * (-(-words // 256) + 1)
 
     return np.where(w_bytes + p_bytes > 0, 1 + one(w_bytes) + one(p_bytes), 0)
 

@@ -52,6 +52,7 @@ from autochip.predictor.core_model import (
     FLUSH_CYCLES,
     MAX_BURST,
     POSTED_ISSUE,
+    READ_ISSUE,
     RESIDENT_LOAD,
     _model_for,
     dram_timing,
@@ -693,9 +694,11 @@ def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
     L = len(wl)
     ub = lu["bus"] + np.zeros((1, L), dtype=np.int64)
     in_len = wl.in_len[None, :] + 0 * ub
-    fetch = _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES, DESC_BYTES + 0 * ub, ub, rd)
-    load = _dma(lu["in_addr"], in_len, ub, rd)
-    load2 = np.where(wl.src2[None, :] >= 0, _dma(lu["in2_addr"], in_len, ub, rd), 0)
+    # the controller's read commands: READ_ISSUE each (core_model.read_cycles)
+    fetch = READ_ISSUE + _dma(np.arange(L, dtype=np.int64)[None, :] * DESC_BYTES,
+                              DESC_BYTES + 0 * ub, ub, rd)  # fmt: skip
+    load = READ_ISSUE + _dma(lu["in_addr"], in_len, ub, rd)
+    load2 = np.where(wl.src2[None, :] >= 0, READ_ISSUE + _dma(lu["in2_addr"], in_len, ub, rd), 0)
     vec_wb = np.where(wl.vector[None, :], _dma(lu["out_addr"], wl.c * wl.pq + 0 * ub, ub, wr), 0)
     return fetch, load, load2, vec_wb
 
@@ -858,12 +861,12 @@ def _pass_table(wl: CoreWorkload, lu: dict[str, I64], u: I64, j: I64, tp: I64, r
     # weights and parameters in one call each (element-wise: the same sums, fewer calls)
     cat = np.concatenate
     r = _dma_run(cat([wa, pa]), cat([tp * tw, tp * pt]), cat([full, full]), cat([bb, bb]), rd)
-    run_c = r[:K] + r[K:]  # the passes before the last
+    run_c = r[:K] + r[K:] + 2 * READ_ISSUE * full  # the passes before the last
     d = _dma(cat([wa + s_last * tw, pa + s_last * pt, wa, pa]),
              cat([n_last * tw, n_last * pt, n_first * tw, n_first * pt]), cat([bb, bb, bb, bb]),
              rd)  # fmt: skip
-    last_c = d[:K] + d[K : 2 * K]
-    f_c = d[2 * K : 3 * K] + d[3 * K :]
+    last_c = d[:K] + d[K : 2 * K] + 2 * READ_ISSUE
+    f_c = d[2 * K : 3 * K] + d[3 * K :] + 2 * READ_ISSUE
     w_c = run_c + last_c
 
     def chan(s: I64) -> I64:
@@ -911,26 +914,31 @@ def _pf_table(tp: I64, nt: I64, bb: I64, pt: I64, tw: I64, wa: I64, pa: I64, rd:
     npass = _cdiv(nt, tp)
 
     def loads(s0: I64, n: I64) -> I64:
-        out: I64 = _dma(wa + s0 * tw, n * tw, bb, rd) + _dma(pa + s0 * pt, n * pt, bb, rd)
+        out: I64 = (
+            2 * READ_ISSUE + _dma(wa + s0 * tw, n * tw, bb, rd) + _dma(pa + s0 * pt, n * pt, bb, rd)
+        )
         return out
 
     s_l = (npass - 1) * tp
     full = np.maximum(npass - 2, 0)  # full passes 1 .. npass - 2, loaded during passes 0 ..
     l_1, l_l = loads(tp, np.clip(nt - tp, 0, tp)), loads(s_l, nt - s_l)
     if mid is None:
-        mid = _dma_run(wa + tp * tw, tp * tw, full, bb, rd) + _dma_run(pa + tp * pt, tp * pt,
-                                                                       full, bb, rd)  # fmt: skip
+        mid = (
+            2 * READ_ISSUE * full
+            + _dma_run(wa + tp * tw, tp * tw, full, bb, rd)
+            + _dma_run(pa + tp * pt, tp * pt, full, bb, rd)
+        )
     g = np.minimum(MAX_BURST, (1 << _LOG_PAGE) // bb)  # words of a burst at most
     pw = (1 << _LOG_PAGE) // bb  # words of a 4 KB page
     lo = np.zeros_like(tp)
     hi = np.zeros_like(tp)
     for st in (tw, pt):
         words = tp * st // bb
-        lo += 2 + words + rd * _cdiv(words, g)
+        lo += READ_ISSUE + 2 + words + rd * _cdiv(words, g)
         # a page holds one burst (g = pw) or bursts of 256 from its first word on, the first
         # page's from the command's: at most one burst more per page touched
         more = np.where(g == pw, 1, _cdiv(words + 1, pw) + 1)
-        hi += 2 + words + 1 + rd * (_cdiv(words + 1, g) + more)
+        hi += READ_ISSUE + 2 + words + 1 + rd * (_cdiv(words + 1, g) + more)
     two, some = npass > 1, full > 0
     tab = np.empty((6, tp.size), dtype=np.int64)
     tab[0] = np.where(two, l_1, _NEVER)
@@ -964,8 +972,10 @@ def _pf_apply(tab: I64, back: I64, rn: I64, tp: I64, tw: I64, wa: I64, pt: I64, 
     p = np.arange(ix.size) - np.repeat(np.cumsum(reps) - reps, reps) + 1
     kx = back[ix]
     s0, n = p * tp[kx], tp[kx]
-    ld = _dma(wa[kx] + s0 * tw[kx], n * tw[kx], bb[kx], rd) + _dma(
-        pa[kx] + s0 * pt[kx], n * pt[kx], bb[kx], rd
+    ld = (
+        2 * READ_ISSUE
+        + _dma(wa[kx] + s0 * tw[kx], n * tw[kx], bb[kx], rd)
+        + _dma(pa[kx] + s0 * pt[kx], n * pt[kx], bb[kx], rd)
     )
     w = np.maximum(0, base[ix] + ld)
     tot += np.bincount(ix, weights=w, minlength=rn.size).astype(np.int64)
@@ -1432,8 +1442,10 @@ def _cross(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dict[str
     if first is None:
         rd = int(dram_timing()["read_burst_overhead"])
         bus = geo["bus"][:, None] + 0 * n0
-        first = _dma(lu["w_addr"][:, ci][inv], n0 * lu["tile_w"][:, ci][inv], bus, rd) + _dma(
-            lu["p_addr"][:, ci][inv], n0 * geo["p_tile"][:, None], bus, rd
+        first = (
+            2 * READ_ISSUE
+            + _dma(lu["w_addr"][:, ci][inv], n0 * lu["tile_w"][:, ci][inv], bus, rd)
+            + _dma(lu["p_addr"][:, ci][inv], n0 * geo["p_tile"][:, None], bus, rd)
         )
     n_last = ntiles - (_cdiv(ntiles, tp) - 1) * tp
     tile = _tile_cycles(R, C, lu["t"][:, ci][inv])
@@ -1484,7 +1496,7 @@ def _watermark0(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
         x = xpf0 & ~multi
         pf_w = np.where(x, n0x * lu["tile_w"][:, nxt][inv], pf_w)
         pf_p = np.where(x, n0x * geo["p_tile"], pf_p)
-    plain = _dma(in_addr, int(wl.in_len[0]) + 0 * in_addr, bus, rd)
+    plain = READ_ISSUE + _dma(in_addr, int(wl.in_len[0]) + 0 * in_addr, bus, rd)
     grp_out, load_out = none.copy(), plain.copy()
     if h <= 1 or not live.any():
         return grp_out, load_out
@@ -1706,7 +1718,7 @@ def evaluate_core(
     pf_w0_x = np.concatenate([pf_wait0, np.zeros((H, 1), dtype=np.int64)], axis=1)
     wait_wb = np.maximum(0, wait_all - wait - np.where(comp_l[pj], pf_w0_x[:, cidx[pj]], 0))
     ub = lu["bus"][:, 0]  # the end descriptor's fetch, per layout
-    end_fetch = _dma(L * DESC_BYTES + 0 * ub, DESC_BYTES + 0 * ub, ub, rd)[inv]
+    end_fetch = READ_ISSUE + _dma(L * DESC_BYTES + 0 * ub, DESC_BYTES + 0 * ub, ub, rd)[inv]
     last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
     end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
 
@@ -2437,7 +2449,7 @@ def _band_cycles(rows: int, cols: int, bus: int, p_tile: int,
 def _end_cycles(n_desc: I64, bus: I64, last_posted: I64) -> I64:
     """The end descriptor's cycles: its fetch, 1, and the wait for the last posted write."""
     rd = int(dram_timing()["read_burst_overhead"])
-    fetch = _dma(n_desc * DESC_BYTES, np.full(n_desc.shape, DESC_BYTES), bus, rd)
+    fetch = READ_ISSUE + _dma(n_desc * DESC_BYTES, np.full(n_desc.shape, DESC_BYTES), bus, rd)
     out: I64 = fetch + 1 + np.maximum(0, last_posted - 1 - (4 + fetch))
     return out
 
@@ -2450,8 +2462,6 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
     its descriptor index. A band's input rows are ``in_runs`` strided commands and its output
     rows one command per channel (all of the band's channels in order, over its passes):
     each a strided run in closed form (:func:`_dma_run`)."""
-    from autochip.predictor.core_model import RUN_ISSUE
-
     tm = dram_timing()
     rd, wr = int(tm["read_burst_overhead"]), int(tm["write_burst_overhead"])
     N = R.size
@@ -2459,11 +2469,13 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
     # descriptor index within its configuration
     start = np.flatnonzero(first)
     pos = np.arange(N) - np.repeat(start, np.diff(np.append(start, N)))
-    fetch = _dma(pos * DESC_BYTES, np.full(N, DESC_BYTES), bus, rd)
+    # the controller's read commands: READ_ISSUE each (core_model.read_cycles)
+    fetch = READ_ISSUE + _dma(pos * DESC_BYTES, np.full(N, DESC_BYTES), bus, rd)
     runs = np.maximum(1, f["in_runs"])
-    load = (runs - 1) * RUN_ISSUE + _dma_run(f["in_addr"], f["in_len"], runs, bus, rd,
-                                             np.maximum(f["in_stride"], 1))  # fmt: skip
-    load += np.where(vec & (f["in2_addr"] != 0), _dma(f["in2_addr"], f["in_len"], bus, rd), 0)
+    load = runs * READ_ISSUE + _dma_run(f["in_addr"], f["in_len"], runs, bus, rd,
+                                        np.maximum(f["in_stride"], 1))  # fmt: skip
+    load += np.where(vec & (f["in2_addr"] != 0),
+                     READ_ISSUE + _dma(f["in2_addr"], f["in_len"], bus, rd), 0)  # fmt: skip
     # vector bands
     vec_c = R + _cdiv(f["c_pq"], R) * f["kr"] * f["ks"] + FLUSH_CYCLES
     vec_wb = _dma(f["out_addr"], f["c_pq"], bus, wr)
@@ -2479,9 +2491,9 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
     keep = f["keep"] > 0  # the previous band's weights stay: empty weight / parameter loads
     for a0, st in ((f["w_addr"], np.where(keep, 0, f["tile_w"])),
                    (f["p_addr"], np.where(keep, 0, p_tile))):  # fmt: skip
-        w_ld += np.where(vec, 0, _dma_run(a0, tp * st, full, bus, rd)
+        w_ld += np.where(vec, 0, READ_ISSUE * npass + _dma_run(a0, tp * st, full, bus, rd)
                          + _dma(a0 + s_last * st, (nt - s_last) * st, bus, rd))  # fmt: skip
-        first_ld += np.where(vec, 0, _dma(a0, n_first * st, bus, rd))
+        first_ld += np.where(vec, 0, READ_ISSUE + _dma(a0, n_first * st, bus, rd))
     flush_c = flush_compute_cycles(R, C)  # type: ignore[arg-type]
     # cross-layer prefetch (op bit 14, programs without bands): no first loads, 3 cycles
     from autochip.builder.tiling import PREFETCHED_PASS
@@ -2801,8 +2813,10 @@ def _band_table(wl: CoreWorkload, cfg: CoreConfigs, geo: dict[str, I64], lu: dic
         nt_m, tp_m = f["ntiles"][m], np.maximum(f["tpp"][m], 1)
         n0 = np.minimum(nt_m, tp_m)
         bb, hh = Bb[m], h[m]
-        first = _dma(f["w_addr"][m], n0 * f["tile_w"][m], bb, rd) + _dma(
-            f["p_addr"][m], n0 * geo["p_tile"][hh], bb, rd
+        first = (
+            2 * READ_ISSUE
+            + _dma(f["w_addr"][m], n0 * f["tile_w"][m], bb, rd)
+            + _dma(f["p_addr"][m], n0 * geo["p_tile"][hh], bb, rd)
         )
         rr, cc = Rb[m], Cb[m]
         n_last = nt_m - (_cdiv(nt_m, tp_m) - 1) * tp_m

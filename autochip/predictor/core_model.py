@@ -156,14 +156,19 @@ def tile_cycles(rows: int, cols: int, depth: int) -> int:
 
 
 POSTED_ISSUE = 2  # core_main.v S_WB, S_WB_W: a posted write-back's cycles in its layer
-# Each further run of a strided input load costs one cycle more than its dma_cycles: the
-# controller's command is registered (S_IN sets dma_valid, the DMA starts a cycle later), a
-# cycle dma_cycles' 2-cycle base (measured on the DMA alone) does not hold. Every read command
-# has it (the +1 per read command the layer tables note for the first command of each
-# load, where the posted write-back's wait usually absorbs it); the write overhead
-# (core_timing.yaml, fitted inside the core) includes it. Measured: a band of n runs is
-# n - 1 cycles slower than the runs' dma_cycles (rtl_tests/core/test_core_sim.py tiled-bands).
-RUN_ISSUE = 1
+# Every read command the controller issues (S_FETCH, S_LW, S_LP, S_IN for each run of the input
+# load, S_IN2) costs one cycle more than its dma_cycles: the command is registered (the state
+# sets dma_valid, the DMA starts a cycle later), a cycle dma_cycles' 2-cycle base (measured on
+# the DMA alone) does not hold. Measured: a band of n runs is n cycles slower than the runs'
+# dma_cycles (rtl_tests/core/test_core_sim.py tiled-bands), a small layer 4 cycles (fetch,
+# weights, parameters, input) slower than their dma_cycles. The write overhead (core_timing.yaml,
+# fitted inside the core) includes it; the prefetch and load engines' commands are their own.
+READ_ISSUE = 1
+
+
+def read_cycles(addr: int, length: int, bus: int) -> int:
+    """Cycles of a read command the controller issues: its state, then :func:`dma_cycles`."""
+    return READ_ISSUE + dma_cycles(addr, length, False, bus)
 
 
 def input_load(core: _Core, lay: _Layer) -> int:
@@ -172,8 +177,8 @@ def input_load(core: _Core, lay: _Layer) -> int:
     S_IN_W loop once per run, each run a command of its own)."""
     g, bus = lay.get, core.bus_bytes
     runs = max(1, g("in_runs"))
-    return (runs - 1) * RUN_ISSUE + sum(
-        dma_cycles(g("in_addr") + i * g("in_stride"), g("in_len"), False, bus) for i in range(runs)
+    return sum(
+        read_cycles(g("in_addr") + i * g("in_stride"), g("in_len"), bus) for i in range(runs)
     )
 
 
@@ -274,7 +279,7 @@ def _pass_tiles(core: _Core, lay: _Layer, t_ps: int) -> int:
 def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     r, c, bus = core.rows, core.cols, core.bus_bytes
     g = lay.get
-    fetch = dma_cycles(pc, DESC_BYTES, False, bus)
+    fetch = read_cycles(pc, DESC_BYTES, bus)
     if _flags(lay)[0]:
         load = RESIDENT_LOAD
     elif watermarked(lay):
@@ -304,14 +309,18 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     return LayerCycles(lay.name, fetch, load, compute, wb, control)
 
 
-def _weight_loads(core: _Core, lay: _Layer, t_ps: int, n: int) -> int:
-    """The weight and parameter loads of the pass of ``n`` tiles from tile ``t_ps``; a band
-    that keeps the previous band's weights (op word bit 7) issues two empty commands."""
+def _weight_loads(core: _Core, lay: _Layer, t_ps: int, n: int, issue: int = READ_ISSUE) -> int:
+    """The weight and parameter loads of the pass of ``n`` tiles from tile ``t_ps``, each
+    command ``issue`` cycles more than its DMA (the controller's S_LW, S_LP: ``READ_ISSUE``;
+    the prefetch engine's: 0, its start counted apart); a band that keeps the previous band's
+    weights (op word bit 7) issues two empty commands."""
     g, bus = lay.get, core.bus_bytes
     keep = g("op") >> 7 & 1
-    return dma_cycles(
-        g("w_addr") + t_ps * g("tile_w"), 0 if keep else n * g("tile_w"), False, bus
-    ) + dma_cycles(g("p_addr") + t_ps * core.p_tile, 0 if keep else n * core.p_tile, False, bus)
+    return (
+        2 * issue
+        + dma_cycles(g("w_addr") + t_ps * g("tile_w"), 0 if keep else n * g("tile_w"), False, bus)
+        + dma_cycles(g("p_addr") + t_ps * core.p_tile, 0 if keep else n * core.p_tile, False, bus)
+    )
 
 
 def _prefetch(lay: _Layer) -> bool:
@@ -343,7 +352,7 @@ def prefetch_waits(core: _Core, lay: _Layer) -> list[int]:
         if _prefetch(lay) and t_nx < ntiles:
             busy = 1 + _weight_loads(core, lay, t_nx, min(tpp, ntiles - t_nx))
         elif g("op") >> 13 & 1 and t_nx >= ntiles:
-            busy = (1 + dma_cycles(g("x_w_addr"), g("x_w_len"), False, bus)
+            busy = (1 + 2 * READ_ISSUE + dma_cycles(g("x_w_addr"), g("x_w_len"), False, bus)
                     + dma_cycles(g("x_p_addr"), g("x_p_len"), False, bus))  # fmt: skip
         run = (core.rows + 1 + _pass_tiles(core, lay, t_ps)
                + flush_compute_cycles(core.rows, core.cols))  # fmt: skip
@@ -363,11 +372,11 @@ def _first_loads(core: _Core, lay: _Layer) -> int:
 def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     g = lay.get
     bus = core.bus_bytes
-    fetch = dma_cycles(pc, DESC_BYTES, False, bus)
+    fetch = read_cycles(pc, DESC_BYTES, bus)
     res_a, res_b, _ = _flags(lay)
     load = RESIDENT_LOAD if res_a else input_load(core, lay)
     if lay.get("in2_addr"):
-        load += RESIDENT_LOAD if res_b else dma_cycles(g("in2_addr"), g("in_len"), False, bus)
+        load += RESIDENT_LOAD if res_b else read_cycles(g("in2_addr"), g("in_len"), bus)
     groups = -(-g("c_pq") // core.rows)  # R outputs at a time, one per lane
     compute = core.rows + groups * g("kr") * g("ks") + FLUSH_CYCLES
     wb = dma_cycles(g("out_addr"), g("c_pq"), True, bus)
@@ -394,7 +403,7 @@ def core_cycles(core: _Core, layers: Sequence[_Layer]) -> tuple[LayerCycles, ...
         posted = new
         out.append(replace(cyc, load=cyc.load + w_load, writeback=cyc.writeback + w_wb))
     end = len(layers) * DESC_BYTES
-    fetch = dma_cycles(end, DESC_BYTES, False, core.bus_bytes)
+    fetch = read_cycles(end, DESC_BYTES, core.bus_bytes)
     out.append(LayerCycles("(end)", fetch, 0, 0, 0, 1 + posted_wait(posted, fetch, "end")))
     return tuple(out)
 
