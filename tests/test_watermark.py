@@ -39,14 +39,13 @@ def test_first_tile_past_a_byte_equals_brute_force(
 
 def test_group_ready_cycles_are_the_runs_dma_cycles() -> None:
     # three channels, groups of 64 bytes of a 1,024-byte plane, a 16-byte bus; each run's done
-    # the sum of the dma_cycles before it, one cycle more per run after the first
+    # the sum of the dma_cycles before it, one issue cycle more per run (the engine's LS_CMD)
     ready = _ready(bus=16, in_addr=4000, grp=64, groups=16, cin=3, plane=1024,
                    over=RD)  # fmt: skip
-    done, n, want = 0, 0, []
+    done, want = 0, []
     for g in range(16):
         for c in range(3):
-            done += dma_cycles(4000 + c * 1024 + g * 64, 64, False, 16) + (1 if n else 0)
-            n += 1
+            done += dma_cycles(4000 + c * 1024 + g * 64, 64, False, 16) + 1
         want.append(done + 1)
     assert ready.tolist() == want
     # the first tile of 16 pixels of a 3x3 / pad 1 layer reads rows 0 and 1: one group
