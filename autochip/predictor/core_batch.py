@@ -54,6 +54,7 @@ from autochip.predictor.core_model import (
     POSTED_ISSUE,
     READ_ISSUE,
     RESIDENT_LOAD,
+    WRITE_ISSUE,
     _model_for,
     dram_timing,
     flush_compute_cycles,
@@ -699,7 +700,9 @@ def _layout_dma(wl: CoreWorkload, lu: dict[str, I64], rd: int, wr: int
                               DESC_BYTES + 0 * ub, ub, rd)  # fmt: skip
     load = READ_ISSUE + _dma(lu["in_addr"], in_len, ub, rd)
     load2 = np.where(wl.src2[None, :] >= 0, READ_ISSUE + _dma(lu["in2_addr"], in_len, ub, rd), 0)
-    vec_wb = np.where(wl.vector[None, :], _dma(lu["out_addr"], wl.c * wl.pq + 0 * ub, ub, wr), 0)
+    vec_wb = np.where(
+        wl.vector[None, :], WRITE_ISSUE + _dma(lu["out_addr"], wl.c * wl.pq + 0 * ub, ub, wr), 0
+    )
     return fetch, load, load2, vec_wb
 
 
@@ -876,8 +879,10 @@ def _pass_table(wl: CoreWorkload, lu: dict[str, I64], u: I64, j: I64, tp: I64, r
     uniform = (kt == 1) | (kg == kt * c) | (tp % kt == 0) | (nt == kt)
     o_a = g("out_addr")
     ch_l = chan(s_last)
-    o_c = _dma_run(o_a, (chan(tp) - chan(0 * tp)) * pq, np.where(uniform, full, 0), bb, wr)
-    l_c = _dma(o_a + ch_l * pq, (chan(nt) - ch_l) * pq, bb, wr)
+    # every write command WRITE_ISSUE more than its DMA (core_model.write_cycles)
+    n_u = np.where(uniform, full, 0)
+    o_c = WRITE_ISSUE * n_u + _dma_run(o_a, (chan(tp) - chan(0 * tp)) * pq, n_u, bb, wr)
+    l_c = WRITE_ISSUE + _dma(o_a + ch_l * pq, (chan(nt) - ch_l) * pq, bb, wr)
     idx = np.flatnonzero(~uniform)
     o_c[idx] = 0
     p = 0
@@ -888,7 +893,9 @@ def _pass_table(wl: CoreWorkload, lu: dict[str, I64], u: I64, j: I64, tp: I64, r
         kt_i, kg_i, c_i = kt[p_idx], kg[p_idx], c[p_idx]
         ch0 = (s0 // kt_i) * kg_i + (s0 % kt_i) * c_i
         ch1 = (e0 // kt_i) * kg_i + (e0 % kt_i) * c_i
-        o_c[p_idx] += _dma(o_a[p_idx] + ch0 * pq[p_idx], (ch1 - ch0) * pq[p_idx], bb[p_idx], wr)
+        o_c[p_idx] += WRITE_ISSUE + _dma(
+            o_a[p_idx] + ch0 * pq[p_idx], (ch1 - ch0) * pq[p_idx], bb[p_idx], wr
+        )
         p += 1
         idx = p_idx
     # the passes 1 .. npass - 2 (those before the last but the first)
@@ -2478,7 +2485,7 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
                      READ_ISSUE + _dma(f["in2_addr"], f["in_len"], bus, rd), 0)  # fmt: skip
     # vector bands
     vec_c = R + _cdiv(f["c_pq"], R) * f["kr"] * f["ks"] + FLUSH_CYCLES
-    vec_wb = _dma(f["out_addr"], f["c_pq"], bus, wr)
+    vec_wb = WRITE_ISSUE + _dma(f["out_addr"], f["c_pq"], bus, wr)
     # compute bands: passes of tpp weight tiles
     nt, tp = f["ntiles"], np.maximum(f["tpp"], 1)
     kt, kg = np.maximum(f["kt"], 1), f["kg"]
@@ -2516,15 +2523,17 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
     pq, stride = f["pq"], np.where(f["out_stride"] > 0, f["out_stride"], f["pq"])
     run = f["out_run"] > 0
     nch = (nt // kt) * kg  # a band's output channels, written in order
-    all_runs = _dma_run(f["out_addr"], f["out_run"], nch, bus, wr, stride)
-    last_run = _dma(f["out_addr"] + (nch - 1) * stride, f["out_run"], bus, wr)
+    # every write command WRITE_ISSUE more than its DMA (core_model.write_cycles)
+    all_runs = WRITE_ISSUE * nch + _dma_run(f["out_addr"], f["out_run"], nch, bus, wr, stride)
+    last_run = WRITE_ISSUE + _dma(f["out_addr"] + (nch - 1) * stride, f["out_run"], bus, wr)
     ch_l = _chan_at(s_last, kt, kg, C)
-    last_pass = _dma(f["out_addr"] + ch_l * stride, (_chan_at(nt, kt, kg, C) - ch_l) * pq, bus,
-                     wr)  # fmt: skip
+    last_pass = WRITE_ISSUE + _dma(f["out_addr"] + ch_l * stride,
+                                   (_chan_at(nt, kt, kg, C) - ch_l) * pq, bus, wr)  # fmt: skip
     uniform = (kt == 1) | (kg == kt * C) | (tp % kt == 0) | (nt == kt)
     # uniform passes: back to back (out_stride = PQ without row bands)
     step = _chan_at(tp, kt, kg, C) - _chan_at(0 * tp, kt, kg, C)
-    passes = _dma_run(f["out_addr"], step * pq, np.where(uniform, full, 0), bus, wr)
+    n_u = np.where(uniform, full, 0)
+    passes = WRITE_ISSUE * n_u + _dma_run(f["out_addr"], step * pq, n_u, bus, wr)
     idx = np.flatnonzero(~uniform & ~run & ~vec)
     passes[idx] = 0
     p = 0
@@ -2535,7 +2544,7 @@ def _bands_cycles(f: dict[str, I64], R: I64, C: I64, bus: I64, p_tile: I64,
         c0 = _chan_at(s0, kt[idx], kg[idx], C[idx])
         a = f["out_addr"][idx] + c0 * stride[idx]
         n_ch = _chan_at(e0, kt[idx], kg[idx], C[idx]) - c0
-        passes[idx] += _dma(a, n_ch * pq[idx], bus[idx], wr)
+        passes[idx] += WRITE_ISSUE + _dma(a, n_ch * pq[idx], bus[idx], wr)
         p += 1
     wb_in = np.where(run, all_runs - last_run, passes)
     posted = np.where(vec, 0, np.where(run, last_run, last_pass))

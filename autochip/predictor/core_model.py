@@ -164,11 +164,20 @@ POSTED_ISSUE = 2  # core_main.v S_WB, S_WB_W: a posted write-back's cycles in it
 # weights, parameters, input) slower than their dma_cycles. The write overhead (core_timing.yaml,
 # fitted inside the core) includes it; the prefetch and load engines' commands are their own.
 READ_ISSUE = 1
+# The same for every write command (S_WB, S_VWB): measured, it makes every layer of the
+# simulated networks exact where a per-burst write overhead of 4 (3 on the DMA alone + 1)
+# overcounted writes of several bursts (ResNet-20's 16 KB write-backs: 3 cycles each).
+WRITE_ISSUE = 1
 
 
 def read_cycles(addr: int, length: int, bus: int) -> int:
     """Cycles of a read command the controller issues: its state, then :func:`dma_cycles`."""
     return READ_ISSUE + dma_cycles(addr, length, False, bus)
+
+
+def write_cycles(addr: int, length: int, bus: int) -> int:
+    """Cycles of a write command: its state (``WRITE_ISSUE``), then :func:`dma_cycles`."""
+    return WRITE_ISSUE + dma_cycles(addr, length, True, bus)
 
 
 def input_load(core: _Core, lay: _Layer) -> int:
@@ -220,10 +229,10 @@ def _write_backs(core: _Core, lay: _Layer) -> list[list[int]]:
         stride = g("out_stride") or g("pq")  # the DRAM channel stride (untiled: P*Q)
         a0 = g("out_addr") + k0 * stride
         if g("out_run"):
-            out.append([dma_cycles(a0 + i * stride, g("out_run"), True, core.bus_bytes)
+            out.append([write_cycles(a0 + i * stride, g("out_run"), core.bus_bytes)
                         for i in range(lanes)])  # fmt: skip
         else:
-            out.append([dma_cycles(a0, lanes * g("pq"), True, core.bus_bytes)])
+            out.append([write_cycles(a0, lanes * g("pq"), core.bus_bytes)])
         t_ps += n
     return out
 
@@ -379,7 +388,7 @@ def _vector(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
         load += RESIDENT_LOAD if res_b else read_cycles(g("in2_addr"), g("in_len"), bus)
     groups = -(-g("c_pq") // core.rows)  # R outputs at a time, one per lane
     compute = core.rows + groups * g("kr") * g("ks") + FLUSH_CYCLES
-    wb = dma_cycles(g("out_addr"), g("c_pq"), True, bus)
+    wb = write_cycles(g("out_addr"), g("c_pq"), bus)
     return LayerCycles(lay.name, fetch, load, compute, wb, 2)
 
 

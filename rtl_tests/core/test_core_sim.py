@@ -3,8 +3,8 @@
 Each network is compiled for its core (``autochip.builder.core_build``) and run image after
 image by ``tb_core`` with the simulation RAM ``templates/sim_axi_ram.v`` as DRAM. Every layer's
 output tensor in DRAM must equal :func:`autochip.reference.run`'s, and every layer's measured
-cycles must be within 2% of :func:`autochip.predictor.core_model.core_cycles`. Cores with the
-same RTL share one Verilator build through the model cache
+cycles must equal :func:`autochip.predictor.core_model.core_cycles`' (the issue asks 2 %).
+Cores with the same RTL share one Verilator build through the model cache
 (``autochip.builder.sim.cached_build``), across runs too. The int8, binary and adder LeNets
 run 20 digits test images each; ``vector-r3`` runs every vector mode on a core with 3 lanes
 (partial last groups, a 64-bit bus).
@@ -162,12 +162,12 @@ def test_network_bit_exact_and_cycles(
     bad = [(lay.name, lay.mismatches) for lay in rep.layers if not lay.bit_exact]
     assert not bad, f"{name}: outputs differ from autochip.reference: {bad}"
     assert rep.bit_exact
-    for lay in rep.layers:
-        err = abs(lay.cycles_predicted - lay.cycles_measured) / lay.cycles_measured
-        assert err <= 0.02, (
-            f"{name}/{lay.name}: {lay.cycles_measured} measured vs {lay.cycles_predicted} predicted"
-        )
-    assert abs(rep.cycles_predicted_total - rep.cycles_total) <= 0.02 * rep.cycles_total
+    # the cycle model is exact on these networks (every command's issue cycle, core_model
+    # READ_ISSUE / WRITE_ISSUE): the issue's 2 % is the bound for any network, this the measure
+    off = [(lay.name, lay.cycles_measured, lay.cycles_predicted) for lay in rep.layers
+           if lay.cycles_predicted != lay.cycles_measured]  # fmt: skip
+    assert not off, f"{name}: layers (measured, predicted) off the model: {off}"
+    assert rep.cycles_predicted_total == rep.cycles_total
     kinds = {lay.mode for lay in res.program.layers}
     expected = {"quant": "mac", "binary": "binary", "adder": "adder"}[method]
     assert expected in kinds

@@ -7,7 +7,8 @@ the machine; bit-exactness does not depend on accuracy), compiled for
 two seeded inputs in cocotb + Verilator. Every one of its 34 descriptors (19 convolutions, 9
 residual adds, 2 option-A shortcuts = a recomputed add, a strided subsample and a zero channel
 pad placed by address, global average pooling, the linear layer) must be bit-exact against
-:func:`autochip.reference.run`, and its cycles within 2 % of the core model.
+:func:`autochip.reference.run`, and its cycles equal to the core model's (every layer; the
+issue asks 2 %).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def test_resnet20_bit_exact_and_cycles(tmp_path: Path, capsys: pytest.CaptureFix
     bad = [(lay.name, lay.mismatches) for lay in rep.layers if not lay.bit_exact]
     assert not bad, f"outputs differ from autochip.reference: {bad}"
     assert rep.bit_exact
-    for lay in rep.layers:
-        err = abs(lay.cycles_predicted - lay.cycles_measured) / lay.cycles_measured
-        assert err <= 0.02, f"{lay.name}: {lay.cycles_measured} vs {lay.cycles_predicted}"
-    assert abs(rep.cycles_predicted_total - rep.cycles_total) <= 0.02 * rep.cycles_total
+    # every layer exactly as the cycle model says (the issue asks 2 %)
+    off = [(lay.name, lay.cycles_measured, lay.cycles_predicted) for lay in rep.layers
+           if lay.cycles_predicted != lay.cycles_measured]  # fmt: skip
+    assert not off, f"layers (measured, predicted) off the cycle model: {off}"
+    assert rep.cycles_predicted_total == rep.cycles_total
