@@ -221,8 +221,6 @@ module core_main #(
     wire [8*BUS-1:0]     if_wd = if_load ? rd_data : fw_wd;
     wire [R*IF_ADDR-1:0] if_ra;     // byte addresses
     wire [R-1:0]         if_re;
-    wire [R*8*BUS-1:0]   if_rw;     // words read
-    reg  [LB-1:0]        if_lane [0:R-1];
     wire [R*8-1:0]       if_rd;     // bytes read
     // weight: rows of W_ROW bytes, W_RPW rows per word of W_GRP bus words
     // prefetch engine (weight prefetch, op bit 12): it loads the next pass's tiles into the
@@ -276,20 +274,23 @@ module core_main #(
     genvar gi;
     generate
         for (gi = 0; gi < R; gi = gi + 1) begin : g_if
+            // the word read and its byte lane, per copy (Verilator: not gathered into an R-word
+            // bus and an array every cycle)
+            wire [8*BUS-1:0] rw;
+            reg  [LB-1:0]    lane;
             core_wram #(.BYTES(BUS), .DEPTH(IF_WORDS), .ADDR(IF_WADDR)) u_ram (
                 .clk(clk), .we(if_we), .wa(if_wa), .wd(if_wd),
-                .re(if_re[gi]), .ra(if_ra[gi*IF_ADDR+LB +: IF_WADDR]),
-                .rd(if_rw[gi*8*BUS +: 8*BUS]));
+                .re(if_re[gi]), .ra(if_ra[gi*IF_ADDR+LB +: IF_WADDR]), .rd(rw));
             always @(posedge clk) begin
-                if (if_re[gi]) if_lane[gi] <= if_ra[gi*IF_ADDR +: LB];
+                if (if_re[gi]) lane <= if_ra[gi*IF_ADDR +: LB];
             end
             // Fmax: the word read is registered before its byte is selected (no logic after
             // the block RAM's slow clock-to-output); the byte is there two cycles after the read
             reg [8*BUS-1:0] rw_q;
             reg [LB-1:0]    lane_q;
             always @(posedge clk) begin
-                rw_q   <= if_rw[gi*8*BUS +: 8*BUS];
-                lane_q <= if_lane[gi];
+                rw_q   <= rw;
+                lane_q <= lane;
             end
             assign if_rd[gi*8 +: 8] = rw_q[lane_q*8 +: 8];
         end
@@ -316,10 +317,13 @@ module core_main #(
         w_slice_q <= w_slice;
     end
 
+    // read in the cycle before the post-processing takes the column's record (p_re, the
+    // column walk's stage 0: p_rw is read only then; Verilator: not the whole word every cycle)
+    wire                 p_re;
     core_wram #(.BYTES(P_TILE), .DEPTH(1 << P_TADDR), .ADDR(P_TADDR)) u_param (
         .clk(clk), .we(p_we), .wa(rd_word[P_GRP_LB +: P_TADDR] + p_wofs),
         .wd({P_GRP{rd_data}}),
-        .re(1'b1), .ra(col_tip), .rd(p_rw));
+        .re(p_re), .ra(col_tip), .rd(p_rw));
     assign p_rd = p_rw[p_sel * (PREC_BYTES * 8) +: 80];
 
     // ofmap: two banks of O_WB-byte words (even and odd words), so that a write of R <= O_WB
@@ -374,8 +378,6 @@ module core_main #(
     reg signed [31:0] lox [0:R-1];
     reg signed [31:0] loy [0:R-1];
     reg signed [31:0] lb [0:R-1];
-    wire signed [31:0] lnb [0:R-1];  // each lane's next base and column (its step by R pixels
-    wire signed [31:0] lnox [0:R-1]; // in S_STREAM)
 
     // vector engine: its lanes' ifmap byte addresses (the read ports are shared)
     wire [R*IF_ADDR-1:0] v_ra;
@@ -446,43 +448,56 @@ module core_main #(
             assign if_re[gi] = (issue & inb) | (st == S_VRUN);
             assign arr_a[gi*A_BITS +: A_BITS] = lv_q[gi] ? if_rd[gi*8 +: A_BITS]
                                                          : pad_d[A_BITS-1:0];
-            // step this lane: by one pixel (init from lane gi-1) or by R pixels (tile advance)
-            wire        by1 = lane_by1;
-            wire signed [31:0] sx  = (gi == 0 || !by1) ? lx[gi]  : lx[gi-1];
-            wire signed [31:0] sox = (gi == 0 || !by1) ? lox[gi] : lox[gi-1];
-            wire signed [31:0] soy = (gi == 0 || !by1) ? loy[gi] : loy[gi-1];
-            wire signed [31:0] sb  = (gi == 0 || !by1) ? lb[gi]  : lb[gi-1];
-            wire        wrap = (sx >= (by1 ? kl_q[0] : kl_q[1]));
-            wire signed [31:0] nx  = wrap ? sx + (by1 ? kl_wx[0] : kl_wx[1])
-                                          : sx + $signed(by1 ? desc[D_A1_X] : desc[D_AR_X]);
-            wire signed [31:0] nox = wrap ? sox + (by1 ? kl_wox[0] : kl_wox[1])
-                                          : sox + $signed(by1 ? desc[D_A1_OX] : desc[D_AR_OX]);
-            wire signed [31:0] noy = wrap ? soy + (by1 ? kl_woy[0] : kl_woy[1])
-                                          : soy + $signed(by1 ? desc[D_A1_OY] : desc[D_AR_OY]);
-            wire signed [31:0] nb  = wrap ? sb + (by1 ? kl_wb[0] : kl_wb[1])
-                                          : sb + $signed(by1 ? desc[D_A1_BASE] : desc[D_AR_BASE]);
-            assign lnb[gi] = nb;
-            assign lnox[gi] = nox;
+            // step this lane: by one pixel (init from lane gi-1) or by R pixels (tile advance).
+            // The step's sums are blocking temporaries of the block, computed only in a cycle
+            // that uses them, and each register has one non-blocking write (Verilator: as
+            // continuous assignments every lane's step ran every cycle; each write of an array
+            // element costs a flag and a value cleared and tested every cycle); lane R-1's step
+            // also gives need_q.
+            reg                by1, wrap;
+            reg signed [31:0]  sx, sox, soy, sb, nx, nox, noy, nb, nd_b, nd_x;
+            wire               l_go = (st == S_INIT && icnt == gi) || lane_adv;
+            /* verilator lint_off BLKSEQ */
             always @(posedge clk) begin
-                if (st == S_INIT && icnt == gi) begin
-                    if (gi == 0) begin
-                        lx[gi]  <= 32'sd0;
-                        lox[gi] <= $signed(desc[D_OX0]);
-                        loy[gi] <= $signed(desc[D_OY0]);
-                        lb[gi]  <= $signed(desc[D_BASE0]);
-                    end else begin
+                if (l_go || (gi == R - 1 && st == S_TILE)) begin
+                    by1 = lane_by1;
+                    sx  = (gi == 0 || !by1) ? lx[gi]  : lx[gi-1];
+                    sox = (gi == 0 || !by1) ? lox[gi] : lox[gi-1];
+                    soy = (gi == 0 || !by1) ? loy[gi] : loy[gi-1];
+                    sb  = (gi == 0 || !by1) ? lb[gi]  : lb[gi-1];
+                    wrap = (sx >= (by1 ? kl_q[0] : kl_q[1]));
+                    nx  = wrap ? sx + (by1 ? kl_wx[0] : kl_wx[1])
+                               : sx + $signed(by1 ? desc[D_A1_X] : desc[D_AR_X]);
+                    nox = wrap ? sox + (by1 ? kl_wox[0] : kl_wox[1])
+                               : sox + $signed(by1 ? desc[D_A1_OX] : desc[D_AR_OX]);
+                    noy = wrap ? soy + (by1 ? kl_woy[0] : kl_woy[1])
+                               : soy + $signed(by1 ? desc[D_A1_OY] : desc[D_AR_OY]);
+                    nb  = wrap ? sb + (by1 ? kl_wb[0] : kl_wb[1])
+                               : sb + $signed(by1 ? desc[D_A1_BASE] : desc[D_AR_BASE]);
+                    // need_q = the window's first row's first byte (base - x, x the lane's
+                    // first column) + KR W: the rows the window reads, whole (the load
+                    // engine's groups are whole rows); the first pixel tile's in S_TILE, the
+                    // next one's when the lanes step to it
+                    if (gi == R - 1 && (st == S_TILE || lane_adv)) begin
+                        nd_b = (st == S_TILE) ? lb[gi] : nb;
+                        nd_x = (st == S_TILE) ? lox[gi] : nox;
+                        need_q <= nd_b[WMW-1:0] - nd_x[WMW-1:0] + $signed(k_need);
+                    end
+                    if (gi == 0 && st == S_INIT) begin  // lane 0's first pixel
+                        nx  = 32'sd0;
+                        nox = $signed(desc[D_OX0]);
+                        noy = $signed(desc[D_OY0]);
+                        nb  = $signed(desc[D_BASE0]);
+                    end
+                    if (l_go) begin
                         lx[gi]  <= nx;
                         lox[gi] <= nox;
                         loy[gi] <= noy;
                         lb[gi]  <= nb;
                     end
-                end else if (lane_adv) begin
-                    lx[gi]  <= nx;
-                    lox[gi] <= nox;
-                    loy[gi] <= noy;
-                    lb[gi]  <= nb;
                 end
             end
+            /* verilator lint_on BLKSEQ */
             always @(posedge clk) begin
                 if (rst) begin
                     lv_d[gi] <= 1'b0;
@@ -499,15 +514,6 @@ module core_main #(
     endgenerate
 
     assign w_re = issue;
-    // need_q = the window's first row's first byte (base - x, x the lane's first column) +
-    // KR W: the rows the window reads, whole (the load engine's groups are whole rows)
-    wire signed [31:0] nd_b = (st == S_TILE) ? lb[R-1] : lnb[R-1];
-    wire signed [31:0] nd_x = (st == S_TILE) ? lox[R-1] : lnox[R-1];
-    always @(posedge clk) begin
-        if (st == S_TILE || lane_adv) begin
-            need_q <= nd_b[WMW-1:0] - nd_x[WMW-1:0] + $signed(k_need);
-        end
-    end
     always @(*) begin
         w_ra = wptr[W_ADDR-1:0] + j[W_ADDR-1:0];  // weight row
     end
@@ -625,12 +631,20 @@ module core_main #(
     wire signed [8:0] p_lo = d_lo[8:0];
     wire signed [8:0] p_hi = d_hi[8:0];
 
+    // Each lane's datapath registers load only when the stage before holds a valid column
+    // (the s*_v chain): a stage's words are read only while it is valid, the ofmap write is
+    // masked otherwise, so their values are those of ungated registers whenever they are read
+    // (Verilator: the idle pipeline's lanes, most cycles of a layer, are skipped). The delay
+    // lines (address, mask, shift, threshold bit) stay ungated: Yosys maps them to SRL16E,
+    // which a different enable per stage would prevent.
+    wire              s0_v = col_run & (sc < col_kleft);
+    assign p_re = s0_v;
     always @(posedge clk) begin
         if (rst) begin
             s1_v <= 1'b0; s2_v <= 1'b0; s3_v <= 1'b0; s4_v <= 1'b0; s5_v <= 1'b0;
             s6_v <= 1'b0; s7_v <= 1'b0; s8_v <= 1'b0;
         end else begin
-            s1_v <= col_run & (sc < col_kleft);
+            s1_v <= s0_v;
             s2_v <= s1_v; s3_v <= s2_v; s4_v <= s3_v; s5_v <= s4_v; s6_v <= s5_v;
             s7_v <= s6_v; s8_v <= s7_v;
         end
@@ -671,22 +685,38 @@ module core_main #(
                                     : (s7_q[gi] > p_hi) ? p_hi : s7_q[gi];
             always @(posedge clk) begin
                 s1_m[gi] <= (gi < col_npix);
-                s1_acc[gi] <= arr_col_data[gi*ACC_BITS +: ACC_BITS];
-                s2_sum[gi] <= s1_acc[gi] + p_bias;
-                s3_hh[gi] <= sh * mh;
-                s3_hl[gi] <= sh * ml;
-                s3_lh[gi] <= sl * mh;
-                s3_ll[gi] <= s2_sum[gi][15:0] * s2_mult[15:0];
-                s3_bit[gi] <= (s2_sum[gi] >= s2_mult) ^ s2_flip;
-                s4_prod[gi] <= $signed({s3_hh[gi], s3_ll[gi]}) + (mid <<< 16);
-                s5_sum[gi] <= s4_prod[gi] + s4_rnd;
-                s6_c[gi] <= c6;
-                s6_big[gi] <= |((s5_sum[gi] ^ {64{s5_sum[gi][63]}}) & s5_mhi);
-                s6_neg[gi] <= s5_sum[gi][63];
-                s7_q[gi] <= f7[8:0];
-                s7_big[gi] <= s6_big[gi];
-                s7_neg[gi] <= s6_neg[gi];
-                s8_d[gi*8 +: 8] <= m_thresh ? (s7_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
+                if (s0_v) begin
+                    s1_acc[gi] <= arr_col_data[gi*ACC_BITS +: ACC_BITS];
+                end
+                if (s1_v) begin
+                    s2_sum[gi] <= s1_acc[gi] + p_bias;
+                end
+                if (s2_v) begin
+                    s3_hh[gi] <= sh * mh;
+                    s3_hl[gi] <= sh * ml;
+                    s3_lh[gi] <= sl * mh;
+                    s3_ll[gi] <= s2_sum[gi][15:0] * s2_mult[15:0];
+                    s3_bit[gi] <= (s2_sum[gi] >= s2_mult) ^ s2_flip;
+                end
+                if (s3_v) begin
+                    s4_prod[gi] <= $signed({s3_hh[gi], s3_ll[gi]}) + (mid <<< 16);
+                end
+                if (s4_v) begin
+                    s5_sum[gi] <= s4_prod[gi] + s4_rnd;
+                end
+                if (s5_v) begin
+                    s6_c[gi] <= c6;
+                    s6_big[gi] <= |((s5_sum[gi] ^ {64{s5_sum[gi][63]}}) & s5_mhi);
+                    s6_neg[gi] <= s5_sum[gi][63];
+                end
+                if (s6_v) begin
+                    s7_q[gi] <= f7[8:0];
+                    s7_big[gi] <= s6_big[gi];
+                    s7_neg[gi] <= s6_neg[gi];
+                end
+                if (s7_v) begin
+                    s8_d[gi*8 +: 8] <= m_thresh ? (s7_bit[gi] ? 8'h01 : 8'hFF) : cval[7:0];
+                end
             end
         end
     endgenerate
@@ -774,52 +804,79 @@ module core_main #(
     wire [VW-1:0] v_s = vs[VW-1:0];
     wire signed [VW-1:0] vd_h = d_h[VW-1:0];
     wire signed [VW-1:0] vd_w = d_w[VW-1:0];
-    wire [R-1:0] v_inb;
+    reg  [R-1:0] v_inb;
     generate
         for (gi = 0; gi <= R; gi = gi + 1) begin : g_vstep
             localparam integer K = (gi == R) ? 1 : 0;
+            localparam integer NX = (gi == R) ? R : gi + 1;  // lane gi shifts in from gi + 1
             // next origin: carry-select over the wrap of x (c1) and of y (c2), every sum and
-            // test side by side (Fmax)
-            wire signed [VW-1:0] nx0 = vlx[gi] + vk_x0[K];
-            wire signed [VW-1:0] nx1 = vlx[gi] + vk_x1[K];
-            wire c1 = (vlx[gi] >= vk_xq[K]);
-            wire c2 = c1 ? (vly[gi] >= vk_yq[K][1]) : (vly[gi] >= vk_yq[K][0]);
-            wire [1:0] cc = {c2, c1};
-            wire signed [VW-1:0] nyk [0:3];
-            wire [IF_ADDR-1:0]   nbk [0:3];
-            genvar vk;
-            for (vk = 0; vk < 4; vk = vk + 1) begin : g_sum
-                assign nyk[vk] = vly[gi] + vk_y[K][vk];
-                assign nbk[vk] = vlb[gi] + vk_b[K][vk];
+            // test side by side (Fmax). Blocking temporaries of the block, computed only in a
+            // cycle the origin changes, and one non-blocking write per register (Verilator:
+            // as continuous assignments every lane's step ran every cycle, and each write of
+            // an array element costs a flag and a value cleared and tested every cycle)
+            reg                  c1, c2;
+            reg signed [VW-1:0]  nx, ny, ny0, ny1, ny2, ny3;
+            reg [IF_ADDR-1:0]    nb, nb0, nb1, nb2, nb3;
+            /* verilator lint_off BLKSEQ */
+            always @(posedge clk) begin
+                if ((gi == R) ? (st == S_DECODE || st == S_VINIT)
+                              : (st == S_VINIT || (v_run & v_lastw))) begin
+                    if (gi == R && st == S_DECODE) begin  // the cursor's first origin
+                        ny = desc[D_OY0][VW-1:0];
+                        nx = desc[D_OX0][VW-1:0];
+                        nb = desc[D_BASE0][IF_ADDR-1:0];
+                    end else if (gi < R && st == S_VINIT) begin  // shift the cursor in
+                        ny = vly[NX];
+                        nx = vlx[NX];
+                        nb = vlb[NX];
+                    end else begin
+                        c1 = (vlx[gi] >= vk_xq[K]);
+                        c2 = c1 ? (vly[gi] >= vk_yq[K][1]) : (vly[gi] >= vk_yq[K][0]);
+                        nx = c1 ? vlx[gi] + vk_x1[K] : vlx[gi] + vk_x0[K];
+                        ny0 = vly[gi] + vk_y[K][0];
+                        ny1 = vly[gi] + vk_y[K][1];
+                        ny2 = vly[gi] + vk_y[K][2];
+                        ny3 = vly[gi] + vk_y[K][3];
+                        nb0 = vlb[gi] + vk_b[K][0];
+                        nb1 = vlb[gi] + vk_b[K][1];
+                        nb2 = vlb[gi] + vk_b[K][2];
+                        nb3 = vlb[gi] + vk_b[K][3];
+                        case ({c2, c1})
+                            2'd0: begin ny = ny0; nb = nb0; end
+                            2'd1: begin ny = ny1; nb = nb1; end
+                            2'd2: begin ny = ny2; nb = nb2; end
+                            default: begin ny = ny3; nb = nb3; end
+                        endcase
+                    end
+                    vly[gi] <= ny;
+                    vlx[gi] <= nx;
+                    vlb[gi] <= nb;
+                end
             end
-            wire signed [VW-1:0] nx = c1 ? nx1 : nx0;
-            wire signed [VW-1:0] ny = nyk[cc];
-            wire [IF_ADDR-1:0]   nb = nbk[cc];
-            if (gi == R) begin : g_cursor
-                always @(posedge clk) begin
-                    if (st == S_DECODE) begin
-                        vly[gi] <= desc[D_OY0][VW-1:0];
-                        vlx[gi] <= desc[D_OX0][VW-1:0];
-                        vlb[gi] <= desc[D_BASE0][IF_ADDR-1:0];
-                    end else if (st == S_VINIT) begin
-                        vly[gi] <= ny; vlx[gi] <= nx; vlb[gi] <= nb;
-                    end
-                end
-            end else begin : g_lane
-                always @(posedge clk) begin
-                    if (st == S_VINIT) begin  // shift the cursor in
-                        vly[gi] <= vly[gi+1]; vlx[gi] <= vlx[gi+1]; vlb[gi] <= vlb[gi+1];
-                    end else if (v_run & v_lastw) begin
-                        vly[gi] <= ny; vlx[gi] <= nx; vlb[gi] <= nb;
-                    end
-                end
-                wire signed [VW-1:0] iy = vly[gi] + $signed(v_r);
-                wire signed [VW-1:0] ix = vlx[gi] + $signed(v_s);
-                assign v_inb[gi] = nobounds | ((iy >= 0) & (iy < vd_h) & (ix >= 0) & (ix < vd_w));
+            /* verilator lint_on BLKSEQ */
+            if (gi < R) begin : g_lane
                 assign v_ra[gi*IF_ADDR +: IF_ADDR] = vlb[gi] + vwoff[IF_ADDR-1:0];
             end
         end
     endgenerate
+    // each lane's window element inside the input (or no bounds), while the engine runs (0
+    // otherwise: v1_in is read only for elements issued in S_VRUN; Verilator: the lanes'
+    // tests do not run every cycle)
+    reg signed [VW-1:0] v_iy, v_ix;
+    integer vli;
+    always @(*) begin
+        v_inb = {R{1'b0}};
+        v_iy = {VW{1'b0}};
+        v_ix = {VW{1'b0}};
+        if (v_run) begin
+            for (vli = 0; vli < R; vli = vli + 1) begin
+                v_iy = vly[vli] + $signed(v_r);
+                v_ix = vlx[vli] + $signed(v_s);
+                v_inb[vli] = nobounds
+                             | ((v_iy >= 0) & (v_iy < vd_h) & (v_ix >= 0) & (v_ix < vd_w));
+            end
+        end
+    end
 
     // the shared window walk
     always @(posedge clk) begin
@@ -937,23 +994,35 @@ module core_main #(
                                    : (v6_q[gi] < v_lo) ? v_lo
                                    : (v6_q[gi] > v_hi) ? v_hi : v6_q[gi];
             always @(posedge clk) begin
+                // (the datapath registers gated as the post-processing's, not the byte's
+                // delay line v2_x, vp_x, v3_x: SRL16E)
                 v2_x[gi] <= if_rd[gi*8 +: 8];
                 vp_x[gi] <= v2_x[gi];
-                vp_tl[gi] <= v2_x[gi] * v_ml;
-                vp_th[gi] <= v2_x[gi] * v_mh;
                 v3_x[gi] <= vp_x[gi];
-                v3_t[gi] <= ({{16{vp_th[gi][23]}}, vp_th[gi]} <<< 16)
-                            + {{15{vp_tl[gi][24]}}, vp_tl[gi]};
+                if (v2_v) begin
+                    vp_tl[gi] <= v2_x[gi] * v_ml;
+                    vp_th[gi] <= v2_x[gi] * v_mh;
+                end
+                if (vp_v) begin
+                    v3_t[gi] <= ({{16{vp_th[gi][23]}}, vp_th[gi]} <<< 16)
+                                + {{15{vp_tl[gi][24]}}, vp_tl[gi]};
+                end
                 if (v3_v) vacc[gi] <= nxt;
-                v5_s[gi] <= vacc[gi] + vk_rnd;
-                vc_c[gi] <= c5;
-                vc_big[gi] <= |((v5_s[gi] ^ {64{v5_s[gi][63]}}) & vk_mhi);
-                vc_neg[gi] <= v5_s[gi][63];
-                v6_q[gi] <= q[8:0];
-                v6_big[gi] <= vc_big[gi];
-                v6_neg[gi] <= vc_neg[gi];
+                if (v4_v) begin
+                    v5_s[gi] <= vacc[gi] + vk_rnd;
+                end
+                if (v5_v) begin
+                    vc_c[gi] <= c5;
+                    vc_big[gi] <= |((v5_s[gi] ^ {64{v5_s[gi][63]}}) & vk_mhi);
+                    vc_neg[gi] <= v5_s[gi][63];
+                end
+                if (vc_v) begin
+                    v6_q[gi] <= q[8:0];
+                    v6_big[gi] <= vc_big[gi];
+                    v6_neg[gi] <= vc_neg[gi];
+                end
             end
-            always @(posedge clk) v7_d[gi*8 +: 8] <= vcl[7:0];
+            always @(posedge clk) if (v6_v) v7_d[gi*8 +: 8] <= vcl[7:0];
         end
     endgenerate
 

@@ -20,19 +20,25 @@ module core_wram #(
     reg [8*BYTES-1:0] mem [0:DEPTH-1];
     integer b;
 
+    // The read comes first and the write is a blocking assignment: mem is read only here, so
+    // the read sees the old word either way (read-before-write, as with non-blocking writes).
+    // (Verilator: a non-blocking write of each byte keeps a value, address and flag per byte,
+    // cleared and tested every cycle, written or not.)
+    /* verilator lint_off BLKSEQ */
     always @(posedge clk) begin
+        if (re) begin
+            rd <= mem[ra];
+        end
         // the byte loop only when some byte is written (Verilator cannot unroll a wide
         // word's loop, and would run it every cycle)
         if (|we) begin
             for (b = 0; b < BYTES; b = b + 1) begin
                 if (we[b]) begin
-                    mem[wa][8*b +: 8] <= wd[8*b +: 8];
+                    mem[wa][8*b +: 8] = wd[8*b +: 8];
                 end
             end
         end
-        if (re) begin
-            rd <= mem[ra];
-        end
     end
+    /* verilator lint_on BLKSEQ */
 endmodule
 `default_nettype wire

@@ -151,6 +151,7 @@ module sim_axi_ram #(
 
     integer i;
 
+    /* verilator lint_off BLKSEQ */
     always @(posedge clk) begin
         if (load) begin
             if (load_file == 0) begin
@@ -166,17 +167,6 @@ module sim_axi_ram #(
             end
             $writememh(dump_file, mem, dump_first, dump_last);
         end
-        if (w_fire) begin
-            if (w_word >= DEPTH) begin
-                $display("sim_axi_ram: write at byte address 0x%h past the RAM (%0d words)",
-                         w_beat_addr, DEPTH);
-                $finish;
-            end else begin
-                for (i = 0; i < LANES; i = i + 1) begin
-                    if (s_axi_wstrb[i]) mem[w_word][8*i +: 8] <= s_axi_wdata[8*i +: 8];
-                end
-            end
-        end
         if (r_adv & (r_active | r_start)) begin
             if (r_word >= DEPTH) begin
                 $display("sim_axi_ram: read at byte address 0x%h past the RAM (%0d words)",
@@ -184,6 +174,21 @@ module sim_axi_ram #(
                 $finish;
             end else begin
                 s_axi_rdata <= mem[r_word];
+            end
+        end
+        // the write after the read, blocking: mem is read (and dumped) only in this block,
+        // before it, so both see the old word as with a non-blocking write (Verilator: a
+        // non-blocking write keeps a value, address and flag per byte lane, cleared and tested
+        // every cycle)
+        if (w_fire) begin
+            if (w_word >= DEPTH) begin
+                $display("sim_axi_ram: write at byte address 0x%h past the RAM (%0d words)",
+                         w_beat_addr, DEPTH);
+                $finish;
+            end else begin
+                for (i = 0; i < LANES; i = i + 1) begin
+                    if (s_axi_wstrb[i]) mem[w_word][8*i +: 8] = s_axi_wdata[8*i +: 8];
+                end
             end
         end
         if (rst) begin
@@ -276,5 +281,6 @@ module sim_axi_ram #(
             bq_n <= bq_n + {1'b0, b_push} - {1'b0, b_pop};
         end
     end
+    /* verilator lint_on BLKSEQ */
 endmodule
 `default_nettype wire
