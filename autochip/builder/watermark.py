@@ -39,7 +39,6 @@ __all__ = ["GROUP_ROWS", "first_wait", "plan", "prefetch_bound"]
 
 # candidate rows per group: fewer rows wait less for the first tile, more rows cost fewer runs
 GROUP_ROWS = (1, 2, 4, 8, 16)
-RUN_ISSUE = 1  # the load engine's LS_CMD: every run's DMA starts a cycle after it
 MAX_GROUPS = 64  # groups per channel at most (the proof's cost grows with them)
 MARGIN = 4  # cycles of the engines' hand-overs (PF_IDLE -> PF_W, LS_WAIT -> LS_IDLE), spare
 SETUP = 2  # S_IN, then S_INIT's R cycles and S_TILE: the first tile's j = 0 is at R + 2
@@ -78,7 +77,7 @@ def _ready(*, bus: Any, in_addr: Any, grp: int, groups: int, cin: int, plane: in
            over: int) -> Any:  # fmt: skip
     """``(groups, ...)``: the cycle (from S_IN's) from which the tiles that read groups ``0..g``
     may start: one after the done of group g's last run (runs in order: group by group,
-    channel by channel, a ``plane`` apart in DRAM; each run ``RUN_ISSUE`` more than its
+    channel by channel, a ``plane`` apart in DRAM; each run ``READ_ISSUE`` more than its
     ``dma_cycles``: the engine's LS_CMD registers the command, the first the cycle after
     S_IN, each further one the cycle after its predecessor's done)."""
     from autochip.predictor.core_batch import dma_cycles_batch
@@ -91,7 +90,7 @@ def _ready(*, bus: Any, in_addr: Any, grp: int, groups: int, cin: int, plane: in
     addr = in_addr[None] + (c * plane + g * grp)[ex]
     length = np.minimum(grp, plane - g * grp)[ex] + 0 * addr
     cyc = dma_cycles_batch(addr, length, bus[None] + 0 * addr, over)
-    cyc += RUN_ISSUE
+    cyc += READ_ISSUE
     done = np.cumsum(cyc, axis=0)
     return done[cin - 1 :: cin] + 1
 

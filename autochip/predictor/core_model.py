@@ -157,12 +157,12 @@ def tile_cycles(rows: int, cols: int, depth: int) -> int:
 
 POSTED_ISSUE = 2  # core_main.v S_WB, S_WB_W: a posted write-back's cycles in its layer
 # Every read command the controller issues (S_FETCH, S_LW, S_LP, S_IN for each run of the input
-# load, S_IN2) costs one cycle more than its dma_cycles: the command is registered (the state
-# sets dma_valid, the DMA starts a cycle later), a cycle dma_cycles' 2-cycle base (measured on
-# the DMA alone) does not hold. Measured: a band of n runs is n cycles slower than the runs'
-# dma_cycles (rtl_tests/core/test_core_sim.py tiled-bands), a small layer 4 cycles (fetch,
-# weights, parameters, input) slower than their dma_cycles. The write overhead (core_timing.yaml,
-# fitted inside the core) includes it; the prefetch and load engines' commands are their own.
+# load, S_IN2), the prefetch engine's (PF_W, PF_P) and the load engine's (LS_CMD,
+# watermark._ready) costs one cycle more than its dma_cycles: the command is registered (the
+# state sets dma_valid, the DMA starts a cycle later), a cycle dma_cycles' 2-cycle base
+# (measured on the DMA alone) does not hold. Measured (Icarus state trace, and every layer of
+# the simulated test networks): a band of n runs is n cycles slower than the runs'
+# dma_cycles, a small layer 4 (fetch, weights, parameters, input).
 READ_ISSUE = 1
 # The same for every write command (S_WB, S_VWB): measured, it makes every layer of the
 # simulated networks exact where a per-burst write overhead of 4 (3 on the DMA alone + 1)
@@ -318,15 +318,15 @@ def _compute(core: _Core, lay: _Layer, pc: int) -> LayerCycles:
     return LayerCycles(lay.name, fetch, load, compute, wb, control)
 
 
-def _weight_loads(core: _Core, lay: _Layer, t_ps: int, n: int, issue: int = READ_ISSUE) -> int:
-    """The weight and parameter loads of the pass of ``n`` tiles from tile ``t_ps``, each
-    command ``issue`` cycles more than its DMA (the controller's S_LW, S_LP: ``READ_ISSUE``;
-    the prefetch engine's: 0, its start counted apart); a band that keeps the previous band's
-    weights (op word bit 7) issues two empty commands."""
+def _weight_loads(core: _Core, lay: _Layer, t_ps: int, n: int) -> int:
+    """The weight and parameter loads of the pass of ``n`` tiles from tile ``t_ps``, two
+    commands (the controller's S_LW, S_LP or the prefetch engine's PF_W, PF_P), each
+    ``READ_ISSUE`` more than its DMA; a band that keeps the previous band's weights (op word
+    bit 7) issues two empty commands."""
     g, bus = lay.get, core.bus_bytes
     keep = g("op") >> 7 & 1
     return (
-        2 * issue
+        2 * READ_ISSUE
         + dma_cycles(g("w_addr") + t_ps * g("tile_w"), 0 if keep else n * g("tile_w"), False, bus)
         + dma_cycles(g("p_addr") + t_ps * core.p_tile, 0 if keep else n * core.p_tile, False, bus)
     )
