@@ -1727,7 +1727,8 @@ def evaluate_core(
     ub = lu["bus"][:, 0]  # the end descriptor's fetch, per layout
     end_fetch = READ_ISSUE + _dma(L * DESC_BYTES + 0 * ub, DESC_BYTES + 0 * ub, ub, rd)[inv]
     last_posted = posted[:, -1] if L and comp_l[-1] else np.zeros(H, dtype=np.int64)
-    end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (4 + end_fetch))
+    # (the end waits in S_DECODE: core_model.posted_wait's "end")
+    end_cycles = end_fetch + 1 + np.maximum(0, last_posted - 1 - (3 + end_fetch))
 
     if per_layer:
         fetch = fetch_all
@@ -2457,7 +2458,7 @@ def _end_cycles(n_desc: I64, bus: I64, last_posted: I64) -> I64:
     """The end descriptor's cycles: its fetch, 1, and the wait for the last posted write."""
     rd = int(dram_timing()["read_burst_overhead"])
     fetch = READ_ISSUE + _dma(n_desc * DESC_BYTES, np.full(n_desc.shape, DESC_BYTES), bus, rd)
-    out: I64 = fetch + 1 + np.maximum(0, last_posted - 1 - (4 + fetch))
+    out: I64 = fetch + 1 + np.maximum(0, last_posted - 1 - (3 + fetch))  # posted_wait "end"
     return out
 
 

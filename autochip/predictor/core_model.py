@@ -243,8 +243,9 @@ def posted_wait(posted: int, fetch: int, mode: str, first_loads: int = 0) -> int
     end's S_DECODE wait while ``dma_wbusy``). From the write's issue (S_WB, S_VWB) the next
     descriptor has spent 2 cycles (S_WB, S_WB_W), S_NEXT, its fetch, S_DECODE and, for a
     compute layer, S_PASS and its first pass's weight and parameter loads (``first_loads``);
-    the write engine is free ``posted - 1`` cycles after S_WB."""
-    spent = {"compute": 5 + fetch + first_loads, "vector": 4 + fetch, "end": 4 + fetch}[mode]
+    the end descriptor waits in S_DECODE itself (one cycle fewer spent); the write engine is
+    free ``posted - 1`` cycles after S_WB."""
+    spent = {"compute": 5 + fetch + first_loads, "vector": 4 + fetch, "end": 3 + fetch}[mode]
     return max(0, posted - 1 - spent)
 
 
